@@ -1,0 +1,67 @@
+"""The closed vocabularies of the contracts: no magic strings for kinds and statuses."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "DriftSignal",
+    "ExampleOrigin",
+    "FeedbackKind",
+    "FeedbackSource",
+    "LabelRequestReason",
+    "TaskKind",
+    "TriggerKind",
+    "VersionStatus",
+]
+
+
+class FeedbackKind(StrEnum):
+    LABEL = "label"
+    CORRECTION = "correction"
+    RATING = "rating"
+
+
+class FeedbackSource(StrEnum):
+    USER = "user"
+    REVIEWER = "reviewer"
+    AUTO = "auto"
+
+
+class LabelRequestReason(StrEnum):
+    UNCERTAINTY = "uncertainty"
+    MARGIN = "margin"
+    ENTROPY = "entropy"
+    DRIFT = "drift"
+    DISAGREEMENT = "disagreement"
+
+
+class DriftSignal(StrEnum):
+    EMBEDDING = "embedding"
+    SCORE = "score"
+    ERROR_RATE = "error_rate"
+
+
+class TriggerKind(StrEnum):
+    SCHEDULE = "schedule"
+    DRIFT = "drift"
+    METRIC = "metric"
+    CHALLENGE = "challenge"
+    MANUAL = "manual"
+
+
+class ExampleOrigin(StrEnum):
+    NEW = "new"
+    REPLAY = "replay"
+
+
+class VersionStatus(StrEnum):
+    CANDIDATE = "candidate"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+
+
+class TaskKind(StrEnum):
+    CLASSIFICATION = "classification"
+    GENERATION = "generation"

@@ -1,0 +1,69 @@
+"""Errors of the event contracts, rooted in :class:`DriftloopError`.
+
+Every driftloop package family roots its errors in :class:`DriftloopError`, so a caller can
+catch everything driftloop raises with one ``except``. Contract violations raise
+:class:`ValidationError`, which names the field and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DriftloopError", "FieldError", "SettingsError", "ValidationError"]
+
+
+class DriftloopError(Exception):
+    """Root of every error driftloop raises on purpose.
+
+    ``retriable`` tells a caller whether trying the same thing again may succeed
+    (a broker that is still starting) or never will (a malformed event).
+    """
+
+    retriable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason an event failed its contract: where, why, and what was there."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class ValidationError(DriftloopError, ValueError):
+    """An event (or a raw payload) does not satisfy its contract.
+
+    The message names the field and the reason, for example
+    ``feedback.value: expected a number for kind=rating, got "five"``; ``errors`` holds
+    every violation found, ``code`` a short machine-readable category used for dead-letter
+    metrics (``invalid_json``, ``invalid_utf8``, ``too_large``, ``invalid_event``,
+    ``unknown_schema``).
+
+    Examples
+    --------
+    >>> err = ValidationError([FieldError("feedback.value", 'expected a number, got "five"')])
+    >>> str(err)
+    'feedback.value: expected a number, got "five"'
+    >>> err.code
+    'invalid_event'
+    """
+
+    def __init__(self, errors: list[FieldError], *, code: str = "invalid_event") -> None:
+        if not errors:
+            raise ValueError("ValidationError needs at least one FieldError")
+        self.errors = list(errors)
+        self.code = code
+        first = str(self.errors[0])
+        more = len(self.errors) - 1
+        super().__init__(first if more == 0 else f"{first} (and {more} more)")
+
+    @classmethod
+    def single(cls, path: str, reason: str, *, code: str = "invalid_event") -> ValidationError:
+        return cls([FieldError(path, reason)], code=code)
+
+
+class SettingsError(DriftloopError, ValueError):
+    """The settings (TOML file or DRIFTLOOP_* environment) are invalid; the message says which."""

@@ -1,0 +1,253 @@
+"""One typed, frozen settings object, read from a TOML file and DRIFTLOOP_* variables.
+
+Precedence, highest first: keyword arguments, environment (``DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS``,
+nested sections joined by ``__``), the TOML file (``--config``, else ``$DRIFTLOOP_CONFIG``,
+else ``./driftloop.toml`` when present), defaults. Secrets are :class:`pydantic.SecretStr`
+and print as ``**********``.
+
+Settings live beside the contracts because they are one: ``streams`` and ``learner`` share
+nothing else, and must agree on the broker, the topic names and the artifact store.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .enums import TaskKind
+from .errors import SettingsError
+from .topics import Topic, topic_name
+
+__all__ = [
+    "ArtifactSettings",
+    "KafkaSettings",
+    "LearnerSettings",
+    "Settings",
+    "TaskSettings",
+    "WorkerSettings",
+    "load_settings",
+]
+
+CONFIG_ENV = "DRIFTLOOP_CONFIG"
+DEFAULT_CONFIG_FILE = "driftloop.toml"
+
+
+def _data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "driftloop"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the broker is and how every Kafka client (Faust, aiokafka) talks to it."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$",
+                              description="prepended to every driftloop topic name")
+    client_id: str = "driftloop"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_servers(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port, got {server.strip()!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL"):
+            missing = [name for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"security_protocol={self.security_protocol} needs "
+                                 f"{', '.join(missing)}")
+        return self
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def topic(self, topic: Topic | str) -> str:
+        """The prefixed name of a driftloop topic."""
+        return topic_name(topic, self.topic_prefix)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context built from the ``ssl_*`` files, or None for plaintext protocols."""
+        if not self.uses_ssl:
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile),
+                str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                self.ssl_password.get_secret_value() if self.ssl_password else None,
+            )
+        return context
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client: servers, client id, security."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_ssl:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.security_protocol.startswith("SASL"):
+            assert self.sasl_password is not None
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.get_secret_value(),
+            )
+        return kwargs
+
+
+class ArtifactSettings(_Section):
+    """Where adapters are stored: a local folder or any fsspec URL (``s3://bucket/prefix``)."""
+
+    store_url: str = Field(default_factory=lambda: str(_data_home() / "artifacts"))
+    allowed_schemes: tuple[str, ...] = ("file", "s3", "gs", "az", "memory")
+    max_artifact_bytes: int = Field(512 * 1024 * 1024, gt=0)
+
+
+class TaskSettings(_Section):
+    """How the learner treats one task."""
+
+    kind: TaskKind = TaskKind.CLASSIFICATION
+    base_model: str | None = Field(None, description="hub name or local path; None = default")
+    labels: tuple[str, ...] = ()
+    prompt_template_id: str | None = None
+    embedding_dim: int | None = Field(None, gt=0)
+
+
+class WorkerSettings(_Section):
+    """The Faust stream worker."""
+
+    app_id: str = "driftloop-worker"
+    web_port: int = Field(6066, gt=0, lt=65536)
+    data_dir: Path = Field(default_factory=lambda: _data_home() / "worker")
+    max_event_bytes: int = Field(4 * 1024 * 1024, gt=0)
+
+
+class LearnerSettings(_Section):
+    """The LoRA learner process."""
+
+    group_id: str = "driftloop-learner"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int | None = Field(None, gt=0)
+    cache_dir: Path = Field(default_factory=lambda: _data_home() / "learner")
+
+
+class Settings(BaseSettings):
+    """Everything driftloop's processes need to know, validated once at start.
+
+    Examples
+    --------
+    >>> from driftloop.schemas.settings import Settings
+    >>> s = Settings(kafka={"bootstrap_servers": "127.0.0.1:19092", "topic_prefix": "dev.",
+    ...                     "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+    ...                     "sasl_username": "svc", "sasl_password": "hunter2"})
+    >>> s.kafka.topic("feedback")
+    'dev.feedback'
+    >>> "hunter2" in repr(s) or "hunter2" in str(s.safe_dict())
+    False
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLOOP_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        toml_file=None,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    learner: LearnerSettings = Field(default_factory=LearnerSettings)
+    tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CONFIG_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def task(self, name: str) -> TaskSettings:
+        """Settings of one task; tasks not configured get the defaults."""
+        return self.tasks.get(name, TaskSettings())
+
+    def safe_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data with every secret masked (for logs and ``config``)."""
+        return self.model_dump(mode="json")
+
+
+# Which TOML file the next Settings() reads; set by load_settings (pydantic-settings reads
+# the file name from class config, so it is passed through here rather than per instance).
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the settings; raise :class:`SettingsError` naming the bad field.
+
+    ``config`` is a TOML file; without it ``$DRIFTLOOP_CONFIG`` or ``./driftloop.toml`` is
+    used when present. A named file that does not exist is an error, not a silent default.
+    """
+    path: Path | None = None
+    if config is not None:
+        path = Path(config)
+    elif os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    except pydantic.ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in err["loc"]) or "settings"
+            lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+        source = f" (from {path} and DRIFTLOOP_* variables)" if path else ""
+        raise SettingsError(f"invalid settings{source}: " + "; ".join(lines)) from None
+    except ValueError as exc:  # TOML syntax errors and env values that are not valid JSON
+        raise SettingsError(f"invalid settings: {exc}") from None
+    finally:
+        _CONFIG_FILE["path"] = None

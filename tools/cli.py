@@ -1,0 +1,87 @@
+"""The ``driftloop`` command: one group, each subcommand in its own module.
+
+Subcommands are registered in :data:`COMMANDS` by import path so ``driftloop --help`` stays
+fast (no torch import) and each module owns its options.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from ..schemas.errors import DriftloopError
+from ..schemas.settings import Settings, load_settings
+
+__all__ = ["COMMANDS", "main"]
+
+# name -> (module, attribute, one-line help). Lazily imported, so adding the learner's
+# torch-heavy commands does not slow down `driftloop kafka status`.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "kafka": ("driftloop.tools.kafka_cmd", "kafka", "Run a local single-node Kafka (KRaft)."),
+    "topics": ("driftloop.tools.topics_cmd", "topics", "Create and list driftloop topics."),
+    "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              envvar="DRIFTLOOP_CONFIG", help="TOML settings file (default: ./driftloop.toml).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """driftloop: keep a deployed model fresh from its Kafka streams.
+
+    Interactions and feedback come in; drift and quality are watched; LoRA adapters are
+    trained, gated and published as new model versions that serving layers hot-swap.
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"config_path": config_path}
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """Load the settings named by the group's ``--config`` (errors become usage errors)."""
+    root = ctx.find_root()
+    config_path = (root.obj or {}).get("config_path")
+    return load_settings(config_path, **overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: driftloop errors print as one line and exit with status 1."""
+    try:
+        cli.main(args=argv, prog_name="driftloop", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DriftloopError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
