@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "kafka": ("driftloop.tools.kafka_cmd", "kafka", "Run a local single-node Kafka (KRaft)."),
     "topics": ("driftloop.tools.topics_cmd", "topics", "Create and list driftloop topics."),
     "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
+    "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
 }
 
 
