@@ -1,0 +1,79 @@
+"""docker-compose.yml stays runnable: every service command is a real `driftloop` entry point.
+
+There is no Docker engine here, so the file is checked the way compose would read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from driftloop.tools.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def resolve(argv: list[str]) -> click.Command:
+    """Walk the CLI like click does and return the command ``argv`` names (options aside)."""
+    command: click.Command = cli
+    ctx = click.Context(cli, info_name="driftloop")
+    for word in argv:
+        if word.startswith("-") or not isinstance(command, click.Group):
+            break
+        sub = command.get_command(ctx, word)
+        if sub is None:
+            raise AssertionError(f"'driftloop {' '.join(argv)}': no command {word!r}")
+        command = sub
+        ctx = click.Context(sub, info_name=word, parent=ctx)
+    return command
+
+
+def driftloop_commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for name, service in SERVICES.items():
+        image = service.get("image", "")
+        if image.startswith("driftloop"):
+            found.append((name, list(service["command"])))
+        healthcheck = service.get("healthcheck", {}).get("test", [])
+        if healthcheck[:2] == ["CMD", "driftloop"]:
+            found.append((f"{name} healthcheck", healthcheck[2:]))
+    return found
+
+
+@pytest.mark.parametrize(("service", "argv"), driftloop_commands(), ids=lambda v: str(v))
+def test_service_command_is_a_driftloop_entry_point(service: str, argv: list[str]) -> None:
+    command = resolve(argv)
+    if isinstance(command, click.Group):
+        assert command.invoke_without_command, f"{service}: {argv} needs a subcommand"
+
+
+def test_every_driftloop_service_uses_the_image_with_the_console_script() -> None:
+    dockerfile = (ROOT / SERVICES["worker"]["build"]["dockerfile"]).read_text()
+    assert 'ENTRYPOINT ["driftloop"]' in dockerfile
+    for name in ("topics", "worker", "learner"):
+        assert SERVICES[name]["image"] == "driftloop:local", name
+
+
+def test_kafka_is_a_single_node_kraft_3_9_with_a_health_check() -> None:
+    kafka = SERVICES["kafka"]
+    assert kafka["image"].startswith("apache/kafka:3.9.")
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "test" in kafka["healthcheck"]
+    assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) >= 16 * 1024 * 1024
+
+
+def test_startup_order_and_gpu_reservation() -> None:
+    assert SERVICES["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in ("worker", "learner"):
+        assert SERVICES[name]["depends_on"]["topics"]["condition"] == \
+            "service_completed_successfully"
+        assert "healthcheck" in SERVICES[name]
+    devices = SERVICES["learner"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
