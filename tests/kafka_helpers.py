@@ -1,0 +1,88 @@
+"""Produce to and consume from the real test broker, waiting on conditions, never on sleeps.
+
+Import from tests as ``from kafka_helpers import consume_until, produce`` (pytest puts the
+``tests`` folder on ``sys.path`` because ``tests/conftest.py`` lives there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from driftloop.schemas.settings import Settings
+from driftloop.schemas.topics import Topic
+
+__all__ = ["consume_until", "produce", "resolve_topic"]
+
+Records = Sequence[ConsumerRecord]
+
+
+def resolve_topic(settings: Settings, topic: Topic | str) -> str:
+    """A driftloop topic (``Topic`` or its bare name) gets the prefix; other names stay as given."""
+    if isinstance(topic, Topic) or topic in {t.value for t in Topic}:
+        return settings.kafka.topic(topic)
+    return topic
+
+
+def _as_bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+async def produce(settings: Settings, topic: Topic | str, values: Iterable[bytes | str],
+                  key: bytes | str | None = None, *, partition: int | None = None) -> int:
+    """Send ``values`` (in order, one message each) and wait until the broker acked all.
+
+    Returns the number of messages sent.
+    """
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
+                                max_request_size=20 * 1024 * 1024, linger_ms=0)
+    await producer.start()
+    try:
+        name = resolve_topic(settings, topic)
+        pending = [await producer.send(name, _as_bytes(value), key=_as_bytes(key),
+                                       partition=partition) for value in values]
+        await asyncio.gather(*pending)
+        return len(pending)
+    finally:
+        await producer.stop()
+
+
+async def consume_until(settings: Settings, topic: Topic | str,
+                        until: int | Callable[[list[ConsumerRecord]], bool],
+                        timeout: float = 15.0) -> list[ConsumerRecord]:
+    """Read ``topic`` from the beginning until a condition holds; fail after ``timeout``.
+
+    ``until`` is a number of records, or a predicate called with every record read so far.
+    Records of all partitions are returned in arrival order (per-partition order is kept).
+    Raises :class:`TimeoutError` naming what was seen when the deadline passes.
+    """
+    if isinstance(until, int):
+        count = until
+
+        def done(records: list[ConsumerRecord]) -> bool:
+            return len(records) >= count
+    else:
+        done = until
+    consumer = AIOKafkaConsumer(resolve_topic(settings, topic), **settings.kafka.client_kwargs(),
+                                group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False, fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=32 * 1024 * 1024)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not done(records):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition on {resolve_topic(settings, topic)} not met after "
+                                   f"{timeout:.1f} s ({len(records)} records read)")
+            batches = await consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            for batch in batches.values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

@@ -1,0 +1,156 @@
+"""Create and list driftloop's topics (``TOPIC_SPECS``) under the configured prefix.
+
+Creation is idempotent: topics that already exist are reported, not errors, so
+``driftloop topics create`` can run at every deploy. Existing topics keep their configs:
+changing a config of a live topic is an operator's decision, not a side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from ..schemas.settings import Settings
+from ..schemas.topics import TOPIC_SPECS, Topic
+from .errors import TopicsError
+
+__all__ = ["acreate_topics", "alist_topics", "create_topics", "list_topics", "topic_names"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A single-node broker: every partition has one replica. A multi-broker cluster should be
+# provisioned by its operators (or with more replicas) rather than by this command.
+REPLICATION_FACTOR = 1
+_TOPIC_ALREADY_EXISTS = 36
+_READY_TIMEOUT_S = 15.0
+
+
+def topic_names(settings: Settings) -> list[str]:
+    """Every driftloop topic under the settings' prefix, in ``TOPIC_SPECS`` order.
+
+    >>> topic_names(Settings(kafka={"topic_prefix": "dev."}))[:2]
+    ['dev.interactions', 'dev.feedback']
+    """
+    return [settings.kafka.topic(topic) for topic in TOPIC_SPECS]
+
+
+def _admin(settings: Settings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**settings.kafka.client_kwargs(), request_timeout_ms=30_000)
+
+
+async def acreate_topics(settings: Settings, *, partitions: int | None = None) -> list[str]:
+    """Create every missing driftloop topic; return the names created (existing ones skipped).
+
+    ``partitions`` overrides each spec's partition count for new topics (tests use 1).
+    Returns once every topic has a leader, so producers and consumers can use them at once.
+    """
+    if partitions is not None and partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    new_topics = [
+        NewTopic(name=settings.kafka.topic(topic),
+                 num_partitions=partitions or spec.partitions,
+                 replication_factor=REPLICATION_FACTOR,
+                 topic_configs=dict(spec.configs))
+        for topic, spec in TOPIC_SPECS.items()
+    ]
+    admin = _admin(settings)
+    try:
+        await admin.start()
+        response = await admin.create_topics(new_topics, timeout_ms=30_000)
+        created, failed = [], []
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != _TOPIC_ALREADY_EXISTS:
+                message = rest[0] if rest and rest[0] else f"error code {code}"
+                failed.append(f"{name}: {message}")
+        if failed:
+            raise TopicsError("the broker refused to create: " + "; ".join(failed))
+        await _wait_until_ready(admin, [topic.name for topic in new_topics])
+    except KafkaError as exc:
+        raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: "
+                          f"{exc}") from exc
+    finally:
+        await admin.close()
+    order = {topic.name: i for i, topic in enumerate(new_topics)}
+    created.sort(key=order.__getitem__)
+    log.info("topics created: %s; already present: %d", created or "none",
+             len(new_topics) - len(created))
+    return created
+
+
+async def _wait_until_ready(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    # CreateTopics returns when the controller committed the topics; the broker applies
+    # them a moment later. Clients that come right after would see UNKNOWN_TOPIC errors.
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while True:
+        described = await admin.describe_topics(names)
+        pending = [t["topic"] for t in described
+                   if t["error_code"] != 0 or not t["partitions"]
+                   or any(p["leader"] < 0 for p in t["partitions"])]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise TopicsError(f"topics have no leader after {_READY_TIMEOUT_S:.0f} s: "
+                              + ", ".join(pending))
+        await asyncio.sleep(0.1)
+
+
+async def alist_topics(settings: Settings, *, all_topics: bool = False) -> list[str]:
+    """The sorted topic names on the broker under the prefix (every topic with ``all_topics``)."""
+    admin = _admin(settings)
+    try:
+        await admin.start()
+        names = await admin.list_topics()
+    except KafkaError as exc:
+        raise TopicsError(f"cannot list topics on {settings.kafka.bootstrap_servers}: "
+                          f"{exc}") from exc
+    finally:
+        await admin.close()
+    prefix = settings.kafka.topic_prefix
+    return sorted(n for n in names if all_topics or (n.startswith(prefix)
+                                                    and not n.startswith("__")))
+
+
+def create_topics(settings: Settings, *, partitions: int | None = None) -> list[str]:
+    """Synchronous :func:`acreate_topics`, callable with or without a running event loop."""
+    return run_sync(acreate_topics(settings, partitions=partitions))
+
+
+def list_topics(settings: Settings, *, all_topics: bool = False) -> list[str]:
+    """Synchronous :func:`alist_topics`."""
+    return run_sync(alist_topics(settings, all_topics=all_topics))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code.
+
+    With no loop running, a private loop is used (the thread's current loop, which pytest or
+    an application may own, is left alone); inside a running loop, a helper thread runs it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def describe_topic_spec(topic: Topic) -> str:
+    """One line about a topic's spec, for ``driftloop topics list``."""
+    spec = TOPIC_SPECS[topic]
+    configs = ", ".join(f"{k}={v}" for k, v in sorted(spec.configs.items()))
+    return f"{spec.partitions} partitions; {configs}"
