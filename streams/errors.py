@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from ..schemas.errors import DriftloopError
 
-__all__ = ["StreamsError"]
+__all__ = ["ConfigurationError", "StateError", "StreamsError", "TriggerError"]
 
 
 class StreamsError(DriftloopError):
     """Root of the errors raised by ``driftloop.streams``."""
+
+
+class ConfigurationError(StreamsError, ValueError):
+    """A detector, policy or buffer was built with invalid arguments; the message lists the
+    valid choices. Raised at construction, never in the middle of a stream."""
+
+
+class StateError(StreamsError):
+    """Persisted stream state (a table value) cannot be restored: wrong type or version."""
+
+
+class TriggerError(StreamsError):
+    """An operator command (a manual trigger) is malformed or names an unknown task."""

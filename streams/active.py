@@ -1,0 +1,161 @@
+"""Active learning: ask humans to label the interactions the model was least sure about.
+
+Uncertainty is computed for a whole batch at once from the class probabilities (or, when a
+service only reports its confidence, from ``[confidence, 1 - confidence]``):
+
+* ``least_confidence``: ``1 - max p``, scaled to [0, 1] by the number of classes;
+* ``margin``: ``1 - (p1 - p2)``, the gap between the two most likely classes;
+* ``entropy``: ``H(p) / log(k)``.
+
+A budget caps the label requests per task per time window (human time is the scarce
+resource), the most uncertain first, and an interaction or an identical input is never
+asked twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigurationError
+
+__all__ = ["STRATEGIES", "ActiveSampler", "probability_matrix", "uncertainty"]
+
+STRATEGIES = ("least_confidence", "margin", "entropy")
+
+
+def probability_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """Rows of class probabilities of varying length -> an (n, k) array padded with zeros,
+    each row sorted high to low and renormalised."""
+    width = max((len(row) for row in rows), default=0)
+    width = max(width, 2)
+    matrix = np.zeros((len(rows), width))
+    for i, row in enumerate(rows):
+        matrix[i, : len(row)] = row
+    matrix = -np.sort(-matrix, axis=1)
+    totals = matrix.sum(axis=1, keepdims=True)
+    np.divide(matrix, totals, out=matrix, where=totals > 0)
+    return matrix
+
+
+def uncertainty(probs: np.ndarray, strategy: str, n_classes: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Uncertainty in [0, 1] of each row of sorted probabilities (high = unsure).
+
+    >>> p = probability_matrix([[0.9, 0.1], [0.5, 0.5]])
+    >>> uncertainty(p, "margin").round(2).tolist()
+    [0.2, 1.0]
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigurationError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    k = np.full(probs.shape[0], probs.shape[1], dtype=np.float64) if n_classes is None \
+        else np.maximum(n_classes.astype(np.float64), 2.0)
+    if strategy == "least_confidence":
+        return np.clip((1.0 - probs[:, 0]) * k / (k - 1.0), 0.0, 1.0)
+    if strategy == "margin":
+        return np.clip(1.0 - (probs[:, 0] - probs[:, 1]), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(probs > 0, np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+    return np.clip(-(probs * logs).sum(axis=1) / np.log(k), 0.0, 1.0)
+
+
+class ActiveSampler:
+    """Choose which interactions of a batch become label requests.
+
+    Parameters
+    ----------
+    strategy
+        One of :data:`STRATEGIES`.
+    threshold
+        Smallest uncertainty worth a human's time.
+    budget
+        Most label requests per window.
+    window_seconds
+        Length of a budget window (windows are aligned on the epoch).
+    dedup_size
+        How many recent interaction ids and input hashes are remembered.
+
+    Examples
+    --------
+    >>> sampler = ActiveSampler(strategy="margin", threshold=0.5, budget=1)
+    >>> probs = probability_matrix([[0.55, 0.45], [0.6, 0.4], [0.99, 0.01]])
+    >>> sampler.select(["a", "b", "c"], ["x", "y", "z"], probs, now=0.0)
+    [(0, 0.9)]
+    >>> sampler.select(["d"], ["w"], probability_matrix([[0.5, 0.5]]), now=1.0)  # budget spent
+    []
+    """
+
+    def __init__(self, *, strategy: str = "margin", threshold: float = 0.6, budget: int = 100,
+                 window_seconds: float = 3600.0, dedup_size: int = 50_000) -> None:
+        if strategy not in STRATEGIES:
+            raise ConfigurationError(
+                f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigurationError(f"threshold must be in [0, 1], got {threshold!r}")
+        if not isinstance(budget, int) or budget < 0:
+            raise ConfigurationError(f"budget must be an integer >= 0, got {budget!r}")
+        if not math.isfinite(window_seconds) or window_seconds <= 0:
+            raise ConfigurationError(f"window_seconds must be > 0, got {window_seconds!r}")
+        if not isinstance(dedup_size, int) or dedup_size < 1:
+            raise ConfigurationError(f"dedup_size must be a positive integer, got {dedup_size!r}")
+        self.strategy = strategy
+        self.threshold = float(threshold)
+        self.budget = budget
+        self.window_seconds = float(window_seconds)
+        self.dedup_size = dedup_size
+        self._reset()
+
+    def _reset(self) -> None:
+        self._window = -1
+        self._spent = 0
+        self._asked: OrderedDict[str, None] = OrderedDict()
+        self.requested = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self._spent
+
+    def select(self, ids: Sequence[str], inputs: Sequence[str], probs: np.ndarray, *,
+               now: float, n_classes: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Indices of the rows to ask about and their priority (the uncertainty), most
+        uncertain first, within the budget of the window ``now`` falls in."""
+        window = int(now // self.window_seconds)
+        if window != self._window:
+            self._window, self._spent = window, 0
+        if self._spent >= self.budget or len(ids) == 0:
+            return []
+        scores = uncertainty(probs, self.strategy, n_classes)
+        candidates = np.flatnonzero(scores >= self.threshold)
+        if candidates.size == 0:
+            return []
+        # Stable order: most uncertain first, ties by position in the batch.
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        chosen: list[tuple[int, float]] = []
+        for index in order.tolist():
+            if self._spent >= self.budget:
+                break
+            keys = (f"id:{ids[index]}",
+                    "in:" + hashlib.blake2b(inputs[index].encode("utf-8", "surrogatepass"),
+                                            digest_size=12).hexdigest())
+            if any(key in self._asked for key in keys):
+                continue
+            for key in keys:
+                self._asked[key] = None
+            while len(self._asked) > 2 * self.dedup_size:
+                self._asked.popitem(last=False)
+            self._spent += 1
+            self.requested += 1
+            chosen.append((index, round(float(scores[index]), 6)))
+        return chosen
+
+    def clone(self) -> ActiveSampler:
+        return ActiveSampler(**self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "threshold": self.threshold, "budget": self.budget,
+                "window_seconds": self.window_seconds, "dedup_size": self.dedup_size}

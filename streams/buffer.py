@@ -1,0 +1,247 @@
+"""A replay buffer per task: a bounded reservoir of past examples plus the new ones.
+
+Fine-tuning only on the newest examples forgets what the model knew; the learner gets a
+micro-batch that mixes new and replayed examples at a set ratio, balanced over classes and
+domains, ordered easy to hard when curriculum is on, deduplicated by content, and bounded in
+bytes (it travels inline in a ``training-requests`` event).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..schemas.enums import ExampleOrigin
+from ..schemas.events import TrainingExample
+from .errors import ConfigurationError
+
+__all__ = ["LabeledExample", "ReplayBuffer"]
+
+# Per-example overhead of the JSON around input and target inside a training request.
+_JSON_OVERHEAD = 160
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledExample:
+    """A joined interaction and its label: what the learner trains on."""
+
+    input: str
+    target: str
+    domain: str = "default"
+    weight: float = 1.0
+    difficulty: float | None = None
+    interaction_id: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Same input and target, same hash: duplicates are kept once."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.input.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+        digest.update(self.target.encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.input.encode("utf-8", "surrogatepass")) + len(self.target) + _JSON_OVERHEAD
+
+    def to_training(self, origin: ExampleOrigin) -> TrainingExample:
+        return TrainingExample(input=self.input, target=self.target, weight=self.weight,
+                               origin=origin, difficulty=self.difficulty, domain=self.domain,
+                               interaction_id=self.interaction_id)
+
+
+class ReplayBuffer:
+    """New examples since the last training, and a reservoir sample of everything before.
+
+    Parameters
+    ----------
+    capacity
+        Most examples kept in the reservoir (uniform sample of all examples ever committed).
+    max_new
+        Most new examples kept; beyond it the oldest new example is dropped.
+    max_bytes
+        Bound on reservoir + new examples together (the buffer is persisted in a table).
+    seed
+        Seed of the reservoir sampling and of the batch draws.
+
+    Examples
+    --------
+    >>> buffer = ReplayBuffer(capacity=4, seed=1)
+    >>> for i in range(6):
+    ...     _ = buffer.add(LabeledExample(f"text {i}", "pos" if i % 2 else "neg"))
+    >>> buffer.add(LabeledExample("text 0", "neg"))  # same content: refused
+    False
+    >>> batch = buffer.build_batch(size=4, replay_ratio=0.0)
+    >>> sorted(e.target for e in batch)
+    ['neg', 'neg', 'pos', 'pos']
+    >>> buffer.commit()  # the batch was sent: the new examples join the reservoir
+    >>> buffer.new_count, len(buffer.reservoir)
+    (0, 4)
+    """
+
+    def __init__(self, *, capacity: int = 2000, max_new: int = 5000,
+                 max_bytes: int = 4 * 1024 * 1024, seed: int = 0) -> None:
+        for name, value in (("capacity", capacity), ("max_new", max_new),
+                            ("max_bytes", max_bytes)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        self.capacity = capacity
+        self.max_new = max_new
+        self.max_bytes = max_bytes
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._new: OrderedDict[str, LabeledExample] = OrderedDict()
+        self._reservoir: list[LabeledExample] = []
+        self._reservoir_hashes: set[str] = set()
+        self._seen = 0  # examples ever offered to the reservoir
+        self._bytes = 0
+
+    # -- read-only views -----------------------------------------------------------------
+    @property
+    def new_count(self) -> int:
+        return len(self._new)
+
+    @property
+    def reservoir(self) -> tuple[LabeledExample, ...]:
+        return tuple(self._reservoir)
+
+    @property
+    def new_examples(self) -> tuple[LabeledExample, ...]:
+        return tuple(self._new.values())
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    # -- updates -------------------------------------------------------------------------
+    def add(self, example: LabeledExample) -> bool:
+        """Add a new example; False when the same content is already in the buffer."""
+        key = example.content_hash
+        if key in self._new or key in self._reservoir_hashes:
+            return False
+        self._new[key] = example
+        self._bytes += example.size_bytes
+        while len(self._new) > self.max_new:
+            self._drop_new()
+        self._fit_bytes()
+        return True
+
+    def _drop_new(self) -> None:
+        _, dropped = self._new.popitem(last=False)
+        self._bytes -= dropped.size_bytes
+
+    def _fit_bytes(self) -> None:
+        # Old knowledge goes first (a random reservoir slot), the newest examples last.
+        while self._bytes > self.max_bytes and self._reservoir:
+            self._remove_reservoir(self._rng.randrange(len(self._reservoir)))
+        while self._bytes > self.max_bytes and len(self._new) > 1:
+            self._drop_new()
+
+    def _remove_reservoir(self, index: int) -> None:
+        removed = self._reservoir[index]
+        self._reservoir[index] = self._reservoir[-1]
+        self._reservoir.pop()
+        self._reservoir_hashes.discard(removed.content_hash)
+        self._bytes -= removed.size_bytes
+
+    def commit(self) -> None:
+        """Move the new examples into the reservoir (Algorithm R): call after a training
+        request carrying them was sent."""
+        for key, example in list(self._new.items()):
+            del self._new[key]
+            self._seen += 1
+            if len(self._reservoir) < self.capacity:
+                self._reservoir.append(example)
+                self._reservoir_hashes.add(key)
+                continue
+            self._bytes -= example.size_bytes  # refused or replacing: not both counted
+            slot = self._rng.randrange(self._seen)
+            if slot < self.capacity:
+                old = self._reservoir[slot]
+                self._reservoir_hashes.discard(old.content_hash)
+                self._bytes -= old.size_bytes
+                self._reservoir[slot] = example
+                self._reservoir_hashes.add(key)
+                self._bytes += example.size_bytes
+        self._fit_bytes()
+
+    # -- micro-batches -------------------------------------------------------------------
+    def build_batch(self, *, size: int = 256, replay_ratio: float = 0.5, balance: bool = True,
+                    curriculum: bool = True, max_bytes: int = 1024 * 1024
+                    ) -> list[TrainingExample]:
+        """Mix new and replayed examples; the buffer itself is not changed.
+
+        ``replay_ratio`` is the share of replayed examples in a full batch; when there are
+        fewer new examples, the replayed share shrinks with them, so the ratio holds.
+        """
+        if not isinstance(size, int) or size < 1:
+            raise ConfigurationError(f"size must be a positive integer, got {size!r}")
+        if not 0.0 <= replay_ratio < 1.0:
+            raise ConfigurationError(f"replay_ratio must be in [0, 1), got {replay_ratio!r}")
+        rng = random.Random(f"{self.seed}:{self._seen}:{len(self._new)}")
+        new_quota = min(len(self._new), size - math.floor(size * replay_ratio))
+        replay_quota = min(len(self._reservoir), size - new_quota,
+                           math.floor(new_quota * replay_ratio / (1.0 - replay_ratio) + 1e-9))
+        budget = [max_bytes]
+        chosen = [(e, ExampleOrigin.NEW)
+                  for e in self._draw(list(self._new.values()), new_quota, balance, rng, budget)]
+        chosen += [(e, ExampleOrigin.REPLAY)
+                   for e in self._draw(self._reservoir, replay_quota, balance, rng, budget)]
+        if curriculum:
+            # Easy first: difficulty is 1 - the model's confidence; unknown sits in the middle.
+            chosen.sort(key=lambda pair: 0.5 if pair[0].difficulty is None else pair[0].difficulty)
+        else:
+            rng.shuffle(chosen)
+        return [example.to_training(origin) for example, origin in chosen]
+
+    @staticmethod
+    def _draw(pool: list[LabeledExample], quota: int, balance: bool, rng: random.Random,
+              budget: list[int]) -> list[LabeledExample]:
+        if quota <= 0:
+            return []
+        if not balance:
+            order = rng.sample(pool, len(pool))
+            groups: list[list[LabeledExample]] = [order]
+        else:
+            by_group: dict[tuple[str, str], list[LabeledExample]] = defaultdict(list)
+            for example in pool:
+                by_group[(example.target, example.domain)].append(example)
+            groups = [rng.sample(items, len(items)) for _, items in sorted(by_group.items())]
+        picked: list[LabeledExample] = []
+        # Round robin over (class, domain) groups: every group gets its share before any
+        # group gets a second one.
+        while len(picked) < quota and any(groups):
+            for group in groups:
+                if not group or len(picked) >= quota:
+                    continue
+                example = group.pop()
+                if example.size_bytes > budget[0]:
+                    continue
+                budget[0] -= example.size_bytes
+                picked.append(example)
+        return picked
+
+    # -- contract helpers ----------------------------------------------------------------
+    def clone(self) -> ReplayBuffer:
+        return ReplayBuffer(**self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "max_new": self.max_new, "max_bytes": self.max_bytes,
+                "seed": self.seed}
+
+    def extend(self, examples: Iterable[LabeledExample]) -> int:
+        """Add several examples; returns how many were new content."""
+        return sum(self.add(example) for example in examples)
+
+    def __repr__(self) -> str:
+        return (f"ReplayBuffer(capacity={self.capacity}, new={len(self._new)}, "
+                f"reservoir={len(self._reservoir)}, bytes={self._bytes})")

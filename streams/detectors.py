@@ -1,0 +1,276 @@
+"""One drift detector on one 1-D signal, with warm-up, hysteresis and cooldown around River.
+
+River's detectors at their defaults are scale-dependent (Page-Hinkley's ``threshold`` is in the
+units of the signal) and noisy on per-event inputs (river #1914, PR #1963). The monitor makes
+one parameter set work for every signal of every task:
+
+* it averages the signal over blocks of ``block_size`` events (vectorised with numpy), so
+  the Python per-call cost of River is paid once per block and the noise shrinks by
+  ``sqrt(block_size)``;
+* during ``warmup_blocks`` it learns the reference mean and spread of the block means, and
+  afterwards feeds River the standardised value ``z = (block_mean - mean) / std``;
+* an alert needs River to fire *and* the mean ``z`` of the last ``effect_blocks`` blocks to be
+  at least ``min_effect`` (hysteresis: small wobbles that trip River do not alert);
+* after an alert the reference is re-learnt on the new regime (one shift raises one alert)
+  and no alert can follow for ``cooldown_blocks`` blocks.
+
+The default detector and parameters come from measurements (``driftloop worker detectors``,
+:mod:`driftloop.streams.calibrate`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from river import drift
+
+from .errors import ConfigurationError
+
+__all__ = ["DETECTORS", "Detection", "DriftMonitor"]
+
+# name -> River class. Only detectors of real-valued inputs: the monitor feeds standardised
+# block means (the error-rate signal included), never single bits.
+DETECTORS: dict[str, type] = {
+    "adwin": drift.ADWIN,
+    "page_hinkley": drift.PageHinkley,
+    "kswin": drift.KSWIN,
+}
+
+# Chosen from the measurements in streams/calibrate.py (see that module's docstring).
+DEFAULT_DETECTOR = "page_hinkley"
+DEFAULT_PARAMS: Mapping[str, Any] = {"threshold": 25.0, "delta": 0.5, "min_instances": 5,
+                                     "alpha": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """An alert of a :class:`DriftMonitor`: where in the stream and how large the shift is."""
+
+    events_seen: int
+    blocks_seen: int
+    effect: float
+    reference_mean: float
+    reference_std: float
+    current_mean: float
+    detector: str
+
+    def statistics(self) -> dict[str, float | str]:
+        """The figures a ``DriftAlert`` carries."""
+        return {
+            "effect_z": round(self.effect, 6),
+            "reference_mean": self.reference_mean,
+            "reference_std": self.reference_std,
+            "current_mean": self.current_mean,
+            "blocks_seen": float(self.blocks_seen),
+        }
+
+
+class DriftMonitor:
+    """Watch one real-valued signal for a change of its mean.
+
+    Parameters
+    ----------
+    detector
+        One of :data:`DETECTORS`.
+    params
+        Keyword arguments of the River detector (``None``: the measured defaults for
+        Page-Hinkley, River's defaults for the others).
+    block_size
+        Events averaged into one detector input.
+    warmup_blocks
+        Blocks used to learn the reference mean and spread (also after every alert).
+    min_effect
+        Smallest mean ``|z|`` over the last ``effect_blocks`` blocks for an alert.
+    effect_blocks
+        How many recent blocks the effect is averaged over.
+    cooldown_blocks
+        Blocks after an alert during which no new alert is raised.
+    seed
+        Seed of detectors that draw random numbers (KSWIN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(7)
+    >>> monitor = DriftMonitor()
+    >>> before = monitor.update_many(rng.normal(0.0, 1.0, 5_000))
+    >>> after = monitor.update_many(rng.normal(1.0, 1.0, 5_000))
+    >>> len(before), len(after)
+    (0, 1)
+    >>> after[0].effect > 2.0
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: str = DEFAULT_DETECTOR,
+        params: Mapping[str, Any] | None = None,
+        block_size: int = 32,
+        warmup_blocks: int = 30,
+        min_effect: float = 1.0,
+        effect_blocks: int = 4,
+        cooldown_blocks: int = 30,
+        seed: int = 0,
+    ) -> None:
+        if detector not in DETECTORS:
+            raise ConfigurationError(
+                f"unknown detector {detector!r}; valid: {', '.join(sorted(DETECTORS))}")
+        for name, value, low in (("block_size", block_size, 1), ("warmup_blocks", warmup_blocks, 2),
+                                 ("effect_blocks", effect_blocks, 1),
+                                 ("cooldown_blocks", cooldown_blocks, 0)):
+            if not isinstance(value, int) or value < low:
+                raise ConfigurationError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not math.isfinite(min_effect) or min_effect < 0:
+            raise ConfigurationError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
+        self.detector = detector
+        if params is None:
+            params = DEFAULT_PARAMS if detector == DEFAULT_DETECTOR else {}
+        self.params = dict(params)
+        self.block_size = block_size
+        self.warmup_blocks = warmup_blocks
+        self.min_effect = float(min_effect)
+        self.effect_blocks = effect_blocks
+        self.cooldown_blocks = cooldown_blocks
+        self.seed = seed
+        try:
+            self._new_detector()
+        except TypeError as exc:
+            raise ConfigurationError(f"invalid params for {detector}: {exc}") from None
+        self._reset()
+
+    def _new_detector(self) -> Any:
+        params = dict(self.params)
+        if self.detector == "kswin":
+            params.setdefault("seed", self.seed)
+        return DETECTORS[self.detector](**params)
+
+    def _reset(self) -> None:
+        self._river = self._new_detector()
+        self._partial_sum = 0.0
+        self._partial_count = 0
+        self._events = 0
+        self._blocks = 0
+        self._alerts = 0
+        self._rewarm()
+        self._silent_until = 0
+        self._last: list[Detection] = []
+
+    def _rewarm(self) -> None:
+        self._ref_n = 0
+        self._ref_mean = 0.0
+        self._ref_m2 = 0.0
+        self._recent: deque[float] = deque(maxlen=self.effect_blocks)
+
+    # -- read-only results -------------------------------------------------------------
+    @property
+    def events_seen(self) -> int:
+        return self._events
+
+    @property
+    def alerts(self) -> int:
+        """Alerts raised since construction."""
+        return self._alerts
+
+    @property
+    def warming_up(self) -> bool:
+        return self._ref_n < self.warmup_blocks
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last update raised an alert."""
+        return bool(self._last)
+
+    @property
+    def reference(self) -> tuple[float, float]:
+        """Mean and standard deviation of the block means the monitor compares against."""
+        return self._ref_mean, self._ref_std()
+
+    def _ref_std(self) -> float:
+        var = self._ref_m2 / (self._ref_n - 1) if self._ref_n > 1 else 0.0
+        # A flat warm-up (a constant signal) must not make every later wobble infinite.
+        return max(math.sqrt(var), 1e-6 * max(1.0, abs(self._ref_mean)))
+
+    # -- updates -----------------------------------------------------------------------
+    def update(self, x: float) -> DriftMonitor:
+        """Add one value; ``drift_detected`` tells whether it completed an alerting block."""
+        self.update_many(np.asarray([x], dtype=np.float64))
+        return self
+
+    def update_many(self, values: np.ndarray | list[float]) -> list[Detection]:
+        """Add many values at once (the batch path); return the alerts they raised."""
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        arr = arr[np.isfinite(arr)]
+        self._last = []
+        if arr.size == 0:
+            return self._last
+        self._events += int(arr.size)
+        size = self.block_size
+        need = size - self._partial_count
+        if arr.size < need:
+            self._partial_sum += float(arr.sum())
+            self._partial_count += int(arr.size)
+            return self._last
+        first = (self._partial_sum + float(arr[:need].sum())) / size
+        rest = arr[need:]
+        full = rest.size // size
+        means = rest[: full * size].reshape(full, size).mean(axis=1) if full else rest[:0]
+        tail = rest[full * size:]
+        self._partial_sum = float(tail.sum())
+        self._partial_count = int(tail.size)
+        # Events that belong to blocks not yet consumed, for the alert's position.
+        pending_after = [(full - i) * size + self._partial_count for i in range(full + 1)]
+        for i, mean in enumerate([first, *means.tolist()]):
+            detection = self._block(mean, self._events - pending_after[i])
+            if detection is not None:
+                self._last.append(detection)
+        return self._last
+
+    def _block(self, mean: float, events_at: int) -> Detection | None:
+        self._blocks += 1
+        if self._ref_n < self.warmup_blocks:
+            self._ref_n += 1
+            delta = mean - self._ref_mean
+            self._ref_mean += delta / self._ref_n
+            self._ref_m2 += delta * (mean - self._ref_mean)
+            return None
+        ref_std = self._ref_std()
+        z = (mean - self._ref_mean) / ref_std
+        self._recent.append(z)
+        self._river.update(z)
+        if not self._river.drift_detected or self._blocks < self._silent_until:
+            return None
+        effect = sum(self._recent) / len(self._recent)
+        if abs(effect) < self.min_effect:
+            return None
+        detection = Detection(
+            events_seen=events_at, blocks_seen=self._blocks, effect=effect,
+            reference_mean=self._ref_mean, reference_std=ref_std, current_mean=mean,
+            detector=self.detector)
+        self._alerts += 1
+        self._silent_until = self._blocks + self.cooldown_blocks
+        self._river = self._new_detector()
+        self._rewarm()
+        return detection
+
+    # -- contract helpers ----------------------------------------------------------------
+    def clone(self) -> DriftMonitor:
+        """A fresh monitor with the same parameters and no state."""
+        return DriftMonitor(**self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector, "params": dict(self.params),
+            "block_size": self.block_size, "warmup_blocks": self.warmup_blocks,
+            "min_effect": self.min_effect, "effect_blocks": self.effect_blocks,
+            "cooldown_blocks": self.cooldown_blocks, "seed": self.seed,
+        }
+
+    def __repr__(self) -> str:
+        return (f"DriftMonitor(detector={self.detector!r}, params={self.params!r}, "
+                f"block_size={self.block_size}, events_seen={self._events})")

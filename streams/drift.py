@@ -1,0 +1,182 @@
+"""Drift of one task, per domain, on three signals: scores, embeddings and the error rate.
+
+Embeddings are reduced, for a whole batch at once with numpy, to a few one-dimensional
+signals: the cosine distance to a reference centroid learnt during a warm-up, and
+``projections`` fixed random projections (seeded by the task's embedding size, so every
+worker and every restart uses the same ones). Each signal gets a
+:class:`~driftloop.streams.detectors.DriftMonitor`; the components of one signal share a
+cooldown, so a shift seen by the distance and by three projections raises one alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..schemas.enums import DriftSignal
+from .detectors import Detection, DriftMonitor
+from .errors import ConfigurationError
+
+__all__ = ["DomainDrift", "DriftFinding", "DriftWatch", "projection_matrix"]
+
+
+@lru_cache(maxsize=16)
+def projection_matrix(dim: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` fixed random unit directions in ``dim`` dimensions, as a (dim, count) array."""
+    rng = np.random.default_rng([seed, dim, count])
+    matrix = rng.normal(size=(dim, count))
+    matrix /= np.linalg.norm(matrix, axis=0, keepdims=True)
+    matrix.setflags(write=False)
+    return matrix
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """An alert of one signal of one domain, ready to become a ``DriftAlert``."""
+
+    domain: str
+    signal: DriftSignal
+    component: str
+    detection: Detection
+
+    def statistics(self) -> dict[str, float | str]:
+        return {**self.detection.statistics(), "component": self.component}
+
+
+class DomainDrift:
+    """The monitors of one (task, domain)."""
+
+    def __init__(self, monitor: DriftMonitor, *, projections: int, centroid_events: int,
+                 seed: int) -> None:
+        self._template = monitor
+        self.projections = projections
+        self.centroid_events = centroid_events
+        self.seed = seed
+        self.monitors: dict[str, DriftMonitor] = {}
+        self._centroid_sum: np.ndarray | None = None
+        self._centroid_n = 0
+        self.centroid: np.ndarray | None = None
+        self.dim: int | None = None
+        self._silent_until: dict[DriftSignal, int] = {}
+        self.events = 0
+
+    def _monitor(self, name: str) -> DriftMonitor:
+        monitor = self.monitors.get(name)
+        if monitor is None:
+            monitor = self.monitors[name] = self._template.clone()
+        return monitor
+
+    def _cooldown_events(self) -> int:
+        t = self._template
+        return (t.warmup_blocks + t.cooldown_blocks) * t.block_size
+
+    def _feed(self, signal: DriftSignal, component: str, values: np.ndarray,
+              findings: list[DriftFinding]) -> None:
+        detections = self._monitor(component).update_many(values)
+        for detection in detections:
+            if self.events < self._silent_until.get(signal, 0):
+                continue
+            self._silent_until[signal] = self.events + self._cooldown_events()
+            findings.append(DriftFinding("", signal, component, detection))
+
+    def update(self, *, confidences: np.ndarray | None = None,
+               embeddings: np.ndarray | None = None,
+               errors: np.ndarray | None = None) -> list[DriftFinding]:
+        findings: list[DriftFinding] = []
+        if confidences is not None and confidences.size:
+            self.events += int(confidences.size)
+            self._feed(DriftSignal.SCORE, "confidence", confidences, findings)
+        if embeddings is not None and embeddings.size:
+            if confidences is None or not confidences.size:
+                self.events += int(embeddings.shape[0])
+            self._embeddings(embeddings, findings)
+        if errors is not None and errors.size:
+            self._feed(DriftSignal.ERROR_RATE, "error_rate", errors, findings)
+        return findings
+
+    def _embeddings(self, embeddings: np.ndarray, findings: list[DriftFinding]) -> None:
+        if self.dim is None:
+            self.dim = int(embeddings.shape[1])
+        if embeddings.shape[1] != self.dim:
+            return  # the decoder enforces the configured size; a changed size is not drift
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        unit = embeddings / np.where(norms > 0, norms, 1.0)
+        if self.centroid is None:
+            need = self.centroid_events - self._centroid_n
+            head = unit[:need]
+            self._centroid_sum = head.sum(axis=0) if self._centroid_sum is None \
+                else self._centroid_sum + head.sum(axis=0)
+            self._centroid_n += head.shape[0]
+            if self._centroid_n >= self.centroid_events:
+                centroid = self._centroid_sum / self._centroid_n
+                self.centroid = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
+                self._centroid_sum = None
+            unit_for_distance = unit[need:] if self.centroid is not None else unit[:0]
+        else:
+            unit_for_distance = unit
+        if self.centroid is not None and unit_for_distance.shape[0]:
+            distance = 1.0 - unit_for_distance @ self.centroid
+            self._feed(DriftSignal.EMBEDDING, "centroid_distance", distance, findings)
+        if self.projections:
+            projected = unit @ projection_matrix(self.dim, self.projections, self.seed)
+            for j in range(self.projections):
+                self._feed(DriftSignal.EMBEDDING, f"projection_{j}", projected[:, j], findings)
+
+
+class DriftWatch:
+    """The drift monitors of one task, per domain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(3)
+    >>> watch = DriftWatch(projections=2, centroid_events=500)
+    >>> base = rng.normal(size=(6_000, 8)) + 3.0
+    >>> watch.update("news", embeddings=base)
+    []
+    >>> shifted = rng.normal(size=(6_000, 8)) + np.array([3, 3, 3, 3, -3, -3, 3, 3])
+    >>> [(f.signal.value, f.domain) for f in watch.update("news", embeddings=shifted)]
+    [('embedding', 'news')]
+    """
+
+    def __init__(self, *, monitor: DriftMonitor | None = None, projections: int = 4,
+                 centroid_events: int = 1000, seed: int = 0) -> None:
+        if not isinstance(projections, int) or projections < 0:
+            raise ConfigurationError(f"projections must be an integer >= 0, got {projections!r}")
+        if not isinstance(centroid_events, int) or centroid_events < 1:
+            raise ConfigurationError(
+                f"centroid_events must be a positive integer, got {centroid_events!r}")
+        self.monitor = monitor if monitor is not None else DriftMonitor()
+        self.projections = projections
+        self.centroid_events = centroid_events
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self.domains: dict[str, DomainDrift] = {}
+
+    def domain(self, name: str) -> DomainDrift:
+        state = self.domains.get(name)
+        if state is None:
+            state = self.domains[name] = DomainDrift(
+                self.monitor, projections=self.projections,
+                centroid_events=self.centroid_events, seed=self.seed)
+        return state
+
+    def update(self, domain: str, *, confidences: np.ndarray | None = None,
+               embeddings: np.ndarray | None = None,
+               errors: np.ndarray | None = None) -> list[DriftFinding]:
+        """Feed one domain's signals of a batch; return the alerts they raised."""
+        findings = self.domain(domain).update(confidences=confidences, embeddings=embeddings,
+                                              errors=errors)
+        return [DriftFinding(domain, f.signal, f.component, f.detection) for f in findings]
+
+    def clone(self) -> DriftWatch:
+        return DriftWatch(**self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        return {"monitor": self.monitor.clone(), "projections": self.projections,
+                "centroid_events": self.centroid_events, "seed": self.seed}

@@ -1,0 +1,215 @@
+"""Join feedback to its interaction by id within a time window, whichever arrives first.
+
+Entries are kept in *buckets*, one per Kafka message (``topic:partition:offset``), because
+that is the unit the worker persists: one table write per message instead of one per event,
+and a redelivered message rewrites the same bucket (idempotent). Feedback whose interaction
+has not arrived waits in its own bucket; an interaction that arrives later picks it up.
+Buckets older than the window (by event time) or beyond the entry bound are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["Bucket", "JoinWindow", "JoinedPair"]
+
+INTERACTIONS = "i"
+FEEDBACK = "f"
+
+
+@dataclass(slots=True)
+class Bucket:
+    """The join entries that came in one Kafka message: ``{id: entry}`` and the newest ts.
+
+    For interactions the id is the interaction id; for feedback it is the feedback id and
+    the entry names its ``interaction_id``.
+    """
+
+    kind: str
+    ts: float
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedPair:
+    interaction: dict[str, Any]
+    feedback: dict[str, Any]
+
+
+class JoinWindow:
+    """The join state of one task.
+
+    Parameters
+    ----------
+    window_seconds
+        How long (event time) an interaction waits for feedback, and feedback for its
+        interaction.
+    max_entries
+        Bound on interactions + waiting feedback; the oldest buckets go first.
+
+    Examples
+    --------
+    >>> join = JoinWindow(window_seconds=60)
+    >>> join.add_feedback("fb:0:0", [{"id": "f1", "interaction_id": "i1", "ts": 5.0}])
+    []
+    >>> pairs = join.add_interactions("ix:0:0", [{"id": "i1", "ts": 4.0}])
+    >>> [(p.interaction["id"], p.feedback["id"]) for p in pairs]
+    [('i1', 'f1')]
+    >>> join.waiting_feedback
+    0
+    """
+
+    def __init__(self, *, window_seconds: float = 3600.0, max_entries: int = 200_000) -> None:
+        if not math.isfinite(window_seconds) or window_seconds <= 0:
+            raise ConfigurationError(f"window_seconds must be > 0, got {window_seconds!r}")
+        if not isinstance(max_entries, int) or max_entries < 1:
+            raise ConfigurationError(f"max_entries must be a positive integer, got {max_entries!r}")
+        self.window_seconds = float(window_seconds)
+        self.max_entries = max_entries
+        self._reset()
+
+    def _reset(self) -> None:
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        self._interaction_at: dict[str, str] = {}  # interaction id -> bucket key
+        self._waiting: dict[str, dict[str, str]] = {}  # interaction id -> {feedback id: key}
+        self._entries = 0
+        self._watermark = 0.0
+        self._dirty: set[str] = set()
+        self._deleted: set[str] = set()
+
+    # -- read-only --------------------------------------------------------------------------
+    @property
+    def interactions(self) -> int:
+        return len(self._interaction_at)
+
+    @property
+    def waiting_feedback(self) -> int:
+        return sum(len(v) for v in self._waiting.values())
+
+    @property
+    def watermark(self) -> float:
+        return self._watermark
+
+    def get(self, interaction_id: str) -> dict[str, Any] | None:
+        key = self._interaction_at.get(interaction_id)
+        return None if key is None else self._buckets[key].entries[interaction_id]
+
+    # -- updates -----------------------------------------------------------------------------
+    def add_interactions(self, key: str, entries: Iterable[dict[str, Any]]) -> list[JoinedPair]:
+        """Remember interactions (entries need ``id`` and ``ts``); return the waiting
+        feedback they complete."""
+        bucket = self._bucket(key, INTERACTIONS)
+        pairs: list[JoinedPair] = []
+        for entry in entries:
+            iid = entry["id"]
+            if iid in self._interaction_at:  # a duplicate interaction keeps the first copy
+                continue
+            bucket.entries[iid] = entry
+            bucket.ts = max(bucket.ts, entry["ts"])
+            self._interaction_at[iid] = key
+            self._entries += 1
+            for fid, fkey in self._waiting.pop(iid, {}).items():
+                fbucket = self._buckets[fkey]
+                pairs.append(JoinedPair(entry, fbucket.entries.pop(fid)))
+                self._entries -= 1
+                self._touch(fkey)
+        self._after_update(key, bucket)
+        return pairs
+
+    def add_feedback(self, key: str, entries: Iterable[dict[str, Any]]) -> list[JoinedPair]:
+        """Join feedback (entries need ``id``, ``interaction_id`` and ``ts``) to known
+        interactions; keep the rest waiting."""
+        bucket = self._bucket(key, FEEDBACK)
+        pairs: list[JoinedPair] = []
+        for entry in entries:
+            interaction = self.get(entry["interaction_id"])
+            if interaction is not None:
+                pairs.append(JoinedPair(interaction, entry))
+                continue
+            fid = entry["id"]
+            waiting = self._waiting.setdefault(entry["interaction_id"], {})
+            if fid in waiting:
+                continue
+            waiting[fid] = key
+            bucket.entries[fid] = entry
+            bucket.ts = max(bucket.ts, entry["ts"])
+            self._entries += 1
+        self._after_update(key, bucket)
+        return pairs
+
+    def _bucket(self, key: str, kind: str) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = Bucket(kind=kind, ts=0.0)
+            self._buckets[key] = bucket
+        return bucket
+
+    def _touch(self, key: str) -> None:
+        if not self._buckets[key].entries:
+            del self._buckets[key]
+            self._dirty.discard(key)
+            self._deleted.add(key)
+        else:
+            self._dirty.add(key)
+
+    def _after_update(self, key: str, bucket: Bucket) -> None:
+        self._watermark = max(self._watermark, bucket.ts)
+        if key in self._buckets:
+            self._touch(key)
+        self._expire()
+
+    def _expire(self) -> None:
+        horizon = self._watermark - self.window_seconds
+        while self._buckets:
+            key, bucket = next(iter(self._buckets.items()))
+            if bucket.ts >= horizon and self._entries <= self.max_entries:
+                break
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        bucket = self._buckets.pop(key)
+        for entry_id, entry in bucket.entries.items():
+            self._entries -= 1
+            if bucket.kind == INTERACTIONS:
+                if self._interaction_at.get(entry_id) == key:
+                    del self._interaction_at[entry_id]
+            else:
+                waiting = self._waiting.get(entry["interaction_id"], {})
+                waiting.pop(entry_id, None)
+                if not waiting:
+                    self._waiting.pop(entry["interaction_id"], None)
+        self._dirty.discard(key)
+        self._deleted.add(key)
+
+    # -- persistence -----------------------------------------------------------------------
+    def take_changes(self) -> tuple[dict[str, Bucket], set[str]]:
+        """Buckets to write and bucket keys to delete since the last call."""
+        changed = {key: self._buckets[key] for key in self._dirty}
+        deleted = self._deleted - set(changed)
+        self._dirty, self._deleted = set(), set()
+        return changed, deleted
+
+    def restore(self, buckets: Iterable[tuple[str, Bucket]]) -> None:
+        """Rebuild from persisted buckets (after a restart), oldest first."""
+        self._reset()
+        for key, bucket in sorted(buckets, key=lambda item: item[1].ts):
+            self._buckets[key] = bucket
+            for entry_id, entry in bucket.entries.items():
+                self._entries += 1
+                if bucket.kind == INTERACTIONS:
+                    self._interaction_at.setdefault(entry_id, key)
+                else:
+                    self._waiting.setdefault(entry["interaction_id"], {})[entry_id] = key
+            self._watermark = max(self._watermark, bucket.ts)
+
+    def clone(self) -> JoinWindow:
+        return JoinWindow(**self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        return {"window_seconds": self.window_seconds, "max_entries": self.max_entries}

@@ -1,0 +1,114 @@
+"""Rolling quality of a task's model per domain and model version, from feedback.
+
+Labels and corrections say whether the model was right (a label equal to the prediction, a
+correction equal to the output); ratings give a mean rating. Each (domain, model version)
+keeps the last ``window`` outcomes, so the figures follow the model as it changes, and the
+first full window of a task is kept as its baseline (a drop from it can trigger training).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["QualityFigures", "QualityTracker"]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityFigures:
+    """Quality of one (domain, model version) over the rolling window."""
+
+    domain: str
+    model_version: str
+    accuracy: float | None
+    outcomes: int
+    mean_rating: float | None
+    ratings: int
+
+    @property
+    def error_rate(self) -> float | None:
+        return None if self.accuracy is None else 1.0 - self.accuracy
+
+
+class QualityTracker:
+    """Rolling accuracy and mean rating per (domain, model version) of one task.
+
+    Examples
+    --------
+    >>> quality = QualityTracker(window=4)
+    >>> for correct in (True, True, False, True):
+    ...     quality.record_outcome("news", "v1", correct)
+    >>> quality.accuracy()
+    0.75
+    >>> quality.record_rating("news", "v1", 4.0)
+    >>> quality.figures()[0].mean_rating
+    4.0
+    """
+
+    def __init__(self, *, window: int = 500) -> None:
+        if not isinstance(window, int) or window < 1:
+            raise ConfigurationError(f"window must be a positive integer, got {window!r}")
+        self.window = window
+        self._reset()
+
+    def _reset(self) -> None:
+        self._outcomes: dict[tuple[str, str], deque[bool]] = {}
+        self._ratings: dict[tuple[str, str], deque[float]] = {}
+        self._recent: deque[bool] = deque(maxlen=self.window)  # all domains, for triggers
+        self.baseline: float | None = None
+        self.labels_total = 0
+        self.ratings_total = 0
+
+    def record_outcome(self, domain: str, model_version: str, correct: bool) -> None:
+        key = (domain, model_version)
+        if key not in self._outcomes:
+            self._outcomes[key] = deque(maxlen=self.window)
+        self._outcomes[key].append(bool(correct))
+        self._recent.append(bool(correct))
+        self.labels_total += 1
+        if self.baseline is None and len(self._recent) == self.window:
+            self.baseline = sum(self._recent) / self.window
+
+    def record_rating(self, domain: str, model_version: str, rating: float) -> None:
+        key = (domain, model_version)
+        if key not in self._ratings:
+            self._ratings[key] = deque(maxlen=self.window)
+        self._ratings[key].append(float(rating))
+        self.ratings_total += 1
+
+    def accuracy(self) -> float | None:
+        """Accuracy of the task over its last ``window`` outcomes (all domains)."""
+        return sum(self._recent) / len(self._recent) if self._recent else None
+
+    @property
+    def recent_outcomes(self) -> int:
+        return len(self._recent)
+
+    def reset_baseline(self) -> None:
+        """Forget the baseline and the recent outcomes (a new model version was promoted)."""
+        self.baseline = None
+        self._recent.clear()
+
+    def figures(self) -> list[QualityFigures]:
+        """One entry per (domain, model version) seen, sorted."""
+        keys = sorted(set(self._outcomes) | set(self._ratings))
+        out = []
+        for key in keys:
+            outcomes = self._outcomes.get(key, ())
+            ratings = self._ratings.get(key, ())
+            out.append(QualityFigures(
+                domain=key[0], model_version=key[1],
+                accuracy=sum(outcomes) / len(outcomes) if outcomes else None,
+                outcomes=len(outcomes),
+                mean_rating=sum(ratings) / len(ratings) if ratings else None,
+                ratings=len(ratings)))
+        return out
+
+    def clone(self) -> QualityTracker:
+        return QualityTracker(**self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        return {"window": self.window}
