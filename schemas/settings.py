@@ -30,11 +30,16 @@ from .errors import SettingsError
 from .topics import Topic, topic_name
 
 __all__ = [
+    "ActiveSettings",
     "ArtifactSettings",
+    "BufferSettings",
+    "DriftSettings",
+    "JoinSettings",
     "KafkaSettings",
     "LearnerSettings",
     "Settings",
     "TaskSettings",
+    "TriggerSettings",
     "WorkerSettings",
     "load_settings",
 ]
@@ -146,6 +151,69 @@ class TaskSettings(_Section):
     embedding_dim: int | None = Field(None, gt=0)
 
 
+class JoinSettings(_Section):
+    """How feedback meets its interaction."""
+
+    window_s: float = Field(3600.0, gt=0, description="event-time window of the join")
+    max_entries: int = Field(200_000, gt=0,
+                             description="interactions + waiting feedback kept per task")
+
+
+class DriftSettings(_Section):
+    """Drift monitors (chosen by measurement: `driftloop worker detectors`)."""
+
+    detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
+    threshold: float = Field(25.0, gt=0, description="Page-Hinkley threshold on z-scores")
+    delta: float = Field(0.5, ge=0, description="Page-Hinkley allowance on z-scores")
+    adwin_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence")
+    block_size: int = Field(32, gt=0, description="events averaged into one detector input")
+    warmup_blocks: int = Field(30, ge=2, description="blocks that learn the reference")
+    min_effect: float = Field(1.0, ge=0, description="smallest mean |z| that may alert")
+    cooldown_blocks: int = Field(30, ge=0, description="blocks without alert after one")
+    projections: int = Field(4, ge=0, description="random projections of embeddings")
+    centroid_events: int = Field(1000, gt=0, description="embeddings that learn the centroid")
+    seed: int = 0
+
+
+class ActiveSettings(_Section):
+    """Active learning: which interactions go to humans."""
+
+    strategy: Literal["least_confidence", "margin", "entropy"] = "margin"
+    threshold: float = Field(0.6, ge=0, le=1, description="smallest uncertainty to ask about")
+    budget: int = Field(100, ge=0, description="label requests per task per window")
+    window_s: float = Field(3600.0, gt=0, description="budget window")
+
+
+class BufferSettings(_Section):
+    """Replay buffer and micro-batches per task."""
+
+    capacity: int = Field(2000, gt=0, description="reservoir size (examples)")
+    max_new: int = Field(5000, gt=0, description="new examples kept between trainings")
+    max_bytes: int = Field(4 * 1024 * 1024, gt=0, description="bound of the whole buffer")
+    batch_size: int = Field(256, gt=0, description="examples per training request")
+    replay_ratio: float = Field(0.3, ge=0, lt=1, description="share of replayed examples")
+    balance: bool = True
+    curriculum: bool = True
+    batch_max_bytes: int = Field(1024 * 1024, gt=0, description="bound of one request's examples")
+    seed: int = 0
+
+
+class TriggerSettings(_Section):
+    """When a task asks for training."""
+
+    min_examples: int = Field(32, gt=0, description="new examples needed by any trigger")
+    cooldown_s: float = Field(300.0, ge=0, description="time between two requests of a task")
+    every_s: float | None = Field(None, gt=0, description="schedule: every T seconds")
+    every_examples: int | None = Field(None, gt=0, description="schedule: every N examples")
+    on_drift: bool = True
+    metric_threshold: float | None = Field(0.7, ge=0, le=1, description="accuracy floor")
+    metric_max_drop: float | None = Field(0.1, ge=0, le=1, description="drop from baseline")
+    metric_min_outcomes: int = Field(100, gt=0, description="labels before the metric counts")
+    challenge_min_score: float | None = Field(
+        0.9, ge=0, le=1, description="challenge_score of a new version below this triggers")
+    quality_window: int = Field(500, gt=0, description="outcomes in the rolling accuracy")
+
+
 class WorkerSettings(_Section):
     """The Faust stream worker."""
 
@@ -153,6 +221,14 @@ class WorkerSettings(_Section):
     web_port: int = Field(6066, gt=0, lt=65536)
     data_dir: Path = Field(default_factory=lambda: _data_home() / "worker")
     max_event_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    web_host: str = Field("127.0.0.1", description="interface of /metrics and /health")
+    store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
+    commit_interval_s: float = Field(1.0, gt=0, description="offset commit interval")
+    join: JoinSettings = Field(default_factory=JoinSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    active: ActiveSettings = Field(default_factory=ActiveSettings)
+    buffer: BufferSettings = Field(default_factory=BufferSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
 
 
 class LearnerSettings(_Section):
