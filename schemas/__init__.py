@@ -1,5 +1,9 @@
 """driftloop's wire contracts: event types, JSON Schemas, encode/decode, topics, settings.
 
+Errors read ``<event>.<path>: <reason>``, for example
+``feedback.value: expected a number for kind=rating, got "five"``; every decode function
+raises :class:`ValidationError` and nothing else.
+
 This package knows neither Faust, Kafka clients nor torch: both ``streams`` and ``learner``
 depend on it, and on nothing of each other.
 """
@@ -7,6 +11,7 @@ depend on it, and on nothing of each other.
 from __future__ import annotations
 
 from .codec import (
+    BATCH_MAX_BYTES,
     BATCH_SCHEMA_NAME,
     DEFAULT_MAX_BYTES,
     decode,
@@ -14,8 +19,10 @@ from .codec import (
     decode_batch,
     encode,
     encode_batch,
+    max_bytes_for,
     to_dict,
 )
+from .contracts import JSON_SCHEMA_NAMES, json_schema
 from .enums import (
     DriftSignal,
     ExampleOrigin,
@@ -29,6 +36,7 @@ from .enums import (
 from .errors import DriftloopError, FieldError, SettingsError, ValidationError
 from .events import (
     EVENT_TYPES,
+    SCHEMA_VERSION,
     DeadLetter,
     DriftAlert,
     Event,
@@ -43,9 +51,12 @@ from .events import (
 from .topics import TOPIC_SPECS, Topic, TopicSpec, topic_name
 
 __all__ = [
+    "BATCH_MAX_BYTES",
     "BATCH_SCHEMA_NAME",
     "DEFAULT_MAX_BYTES",
     "EVENT_TYPES",
+    "JSON_SCHEMA_NAMES",
+    "SCHEMA_VERSION",
     "TOPIC_SPECS",
     "DeadLetter",
     "DriftAlert",
@@ -76,6 +87,8 @@ __all__ = [
     "decode_batch",
     "encode",
     "encode_batch",
+    "json_schema",
+    "max_bytes_for",
     "to_dict",
     "topic_name",
 ]

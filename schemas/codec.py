@@ -4,72 +4,118 @@ A Kafka message on ``interactions`` or ``feedback`` carries either one event or 
 envelope ``{"schema_name": "driftloop.batch", "schema_version": 1, "events": [...]}``.
 :func:`decode_batch` accepts both and returns one result per event, so one bad event in a
 batch becomes its own dead letter while the rest go on.
+
+Every decode function raises :class:`~driftloop.schemas.errors.ValidationError` and nothing
+else, whatever the bytes: too large, not UTF-8, not JSON, not an object, not the contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import orjson
 import pydantic
 
-from .errors import FieldError, ValidationError
-from .events import EVENT_TYPES, Event, Interaction, _show
+from .errors import FieldError, ValidationError, show_value
+from .events import EVENT_TYPES, WIRE, Event, Interaction, TrainingRequest
+from .fields import SchemaVersion
+from .reasons import field_errors
+from .topics import EVENT_TOPIC_MAX_BYTES, TRAINING_REQUEST_MAX_BYTES
 
 __all__ = [
+    "BATCH_MAX_BYTES",
     "BATCH_SCHEMA_NAME",
+    "BATCH_SCHEMA_VERSION",
     "DEFAULT_MAX_BYTES",
+    "Raw",
     "decode",
     "decode_any",
     "decode_batch",
     "encode",
     "encode_batch",
     "event_short_name",
+    "max_bytes_for",
     "to_dict",
 ]
 
 E = TypeVar("E", bound=Event)
+Raw = bytes | bytearray | memoryview | str
 
 BATCH_SCHEMA_NAME = "driftloop.batch"
+BATCH_SCHEMA_VERSION = 1
+# One event: generous for an interaction with a large embedding, small enough that a
+# runaway producer cannot make a worker parse megabytes per message.
 DEFAULT_MAX_BYTES = 1024 * 1024
-_TYPE_NAMES = {
-    "string": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
-    "dict": "an object", "list": "an array",
-}
+BATCH_MAX_BYTES = EVENT_TOPIC_MAX_BYTES
+_MAX_BYTES: dict[type[Event], int] = {TrainingRequest: TRAINING_REQUEST_MAX_BYTES}
 
 
 def event_short_name(cls: type[Event]) -> str:
-    """``driftloop.label_request`` -> ``label_request`` (the prefix of error paths)."""
+    """``driftloop.label_request`` -> ``label_request`` (the prefix of error paths).
+
+    >>> from driftloop.schemas import LabelRequest
+    >>> event_short_name(LabelRequest)
+    'label_request'
+    """
     return cls.SCHEMA_NAME.rsplit(".", 1)[-1]
 
 
-def encode(event: Event) -> bytes:
-    """Serialize an event to JSON bytes (enums as strings, unknown fields kept)."""
-    return orjson.dumps(to_dict(event))
+def max_bytes_for(cls: type[Event]) -> int:
+    """The default size limit of one encoded event of type ``cls``.
+
+    >>> from driftloop.schemas import Feedback, TrainingRequest
+    >>> max_bytes_for(Feedback), max_bytes_for(TrainingRequest)
+    (1048576, 16777216)
+    """
+    return _MAX_BYTES.get(cls, DEFAULT_MAX_BYTES)
 
 
 def to_dict(event: Event) -> dict[str, Any]:
-    """The event as plain JSON-ready data, including the schema name and version."""
-    data = event.model_dump(mode="json", exclude_none=True)
-    data["schema_name"] = type(event).SCHEMA_NAME
-    return data
+    """The event as plain JSON-ready data: every field, unknown ones included.
+
+    Nulls are kept rather than dropped, so an unknown field whose value is null survives a
+    round trip through driftloop unchanged.
+    """
+    return event.model_dump(mode="json")
+
+
+def _dumps(data: Any, what: str) -> bytes:
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:  # an unknown field holding a set, a 2**70 int...
+        raise ValidationError.single(what, f"cannot be encoded as JSON: {exc}",
+                                     code="unencodable") from None
+
+
+def encode(event: Event) -> bytes:
+    """Serialize an event to JSON bytes (enums as strings, unknown fields kept).
+
+    >>> from driftloop.schemas import Feedback
+    >>> encode(Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label", value="pos",
+    ...                 note="kept"))[:60]
+    b'{"schema_name":"driftloop.feedback","schema_version":1,"id":'
+    """
+    return _dumps(event.model_dump(mode="json"), event_short_name(type(event)))
 
 
 def encode_batch(events: Sequence[Event]) -> bytes:
     """Serialize several events of one type into a batch envelope."""
-    return orjson.dumps({
+    return _dumps({
         "schema_name": BATCH_SCHEMA_NAME,
-        "schema_version": 1,
-        "events": [to_dict(event) for event in events],
-    })
+        "schema_version": BATCH_SCHEMA_VERSION,
+        "events": [event.model_dump(mode="json") for event in events],
+    }, "batch")
 
 
-def _loads(raw: bytes | bytearray | memoryview | str, max_bytes: int, what: str) -> Any:
+def _loads(raw: Raw, max_bytes: int, what: str) -> Any:
     if isinstance(raw, str):
+        # Lone surrogates survive this and make orjson refuse the text as not UTF-8.
         raw = raw.encode("utf-8", "surrogatepass")
-    if not isinstance(raw, bytes | bytearray | memoryview):
-        raise ValidationError.single(what, f"expected bytes, got {type(raw).__name__}",
+    elif isinstance(raw, memoryview):
+        raw = raw.tobytes()  # orjson reads only contiguous buffers
+    elif not isinstance(raw, bytes | bytearray):
+        raise ValidationError.single(what, f"expected bytes or str, got {type(raw).__name__}",
                                      code="invalid_json")
     size = len(raw)
     if size > max_bytes:
@@ -79,71 +125,21 @@ def _loads(raw: bytes | bytearray | memoryview | str, max_bytes: int, what: str)
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         msg = str(exc)
-        if "utf-8" in msg.lower() or "surrogate" in msg.lower():
+        if "utf-8" in msg.lower():
             raise ValidationError.single(what, f"payload is not valid UTF-8: {msg}",
                                          code="invalid_utf8") from None
         raise ValidationError.single(what, f"payload is not valid JSON: {msg}",
                                      code="invalid_json") from None
 
 
-def _reason(err: dict[str, Any]) -> str:
-    kind, value = err["type"], err.get("input")
-    if kind == "missing":
-        return "required field missing"
-    if kind == "value_error":
-        return str(err["msg"]).removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        base = kind.removesuffix("_type").removesuffix("_parsing")
-        expected = _TYPE_NAMES.get(base, base)
-        return f"expected {expected}, got {_show(value)}"
-    if kind == "finite_number":
-        return f"expected a finite number, got {value}"
-    if kind in ("enum", "literal_error"):
-        return f"{err['msg'].lower()}, got {_show(value)}"
-    return f"{err['msg'].lower()}, got {_show(value)}"
-
-
-def _path(prefix: str, loc: Iterable[Any]) -> str:
-    parts = [prefix]
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1] += f"[{item}]"
-        elif item in ("str", "float", "int", "function-after[_check_schema_name(), str]"):
-            continue  # union branch names pydantic adds to the location
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
-
-
-def _from_pydantic(cls: type[Event], exc: pydantic.ValidationError) -> ValidationError:
-    prefix = event_short_name(cls)
-    errors: list[FieldError] = []
-    seen: set[str] = set()
-    for err in exc.errors(include_url=False):
-        loc = [part for part in err["loc"] if not str(part).startswith("function-")]
-        reason = _reason(err)
-        if not loc and reason.startswith(("value: ", "schema_name: ")):
-            field, _, reason = reason.partition(": ")
-            loc = [field]
-        path = _path(prefix, loc)
-        if path in seen:  # a union reports each failed branch; one line per field is enough
-            continue
-        seen.add(path)
-        errors.append(FieldError(path, reason))
-    return ValidationError(errors or [FieldError(prefix, str(exc))])
-
-
 def _validate(data: Any, cls: type[E], embedding_dim: int | None) -> E:
     prefix = event_short_name(cls)
     if not isinstance(data, dict):
-        raise ValidationError.single(prefix, f"expected an object, got {_show(data)}")
-    for required in ("schema_name", "schema_version"):
-        if required not in data:
-            raise ValidationError.single(f"{prefix}.{required}", "required field missing")
+        raise ValidationError.single(prefix, f"expected an object, got {show_value(data)}")
     try:
-        event = cls.model_validate(data)
+        event = cls.model_validate(data, context=WIRE)
     except pydantic.ValidationError as exc:
-        raise _from_pydantic(cls, exc) from None
+        raise ValidationError(field_errors(prefix, exc)) from None
     if embedding_dim is not None and isinstance(event, Interaction) and event.embedding is not None:
         if len(event.embedding) != embedding_dim:
             raise ValidationError.single(
@@ -153,65 +149,98 @@ def _validate(data: Any, cls: type[E], embedding_dim: int | None) -> E:
     return event
 
 
-def decode(
-    raw: bytes | bytearray | memoryview | str,
-    cls: type[E],
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    embedding_dim: int | None = None,
-) -> E:
+def decode(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
+           embedding_dim: int | None = None) -> E:
     """Decode and validate one event of type ``cls``.
 
-    Raises :class:`~driftloop.schemas.errors.ValidationError` (and nothing else) for bytes
-    that are too large, not UTF-8, not JSON, or not a valid ``cls``. ``embedding_dim``
-    enforces the task's embedding size on interactions.
+    ``max_bytes`` defaults to :func:`max_bytes_for` ``(cls)``; ``embedding_dim`` enforces
+    the task's embedding size on interactions.
+
+    >>> from driftloop.schemas import Feedback
+    >>> decode(b'{"schema_name":"driftloop.feedback","schema_version":1,"id":"f",'
+    ...        b'"interaction_id":"i","ts":0,"task":"t","kind":"rating","value":"five"}',
+    ...        Feedback)
+    Traceback (most recent call last):
+    ...
+    driftloop.schemas.errors.ValidationError: feedback.value: expected a number for kind=rating, ...
     """
-    return _validate(_loads(raw, max_bytes, event_short_name(cls)), cls, embedding_dim)
+    limit = max_bytes_for(cls) if max_bytes is None else max_bytes
+    return _validate(_loads(raw, limit, event_short_name(cls)), cls, embedding_dim)
 
 
-def decode_any(raw: bytes | bytearray | memoryview | str, *,
-               max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
-    """Decode one event of any driftloop type, chosen by its ``schema_name``."""
-    data = _loads(raw, max_bytes, "event")
+def decode_any(raw: Raw, *, max_bytes: int | None = None) -> Event:
+    """Decode one event of any driftloop type, chosen by its ``schema_name``.
+
+    >>> decode_any(b'{"schema_name":"driftloop.nope","schema_version":1}')
+    Traceback (most recent call last):
+    ...
+    driftloop.schemas.errors.ValidationError: event.schema_name: unknown schema "driftloop.nope"
+    """
+    limit = max(max(_MAX_BYTES.values()), DEFAULT_MAX_BYTES) if max_bytes is None else max_bytes
+    data = _loads(raw, limit, "event")
     name = data.get("schema_name") if isinstance(data, dict) else None
     cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ValidationError.single("event.schema_name",
-                                     f"unknown schema {_show(name)}", code="unknown_schema")
+        if not isinstance(data, dict):
+            raise ValidationError.single("event", f"expected an object, got {show_value(data)}")
+        raise ValidationError.single("event.schema_name", f"unknown schema {show_value(name)}",
+                                     code="unknown_schema")
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+    if max_bytes is None and size > max_bytes_for(cls):
+        raise ValidationError.single(
+            event_short_name(cls), f"payload is {size} bytes, limit is {max_bytes_for(cls)}",
+            code="too_large")
     return _validate(data, cls, None)
 
 
-def decode_batch(
-    raw: bytes | bytearray | memoryview | str,
-    cls: type[E],
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    embedding_dim: int | None = None,
-) -> list[E | ValidationError]:
+# The envelope shares the events' version rule (an integer >= 1).
+_ENVELOPE_VERSION = pydantic.TypeAdapter(SchemaVersion)
+
+
+def _check_envelope(data: dict[str, Any]) -> list[Any]:
+    problems: list[FieldError] = []
+    if "schema_version" not in data:
+        problems.append(FieldError("batch.schema_version", "required field missing"))
+    else:
+        try:
+            _ENVELOPE_VERSION.validate_python(data["schema_version"])
+        except pydantic.ValidationError as exc:
+            problems.extend(field_errors("batch.schema_version", exc))
+    events = data.get("events")
+    if "events" not in data:
+        problems.append(FieldError("batch.events", "required field missing"))
+    elif not isinstance(events, list):
+        problems.append(FieldError("batch.events", f"expected an array, got {show_value(events)}"))
+    if problems:
+        raise ValidationError(problems, code="invalid_batch")
+    return events  # type: ignore[return-value]
+
+
+def decode_batch(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
+                 embedding_dim: int | None = None) -> list[E | ValidationError]:
     """Decode a message holding one event or a batch envelope of events of type ``cls``.
 
     Returns one entry per event, in order: the event, or the ValidationError that event
-    raised. A payload that is not decodable as a whole raises ValidationError.
+    raised (its ``event_index`` says where it was). A payload that is not decodable as a
+    whole (not JSON, a broken envelope) raises ValidationError.
 
     >>> from driftloop.schemas import Feedback, encode_batch
     >>> good = Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label", value="pos")
     >>> raw = b'{"schema_name":"driftloop.batch","schema_version":1,"events":[' \\
     ...       + encode(good) + b',{"id":1}]}'
-    >>> [type(r).__name__ for r in decode_batch(raw, Feedback)]
-    ['Feedback', 'ValidationError']
+    >>> results = decode_batch(raw, Feedback)
+    >>> [type(r).__name__ for r in results], results[1].event_index
+    (['Feedback', 'ValidationError'], 1)
     """
-    prefix = event_short_name(cls)
-    data = _loads(raw, max_bytes, prefix)
-    if isinstance(data, dict) and data.get("schema_name") == BATCH_SCHEMA_NAME:
-        events = data.get("events")
-        if not isinstance(events, list):
-            raise ValidationError.single("batch.events", f"expected an array, got {_show(events)}")
-        results: list[E | ValidationError] = []
-        for index, item in enumerate(events):
-            try:
-                results.append(_validate(item, cls, embedding_dim))
-            except ValidationError as exc:
-                exc.event_index = index  # type: ignore[attr-defined]
-                results.append(exc)
-        return results
-    return [_validate(data, cls, embedding_dim)]
+    limit = max(BATCH_MAX_BYTES, max_bytes_for(cls)) if max_bytes is None else max_bytes
+    data = _loads(raw, limit, event_short_name(cls))
+    if not (isinstance(data, dict) and data.get("schema_name") == BATCH_SCHEMA_NAME):
+        return [_validate(data, cls, embedding_dim)]
+    results: list[E | ValidationError] = []
+    for index, item in enumerate(_check_envelope(data)):
+        try:
+            results.append(_validate(item, cls, embedding_dim))
+        except ValidationError as exc:
+            exc.event_index = index
+            results.append(exc)
+    return results

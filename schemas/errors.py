@@ -8,8 +8,9 @@ catch everything driftloop raises with one ``except``. Contract violations raise
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DriftloopError", "FieldError", "SettingsError", "ValidationError"]
+__all__ = ["DriftloopError", "FieldError", "SettingsError", "ValidationError", "show_value"]
 
 
 class DriftloopError(Exception):
@@ -40,7 +41,8 @@ class ValidationError(DriftloopError, ValueError):
     ``feedback.value: expected a number for kind=rating, got "five"``; ``errors`` holds
     every violation found, ``code`` a short machine-readable category used for dead-letter
     metrics (``invalid_json``, ``invalid_utf8``, ``too_large``, ``invalid_event``,
-    ``unknown_schema``).
+    ``unknown_schema``, ``invalid_batch``). ``event_index`` is the position of the bad
+    event inside a batch envelope, None outside one.
 
     Examples
     --------
@@ -51,11 +53,13 @@ class ValidationError(DriftloopError, ValueError):
     'invalid_event'
     """
 
-    def __init__(self, errors: list[FieldError], *, code: str = "invalid_event") -> None:
+    def __init__(self, errors: list[FieldError], *, code: str = "invalid_event",
+                 event_index: int | None = None) -> None:
         if not errors:
             raise ValueError("ValidationError needs at least one FieldError")
         self.errors = list(errors)
         self.code = code
+        self.event_index = event_index
         first = str(self.errors[0])
         more = len(self.errors) - 1
         super().__init__(first if more == 0 else f"{first} (and {more} more)")
@@ -63,6 +67,25 @@ class ValidationError(DriftloopError, ValueError):
     @classmethod
     def single(cls, path: str, reason: str, *, code: str = "invalid_event") -> ValidationError:
         return cls([FieldError(path, reason)], code=code)
+
+
+def show_value(value: Any) -> str:
+    """How a bad value reads inside an error message: JSON spelling, long strings cut.
+
+    >>> show_value("five"), show_value(None), show_value(True), show_value([1, 2])
+    ('"five"', 'null', 'true', 'an array')
+    """
+    if isinstance(value, str):
+        return f'"{value}"' if len(value) <= 40 else f'"{value[:37]}..."'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return repr(value)
 
 
 class SettingsError(DriftloopError, ValueError):

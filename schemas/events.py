@@ -9,9 +9,16 @@ NaN and infinite numbers are refused everywhere.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .enums import (
     DriftSignal,
@@ -23,10 +30,30 @@ from .enums import (
     TriggerKind,
     VersionStatus,
 )
+from .errors import show_value
+from .fields import (
+    MAX_EMBEDDING_DIM,
+    Base64,
+    Count,
+    Flag,
+    Name,
+    Number,
+    Probability,
+    SchemaVersion,
+    Sha256,
+    Slug,
+    Text,
+    TextOrNumber,
+    Timestamp,
+    Uri,
+    WholeNumber,
+)
 
 __all__ = [
     "EVENT_TYPES",
     "MAX_EMBEDDING_DIM",
+    "SCHEMA_VERSION",
+    "WIRE",
     "DeadLetter",
     "DriftAlert",
     "Event",
@@ -39,56 +66,55 @@ __all__ = [
     "TrainingRequest",
 ]
 
-MAX_EMBEDDING_DIM = 8192
 SCHEMA_VERSION = 1
+# Validation context of decoded payloads (see Event._default_header).
+WIRE: dict[str, bool] = {"wire": True}
 
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-# Task and domain names end up in metric labels, table keys and file names.
-Slug = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-Timestamp = Annotated[float, Field(ge=0, description="seconds since the Unix epoch, UTC")]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Metrics = dict[str, float]
+Metrics = dict[str, Number]
+Embedding = Annotated[list[Number], Field(min_length=1, max_length=MAX_EMBEDDING_DIM)]
 Metadata = dict[str, Any]
+
+_CONFIG = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
 
 class Event(BaseModel):
-    """Base of every event: a schema name and version, unknown fields kept."""
+    """Base of every event: a schema name and version, unknown fields kept.
 
-    model_config = ConfigDict(
-        extra="allow",
-        frozen=True,
-        allow_inf_nan=False,
-        use_enum_values=False,
-        validate_default=False,
-    )
+    On the wire (validated with ``context=WIRE``, as the codec does) both ``schema_name`` and
+    ``schema_version`` are required: a decoder cannot tell a contract's version otherwise.
+    Built in Python they default to the class's own.
+    Each subclass declares ``schema_name`` as a one-value ``Literal``, and ``SCHEMA_NAME``
+    is read from it.
+    """
+
+    model_config = _CONFIG
 
     SCHEMA_NAME: ClassVar[str] = ""
-    schema_name: str = ""
-    schema_version: Annotated[int, Field(ge=1)] = SCHEMA_VERSION
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+    schema_name: str
+    schema_version: SchemaVersion
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_schema_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("schema_name"):
-            data = {**data, "schema_name": cls.SCHEMA_NAME}
+    def _default_header(cls, data: Any, info: ValidationInfo) -> Any:
+        # Decoding passes WIRE as context and so keeps both fields required; code that
+        # builds an event by hand gets the class's own name and version.
+        if isinstance(data, dict) and not (info.context and info.context.get("wire")):
+            if "schema_name" not in data or "schema_version" not in data:
+                return {"schema_name": cls.SCHEMA_NAME, "schema_version": SCHEMA_VERSION, **data}
         return data
 
-    @field_validator("schema_name")
     @classmethod
-    def _check_schema_name(cls, value: str) -> str:
-        if value != cls.SCHEMA_NAME:
-            raise ValueError(f"expected {cls.SCHEMA_NAME!r}, got {value!r}")
-        return value
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        names = get_args(cls.model_fields["schema_name"].annotation)
+        if len(names) == 1:
+            cls.SCHEMA_NAME = names[0]
 
 
 class Scores(BaseModel):
     """What the model said about its own output."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    model_config = _CONFIG
 
     confidence: Probability | None = None
     probabilities: dict[str, Probability] | None = None
@@ -103,22 +129,24 @@ class Interaction(Event):
     >>> event = Interaction(id="i-1", ts=1.5, task="sentiment", model_version="v0",
     ...                     input="great film", prediction="positive",
     ...                     scores={"confidence": 0.9}, embedding=[0.1, 0.2])
+    >>> event.schema_name, event.schema_version
+    ('driftloop.interaction', 1)
     >>> decode(encode(event), Interaction) == event
     True
     """
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.interaction"
+    schema_name: Literal["driftloop.interaction"]
     id: Name
     ts: Timestamp
     task: Slug
     domain: Slug = "default"
     model_version: Name
-    input: str
-    output: str | None = None
-    prediction: str | None = None
-    label: str | None = None
+    input: Text
+    output: Text | None = None
+    prediction: Text | None = None
+    label: Text | None = None
     scores: Scores = Field(default_factory=Scores)
-    embedding: Annotated[list[float], Field(min_length=1, max_length=MAX_EMBEDDING_DIM)] | None = None
+    embedding: Embedding | None = None
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -134,39 +162,53 @@ class Feedback(Event):
     >>> Feedback(id="f-1", interaction_id="i-1", ts=2.0, task="sentiment",
     ...          kind="rating", value=4).value
     4.0
+    >>> Feedback(id="f-1", interaction_id="i-1", ts=2.0, task="sentiment",
+    ...          kind="rating", value="five")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Feedback
+    value
+      Value error, expected a number for kind=rating, got "five" ...
     """
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.feedback"
+    schema_name: Literal["driftloop.feedback"]
     id: Name
     interaction_id: Name
     ts: Timestamp
     task: Slug
     kind: FeedbackKind
-    value: str | float
+    value: TextOrNumber
     source: FeedbackSource = FeedbackSource.USER
     metadata: Metadata = Field(default_factory=dict)
 
-    @model_validator(mode="before")
+    @field_validator("value", mode="before")
     @classmethod
-    def _value_matches_kind(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        kind, value = data.get("kind"), data.get("value")
-        if kind == FeedbackKind.RATING:
+    def _value_matches_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        # ``kind`` is declared first, so it is validated (or absent, when invalid) by now.
+        kind = info.data.get("kind")
+        if kind is FeedbackKind.RATING:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"value: expected a number for kind=rating, got {_show(value)}")
-            if not math.isfinite(value):
-                raise ValueError(f"value: expected a finite number for kind=rating, got {value}")
-            data = {**data, "value": float(value)}
-        elif kind in (FeedbackKind.LABEL, FeedbackKind.CORRECTION) and not isinstance(value, str):
-            raise ValueError(f"value: expected a string for kind={kind}, got {_show(value)}")
-        return data
+                raise ValueError(f"expected a number for kind=rating, got {show_value(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"expected a finite number for kind=rating, got {value}")
+        elif kind is not None and not isinstance(value, str):
+            raise ValueError(f"expected a string for kind={kind}, got {show_value(value)}")
+        return value
 
 
 class LabelRequest(Event):
-    """An interaction sent to humans for a label (active learning)."""
+    """An interaction sent to humans for a label (active learning).
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.label_request"
+    Examples
+    --------
+    >>> from driftloop.schemas import Interaction, LabelRequest
+    >>> seen = Interaction(id="i-1", ts=1.0, task="sentiment", model_version="v0", input="meh")
+    >>> LabelRequest(id="l-1", ts=2.0, task="sentiment", interaction=seen,
+    ...              reason="margin", priority=0.8).reason
+    <LabelRequestReason.MARGIN: 'margin'>
+    """
+
+    schema_name: Literal["driftloop.label_request"]
     id: Name
     ts: Timestamp
     task: Slug
@@ -174,13 +216,21 @@ class LabelRequest(Event):
     interaction: Interaction
     reason: LabelRequestReason
     priority: Probability
-    score: float | None = None
+    score: Number | None = None
 
 
 class DriftAlert(Event):
-    """A drift detector fired on one signal of one task and domain."""
+    """A drift detector fired on one signal of one task and domain.
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.drift_alert"
+    Examples
+    --------
+    >>> from driftloop.schemas import DriftAlert
+    >>> DriftAlert(id="d-1", ts=3.0, task="sentiment", domain="tweets", signal="error_rate",
+    ...            detector="ADWIN", statistics={"mean_before": 0.1, "mean_after": 0.3}).signal
+    <DriftSignal.ERROR_RATE: 'error_rate'>
+    """
+
+    schema_name: Literal["driftloop.drift_alert"]
     id: Name
     ts: Timestamp
     task: Slug
@@ -188,18 +238,18 @@ class DriftAlert(Event):
     signal: DriftSignal
     detector: Name
     model_version: Name | None = None
-    events_seen: Annotated[int, Field(ge=0)] = 0
-    statistics: dict[str, float | str] = Field(default_factory=dict)
+    events_seen: Count = 0
+    statistics: dict[str, TextOrNumber] = Field(default_factory=dict)
 
 
 class TrainingExample(BaseModel):
     """One example inside a training request."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    model_config = _CONFIG
 
-    input: str
-    target: str
-    weight: Annotated[float, Field(gt=0)] = 1.0
+    input: Text
+    target: Text
+    weight: Annotated[Number, Field(gt=0)] = 1.0
     origin: ExampleOrigin = ExampleOrigin.NEW
     difficulty: Probability | None = None
     domain: Slug = "default"
@@ -210,41 +260,58 @@ class TrainingRequest(Event):
     """Ask the learner for a new adapter version, with the examples inline.
 
     Replaying a request reproduces its training: everything the learner needs is in it.
+
+    Examples
+    --------
+    >>> from driftloop.schemas import TrainingRequest
+    >>> request = TrainingRequest(id="t-1", ts=4.0, task="sentiment", trigger="drift",
+    ...     examples=[{"input": "great", "target": "positive", "origin": "replay"}])
+    >>> request.examples[0].origin, request.examples[0].weight
+    (<ExampleOrigin.REPLAY: 'replay'>, 1.0)
     """
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.training_request"
+    schema_name: Literal["driftloop.training_request"]
     id: Name
     ts: Timestamp
     task: Slug
     task_kind: TaskKind = TaskKind.CLASSIFICATION
     trigger: TriggerKind
-    reason: str = ""
+    reason: Text = ""
     parent_version: Name | None = None
     prompt_template_id: Name | None = None
-    labels: list[str] | None = None
+    labels: list[Text] | None = None
     examples: Annotated[list[TrainingExample], Field(min_length=1)]
     metadata: Metadata = Field(default_factory=dict)
 
 
 class ModelVersion(Event):
-    """One entry of the registry: an adapter version and its status (append-only log)."""
+    """One entry of the registry: an adapter version and its status (append-only log).
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.model_version"
+    Examples
+    --------
+    >>> from driftloop.schemas import ModelVersion
+    >>> ModelVersion(version_id="v1", ts=5.0, task="sentiment", base_model="minilm",
+    ...              adapter_uri="file:///a/v1", sha256="0" * 64, size_bytes=1024,
+    ...              status="candidate").status
+    <VersionStatus.CANDIDATE: 'candidate'>
+    """
+
+    schema_name: Literal["driftloop.model_version"]
     version_id: Name
     ts: Timestamp
     task: Slug
     base_model: Name
     parent_version: Name | None = None
-    adapter_uri: Name
+    adapter_uri: Uri
     sha256: Sha256
-    size_bytes: Annotated[int, Field(ge=0)]
+    size_bytes: Count
     format: Name = "peft-lora-safetensors"
     training_request_id: Name | None = None
     prompt_template_id: Name | None = None
     metrics_before: Metrics = Field(default_factory=dict)
     metrics_after: Metrics = Field(default_factory=dict)
     status: VersionStatus
-    reason: str = ""
+    reason: Text = ""
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -253,20 +320,28 @@ class DeadLetter(Event):
 
     ``payload_b64`` holds the raw bytes (base64), cut to a bound; ``payload_size`` is the
     size before the cut. ``event_index`` locates a bad event inside a batch envelope.
+
+    Examples
+    --------
+    >>> from driftloop.schemas import DeadLetter
+    >>> DeadLetter(ts=6.0, source_topic="interactions", partition=0, offset=42,
+    ...            reason="invalid_json", error="payload is not valid JSON",
+    ...            payload_b64="e30=", payload_size=2).offset
+    42
     """
 
-    SCHEMA_NAME: ClassVar[str] = "driftloop.dead_letter"
+    schema_name: Literal["driftloop.dead_letter"]
     ts: Timestamp
     source_topic: Name
-    partition: Annotated[int, Field(ge=-1)]
-    offset: Annotated[int, Field(ge=-1)]
-    event_index: Annotated[int, Field(ge=0)] | None = None
+    partition: Annotated[WholeNumber, Field(ge=-1)]
+    offset: Annotated[WholeNumber, Field(ge=-1)]
+    event_index: Count | None = None
     reason: Name
-    error: str
-    payload_b64: str
-    payload_size: Annotated[int, Field(ge=0)]
-    truncated: bool = False
-    key_b64: str | None = None
+    error: Text
+    payload_b64: Base64
+    payload_size: Count
+    truncated: Flag = False
+    key_b64: Base64 | None = None
     consumer: Name | None = None
 
 
@@ -275,13 +350,3 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (Interaction, Feedback, LabelRequest, DriftAlert, TrainingRequest, ModelVersion,
                 DeadLetter)
 }
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"' if len(value) <= 40 else f'"{value[:37]}..."'
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return type(value).__name__ if isinstance(value, dict | list) else repr(value)

@@ -45,8 +45,8 @@ TOPIC_SPECS: dict[Topic, TopicSpec] = {
                                       "max.message.bytes": str(EVENT_TOPIC_MAX_BYTES)}),
         TopicSpec(Topic.LABEL_REQUESTS, 3, {"retention.ms": _WEEK_MS}),
         TopicSpec(Topic.DRIFT_ALERTS, 3, {"retention.ms": _MONTH_MS}),
-        TopicSpec(Topic.TRAINING_REQUESTS, 3, {"retention.ms": _MONTH_MS,
-                                               "max.message.bytes": str(TRAINING_REQUEST_MAX_BYTES)}),
+        TopicSpec(Topic.TRAINING_REQUESTS, 3, {
+            "retention.ms": _MONTH_MS, "max.message.bytes": str(TRAINING_REQUEST_MAX_BYTES)}),
         # The registry and lineage: an append-only log kept forever (not compacted: every
         # status change of a version is history an operator may need).
         TopicSpec(Topic.MODEL_VERSIONS, 1, {"retention.ms": "-1", "retention.bytes": "-1"}),
