@@ -4,8 +4,54 @@ from __future__ import annotations
 
 from ..schemas.errors import DriftloopError
 
-__all__ = ["LearnerError"]
+__all__ = [
+    "AdapterFormatError",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactLocationError",
+    "LearnerError",
+    "ModelLoadError",
+    "PromptTemplateError",
+    "RegistryError",
+    "TrainingRequestError",
+]
 
 
 class LearnerError(DriftloopError):
     """Root of the errors raised by ``driftloop.learner``."""
+
+
+class ModelLoadError(LearnerError):
+    """A base model (hub name, local path or packaged file) could not be found or loaded."""
+
+
+class TrainingRequestError(LearnerError):
+    """A training request cannot be trained as asked (no usable examples, unknown labels...).
+
+    Never retriable: the same request fails the same way, so the learner publishes nothing
+    for it, dead-letters it and moves on.
+    """
+
+
+class PromptTemplateError(LearnerError):
+    """A prompt template id is unknown or a template is malformed."""
+
+
+class ArtifactError(LearnerError):
+    """Root of the artifact store's errors."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """An adapter's bytes do not hash to the sha256 that names them: refused, never loaded."""
+
+
+class ArtifactLocationError(ArtifactError):
+    """A URI points outside the store or uses a scheme the settings do not allow."""
+
+
+class AdapterFormatError(ArtifactError):
+    """An adapter folder holds something other than JSON configs and safetensors weights."""
+
+
+class RegistryError(LearnerError):
+    """The model-versions log does not hold what an operation needs (unknown version...)."""

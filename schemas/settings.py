@@ -149,6 +149,8 @@ class TaskSettings(_Section):
     labels: tuple[str, ...] = ()
     prompt_template_id: str | None = None
     embedding_dim: int | None = Field(None, gt=0)
+    challenge_suite: Path | None = Field(
+        None, description="JSONL challenge prompts (input, expected, tags) the gate replays")
 
 
 class JoinSettings(_Section):
@@ -238,6 +240,33 @@ class LearnerSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int | None = Field(None, gt=0)
     cache_dir: Path = Field(default_factory=lambda: _data_home() / "learner")
+    resident_models: int = Field(2, gt=0, description="base models kept in memory (LRU)")
+    seed: int = Field(0, ge=0, description="fixed seed: a replayed request gives the same adapter")
+    lora_r: int = Field(8, gt=0, description="LoRA rank")
+    lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (alpha / r)")
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on the LoRA path")
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    batch_size: int = Field(8, gt=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: int = Field(200, gt=0, description="step budget of one update")
+    eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
+    patience: int = Field(3, gt=0, description="early-stop checks without improvement")
+    l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")
+    holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0,
+                                    description="share of the request kept for the gate")
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0,
+                                       description="share of the rest kept for early stop")
+    max_length: int = Field(128, gt=8, description="token budget of one example")
+    max_new_tokens: int = Field(8, gt=0, description="answer length when scoring generation")
+    min_improvement: float = Field(0.0, ge=0.0, le=1.0,
+                                   description="held-out score rise the gate demands")
+    replay_tolerance: float = Field(0.02, ge=0.0, le=1.0,
+                                    description="replay score drop the gate accepts")
+    challenge_tolerance: float = Field(0.02, ge=0.0, le=1.0,
+                                       description="challenge score drop the gate accepts")
+    max_poll_interval_ms: int = Field(
+        1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
 
 
 class Settings(BaseSettings):

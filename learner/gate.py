@@ -1,0 +1,92 @@
+"""The gate: promote a candidate only when it is better on new data and no worse elsewhere.
+
+Parent and candidate are scored on (a) the request's held-out new examples, (b) its held-out
+replayed old examples (forgetting) and (c) the task's challenge-prompt suite. The candidate is
+promoted when (a) improves and (b), (c) stay within a tolerance. "Improves" compares scores
+first (accuracy or exact match), then, on a tie, the held-out loss: small held-out slices tie
+often, and a lower loss on the same answers is still a better model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["GateDecision", "GateRule"]
+
+Metrics = dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """Promote or not, and every reason, readable by an operator."""
+
+    promote: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class GateRule:
+    """Tolerances of the promote rule.
+
+    Parameters
+    ----------
+    min_improvement
+        How much the held-out score must rise (0: any rise, or an equal score and lower loss).
+    replay_tolerance
+        How far the replay score may fall (forgetting allowed on old examples).
+    challenge_tolerance
+        How far the challenge-suite score may fall.
+
+    Examples
+    --------
+    >>> rule = GateRule(replay_tolerance=0.05)
+    >>> before = {"holdout_score": 0.6, "holdout_loss": 0.7, "replay_score": 0.9}
+    >>> rule.decide(before, {"holdout_score": 0.8, "holdout_loss": 0.5,
+    ...                      "replay_score": 0.88}).promote
+    True
+    >>> decision = rule.decide(before, {"holdout_score": 0.8, "holdout_loss": 0.5,
+    ...                                 "replay_score": 0.6})
+    >>> decision.promote, decision.reasons[-1]
+    (False, 'replay: 0.600 < 0.900 - 0.05 (forgetting)')
+    """
+
+    min_improvement: float = 0.0
+    replay_tolerance: float = 0.02
+    challenge_tolerance: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("min_improvement", "replay_tolerance", "challenge_tolerance"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+    def decide(self, before: Metrics, after: Metrics) -> GateDecision:
+        """Apply the rule to parent (``before``) and candidate (``after``) metrics."""
+        reasons: list[str] = []
+        ok = True
+        old, new = before["holdout_score"], after["holdout_score"]
+        old_loss, new_loss = before.get("holdout_loss"), after.get("holdout_loss")
+        if new > old + self.min_improvement:
+            reasons.append(f"holdout: {new:.3f} > {old:.3f}")
+        elif (self.min_improvement == 0.0 and new == old and old_loss is not None
+              and new_loss is not None and new_loss < old_loss):
+            reasons.append(f"holdout: {new:.3f} = {old:.3f}, loss {new_loss:.4f} < {old_loss:.4f}")
+        else:
+            ok = False
+            reasons.append(f"holdout: {new:.3f} not better than {old:.3f}"
+                           + (f" + {self.min_improvement}" if self.min_improvement else ""))
+        for part, tol, why in (("replay", self.replay_tolerance, "forgetting"),
+                                     ("challenge", self.challenge_tolerance, "challenge prompts")):
+            key = f"{part}_score"
+            if key not in before or key not in after:
+                continue
+            if after[key] < before[key] - tol:
+                ok = False
+                reasons.append(f"{part}: {after[key]:.3f} < {before[key]:.3f} - {tol} ({why})")
+            else:
+                reasons.append(f"{part}: {after[key]:.3f} within {tol} of {before[key]:.3f}")
+        return GateDecision(ok, tuple(reasons))

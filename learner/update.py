@@ -1,0 +1,244 @@
+"""One training request in, one gated, stored model version out (no Kafka here).
+
+:class:`IncrementalUpdater` resolves the parent (the request's, else the task's promoted
+head, else the untrained adapter), copies the resident base model, continues training from
+the parent adapter, scores parent and candidate for the gate, stores the candidate's adapter
+by sha256 and returns the :class:`~driftloop.schemas.ModelVersion` event to publish.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..schemas.enums import TaskKind, VersionStatus
+from ..schemas.events import ModelVersion, TrainingExample, TrainingRequest
+from ..schemas.settings import Settings, TaskSettings
+from .adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
+from .challenges import ChallengeSuite
+from .classification import ClassificationTask
+from .device import ComputeDevice, select_device
+from .errors import TrainingRequestError
+from .gate import GateDecision, GateRule
+from .generation import GenerationTask
+from .models import ResidentModels, default_base_model
+from .prompts import get_template
+from .registry import VersionLog, version_id_for
+from .split import RequestSplit, split_request
+from .store import ArtifactStore
+from .train import TrainConfig, TrainReport, seed_everything, train_adapter
+
+__all__ = ["IncrementalUpdater", "UpdateResult", "store_from_settings"]
+
+log = logging.getLogger(__name__)
+Metrics = dict[str, float]
+
+
+@dataclass(slots=True)
+class UpdateResult:
+    """The event to publish and how it came about."""
+
+    event: ModelVersion
+    decision: GateDecision
+    train_report: TrainReport
+    split: RequestSplit
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def store_from_settings(settings: Settings) -> ArtifactStore:
+    """The artifact store the settings name."""
+    artifacts = settings.artifacts
+    return ArtifactStore(artifacts.store_url, allowed_schemes=artifacts.allowed_schemes,
+                         max_bytes=artifacts.max_artifact_bytes)
+
+
+class IncrementalUpdater:
+    """Turns training requests into model versions, keeping base models resident.
+
+    Parameters
+    ----------
+    settings
+        Learner hyperparameters, task settings and the artifact store.
+    models
+        The resident base models (shared between updates; a fresh LRU by default).
+    store
+        Where adapters go (from the settings by default).
+    """
+
+    def __init__(self, settings: Settings, *, models: ResidentModels | None = None,
+                 store: ArtifactStore | None = None,
+                 device: ComputeDevice | None = None) -> None:
+        cfg = settings.learner
+        self.settings = settings
+        self.device = device or select_device(cfg.device, cfg.torch_threads)
+        self.models = models or ResidentModels(capacity=cfg.resident_models)
+        self.store = store or store_from_settings(settings)
+        self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance)
+        self.train_config = TrainConfig(
+            learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+            batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
+            eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
+            seed=cfg.seed)
+
+    # -- resolution -------------------------------------------------------------------------
+
+    def _kind(self, request: TrainingRequest, task: TaskSettings) -> TaskKind:
+        if request.task not in self.settings.tasks:
+            return request.task_kind
+        if "task_kind" in request.model_fields_set and request.task_kind is not task.kind:
+            raise TrainingRequestError(f"request {request.id} asks for {request.task_kind} but "
+                                       f"task {request.task} is configured as {task.kind}")
+        return task.kind
+
+    def _parent(self, request: TrainingRequest, versions: VersionLog) -> ModelVersion | None:
+        if request.parent_version is None:
+            return versions.head(request.task)
+        if request.parent_version not in versions:
+            raise TrainingRequestError(f"request {request.id}: parent version "
+                                       f"{request.parent_version!r} is not in the registry")
+        parent = versions.get(request.parent_version)
+        if parent.task != request.task:
+            raise TrainingRequestError(f"request {request.id}: parent {parent.version_id} "
+                                       f"belongs to task {parent.task}, not {request.task}")
+        return parent
+
+    @staticmethod
+    def _labels(request: TrainingRequest, task: TaskSettings,
+                parent_labels: tuple[str, ...]) -> tuple[str, ...]:
+        asked = tuple(request.labels or ())
+        if parent_labels:
+            if asked and asked != parent_labels:
+                raise TrainingRequestError(f"request {request.id}: labels {list(asked)} differ "
+                                           f"from the parent's {list(parent_labels)}")
+            return parent_labels
+        return asked or tuple(task.labels) or tuple(sorted({e.target for e in request.examples}))
+
+    def _task_model(self, kind: TaskKind, base: Any, request: TrainingRequest,
+                    task: TaskSettings, parent_meta: AdapterMetadata | None) -> Any:
+        cfg = self.settings.learner
+        if kind is TaskKind.CLASSIFICATION:
+            labels = self._labels(request, task, parent_meta.labels if parent_meta else ())
+            model = ClassificationTask(base.tokenizer, labels, self.device,
+                                       max_length=cfg.max_length)
+        else:
+            ref = (request.prompt_template_id or task.prompt_template_id
+                   or (parent_meta.prompt_template_id if parent_meta else None))
+            model = GenerationTask(base.tokenizer, get_template(ref), self.device,
+                                   max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens)
+        model.check(request.examples)
+        return model
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _score(self, task_model: Any, model: Any, split: RequestSplit,
+               suite: ChallengeSuite) -> Metrics:
+        metrics: Metrics = {}
+        for part, examples in (("holdout", split.holdout_new), ("replay", split.holdout_replay)):
+            if examples:
+                score, loss = task_model.evaluate(model, list(examples))
+                metrics[f"{part}_score"], metrics[f"{part}_loss"] = score, loss
+        if len(suite):
+            hits = task_model.score_answers(model, [c.input for c in suite],
+                                            [c.expected for c in suite])
+            metrics["challenge_score"] = sum(hits) / len(hits)
+            for tag in suite.tags():
+                tagged = [h for h, c in zip(hits, suite, strict=True) if tag in c.tags]
+                metrics[f"challenge.{tag}"] = sum(tagged) / len(tagged)
+        return metrics
+
+    # -- the update -------------------------------------------------------------------------
+
+    def update(self, request: TrainingRequest, versions: VersionLog) -> UpdateResult:
+        """Train, gate and store one request; return the event (not yet published)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        cfg = self.settings.learner
+        task = self.settings.task(request.task)
+        kind = self._kind(request, task)
+        version_id = version_id_for(request.task, request.id)
+        split = split_request(request, holdout_fraction=cfg.holdout_fraction,
+                              validation_fraction=cfg.validation_fraction, seed=cfg.seed)
+        if not split.holdout_new:
+            raise TrainingRequestError(f"request {request.id} needs at least two new examples "
+                                       "(one to train on, one for the gate)")
+        parent = self._parent(request, versions)
+        workdir = Path(tempfile.mkdtemp(prefix="driftloop-update-"))
+        try:
+            parent_dir = parent_meta = None
+            if parent is not None:
+                parent_dir = self.store.fetch(parent.adapter_uri, parent.sha256, workdir)
+                parent_meta = read_metadata(parent_dir)
+                if parent_meta.task_kind is not kind:
+                    raise TrainingRequestError(f"parent {parent.version_id} is a "
+                                               f"{parent_meta.task_kind} adapter, not {kind}")
+            base_id = parent.base_model if parent else (task.base_model
+                                                        or default_base_model(kind))
+            mark = time.perf_counter()
+            base = self.models.get(base_id, kind)
+            timings["base_model_seconds"] = time.perf_counter() - mark
+            task_model = self._task_model(kind, base, request, task, parent_meta)
+            suite = ChallengeSuite.load(task.challenge_suite)
+            spec = LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+            seed_everything(cfg.seed)  # the untrained head's initialisation
+            model = task_model.build(base.fresh_copy(), spec, parent_dir)
+
+            mark = time.perf_counter()
+            before = self._score(task_model, model, split, suite)
+            timings["score_parent_seconds"] = time.perf_counter() - mark
+            report = train_adapter(task_model, model, list(split.train), list(split.validation),
+                                   self.train_config)
+            timings["train_seconds"] = report.seconds
+            mark = time.perf_counter()
+            after = self._score(task_model, model, split, suite)
+            timings["score_candidate_seconds"] = time.perf_counter() - mark
+            decision = self.gate.decide(before, after)
+
+            mark = time.perf_counter()
+            metadata = AdapterMetadata(
+                kind, base_id, version_id, tuple(getattr(task_model, "labels", ())),
+                task_model.template.ref if kind is TaskKind.GENERATION else None)
+            stored = self.store.put(save_adapter(model, workdir / "candidate", metadata))
+            timings["store_seconds"] = time.perf_counter() - mark
+            timings["update_seconds"] = time.perf_counter() - started
+            del model
+            event = ModelVersion(
+                version_id=version_id, ts=time.time(), task=request.task, base_model=base_id,
+                parent_version=parent.version_id if parent else None,
+                adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
+                training_request_id=request.id, prompt_template_id=metadata.prompt_template_id,
+                metrics_before=before, metrics_after=after,
+                status=VersionStatus.PROMOTED if decision.promote else VersionStatus.REJECTED,
+                reason=decision.summary,
+                metadata=self._metadata(task_model, kind, split, report, timings),
+            )
+            log.info("%s %s: %s", event.version_id, event.status, decision.summary)
+            return UpdateResult(event, decision, report, split, timings)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _metadata(self, task_model: Any, kind: TaskKind, split: RequestSplit,
+                  report: TrainReport, timings: dict[str, float]) -> dict[str, Any]:
+        counts = {name: len(getattr(split, name))
+                  for name in ("train", "validation", "holdout_new", "holdout_replay")}
+        return {
+            "task_kind": kind.value,
+            "score_metric": task_model.score_name,
+            "labels": list(getattr(task_model, "labels", ())),
+            "examples": counts,
+            "steps": report.steps,
+            "stopped": report.stopped,
+            "examples_per_second": round(report.examples_per_second, 3),
+            "device": self.device.type,
+            "timings": {k: round(v, 4) for k, v in timings.items()},
+        }
+
+
+def examples_of(pairs: Sequence[tuple[str, str]], **fields: Any) -> list[TrainingExample]:
+    """Training examples from ``(input, target)`` pairs (a convenience for tools and tests)."""
+    return [TrainingExample(input=i, target=t, **fields) for i, t in pairs]

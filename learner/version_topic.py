@@ -1,0 +1,81 @@
+"""Reading and appending the ``model-versions`` topic with aiokafka.
+
+The topic is the registry: :func:`read_version_log` folds it from the beginning up to its end
+offsets (the state at call time); :func:`publish_versions` appends status events keyed by task
+and waits for the broker's acknowledgement, so a caller may commit work after it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ..schemas.codec import decode, encode
+from ..schemas.errors import ValidationError
+from ..schemas.events import ModelVersion
+from ..schemas.settings import Settings
+from ..schemas.topics import Topic
+from .errors import RegistryError
+from .registry import VersionLog
+
+__all__ = ["publish_versions", "read_version_log"]
+
+log = logging.getLogger(__name__)
+
+
+async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> VersionLog:
+    """The registry as of now: every event on ``model-versions`` up to its end offsets.
+
+    Undecodable records are logged and skipped (the registry must stay readable); a topic
+    that does not exist is an error naming it.
+    """
+    topic = settings.kafka.topic(Topic.MODEL_VERSIONS)
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False,
+                                group_id=None)
+    await consumer.start()
+    try:
+        ids = consumer.partitions_for_topic(topic) if topic in await consumer.topics() else None
+        if not ids:
+            raise RegistryError(f"topic {topic} does not exist (run `driftloop topics create`)")
+        assigned = [TopicPartition(topic, p) for p in sorted(ids)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        versions = VersionLog()
+        deadline = time.monotonic() + timeout
+        pending = {tp for tp in assigned if ends[tp] > 0}
+        records = []
+        while pending:
+            if time.monotonic() > deadline:
+                raise RegistryError(f"timed out reading {topic} after {timeout:.0f} s")
+            batches = await consumer.getmany(*pending, timeout_ms=500)
+            for messages in batches.values():
+                records.extend(messages)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        # One partition in the default layout; with more, timestamps order the fold.
+        for record in sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset)):
+            if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
+                continue
+            try:
+                versions.apply(decode(record.value, ModelVersion))
+            except ValidationError as exc:
+                log.warning("skipping bad record %s[%d]@%d: %s", record.topic,
+                            record.partition, record.offset, exc)
+        return versions
+    finally:
+        await consumer.stop()
+
+
+async def publish_versions(producer: AIOKafkaProducer, settings: Settings,
+                           events: Sequence[ModelVersion]) -> None:
+    """Append events to ``model-versions`` (keyed by task) and wait until acknowledged."""
+    topic = settings.kafka.topic(Topic.MODEL_VERSIONS)
+    sent = [await producer.send(topic, encode(event), key=event.task.encode())
+            for event in events]
+    await asyncio.gather(*sent)
