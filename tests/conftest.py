@@ -8,37 +8,21 @@ topic created under a prefix of its own, so tests never see each other's message
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka_helpers import (
+    BROKER_HEAP,
+    BROKER_JVM_OPTIONS,
+    BROKER_START_TIMEOUT_S,
+    free_port_pair,
+)
 
 from driftloop.schemas.settings import Settings
 from driftloop.tools.local_kafka import LocalKafka
 from driftloop.tools.topics import create_topics
-
-# Shared with the other test sessions of this machine and with `driftloop kafka start`:
-# the jars are downloaded once (see driftloop.tools.kafka_jars.default_cache_dir).
-BROKER_HEAP = "384m"
-BROKER_START_TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_port_pair() -> tuple[int, int]:
-    """Two distinct free ports: a broker's client and controller listeners."""
-    first = free_port()
-    second = free_port()
-    while second == first:
-        second = free_port()
-    return first, second
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +31,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     port, controller_port = free_port_pair()
     broker = LocalKafka(home=tmp_path_factory.mktemp("kafka"), port=port,
                         controller_port=controller_port, heap=BROKER_HEAP,
-                        die_with_parent=True)
+                        jvm_options=BROKER_JVM_OPTIONS, die_with_parent=True)
     try:
         broker.start(timeout=BROKER_START_TIMEOUT_S)
         yield broker
@@ -67,3 +51,9 @@ def kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Settings:
     )
     create_topics(settings)
     return settings
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on: for tests of what happens when the broker is unreachable."""
+    return free_port_pair()[0]

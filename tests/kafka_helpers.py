@@ -7,6 +7,7 @@ Import from tests as ``from kafka_helpers import consume_until, produce`` (pytes
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -16,9 +17,41 @@ from aiokafka.structs import ConsumerRecord
 from driftloop.schemas.settings import Settings
 from driftloop.schemas.topics import Topic
 
-__all__ = ["consume_until", "produce", "resolve_topic"]
+__all__ = [
+    "BROKER_HEAP",
+    "BROKER_JVM_OPTIONS",
+    "BROKER_START_TIMEOUT_S",
+    "consume_until",
+    "free_port",
+    "free_port_pair",
+    "produce",
+    "resolve_topic",
+]
+
+# Test brokers (the session's and the few tests that need their own) use these.
+BROKER_HEAP = "384m"
+BROKER_START_TIMEOUT_S = 120.0
+# C1 only and the serial collector: the broker starts sooner and takes less CPU from the
+# other processes of a 2-core machine; a test broker never runs long enough for C2 to pay.
+BROKER_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 Records = Sequence[ConsumerRecord]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_port_pair() -> tuple[int, int]:
+    """Two distinct free ports: a broker's client and controller listeners."""
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
 
 
 def resolve_topic(settings: Settings, topic: Topic | str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -23,53 +24,59 @@ def default_home() -> Path:
     return Path(base) / "driftloop" / "kafka"
 
 
-def _broker(ctx: click.Context) -> LocalKafka:
-    options = ctx.obj["kafka"]
-    return LocalKafka(home=options["home"], port=options["port"],
-                      controller_port=options["controller_port"],
+def _broker(home: Path | None, port: int, controller_port: int) -> LocalKafka:
+    return LocalKafka(home=home or default_home(), port=port, controller_port=controller_port,
                       progress=lambda line: click.echo(line, err=True))
 
 
+def broker_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options naming a broker, shared by every ``kafka`` subcommand."""
+    command = click.option(
+        "--controller-port", type=click.IntRange(1, 65535), default=9093, show_default=True,
+        help="KRaft controller listener on 127.0.0.1.")(command)
+    command = click.option(
+        "--port", type=click.IntRange(1, 65535), default=9092, show_default=True,
+        help="Client (PLAINTEXT) listener on 127.0.0.1.")(command)
+    return click.option(
+        "--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Broker folder: config, data, kafka.log, kafka.pid "
+             "[default: $XDG_DATA_HOME/driftloop/kafka or ~/.local/share/driftloop/kafka]",
+    )(command)
+
+
 @click.group()
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Broker folder: config, data, kafka.log, kafka.pid "
-                   "[default: $XDG_DATA_HOME/driftloop/kafka or ~/.local/share/driftloop/kafka]")
-@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True,
-              help="Client (PLAINTEXT) listener on 127.0.0.1.")
-@click.option("--controller-port", type=click.IntRange(1, 65535), default=9093,
-              show_default=True, help="KRaft controller listener on 127.0.0.1.")
-@click.pass_context
-def kafka(ctx: click.Context, home: Path | None, port: int, controller_port: int) -> None:
+def kafka() -> None:
     """A local single-node Apache Kafka (KRaft) from Maven Central's jars.
 
     The first start downloads the jars once with Maven into
     $DRIFTLOOP_CACHE_DIR/kafka (default ~/.cache/driftloop/kafka); java 17+ and mvn are needed.
     """
-    ctx.ensure_object(dict)
-    ctx.obj["kafka"] = {"home": home or default_home(), "port": port,
-                        "controller_port": controller_port}
 
 
 @kafka.command()
 @click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True,
               help="Seconds to wait for the broker to answer.")
-@click.pass_context
-def start(ctx: click.Context, timeout: float) -> None:
+@broker_options
+def start(home: Path | None, port: int, controller_port: int, timeout: float) -> None:
     """Start the broker (or confirm it runs) and wait until it answers."""
-    broker = _broker(ctx)
+    broker = _broker(home, port, controller_port)
+    before = broker.status()
+    if before.running and before.answering:
+        click.echo(f"{before.describe()}, already running")
+        return
     began = time.monotonic()
     status = broker.start(timeout=timeout)
-    click.echo(f"{status.describe()}; started in {time.monotonic() - began:.1f} s, "
-               f"log {broker.log_file}")
+    click.echo(f"{status.describe()}, ready in {time.monotonic() - began:.1f} s "
+               f"(log: {broker.log_file})")
 
 
 @kafka.command()
 @click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True,
               help="Seconds to wait after SIGTERM before SIGKILL.")
-@click.pass_context
-def stop(ctx: click.Context, timeout: float) -> None:
+@broker_options
+def stop(home: Path | None, port: int, controller_port: int, timeout: float) -> None:
     """Stop the broker gracefully (SIGTERM, then SIGKILL after --timeout)."""
-    broker = _broker(ctx)
+    broker = _broker(home, port, controller_port)
     pid = broker.status().pid
     if broker.stop(timeout=timeout):
         click.echo(f"kafka stopped (was pid {pid})")
@@ -78,23 +85,23 @@ def stop(ctx: click.Context, timeout: float) -> None:
 
 
 @kafka.command()
-@click.pass_context
-def status(ctx: click.Context) -> None:
+@broker_options
+def status(home: Path | None, port: int, controller_port: int) -> None:
     """Say whether the broker runs and answers; exit status 1 when it does not answer."""
-    current = _broker(ctx).status()
+    current = _broker(home, port, controller_port).status()
     click.echo(current.describe())
     if not current.answering:
-        ctx.exit(1)
+        raise SystemExit(1)
 
 
 @kafka.command()
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many lines from the end of kafka.log.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
-@click.pass_context
-def logs(ctx: click.Context, lines: int, follow: bool) -> None:
+@broker_options
+def logs(home: Path | None, port: int, controller_port: int, lines: int, follow: bool) -> None:
     """Print the end of the broker log."""
-    broker = _broker(ctx)
+    broker = _broker(home, port, controller_port)
     if not broker.log_file.exists():
         raise click.ClickException(f"no broker log yet at {broker.log_file}")
     click.echo(broker.logs(lines), nl=False)

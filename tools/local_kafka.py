@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -87,6 +87,9 @@ class LocalKafka:
         Where jars are cached (``$DRIFTLOOP_CACHE_DIR`` or ``~/.cache/driftloop``).
     extra_config
         ``server.properties`` entries that override the defaults below.
+    jvm_options
+        Extra JVM flags, e.g. ``-XX:TieredStopAtLevel=1`` for a faster, lighter start of a
+        short-lived test broker.
     progress
         Called with a line of text for steps a person waits on (the jar download).
     die_with_parent
@@ -108,6 +111,7 @@ class LocalKafka:
     def __init__(self, *, home: Path, port: int = 9092, controller_port: int = 9093,
                  version: str = KAFKA_VERSION, heap: str = "512m",
                  cache_dir: Path | None = None, extra_config: Mapping[str, str] | None = None,
+                 jvm_options: Sequence[str] = (),
                  progress: Callable[[str], None] | None = None,
                  die_with_parent: bool = False) -> None:
         for name, value in (("port", port), ("controller_port", controller_port)):
@@ -124,6 +128,7 @@ class LocalKafka:
         self.heap = heap
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.extra_config = dict(extra_config or {})
+        self.jvm_options = tuple(jvm_options)
         self.progress = progress
         self.die_with_parent = die_with_parent
         self._process: subprocess.Popen[bytes] | None = None
@@ -202,17 +207,21 @@ class LocalKafka:
         (self.home / "log4j.properties").write_text(asset.read_text())
 
     def _java_command(self, lib: Path, java: str, main: str, *args: str) -> list[str]:
-        return [java, f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+        return [java, f"-Xmx{self.heap}", *self.jvm_options,
+                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
                 f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
                 "-cp", f"{lib}/*", main, *args]
 
     def is_formatted(self) -> bool:
         return (self.data_dir / "meta.properties").is_file()
 
-    def format(self) -> None:
-        """Format the data folder for a new single-node cluster; a no-op when already done."""
+    def format(self, *, lib: Path | None = None) -> None:
+        """Format the data folder for a new single-node cluster; a no-op when already done.
+
+        ``lib`` is the jar folder when the caller already has it (else :meth:`ensure_jars`).
+        """
         java = require("java")
-        lib = self.ensure_jars()
+        lib = lib or self.ensure_jars()
         self._write_config()
         if self.is_formatted():
             return
@@ -283,8 +292,8 @@ class LocalKafka:
                 raise PortInUseError(
                     f"cannot start kafka: {name} {port} on {HOST} is in use by another process "
                     f"(choose another with --port / --controller-port)")
-        self.format()
         lib = self.ensure_jars()
+        self.format(lib=lib)
         with open(self.log_file, "ab") as out:
             out.write(f"--- driftloop: starting kafka {self.version} at "
                       f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} ---\n".encode())
