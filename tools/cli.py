@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "topics": ("driftloop.tools.topics_cmd", "topics", "Create and list driftloop topics."),
     "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
     "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
+    "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),
+    "versions": ("driftloop.tools.versions_cmd", "versions", "List, promote, roll back versions."),
 }
 
 

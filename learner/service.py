@@ -1,0 +1,186 @@
+"""The learner process: consume ``training-requests``, publish ``model-versions``.
+
+One request at a time: decode it, read the registry, skip it when its version is already
+published (a re-read after a crash or a rebalance), else train, gate and store in a worker
+thread (the event loop keeps the consumer's heartbeats going), publish the version event,
+wait for the broker's acknowledgement and only then commit the request's offset. A request
+that can never train (malformed, unknown parent, bad labels) becomes a dead letter. SIGTERM
+stops after the request in hand; nothing half-done is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from ..schemas.codec import decode, encode
+from ..schemas.errors import ValidationError
+from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
+from ..schemas.settings import Settings
+from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
+from .errors import LearnerError
+from .registry import version_id_for
+from .update import IncrementalUpdater
+from .version_topic import publish_versions, read_version_log
+
+__all__ = ["HOLD_BEFORE_PUBLISH_ENV", "LearnerService", "LearnerStats", "install_signal_handlers"]
+
+log = logging.getLogger(__name__)
+
+# Test hook: when set to a file path, the learner writes the version id there after storing
+# the adapter and then waits, unpublished, so a test can kill it at the worst moment.
+HOLD_BEFORE_PUBLISH_ENV = "DRIFTLOOP_LEARNER_HOLD_BEFORE_PUBLISH"
+DEAD_LETTER_PAYLOAD_BYTES = 256 * 1024
+# Room for the record framing around the largest request the topic accepts.
+FETCH_BYTES = TRAINING_REQUEST_MAX_BYTES + 1024 * 1024
+
+
+@dataclass(slots=True)
+class LearnerStats:
+    """What the process did, for logs, the bench and tests."""
+
+    published: list[ModelVersion] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    dead_letters: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return len(self.published) + len(self.skipped) + self.dead_letters
+
+
+class LearnerService:
+    """The ``driftloop learner`` loop.
+
+    Parameters
+    ----------
+    settings
+        Broker, topics, consumer group, learner and task settings.
+    updater
+        Does the training (built from the settings by default; pass one to share models).
+    max_requests
+        Stop after handling this many requests (None: run until stopped).
+    """
+
+    def __init__(self, settings: Settings, *, updater: IncrementalUpdater | None = None,
+                 max_requests: int | None = None) -> None:
+        self.settings = settings
+        self.updater = updater or IncrementalUpdater(settings)
+        self.max_requests = max_requests
+        self.stats = LearnerStats()
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the request in hand (idempotent, signal-safe)."""
+        self._stopping.set()
+
+    async def run(self) -> LearnerStats:
+        """Consume until stopped (or ``max_requests`` handled); return the stats."""
+        kafka = self.settings.kafka
+        self._consumer = AIOKafkaConsumer(
+            kafka.topic(Topic.TRAINING_REQUESTS), **kafka.client_kwargs(),
+            group_id=self.settings.learner.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=1,
+            max_poll_interval_ms=self.settings.learner.max_poll_interval_ms,
+            fetch_max_bytes=FETCH_BYTES, max_partition_fetch_bytes=FETCH_BYTES)
+        self._producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all",
+                                          enable_idempotence=True)
+        await self._producer.start()
+        try:
+            await self._consumer.start()
+            try:
+                await self._loop()
+            finally:
+                await self._consumer.stop()
+        finally:
+            await self._producer.stop()
+        return self.stats
+
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            if self.max_requests is not None and self.stats.handled >= self.max_requests:
+                return
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=1)
+            for tp, records in batches.items():
+                for record in records:
+                    await self._handle(record)
+                    # The effect (version or dead letter) is acknowledged: now the offset.
+                    await self._consumer.commit({tp: record.offset + 1})
+
+    async def _handle(self, record: ConsumerRecord) -> None:
+        consumed = time.perf_counter()
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        try:
+            request = decode(record.value, TrainingRequest,
+                             max_bytes=TRAINING_REQUEST_MAX_BYTES)
+        except ValidationError as exc:
+            log.warning("bad training request %s: %s", where, exc)
+            await self._dead_letter(record, exc.code, str(exc))
+            return
+        versions = await read_version_log(self.settings)
+        version_id = version_id_for(request.task, request.id)
+        if version_id in versions:
+            log.info("request %s (%s) already published as %s: skipping", request.id, where,
+                     version_id)
+            self.stats.skipped.append(version_id)
+            return
+        log.info("training %s for request %s (%s)", version_id, request.id, where)
+        try:
+            result = await asyncio.to_thread(self.updater.update, request, versions)
+        except LearnerError as exc:
+            if exc.retriable:
+                raise
+            log.warning("request %s (%s) cannot be trained: %s", request.id, where, exc)
+            await self._dead_letter(record, "untrainable_request", str(exc))
+            return
+        await self._hold_if_asked(result.event)
+        assert self._producer is not None
+        await publish_versions(self._producer, self.settings, [result.event])
+        latency = time.perf_counter() - consumed
+        self.stats.published.append(result.event)
+        self.stats.latencies.append(latency)
+        log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,
+                 result.event.status, latency, where, result.event.reason)
+
+    async def _hold_if_asked(self, event: ModelVersion) -> None:
+        marker = os.environ.get(HOLD_BEFORE_PUBLISH_ENV)
+        if not marker:
+            return
+        Path(marker).write_text(event.version_id, encoding="utf-8")
+        log.warning("%s is set: holding %s unpublished", HOLD_BEFORE_PUBLISH_ENV,
+                    event.version_id)
+        await asyncio.Event().wait()  # until the process is killed
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
+        assert self._producer is not None
+        raw = record.value or b""
+        letter = DeadLetter(
+            ts=time.time(), source_topic=record.topic, partition=record.partition,
+            offset=record.offset, reason=reason, error=error[:4096],
+            payload_b64=base64.b64encode(raw[:DEAD_LETTER_PAYLOAD_BYTES]).decode(),
+            payload_size=len(raw), truncated=len(raw) > DEAD_LETTER_PAYLOAD_BYTES,
+            key_b64=base64.b64encode(record.key).decode() if record.key else None,
+            consumer=self.settings.learner.group_id)
+        await self._producer.send_and_wait(self.settings.kafka.topic(Topic.DEAD_LETTERS),
+                                           encode(letter), key=record.topic.encode())
+        self.stats.dead_letters += 1
+
+
+def install_signal_handlers(service: LearnerService) -> None:
+    """SIGTERM and SIGINT stop the service gracefully (after the request in hand)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stop)
+

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from driftloop.learner.errors import PromptTemplateError
+from driftloop.learner.prompts import (
+    IGNORE_INDEX,
+    PromptTemplate,
+    get_template,
+    register,
+)
+
+
+def test_loss_covers_target_tokens_only(minilm) -> None:  # type: ignore[no-untyped-def]
+    tokenizer = minilm.tokenizer
+    template = get_template("sentiment@1")
+    ids, labels = template.encode(tokenizer, "what a lovely day", "positive", max_length=64)
+    target = tokenizer("positive", add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        target = [*target, tokenizer.eos_token_id]
+    assert len(ids) == len(labels)
+    assert labels[-len(target):] == target == ids[-len(target):]
+    assert set(labels[:-len(target)]) == {IGNORE_INDEX}
+
+
+def test_long_prompts_lose_their_start_not_the_target(minilm) -> None:  # type: ignore[no-untyped-def]
+    ids, labels = get_template("plain").encode(minilm.tokenizer, "word " * 500, "positive",
+                                               max_length=32)
+    assert len(ids) == 32 and labels[-1] != IGNORE_INDEX
+    with pytest.raises(PromptTemplateError, match="does not fit"):
+        get_template("plain").encode(minilm.tokenizer, "x", "word " * 50, max_length=16)
+
+
+def test_template_registry() -> None:
+    assert get_template("qa").ref == "qa@1"
+    with pytest.raises(PromptTemplateError, match="unknown prompt template"):
+        get_template("nope")
+    assert register(PromptTemplate("qa", 1, "Answer the question in as few words as possible.",
+                                   "{input}")).ref == "qa@1"
+    with pytest.raises(PromptTemplateError, match="new version"):
+        register(PromptTemplate("qa", 1, "Something else"))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"id": "", "version": 1}, "non-empty"),
+    ({"id": "a@b", "version": 1}, "without '@'"),
+    ({"id": "a", "version": 0}, "version"),
+    ({"id": "a", "version": 1, "input_format": "no slot"}, "needs"),
+])
+def test_bad_templates(kwargs: dict, message: str) -> None:
+    with pytest.raises(PromptTemplateError, match=message):
+        PromptTemplate(**kwargs)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftloop.learner.errors import (
+    AdapterFormatError,
+    ArtifactIntegrityError,
+    ArtifactLocationError,
+)
+from driftloop.learner.store import ArtifactStore, adapter_digest
+
+
+def make_adapter(folder: Path, weights: bytes = b"weights") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text('{"r": 8}')
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    return folder
+
+
+def test_put_is_content_addressed_and_idempotent(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    first = store.put(make_adapter(tmp_path / "a"))
+    again = store.put(make_adapter(tmp_path / "b"))
+    other = store.put(make_adapter(tmp_path / "c", b"other weights"))
+    assert first == again and first.sha256 != other.sha256
+    assert first.uri == f"file://{(tmp_path / 'store').resolve()}/{first.sha256}"
+    assert first.size_bytes == len('{"r": 8}') + len(b"weights")
+    # Nothing half-written is left behind under a temporary name.
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == sorted(
+        [first.sha256, other.sha256])
+
+
+def test_fetch_verifies_and_copies(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    local = store.fetch(stored.uri, stored.sha256, tmp_path / "out")
+    assert (local / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert adapter_digest(local)[0] == stored.sha256
+
+
+def test_tampered_adapter_is_refused(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    (tmp_path / "store" / stored.sha256 / "adapter_model.safetensors").write_bytes(b"evil")
+    with pytest.raises(ArtifactIntegrityError, match="refusing"):
+        store.fetch(stored.uri, stored.sha256, tmp_path / "out")
+    assert not (tmp_path / "out" / stored.sha256).exists()
+
+
+def test_claimed_sha_must_name_the_uri(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    with pytest.raises(ArtifactIntegrityError):
+        store.fetch(stored.uri, "f" * 64)
+
+
+@pytest.mark.parametrize("name", ["adapter_model.bin", "model.pt", "code.py", "weights.pkl"])
+def test_only_json_and_safetensors_are_stored(tmp_path: Path, name: str) -> None:
+    folder = make_adapter(tmp_path / "a")
+    (folder / name).write_bytes(b"\x80\x04pickle")
+    with pytest.raises(AdapterFormatError, match="only"):
+        ArtifactStore(str(tmp_path / "store")).put(folder)
+
+
+def test_extra_file_smuggled_into_store_is_refused_at_fetch(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    (tmp_path / "store" / stored.sha256 / "payload.pkl").write_bytes(b"x")
+    with pytest.raises(AdapterFormatError):
+        store.fetch(stored.uri, stored.sha256, tmp_path / "out")
+
+
+def test_bad_adapter_folders(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"), max_bytes=10)
+    with pytest.raises(AdapterFormatError, match="not a folder"):
+        store.put(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AdapterFormatError, match="empty"):
+        store.put(tmp_path / "empty")
+    with pytest.raises(AdapterFormatError, match="limit"):
+        store.put(make_adapter(tmp_path / "big", b"x" * 100))
+    nested = make_adapter(tmp_path / "nested")
+    (nested / "sub").mkdir()
+    with pytest.raises(AdapterFormatError, match="plain files"):
+        ArtifactStore(str(tmp_path / "store")).put(nested)
+    config_only = tmp_path / "config_only"
+    config_only.mkdir()
+    (config_only / "adapter_config.json").write_text("{}")
+    with pytest.raises(AdapterFormatError, match=r"no \.safetensors"):
+        ArtifactStore(str(tmp_path / "store")).put(config_only)
+
+
+@pytest.mark.parametrize("uri", [
+    "file:///etc/passwd",
+    "file://{root}/../{sha}",
+    "file://{root}/{sha}/..",
+    "file://{root}/not-a-digest",
+    "s3://bucket/{sha}",
+    "http://example.com/{sha}",
+])
+def test_uris_outside_the_store_are_refused(tmp_path: Path, uri: str) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    with pytest.raises(ArtifactLocationError):
+        store.fetch(uri.format(root=store.root, sha=stored.sha256), stored.sha256)
+
+
+def test_disallowed_scheme_and_missing_artifact(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactLocationError, match="not allowed"):
+        ArtifactStore("ftp://host/adapters", allowed_schemes=("file", "s3"))
+    store = ArtifactStore(str(tmp_path / "store"))
+    with pytest.raises(ArtifactLocationError, match="does not exist"):
+        store.fetch(store.uri_for("a" * 64), "a" * 64)
+
+
+def test_fsspec_url_store(tmp_path: Path) -> None:
+    # memory:// stands in for an object store: same code path as s3:// (fsspec put/mv/get).
+    store = ArtifactStore("memory://driftloop-test/adapters",
+                          allowed_schemes=("file", "memory"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    assert stored.uri.startswith("memory://") and stored.uri.endswith(stored.sha256)
+    local = store.fetch(stored.uri, stored.sha256, tmp_path / "out")
+    assert (local / "adapter_config.json").read_text() == '{"r": 8}'
+    assert store.put(make_adapter(tmp_path / "b")) == stored
