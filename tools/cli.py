@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "topics": ("driftloop.tools.topics_cmd", "topics", "Create and list driftloop topics."),
     "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
     "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
+    "worker": ("driftloop.tools.worker_cmd", "worker", "Run the Faust stream worker."),
     "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),
     "versions": ("driftloop.tools.versions_cmd", "versions", "List, promote, roll back versions."),
 }

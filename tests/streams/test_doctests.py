@@ -7,7 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["active", "buffer", "detectors", "drift", "join", "quality", "triggers"]
+MODULES = ["active", "buffer", "commands", "detectors", "drift", "ingest", "join", "metrics",
+           "pipeline", "quality", "state_codec",
+           "triggers"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,267 @@
+"""The worker's agents: interactions + feedback in, alerts, label and training requests out.
+
+One agent reads ``interactions`` and ``feedback`` (co-partitioned by task, so a task's state
+lives in one partition) and handles one Kafka message (one event or a batch envelope) per
+step: decode, dead letters, join, drift, active learning, buffer, triggers. Effects are sent
+first and the tables written last, with no await in between: a stop (SIGTERM) can only cut a
+step before its state is written, and Faust flushes the producer before it commits an
+offset, so a message is either applied whole or processed again (its effects carry the
+same ids). A second agent turns ``model-versions`` entries into commands for the task's
+partition (see :mod:`driftloop.streams.commands`).
+
+Tables (each with a changelog):
+
+* ``task-state``: task -> :class:`~driftloop.streams.pipeline.TaskState`;
+* ``replay-buffers``: task -> :class:`~driftloop.streams.buffer.ReplayBuffer`;
+* ``join-buckets``: ``task|topic:partition:offset`` -> :class:`~driftloop.streams.join.Bucket`;
+* ``dead-letter-counts``: ``topic:partition|reason`` -> count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from ..schemas.codec import decode, encode
+from ..schemas.errors import ValidationError
+from ..schemas.events import Event, Feedback, Interaction, ModelVersion
+from ..schemas.settings import Settings
+from ..schemas.topics import TOPIC_SPECS, Topic
+from .app import STATE_CODEC
+from .buffer import ReplayBuffer
+from .commands import COMMAND_HEADER, commands_from_version, decode_command, encode_command
+from .errors import TriggerError
+from .ingest import dead_letter, decode_message
+from .join import JoinWindow
+from .metrics import CONTENT_TYPE, render, worker_families
+from .pipeline import Effects, TaskState, new_buffer, new_join_window
+
+__all__ = ["WorkerRuntime", "wire"]
+
+log = logging.getLogger(__name__)
+
+# Faust's changelog topics must take the largest table value (a replay buffer).
+_CHANGELOG_CONFIGS = {"max.message.bytes": str(20 * 1024 * 1024), "cleanup.policy": "compact"}
+
+
+@dataclass
+class WorkerRuntime:
+    """The wired app: topics, tables, in-memory caches rebuilt from tables, liveness."""
+
+    app: faust.App
+    settings: Settings
+    topics: dict[Topic, faust.TopicT] = field(default_factory=dict)
+    states: Any = None
+    buffers: Any = None
+    buckets: Any = None
+    dead_counts: Any = None
+    joins: dict[str, JoinWindow] = field(default_factory=dict)
+    messages: int = 0
+    last_message_at: float = 0.0
+    started_at: float = field(default_factory=time.time)
+
+    # -- state access ---------------------------------------------------------------------
+    def state(self, task: str) -> TaskState:
+        state = self.states.get(task)
+        if state is None:
+            state = TaskState(task, self.settings.worker, self.settings.task(task))
+        return state
+
+    def buffer(self, task: str) -> ReplayBuffer:
+        buffer = self.buffers.get(task)
+        return buffer if buffer is not None else new_buffer(self.settings.worker)
+
+    def join(self, task: str) -> JoinWindow:
+        join = self.joins.get(task)
+        if join is None:
+            # First use since start or a rebalance: rebuild from the persisted buckets.
+            join = new_join_window(self.settings.worker)
+            prefix = f"{task}|"
+            join.restore((key[len(prefix):], bucket) for key, bucket in self.buckets.items()
+                         if key.startswith(prefix))
+            self.joins[task] = join
+        return join
+
+    # -- one Kafka message ------------------------------------------------------------------
+    async def handle(self, message: Any) -> None:
+        now = time.time()
+        topic, partition, offset = message.topic, message.partition, message.offset
+        headers = dict(message.headers or ())
+        if topic == self.topics[Topic.FEEDBACK].get_topic_name() and COMMAND_HEADER in headers:
+            await self._command(message, now)
+        else:
+            cls: type[Event] = Interaction if topic == self._name(Topic.INTERACTIONS) \
+                else Feedback
+            decoded = decode_message(
+                message.value, cls, topic=topic, partition=partition, offset=offset,
+                key=message.key,
+                embedding_dims=lambda task: self.settings.task(task).embedding_dim,
+                consumer=self.app.conf.id)
+            await self._dead_letters(decoded.dead_letters, topic, partition)
+            by_task: dict[str, list[Any]] = defaultdict(list)
+            for event in decoded.events:
+                by_task[event.task].append(event)  # type: ignore[attr-defined]
+            for task, events in by_task.items():
+                await self._apply(task, cls, events, topic, partition, offset, now)
+        self.messages += 1
+        self.last_message_at = now
+
+    def _name(self, topic: Topic) -> str:
+        return self.settings.kafka.topic(topic)
+
+    async def _apply(self, task: str, cls: type[Event], events: list[Any], topic: str,
+                     partition: int, offset: int, now: float) -> None:
+        state = self.state(task)
+        if state.seen(topic, partition, offset):
+            return
+        join, buffer = self.join(task), self.buffer(task)
+        bucket = f"{topic}:{partition}:{offset}"
+        if cls is Interaction:
+            effects = state.on_interactions(events, join=join, buffer=buffer, bucket=bucket,
+                                            now=now)
+        else:
+            effects = state.on_feedback(events, join=join, buffer=buffer, bucket=bucket, now=now)
+        await self._publish(task, effects)
+        self._write(task, state, join, buffer, effects)
+
+    async def _command(self, message: Any, now: float) -> None:
+        try:
+            command = decode_command(message.value)
+        except TriggerError as exc:
+            await self._dead_letters([dead_letter(
+                message.value, topic=message.topic, partition=message.partition,
+                offset=message.offset, reason="invalid_command", error=str(exc),
+                key=message.key, consumer=self.app.conf.id)], message.topic, message.partition)
+            return
+        state = self.state(command.task)
+        if state.seen(message.topic, message.partition, message.offset):
+            return
+        state.on_command(command, now=now)
+        buffer = self.buffer(command.task)
+        effects = Effects(training_requests=state.check_triggers(buffer, now=now))
+        effects.buffer_changed = bool(effects.training_requests)
+        await self._publish(command.task, effects)
+        self._write(command.task, state, self.join(command.task), buffer, effects)
+
+    async def _dead_letters(self, letters: list[Any], topic: str, partition: int) -> None:
+        if not letters:
+            return
+        sink = self.topics[Topic.DEAD_LETTERS]
+        for letter in letters:
+            await sink.send(key=topic.encode(), value=encode(letter))
+            log.warning("dead letter from %s[%d]@%d: %s (%s)", topic, partition, letter.offset,
+                        letter.reason, letter.error[:200])
+        counts: dict[str, int] = defaultdict(int)
+        for letter in letters:
+            counts[f"{topic}:{partition}|{letter.reason}"] += 1
+        for key, count in counts.items():
+            self.dead_counts[key] = self.dead_counts.get(key, 0) + count
+
+    async def _publish(self, task: str, effects: Effects) -> None:
+        key = task.encode()
+        for alert in effects.drift_alerts:
+            await self.topics[Topic.DRIFT_ALERTS].send(key=key, value=encode(alert))
+        for request in effects.label_requests:
+            await self.topics[Topic.LABEL_REQUESTS].send(key=key, value=encode(request))
+        for request in effects.training_requests:
+            await self.topics[Topic.TRAINING_REQUESTS].send(key=key, value=encode(request))
+
+    def _write(self, task: str, state: TaskState, join: JoinWindow, buffer: ReplayBuffer,
+               effects: Effects) -> None:
+        # No await from here on: the step's state is written as one piece.
+        changed, deleted = join.take_changes()
+        for bucket_key, bucket in changed.items():
+            self.buckets[f"{task}|{bucket_key}"] = bucket
+        for bucket_key in deleted:
+            full = f"{task}|{bucket_key}"
+            if full in self.buckets:
+                del self.buckets[full]
+        if effects.buffer_changed or effects.training_requests or task not in self.buffers:
+            self.buffers[task] = buffer
+        self.states[task] = state
+
+    # -- model-versions -> commands -------------------------------------------------------
+    async def forward_versions(self, value: bytes) -> None:
+        try:
+            version = decode(value, ModelVersion)
+        except ValidationError as exc:
+            log.warning("unreadable model-versions entry skipped: %s", exc)
+            return
+        min_score = self.settings.worker.triggers.challenge_min_score
+        for command in commands_from_version(version, challenge_min_score=min_score):
+            key, body, headers = encode_command(command)
+            await self.topics[Topic.FEEDBACK].send(key=key, value=body, headers=headers)
+
+    # -- observability ---------------------------------------------------------------------
+    def liveness(self) -> dict[str, float]:
+        now = time.time()
+        last = self.last_message_at or self.started_at
+        return {"messages_handled": float(self.messages),
+                "seconds_since_last_message": round(now - last, 3),
+                "uptime_seconds": round(now - self.started_at, 3)}
+
+    def metrics_text(self) -> str:
+        states = [state for _, state in self.states.items() if state is not None]
+        dead = {key: value for key, value in self.dead_counts.items()}
+        return render(worker_families(states, dead, self.liveness()))
+
+
+def _table(app: faust.App, name: str, partitions: int) -> Any:
+    table = app.Table(name, default=None, partitions=partitions,
+                      extra_topic_configs=_CHANGELOG_CONFIGS)
+    # Faust derives serializers from key/value types (json); the state needs pickle through
+    # an allowlist, set before the changelog topic and the store are first built.
+    table.value_serializer = STATE_CODEC
+    table.key_serializer = "json"
+    table.changelog_topic = table._new_changelog_topic()
+    return table
+
+
+def wire(app: faust.App, settings: Settings) -> WorkerRuntime:
+    """Add the topics, tables, agents and web pages of the worker to ``app``."""
+    runtime = WorkerRuntime(app=app, settings=settings)
+    kafka = settings.kafka
+    for topic in (Topic.INTERACTIONS, Topic.FEEDBACK, Topic.DRIFT_ALERTS, Topic.LABEL_REQUESTS,
+                  Topic.TRAINING_REQUESTS, Topic.DEAD_LETTERS, Topic.MODEL_VERSIONS):
+        runtime.topics[topic] = app.topic(kafka.topic(topic), key_serializer="raw",
+                                          value_serializer="raw",
+                                          partitions=TOPIC_SPECS[topic].partitions)
+    partitions = TOPIC_SPECS[Topic.INTERACTIONS].partitions
+    if TOPIC_SPECS[Topic.FEEDBACK].partitions != partitions:
+        raise RuntimeError("interactions and feedback must have the same partition count")
+    runtime.states = _table(app, "task-state", partitions)
+    runtime.buffers = _table(app, "replay-buffers", partitions)
+    runtime.buckets = _table(app, "join-buckets", partitions)
+    runtime.dead_counts = _table(app, "dead-letter-counts", partitions)
+    source = app.topic(kafka.topic(Topic.INTERACTIONS), kafka.topic(Topic.FEEDBACK),
+                       key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source, name="driftloop.ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await runtime.handle(event.message)
+
+    @app.agent(runtime.topics[Topic.MODEL_VERSIONS], name="driftloop.versions")
+    async def versions(stream: faust.StreamT) -> None:
+        async for value in stream:
+            await runtime.forward_versions(value)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.text(runtime.metrics_text(), content_type=CONTENT_TYPE)
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", **runtime.liveness()})
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # Tables will be rebuilt for the new assignment; the caches follow them.
+        runtime.joins.clear()
+
+    return runtime

@@ -1,0 +1,94 @@
+"""Operator and registry commands for one task, carried on the ``feedback`` topic.
+
+A command is a small JSON object in a message keyed by the task and marked with the header
+``driftloop-command``. Riding on ``feedback`` (instead of a topic of its own) puts it in the
+same partition as the task's state, in order with the task's feedback, so the worker that
+owns the task applies it exactly where it owns the state. Kinds: ``trigger`` (an operator
+asks for training now), ``challenge`` (a version failed its challenge prompts) and
+``promoted`` (a new current version, the parent of the next training).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from ..schemas.enums import VersionStatus
+from ..schemas.events import ModelVersion
+from .errors import TriggerError
+
+__all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "Command", "commands_from_version",
+           "decode_command", "encode_command", "manual_trigger"]
+
+COMMAND_HEADER = "driftloop-command"
+COMMAND_KINDS = ("trigger", "challenge", "promoted")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command for one task; ``id`` makes it idempotent (applied once per task)."""
+
+    id: str
+    task: str
+    kind: str
+    reason: str = ""
+    version: str | None = None
+    ts: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in COMMAND_KINDS:
+            raise TriggerError(f"unknown command {self.kind!r}; valid: {', '.join(COMMAND_KINDS)}")
+        if not self.task or not self.id:
+            raise TriggerError("a command needs a task and an id")
+
+
+def encode_command(command: Command) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the Kafka message that carries ``command``."""
+    return (command.task.encode(), orjson.dumps(asdict(command)),
+            [(COMMAND_HEADER, command.kind.encode())])
+
+
+def decode_command(value: bytes | None) -> Command:
+    """Read a command message; raises :class:`TriggerError` naming what is wrong.
+
+    >>> key, value, headers = encode_command(manual_trigger("sentiment", reason="x", id="c1"))
+    >>> decode_command(value).kind
+    'trigger'
+    """
+    try:
+        data: Any = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise TriggerError(f"command is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TriggerError("command must be a JSON object")
+    fields = {"id", "task", "kind", "reason", "version", "ts"}
+    try:
+        return Command(**{k: v for k, v in data.items() if k in fields})
+    except TypeError as exc:
+        raise TriggerError(f"invalid command: {exc}") from None
+
+
+def manual_trigger(task: str, *, reason: str = "", id: str | None = None) -> Command:
+    """An operator's request to train ``task`` now."""
+    return Command(id=id or f"manual-{uuid.uuid4().hex}", task=task, kind="trigger",
+                   reason=reason or "operator request", ts=time.time())
+
+
+def commands_from_version(version: ModelVersion, *,
+                          challenge_min_score: float | None) -> list[Command]:
+    """What a ``model-versions`` entry means for the worker: a new parent, failed challenges."""
+    out = []
+    if version.status is VersionStatus.PROMOTED:
+        out.append(Command(id=f"promoted-{version.version_id}", task=version.task,
+                           kind="promoted", version=version.version_id, ts=version.ts))
+        score = version.metrics_after.get("challenge_score")
+        if challenge_min_score is not None and score is not None and score < challenge_min_score:
+            out.append(Command(id=f"challenge-{version.version_id}", task=version.task,
+                               kind="challenge", version=version.version_id, ts=version.ts,
+                               reason=f"{version.version_id} challenge_score {score:.3f} < "
+                                      f"{challenge_min_score}"))
+    return out

@@ -1,0 +1,29 @@
+"""Send commands to the workers (over Kafka, keyed by task: see :mod:`.commands`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+
+from ..schemas.settings import Settings
+from ..schemas.topics import Topic
+from .commands import Command, encode_command
+
+__all__ = ["send_commands"]
+
+
+async def send_commands(settings: Settings, commands: Iterable[Command]) -> int:
+    """Publish commands on the feedback topic and wait for the broker's acks."""
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        sent = 0
+        for command in commands:
+            key, value, headers = encode_command(command)
+            await producer.send_and_wait(settings.kafka.topic(Topic.FEEDBACK), value, key=key,
+                                         headers=headers)
+            sent += 1
+        return sent
+    finally:
+        await producer.stop()

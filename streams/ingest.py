@@ -1,0 +1,118 @@
+"""Bytes from Kafka -> events, and everything that fails -> dead letters.
+
+One Kafka message holds one event or a batch envelope; a payload that cannot be read at all
+becomes one dead letter, a bad event inside a good envelope becomes its own dead letter with
+its ``event_index`` and its own bytes, and the good events go on. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import orjson
+
+from ..schemas.codec import decode_batch
+from ..schemas.errors import ValidationError
+from ..schemas.events import DeadLetter, Event, Interaction
+
+__all__ = ["MAX_DEAD_LETTER_PAYLOAD", "DecodedMessage", "dead_letter", "decode_message"]
+
+E = TypeVar("E", bound=Event)
+
+# Dead letters carry the raw bytes, cut to this bound (the topic accepts 8 MiB messages and
+# the base64 form is a third larger).
+MAX_DEAD_LETTER_PAYLOAD = 1024 * 1024
+
+
+@dataclass(slots=True)
+class DecodedMessage:
+    """The good events of one message and the dead letters of the rest."""
+
+    events: list[Event] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def dead_letter(raw: bytes | None, *, topic: str, partition: int, offset: int, reason: str,
+                error: str, event_index: int | None = None, key: bytes | None = None,
+                consumer: str | None = None, now: float | None = None) -> DeadLetter:
+    """A dead letter holding ``raw`` (base64, cut to :data:`MAX_DEAD_LETTER_PAYLOAD`)."""
+    payload = raw or b""
+    cut = payload[:MAX_DEAD_LETTER_PAYLOAD]
+    return DeadLetter(
+        ts=time.time() if now is None else now,
+        source_topic=topic, partition=partition, offset=offset, event_index=event_index,
+        reason=reason[:256] or "unknown", error=error[:4096] or reason,
+        payload_b64=base64.b64encode(cut).decode("ascii"), payload_size=len(payload),
+        truncated=len(cut) < len(payload),
+        key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
+        consumer=consumer,
+    )
+
+
+def _event_bytes(raw: bytes, index: int) -> bytes:
+    # Only on the error path: the bad event's own JSON, so an operator can fix and replay it.
+    try:
+        return orjson.dumps(orjson.loads(raw)["events"][index])
+    except Exception:  # the envelope was readable moments ago; keep the whole message then
+        return raw
+
+
+def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: int,
+                   offset: int, key: bytes | None = None, max_bytes: int | None = None,
+                   embedding_dims: Callable[[str], int | None] | None = None,
+                   consumer: str | None = None) -> DecodedMessage:
+    """Decode one Kafka message into events of type ``cls``; never raises.
+
+    ``embedding_dims`` maps a task to the embedding size configured for it (``None``:
+    any size); an interaction whose embedding has another size is a dead letter.
+
+    >>> from driftloop.schemas import Feedback, encode
+    >>> good = encode(Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label",
+    ...                        value="pos"))
+    >>> out = decode_message(good, Feedback, topic="feedback", partition=0, offset=7)
+    >>> len(out.events), len(out.dead_letters)
+    (1, 0)
+    >>> bad = decode_message(b"{not json", Feedback, topic="feedback", partition=0, offset=8)
+    >>> bad.dead_letters[0].reason, bad.dead_letters[0].offset
+    ('invalid_json', 8)
+    """
+    out = DecodedMessage()
+
+    def reject(reason: str, error: str, index: int | None, payload: bytes | None) -> None:
+        out.dead_letters.append(dead_letter(
+            payload, topic=topic, partition=partition, offset=offset, reason=reason,
+            error=error, event_index=index, key=key, consumer=consumer))
+
+    if raw is None:
+        reject("empty", "message has no value (a tombstone?)", None, raw)
+        return out
+    try:
+        results = decode_batch(raw, cls, max_bytes=max_bytes)
+    except ValidationError as exc:
+        reject(exc.code, str(exc), None, raw)
+        return out
+    except Exception as exc:  # a decoder bug must not stop the worker either
+        reject("internal", f"{type(exc).__name__}: {exc}", None, raw)
+        return out
+    batched = len(results) > 1 or (raw.lstrip()[:1] == b"{" and b'"driftloop.batch"' in raw[:200])
+    for index, result in enumerate(results):
+        where = index if batched else None
+        if isinstance(result, ValidationError):
+            reject(result.code, str(result), where,
+                   _event_bytes(raw, index) if batched else raw)
+            continue
+        if embedding_dims is not None and isinstance(result, Interaction) \
+                and result.embedding is not None:
+            want = embedding_dims(result.task)
+            if want is not None and len(result.embedding) != want:
+                reject("embedding_dim",
+                       f"interaction.embedding: expected {want} dimensions, "
+                       f"got {len(result.embedding)}", where,
+                       _event_bytes(raw, index) if batched else raw)
+                continue
+        out.events.append(result)
+    return out
