@@ -9,6 +9,7 @@ topic created under a prefix of its own, so tests never see each other's message
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,17 @@ from kafka_helpers import (
     free_port_pair,
 )
 
+from driftloop.schemas.errors import DriftloopError
 from driftloop.schemas.settings import Settings
 from driftloop.tools.local_kafka import LocalKafka
-from driftloop.tools.topics import create_topics
+from driftloop.tools.topics import create_topics, delete_topics
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the broker is a ``kafka`` test, marked or not (``-m "not kafka"``)."""
+    for item in items:
+        if "kafka_broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +49,12 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 
 
 @pytest.fixture
-def kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Settings:
-    """Settings for the session broker with every driftloop topic under a fresh prefix."""
+def kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for the session broker with every driftloop topic under a fresh prefix.
+
+    The topics (and any other topic the test made under the prefix) are deleted afterwards:
+    each costs the broker file handles and heap, and a session runs hundreds of tests.
+    """
     settings = Settings(
         kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
                "topic_prefix": f"t{uuid.uuid4().hex[:12]}."},
@@ -50,7 +63,12 @@ def kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Settings:
         learner={"cache_dir": tmp_path / "learner"},
     )
     create_topics(settings)
-    return settings
+    yield settings
+    try:
+        delete_topics(settings)
+    except DriftloopError as exc:  # a broker that went away is the failing test's story
+        warnings.warn(f"could not delete the topics of {settings.kafka.topic_prefix}: {exc}",
+                      stacklevel=1)
 
 
 @pytest.fixture

@@ -221,6 +221,9 @@ class LocalKafka:
         ``lib`` is the jar folder when the caller already has it (else :meth:`ensure_jars`).
         """
         java = require("java")
+        pid = self._live_pid()
+        if pid is not None:  # its config is what it runs with: not ours to rewrite now
+            raise ToolsError(f"kafka from {self.home} is running (pid {pid}): stop it first")
         lib = lib or self.ensure_jars()
         self._write_config()
         if self.is_formatted():
@@ -261,6 +264,17 @@ class LocalKafka:
         # A recycled pid, or a zombie nobody reaped yet, is not our broker.
         return state != "Z" and str(self.properties_file).encode() in cmdline
 
+    def _configured_listeners(self) -> str | None:
+        # The running broker read this file at its start (it is rewritten only by start()).
+        try:
+            for line in self.properties_file.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and key.strip() == "listeners":
+                    return value.strip()
+        except FileNotFoundError:
+            pass
+        return None
+
     def _live_pid(self) -> int | None:
         pid = self._read_pid()
         return pid if pid is not None and self._is_our_broker(pid) else None
@@ -283,6 +297,10 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         pid = self._live_pid()
         if pid is not None:
+            running_on = self._configured_listeners()
+            if running_on and running_on != self.server_properties()["listeners"]:
+                raise ToolsError(f"kafka from {self.home} already runs (pid {pid}) with "
+                                 f"listeners {running_on}; stop it before changing ports")
             self._wait_until_answering(pid, deadline)
             return self.status()
         self.pid_file.unlink(missing_ok=True)

@@ -21,7 +21,16 @@ from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS, Topic
 from .errors import TopicsError
 
-__all__ = ["acreate_topics", "alist_topics", "create_topics", "list_topics", "topic_names"]
+__all__ = [
+    "acreate_topics",
+    "adelete_topics",
+    "alist_topics",
+    "create_topics",
+    "delete_topics",
+    "list_topics",
+    "topic_names",
+    "topics_to_delete",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +130,47 @@ async def alist_topics(settings: Settings, *, all_topics: bool = False) -> list[
                                                     and not n.startswith("__")))
 
 
+async def adelete_topics(settings: Settings) -> list[str]:
+    """Delete the topics of this prefix; return the names deleted.
+
+    With a prefix, every topic under it goes (a worker's own topics too); without one, only
+    the seven driftloop topics, never the rest of a shared broker.
+    """
+    present = await alist_topics(settings, all_topics=not settings.kafka.topic_prefix)
+    doomed = topics_to_delete(settings, present)
+    if not doomed:
+        return []
+    admin = _admin(settings)
+    try:
+        await admin.start()
+        response = await admin.delete_topics(doomed, timeout_ms=30_000)
+    except KafkaError as exc:
+        raise TopicsError(f"cannot delete topics on {settings.kafka.bootstrap_servers}: "
+                          f"{exc}") from exc
+    finally:
+        await admin.close()
+    failed = [f"{name}: error code {code}" for name, code, *_ in response.topic_error_codes
+              if code != 0]
+    if failed:
+        raise TopicsError("the broker refused to delete: " + "; ".join(failed))
+    return doomed
+
+
+def topics_to_delete(settings: Settings, present: list[str]) -> list[str]:
+    """Which of the ``present`` topics :func:`adelete_topics` removes.
+
+    >>> topics_to_delete(Settings(), ["feedback", "orders", "__consumer_offsets"])
+    ['feedback']
+    >>> topics_to_delete(Settings(kafka={"topic_prefix": "t1."}), ["t1.feedback", "t1.x", "t2.x"])
+    ['t1.feedback', 't1.x']
+    """
+    prefix = settings.kafka.topic_prefix
+    if not prefix:
+        wanted = set(topic_names(settings))
+        return [name for name in present if name in wanted]
+    return [name for name in present if name.startswith(prefix)]
+
+
 def create_topics(settings: Settings, *, partitions: int | None = None) -> list[str]:
     """Synchronous :func:`acreate_topics`, callable with or without a running event loop."""
     return run_sync(acreate_topics(settings, partitions=partitions))
@@ -129,6 +179,11 @@ def create_topics(settings: Settings, *, partitions: int | None = None) -> list[
 def list_topics(settings: Settings, *, all_topics: bool = False) -> list[str]:
     """Synchronous :func:`alist_topics`."""
     return run_sync(alist_topics(settings, all_topics=all_topics))
+
+
+def delete_topics(settings: Settings) -> list[str]:
+    """Synchronous :func:`adelete_topics`."""
+    return run_sync(adelete_topics(settings))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -7,7 +7,7 @@ import click
 from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS
 from .cli import settings_from
-from .topics import create_topics, list_topics, topic_names
+from .topics import create_topics, delete_topics, list_topics, topic_names
 
 __all__ = ["topics"]
 
@@ -56,3 +56,25 @@ def list_(ctx: click.Context, prefix: str | None, all_topics: bool) -> None:
     if missing:
         click.echo(f"missing ({len(missing)} of {len(TOPIC_SPECS)}; run `driftloop topics "
                    f"create`): {', '.join(missing)}", err=True)
+
+
+@topics.command()
+@click.option("--prefix", default=None, help=_PREFIX_HELP)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, prefix: str | None, yes: bool) -> None:
+    """Delete the topics under the prefix (without a prefix: only the driftloop topics).
+
+    Their messages are gone for good: meant for dev and test brokers.
+    """
+    settings = _settings(ctx, prefix)
+    where = settings.kafka.bootstrap_servers
+    what = (f"every topic under {settings.kafka.topic_prefix!r}" if settings.kafka.topic_prefix
+            else "the driftloop topics")
+    if not yes:
+        click.confirm(f"delete {what} on {where}, with their messages?", abort=True)
+    deleted = delete_topics(settings)
+    if deleted:
+        click.echo(f"deleted {len(deleted)} topics on {where}: {', '.join(deleted)}")
+    else:
+        click.echo(f"nothing to delete on {where}")

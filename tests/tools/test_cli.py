@@ -8,6 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from driftloop.schemas.settings import Settings
 from driftloop.tools.bench_cmd import BENCHES
 from driftloop.tools.cli import COMMANDS, cli, main
 from driftloop.tools.topics import topic_names
@@ -61,7 +62,7 @@ def test_the_walk_covers_the_kafka_and_topics_subcommands() -> None:
     paths = set(every_command_path())
     for sub in ("start", "stop", "status", "logs"):
         assert ("kafka", sub) in paths
-    assert {("topics", "create"), ("topics", "list")} <= paths
+    assert {("topics", "create"), ("topics", "list"), ("topics", "delete")} <= paths
     assert {(name,) for name in COMMANDS} <= paths
 
 
@@ -124,9 +125,18 @@ def test_topics_create_then_list_under_a_prefix(kafka_broker, tmp_path: Path) ->
     assert output.startswith("already present on ")
     code, output = run("topics", "list", "--prefix", prefix, env=env)
     assert code == 0
-    from driftloop.schemas.settings import Settings
     expected = sorted(topic_names(Settings(kafka={"topic_prefix": prefix})))
     assert output.splitlines() == expected
+
+    result = CliRunner().invoke(cli, ["topics", "delete", "--prefix", prefix], env=env,
+                                input="n\n")
+    assert result.exit_code == 1  # declined: aborted, nothing deleted
+    assert run("topics", "list", "--prefix", prefix, env=env)[1].splitlines() == expected
+    code, output = run("topics", "delete", "--prefix", prefix, "--yes", env=env)
+    assert code == 0
+    assert output.startswith(f"deleted 7 topics on {kafka_broker.bootstrap_servers}: ")
+    assert run("topics", "delete", "--prefix", prefix, "--yes", env=env)[1].startswith(
+        "nothing to delete")
 
 
 @pytest.mark.kafka

@@ -6,6 +6,8 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from driftloop.tools.errors import (
     JarFetchError,
     MissingDependencyError,
     PortInUseError,
+    ToolsError,
 )
 from driftloop.tools.kafka_jars import KAFKA_VERSION, default_cache_dir, ensure_kafka_jars
 from driftloop.tools.kafka_probe import broker_answers, port_is_free
@@ -62,6 +65,12 @@ def test_start_is_idempotent_status_answers_and_stop_is_graceful(tmp_path: Path)
                           controller_port=broker.controller_port)
         assert twin.status() == first
         assert twin.start().pid == first.pid
+        moved = LocalKafka(home=broker.home, port=free_port_pair()[0],
+                           controller_port=broker.controller_port)
+        with pytest.raises(ToolsError, match="stop it before changing ports"):
+            moved.start()
+        with pytest.raises(ToolsError, match="stop it first"):
+            moved.format()
 
         began = time.monotonic()
         assert twin.stop(timeout=30) is True
@@ -100,6 +109,34 @@ def test_the_broker_takes_its_configuration(kafka_broker) -> None:
     assert props["controller.quorum.voters"] == f"1@127.0.0.1:{kafka_broker.controller_port}"
     assert Path(props["log.dirs"]).is_relative_to(kafka_broker.home)
     assert "Kafka Server started" in kafka_broker.logs(1000)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_broker_tied_to_its_parent_dies_with_it(tmp_path: Path) -> None:
+    # What keeps a killed test session from leaving a JVM behind on a shared machine.
+    port, controller_port = free_port_pair()
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from driftloop.tools.local_kafka import LocalKafka\n"
+        f"k = LocalKafka(home=Path({str(tmp_path / 'kafka')!r}), port={port}, "
+        f"controller_port={controller_port}, heap={BROKER_HEAP!r}, "
+        f"jvm_options={BROKER_JVM_OPTIONS!r}, die_with_parent=True)\n"
+        "print(k.start(timeout=120).pid, flush=True)\n"
+        "sys.exit(0)  # no stop(): the broker must go anyway\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=180, check=True)
+    pid = int(done.stdout.split()[-1])
+    broker = LocalKafka(home=tmp_path / "kafka", port=port, controller_port=controller_port)
+    deadline = time.monotonic() + 30
+    while broker.status().running and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling another process's exit: there is no event to wait on
+    try:
+        assert not broker.status().running, f"kafka pid {pid} outlived its parent"
+    finally:
+        broker.stop()
 
 
 # -- start failures ---------------------------------------------------------------------------

@@ -13,10 +13,12 @@ from driftloop.schemas.topics import TOPIC_SPECS, TRAINING_REQUEST_MAX_BYTES, To
 from driftloop.tools.errors import TopicsError
 from driftloop.tools.topics import (
     acreate_topics,
+    adelete_topics,
     alist_topics,
     create_topics,
     list_topics,
     topic_names,
+    topics_to_delete,
 )
 
 pytestmark = pytest.mark.kafka
@@ -130,3 +132,20 @@ async def test_an_unreachable_broker_raises_topics_error(unused_port) -> None:
         await acreate_topics(settings)
     with pytest.raises(TopicsError, match=r"cannot list topics on 127\.0\.0\.1"):
         await alist_topics(settings)
+
+
+async def test_deletion_removes_everything_under_the_prefix_only(kafka_settings) -> None:
+    settings = fresh(kafka_settings)
+    await acreate_topics(settings, partitions=1)
+    assert sorted(await adelete_topics(settings)) == sorted(topic_names(settings))
+    assert await alist_topics(settings) == []
+    assert await adelete_topics(settings) == []  # idempotent
+    assert await alist_topics(kafka_settings) == sorted(topic_names(kafka_settings))
+
+
+def test_deletion_without_a_prefix_picks_only_driftloop_topics() -> None:
+    # Neighbours on a shared broker must survive a prefix-less delete; checked on names only,
+    # since really deleting unprefixed topics could hit another test of this session.
+    present = ["feedback", "orders", "__consumer_offsets", "t1.feedback", "model-versions"]
+    assert topics_to_delete(Settings(), present) == ["feedback", "model-versions"]
+    assert topics_to_delete(Settings(kafka={"topic_prefix": "t1."}), present) == ["t1.feedback"]
