@@ -76,6 +76,8 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
                             "Labels and corrections in the rolling window.")
     dead = MetricFamily("driftloop_dead_letters_total", "counter",
                         "Messages or events sent to dead-letters, by source topic and reason.")
+    monitored = MetricFamily("driftloop_drift_monitored_events", "gauge",
+                             "Events seen by the drift monitors of a task and domain.")
     live = MetricFamily("driftloop_worker_liveness", "gauge",
                         "Consumer liveness: messages handled and seconds since the last one.")
     for state in states:
@@ -88,6 +90,8 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
                               trigger=name.removeprefix("training_requests_"))
             else:
                 events.add(value, task=task, kind=name)
+        for domain, drift in state.drift.domains.items():  # type: ignore[attr-defined]
+            monitored.add(drift.events, task=task, domain=domain)
         for fig in state.quality.figures():  # type: ignore[attr-defined]
             labels = {"task": task, "domain": fig.domain, "model_version": fig.model_version}
             accuracy.add(fig.accuracy, **labels)
@@ -99,4 +103,5 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
         dead.add(value, topic=source.rsplit(":", 1)[0], reason=reason)
     for name, value in liveness.items():
         live.add(value, measure=name)
-    return [events, alerts, trainings, accuracy, error_rate, rating, outcomes, dead, live]
+    return [events, alerts, trainings, accuracy, error_rate, rating, outcomes, dead, monitored,
+            live]
