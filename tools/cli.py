@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "kafka": ("driftloop.tools.kafka_cmd", "kafka", "Run a local single-node Kafka (KRaft)."),
     "topics": ("driftloop.tools.topics_cmd", "topics", "Create and list driftloop topics."),
     "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
+    "replay": ("driftloop.tools.replay_cmd", "replay",
+               "Copy a topic slice into another topic, exactly once, resumable."),
     "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
     "worker": ("driftloop.tools.worker_cmd", "worker", "Run the Faust stream worker."),
     "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),
