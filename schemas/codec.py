@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pydantic
+from pydantic_core import PydanticSerializationError
 
 from .errors import FieldError, ValidationError, show_value
 from .events import EVENT_TYPES, WIRE, Event, Interaction, TrainingRequest
@@ -80,10 +81,15 @@ def to_dict(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-def _dumps(data: Any, what: str) -> bytes:
+def _dumps(events: Sequence[Event], what: str, envelope: bool) -> bytes:
     try:
-        return orjson.dumps(data)
-    except orjson.JSONEncodeError as exc:  # an unknown field holding a set, a 2**70 int...
+        data: Any = [event.model_dump(mode="json") for event in events]
+        if envelope:
+            data = {"schema_name": BATCH_SCHEMA_NAME, "schema_version": BATCH_SCHEMA_VERSION,
+                    "events": data}
+        return orjson.dumps(data if envelope else data[0])
+    # An unknown field holding an object JSON cannot spell, or an integer past 64 bits.
+    except (orjson.JSONEncodeError, PydanticSerializationError) as exc:
         raise ValidationError.single(what, f"cannot be encoded as JSON: {exc}",
                                      code="unencodable") from None
 
@@ -96,16 +102,12 @@ def encode(event: Event) -> bytes:
     ...                 note="kept"))[:60]
     b'{"schema_name":"driftloop.feedback","schema_version":1,"id":'
     """
-    return _dumps(event.model_dump(mode="json"), event_short_name(type(event)))
+    return _dumps([event], event_short_name(type(event)), envelope=False)
 
 
 def encode_batch(events: Sequence[Event]) -> bytes:
     """Serialize several events of one type into a batch envelope."""
-    return _dumps({
-        "schema_name": BATCH_SCHEMA_NAME,
-        "schema_version": BATCH_SCHEMA_VERSION,
-        "events": [event.model_dump(mode="json") for event in events],
-    }, "batch")
+    return _dumps(events, "batch", envelope=True)
 
 
 def _loads(raw: Raw, max_bytes: int, what: str) -> Any:
