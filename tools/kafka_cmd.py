@@ -75,7 +75,10 @@ def start(home: Path | None, port: int, controller_port: int, timeout: float) ->
               help="Seconds to wait after SIGTERM before SIGKILL.")
 @broker_options
 def stop(home: Path | None, port: int, controller_port: int, timeout: float) -> None:
-    """Stop the broker gracefully (SIGTERM, then SIGKILL after --timeout)."""
+    """Stop the broker gracefully.
+
+    SIGTERM lets it close its logs cleanly; SIGKILL follows after --timeout seconds.
+    """
     broker = _broker(home, port, controller_port)
     pid = broker.status().pid
     if broker.stop(timeout=timeout):
@@ -87,7 +90,10 @@ def stop(home: Path | None, port: int, controller_port: int, timeout: float) -> 
 @kafka.command()
 @broker_options
 def status(home: Path | None, port: int, controller_port: int) -> None:
-    """Say whether the broker runs and answers; exit status 1 when it does not answer."""
+    """Say whether the broker runs and answers.
+
+    Exit status 0 when it answers, 1 when it does not (usable in scripts).
+    """
     current = _broker(home, port, controller_port).status()
     click.echo(current.describe())
     if not current.answering:

@@ -31,7 +31,10 @@ def topics() -> None:
               help="Partitions of every new topic (default: each topic's own count).")
 @click.pass_context
 def create(ctx: click.Context, prefix: str | None, partitions: int | None) -> None:
-    """Create every missing driftloop topic; existing topics are left as they are."""
+    """Create the missing driftloop topics.
+
+    Existing topics are reported and left as they are (their configs are not changed).
+    """
     settings = _settings(ctx, prefix)
     created = create_topics(settings, partitions=partitions)
     existing = [name for name in topic_names(settings) if name not in created]
@@ -47,7 +50,10 @@ def create(ctx: click.Context, prefix: str | None, partitions: int | None) -> No
 @click.option("--all", "all_topics", is_flag=True, help="Every topic on the broker.")
 @click.pass_context
 def list_(ctx: click.Context, prefix: str | None, all_topics: bool) -> None:
-    """List the topics under the prefix, and the driftloop topics that are missing."""
+    """List the topics under the prefix.
+
+    Driftloop topics that are missing are named on stderr.
+    """
     settings = _settings(ctx, prefix)
     present = list_topics(settings, all_topics=all_topics)
     for name in present:
@@ -63,9 +69,10 @@ def list_(ctx: click.Context, prefix: str | None, all_topics: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def delete(ctx: click.Context, prefix: str | None, yes: bool) -> None:
-    """Delete the topics under the prefix (without a prefix: only the driftloop topics).
+    """Delete the topics under the prefix.
 
-    Their messages are gone for good: meant for dev and test brokers.
+    Without a prefix only the seven driftloop topics go. Their messages are gone for good:
+    meant for dev and test brokers.
     """
     settings = _settings(ctx, prefix)
     where = settings.kafka.bootstrap_servers
