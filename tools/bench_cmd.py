@@ -12,7 +12,9 @@ import click
 __all__ = ["BENCHES", "bench"]
 
 # name -> (module, attribute, one-line help)
-BENCHES: dict[str, tuple[str, str, str]] = {}
+BENCHES: dict[str, tuple[str, str, str]] = {
+    "worker": ("driftloop.tools.bench_worker", "worker", "Worker full path vs raw aiokafka loop."),
+}
 
 
 class _LazyBenchGroup(click.Group):
