@@ -1,0 +1,40 @@
+"""Operator and registry commands: encoding, refusal of bad ones, model-versions mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftloop.schemas import ModelVersion
+from driftloop.streams.commands import (
+    COMMAND_HEADER,
+    commands_from_version,
+    decode_command,
+    encode_command,
+    manual_trigger,
+)
+from driftloop.streams.errors import TriggerError
+
+
+def test_round_trip_and_header():
+    command = manual_trigger("sentiment", reason="new data", id="c1")
+    key, value, headers = encode_command(command)
+    assert key == b"sentiment" and headers == [(COMMAND_HEADER, b"trigger")]
+    assert decode_command(value) == command
+
+
+@pytest.mark.parametrize("value", [None, b"nope", b"[]", b'{"id": "c", "task": "t"}',
+                                   b'{"id": "c", "task": "t", "kind": "explode"}',
+                                   b'{"id": "", "task": "t", "kind": "trigger"}'])
+def test_bad_commands_are_refused(value):
+    with pytest.raises(TriggerError):
+        decode_command(value)
+
+
+def test_a_promoted_version_that_fails_its_challenges_becomes_two_commands():
+    version = ModelVersion(version_id="v2", ts=1, task="t", base_model="m", adapter_uri="file:///a",
+                           sha256="0" * 64, size_bytes=1, status="promoted",
+                           metrics_after={"challenge_score": 0.5})
+    kinds = [c.kind for c in commands_from_version(version, challenge_min_score=0.9)]
+    assert kinds == ["promoted", "challenge"]
+    assert [c.kind for c in commands_from_version(version, challenge_min_score=None)] == \
+        ["promoted"]
