@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ..schemas.codec import decode, encode
 from ..schemas.errors import ValidationError
@@ -27,6 +28,21 @@ __all__ = ["publish_versions", "read_version_log"]
 log = logging.getLogger(__name__)
 
 
+async def _partition_ids(settings: Settings, topic: str) -> set[int]:
+    """The topic's partition ids from the broker (empty if it does not exist).
+
+    A consumer without subscriptions holds no topic metadata, and ``consumer.topics()``
+    does not fill it in, so the admin client is asked instead.
+    """
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"]}
+
+
 async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> VersionLog:
     """The registry as of now: every event on ``model-versions`` up to its end offsets.
 
@@ -38,7 +54,7 @@ async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> Vers
                                 group_id=None)
     await consumer.start()
     try:
-        ids = consumer.partitions_for_topic(topic) if topic in await consumer.topics() else None
+        ids = await _partition_ids(settings, topic)
         if not ids:
             raise RegistryError(f"topic {topic} does not exist (run `driftloop topics create`)")
         assigned = [TopicPartition(topic, p) for p in sorted(ids)]
