@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
     "replay": ("driftloop.tools.replay_cmd", "replay",
                "Copy a topic slice into another topic, exactly once, resumable."),
+    "status": ("driftloop.tools.status_cmd", "status",
+               "Topics, consumer lag, and the promoted version per task."),
     "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
     "worker": ("driftloop.tools.worker_cmd", "worker", "Run the Faust stream worker."),
     "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),

@@ -1,0 +1,89 @@
+"""driftloop status against the real broker: end offsets, real group lag, promoted versions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from click.testing import CliRunner
+from kafka_helpers import produce
+
+from driftloop.schemas import ModelVersion, Topic, encode
+from driftloop.schemas.settings import Settings
+from driftloop.tools.cli import cli
+from driftloop.tools.status import collect_status, watched_groups
+from driftloop.tools.status_cmd import render_status
+
+pytestmark = pytest.mark.kafka
+
+
+async def consume_and_commit(settings: Settings, group: str, topic: str, count: int) -> None:
+    """A real member of ``group`` reads ``count`` records of partition 0 and commits them."""
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        seen, deadline = 0, time.monotonic() + 30
+        while seen < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=count - seen)
+            seen += len(batch.get(tp, []))
+        assert seen == count
+        await consumer.commit({tp: count})
+    finally:
+        await consumer.stop()
+
+
+def version(version_id: str, status: str, parent: str | None = None) -> bytes:
+    return encode(ModelVersion(version_id=version_id, ts=time.time(), task="sentiment",
+                               base_model="minilm", parent_version=parent,
+                               adapter_uri=f"file:///store/{version_id}", sha256="a" * 64,
+                               size_bytes=10, status=status))
+
+
+async def test_status_reports_offsets_lag_and_promoted_head(kafka_settings: Settings) -> None:
+    interactions = kafka_settings.kafka.topic(Topic.INTERACTIONS)
+    await produce(kafka_settings, Topic.INTERACTIONS, [b"{}"] * 12, partition=0)
+    await produce(kafka_settings, Topic.MODEL_VERSIONS,
+                  [version("v1", "promoted"), version("v2", "promoted", "v1"),
+                   version("v3", "rejected", "v2")])
+    worker_group = dict(watched_groups(kafka_settings))["worker"]
+    await consume_and_commit(kafka_settings, worker_group, interactions, 5)
+
+    status = await collect_status(kafka_settings)
+
+    by_name = {t.name: t for t in status.topics}
+    assert by_name[interactions].records == 12
+    assert by_name[interactions].partitions == 6
+    assert status.missing_topics == []
+    worker = next(g for g in status.groups if g.role == "worker")
+    assert worker.exists and worker.lag == {interactions: 7}
+    learner = next(g for g in status.groups if g.role == "learner")
+    assert not learner.exists
+    assert status.registry_error is None
+    assert status.promoted == {"sentiment": "v2"}
+    assert status.versions == 3
+    text = render_status(status)
+    assert "sentiment: promoted v2" in text and "7 behind" in text
+
+
+def test_status_command_prints_json(kafka_settings: Settings, monkeypatch) -> None:
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__TOPIC_PREFIX", kafka_settings.kafka.topic_prefix)
+    result = CliRunner().invoke(cli, ["status", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert '"promoted": {}' in result.output
+    assert kafka_settings.kafka.topic(Topic.FEEDBACK) in result.output
+
+
+def test_missing_topics_are_reported_not_raised(kafka_broker) -> None:
+    settings = Settings(kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
+                               "topic_prefix": "nothing-here."})
+    status = asyncio.run(collect_status(settings))
+    assert status.topics == [] and len(status.missing_topics) == 7
+    assert status.registry_error and "does not exist" in status.registry_error
+    assert "missing (run: driftloop topics create)" in render_status(status)

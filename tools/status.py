@@ -1,0 +1,134 @@
+"""What is going on in a driftloop deployment: topics, consumer lag, promoted versions.
+
+Reads only: topic metadata and end offsets, the committed offsets of the worker's and the
+learner's consumer groups, and the ``model-versions`` log folded by the learner's registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ..learner.errors import RegistryError
+from ..learner.version_topic import read_version_log
+from ..schemas.settings import Settings
+from ..schemas.topics import TOPIC_SPECS
+from .replay import topic_partitions
+
+__all__ = ["GroupLag", "Status", "TopicStatus", "collect_status"]
+
+
+@dataclass(slots=True)
+class TopicStatus:
+    """One topic: its partitions and the end offset (records written so far) of each."""
+
+    name: str
+    end_offsets: dict[int, int]
+
+    @property
+    def partitions(self) -> int:
+        return len(self.end_offsets)
+
+    @property
+    def records(self) -> int:
+        return sum(self.end_offsets.values())
+
+
+@dataclass(slots=True)
+class GroupLag:
+    """How far a consumer group is behind the end of the topics it committed offsets for."""
+
+    group: str
+    role: str
+    lag: dict[str, int] = field(default_factory=dict)
+    exists: bool = True
+
+    @property
+    def total(self) -> int:
+        return sum(self.lag.values())
+
+
+@dataclass(slots=True)
+class Status:
+    """Everything ``driftloop status`` shows, JSON-ready through :meth:`to_dict`."""
+
+    bootstrap_servers: str
+    topic_prefix: str
+    topics: list[TopicStatus]
+    missing_topics: list[str]
+    groups: list[GroupLag]
+    promoted: dict[str, str]
+    versions: int
+    registry_error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        for topic, raw in zip(self.topics, data["topics"], strict=True):
+            raw["partitions"], raw["records"] = topic.partitions, topic.records
+        for group, raw in zip(self.groups, data["groups"], strict=True):
+            raw["total"] = group.total
+        return data
+
+
+def watched_groups(settings: Settings) -> list[tuple[str, str]]:
+    """(role, consumer group id) of the processes ``status`` reports on."""
+    prefix = settings.kafka.topic_prefix
+    return [("worker", f"{prefix}{settings.worker.app_id}"),
+            ("learner", settings.learner.group_id)]
+
+
+async def _group_lag(admin: AIOKafkaAdminClient, role: str, group: str,
+                     ends: dict[TopicPartition, int]) -> GroupLag:
+    committed = await admin.list_consumer_group_offsets(group)
+    result = GroupLag(group=group, role=role, exists=bool(committed))
+    for tp, meta in committed.items():
+        if tp in ends and meta.offset >= 0:
+            result.lag[tp.topic] = result.lag.get(tp.topic, 0) + max(0, ends[tp] - meta.offset)
+    return result
+
+
+async def collect_status(settings: Settings) -> Status:
+    """Gather the status of the deployment ``settings`` points at."""
+    names = [settings.kafka.topic(topic) for topic in TOPIC_SPECS]
+    partitions = await topic_partitions(settings, *names, timeout=0)
+    tps = [TopicPartition(name, p) for name in names for p in sorted(partitions.get(name, ()))]
+    ends: dict[TopicPartition, int] = {}
+    if tps:
+        consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+    topics = [TopicStatus(name, {tp.partition: ends[tp] for tp in tps if tp.topic == name})
+              for name in names if name in partitions]
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
+    await admin.start()
+    try:
+        groups = [await _group_lag(admin, role, group, ends)
+                  for role, group in watched_groups(settings)]
+    finally:
+        await admin.close()
+    promoted: dict[str, str] = {}
+    versions, registry_error = 0, None
+    try:
+        log = await read_version_log(settings, timeout=30)
+        versions = len(log.versions())
+        for version in log.versions():
+            head = log.head(version.task)
+            if head is not None:
+                promoted[version.task] = head.version_id
+    except RegistryError as exc:
+        registry_error = str(exc)
+    return Status(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        topic_prefix=settings.kafka.topic_prefix,
+        topics=topics,
+        missing_topics=[name for name in names if name not in partitions],
+        groups=groups,
+        promoted=promoted,
+        versions=versions,
+        registry_error=registry_error,
+    )
