@@ -226,6 +226,8 @@ class WorkerSettings(_Section):
     web_host: str = Field("127.0.0.1", description="interface of /metrics and /health")
     store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
     commit_interval_s: float = Field(1.0, gt=0, description="offset commit interval")
+    session_timeout_s: float = Field(
+        30.0, ge=6, description="consumer session: how long a dead worker keeps its partitions")
     join: JoinSettings = Field(default_factory=JoinSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     active: ActiveSettings = Field(default_factory=ActiveSettings)

@@ -47,6 +47,8 @@ def build_app(settings: Settings) -> faust.App:
         broker_credentials=_credentials(settings),
         broker_client_id=settings.kafka.client_id,
         broker_commit_interval=worker.commit_interval_s,
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
         store=worker.store,
         datadir=str(worker.data_dir),
         web_enabled=True,
