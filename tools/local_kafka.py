@@ -293,15 +293,16 @@ class LocalKafka:
         without mvn on first use), :class:`~driftloop.tools.errors.PortInUseError` when
         another process holds a port, and :class:`~driftloop.tools.errors.BrokerStartError`
         (with the last log lines) when the broker dies or stays silent past ``timeout``.
+        ``timeout`` counts from the launch of the JVM: a first run's jar download (tens of
+        seconds) and the formatting come before it and do not eat into it.
         """
-        deadline = time.monotonic() + timeout
         pid = self._live_pid()
         if pid is not None:
             running_on = self._configured_listeners()
             if running_on and running_on != self.server_properties()["listeners"]:
                 raise ToolsError(f"kafka from {self.home} already runs (pid {pid}) with "
                                  f"listeners {running_on}; stop it before changing ports")
-            self._wait_until_answering(pid, deadline)
+            self._wait_until_answering(pid, time.monotonic() + timeout)
             return self.status()
         self.pid_file.unlink(missing_ok=True)
         java = require("java")
@@ -321,6 +322,7 @@ class LocalKafka:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.home, start_new_session=True,
                 preexec_fn=_die_with_parent if self.die_with_parent else None)
+        deadline = time.monotonic() + timeout
         self.pid_file.write_text(f"{self._process.pid}\n")
         log.info("kafka starting (pid %d), log in %s", self._process.pid, self.log_file)
         try:

@@ -40,6 +40,7 @@ T = TypeVar("T")
 # provisioned by its operators (or with more replicas) rather than by this command.
 REPLICATION_FACTOR = 1
 _TOPIC_ALREADY_EXISTS = 36
+_UNKNOWN_TOPIC = 3
 _READY_TIMEOUT_S = 15.0
 
 
@@ -114,6 +115,19 @@ async def _wait_until_ready(admin: AIOKafkaAdminClient, names: list[str]) -> Non
         await asyncio.sleep(0.1)
 
 
+async def _wait_until_gone(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    # Deletion, like creation, reaches the broker's metadata a moment after the controller.
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while True:
+        remaining = set(names) & set(await admin.list_topics())
+        if not remaining:
+            return
+        if time.monotonic() >= deadline:
+            raise TopicsError(f"topics still listed {_READY_TIMEOUT_S:.0f} s after deletion: "
+                              + ", ".join(sorted(remaining)))
+        await asyncio.sleep(0.1)
+
+
 async def alist_topics(settings: Settings, *, all_topics: bool = False) -> list[str]:
     """The sorted topic names on the broker under the prefix (every topic with ``all_topics``)."""
     admin = _admin(settings)
@@ -144,15 +158,16 @@ async def adelete_topics(settings: Settings) -> list[str]:
     try:
         await admin.start()
         response = await admin.delete_topics(doomed, timeout_ms=30_000)
+        failed = [f"{name}: error code {code}" for name, code, *_ in response.topic_error_codes
+                  if code not in (0, _UNKNOWN_TOPIC)]  # gone already: what was wanted
+        if failed:
+            raise TopicsError("the broker refused to delete: " + "; ".join(failed))
+        await _wait_until_gone(admin, doomed)
     except KafkaError as exc:
         raise TopicsError(f"cannot delete topics on {settings.kafka.bootstrap_servers}: "
                           f"{exc}") from exc
     finally:
         await admin.close()
-    failed = [f"{name}: error code {code}" for name, code, *_ in response.topic_error_codes
-              if code != 0]
-    if failed:
-        raise TopicsError("the broker refused to delete: " + "; ".join(failed))
     return doomed
 
 
