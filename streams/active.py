@@ -120,11 +120,19 @@ class ActiveSampler:
     def remaining(self) -> int:
         return self.budget - self._spent
 
+    @property
+    def window(self) -> int:
+        """Index of the budget window the spent count belongs to."""
+        return self._window
+
+    def window_of(self, now: float) -> int:
+        return int(now // self.window_seconds)
+
     def select(self, ids: Sequence[str], inputs: Sequence[str], probs: np.ndarray, *,
                now: float, n_classes: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Indices of the rows to ask about and their priority (the uncertainty), most
         uncertain first, within the budget of the window ``now`` falls in."""
-        window = int(now // self.window_seconds)
+        window = self.window_of(now)
         if window != self._window:
             self._window, self._spent = window, 0
         if self._spent >= self.budget or len(ids) == 0:

@@ -102,13 +102,17 @@ def _monitor(worker: WorkerSettings) -> DriftMonitor:
                         cooldown_blocks=d.cooldown_blocks, seed=d.seed)
 
 
-def _confidence(event: Interaction) -> float | None:
-    scores = event.scores
-    if scores.confidence is not None:
-        return scores.confidence
-    if scores.probabilities:
-        return max(scores.probabilities.values())
-    return None
+class _Lazy:
+    """``events[picked[i]].<attr>`` on demand: the sampler reads only the rows it chooses."""
+
+    def __init__(self, events: list[Interaction], picked: list[int], attr: str) -> None:
+        self.events, self.picked, self.attr = events, picked, attr
+
+    def __len__(self) -> int:
+        return len(self.picked)
+
+    def __getitem__(self, index: int) -> str:
+        return getattr(self.events[self.picked[index]], self.attr)
 
 
 class TaskState:
@@ -179,38 +183,62 @@ class TaskState:
     def on_interactions(self, events: list[Interaction], *, join: JoinWindow,
                         buffer: ReplayBuffer, bucket: str, now: float) -> Effects:
         effects = Effects()
-        by_domain: dict[str, list[Interaction]] = defaultdict(list)
+        # One pass over the events; everything after it works on arrays.
+        domains: list[str] = []
+        confidences: list[float] = []
+        probabilities: list[dict[str, float] | None] = []
         entries = []
+        last_ts = self.last_event_ts
+        nan = float("nan")
         for event in events:
-            by_domain[event.domain].append(event)
+            scores = event.scores
+            probs = scores.probabilities or None
+            conf = scores.confidence
+            if conf is None and probs:
+                conf = max(probs.values())
+            domains.append(event.domain)
+            confidences.append(nan if conf is None else conf)
+            probabilities.append(probs)
             entries.append({
                 "id": event.id, "ts": event.ts, "input": event.input,
                 "prediction": event.prediction, "output": event.output,
-                "confidence": _confidence(event), "domain": event.domain,
+                "confidence": conf, "domain": event.domain,
                 "model_version": event.model_version,
             })
-            self.last_event_ts = max(self.last_event_ts, event.ts)
+            if event.ts > last_ts:
+                last_ts = event.ts
+        self.last_event_ts = last_ts
         self.counters["interactions"] += len(events)
-        for domain, group in by_domain.items():
-            self.domain_counts[domain] += len(group)
-            self._drift_on_interactions(domain, group, effects, now)
-        self._sample(events, effects, now)
+        conf_array = np.asarray(confidences, dtype=np.float64)
+        groups: dict[str, list[int]] = defaultdict(list)
+        if len(set(domains)) == 1:
+            groups[domains[0]] = list(range(len(events)))
+        else:
+            for index, domain in enumerate(domains):
+                groups[domain].append(index)
+        for domain, indices in groups.items():
+            self.domain_counts[domain] += len(indices)
+            self._drift_on_interactions(domain, [events[i] for i in indices],
+                                        conf_array[indices], effects, now)
+        self._sample(events, conf_array, probabilities, effects, now)
         pairs = join.add_interactions(bucket, entries)
         self._on_pairs(pairs, buffer, effects, now)
         effects.training_requests += self.check_triggers(buffer, now=now)
         return effects
 
-    def _drift_on_interactions(self, domain: str, group: list[Interaction], effects: Effects,
-                               now: float) -> None:
-        confidences = np.fromiter(
-            (c for c in map(_confidence, group) if c is not None), dtype=np.float64)
+    def _drift_on_interactions(self, domain: str, group: list[Interaction],
+                               confidences: np.ndarray, effects: Effects, now: float) -> None:
         vectors = [e.embedding for e in group if e.embedding is not None]
         embeddings = None
         if vectors:
-            dims = {len(v) for v in vectors}
-            if len(dims) == 1:
+            try:
                 embeddings = np.asarray(vectors, dtype=np.float64)
-        findings = self.drift.update(domain, confidences=confidences, embeddings=embeddings)
+            except ValueError:  # mixed sizes (no size configured for the task): not drift
+                embeddings = None
+            if embeddings is not None and embeddings.ndim != 2:
+                embeddings = None
+        findings = self.drift.update(domain, confidences=confidences[np.isfinite(confidences)],
+                                     embeddings=embeddings)
         self._alerts(findings, group[-1].model_version, effects, now)
 
     def _alerts(self, findings: list[Any], model_version: str | None, effects: Effects,
@@ -226,24 +254,29 @@ class TaskState:
                 events_seen=self.drift.domain(finding.domain).events,
                 statistics=finding.statistics()))
 
-    def _sample(self, events: list[Interaction], effects: Effects, now: float) -> None:
-        rows, picked = [], []
-        for event in events:
-            scores = event.scores
-            if scores.probabilities:
-                rows.append(list(scores.probabilities.values()))
-            elif scores.confidence is not None:
-                rows.append([scores.confidence, 1.0 - scores.confidence])
-            else:
-                continue
-            picked.append(event)
-        if not picked:
+    def _sample(self, events: list[Interaction], confidences: np.ndarray,
+                probabilities: list[dict[str, float] | None], effects: Effects,
+                now: float) -> None:
+        if self.sampler.remaining <= 0 and self.sampler.window_of(now) == self.sampler.window:
+            return  # budget spent for this window: skip the scoring altogether
+        known = np.flatnonzero(np.isfinite(confidences))
+        if known.size == 0:
             return
-        chosen = self.sampler.select([e.id for e in picked], [e.input for e in picked],
-                                     probability_matrix(rows), now=now)
+        with_probs = [i for i in known.tolist() if probabilities[i] is not None]
+        if not with_probs:
+            c = confidences[known]
+            # Confidence only: the model's two-way view [c, 1 - c], sorted high to low.
+            matrix = np.column_stack([np.maximum(c, 1.0 - c), np.minimum(c, 1.0 - c)])
+        else:
+            rows = [list(probabilities[i].values()) if probabilities[i] is not None  # type: ignore[union-attr]
+                    else [confidences[i], 1.0 - confidences[i]] for i in known.tolist()]
+            matrix = probability_matrix(rows)
+        picked = known.tolist()
+        chosen = self.sampler.select(_Lazy(events, picked, "id"), _Lazy(events, picked, "input"),
+                                     matrix, now=now)
         reason = _REASONS[self.sampler.strategy]
         for index, priority in chosen:
-            event = picked[index]
+            event = events[picked[index]]
             effects.label_requests.append(LabelRequest(
                 id=f"lr-{event.id}", ts=now, task=self.task, domain=event.domain,
                 interaction=event, reason=reason, priority=min(max(priority, 0.0), 1.0),
