@@ -1,0 +1,73 @@
+"""ReplayBuffer: ratio, balance, curriculum, dedup, byte bounds, reservoir sampling."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from driftloop.streams.buffer import LabeledExample, ReplayBuffer
+
+
+def ex(i: int, target: str = "pos", domain: str = "a", difficulty: float | None = None,
+       size: int = 10) -> LabeledExample:
+    return LabeledExample(f"{i:04d}" + "x" * size, target, domain=domain, difficulty=difficulty)
+
+
+def test_replay_ratio_holds_and_shrinks_with_few_new_examples():
+    buffer = ReplayBuffer(capacity=500, seed=1)
+    buffer.extend(ex(i) for i in range(400))
+    buffer.commit()
+    buffer.extend(ex(i) for i in range(400, 700))
+    batch = buffer.build_batch(size=100, replay_ratio=0.3)
+    assert Counter(e.origin.value for e in batch) == {"new": 70, "replay": 30}
+    small = ReplayBuffer(capacity=500, seed=1)
+    small.extend(ex(i) for i in range(400))
+    small.commit()
+    small.extend(ex(i) for i in range(400, 410))  # 10 new: ratio 0.3 -> 4 replayed
+    assert Counter(e.origin.value for e in small.build_batch(size=100, replay_ratio=0.3)) == \
+        {"new": 10, "replay": 4}
+
+
+def test_balance_over_classes_and_domains():
+    buffer = ReplayBuffer(seed=2)
+    buffer.extend(ex(i, "pos", "a") for i in range(90))
+    buffer.extend(ex(100 + i, "neg", "b") for i in range(10))
+    batch = buffer.build_batch(size=20, replay_ratio=0.0)
+    assert Counter((e.target, e.domain) for e in batch) == {("pos", "a"): 10, ("neg", "b"): 10}
+    unbalanced = buffer.build_batch(size=20, replay_ratio=0.0, balance=False)
+    assert Counter(e.target for e in unbalanced)["pos"] > 10
+
+
+def test_curriculum_orders_easy_to_hard():
+    buffer = ReplayBuffer(seed=3)
+    buffer.extend(ex(i, difficulty=d) for i, d in enumerate([0.9, 0.1, None, 0.4]))
+    batch = buffer.build_batch(size=4, replay_ratio=0.0)
+    assert [e.difficulty for e in batch] == [0.1, 0.4, None, 0.9]
+
+
+def test_content_dedup_across_new_and_reservoir():
+    buffer = ReplayBuffer(seed=4)
+    assert buffer.add(ex(1)) and not buffer.add(ex(1))
+    buffer.commit()
+    assert not buffer.add(ex(1))
+    assert buffer.add(ex(1, target="neg"))  # same input, other label: other content
+
+
+def test_byte_bounds_of_buffer_and_batch():
+    buffer = ReplayBuffer(capacity=1000, max_bytes=20_000, seed=5)
+    buffer.extend(ex(i, size=200) for i in range(300))
+    assert buffer.size_bytes <= 20_000 and buffer.new_count < 300
+    batch = buffer.build_batch(size=256, replay_ratio=0.0, max_bytes=3_000)
+    assert sum(len(e.input) + len(e.target) + 160 for e in batch) <= 3_000
+
+
+def test_reservoir_is_a_uniform_sample_of_everything_committed():
+    hits = Counter()
+    for seed in range(40):
+        buffer = ReplayBuffer(capacity=10, seed=seed)
+        for start in range(0, 100, 20):
+            buffer.extend(ex(i) for i in range(start, start + 20))
+            buffer.commit()
+        assert len(buffer.reservoir) == 10
+        hits.update(int(e.input[:4]) // 50 for e in buffer.reservoir)
+    # First and second half of the stream are equally represented (200 draws in all).
+    assert abs(hits[0] - hits[1]) < 60

@@ -1,0 +1,57 @@
+"""JoinWindow: both orders, duplicates, expiry by event time and by size, persistence."""
+
+from __future__ import annotations
+
+from driftloop.streams.join import JoinWindow
+
+
+def ix(i: int, ts: float) -> dict:
+    return {"id": f"i{i}", "ts": ts}
+
+
+def fb(i: int, ts: float, n: int = 0) -> dict:
+    return {"id": f"f{i}-{n}", "interaction_id": f"i{i}", "ts": ts}
+
+
+def test_both_orders_and_several_feedback_per_interaction():
+    join = JoinWindow(window_seconds=100)
+    assert join.add_interactions("a", [ix(1, 0)]) == []
+    assert len(join.add_feedback("b", [fb(1, 1), fb(1, 2, n=1)])) == 2
+    assert join.add_feedback("c", [fb(2, 3)]) == []
+    assert [p.feedback["id"] for p in join.add_interactions("d", [ix(2, 4)])] == ["f2-0"]
+    assert join.waiting_feedback == 0
+
+
+def test_expiry_by_event_time_drops_old_buckets():
+    join = JoinWindow(window_seconds=10)
+    join.add_interactions("old", [ix(1, 0)])
+    join.add_feedback("waiting", [fb(9, 1)])
+    join.add_interactions("new", [ix(2, 50)])
+    assert join.get("i1") is None and join.waiting_feedback == 0 and join.get("i2")
+    changed, deleted = join.take_changes()
+    assert {"old", "waiting"} <= deleted and "new" in changed
+
+
+def test_size_bound():
+    join = JoinWindow(window_seconds=1e9, max_entries=100)
+    for k in range(50):
+        join.add_interactions(f"b{k}", [ix(k * 10 + j, k) for j in range(10)])
+    assert join.interactions <= 100
+
+
+def test_restore_rebuilds_indexes_from_buckets():
+    join = JoinWindow(window_seconds=100)
+    join.add_interactions("a", [ix(1, 0)])
+    join.add_feedback("b", [fb(2, 1)])
+    changed, _ = join.take_changes()
+    again = JoinWindow(window_seconds=100)
+    again.restore(changed.items())
+    assert again.get("i1") is not None and again.waiting_feedback == 1
+    assert len(again.add_interactions("c", [ix(2, 2)])) == 1
+
+
+def test_duplicate_interaction_keeps_the_first_copy():
+    join = JoinWindow()
+    join.add_interactions("a", [{"id": "i1", "ts": 0, "v": 1}])
+    join.add_interactions("b", [{"id": "i1", "ts": 1, "v": 2}])
+    assert join.get("i1")["v"] == 1
