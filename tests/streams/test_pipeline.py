@@ -1,0 +1,99 @@
+"""TaskState: redelivery is skipped, ids are deterministic, feedback becomes quality + examples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from driftloop.schemas import Feedback, Interaction
+from driftloop.schemas.settings import TaskSettings, WorkerSettings
+from driftloop.streams.commands import Command
+from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
+from driftloop.streams.state_codec import dumps, loads
+
+WORKER = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
+                                  "metric_threshold": None, "metric_max_drop": None},
+                        active={"threshold": 0.5, "budget": 3})
+
+
+def items(n: int, start: int = 0, domain: str = "a") -> list[Interaction]:
+    rng = np.random.default_rng(start)
+    return [Interaction(id=f"i{start + k}", ts=float(start + k), task="t", domain=domain,
+                        model_version="v1", input=f"in {start + k}", prediction="pos",
+                        output="pos", scores={"confidence": float(rng.uniform(0.5, 1.0))})
+            for k in range(n)]
+
+
+def labels(xs: list[Interaction], value: str = "neg", kind: str = "label") -> list[Feedback]:
+    return [Feedback(id=f"f-{x.id}-{kind}", interaction_id=x.id, ts=x.ts + 1, task="t",
+                     kind=kind, value=value if kind != "rating" else 3.0) for x in xs]
+
+
+def fresh() -> tuple[TaskState, object, object]:
+    return TaskState("t", WORKER, TaskSettings()), new_join_window(WORKER), new_buffer(WORKER)
+
+
+def test_seen_skips_redelivered_offsets_per_topic_partition():
+    state, _, _ = fresh()
+    assert not state.seen("ix", 0, 5) and state.seen("ix", 0, 5) and state.seen("ix", 0, 4)
+    assert not state.seen("ix", 1, 0) and not state.seen("fb", 0, 0)
+    assert state.counters["redelivered_skipped"] == 2
+
+
+def test_label_requests_respect_budget_and_have_interaction_ids():
+    state, join, buffer = fresh()
+    effects = state.on_interactions(items(50), join=join, buffer=buffer, bucket="b0", now=0.0)
+    assert len(effects.label_requests) == 3
+    assert all(r.id == f"lr-{r.interaction.id}" for r in effects.label_requests)
+    assert all(r.reason.value == "margin" for r in effects.label_requests)
+
+
+def test_feedback_updates_quality_buffer_and_a_replayed_state_gives_the_same_request_id():
+    state, join, buffer = fresh()
+    xs = items(10)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    state.on_feedback(labels(xs[:5], "pos") + labels(xs[5:], "neg") + labels(xs, kind="rating"),
+                      join=join, buffer=buffer, bucket="b1", now=1.0)
+    assert state.quality.accuracy() == 0.5 and state.counters["joined"] == 20
+    assert buffer.new_count == 10
+    [fig] = state.quality.figures()
+    assert fig.mean_rating == 3.0 and fig.outcomes == 10
+    saved = dumps((state, buffer))
+    state.on_command(Command(id="c", task="t", kind="trigger"), now=2.0)
+    [first] = state.check_triggers(buffer, now=2.0)
+    # A crash before the changelog write: the state comes back, the same request is rebuilt.
+    state2, buffer2 = loads(saved)
+    state2.on_command(Command(id="c", task="t", kind="trigger"), now=3.0)
+    [again] = state2.check_triggers(buffer2, now=3.0)
+    assert first.id == again.id == "tr-t-000001"
+    assert [e.input for e in first.examples] == [e.input for e in again.examples]
+    assert not state2.on_command(Command(id="c", task="t", kind="trigger"), now=4.0)
+
+
+def test_promoted_version_becomes_the_parent_and_challenge_failures_trigger():
+    state, join, buffer = fresh()
+    xs = items(8)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    state.on_feedback(labels(xs), join=join, buffer=buffer, bucket="b1", now=1.0)
+    state.on_command(Command(id="p", task="t", kind="promoted", version="v7"), now=2.0)
+    state.on_command(Command(id="x", task="t", kind="challenge", version="v7",
+                             reason="v7 failed"), now=2.0)
+    [request] = state.check_triggers(buffer, now=2.0)
+    assert request.trigger.value == "challenge" and request.parent_version == "v7"
+    assert state.check_triggers(buffer, now=3.0) == []  # nothing new to train on
+
+
+def test_error_rate_shift_raises_an_error_rate_alert():
+    worker = WorkerSettings(drift={"block_size": 8, "warmup_blocks": 10})
+    state = TaskState("t", worker, TaskSettings())
+    join, buffer = new_join_window(worker), new_buffer(worker)
+    rng = np.random.default_rng(0)
+    alerts = []
+    for step in range(40):
+        xs = items(100, start=step * 100)
+        state.on_interactions(xs, join=join, buffer=buffer, bucket=f"i{step}", now=step)
+        wrong = rng.random(100) < (0.1 if step < 20 else 0.6)
+        fbs = [Feedback(id=f"f{x.id}", interaction_id=x.id, ts=x.ts, task="t", kind="label",
+                        value="neg" if bad else "pos") for x, bad in zip(xs, wrong, strict=True)]
+        alerts += state.on_feedback(fbs, join=join, buffer=buffer, bucket=f"f{step}",
+                                    now=step).drift_alerts
+    assert [a.signal.value for a in alerts].count("error_rate") == 1
