@@ -1,0 +1,32 @@
+"""Prometheus text rendered from the task states."""
+
+from __future__ import annotations
+
+from driftloop.schemas.settings import TaskSettings, WorkerSettings
+from driftloop.streams.metrics import render, worker_families
+from driftloop.streams.pipeline import TaskState
+
+
+def test_families_from_state_dead_letters_and_liveness():
+    state = TaskState("sent", WorkerSettings(), TaskSettings())
+    state.counters.update({"interactions": 7, "drift_alerts_embedding": 1,
+                           "training_requests_drift": 1})
+    state.quality.record_outcome("news", "v1", True)
+    state.quality.record_outcome("news", "v1", False)
+    text = render(worker_families([state], {"ix:0|invalid_json": 2, "ix:1|invalid_json": 1},
+                                  {"seconds_since_last_message": 1.5}))
+    assert 'driftloop_worker_events_total{kind="interactions",task="sent"} 7' in text
+    assert 'driftloop_drift_alerts_total{signal="embedding",task="sent"} 1' in text
+    assert 'driftloop_training_requests_total{task="sent",trigger="drift"} 1' in text
+    assert ('driftloop_quality_accuracy{domain="news",model_version="v1",task="sent"} 0.5'
+            in text)
+    assert 'driftloop_dead_letters_total{reason="invalid_json",topic="ix"} 3' in text
+    assert 'driftloop_worker_liveness{measure="seconds_since_last_message"} 1.5' in text
+
+
+def test_label_values_are_escaped():
+    from driftloop.streams.metrics import MetricFamily
+
+    family = MetricFamily("m", "gauge", "help")
+    family.add(1, reason='a "quoted"\nline\\')
+    assert 'm{reason="a \\"quoted\\"\\nline\\\\"} 1' in render([family])
