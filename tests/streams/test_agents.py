@@ -107,3 +107,17 @@ async def test_kill_9_and_restart_keep_counts_and_detector_state(kafka_settings,
     records = await consume_until(kafka_settings, Topic.TRAINING_REQUESTS, 1, timeout=30)
     assert len(decode(records[0].value, TrainingRequest).examples) == 20
     assert second.stop() == 0
+
+
+async def test_sigterm_mid_stream_stops_gracefully_and_a_restart_counts_every_event_once(
+        kafka_settings, worker_factory):
+    first = worker_factory(**FAST_ENV).start()
+    await produce(kafka_settings, Topic.INTERACTIONS, batches(interactions(20_000), size=250),
+                  key="sentiment")
+    first.wait_value("driftloop_worker_events_total", 2_000, kind="interactions")
+    assert first.stop() == 0  # SIGTERM while messages are still being handled
+    second = worker_factory(**FAST_ENV).start()
+    second.wait_value("driftloop_worker_events_total", 20_000, kind="interactions")
+    assert second.value("driftloop_worker_events_total", kind="interactions") == 20_000
+    assert second.value("driftloop_drift_monitored_events", domain="news") == 20_000
+    assert second.stop() == 0
