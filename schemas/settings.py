@@ -90,6 +90,14 @@ class KafkaSettings(_Section):
             if missing:
                 raise ValueError(f"security_protocol={self.security_protocol} needs "
                                  f"{', '.join(missing)}")
+        if self.uses_ssl:
+            # A typo in a path should stop the process at start, not at its first connection.
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                path = getattr(self, name)
+                if path is not None and not path.is_file():
+                    raise ValueError(f"{name}: {path} does not exist")
+            if self.ssl_keyfile is not None and self.ssl_certfile is None:
+                raise ValueError("ssl_keyfile needs ssl_certfile")
         return self
 
     @property
@@ -101,17 +109,29 @@ class KafkaSettings(_Section):
         return topic_name(topic, self.topic_prefix)
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """An SSL context built from the ``ssl_*`` files, or None for plaintext protocols."""
+        """An SSL context built from the ``ssl_*`` files, or None for plaintext protocols.
+
+        Files that are not certificates, or a key that ``ssl_password`` does not open, raise
+        :class:`SettingsError` naming the setting.
+        """
         if not self.uses_ssl:
             return None
-        context = ssl.create_default_context(
-            cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(f"kafka.ssl_cafile: cannot load {self.ssl_cafile}: {exc}") from None
         if self.ssl_certfile:
-            context.load_cert_chain(
-                str(self.ssl_certfile),
-                str(self.ssl_keyfile) if self.ssl_keyfile else None,
-                self.ssl_password.get_secret_value() if self.ssl_password else None,
-            )
+            try:
+                context.load_cert_chain(
+                    str(self.ssl_certfile),
+                    str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                    self.ssl_password.get_secret_value() if self.ssl_password else None,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                raise SettingsError(
+                    f"kafka.ssl_certfile/ssl_keyfile: cannot load the certificate or its key "
+                    f"(wrong ssl_password?): {exc}") from None
         return context
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -284,6 +304,10 @@ class Settings(BaseSettings):
     'dev.feedback'
     >>> "hunter2" in repr(s) or "hunter2" in str(s.safe_dict())
     False
+    >>> Settings(worker={"web_port": 70000})
+    Traceback (most recent call last):
+    ...
+    driftloop.schemas.errors.SettingsError: invalid settings ...: worker.web_port: Input should ...
     """
 
     model_config = SettingsConfigDict(
@@ -299,6 +323,18 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     learner: LearnerSettings = Field(default_factory=LearnerSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            lines = []
+            for err in exc.errors(include_url=False):
+                where = ".".join(str(part) for part in err["loc"]) or "settings"
+                lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+            raise SettingsError(f"invalid settings{_source()}: " + "; ".join(lines)) from None
+        except ValueError as exc:  # TOML syntax errors and env values that are not valid JSON
+            raise SettingsError(f"invalid settings{_source()}: {exc}") from None
 
     @classmethod
     def settings_customise_sources(
@@ -329,6 +365,11 @@ class Settings(BaseSettings):
 _CONFIG_FILE: dict[str, Path | None] = {"path": None}
 
 
+def _source() -> str:
+    path = _CONFIG_FILE["path"]
+    return f" (from {path} and DRIFTLOOP_* variables)" if path else " (from DRIFTLOOP_* variables)"
+
+
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
     """Read and validate the settings; raise :class:`SettingsError` naming the bad field.
 
@@ -347,14 +388,5 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     _CONFIG_FILE["path"] = path
     try:
         return Settings(**overrides)
-    except pydantic.ValidationError as exc:
-        lines = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(part) for part in err["loc"]) or "settings"
-            lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-        source = f" (from {path} and DRIFTLOOP_* variables)" if path else ""
-        raise SettingsError(f"invalid settings{source}: " + "; ".join(lines)) from None
-    except ValueError as exc:  # TOML syntax errors and env values that are not valid JSON
-        raise SettingsError(f"invalid settings: {exc}") from None
     finally:
         _CONFIG_FILE["path"] = None

@@ -12,7 +12,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", derandomize=True, max_examples=60, deadline=None, database=None,
+    "ci", derandomize=True, max_examples=40, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(

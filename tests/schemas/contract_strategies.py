@@ -112,7 +112,8 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> tuple[dict[str, An
 def _string(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     lo, hi = schema.get("minLength", 0), schema.get("maxLength")
     if "pattern" in schema:
-        strategy = st.from_regex(ecma_pattern(schema["pattern"]), fullmatch=True)
+        strategy = st.from_regex(ecma_pattern(schema["pattern"]), fullmatch=True,
+                                 alphabet=_text_chars)
         return strategy.filter(lambda s: lo <= len(s) <= (hi or len(s)))
     return st.text(_text_chars, min_size=lo, max_size=min(hi or lo + 40, lo + 40))
 
@@ -141,23 +142,29 @@ def _object(schema: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[d
         values = any_json if extra is True else strategy(extra, root)
         return st.dictionaries(st.text(_text_chars, max_size=6), values, max_size=3)
     required = set(schema.get("required", []))
+    # Strategies are built once here, not per draw: building from_regex is the slow part.
+    values = {name: strategy(sub, root) for name, sub in props.items()}
+    conditions = [
+        (rule["if"], {name: strategy({**props[name], **narrowed}, root)
+                      for name, narrowed in rule["then"].get("properties", {}).items()})
+        for rule in schema.get("allOf", []) if "if" in rule
+    ]
+    extra_keys = st.text(_text_chars, min_size=1, max_size=6).filter(lambda k: k not in props)
+    open_ended = schema.get("additionalProperties", True) is True
 
     @st.composite
     def build(draw: Callable[..., Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, sub in props.items():
+        for name, value in values.items():
             if name in required or draw(st.booleans()):
-                out[name] = draw(strategy(sub, root))
-        for rule in schema.get("allOf", []):  # if/then: redraw what the condition governs
-            if "if" in rule and ContractValidator(rule["if"]).is_valid(out):
-                for name, narrowed in rule["then"].get("properties", {}).items():
+                out[name] = draw(value)
+        for condition, then in conditions:  # if/then: redraw what the condition governs
+            if ContractValidator(condition).is_valid(out):
+                for name, value in then.items():
                     if name in out:
-                        out[name] = draw(strategy({**props[name], **narrowed}, root))
-        if schema.get("additionalProperties", True) is True:
-            extras = draw(st.dictionaries(st.text(_text_chars, min_size=1, max_size=6)
-                                          .filter(lambda k: k not in props),
-                                          any_json, max_size=2))
-            out.update(extras)
+                        out[name] = draw(value)
+        if open_ended:
+            out.update(draw(st.dictionaries(extra_keys, any_json, max_size=2)))
         return out
 
     return build()
@@ -191,6 +198,7 @@ def strategy(schema: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[
     return any_json
 
 
+@cache
 def valid(short: str) -> st.SearchStrategy[dict[str, Any]]:
     """Samples of the event (or envelope) ``short`` that its JSON Schema accepts."""
     schema = json_schema(short)

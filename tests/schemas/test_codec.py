@@ -12,6 +12,7 @@ from hypothesis import given
 
 from driftloop.schemas import (
     EVENT_TYPES,
+    DeadLetter,
     Event,
     Feedback,
     Interaction,
@@ -100,14 +101,16 @@ def test_a_newer_schema_version_is_read() -> None:
 
 
 def test_integral_floats_are_integers_as_json_schema_says() -> None:
-    event = decode(encode(FULL[-1]).replace(b'"offset":41', b'"offset":41.0'), type(FULL[-1]))
+    [letter] = [event for event in FULL if isinstance(event, DeadLetter)]
+    event = decode(encode(letter).replace(b'"offset":41', b'"offset":41.0'), DeadLetter)
     assert event.offset == 41 and isinstance(event.offset, int)
 
 
 def test_bytes_bytearray_memoryview_and_str_decode_alike() -> None:
-    payload = encode(FULL[1])
+    [feedback] = [event for event in FULL if isinstance(event, Feedback)]
+    payload = encode(feedback)
     for form in (payload, bytearray(payload), memoryview(payload), payload.decode()):
-        assert decode(form, Feedback) == FULL[1]
+        assert decode(form, Feedback) == feedback
 
 
 @pytest.mark.parametrize("extra", [2**70, object()])
@@ -219,7 +222,8 @@ def test_messages_name_the_field_and_the_reason(changes: dict, message: str) -> 
 
 
 def test_nested_paths_follow_json() -> None:
-    bad = to_dict(FULL[4])
+    [request] = [event for event in FULL if isinstance(event, TrainingRequest)]
+    bad = to_dict(request)
     bad["examples"][1]["weight"] = 0
     bad["examples"][0]["origin"] = "old"
     with pytest.raises(ValidationError) as caught:
