@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "Copy a topic slice into another topic, exactly once, resumable."),
     "status": ("driftloop.tools.status_cmd", "status",
                "Topics, consumer lag, and the promoted version per task."),
+    "report": ("driftloop.tools.report_cmd", "report",
+               "Write an HTML report: quality over time, drift, training, versions."),
     "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
     "worker": ("driftloop.tools.worker_cmd", "worker", "Run the Faust stream worker."),
     "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),
