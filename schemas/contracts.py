@@ -2,7 +2,7 @@
 
 ``schemas/json/<name>.schema.json`` (draft 2020-12) ships inside the package; this module
 reads them. Each Python event type in :mod:`driftloop.schemas.events` judges samples the
-same way as its file (``tests/schemas/test_contracts.py``).
+same way as its file (``tests/schemas/test_schema_contracts.py``).
 
 Examples
 --------

@@ -2,7 +2,8 @@
 
 Every type here is strict: a JSON string is never read as a number or a boolean, a boolean
 is never a number. That is what JSON Schema says, so a producer validating against the
-``schemas/json`` files and driftloop's decoder always agree (``test_contracts`` proves it).
+``schemas/json`` files and driftloop's decoder always agree (``test_schema_contracts``
+proves it).
 The checks run inside pydantic's Rust core; only :data:`WholeNumber` calls back into Python.
 
 Examples
