@@ -10,6 +10,7 @@ __all__ = [
     "FeedbackKind",
     "FeedbackSource",
     "LabelRequestReason",
+    "ServingStatus",
     "TaskKind",
     "TriggerKind",
     "VersionStatus",
@@ -65,3 +66,10 @@ class VersionStatus(StrEnum):
 class TaskKind(StrEnum):
     CLASSIFICATION = "classification"
     GENERATION = "generation"
+
+
+class ServingStatus(StrEnum):
+    """What a serving replica did with a promoted version (its acknowledgement)."""
+
+    SERVING = "serving"
+    REFUSED = "refused"

@@ -1,4 +1,4 @@
-"""The seven driftloop events as typed, frozen models.
+"""The driftloop events as typed, frozen models.
 
 Each model mirrors one JSON Schema file in ``schemas/json/`` (the contract for producers in
 any language); ``tests/schemas/test_contracts.py`` proves both judge samples the same way.
@@ -26,6 +26,7 @@ from .enums import (
     FeedbackKind,
     FeedbackSource,
     LabelRequestReason,
+    ServingStatus,
     TaskKind,
     TriggerKind,
     VersionStatus,
@@ -62,6 +63,7 @@ __all__ = [
     "LabelRequest",
     "ModelVersion",
     "Scores",
+    "ServingAck",
     "TrainingExample",
     "TrainingRequest",
 ]
@@ -345,8 +347,33 @@ class DeadLetter(Event):
     consumer: Name | None = None
 
 
+class ServingAck(Event):
+    """A serving replica's acknowledgement: it now serves a version, or it refused one.
+
+    Keyed by replica and task on the compacted ``serving-acks`` topic, so the latest ack of
+    every replica shows whether all of them converged on the promoted version.
+
+    Examples
+    --------
+    >>> from driftloop.schemas import ServingAck
+    >>> ServingAck(ts=7.0, replica="pod-1", task="sentiment", version_id="v4",
+    ...            status="refused", reason="sha256 mismatch").status
+    <ServingStatus.REFUSED: 'refused'>
+    """
+
+    schema_name: Literal["driftloop.serving_ack"]
+    ts: Timestamp
+    replica: Name
+    task: Slug
+    version_id: Name
+    status: ServingStatus
+    reason: Text = ""
+    previous_version: Name | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.SCHEMA_NAME: cls
     for cls in (Interaction, Feedback, LabelRequest, DriftAlert, TrainingRequest, ModelVersion,
-                DeadLetter)
+                DeadLetter, ServingAck)
 }

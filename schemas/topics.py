@@ -18,6 +18,7 @@ class Topic(StrEnum):
     TRAINING_REQUESTS = "training-requests"
     MODEL_VERSIONS = "model-versions"
     DEAD_LETTERS = "dead-letters"
+    SERVING_ACKS = "serving-acks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,9 @@ TOPIC_SPECS: dict[Topic, TopicSpec] = {
         TopicSpec(Topic.MODEL_VERSIONS, 1, {"retention.ms": "-1", "retention.bytes": "-1"}),
         TopicSpec(Topic.DEAD_LETTERS, 3, {"retention.ms": _MONTH_MS,
                                           "max.message.bytes": str(EVENT_TOPIC_MAX_BYTES)}),
+        # Keyed by replica and task: compaction keeps each replica's latest ack per task,
+        # which is exactly what "did every replica converge?" needs.
+        TopicSpec(Topic.SERVING_ACKS, 1, {"cleanup.policy": "compact"}),
     )
 }
 

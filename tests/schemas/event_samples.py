@@ -12,6 +12,7 @@ from driftloop.schemas import (
     Interaction,
     LabelRequest,
     ModelVersion,
+    ServingAck,
     TrainingRequest,
 )
 
@@ -53,6 +54,9 @@ FULL: list[Event] = [
         prompt_template_id="p-1", metrics_before={"accuracy": 0.71},
         metrics_after={"accuracy": 0.84}, status="candidate", reason="gate pending",
         metadata={"site": "eu"}, ab_group="b"),
+    ServingAck(ts=1_700_000_007.0, replica="pod-7", task="sentiment", version_id="v4",
+               status="serving", reason="promoted", previous_version="v3",
+               metadata={"load_ms": 84.0}, zone="eu-1"),
     DeadLetter(
         ts=1_700_000_006.0, source_topic="interactions", partition=2, offset=41,
         event_index=3, reason="invalid_json", error="payload is not valid JSON",

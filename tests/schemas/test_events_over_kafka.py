@@ -15,6 +15,7 @@ from driftloop.schemas import (
     Interaction,
     LabelRequest,
     ModelVersion,
+    ServingAck,
     Topic,
     TrainingRequest,
     decode,
@@ -36,6 +37,7 @@ TOPIC_OF: dict[type[Event], Topic] = {
     TrainingRequest: Topic.TRAINING_REQUESTS,
     ModelVersion: Topic.MODEL_VERSIONS,
     DeadLetter: Topic.DEAD_LETTERS,
+    ServingAck: Topic.SERVING_ACKS,
 }
 # One fully populated event of each type, unknown fields included.
 EVENTS: list[tuple[Topic, Event]] = [(TOPIC_OF[type(event)], event) for event in FULL]

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from click.testing import CliRunner
 from kafka_helpers import produce
 
-from driftloop.schemas import ModelVersion, Topic, encode
+from driftloop.schemas import TOPIC_SPECS, ModelVersion, Topic, encode
 from driftloop.schemas.settings import Settings
 from driftloop.tools.cli import cli
 from driftloop.tools.status import collect_status, watched_groups
@@ -84,6 +84,6 @@ def test_missing_topics_are_reported_not_raised(kafka_broker) -> None:
     settings = Settings(kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
                                "topic_prefix": "nothing-here."})
     status = asyncio.run(collect_status(settings))
-    assert status.topics == [] and len(status.missing_topics) == 7
+    assert status.topics == [] and len(status.missing_topics) == len(TOPIC_SPECS)
     assert status.registry_error and "does not exist" in status.registry_error
     assert "missing (run: driftloop topics create)" in render_status(status)
