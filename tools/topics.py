@@ -14,6 +14,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -85,7 +86,7 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
                 failed.append(f"{name}: {message}")
         if failed:
             raise TopicsError("the broker refused to create: " + "; ".join(failed))
-        await _wait_until_ready(admin, [topic.name for topic in new_topics])
+        await _wait_until_ready(admin, settings, [topic.name for topic in new_topics])
     except KafkaError as exc:
         raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: "
                           f"{exc}") from exc
@@ -98,9 +99,12 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
     return created
 
 
-async def _wait_until_ready(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+async def _wait_until_ready(admin: AIOKafkaAdminClient, settings: Settings,
+                            names: list[str]) -> None:
     # CreateTopics returns when the controller committed the topics; the broker applies
-    # them a moment later. Clients that come right after would see UNKNOWN_TOPIC errors.
+    # them a moment later, and its metadata names a leader slightly before that leader
+    # serves the partition. Clients that come right after would meet UNKNOWN_TOPIC and
+    # NOT_LEADER errors (retried, but noisy and slow), so wait for both steps.
     deadline = time.monotonic() + _READY_TIMEOUT_S
     while True:
         described = await admin.describe_topics(names)
@@ -108,11 +112,32 @@ async def _wait_until_ready(admin: AIOKafkaAdminClient, names: list[str]) -> Non
                    if t["error_code"] != 0 or not t["partitions"]
                    or any(p["leader"] < 0 for p in t["partitions"])]
         if not pending:
-            return
+            break
         if time.monotonic() >= deadline:
             raise TopicsError(f"topics have no leader after {_READY_TIMEOUT_S:.0f} s: "
                               + ", ".join(pending))
         await asyncio.sleep(0.1)
+    # A ListOffsets answer comes from the partition's leader itself; aiokafka retries
+    # NOT_LEADER until every partition answers or the timeout passes.
+    probe = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=None,
+                             enable_auto_commit=False,
+                             request_timeout_ms=int(max(deadline - time.monotonic(), 1) * 1000))
+    partitions = [TopicPartition(t["topic"], p["partition"])
+                  for t in described for p in t["partitions"]]
+    await probe.start()
+    fetcher_log = logging.getLogger("aiokafka.consumer.fetcher")
+    fetcher_log.addFilter(_expected_not_leader)
+    try:
+        probe.assign(partitions)  # one metadata request for all topics, not one per topic
+        await probe.end_offsets(partitions)
+    finally:
+        fetcher_log.removeFilter(_expected_not_leader)
+        await probe.stop()
+
+
+def _expected_not_leader(record: logging.LogRecord) -> bool:
+    # While the probe waits, NOT_LEADER answers are the very thing it waits out: not news.
+    return "NotLeaderForPartitionError" not in record.getMessage()
 
 
 async def _wait_until_gone(admin: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -148,7 +173,7 @@ async def adelete_topics(settings: Settings) -> list[str]:
     """Delete the topics of this prefix; return the names deleted.
 
     With a prefix, every topic under it goes (a worker's own topics too); without one, only
-    the seven driftloop topics, never the rest of a shared broker.
+    the driftloop topics of ``TOPIC_SPECS``, never the rest of a shared broker.
     """
     present = await alist_topics(settings, all_topics=not settings.kafka.topic_prefix)
     doomed = topics_to_delete(settings, present)

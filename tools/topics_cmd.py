@@ -71,7 +71,7 @@ def list_(ctx: click.Context, prefix: str | None, all_topics: bool) -> None:
 def delete(ctx: click.Context, prefix: str | None, yes: bool) -> None:
     """Delete the topics under the prefix.
 
-    Without a prefix only the seven driftloop topics go. Their messages are gone for good:
+    Without a prefix only the driftloop topics (TOPIC_SPECS) go. Their messages are gone for good:
     meant for dev and test brokers.
     """
     settings = _settings(ctx, prefix)
