@@ -31,6 +31,8 @@ SLF4J_VERSION = "1.7.36"
 # pull an older reload4j with known CVEs).
 RELOAD4J_VERSION = "1.2.25"
 CACHE_ENV = "DRIFTLOOP_CACHE_DIR"
+# About 50 MB from Maven Central: a minute on a slow line; far longer means a stuck network.
+MVN_TIMEOUT_S = 900
 
 INSTALL_HINTS = {
     "java": "the local Kafka broker needs Java 17 or newer "
@@ -121,9 +123,15 @@ def ensure_kafka_jars(version: str = KAFKA_VERSION, *, cache_dir: Path | None = 
         try:
             (staging / "pom.xml").write_text(_POM.format(kafka=version, slf4j=SLF4J_VERSION,
                                                            reload4j=RELOAD4J_VERSION))
-            result = subprocess.run(
-                [mvn, "-B", "-q", "dependency:copy-dependencies", "-DoutputDirectory=lib"],
-                cwd=staging, capture_output=True, text=True, check=False)
+            try:
+                result = subprocess.run(
+                    [mvn, "-B", "-q", "dependency:copy-dependencies", "-DoutputDirectory=lib"],
+                    cwd=staging, capture_output=True, text=True, check=False,
+                    timeout=MVN_TIMEOUT_S)
+            except subprocess.TimeoutExpired as exc:
+                raise JarFetchError(
+                    f"Maven did not finish fetching Kafka {version} in {MVN_TIMEOUT_S} s "
+                    "(no network, or a proxy to set in ~/.m2/settings.xml?)") from exc
             if result.returncode != 0 or not _complete(staging / "lib"):
                 output = (result.stdout + result.stderr).strip().splitlines()
                 raise JarFetchError(

@@ -36,6 +36,8 @@ HOST = "127.0.0.1"
 # must accept and replicate a little more than the largest topic allows.
 MAX_MESSAGE_BYTES = 20 * 1024 * 1024
 _POLL_SECONDS = 0.2
+# kafka.log is appended to across restarts and rotated at a start once it is this big.
+MAX_LOG_BYTES = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +315,7 @@ class LocalKafka:
                     f"(choose another with --port / --controller-port)")
         lib = self.ensure_jars()
         self.format(lib=lib)
+        self._rotate_log()
         with open(self.log_file, "ab") as out:
             out.write(f"--- driftloop: starting kafka {self.version} at "
                       f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} ---\n".encode())
@@ -331,6 +334,12 @@ class LocalKafka:
             self.stop(timeout=10)
             raise
         return self.status()
+
+    def _rotate_log(self) -> None:
+        # One earlier generation is kept: enough to see why the last run ended.
+        with contextlib.suppress(FileNotFoundError):
+            if self.log_file.stat().st_size > MAX_LOG_BYTES:
+                self.log_file.replace(self.log_file.with_name(self.log_file.name + ".1"))
 
     def _wait_until_answering(self, pid: int, deadline: float) -> None:
         while True:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from kafka_helpers import BROKER_HEAP, BROKER_JVM_OPTIONS, free_port_pair
 
+from driftloop.tools import kafka_jars, local_kafka
 from driftloop.tools.errors import (
     BrokerStartError,
     JarFetchError,
@@ -228,7 +229,7 @@ def test_cached_jars_are_reused_without_maven(kafka_broker, tmp_path: Path,
 
 def test_a_failed_download_leaves_no_half_cache(tmp_path: Path, monkeypatch) -> None:
     # A stand-in for Maven that downloads one jar, then fails the way an offline run does.
-    bin_dir = Path(path_with(tmp_path, "java"))
+    bin_dir = Path(path_with(tmp_path, "java", "mkdir", "touch"))
     fake_mvn = bin_dir / "mvn"
     fake_mvn.write_text("#!/bin/sh\nmkdir -p lib && touch lib/kafka_2.13-0.0.0.jar\n"
                         "echo '[ERROR] Could not resolve dependencies: network is down'\n"
@@ -241,6 +242,33 @@ def test_a_failed_download_leaves_no_half_cache(tmp_path: Path, monkeypatch) -> 
     assert caught.value.retriable
     leftovers = [p.name for p in (cache / "kafka").iterdir() if not p.name.endswith(".lock")]
     assert leftovers == []
+
+
+def test_a_hung_download_is_cut_off_and_leaves_no_half_cache(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    bin_dir = Path(path_with(tmp_path, "java", "mkdir", "touch", "sleep"))
+    fake_mvn = bin_dir / "mvn"
+    fake_mvn.write_text("#!/bin/sh\nmkdir -p lib && touch lib/kafka_2.13-0.0.0.jar\n"
+                        "exec sleep 30\n")  # a network that never answers
+    fake_mvn.chmod(fake_mvn.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(kafka_jars, "MVN_TIMEOUT_S", 1)
+    cache = tmp_path / "cache"
+    with pytest.raises(JarFetchError, match=r"did not finish fetching Kafka 3\.9\.2 in 1 s"):
+        ensure_kafka_jars("3.9.2", cache_dir=cache)
+    assert [p.name for p in (cache / "kafka").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_big_log_is_rotated_at_start(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(local_kafka, "MAX_LOG_BYTES", 10)
+    broker = LocalKafka(home=tmp_path)
+    broker.log_file.write_text("small\n")
+    broker._rotate_log()
+    assert broker.logs() == "small\n"
+    broker.log_file.write_text("an old run that went on and on\n")
+    broker._rotate_log()
+    assert not broker.log_file.exists()
+    assert (tmp_path / "kafka.log.1").read_text() == "an old run that went on and on\n"
 
 
 # -- small parts ----------------------------------------------------------------------------------
