@@ -110,15 +110,20 @@ def encode_batch(events: Sequence[Event]) -> bytes:
     return _dumps(events, "batch", envelope=True)
 
 
-def _loads(raw: Raw, max_bytes: int, what: str) -> Any:
+def _as_bytes(raw: Raw, what: str) -> bytes | bytearray:
     if isinstance(raw, str):
         # Lone surrogates survive this and make orjson refuse the text as not UTF-8.
-        raw = raw.encode("utf-8", "surrogatepass")
-    elif isinstance(raw, memoryview):
-        raw = raw.tobytes()  # orjson reads only contiguous buffers
-    elif not isinstance(raw, bytes | bytearray):
-        raise ValidationError.single(what, f"expected bytes or str, got {type(raw).__name__}",
-                                     code="invalid_json")
+        return raw.encode("utf-8", "surrogatepass")
+    if isinstance(raw, memoryview):
+        return raw.tobytes()  # orjson reads only contiguous buffers; len() counts bytes now
+    if isinstance(raw, bytes | bytearray):
+        return raw
+    raise ValidationError.single(what, f"expected bytes or str, got {type(raw).__name__}",
+                                 code="invalid_json")
+
+
+def _loads(raw: Raw, max_bytes: int, what: str) -> Any:
+    raw = _as_bytes(raw, what)
     size = len(raw)
     if size > max_bytes:
         raise ValidationError.single(what, f"payload is {size} bytes, limit is {max_bytes}",
@@ -179,7 +184,8 @@ def decode_any(raw: Raw, *, max_bytes: int | None = None) -> Event:
     driftloop.schemas.errors.ValidationError: event.schema_name: unknown schema "driftloop.nope"
     """
     limit = max(max(_MAX_BYTES.values()), DEFAULT_MAX_BYTES) if max_bytes is None else max_bytes
-    data = _loads(raw, limit, "event")
+    payload = _as_bytes(raw, "event")
+    data = _loads(payload, limit, "event")
     name = data.get("schema_name") if isinstance(data, dict) else None
     cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
@@ -187,7 +193,7 @@ def decode_any(raw: Raw, *, max_bytes: int | None = None) -> Event:
             raise ValidationError.single("event", f"expected an object, got {show_value(data)}")
         raise ValidationError.single("event.schema_name", f"unknown schema {show_value(name)}",
                                      code="unknown_schema")
-    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+    size = len(payload)
     if max_bytes is None and size > max_bytes_for(cls):
         raise ValidationError.single(
             event_short_name(cls), f"payload is {size} bytes, limit is {max_bytes_for(cls)}",

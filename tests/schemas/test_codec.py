@@ -109,7 +109,8 @@ def test_integral_floats_are_integers_as_json_schema_says() -> None:
 def test_bytes_bytearray_memoryview_and_str_decode_alike() -> None:
     [feedback] = [event for event in FULL if isinstance(event, Feedback)]
     payload = encode(feedback)
-    for form in (payload, bytearray(payload), memoryview(payload), payload.decode()):
+    for form in (payload, bytearray(payload), memoryview(payload), payload.decode(),
+                 memoryview(b"  " + payload)[2:], memoryview(bytearray(payload))):
         assert decode(form, Feedback) == feedback
 
 
