@@ -49,11 +49,12 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 
 
 @pytest.fixture
-def kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for the session broker with every driftloop topic under a fresh prefix.
+def bare_kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for the session broker under a fresh prefix with no topics created yet.
 
-    The topics (and any other topic the test made under the prefix) are deleted afterwards:
-    each costs the broker file handles and heap, and a session runs hundreds of tests.
+    For tests of topic creation itself, or that need only a topic or two (creating all
+    of them takes about a second on a loaded machine). Whatever the test creates under the
+    prefix is deleted afterwards.
     """
     settings = Settings(
         kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
@@ -62,8 +63,22 @@ def kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[Setting
         worker={"data_dir": tmp_path / "worker"},
         learner={"cache_dir": tmp_path / "learner"},
     )
-    create_topics(settings)
     yield settings
+    _delete_quietly(settings)
+
+
+@pytest.fixture
+def kafka_settings(bare_kafka_settings: Settings) -> Settings:
+    """Settings for the session broker with every driftloop topic under a fresh prefix.
+
+    The topics (and any other topic the test made under the prefix) are deleted afterwards:
+    each costs the broker file handles and heap, and a session runs hundreds of tests.
+    """
+    create_topics(bare_kafka_settings)
+    return bare_kafka_settings
+
+
+def _delete_quietly(settings: Settings) -> None:
     try:
         delete_topics(settings)
     except DriftloopError as exc:  # a broker that went away is the failing test's story

@@ -8,8 +8,7 @@ import pytest
 from kafka_helpers import consume_until, free_port_pair, produce, resolve_topic
 
 from driftloop.schemas import Topic
-
-pytestmark = pytest.mark.kafka
+from driftloop.schemas.settings import Settings
 
 
 async def test_produce_then_consume_a_count_keeps_order_and_key(kafka_settings) -> None:
@@ -36,11 +35,11 @@ async def test_consume_until_fails_at_its_deadline_saying_what_it_saw(kafka_sett
     assert time.monotonic() - began < 5
 
 
-def test_topic_names_resolve_under_the_prefix_and_others_stay(kafka_settings) -> None:
-    prefix = kafka_settings.kafka.topic_prefix
-    assert resolve_topic(kafka_settings, Topic.FEEDBACK) == f"{prefix}feedback"
-    assert resolve_topic(kafka_settings, "feedback") == f"{prefix}feedback"
-    assert resolve_topic(kafka_settings, "my-app-changelog") == "my-app-changelog"
+def test_topic_names_resolve_under_the_prefix_and_others_stay() -> None:
+    settings = Settings(kafka={"topic_prefix": "p7."})
+    assert resolve_topic(settings, Topic.FEEDBACK) == "p7.feedback"
+    assert resolve_topic(settings, "feedback") == "p7.feedback"
+    assert resolve_topic(settings, "my-app-changelog") == "my-app-changelog"
 
 
 def test_free_port_pairs_are_distinct() -> None:

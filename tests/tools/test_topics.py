@@ -58,8 +58,8 @@ async def partition_counts(settings: Settings) -> dict[str, int]:
     return {t["topic"]: len(t["partitions"]) for t in described}
 
 
-async def test_creation_makes_every_topic_with_its_partitions(kafka_settings) -> None:
-    settings = fresh(kafka_settings)
+async def test_creation_makes_every_topic_with_its_partitions(bare_kafka_settings) -> None:
+    settings = bare_kafka_settings
     created = await acreate_topics(settings)
     assert created == topic_names(settings)  # TOPIC_SPECS order
     assert await partition_counts(settings) == {
@@ -90,38 +90,41 @@ async def test_creation_applies_the_topic_configs(kafka_settings) -> None:
         assert {key: values[key] for key in spec.configs} == spec.configs
 
 
-async def test_a_partition_override_applies_to_every_new_topic(kafka_settings) -> None:
-    settings = fresh(kafka_settings)
+async def test_a_partition_override_applies_to_every_new_topic(bare_kafka_settings) -> None:
+    settings = bare_kafka_settings
     await acreate_topics(settings, partitions=1)
     assert set((await partition_counts(settings)).values()) == {1}
 
 
 @pytest.mark.parametrize("partitions", [0, -3])
-async def test_a_partition_count_below_one_is_refused(kafka_settings, partitions) -> None:
+async def test_a_partition_count_below_one_is_refused(partitions) -> None:
     with pytest.raises(ValueError, match="partitions must be at least 1"):
-        await acreate_topics(kafka_settings, partitions=partitions)
+        await acreate_topics(Settings(), partitions=partitions)  # refused before connecting
 
 
 async def test_listing_sees_only_its_own_prefix(kafka_settings) -> None:
     other = fresh(kafka_settings)
     assert await alist_topics(other) == []
     await acreate_topics(other, partitions=1)
-    assert await alist_topics(kafka_settings) == sorted(topic_names(kafka_settings))
-    assert await alist_topics(other) == sorted(topic_names(other))
-    everything = await alist_topics(other, all_topics=True)
-    assert set(topic_names(kafka_settings)) | set(topic_names(other)) <= set(everything)
+    try:
+        assert await alist_topics(kafka_settings) == sorted(topic_names(kafka_settings))
+        assert await alist_topics(other) == sorted(topic_names(other))
+        everything = await alist_topics(other, all_topics=True)
+        assert set(topic_names(kafka_settings)) | set(topic_names(other)) <= set(everything)
+    finally:
+        await adelete_topics(other)
 
 
-def test_the_sync_forms_work_without_a_loop(kafka_settings) -> None:
-    settings = fresh(kafka_settings)
+def test_the_sync_forms_work_without_a_loop(bare_kafka_settings) -> None:
+    settings = bare_kafka_settings
     assert create_topics(settings, partitions=1) == topic_names(settings)
     assert list_topics(settings) == sorted(topic_names(settings))
 
 
-async def test_a_name_the_broker_refuses_raises_topics_error(kafka_settings) -> None:
+async def test_a_name_the_broker_refuses_raises_topics_error(bare_kafka_settings) -> None:
     # Kafka topic names are at most 249 characters; the prefix pattern alone allows more.
-    settings = kafka_settings.model_copy(update={"kafka": kafka_settings.kafka.model_copy(
-        update={"topic_prefix": "x" * 240 + "."})})
+    settings = bare_kafka_settings.model_copy(update={
+        "kafka": bare_kafka_settings.kafka.model_copy(update={"topic_prefix": "x" * 240 + "."})})
     with pytest.raises(TopicsError, match="refused to create"):
         await acreate_topics(settings, partitions=1)
 
