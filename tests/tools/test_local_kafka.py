@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -180,6 +181,29 @@ def test_a_taken_port_is_reported_before_launching(tmp_path: Path) -> None:
         with pytest.raises(PortInUseError, match=f"port {port}"):
             broker.start()
     assert not (tmp_path / "kafka.pid").exists()
+
+
+def test_a_broker_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
+    broker = LocalKafka(home=tmp_path, port=free_port_pair()[0], controller_port=1)
+    # A stand-in that looks like this home's broker (its command line names the home's
+    # server.properties) and, like a wedged JVM, ignores SIGTERM.
+    stuck = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done", "kafka.Kafka",
+         str(broker.properties_file)],
+        stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert stuck.stdout is not None and stuck.stdout.readline() == b"ready\n"
+        broker.pid_file.write_text(f"{stuck.pid}\n")
+        assert broker.status().running
+        began = time.monotonic()
+        assert broker.stop(timeout=0.5) is True
+        assert time.monotonic() - began >= 0.5
+        assert stuck.wait(timeout=10) == -signal.SIGKILL
+        assert not broker.pid_file.exists()
+    finally:
+        if stuck.poll() is None:
+            stuck.kill()
+            stuck.wait()
 
 
 def test_a_stale_pid_file_is_not_mistaken_for_a_broker(tmp_path: Path) -> None:
