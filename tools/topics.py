@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from ..schemas.settings import Settings
-from ..schemas.topics import TOPIC_SPECS, Topic
+from ..schemas.topics import TOPIC_SPECS
 from .errors import TopicsError
 
 __all__ = [
@@ -243,9 +243,3 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
 
-
-def describe_topic_spec(topic: Topic) -> str:
-    """One line about a topic's spec, for ``driftloop topics list``."""
-    spec = TOPIC_SPECS[topic]
-    configs = ", ".join(f"{k}={v}" for k, v in sorted(spec.configs.items()))
-    return f"{spec.partitions} partitions; {configs}"
