@@ -13,7 +13,10 @@ __all__ = [
     "ModelLoadError",
     "PromptTemplateError",
     "RegistryError",
+    "ServingError",
     "TrainingRequestError",
+    "UnservableAdapterError",
+    "VersionNotServedError",
 ]
 
 
@@ -55,3 +58,16 @@ class AdapterFormatError(ArtifactError):
 
 class RegistryError(LearnerError):
     """The model-versions log does not hold what an operation needs (unknown version...)."""
+
+
+class ServingError(LearnerError):
+    """Root of the serving side's errors (subscriber, model host, reference service)."""
+
+
+class UnservableAdapterError(ServingError):
+    """A verified adapter this replica cannot serve (another task kind, a different label set
+    than its siblings, an unknown format): refused, and the current version stays."""
+
+
+class VersionNotServedError(ServingError):
+    """A request named a task (or version) this replica serves no adapter for yet."""

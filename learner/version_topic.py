@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from ..schemas.codec import decode, encode
 from ..schemas.errors import ValidationError
@@ -23,12 +24,12 @@ from ..schemas.topics import Topic
 from .errors import RegistryError
 from .registry import VersionLog
 
-__all__ = ["publish_versions", "read_version_log"]
+__all__ = ["publish_versions", "read_to_end", "read_version_log", "topic_partitions"]
 
 log = logging.getLogger(__name__)
 
 
-async def _partition_ids(settings: Settings, topic: str) -> set[int]:
+async def topic_partitions(settings: Settings, topic: str) -> set[int]:
     """The topic's partition ids from the broker (empty if it does not exist).
 
     A consumer without subscriptions holds no topic metadata, and ``consumer.topics()``
@@ -43,31 +44,31 @@ async def _partition_ids(settings: Settings, topic: str) -> set[int]:
     return {p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"]}
 
 
-async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> VersionLog:
-    """The registry as of now: every event on ``model-versions`` up to its end offsets.
+async def read_to_end(settings: Settings, topic: Topic, *,
+                      timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every record of a registry-side topic (``model-versions``, ``serving-acks``) from the
+    beginning up to its end offsets at call time, ordered by timestamp.
 
-    Undecodable records are logged and skipped (the registry must stay readable); a topic
-    that does not exist is an error naming it.
+    A topic that does not exist is a :class:`RegistryError` naming it.
     """
-    topic = settings.kafka.topic(Topic.MODEL_VERSIONS)
+    name = settings.kafka.topic(topic)
     consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False,
                                 group_id=None)
     await consumer.start()
     try:
-        ids = await _partition_ids(settings, topic)
+        ids = await topic_partitions(settings, name)
         if not ids:
-            raise RegistryError(f"topic {topic} does not exist (run `driftloop topics create`)")
-        assigned = [TopicPartition(topic, p) for p in sorted(ids)]
+            raise RegistryError(f"topic {name} does not exist (run `driftloop topics create`)")
+        assigned = [TopicPartition(name, p) for p in sorted(ids)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
-        versions = VersionLog()
         deadline = time.monotonic() + timeout
         pending = {tp for tp in assigned if ends[tp] > 0}
-        records = []
+        records: list[ConsumerRecord] = []
         while pending:
             if time.monotonic() > deadline:
-                raise RegistryError(f"timed out reading {topic} after {timeout:.0f} s")
+                raise RegistryError(f"timed out reading {name} after {timeout:.0f} s")
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for messages in batches.values():
                 records.extend(messages)
@@ -75,17 +76,27 @@ async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> Vers
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
         # One partition in the default layout; with more, timestamps order the fold.
-        for record in sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset)):
-            if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
-                continue
-            try:
-                versions.apply(decode(record.value, ModelVersion))
-            except ValidationError as exc:
-                log.warning("skipping bad record %s[%d]@%d: %s", record.topic,
-                            record.partition, record.offset, exc)
-        return versions
+        return sorted((r for r in records
+                       if r.offset < ends[TopicPartition(r.topic, r.partition)]),
+                      key=lambda r: (r.timestamp, r.partition, r.offset))
     finally:
         await consumer.stop()
+
+
+async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> VersionLog:
+    """The registry as of now: every event on ``model-versions`` up to its end offsets.
+
+    Undecodable records are logged and skipped (the registry must stay readable); a topic
+    that does not exist is an error naming it.
+    """
+    versions = VersionLog()
+    for record in await read_to_end(settings, Topic.MODEL_VERSIONS, timeout=timeout):
+        try:
+            versions.apply(decode(record.value, ModelVersion))
+        except ValidationError as exc:
+            log.warning("skipping bad record %s[%d]@%d: %s", record.topic,
+                        record.partition, record.offset, exc)
+    return versions
 
 
 async def publish_versions(producer: AIOKafkaProducer, settings: Settings,

@@ -1,0 +1,28 @@
+"""The serving side: follow ``model-versions``, hot-swap adapters, serve and report back.
+
+Importable without Faust (and without aiohttp, unless :mod:`.http` is imported): a serving
+layer embeds :class:`AdapterSubscriber` + :class:`ModelHost`; ``driftloop serve`` runs the
+reference HTTP service built on them.
+"""
+
+from __future__ import annotations
+
+from .acks import AckPublisher, converged, latest_acks, read_acks
+from .batcher import EventBatcher
+from .model_host import ModelHost, Prediction
+from .probe import write_probe_adapter
+from .subscriber import AdapterSubscriber, ServingChange, VersionRefusal
+
+__all__ = [
+    "AckPublisher",
+    "AdapterSubscriber",
+    "EventBatcher",
+    "ModelHost",
+    "Prediction",
+    "ServingChange",
+    "VersionRefusal",
+    "converged",
+    "latest_acks",
+    "read_acks",
+    "write_probe_adapter",
+]

@@ -1,0 +1,97 @@
+"""Replica acknowledgements on ``serving-acks``: who serves which version of each task.
+
+Each replica publishes a :class:`~driftloop.schemas.ServingAck` when it starts serving a
+version or refuses one, keyed ``<replica>/<task>`` on a compacted topic: the latest ack per
+key is what an operator reads to see whether every replica converged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from aiokafka import AIOKafkaProducer
+
+from ...schemas.codec import decode, encode
+from ...schemas.enums import ServingStatus
+from ...schemas.errors import ValidationError
+from ...schemas.events import ServingAck
+from ...schemas.settings import Settings
+from ...schemas.topics import Topic
+from ..version_topic import read_to_end
+
+__all__ = ["AckPublisher", "ack_key", "converged", "latest_acks", "read_acks"]
+
+log = logging.getLogger(__name__)
+
+
+def ack_key(replica: str, task: str) -> bytes:
+    """The compaction key: one latest ack per replica and task.
+
+    >>> ack_key("pod-1", "sentiment")
+    b'pod-1/sentiment'
+    """
+    return f"{replica}/{task}".encode()
+
+
+class AckPublisher:
+    """Publishes one replica's acks through a producer it does not own.
+
+    Examples
+    --------
+    >>> from driftloop.schemas.settings import Settings
+    >>> AckPublisher(producer=None, settings=Settings(), replica="pod-1").replica
+    'pod-1'
+    """
+
+    def __init__(self, *, producer: AIOKafkaProducer | None, settings: Settings,
+                 replica: str) -> None:
+        if not replica:
+            raise ValueError("replica must be a non-empty name")
+        self.producer = producer
+        self.topic = settings.kafka.topic(Topic.SERVING_ACKS)
+        self.replica = replica
+
+    async def publish(self, ack: ServingAck) -> None:
+        """Send the ack and wait for the broker (an unseen ack converges nothing)."""
+        if self.producer is None:
+            raise RuntimeError("AckPublisher has no producer")
+        await self.producer.send_and_wait(self.topic, encode(ack),
+                                          key=ack_key(ack.replica, ack.task))
+
+
+def latest_acks(acks: Iterable[ServingAck]) -> dict[tuple[str, str], ServingAck]:
+    """The latest ack of each ``(replica, task)``, in the order given (log order)."""
+    latest: dict[tuple[str, str], ServingAck] = {}
+    for ack in acks:
+        latest[(ack.replica, ack.task)] = ack
+    return latest
+
+
+async def read_acks(settings: Settings, *,
+                    timeout: float = 30.0) -> dict[tuple[str, str], ServingAck]:
+    """Every replica's latest ack per task, read from ``serving-acks`` up to its end."""
+    acks = []
+    for record in await read_to_end(settings, Topic.SERVING_ACKS, timeout=timeout):
+        try:
+            acks.append(decode(record.value, ServingAck))
+        except ValidationError as exc:
+            log.warning("skipping bad ack %s[%d]@%d: %s", record.topic, record.partition,
+                        record.offset, exc)
+    return latest_acks(acks)
+
+
+def converged(latest: Mapping[tuple[str, str], ServingAck], task: str, version_id: str,
+              replicas: Iterable[str]) -> bool:
+    """Whether every named replica's latest ack for ``task`` says it serves ``version_id``.
+
+    >>> ack = ServingAck(ts=1.0, replica="a", task="t", version_id="v2", status="serving")
+    >>> converged({("a", "t"): ack}, "t", "v2", ["a"]), converged({("a", "t"): ack}, "t", "v2",
+    ...                                                             ["a", "b"])
+    (True, False)
+    """
+    for replica in replicas:
+        ack = latest.get((replica, task))
+        if ack is None or ack.status is not ServingStatus.SERVING or ack.version_id != version_id:
+            return False
+    return True

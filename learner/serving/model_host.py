@@ -1,0 +1,205 @@
+"""Resident PEFT models that hold several adapter versions by name, one model per task.
+
+PEFT keeps named adapters side by side in one model (``load_adapter``) and switches between
+them with ``set_adapter``; only the active one runs. Loading, switching, evicting and every
+forward pass happen on one dedicated thread, so a version change can only fall *between* two
+requests: a request never sees half an adapter, and the event loop never blocks on torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...schemas.enums import TaskKind
+from ..adapters import read_metadata
+from ..classification import HEAD_MODULE, MeanPoolClassifier
+from ..errors import UnservableAdapterError, VersionNotServedError
+from ..models import BaseModel, ResidentModels
+
+__all__ = ["ModelHost", "Prediction"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One answer: the label, its probability, all probabilities and the pooled embedding."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    embedding: list[float]
+    version_id: str
+
+
+@dataclass(slots=True)
+class _TaskModel:
+    """One task's PEFT model over one base model and label set; adapters named by version."""
+
+    base_model_id: str
+    labels: tuple[str, ...]
+    tokenizer: Any
+    peft_model: Any
+    versions: list[str] = field(default_factory=list)
+    pooled: list[Any] = field(default_factory=list)
+
+
+class ModelHost:
+    """Adapters of every served task, resident in memory, switched between requests.
+
+    Parameters
+    ----------
+    models
+        The resident base models; each task gets a private copy of its base (LoRA layers
+        are injected in place).
+    max_length
+        Token budget of one input.
+
+    Examples
+    --------
+    >>> host = ModelHost(ResidentModels(capacity=1))
+    >>> host.versions("sentiment")
+    []
+    >>> host.predict("sentiment", "v1", ["great"])
+    Traceback (most recent call last):
+    ...
+    driftloop.learner.errors.VersionNotServedError: version 'v1' of task 'sentiment' is not loaded
+    >>> host.close()
+    """
+
+    def __init__(self, models: ResidentModels, *, max_length: int = 128) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        self.models = models
+        self.max_length = max_length
+        self._tasks: dict[str, _TaskModel] = {}
+        # One thread owns torch state: loads, switches and forward passes never interleave.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-host")
+
+    # -- on the host thread ------------------------------------------------------------
+
+    def load(self, task: str, version_id: str, folder: Path, base_model_id: str) -> float:
+        """Load a verified adapter folder as ``version_id`` of ``task``; return the seconds.
+
+        Raises :class:`UnservableAdapterError` for a generation adapter, a label set that
+        differs from the versions already loaded for the task, or a malformed folder.
+        """
+        started = time.perf_counter()
+        metadata = read_metadata(folder)
+        if metadata.task_kind is not TaskKind.CLASSIFICATION:
+            raise UnservableAdapterError(
+                f"{version_id}: {metadata.task_kind} adapters are not served yet "
+                "(the reference service serves classification)")
+        if len(metadata.labels) < 2:
+            raise UnservableAdapterError(f"{version_id}: the adapter names no label set")
+        current = self._tasks.get(task)
+        if current is not None and (current.labels != metadata.labels
+                                    or current.base_model_id != base_model_id):
+            if version_id in current.versions:
+                return 0.0
+            raise UnservableAdapterError(
+                f"{version_id}: labels {list(metadata.labels)} on {base_model_id} differ from "
+                f"the served versions' {list(current.labels)} on {current.base_model_id}")
+        if current is not None and version_id in current.versions:
+            return 0.0
+        try:
+            if current is None:
+                self._tasks[task] = self._first_model(version_id, folder, base_model_id,
+                                                      metadata.labels)
+            else:
+                current.peft_model.load_adapter(str(folder), adapter_name=version_id)
+                current.versions.append(version_id)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
+        seconds = time.perf_counter() - started
+        log.info("loaded %s for %s in %.3f s", version_id, task, seconds)
+        return seconds
+
+    def _first_model(self, version_id: str, folder: Path, base_model_id: str,
+                     labels: tuple[str, ...]) -> _TaskModel:
+        from peft import PeftModel
+
+        base: BaseModel = self.models.get(base_model_id, TaskKind.CLASSIFICATION)
+        classifier = MeanPoolClassifier(base.fresh_copy(), len(labels))
+        peft_model = PeftModel.from_pretrained(classifier, str(folder), adapter_name=version_id)
+        peft_model.eval()
+        hosted = _TaskModel(base_model_id, labels, base.tokenizer, peft_model, [version_id])
+        # The head's input is the pooled sentence embedding the interaction carries.
+        head = getattr(peft_model.base_model.model, HEAD_MODULE)
+        head.register_forward_pre_hook(lambda _module, args: hosted.pooled.append(args[0]))
+        return hosted
+
+    def predict(self, task: str, version_id: str, texts: Sequence[str]) -> list[Prediction]:
+        """Classify ``texts`` with one version of ``task`` (made active if it is not)."""
+        import torch
+
+        hosted = self._tasks.get(task)
+        if hosted is None or version_id not in hosted.versions:
+            raise VersionNotServedError(
+                f"version {version_id!r} of task {task!r} is not loaded")
+        if hosted.peft_model.active_adapter != version_id:
+            hosted.peft_model.set_adapter(version_id)
+        encoded = hosted.tokenizer(list(texts), padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="pt")
+        hosted.pooled.clear()
+        with torch.inference_mode():
+            logits = hosted.peft_model(input_ids=encoded["input_ids"],
+                                       attention_mask=encoded["attention_mask"])
+            probabilities = logits.float().softmax(dim=-1).tolist()
+            embeddings = hosted.pooled[-1].float().tolist()
+        hosted.pooled.clear()
+        answers = []
+        for probs, embedding in zip(probabilities, embeddings, strict=True):
+            best = max(range(len(probs)), key=probs.__getitem__)
+            answers.append(Prediction(hosted.labels[best], probs[best],
+                                      dict(zip(hosted.labels, probs, strict=True)),
+                                      embedding, version_id))
+        return answers
+
+    def evict(self, task: str, keep: set[str]) -> list[str]:
+        """Unload every version of ``task`` outside ``keep``; return the ones unloaded."""
+        hosted = self._tasks.get(task)
+        if hosted is None:
+            return []
+        dropped = [v for v in hosted.versions if v not in keep]
+        if len(dropped) == len(hosted.versions):
+            del self._tasks[task]  # PEFT cannot delete its last adapter: drop the model
+            return dropped
+        for version_id in dropped:
+            if hosted.peft_model.active_adapter == version_id:
+                hosted.peft_model.set_adapter(next(v for v in hosted.versions if v in keep))
+            hosted.peft_model.delete_adapter(version_id)
+            hosted.versions.remove(version_id)
+        return dropped
+
+    def versions(self, task: str) -> list[str]:
+        """Versions of ``task`` loaded, oldest first."""
+        hosted = self._tasks.get(task)
+        return list(hosted.versions) if hosted else []
+
+    # -- from the event loop -----------------------------------------------------------
+
+    async def aload(self, task: str, version_id: str, folder: Path, base_model_id: str) -> float:
+        return await self._run(self.load, task, version_id, folder, base_model_id)
+
+    async def apredict(self, task: str, version_id: str,
+                       texts: Sequence[str]) -> list[Prediction]:
+        return await self._run(self.predict, task, version_id, texts)
+
+    async def aevict(self, task: str, keep: set[str]) -> list[str]:
+        return await self._run(self.evict, task, keep)
+
+    async def _run(self, func: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
+
+    def close(self) -> None:
+        """Stop the host thread (idempotent); loaded models are released with the host."""
+        self._thread.shutdown(wait=True)
+        self._tasks.clear()

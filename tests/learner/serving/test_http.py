@@ -1,0 +1,179 @@
+"""The reference service on the real broker: hot swap, rollback, refusals, events out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from kafka_helpers import consume_until
+from serving_helpers import TASK, publish, serving_settings, store, version_event
+
+from driftloop.learner.registry import VersionLog
+from driftloop.learner.serving.http import ServingService
+from driftloop.schemas import (
+    Feedback,
+    Interaction,
+    ServingAck,
+    Topic,
+    decode,
+    decode_batch,
+)
+from driftloop.schemas.settings import Settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+SWAP_DEADLINE_S = 1.0
+
+
+async def running(settings: Settings, resident_models) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    service = ServingService(settings, models=resident_models)
+    client = TestClient(TestServer(service.app()))
+    await client.start_server()
+    return client
+
+
+async def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Await ``check()`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
+        await asyncio.sleep(0.01)
+
+
+async def answer(client: TestClient, text: str = "an ordinary afternoon") -> dict:
+    response = await client.post("/predict", json={"task": TASK, "input": text})
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def swap_seconds(client: TestClient, version: str, published_at: float) -> float:
+    async def served() -> bool:
+        return (await answer(client))["model_version"] == version
+    await poll(served, 10.0, f"serving {version}")
+    return time.monotonic() - published_at
+
+
+async def acks_of(settings: Settings, until: Callable[[list[ServingAck]], bool]) -> list:
+    records = await consume_until(
+        settings, Topic.SERVING_ACKS,
+        lambda rs: until([decode(r.value, ServingAck) for r in rs]), timeout=15.0)
+    return [decode(r.value, ServingAck) for r in records]
+
+
+async def test_promotion_swaps_within_a_second_rollback_restores_bad_sha_is_refused(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "replica-1")
+    neg, pos, neg2 = (store(settings, probes[n]) for n in ("neg", "pos", "neg2"))
+    v1 = version_event("v1", neg)
+    await publish(settings, v1)
+    client = await running(settings, resident_models)
+    try:
+        await poll(lambda: _serving(client, "v1"), 60.0, "v1 served at start")
+        first = await answer(client)
+        assert (first["output"], first["model_version"]) == ("negative", "v1")
+
+        # A promotion changes what /predict returns, without a restart, within a second.
+        v2 = version_event("v2", pos, parent="v1")
+        await publish(settings, v2)
+        assert await swap_seconds(client, "v2", time.monotonic()) < SWAP_DEADLINE_S
+        assert (await answer(client))["output"] == "positive"
+
+        # A rollback restores the previous version (still loaded: a pointer move).
+        await publish(settings, *VersionLog().extend([v1, v2]).rollback_events(TASK,
+                                                                               ts=time.time()))
+        assert await swap_seconds(client, "v1", time.monotonic()) < SWAP_DEADLINE_S
+        assert (await answer(client))["output"] == "negative"
+
+        # A version whose sha256 does not match its artifact is refused; v1 keeps serving.
+        wrong_sha = version_event("v3", pos, parent="v1").model_copy(
+            update={"sha256": neg2.sha256})
+        await publish(settings, wrong_sha)
+        await acks_of(settings, lambda acks: any(a.version_id == "v3" for a in acks))
+        # ...and so is one whose stored bytes were tampered with after publication.
+        weights = Path(neg2.uri.removeprefix("file://")) / "adapter_model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+        await publish(settings, version_event("v4", neg2, parent="v1"))
+        acks = await acks_of(settings, lambda acks: any(a.version_id == "v4" for a in acks))
+        refused = {a.version_id: a for a in acks if a.status == "refused"}
+        assert "sha256" in refused["v3"].reason and "expected" in refused["v4"].reason
+        assert refused["v4"].metadata["serving"] == "v1"
+        assert [(a.version_id, a.previous_version) for a in acks if a.status == "serving"] == [
+            ("v1", None), ("v2", "v1"), ("v1", "v2")]
+        after = await answer(client)
+        assert (after["output"], after["model_version"]) == ("negative", "v1")
+        health = await (await client.get("/healthz")).json()
+        assert health["status"] == "ok" and health["serving"] == {TASK: "v1"}
+        assert health["refused"] == ["v3", "v4"]
+
+        # Every answer was published as an interaction with its version, scores and embedding.
+        feedback = await client.post("/feedback", json={
+            "interaction_id": after["id"], "task": TASK, "kind": "label", "value": "positive"})
+        assert feedback.status == 202
+        records = await consume_until(settings, Topic.INTERACTIONS, lambda rs: any(
+            i.id == after["id"] for r in rs for i in _events(r.value)), timeout=15.0)
+        seen = {i.id: i for r in records for i in _events(r.value)}
+        event = seen[after["id"]]
+        assert isinstance(event, Interaction) and event.model_version == "v1"
+        assert event.prediction == "negative" and len(event.embedding) == 384
+        assert event.scores.confidence == pytest.approx(after["confidence"])
+        assert event.metadata["replica"] == "replica-1"
+        assert {i.model_version for i in seen.values()} == {"v1", "v2"}
+        [record] = await consume_until(settings, Topic.FEEDBACK, 1)
+        assert decode(record.value, Feedback).interaction_id == after["id"]
+
+        metrics = await (await client.get("/metrics")).text()
+        assert 'driftloop_serving_swaps_total{task="sentiment"} 3.0' in metrics
+        assert 'driftloop_serving_refused_versions_total{task="sentiment"} 2.0' in metrics
+        assert 'driftloop_serving_version_info{task="sentiment",version="v1"} 1.0' in metrics
+    finally:
+        await client.close()
+
+
+async def _serving(client: TestClient, version: str) -> bool:
+    health = await (await client.get("/healthz")).json()
+    return health["serving"].get(TASK) == version
+
+
+def _events(value: bytes) -> list:
+    return [e for e in decode_batch(value, Interaction) if isinstance(e, Interaction)]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    ("/predict", b"not json", 400, "JSON object"),
+    ("/predict", b"[1, 2]", 400, "JSON object"),
+    ("/predict", b'{"input": "x"}', 400, "'task'"),
+    ("/predict", b'{"task": "sentiment"}', 400, "'input'"),
+    ("/predict", b'{"task": "sentiment", "inputs": ["a", 3]}', 400, "'inputs'"),
+    ("/predict", b'{"task": "sentiment", "inputs": ["a", "b", "c"]}', 400, "at most 2"),
+    ("/predict", b'{"task": "sentiment", "input": "a", "ids": ["1", "2"]}', 400, "one per input"),
+    ("/predict", b'{"task": "sentiment", "input": "a", "metadata": 3}', 400, "'metadata'"),
+    ("/predict", b'{"task": "other", "input": "a"}', 503, "not served by this replica"),
+    ("/predict", b'{"task": "sentiment", "input": "a"}', 503, "no promoted version"),
+    ("/feedback", b'{"task": "sentiment", "kind": "rating", "value": "five"}', 400,
+     "interaction_id"),
+    ("/feedback", b'{"interaction_id": "i", "task": "sentiment", "kind": "rating", '
+                  b'"value": "five"}', 400, "value"),
+])
+async def test_bad_requests_get_a_status_and_a_reason(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, tmp_path: Path, path: str, body: bytes, status: int,
+        message: str) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "replica-bad", max_inputs=2)
+    client = await running(settings, resident_models)
+    try:
+        response = await client.post(path, data=body,
+                                     headers={"Content-Type": "application/json"})
+        assert response.status == status
+        assert message in (await response.json())["error"]
+        health = await client.get("/healthz")
+        assert health.status == 200
+    finally:
+        await client.close()

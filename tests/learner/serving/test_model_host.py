@@ -1,0 +1,90 @@
+"""ModelHost: named adapters in one resident PEFT model, switched between requests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from serving_helpers import TASK
+
+from driftloop.learner.errors import (
+    AdapterFormatError,
+    UnservableAdapterError,
+    VersionNotServedError,
+)
+from driftloop.learner.models import ResidentModels
+from driftloop.learner.serving import ModelHost
+
+BASE = "sentence-transformers/all-MiniLM-L6-v2"
+TEXTS = ["what a wonderful film", "dull and far too long"]
+
+
+@pytest.fixture
+def host(resident_models: ResidentModels):  # type: ignore[no-untyped-def]
+    made = ModelHost(resident_models, max_length=32)
+    yield made
+    made.close()
+
+
+def test_each_version_answers_as_its_adapter_says(host: ModelHost, probes) -> None:  # type: ignore[no-untyped-def]
+    host.load(TASK, "v-neg", probes["neg"], BASE)
+    host.load(TASK, "v-pos", probes["pos"], BASE)
+    for version, label in (("v-neg", "negative"), ("v-pos", "positive"), ("v-neg", "negative")):
+        answers = host.predict(TASK, version, TEXTS)
+        assert [a.label for a in answers] == [label, label]
+        assert all(a.version_id == version and a.confidence > 0.9 for a in answers)
+        assert all(len(a.embedding) == 384 for a in answers)
+        assert sum(answers[0].probabilities.values()) == pytest.approx(1.0)
+    assert host.versions(TASK) == ["v-neg", "v-pos"]
+
+
+def test_loading_twice_is_a_no_op_and_eviction_keeps_what_is_asked(host: ModelHost,  # type: ignore[no-untyped-def]
+                                                                  probes) -> None:
+    host.load(TASK, "a", probes["neg"], BASE)
+    host.load(TASK, "b", probes["pos"], BASE)
+    assert host.load(TASK, "b", probes["pos"], BASE) == 0.0
+    host.predict(TASK, "b", TEXTS[:1])
+    assert host.evict(TASK, {"a"}) == ["b"]
+    assert host.versions(TASK) == ["a"]
+    assert host.predict(TASK, "a", TEXTS[:1])[0].label == "negative"
+    with pytest.raises(VersionNotServedError, match="'b'"):
+        host.predict(TASK, "b", TEXTS[:1])
+    assert host.evict(TASK, set()) == ["a"] and host.versions(TASK) == []
+
+
+def _edited_copy(folder: Path, dest: Path, **changes: object) -> Path:
+    shutil.copytree(folder, dest)
+    meta = json.loads((dest / "driftloop.json").read_text())
+    meta.update(changes)
+    (dest / "driftloop.json").write_text(json.dumps(meta))
+    return dest
+
+
+def test_a_different_label_set_is_refused_and_the_served_versions_stay(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes, tmp_path: Path) -> None:
+    host.load(TASK, "a", probes["neg"], BASE)
+    three = _edited_copy(probes["pos"], tmp_path / "three", labels=["neg", "neu", "pos"])
+    with pytest.raises(UnservableAdapterError, match="differ from the served versions"):
+        host.load(TASK, "b", three, BASE)
+    assert host.versions(TASK) == ["a"]
+    assert host.predict(TASK, "a", TEXTS[:1])[0].label == "negative"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"task_kind": "generation"}, "not served yet"),
+    ({"labels": []}, "names no label set"),
+    ({"task_kind": "bogus"}, "malformed"),
+])
+def test_unservable_adapters_are_refused(host: ModelHost, probes, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                         changes: dict, message: str) -> None:
+    folder = _edited_copy(probes["neg"], tmp_path / "edited", **changes)
+    with pytest.raises((UnservableAdapterError, AdapterFormatError), match=message):
+        host.load(TASK, "x", folder, BASE)
+    assert host.versions(TASK) == []
+
+
+def test_bad_arguments_fail_at_construction(resident_models: ResidentModels) -> None:
+    with pytest.raises(ValueError, match="max_length"):
+        ModelHost(resident_models, max_length=0)
