@@ -65,6 +65,9 @@ class WorkerRuntime:
     last_message_at: float = 0.0
     started_at: float = field(default_factory=time.time)
 
+    def tables(self) -> list[Any]:
+        return [self.states, self.buffers, self.buckets, self.dead_counts]
+
     # -- state access ---------------------------------------------------------------------
     def state(self, task: str) -> TaskState:
         state = self.states.get(task)

@@ -9,6 +9,7 @@ from ``driftloop topics create`` and Faust declares its changelogs (``topic_allo
 from __future__ import annotations
 
 import faust
+import mode
 from faust.serializers import codecs
 
 from ..schemas.settings import Settings
@@ -66,5 +67,8 @@ def build_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=MAX_REQUEST_BYTES,
         stream_wait_empty=True,
         autodiscover=False,
+        # A crashed agent stops the worker (non-zero exit) instead of leaving a process
+        # that looks alive and consumes nothing: the supervisor restarts it, state resumes.
+        agent_supervisor=mode.CrashingSupervisor,
         logging_config=None,
     )

@@ -7,6 +7,7 @@ offsets were not committed, and those are processed again (see :mod:`.agents`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -14,6 +15,7 @@ import faust
 from ..schemas.settings import Settings
 from .agents import WorkerRuntime, wire
 from .app import build_app
+from .changelogs import ensure_changelogs
 
 __all__ = ["build_worker", "run_worker"]
 
@@ -25,7 +27,8 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
 
 def run_worker(settings: Settings, *, loglevel: str = "WARNING") -> None:
     """Run until stopped by a signal; returns after a graceful stop."""
-    app, _ = build_worker(settings)
+    app, runtime = build_worker(settings)
+    asyncio.run(ensure_changelogs(settings, runtime.tables()))
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                           override_logging=False)
     logging.getLogger("faust").setLevel(loglevel)
