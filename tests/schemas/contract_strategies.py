@@ -217,19 +217,56 @@ def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def subschema(schema: dict[str, Any], root: dict[str, Any], path: tuple) -> dict[str, Any]:
+    """The part of ``schema`` that governs the value at ``path`` ({} when nothing does)."""
+    for part in path:
+        schema, root = _resolve(schema, root)
+        if isinstance(part, int):
+            schema = schema.get("items") or {}
+        elif part in schema.get("properties", {}):
+            schema = schema["properties"][part]
+        elif isinstance(schema.get("additionalProperties"), dict):
+            schema = schema["additionalProperties"]
+        else:
+            return {}
+    return _resolve(schema, root)[0]
+
+
+def near_bounds(schema: dict[str, Any]) -> list[Any]:
+    """Values on and just past each bound, enum and const of ``schema``."""
+    out: list[Any] = []
+    for key in ("minimum", "maximum", "exclusiveMinimum"):
+        if key in schema:
+            bound = schema[key]
+            out += [bound, bound - 1, bound + 1, bound - 1e-9, bound + 1e-9, float(bound)]
+    for key, step in (("minLength", -1), ("maxLength", 1), ("minItems", -1), ("maxItems", 1)):
+        if key in schema and schema[key] + step >= 0:
+            size = schema[key] + step
+            out.append("a" * size if key.endswith("Length") else [0.5] * size)
+    for allowed in schema.get("enum", []) + ([schema["const"]] if "const" in schema else []):
+        out += [allowed.upper(), f"{allowed} ", allowed[:-1]]
+    return out
+
+
 @st.composite
 def mutated(draw: Callable[..., Any], short: str) -> dict[str, Any]:
-    """A valid sample broken in one place (which may, by chance, still be valid)."""
+    """A valid sample broken in one place (which may, by chance, still be valid).
+
+    One field (top level or nested) is dropped, or takes a value just past one of its
+    bounds, a near-miss of its enum or const, a value of another type, or any JSON value.
+    """
+    schema = json_schema(short)
     sample = copy.deepcopy(draw(valid(short)))
     path = draw(st.sampled_from([p for p in paths(sample) if p]))
     parent: Any = sample
     for part in path[:-1]:
         parent = parent[part]
     last = path[-1]
-    if isinstance(parent, dict) and draw(st.booleans()):
+    if isinstance(parent, dict) and draw(st.integers(0, 3)) == 0:
         del parent[last]  # drops a required field, or an optional one (still valid)
-    else:
-        parent[last] = draw(st.sampled_from(NASTY) | any_json)
+        return sample
+    tricky = near_bounds(subschema(schema, schema, path)) + NASTY
+    parent[last] = draw(st.sampled_from(tricky) | any_json)
     return sample
 
 

@@ -19,7 +19,9 @@ from contract_strategies import (
     NASTY,
     ContractValidator,
     mutated,
+    near_bounds,
     paths,
+    subschema,
     valid,
     validator,
     wire,
@@ -200,14 +202,14 @@ def _broken(sample: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("event", FULL, ids=lambda e: event_short_name(type(e)))
 def test_every_field_broken_every_way_gets_the_same_verdict(event: Event) -> None:
-    # Exhaustive where hypothesis samples: every field (nested ones too) deleted or
-    # replaced by each tricky value, so a lax Python type cannot hide.
+    # Exhaustive where hypothesis samples: every field (nested ones too) deleted, pushed
+    # past each of its bounds, or replaced by each tricky value, so a lax type cannot hide.
     short = event_short_name(type(event))
-    sample = to_dict(event)
+    sample, schema = to_dict(event), json_schema(short)
     assert validator(short).is_valid(sample)
     problems = [problem
                 for path in paths(sample) if path
-                for value in [_DELETE, *NASTY]
+                for value in [_DELETE, *near_bounds(subschema(schema, schema, path)), *NASTY]
                 if (problem := disagreement(_broken(sample, path, value), short))]
     assert not problems, f"{len(problems)} disagreements, e.g.\n" + "\n".join(problems[:5])
 
