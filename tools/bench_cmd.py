@@ -13,6 +13,7 @@ __all__ = ["BENCHES", "bench"]
 
 # name -> (module, attribute, one-line help)
 BENCHES: dict[str, tuple[str, str, str]] = {
+    "codec": ("driftloop.tools.bench_codec", "codec", "Event decode vs orjson.loads alone."),
     "worker": ("driftloop.tools.bench_worker", "worker", "Worker full path vs raw aiokafka loop."),
 }
 
