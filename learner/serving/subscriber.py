@@ -191,7 +191,7 @@ class AdapterSubscriber:
         """Wait until the log read at start is folded and its heads are served."""
         waiter = asyncio.ensure_future(self._caught_up.wait())
         done, _ = await asyncio.wait({waiter, self._task} if self._task else {waiter},
-                                     timeout=timeout)
+                                     timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         if self._task is not None and self._task in done and self._task.exception():
             raise self._task.exception()  # type: ignore[misc]
@@ -259,7 +259,7 @@ class AdapterSubscriber:
         target = head if head is not None and head.version_id not in self.refused else None
         if target is None and current is not None and head is None:
             # Rolled back with nothing re-promoted: fall back to the newest version still
-            # promoted among those served before, rather than keep a rolled-back one.
+            # promoted, rather than keep serving a rolled-back one.
             if self.versions.get(current).status is VersionStatus.ROLLED_BACK:
                 target = self._fallback(task, current)
         if target is not None and target.version_id != current:
@@ -268,11 +268,10 @@ class AdapterSubscriber:
             await self._follow_candidate(task)
 
     def _fallback(self, task: str, current: str) -> ModelVersion | None:
-        for version_id in reversed(self._history.get(task, ())):
-            if version_id == current or version_id in self.refused:
-                continue
-            if self.versions.get(version_id).status is VersionStatus.PROMOTED:
-                return self.versions.get(version_id)
+        for version in reversed(self.versions.versions(task)):
+            if (version.status is VersionStatus.PROMOTED and version.version_id != current
+                    and version.version_id not in self.refused):
+                return version
         return None
 
     async def _switch(self, task: str, event: ModelVersion, current: str | None,

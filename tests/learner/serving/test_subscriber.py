@@ -1,0 +1,142 @@
+"""AdapterSubscriber without the HTTP service: convergence, acks, canary, fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from kafka_helpers import produce
+from serving_helpers import TASK, publish, serving_settings, store, version_event
+
+from driftloop.learner.errors import ServingError
+from driftloop.learner.models import ResidentModels
+from driftloop.learner.serving import (
+    AckPublisher,
+    AdapterSubscriber,
+    ModelHost,
+    ServingChange,
+    converged,
+    read_acks,
+)
+from driftloop.schemas import Topic, VersionStatus
+from driftloop.schemas.settings import Settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
+        await asyncio.sleep(0.01)
+
+
+class Replica:
+    """A subscriber, its host and its ack producer: what a serving layer embeds."""
+
+    def __init__(self, settings: Settings, models: ResidentModels) -> None:
+        self.settings = settings
+        self.host = ModelHost(models, max_length=32)
+        self.changes: list[ServingChange] = []
+        self.producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+        self.subscriber = AdapterSubscriber(
+            settings, self.host, replica=settings.serving.replica_id or "",
+            acks=AckPublisher(producer=self.producer, settings=settings,
+                              replica=settings.serving.replica_id or "?"),
+            on_serving=[self.changes.append])
+
+    async def __aenter__(self) -> Replica:
+        await self.producer.start()
+        await self.subscriber.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.subscriber.stop()
+        await self.producer.stop()
+        self.host.close()
+
+
+async def test_two_fresh_replicas_converge_on_the_promoted_version_and_ack_it(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    neg, pos = store(kafka_settings, probes["neg"]), store(kafka_settings, probes["pos"])
+    # History before either replica exists, with a record no decoder accepts in the middle.
+    await publish(kafka_settings, version_event("v1", neg),
+                  version_event("v2", pos, parent="v1"))
+    await produce(kafka_settings, Topic.MODEL_VERSIONS, [b"{not json"], key=TASK)
+    await publish(kafka_settings, version_event("v3", neg, status="rejected", parent="v2"))
+    settings = [serving_settings(kafka_settings, tmp_path, name) for name in ("r-a", "r-b")]
+    async with Replica(settings[0], resident_models) as a, \
+            Replica(settings[1], resident_models) as b:
+        await asyncio.gather(a.subscriber.wait_caught_up(60), b.subscriber.wait_caught_up(60))
+        for replica in (a, b):
+            assert replica.subscriber.serving(TASK) == "v2"
+            # A fresh replica loads the head only, not every version in the log.
+            assert replica.host.versions(TASK) == ["v2"]
+            assert [(c.version_id, c.previous_version) for c in replica.changes] == [("v2", None)]
+            answer = await replica.host.apredict(TASK, "v2", ["fine"])
+            assert answer[0].label == "positive"
+        acks = await read_acks(kafka_settings)
+        assert converged(acks, TASK, "v2", ["r-a", "r-b"])
+        assert not converged(acks, TASK, "v1", ["r-a", "r-b"])
+
+
+async def test_a_rollback_without_repromotion_falls_back_to_the_last_promoted(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    neg, pos = store(kafka_settings, probes["neg"]), store(kafka_settings, probes["pos"])
+    v2 = version_event("v2", pos, parent="v1")
+    await publish(kafka_settings, version_event("v1", neg), v2)
+    async with Replica(serving_settings(kafka_settings, tmp_path, "r-a"),
+                       resident_models) as replica:
+        await replica.subscriber.wait_caught_up(60)
+        assert replica.subscriber.serving(TASK) == "v2"
+        await publish(kafka_settings, v2.model_copy(update={"status": VersionStatus.ROLLED_BACK,
+                                                            "reason": "operator"}))
+        await until(lambda: replica.changes[-1].version_id == "v1", 10, "fallback to v1")
+        assert replica.subscriber.serving(TASK) == "v1"
+        assert replica.changes[-1].previous_version == "v2"
+
+
+async def test_the_canary_share_goes_to_the_newest_candidate(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    neg, pos = store(kafka_settings, probes["neg"]), store(kafka_settings, probes["pos"])
+    candidate = version_event("v2", pos, status="candidate", parent="v1")
+    await publish(kafka_settings, version_event("v1", neg), candidate)
+    settings = serving_settings(kafka_settings, tmp_path, "r-c", canary_fraction=0.25)
+    async with Replica(settings, resident_models) as replica:
+        subscriber = replica.subscriber
+        await subscriber.wait_caught_up(60)
+        assert (subscriber.serving(TASK), subscriber.candidate(TASK)) == ("v1", "v2")
+        routed = [subscriber.route(TASK, f"request-{i}") for i in range(2000)]
+        assert routed.count("v2") / len(routed) == pytest.approx(0.25, abs=0.04)
+        # The split is a function of the request id: a retried request lands on the same one.
+        assert routed == [subscriber.route(TASK, f"request-{i}") for i in range(2000)]
+        assert (await replica.host.apredict(TASK, "v2", ["meh"]))[0].label == "positive"
+        # Rejected: the candidate leaves the split and is unloaded.
+        rejected = candidate.model_copy(update={"status": VersionStatus.REJECTED})
+        await publish(kafka_settings, rejected)
+        await until(lambda: subscriber.candidate(TASK) is None, 10, "candidate cleared")
+        assert {subscriber.route(TASK, f"request-{i}") for i in range(100)} == {"v1"}
+        await until(lambda: replica.host.versions(TASK) == ["v1"], 10, "candidate unloaded")
+
+
+async def test_a_missing_topic_fails_start_with_its_name(kafka_broker, resident_models,  # type: ignore[no-untyped-def]
+                                                         tmp_path: Path) -> None:
+    settings = Settings(kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
+                               "topic_prefix": "nothing-here."},
+                        artifacts={"store_url": str(tmp_path / "store")},
+                        serving={"cache_dir": tmp_path / "cache"})
+    subscriber = AdapterSubscriber(settings, ModelHost(resident_models), replica="r")
+    with pytest.raises(ServingError, match=r"nothing-here\.model-versions does not exist"):
+        await subscriber.start()
+    await subscriber.stop()
+
+
+def test_bad_arguments_fail_at_construction(resident_models: ResidentModels) -> None:
+    with pytest.raises(ValueError, match="replica"):
+        AdapterSubscriber(Settings(), ModelHost(resident_models), replica="")
+    with pytest.raises(ValueError, match="replica"):
+        AckPublisher(producer=None, settings=Settings(), replica="")
