@@ -1,7 +1,7 @@
 """The driftloop events as typed, frozen models.
 
 Each model mirrors one JSON Schema file in ``schemas/json/`` (the contract for producers in
-any language); ``tests/schemas/test_contracts.py`` proves both judge samples the same way.
+any language); ``tests/schemas/test_schema_contracts.py`` proves both judge samples the same way.
 Unknown fields are kept (a newer producer's fields survive a replay through driftloop);
 NaN and infinite numbers are refused everywhere.
 """
