@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from driftloop.schemas import SettingsError, Topic
 from driftloop.schemas.settings import CONFIG_ENV, Settings, load_settings
-from driftloop.tools.cli import cli
+from driftloop.tools.cli import cli, main
 
 SECRET = "hunter2-very-secret"
 
@@ -241,3 +241,24 @@ def test_ssl_files_that_do_not_exist_fail_at_start(tmp_path: Path, name: str) ->
 def test_building_settings_directly_raises_settings_error_too() -> None:
     with pytest.raises(SettingsError, match=r"kafka\.bootstrap_servers: .*expected host:port"):
         Settings(kafka={"bootstrap_servers": "localhost"})
+
+
+def test_secrets_from_the_environment_are_masked_in_the_config_command() -> None:
+    env = {"DRIFTLOOP_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+           "DRIFTLOOP_KAFKA__SASL_MECHANISM": "PLAIN", "DRIFTLOOP_KAFKA__SASL_USERNAME": "svc",
+           "DRIFTLOOP_KAFKA__SASL_PASSWORD": SECRET}
+    result = CliRunner().invoke(cli, ["config"], env=env)
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    assert orjson.loads(result.output)["kafka"]["sasl_password"] == "**********"
+
+
+def test_the_config_command_reports_invalid_settings_as_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_toml(tmp_path / "bad.toml", "[worker]\nweb_port = 0\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["--config", str(path), "config"])
+    assert caught.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid settings (from ") and "worker.web_port:" in err
+    assert err.count("\n") == 1
