@@ -89,11 +89,16 @@ class IncrementalUpdater:
     # -- resolution -------------------------------------------------------------------------
 
     def _kind(self, request: TrainingRequest, task: TaskSettings) -> TaskKind:
+        """The settings choose a configured task's kind; the request's serves the others.
+
+        A request cannot say whether its ``task_kind`` was chosen or defaulted (encoders
+        write defaults), so a disagreement is logged rather than refused.
+        """
         if request.task not in self.settings.tasks:
             return request.task_kind
-        if "task_kind" in request.model_fields_set and request.task_kind is not task.kind:
-            raise TrainingRequestError(f"request {request.id} asks for {request.task_kind} but "
-                                       f"task {request.task} is configured as {task.kind}")
+        if request.task_kind is not task.kind:
+            log.info("request %s says %s; task %s is configured as %s: using %s", request.id,
+                     request.task_kind, request.task, task.kind, task.kind)
         return task.kind
 
     def _parent(self, request: TrainingRequest, versions: VersionLog) -> ModelVersion | None:

@@ -1,4 +1,4 @@
-"""Learner fixtures: offline Hugging Face, two torch threads, base models loaded once.
+"""Learner fixtures: offline Hugging Face, one torch thread, base models loaded once.
 
 Loading a base model costs seconds (SmolLM2's GGUF ~15 s); the session-scoped
 :class:`ResidentModels` keeps them for every test, the way the learner process does.
@@ -11,22 +11,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import Sequence
-
 import pytest
 import torch
+from learner_helpers import TORCH_THREADS, learner_settings, sentiment_request
 
 from driftloop.learner.models import ResidentModels, default_base_model
-from driftloop.learner.vader import balanced_sample, read_domain
 from driftloop.schemas.enums import TaskKind
-from driftloop.schemas.events import TrainingRequest
 
-TORCH_THREADS = 2
 torch.set_num_threads(TORCH_THREADS)
-
-# Small and fast on a shared 2-core machine, yet enough data for a clear held-out gain.
-LEARNER_TEST_SETTINGS = {"torch_threads": TORCH_THREADS, "max_length": 64, "batch_size": 8,
-                         "eval_every": 4, "patience": 3}
 
 
 @pytest.fixture(scope="session")
@@ -39,25 +31,6 @@ def resident_models() -> ResidentModels:
 def minilm(resident_models: ResidentModels):  # type: ignore[no-untyped-def]
     return resident_models.get(default_base_model(TaskKind.CLASSIFICATION),
                                TaskKind.CLASSIFICATION)
-
-
-def sentiment_request(request_id: str, domain: str = "tweets", n: int = 96, *, seed: int = 0,
-                      flip: bool = False, replay: Sequence[tuple[str, str]] = (),
-                      parent: str | None = None, task: str = "sentiment",
-                      **fields: object) -> TrainingRequest:
-    """A training request of real VADER examples (labels flipped when ``flip``)."""
-    swap = {"positive": "negative", "negative": "positive"}
-    examples = [{"input": e.text, "target": swap[e.label] if flip else e.label}
-                for e in balanced_sample(read_domain(domain), n, seed=seed)]
-    examples += [{"input": text, "target": label, "origin": "replay"} for text, label in replay]
-    return TrainingRequest(id=request_id, ts=1.0, task=task, trigger="manual",
-                           parent_version=parent, examples=examples, **fields)
-
-
-# Correct-label tweets that no request of these tests trains on: replayed old examples.
-def replay_tweets(n: int = 32) -> list[tuple[str, str]]:
-    picked = balanced_sample(read_domain("tweets"), 96 + n, seed=7)
-    return [(e.text, e.label) for e in picked[:n]]
 
 
 @pytest.fixture(scope="session")
@@ -73,16 +46,6 @@ def challenge_suite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
     ]] + [ChallengeCase("not good at all", "negative", ("negation",))]
     ChallengeSuite.append(path, cases)
     return path
-
-
-def learner_settings(store: str, *, challenge_suite=None, **learner: object):  # type: ignore[no-untyped-def]
-    from driftloop.schemas.settings import Settings
-
-    tasks = {"sentiment": {"kind": "classification", "labels": ["negative", "positive"],
-                           "challenge_suite": str(challenge_suite) if challenge_suite else None},
-             "moviegen": {"kind": "generation", "prompt_template_id": "sentiment"}}
-    return Settings(artifacts={"store_url": store},
-                    learner={**LEARNER_TEST_SETTINGS, **learner}, tasks=tasks)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,197 @@
+"""The learner against the real broker: requests in, gated versions out, crash-safe."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from kafka_helpers import consume_until, produce
+from learner_helpers import replay_tweets, sentiment_request
+
+from driftloop.learner.errors import ArtifactIntegrityError
+from driftloop.learner.models import ResidentModels
+from driftloop.learner.registry import version_id_for
+from driftloop.learner.service import HOLD_BEFORE_PUBLISH_ENV, LearnerService
+from driftloop.learner.update import IncrementalUpdater, store_from_settings
+from driftloop.learner.version_topic import publish_versions, read_version_log
+from driftloop.schemas.codec import decode, encode
+from driftloop.schemas.enums import VersionStatus
+from driftloop.schemas.events import DeadLetter, ModelVersion
+from driftloop.schemas.settings import Settings
+from driftloop.schemas.topics import Topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+DRIFTLOOP = Path(sys.executable).parent / "driftloop"
+
+
+def with_learner(kafka_settings: Settings, session_settings: Settings,
+                 store: str | None = None) -> Settings:
+    """The test's broker and topics, the session's learner and task settings."""
+    artifacts = kafka_settings.artifacts
+    if store is not None:
+        artifacts = artifacts.model_copy(update={"store_url": store})
+    learner = session_settings.learner.model_copy(
+        update={"group_id": f"{kafka_settings.kafka.topic_prefix}learner"})
+    return kafka_settings.model_copy(update={"learner": learner, "tasks": session_settings.tasks,
+                                             "artifacts": artifacts})
+
+
+async def run_service(settings: Settings, updater: IncrementalUpdater, requests: list[bytes],
+                      expect_versions: int, timeout: float = 240.0) -> list[ModelVersion]:
+    """Produce requests, run the service until it handled them all, read the versions."""
+    await produce(settings, Topic.TRAINING_REQUESTS, requests, key="sentiment")
+    service = LearnerService(settings, updater=updater, max_requests=len(requests))
+    try:
+        await asyncio.wait_for(service.run(), timeout)
+    finally:
+        service.stop()
+    records = await consume_until(settings, Topic.MODEL_VERSIONS, expect_versions, timeout=30)
+    return [decode(r.value, ModelVersion) for r in records]
+
+
+def session_updater(settings: Settings, updater: IncrementalUpdater) -> IncrementalUpdater:
+    return IncrementalUpdater(settings, models=updater.models, device=updater.device)
+
+
+async def test_request_yields_promoted_version_loadable_in_fresh_process(
+        kafka_settings, session_settings, updater, sentiment_v1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = with_learner(kafka_settings, session_settings,
+                            store=session_settings.artifacts.store_url)
+    request = sentiment_request("r1")
+    # The same request twice (a producer retry) and one undecodable record.
+    raw = [encode(request), encode(request), b'{"schema_name": "driftloop.training_request"}']
+    versions = await run_service(settings, session_updater(settings, updater), raw, 1)
+    dead = await consume_until(settings, Topic.DEAD_LETTERS, 1, timeout=60)
+    assert decode(dead[0].value, DeadLetter).reason == "invalid_event"
+    registry = await read_version_log(settings)
+    assert registry.events_seen == 1, "a request read twice must publish once"
+    (event,) = versions
+    assert event.version_id == version_id_for("sentiment", "r1")
+    assert event.status is VersionStatus.PROMOTED, event.reason
+    # Seeds fixed: the request trained again (here, through Kafka) gives the same adapter.
+    assert event.sha256 == sentiment_v1.event.sha256
+
+    spec = tmp_path / "spec.json"
+    cfg = settings.learner
+    spec.write_text(json.dumps({
+        "store_url": settings.artifacts.store_url, "event": event.model_dump(mode="json"),
+        "request": request.model_dump(mode="json"), "holdout_fraction": cfg.holdout_fraction,
+        "seed": cfg.seed, "max_length": cfg.max_length}))
+    scored = await asyncio.to_thread(
+        subprocess.run, [sys.executable, str(Path(__file__).with_name("score_adapter.py")),
+                         str(spec)], capture_output=True, text=True, timeout=300, check=False)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    result = json.loads(scored.stdout.strip().splitlines()[-1])
+    assert result["accuracy"] > event.metrics_before["holdout_score"]
+    assert result["accuracy"] == pytest.approx(event.metrics_after["holdout_score"])
+
+
+async def test_tampered_adapter_is_refused_at_load(
+        kafka_settings, session_settings, sentiment_v1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    event = sentiment_v1.event
+    source = Path(session_settings.artifacts.store_url) / event.sha256
+    copy = tmp_path / "store" / event.sha256
+    shutil.copytree(source, copy)
+    weights = copy / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    settings = with_learner(kafka_settings, session_settings, store=str(tmp_path / "store"))
+    store = store_from_settings(settings)
+    with pytest.raises(ArtifactIntegrityError, match="tampered"):
+        store.fetch(store.uri_for(event.sha256), event.sha256, tmp_path / "out")
+    # A learner asked to continue from it dead-letters the request instead of training.
+    tampered = event.model_copy(update={"adapter_uri": store.uri_for(event.sha256)})
+    await publish(settings, [tampered])
+    service = LearnerService(settings, max_requests=1, updater=IncrementalUpdater(
+        settings, models=ResidentModels(loader=_never_loaded)))
+    await produce(settings, Topic.TRAINING_REQUESTS, [encode(sentiment_request("r2", n=8))])
+    await asyncio.wait_for(service.run(), 120)
+    dead = decode((await consume_until(settings, Topic.DEAD_LETTERS, 1))[0].value, DeadLetter)
+    assert dead.reason == "untrainable_request" and "tampered" in dead.error
+    assert (await read_version_log(settings)).events_seen == 1
+
+
+def _never_loaded(model_id, kind):  # type: ignore[no-untyped-def]
+    raise AssertionError("a refused parent must stop the update before any model is loaded")
+
+
+async def publish(settings: Settings, events: list[ModelVersion]) -> None:
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        await publish_versions(producer, settings, events)
+    finally:
+        await producer.stop()
+
+
+async def test_flipped_labels_are_published_as_rejected(
+        kafka_settings, session_settings, updater, sentiment_v1) -> None:  # type: ignore[no-untyped-def]
+    settings = with_learner(kafka_settings, session_settings,
+                            store=session_settings.artifacts.store_url)
+    await publish(settings, [sentiment_v1.event])  # the parent, trained earlier
+    flipped = sentiment_request("r-flip", seed=3, flip=True, replay=replay_tweets())
+    versions = await run_service(settings, session_updater(settings, updater),
+                                 [encode(flipped)], 2)
+    event = versions[-1]
+    assert event.version_id == version_id_for("sentiment", "r-flip")
+    assert event.parent_version == sentiment_v1.event.version_id
+    assert event.status is VersionStatus.REJECTED
+    # Published with its metrics and the rule's reasons, so operators can see why.
+    assert event.metrics_before["replay_score"] > 0 and "challenge_score" in event.metrics_after
+    assert "holdout" in event.reason and "replay" in event.reason
+    registry = await read_version_log(settings)
+    assert registry.head("sentiment").version_id == sentiment_v1.event.version_id
+
+
+def learner_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DRIFTLOOP_")}
+    for section, value in settings.model_dump(mode="json").items():
+        env[f"DRIFTLOOP_{section.upper()}"] = json.dumps(value)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
+    return env
+
+
+def wait_for(condition, timeout: float, what: str, proc=None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"learner exited ({proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+async def test_killed_between_training_and_publishing_publishes_once(
+        kafka_settings, session_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = with_learner(kafka_settings, session_settings)
+    request = sentiment_request("r-crash", n=32, seed=5)
+    await produce(settings, Topic.TRAINING_REQUESTS, [encode(request)], key="sentiment")
+    marker = tmp_path / "held"
+    first = subprocess.Popen([str(DRIFTLOOP), "learner"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT,
+                             env=learner_env(settings, **{HOLD_BEFORE_PUBLISH_ENV: str(marker)}))
+    try:
+        await asyncio.to_thread(wait_for, marker.exists, 300, "the adapter to be stored", first)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    assert marker.read_text() == version_id_for("sentiment", "r-crash")
+    assert (await read_version_log(settings)).events_seen == 0
+
+    second = await asyncio.to_thread(
+        subprocess.run, [str(DRIFTLOOP), "learner", "--max-requests", "1"],
+        capture_output=True, text=True, env=learner_env(settings), timeout=300, check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "published 1" in second.stdout
+    registry = await read_version_log(settings)
+    assert registry.events_seen == 1
+    assert [v.version_id for v in registry.versions()] == [version_id_for("sentiment", "r-crash")]
