@@ -15,6 +15,8 @@ __all__ = ["BENCHES", "bench"]
 BENCHES: dict[str, tuple[str, str, str]] = {
     "codec": ("driftloop.tools.bench_codec", "codec", "Event decode vs orjson.loads alone."),
     "worker": ("driftloop.tools.bench_worker", "worker", "Worker full path vs raw aiokafka loop."),
+    "serve": ("driftloop.tools.bench_serve", "serve",
+              "Swap latency; /predict req/s with vs without the subscriber."),
 }
 
 

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("driftloop.tools.worker_cmd", "worker", "Run the Faust stream worker."),
     "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),
     "versions": ("driftloop.tools.versions_cmd", "versions", "List, promote, roll back versions."),
+    "serve": ("driftloop.tools.serve_cmd", "serve",
+              "Reference inference service that hot-swaps promoted adapters."),
 }
 
 
