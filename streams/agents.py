@@ -64,6 +64,12 @@ class WorkerRuntime:
     messages: int = 0
     last_message_at: float = 0.0
     started_at: float = field(default_factory=time.time)
+    _embedding_dims: dict[str, int | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Looked up once per event on the hot path: a plain dict, not Settings.task().
+        self._embedding_dims = {name: task.embedding_dim
+                                for name, task in self.settings.tasks.items()}
 
     def tables(self) -> list[Any]:
         return [self.states, self.buffers, self.buckets, self.dead_counts]
@@ -103,7 +109,7 @@ class WorkerRuntime:
             decoded = decode_message(
                 message.value, cls, topic=topic, partition=partition, offset=offset,
                 key=message.key,
-                embedding_dims=lambda task: self.settings.task(task).embedding_dim,
+                embedding_dims=self._embedding_dims.get,
                 consumer=self.app.conf.id)
             await self._dead_letters(decoded.dead_letters, topic, partition)
             by_task: dict[str, list[Any]] = defaultdict(list)

@@ -106,19 +106,28 @@ class JoinWindow:
         feedback they complete."""
         bucket = self._bucket(key, INTERACTIONS)
         pairs: list[JoinedPair] = []
+        # The hot path (one call per Kafka message, hundreds of entries): locals, no
+        # per-entry allocation unless feedback is waiting.
+        at, stored, waiting = self._interaction_at, bucket.entries, self._waiting
+        newest, added = bucket.ts, 0
         for entry in entries:
             iid = entry["id"]
-            if iid in self._interaction_at:  # a duplicate interaction keeps the first copy
+            if iid in at:  # a duplicate interaction keeps the first copy
                 continue
-            bucket.entries[iid] = entry
-            bucket.ts = max(bucket.ts, entry["ts"])
-            self._interaction_at[iid] = key
-            self._entries += 1
-            for fid, fkey in self._waiting.pop(iid, {}).items():
-                fbucket = self._buckets[fkey]
-                pairs.append(JoinedPair(entry, fbucket.entries.pop(fid)))
-                self._entries -= 1
-                self._touch(fkey)
+            stored[iid] = entry
+            ts = entry["ts"]
+            if ts > newest:
+                newest = ts
+            at[iid] = key
+            added += 1
+            if waiting and iid in waiting:
+                for fid, fkey in waiting.pop(iid).items():
+                    fbucket = self._buckets[fkey]
+                    pairs.append(JoinedPair(entry, fbucket.entries.pop(fid)))
+                    self._entries -= 1
+                    self._touch(fkey)
+        bucket.ts = newest
+        self._entries += added
         self._after_update(key, bucket)
         return pairs
 

@@ -188,6 +188,8 @@ class TaskState:
         confidences: list[float] = []
         probabilities: list[dict[str, float] | None] = []
         entries = []
+        add_domain, add_conf = domains.append, confidences.append
+        add_probs, add_entry = probabilities.append, entries.append
         last_ts = self.last_event_ts
         nan = float("nan")
         for event in events:
@@ -196,17 +198,16 @@ class TaskState:
             conf = scores.confidence
             if conf is None and probs:
                 conf = max(probs.values())
-            domains.append(event.domain)
-            confidences.append(nan if conf is None else conf)
-            probabilities.append(probs)
-            entries.append({
-                "id": event.id, "ts": event.ts, "input": event.input,
-                "prediction": event.prediction, "output": event.output,
-                "confidence": conf, "domain": event.domain,
-                "model_version": event.model_version,
-            })
-            if event.ts > last_ts:
-                last_ts = event.ts
+            domain, ts = event.domain, event.ts
+            add_domain(domain)
+            add_conf(nan if conf is None else conf)
+            add_probs(probs)
+            add_entry({"id": event.id, "ts": ts, "input": event.input,
+                       "prediction": event.prediction, "output": event.output,
+                       "confidence": conf, "domain": domain,
+                       "model_version": event.model_version})
+            if ts > last_ts:
+                last_ts = ts
         self.last_event_ts = last_ts
         self.counters["interactions"] += len(events)
         conf_array = np.asarray(confidences, dtype=np.float64)
