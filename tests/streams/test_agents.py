@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import base64
+import urllib.request
 
 import orjson
 import pytest
 from conftest import FAST_ENV, batches, feedback_for, interactions
 from kafka_helpers import consume_until, produce
 
-from driftloop.schemas import DeadLetter, DriftAlert, Topic, TrainingRequest, decode, encode
+from driftloop.schemas import (
+    DeadLetter,
+    DriftAlert,
+    LabelRequest,
+    Topic,
+    TrainingRequest,
+    decode,
+    encode,
+)
 
 pytestmark = [pytest.mark.kafka]
 
@@ -68,6 +77,16 @@ async def test_shifting_embeddings_raise_one_drift_alert_and_a_training_request(
     assert request.trigger.value == "drift" and len(request.examples) == 50
     # One shift, one embedding alert (the components share a cooldown).
     assert worker.value("driftloop_drift_alerts_total", signal="embedding") == 1
+    # Active learning ran alongside: uncertain interactions became label requests, within
+    # the default budget (100 per task per hour), one per interaction.
+    asked = await consume_until(kafka_settings, Topic.LABEL_REQUESTS, 100, timeout=30)
+    requests = [decode(r.value, LabelRequest) for r in asked]
+    assert len({r.interaction.id for r in requests}) == 100
+    assert all(r.reason.value == "margin" and r.priority >= 0.6 for r in requests)
+    assert worker.value("driftloop_worker_events_total", kind="label_requests") == 100
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/health", timeout=5) as resp:
+        health = orjson.loads(resp.read())
+    assert health["status"] == "ok" and health["messages_handled"] >= 21
     assert worker.stop() == 0
 
 
