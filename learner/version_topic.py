@@ -106,3 +106,13 @@ async def publish_versions(producer: AIOKafkaProducer, settings: Settings,
     sent = [await producer.send(topic, encode(event), key=event.task.encode())
             for event in events]
     await asyncio.gather(*sent)
+
+
+async def publish_with_new_producer(settings: Settings, events: Sequence[ModelVersion]) -> None:
+    """Append events with a producer of their own (one-shot callers: CLI, tools, tests)."""
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        await publish_versions(producer, settings, events)
+    finally:
+        await producer.stop()

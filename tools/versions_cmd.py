@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import click
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from ..learner.registry import VersionLog
-from ..learner.version_topic import publish_versions, read_version_log
+from ..learner.version_topic import publish_with_new_producer, read_version_log
 from ..schemas.codec import to_dict
 from ..schemas.enums import VersionStatus
-from ..schemas.events import ModelVersion
 from ..schemas.settings import Settings
 from .cli import settings_from
 
@@ -23,15 +20,6 @@ __all__ = ["versions"]
 
 def _read(settings: Settings) -> VersionLog:
     return asyncio.run(read_version_log(settings))
-
-
-async def _publish(settings: Settings, events: Sequence[ModelVersion]) -> None:
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
-    await producer.start()
-    try:
-        await publish_versions(producer, settings, events)
-    finally:
-        await producer.stop()
 
 
 @click.group()
@@ -79,7 +67,7 @@ def promote(ctx: click.Context, version_id: str, reason: str) -> None:
     settings = settings_from(ctx)
     event = _read(settings).status_event(version_id, VersionStatus.PROMOTED, ts=time.time(),
                                          reason=reason)
-    asyncio.run(_publish(settings, [event]))
+    asyncio.run(publish_with_new_producer(settings, [event]))
     click.echo(f"promoted {version_id}")
 
 
@@ -90,5 +78,5 @@ def rollback(ctx: click.Context, task: str) -> None:
     """Roll a task's head back to its parent (rolled_back, then the parent promoted again)."""
     settings = settings_from(ctx)
     events = _read(settings).rollback_events(task, ts=time.time())
-    asyncio.run(_publish(settings, events))
+    asyncio.run(publish_with_new_producer(settings, events))
     click.echo(f"rolled back {events[0].version_id}; head is now {events[1].version_id}")

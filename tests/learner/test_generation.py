@@ -35,7 +35,7 @@ def test_gguf_model_answers_the_capital_of_france(smollm) -> None:  # type: igno
 async def test_generation_request_publishes_a_version_no_worse_than_its_parent(
         kafka_settings, session_settings, updater, smollm) -> None:  # type: ignore[no-untyped-def]
     settings = with_learner(kafka_settings, session_settings)
-    request = sentiment_request("g1", domain="movies", n=32, seed=2, task="moviegen")
+    request = sentiment_request("g1", domain="movies", n=24, seed=2, task="moviegen")
     (event,) = await run_service(settings, session_updater(settings, updater),
                                  [encode(request)], 1)
     assert event.task == "moviegen" and event.prompt_template_id == "sentiment@1"

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from kafka_helpers import consume_until, produce
 from learner_helpers import replay_tweets, sentiment_request
 
@@ -22,7 +21,7 @@ from driftloop.learner.models import ResidentModels
 from driftloop.learner.registry import version_id_for
 from driftloop.learner.service import HOLD_BEFORE_PUBLISH_ENV, LearnerService
 from driftloop.learner.update import IncrementalUpdater, store_from_settings
-from driftloop.learner.version_topic import publish_versions, read_version_log
+from driftloop.learner.version_topic import publish_with_new_producer, read_version_log
 from driftloop.schemas.codec import decode, encode
 from driftloop.schemas.enums import VersionStatus
 from driftloop.schemas.events import DeadLetter, ModelVersion
@@ -110,7 +109,7 @@ async def test_tampered_adapter_is_refused_at_load(
         store.fetch(store.uri_for(event.sha256), event.sha256, tmp_path / "out")
     # A learner asked to continue from it dead-letters the request instead of training.
     tampered = event.model_copy(update={"adapter_uri": store.uri_for(event.sha256)})
-    await publish(settings, [tampered])
+    await publish_with_new_producer(settings, [tampered])
     service = LearnerService(settings, max_requests=1, updater=IncrementalUpdater(
         settings, models=ResidentModels(loader=_never_loaded)))
     await produce(settings, Topic.TRAINING_REQUESTS, [encode(sentiment_request("r2", n=8))])
@@ -124,20 +123,11 @@ def _never_loaded(model_id, kind):  # type: ignore[no-untyped-def]
     raise AssertionError("a refused parent must stop the update before any model is loaded")
 
 
-async def publish(settings: Settings, events: list[ModelVersion]) -> None:
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
-    await producer.start()
-    try:
-        await publish_versions(producer, settings, events)
-    finally:
-        await producer.stop()
-
-
 async def test_flipped_labels_are_published_as_rejected(
         kafka_settings, session_settings, updater, sentiment_v1) -> None:  # type: ignore[no-untyped-def]
     settings = with_learner(kafka_settings, session_settings,
                             store=session_settings.artifacts.store_url)
-    await publish(settings, [sentiment_v1.event])  # the parent, trained earlier
+    await publish_with_new_producer(settings, [sentiment_v1.event])  # the parent, trained earlier
     flipped = sentiment_request("r-flip", seed=3, flip=True, replay=replay_tweets())
     versions = await run_service(settings, session_updater(settings, updater),
                                  [encode(flipped)], 2)
