@@ -311,6 +311,8 @@ class ServingSettings(_Section):
                             description="local copies of verified adapters")
     torch_threads: int | None = Field(None, gt=0)
     max_inputs: int = Field(64, gt=0, description="texts accepted in one /predict request")
+    max_batch: int = Field(
+        32, gt=0, description="texts in one forward pass (waiting requests are batched)")
     batch_max_events: int = Field(
         256, gt=0, description="interactions or feedback carried by one batch envelope")
     batch_linger_ms: float = Field(

@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -72,7 +73,7 @@ async def _swap(url: str, publish: object, event: ModelVersion, timeout: float) 
 
 
 async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: int,
-                 swaps: int, port: int) -> dict[str, object]:
+                 swaps: int, port: int, rounds: int) -> dict[str, Any]:
     from aiohttp import web
     from aiokafka import AIOKafkaProducer
 
@@ -118,9 +119,13 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
             await asyncio.sleep(0.05)
         latencies = [await _swap(url, publish, version(i, f"v{i - 1}"), 30.0)
                      for i in range(1, swaps + 1)]
-        following = await _throughput(url, requests, concurrency)
-        await service.subscriber.stop()
-        frozen = await _throughput(url, requests, concurrency)
+        following, frozen = [], []
+        for _ in range(rounds):  # alternated, so load from elsewhere hits both sides alike
+            following.append(await _throughput(url, requests, concurrency))
+            await service.subscriber.stop()
+            frozen.append(await _throughput(url, requests, concurrency))
+            await service.subscriber.start()
+            await service.subscriber.wait_caught_up(120)
         return {"latencies": latencies, "following": following, "frozen": frozen}
     finally:
         await runner.cleanup()
@@ -132,10 +137,12 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
 @click.option("--concurrency", default=8, show_default=True, help="Concurrent clients.")
 @click.option("--swaps", default=8, show_default=True, help="Promotions to time.")
 @click.option("--port", default=18080, show_default=True, help="Port of the measured replica.")
+@click.option("--rounds", default=3, show_default=True,
+              help="Alternated throughput rounds per side (medians are reported).")
 @click.option("--torch-threads", default=2, show_default=True, help="torch threads.")
 @click.pass_context
 def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
-          torch_threads: int) -> None:
+          rounds: int, torch_threads: int) -> None:
     """Swap latency (promoted event -> first answer with it) and /predict requests/s with and
     without the subscriber following model-versions."""
     import torch
@@ -150,16 +157,21 @@ def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port:
             serving={"replica_id": "bench", "tasks": [TASK], "cache_dir": workdir / "cache"})
         create_topics(settings)
         try:
-            result = asyncio.run(_bench(settings, workdir, requests, concurrency, swaps, port))
+            result = asyncio.run(_bench(settings, workdir, requests, concurrency, swaps, port,
+                                        rounds))
         finally:
             delete_topics(settings)
-    latencies = sorted(result["latencies"])  # type: ignore[arg-type]
-    following, frozen = result["following"], result["frozen"]
+    latencies = sorted(result["latencies"])
+    following = statistics.median(result["following"])
+    frozen = statistics.median(result["frozen"])
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
     click.echo(f"swap latency over {len(latencies)} promotions (event acked -> first answer): "
                f"median {statistics.median(latencies) * 1000:.0f} ms, "
                f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    rounds_text = ", ".join(f"{f:.1f}/{s:.1f}" for f, s in zip(result["following"],
+                                                               result["frozen"], strict=True))
     click.echo(f"/predict with the subscriber following:  {following:10.1f} requests/s")
     click.echo(f"/predict with the subscriber stopped:    {frozen:10.1f} requests/s")
-    click.echo(f"ratio following/stopped:                 "
-               f"{following / frozen:10.2f}  ({concurrency} clients, {requests} requests)")  # type: ignore[operator]
+    click.echo(f"ratio following/stopped:                 {following / frozen:10.2f}  "
+               f"(medians of {rounds} alternated rounds: {rounds_text}; "
+               f"{concurrency} clients, {requests} requests each)")

@@ -74,7 +74,8 @@ class ServingService:
         self.subscribe = subscribe
         self.metrics = ServingMetrics()
         self.host = ModelHost(models or ResidentModels(capacity=settings.learner.resident_models),
-                              max_length=settings.learner.max_length)
+                              max_length=settings.learner.max_length,
+                              max_batch=settings.serving.max_batch)
         self.producer: AIOKafkaProducer | None = None
         self.subscriber = AdapterSubscriber(settings, self.host, replica=self.replica,
                                             on_serving=[self.metrics.on_serving],

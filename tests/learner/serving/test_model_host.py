@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -88,3 +89,22 @@ def test_unservable_adapters_are_refused(host: ModelHost, probes, tmp_path: Path
 def test_bad_arguments_fail_at_construction(resident_models: ResidentModels) -> None:
     with pytest.raises(ValueError, match="max_length"):
         ModelHost(resident_models, max_length=0)
+    with pytest.raises(ValueError, match="max_batch"):
+        ModelHost(resident_models, max_batch=0)
+
+
+async def test_concurrent_requests_share_forward_passes_and_get_their_own_answers(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes) -> None:
+    host.load(TASK, "neg", probes["neg"], BASE)
+    host.load(TASK, "pos", probes["pos"], BASE)
+    calls = [("neg" if i % 3 else "pos", [f"text {i}"] * (1 + i % 2)) for i in range(24)]
+    alone = [host.predict(TASK, version, texts) for version, texts in calls]
+    together = await asyncio.gather(*(host.apredict(TASK, v, t) for v, t in calls))
+    assert host.batches < len(calls)
+    for single, batched in zip(alone, together, strict=True):
+        assert [a.label for a in batched] == [a.label for a in single]
+        assert [a.version_id for a in batched] == [a.version_id for a in single]
+        for a, b in zip(single, batched, strict=True):
+            assert b.confidence == pytest.approx(a.confidence, abs=1e-4)
+    with pytest.raises(VersionNotServedError):
+        await host.apredict(TASK, "gone", ["x"])
