@@ -15,6 +15,7 @@ __all__ = ["BENCHES", "bench"]
 BENCHES: dict[str, tuple[str, str, str]] = {
     "codec": ("driftloop.tools.bench_codec", "codec", "Event decode vs orjson.loads alone."),
     "worker": ("driftloop.tools.bench_worker", "worker", "Worker full path vs raw aiokafka loop."),
+    "learner": ("driftloop.tools.bench_learner", "learner", "Incremental update vs cold Trainer."),
     "serve": ("driftloop.tools.bench_serve", "serve",
               "Swap latency; /predict req/s with vs without the subscriber."),
 }
