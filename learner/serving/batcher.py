@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -22,6 +23,8 @@ from ...schemas.events import Event
 __all__ = ["EventBatcher"]
 
 log = logging.getLogger(__name__)
+
+_STOP: Any = object()  # queued by stop(): the sender ends once it reaches it
 
 
 class EventBatcher:
@@ -61,7 +64,7 @@ class EventBatcher:
         self.linger = linger
         self.on_sent = on_sent
         self.failed = 0
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
 
     @property
@@ -87,32 +90,36 @@ class EventBatcher:
         sender, self._sender = self._sender, None
         if sender is None:
             return
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._queue.qsize() and asyncio.get_running_loop().time() < deadline \
-                and not sender.done():
-            await asyncio.sleep(0.01)  # the sender is draining; poll its progress
-        sender.cancel()
+        self._queue.put_nowait(_STOP)  # everything queued before it is sent first
         try:
-            await sender
-        except asyncio.CancelledError:
-            pass
-        if self._queue.qsize():
-            log.warning("%d events for %s were not sent before stop", self._queue.qsize(),
-                        self.topic)
+            await asyncio.wait_for(sender, timeout)
+        except TimeoutError:
+            log.warning("%d events for %s were not sent within %.0f s of stop",
+                        self._queue.qsize(), self.topic, timeout)
 
     async def _send_forever(self) -> None:
         while True:
-            events = [await self._queue.get()]
+            first = await self._queue.get()
+            if first is _STOP:
+                return
+            events: list[Event] = [first]
             if self.linger:
                 await asyncio.sleep(self.linger)
+            stopping = False
             while len(events) < self.max_events and not self._queue.empty():
-                events.append(self._queue.get_nowait())
+                event = self._queue.get_nowait()
+                if event is _STOP:
+                    stopping = True
+                    break
+                events.append(event)
             try:
                 await self._send(events)
             except Exception:
                 # Telemetry must not take the service down: count it, log it, go on.
                 self.failed += len(events)
                 log.exception("could not publish %d events to %s", len(events), self.topic)
+            if stopping:
+                return
 
     async def _send(self, events: list[Event]) -> None:
         assert self.producer is not None
