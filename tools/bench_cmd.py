@@ -15,9 +15,9 @@ __all__ = ["BENCHES", "bench"]
 BENCHES: dict[str, tuple[str, str, str]] = {
     "codec": ("driftloop.tools.bench_codec", "codec", "Event decode vs orjson.loads alone."),
     "worker": ("driftloop.tools.bench_worker", "worker", "Worker full path vs raw aiokafka loop."),
-    "learner": ("driftloop.tools.bench_learner", "learner", "Incremental update vs cold Trainer."),
     "serve": ("driftloop.tools.bench_serve", "serve",
               "Swap latency; /predict req/s with vs without the subscriber."),
+    "learner": ("driftloop.tools.bench_learner", "learner", "Incremental update vs cold Trainer."),
 }
 
 
@@ -32,8 +32,10 @@ class _LazyBenchGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Benchmarks"):
-            formatter.write_dl([(name, BENCHES[name][2]) for name in self.list_commands(ctx)])
+        rows = [(name, BENCHES[name][2]) for name in self.list_commands(ctx)]
+        if rows:  # click's write_dl refuses an empty table
+            with formatter.section("Benchmarks"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=_LazyBenchGroup)
