@@ -74,7 +74,9 @@ class AdapterMetadata:
 def save_adapter(model: Any, folder: Path, metadata: AdapterMetadata) -> Path:
     """Write a PEFT model's adapter (safetensors only) and ``driftloop.json`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder), safe_serialization=True)
+    # Embeddings are never trained here; "auto" would look for the base model's config.json
+    # (absent beside a GGUF file) to decide whether to copy them.
+    model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
     # PEFT also writes a model card; the store accepts configs and weights only.
     (folder / "README.md").unlink(missing_ok=True)
     (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")

@@ -12,7 +12,7 @@ from driftloop.schemas.events import TrainingRequest
 TORCH_THREADS = 1
 # Small and fast on a shared 2-core machine, yet enough data for a clear held-out gain.
 LEARNER_TEST_SETTINGS = {"torch_threads": TORCH_THREADS, "max_length": 64, "batch_size": 8,
-                         "eval_every": 4, "patience": 3}
+                         "eval_every": 4, "patience": 3, "max_new_tokens": 4}
 
 
 def sentiment_request(request_id: str, domain: str = "tweets", n: int = 64, *, seed: int = 0,

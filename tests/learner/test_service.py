@@ -177,11 +177,15 @@ async def test_killed_between_training_and_publishing_publishes_once(
     assert marker.read_text() == version_id_for("sentiment", "r-crash")
     assert (await read_version_log(settings)).events_seen == 0
 
-    second = await asyncio.to_thread(
-        subprocess.run, [str(DRIFTLOOP), "learner", "--max-requests", "1"],
-        capture_output=True, text=True, env=learner_env(settings), timeout=300, check=False)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "published 1" in second.stdout
+    second = subprocess.Popen([str(DRIFTLOOP), "learner"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=learner_env(settings))
+    try:
+        await consume_until(settings, Topic.MODEL_VERSIONS, 1, timeout=300)
+    finally:
+        second.send_signal(signal.SIGTERM)  # a graceful stop: exit 0, summary printed
+        output, _ = second.communicate(timeout=60)
+    assert second.returncode == 0, output[-3000:]
+    assert "published 1, skipped 0" in output
     registry = await read_version_log(settings)
     assert registry.events_seen == 1
     assert [v.version_id for v in registry.versions()] == [version_id_for("sentiment", "r-crash")]
