@@ -132,6 +132,11 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
     report = TrainReport()
     best: dict[str, torch.Tensor] | None = None
     bad_checks = 0
+    # fp16 autocast (CUDA without bf16) underflows small gradients unless the loss is scaled.
+    device = getattr(task, "device", None)
+    scaler = (torch.amp.GradScaler(device.type)
+              if device is not None and getattr(device, "autocast_dtype", None) is torch.float16
+              else None)
     started = time.perf_counter()
     total_steps = config.steps_for(len(train))
     if validation:
@@ -153,10 +158,18 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
         if anchors:
             pull = sum(((p - anchors[name]) ** 2).sum() for name, p in params)
             loss = loss + config.l2_to_parent * pull
-        loss.backward()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        else:
+            loss.backward()
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for _, p in params], config.max_grad_norm)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         report.steps += 1
         report.examples_seen += len(picked)
