@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LearnerError
 
-__all__ = ["ChallengeCase", "ChallengeSuite", "ChallengeSuiteError"]
+__all__ = ["ChallengeCase", "ChallengeSuite", "ChallengeSuiteError", "cases_from_errors"]
 
 
 class ChallengeSuiteError(LearnerError):
@@ -108,3 +108,18 @@ class ChallengeSuite:
             with path.open("a", encoding="utf-8") as out:
                 out.writelines(case.to_json() + "\n" for case in new)
         return len(new)
+
+
+def cases_from_errors(inputs: Sequence[str], expected: Sequence[str], hits: Sequence[bool], *,
+                      source: str, limit: int) -> list[ChallengeCase]:
+    """Challenge cases from the examples a model got wrong (at most ``limit``).
+
+    Tagged ``from-error`` and ``source:<source>`` so an operator can trace each case back.
+
+    >>> [c.input for c in cases_from_errors(["a", "b", "c"], ["x", "y", "z"],
+    ...                                     [True, False, False], source="r1", limit=1)]
+    ['b']
+    """
+    wrong = [ChallengeCase(text, answer, ("from-error", f"source:{source}"))
+             for text, answer, hit in zip(inputs, expected, hits, strict=True) if not hit]
+    return wrong[:limit]

@@ -27,6 +27,7 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
+from .challenges import ChallengeCase, ChallengeSuite
 from .errors import LearnerError
 from .registry import version_id_for
 from .update import IncrementalUpdater
@@ -149,10 +150,22 @@ class LearnerService:
         assert self._producer is not None
         await publish_versions(self._producer, self.settings, [result.event])
         latency = time.perf_counter() - consumed
+        self._grow_challenges(request.task, result.challenge_additions)
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)
         log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,
                  result.event.status, latency, where, result.event.reason)
+
+    def _grow_challenges(self, task: str, cases: list[ChallengeCase]) -> None:
+        """Add the promoted version's parent errors to the suite, after publishing.
+
+        After, not before: a crash in between must not change what a replay is gated on.
+        A replay adds nothing twice (cases are keyed by content).
+        """
+        path = self.settings.task(task).challenge_suite
+        if cases and path is not None:
+            added = ChallengeSuite.append(path, cases)
+            log.info("challenge suite %s grew by %d case(s) from real errors", path, added)
 
     async def _hold_if_asked(self, event: ModelVersion) -> None:
         marker = os.environ.get(HOLD_BEFORE_PUBLISH_ENV)

@@ -21,7 +21,7 @@ from ..schemas.enums import TaskKind, VersionStatus
 from ..schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ..schemas.settings import Settings, TaskSettings
 from .adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
-from .challenges import ChallengeSuite
+from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
 from .classification import ClassificationTask
 from .device import ComputeDevice, select_device
 from .errors import TrainingRequestError
@@ -49,6 +49,8 @@ class UpdateResult:
     train_report: TrainReport
     split: RequestSplit
     timings: dict[str, float] = field(default_factory=dict)
+    # Held-out examples the parent got wrong, for the challenge suite once published.
+    challenge_additions: list[ChallengeCase] = field(default_factory=list)
 
 
 def store_from_settings(settings: Settings) -> ArtifactStore:
@@ -195,6 +197,13 @@ class IncrementalUpdater:
 
             mark = time.perf_counter()
             before = self._score(task_model, model, split, suite)
+            parent_misses: list[ChallengeCase] = []
+            if task.challenge_suite is not None and task.challenge_growth > 0:
+                inputs = [e.input for e in split.holdout_new]
+                targets = [e.target for e in split.holdout_new]
+                parent_misses = cases_from_errors(
+                    inputs, targets, task_model.score_answers(model, inputs, targets),
+                    source=request.id, limit=task.challenge_growth)
             timings["score_parent_seconds"] = time.perf_counter() - mark
             report = train_adapter(task_model, model, list(split.train), list(split.validation),
                                    self.train_config)
@@ -223,7 +232,8 @@ class IncrementalUpdater:
                 metadata=self._metadata(task_model, kind, split, report, timings),
             )
             log.info("%s %s: %s", event.version_id, event.status, decision.summary)
-            return UpdateResult(event, decision, report, split, timings)
+            return UpdateResult(event, decision, report, split, timings,
+                                parent_misses if decision.promote else [])
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

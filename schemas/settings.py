@@ -172,6 +172,9 @@ class TaskSettings(_Section):
     embedding_dim: int | None = Field(None, gt=0)
     challenge_suite: Path | None = Field(
         None, description="JSONL challenge prompts (input, expected, tags) the gate replays")
+    challenge_growth: int = Field(
+        0, ge=0, description="held-out examples the parent got wrong that a promoted version "
+                             "adds to the challenge suite (0: the suite only grows by hand)")
 
 
 class JoinSettings(_Section):

@@ -16,6 +16,7 @@ import pytest
 from kafka_helpers import consume_until, produce
 from learner_helpers import replay_tweets, sentiment_request
 
+from driftloop.learner.challenges import ChallengeSuite
 from driftloop.learner.errors import ArtifactIntegrityError
 from driftloop.learner.models import ResidentModels
 from driftloop.learner.registry import version_id_for
@@ -66,6 +67,11 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
         kafka_settings, session_settings, updater, sentiment_v1, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = with_learner(kafka_settings, session_settings,
                             store=session_settings.artifacts.store_url)
+    suite = tmp_path / "suite.jsonl"
+    shutil.copy(session_settings.task("sentiment").challenge_suite, suite)
+    grown = settings.task("sentiment").model_copy(update={"challenge_suite": suite,
+                                                          "challenge_growth": 3})
+    settings = settings.model_copy(update={"tasks": {**settings.tasks, "sentiment": grown}})
     request = sentiment_request("r1")
     # The same request twice (a producer retry) and one undecodable record.
     raw = [encode(request), encode(request), b'{"schema_name": "driftloop.training_request"}']
@@ -79,6 +85,9 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
     assert event.status is VersionStatus.PROMOTED, event.reason
     # Seeds fixed: the request trained again (here, through Kafka) gives the same adapter.
     assert event.sha256 == sentiment_v1.event.sha256
+    # The promoted version's parent errors joined the challenge suite, after publishing.
+    added = [c for c in ChallengeSuite.load(suite) if "from-error" in c.tags]
+    assert len(added) == 3 and all("source:r1" in c.tags for c in added)
 
     spec = tmp_path / "spec.json"
     cfg = settings.learner
