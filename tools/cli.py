@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from ..schemas.errors import DriftloopError
 from ..schemas.settings import Settings, load_settings
@@ -36,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "versions": ("driftloop.tools.versions_cmd", "versions", "List, promote, roll back versions."),
     "serve": ("driftloop.tools.serve_cmd", "serve",
               "Reference inference service that hot-swaps promoted adapters."),
+    "demo": ("driftloop.tools.demo_cmd", "demo",
+             "The whole loop on real shifting text, with a verdict against a static model."),
 }
 
 
@@ -92,6 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except DriftloopError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KafkaError as exc:  # broker unreachable, not authorised, ...: one line, no trace
+        hint = " (is the broker running? driftloop kafka status)" \
+            if isinstance(exc, KafkaConnectionError) else ""
+        click.echo(f"error: kafka: {exc}{hint}", err=True)
         sys.exit(1)
     except SystemExit:
         raise

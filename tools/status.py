@@ -6,10 +6,14 @@ learner's consumer groups, and the ``model-versions`` log folded by the learner'
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import asdict, dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+from aiokafka.structs import OffsetAndMetadata
 
 from ..learner.errors import RegistryError
 from ..learner.version_topic import read_version_log
@@ -79,9 +83,26 @@ def watched_groups(settings: Settings) -> list[tuple[str, str]]:
             ("learner", settings.learner.group_id)]
 
 
+async def _committed(admin: AIOKafkaAdminClient, group: str,
+                     timeout: float = 30.0) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets; waits out a coordinator that is still loading.
+
+    On a broker that has never seen a consumer group, the first lookup creates the offsets
+    topic and answers "coordinator not available" until it is ready.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await admin.list_consumer_group_offsets(group)
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)  # poll interval of the deadline-bound wait
+
+
 async def _group_lag(admin: AIOKafkaAdminClient, role: str, group: str,
                      ends: dict[TopicPartition, int]) -> GroupLag:
-    committed = await admin.list_consumer_group_offsets(group)
+    committed = await _committed(admin, group)
     result = GroupLag(group=group, role=role, exists=bool(committed))
     for tp, meta in committed.items():
         if tp in ends and meta.offset >= 0:

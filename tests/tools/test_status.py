@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -87,3 +90,12 @@ def test_missing_topics_are_reported_not_raised(kafka_broker) -> None:
     assert status.topics == [] and len(status.missing_topics) == len(TOPIC_SPECS)
     assert status.registry_error and "does not exist" in status.registry_error
     assert "missing (run: driftloop topics create)" in render_status(status)
+
+
+def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(unused_port: int) -> None:
+    env = {**os.environ, "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{unused_port}"}
+    done = subprocess.run([sys.executable, "-m", "driftloop.tools", "status"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "error: kafka:" in done.stderr and "is the broker running?" in done.stderr
+    assert "Traceback" not in done.stderr
