@@ -10,7 +10,7 @@ from __future__ import annotations
 from .acks import AckPublisher, converged, latest_acks, read_acks
 from .batcher import EventBatcher
 from .model_host import ModelHost, Prediction
-from .probe import write_probe_adapter
+from .probe import write_generation_probe, write_probe_adapter
 from .subscriber import AdapterSubscriber, ServingChange, VersionRefusal
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "converged",
     "latest_acks",
     "read_acks",
+    "write_generation_probe",
     "write_probe_adapter",
 ]

@@ -75,7 +75,8 @@ class ServingService:
         self.metrics = ServingMetrics()
         self.host = ModelHost(models or ResidentModels(capacity=settings.learner.resident_models),
                               max_length=settings.learner.max_length,
-                              max_batch=settings.serving.max_batch)
+                              max_batch=settings.serving.max_batch,
+                              max_new_tokens=settings.learner.max_new_tokens)
         self.producer: AIOKafkaProducer | None = None
         self.subscriber = AdapterSubscriber(settings, self.host, replica=self.replica,
                                             on_serving=[self.metrics.on_serving],
@@ -187,12 +188,15 @@ class ServingService:
         answers = []
         for event_id, text, prediction in zip(ids, texts, predictions, strict=True):
             try:
+                # A generated answer is output only: no class, probabilities or embedding.
+                classified = bool(prediction.probabilities)
                 event = Interaction(
                     id=event_id, ts=now, task=task, domain=domain, model_version=version,
-                    input=text, output=prediction.label, prediction=prediction.label,
+                    input=text, output=prediction.label,
+                    prediction=prediction.label if classified else None,
                     scores={"confidence": prediction.confidence,
-                            "probabilities": prediction.probabilities},
-                    embedding=prediction.embedding,
+                            "probabilities": prediction.probabilities or None},
+                    embedding=prediction.embedding or None,
                     metadata={**metadata, "replica": self.replica, "canary": canary})
             except pydantic.ValidationError as exc:
                 raise _BadRequest(_first_error(exc)) from None

@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One answer: the label, its probability, all probabilities and the pooled embedding."""
+    """One answer: the label (or generated text), its probability, all probabilities and the
+    pooled embedding; a generation answer has no probabilities and no embedding."""
 
     label: str
-    confidence: float
+    confidence: float | None
     probabilities: dict[str, float]
     embedding: list[float]
     version_id: str
@@ -53,6 +54,8 @@ class _TaskModel:
     peft_model: Any
     versions: list[str] = field(default_factory=list)
     pooled: list[Any] = field(default_factory=list)
+    kind: TaskKind = TaskKind.CLASSIFICATION
+    templates: dict[str, str | None] = field(default_factory=dict)
 
 
 class ModelHost:
@@ -79,7 +82,7 @@ class ModelHost:
     """
 
     def __init__(self, models: ResidentModels, *, max_length: int = 128,
-                 max_batch: int = 32) -> None:
+                 max_batch: int = 32, max_new_tokens: int = 8) -> None:
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         if max_batch < 1:
@@ -87,6 +90,7 @@ class ModelHost:
         self.models = models
         self.max_length = max_length
         self.max_batch = max_batch
+        self.max_new_tokens = max_new_tokens
         self.batches = 0
         self._tasks: dict[str, _TaskModel] = {}
         self._waiting: list[tuple[str, str, list[str], asyncio.Future[list[Prediction]]]] = []
@@ -99,45 +103,51 @@ class ModelHost:
     def load(self, task: str, version_id: str, folder: Path, base_model_id: str) -> float:
         """Load a verified adapter folder as ``version_id`` of ``task``; return the seconds.
 
-        Raises :class:`UnservableAdapterError` for a generation adapter, a label set that
-        differs from the versions already loaded for the task, or a malformed folder.
+        Classification adapters answer with a label, generation adapters (a causal LM under
+        the version's prompt template) with text. Raises :class:`UnservableAdapterError` for
+        a task kind, label set or base model that differs from the versions already loaded
+        for the task, and :class:`AdapterFormatError` for a malformed folder.
         """
         started = time.perf_counter()
         metadata = read_metadata(folder)
-        if metadata.task_kind is not TaskKind.CLASSIFICATION:
-            raise UnservableAdapterError(
-                f"{version_id}: {metadata.task_kind} adapters are not served yet "
-                "(the reference service serves classification)")
-        if len(metadata.labels) < 2:
+        kind = metadata.task_kind
+        if kind is TaskKind.CLASSIFICATION and len(metadata.labels) < 2:
             raise UnservableAdapterError(f"{version_id}: the adapter names no label set")
+        labels = metadata.labels if kind is TaskKind.CLASSIFICATION else ()
         current = self._tasks.get(task)
-        if current is not None and (current.labels != metadata.labels
-                                    or current.base_model_id != base_model_id):
-            if version_id in current.versions:
-                return 0.0
-            raise UnservableAdapterError(
-                f"{version_id}: labels {list(metadata.labels)} on {base_model_id} differ from "
-                f"the served versions' {list(current.labels)} on {current.base_model_id}")
         if current is not None and version_id in current.versions:
             return 0.0
+        if current is not None and (current.kind, current.labels, current.base_model_id) != (
+                kind, labels, base_model_id):
+            raise UnservableAdapterError(
+                f"{version_id}: a {kind} adapter with labels {list(labels)} on {base_model_id} "
+                f"differs from the served versions' ({current.kind}, {list(current.labels)}, "
+                f"{current.base_model_id})")
         try:
             if current is None:
-                self._tasks[task] = self._first_model(version_id, folder, base_model_id,
-                                                      metadata.labels)
+                current = self._first_model(version_id, folder, base_model_id, kind, labels)
+                self._tasks[task] = current
             else:
                 current.peft_model.load_adapter(str(folder), adapter_name=version_id)
                 current.versions.append(version_id)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
+        current.templates[version_id] = metadata.prompt_template_id
         seconds = time.perf_counter() - started
         log.info("loaded %s for %s in %.3f s", version_id, task, seconds)
         return seconds
 
-    def _first_model(self, version_id: str, folder: Path, base_model_id: str,
+    def _first_model(self, version_id: str, folder: Path, base_model_id: str, kind: TaskKind,
                      labels: tuple[str, ...]) -> _TaskModel:
         from peft import PeftModel
 
-        base: BaseModel = self.models.get(base_model_id, TaskKind.CLASSIFICATION)
+        base: BaseModel = self.models.get(base_model_id, kind)
+        if kind is TaskKind.GENERATION:
+            peft_model = PeftModel.from_pretrained(base.fresh_copy(), str(folder),
+                                                   adapter_name=version_id)
+            peft_model.eval()
+            return _TaskModel(base_model_id, (), base.tokenizer, peft_model, [version_id],
+                              kind=kind)
         classifier = MeanPoolClassifier(base.fresh_copy(), len(labels))
         peft_model = PeftModel.from_pretrained(classifier, str(folder), adapter_name=version_id)
         peft_model.eval()
@@ -157,6 +167,8 @@ class ModelHost:
                 f"version {version_id!r} of task {task!r} is not loaded")
         if hosted.peft_model.active_adapter != version_id:
             hosted.peft_model.set_adapter(version_id)
+        if hosted.kind is TaskKind.GENERATION:
+            return self._generate(hosted, version_id, texts)
         encoded = hosted.tokenizer(list(texts), padding=True, truncation=True,
                                    max_length=self.max_length, return_tensors="pt")
         hosted.pooled.clear()
@@ -173,6 +185,19 @@ class ModelHost:
                                       dict(zip(hosted.labels, probs, strict=True)),
                                       embedding, version_id))
         return answers
+
+    def _generate(self, hosted: _TaskModel, version_id: str,
+                  texts: Sequence[str]) -> list[Prediction]:
+        from ..device import select_device
+        from ..generation import GenerationTask
+        from ..prompts import get_template
+
+        generator = GenerationTask(hosted.tokenizer, get_template(hosted.templates[version_id]),
+                                   select_device("cpu"), max_length=self.max_length,
+                                   max_new_tokens=self.max_new_tokens,
+                                   batch_size=self.max_batch)
+        return [Prediction(answer.strip(), None, {}, [], version_id)
+                for answer in generator.generate(hosted.peft_model, list(texts))]
 
     def evict(self, task: str, keep: set[str]) -> list[str]:
         """Unload every version of ``task`` outside ``keep``; return the ones unloaded."""

@@ -14,9 +14,10 @@ from pathlib import Path
 from ...schemas.enums import TaskKind
 from ..adapters import AdapterMetadata, LoraSpec, save_adapter
 from ..classification import HEAD_MODULE, MeanPoolClassifier, classifier_lora_config
+from ..generation import generator_lora_config
 from ..models import BaseModel
 
-__all__ = ["write_probe_adapter"]
+__all__ = ["write_generation_probe", "write_probe_adapter"]
 
 
 def write_probe_adapter(base: BaseModel, folder: Path, *, version_id: str,
@@ -45,4 +46,27 @@ def write_probe_adapter(base: BaseModel, folder: Path, *, version_id: str,
         head.bias[list(labels).index(favour)] = margin
     metadata = AdapterMetadata(TaskKind.CLASSIFICATION, base.model_id, version_id, tuple(labels),
                                extra={"probe": True, "favour": favour, "seed": seed})
+    return save_adapter(model, folder, metadata)
+
+
+def write_generation_probe(base: BaseModel, folder: Path, *, version_id: str,
+                           prompt_template_id: str | None = None, seed: int = 0,
+                           scale: float = 0.0) -> Path:
+    """Write a causal-LM LoRA adapter of ``base`` to ``folder``.
+
+    With ``scale`` 0 the LoRA update is zero and the answers are the base model's; a
+    larger ``scale`` seeds the update with noise of that size, so two probes answer apart.
+    """
+    import torch
+    from peft import get_peft_model
+
+    generator = torch.Generator().manual_seed(seed)
+    model = get_peft_model(base.fresh_copy(), generator_lora_config(LoraSpec()))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    metadata = AdapterMetadata(TaskKind.GENERATION, base.model_id, version_id,
+                               prompt_template_id=prompt_template_id,
+                               extra={"probe": True, "seed": seed, "scale": scale})
     return save_adapter(model, folder, metadata)

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from serving_helpers import TASK
 
 from driftloop.learner.errors import (
@@ -63,18 +64,19 @@ def _edited_copy(folder: Path, dest: Path, **changes: object) -> Path:
     return dest
 
 
-def test_a_different_label_set_is_refused_and_the_served_versions_stay(  # type: ignore[no-untyped-def]
+def test_a_different_label_set_or_kind_is_refused_and_the_served_versions_stay(  # type: ignore[no-untyped-def]
         host: ModelHost, probes, tmp_path: Path) -> None:
     host.load(TASK, "a", probes["neg"], BASE)
     three = _edited_copy(probes["pos"], tmp_path / "three", labels=["neg", "neu", "pos"])
-    with pytest.raises(UnservableAdapterError, match="differ from the served versions"):
-        host.load(TASK, "b", three, BASE)
+    generation = _edited_copy(probes["pos"], tmp_path / "generation", task_kind="generation")
+    for version, folder in (("b", three), ("c", generation)):
+        with pytest.raises(UnservableAdapterError, match="differs from the served versions"):
+            host.load(TASK, version, folder, BASE)
     assert host.versions(TASK) == ["a"]
     assert host.predict(TASK, "a", TEXTS[:1])[0].label == "negative"
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"task_kind": "generation"}, "not served yet"),
     ({"labels": []}, "names no label set"),
     ({"task_kind": "bogus"}, "malformed"),
 ])
@@ -108,3 +110,42 @@ async def test_concurrent_requests_share_forward_passes_and_get_their_own_answer
             assert b.confidence == pytest.approx(a.confidence, abs=1e-4)
     with pytest.raises(VersionNotServedError):
         await host.apredict(TASK, "gone", ["x"])
+
+
+@pytest.mark.slow
+def test_generation_versions_answer_with_text_under_their_template(  # type: ignore[no-untyped-def]
+        resident_models: ResidentModels, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from driftloop.learner.models import default_base_model
+    from driftloop.learner.serving import write_generation_probe
+    from driftloop.schemas.enums import TaskKind
+
+    base_id = default_base_model(TaskKind.GENERATION)
+    base = resident_models.get(base_id, TaskKind.GENERATION)
+    quiet = write_generation_probe(base, tmp_path / "quiet", version_id="g1",
+                                   prompt_template_id="sentiment")
+    # A second version without a second copy of the base: the same adapter, LoRA B noised.
+    noisy = tmp_path / "noisy"
+    shutil.copytree(quiet, noisy)
+    weights = load_file(noisy / "adapter_model.safetensors")
+    generator = torch.Generator().manual_seed(1)
+    save_file({name: (torch.randn(t.shape, generator=generator) * 0.5 if "lora_B" in name
+                      else t) for name, t in weights.items()},
+              str(noisy / "adapter_model.safetensors"))
+    host = ModelHost(resident_models, max_length=64, max_new_tokens=3)
+    try:
+        host.load("moviegen", "g1", quiet, base_id)
+        host.load("moviegen", "g2", noisy, base_id)
+        prompts = ["A triumph of a film.", "Two hours I will never get back."]
+        first = host.predict("moviegen", "g1", prompts)
+        second = host.predict("moviegen", "g2", prompts)
+        assert [a.version_id for a in first + second] == ["g1", "g1", "g2", "g2"]
+        assert all(isinstance(a.label, str) and a.confidence is None and not a.embedding
+                   for a in first + second)
+        assert [a.label for a in first] != [a.label for a in second]
+        with pytest.raises(UnservableAdapterError, match="differs"):
+            host.load("moviegen", "c1", _edited_copy(quiet, tmp_path / "c1", labels=["a", "b"],
+                                                     task_kind="classification"), BASE)
+    finally:
+        host.close()
