@@ -1,0 +1,392 @@
+"""One run of the demo: broker, topics, children, bootstrap, stream, verdict, report.
+
+:func:`run_demo` is what ``driftloop demo`` calls and what the end-to-end test asserts on.
+Order of the end matters: the children stop first (their CPU is needed for the evaluation),
+then the report is read from the topics, then the versions are scored in this process, and
+only then is a broker the demo started itself stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from ..schemas import (
+    LabelRequest,
+    ModelVersion,
+    Topic,
+    TrainingExample,
+    TrainingRequest,
+    TriggerKind,
+    VersionStatus,
+    encode,
+)
+from ..schemas.settings import Settings
+from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES
+from .demo_processes import ChildProcesses, sigterm_as_interrupt, wait_until
+from .demo_progress import LoopObserver, ProgressLine, ProgressState
+from .demo_traffic import (
+    DemoData,
+    ServedPrediction,
+    SimulatedReviewer,
+    SimulatedUsers,
+    TrafficDriver,
+    build_demo_data,
+)
+from .demo_verdict import DomainResult, Verdict, VersionScorer, live_results, render_table
+
+__all__ = ["DemoProfile", "DemoResult", "run_demo"]
+
+TASK = "sentiment"
+LABELS = ("negative", "positive")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoProfile:
+    """Sizes and pace of one demo (``quick`` or ``default``)."""
+
+    per_domain: int
+    heldout: int
+    bootstrap: int
+    rate: float  # predictions per second: the stream must be slow enough for the loop to react
+    block_size: int
+    warmup_blocks: int
+    settle_s: float
+    label_budget: int
+
+    @classmethod
+    def named(cls, quick: bool) -> DemoProfile:
+        if quick:
+            return cls(per_domain=120, heldout=100, bootstrap=128, rate=6.0, block_size=8,
+                       warmup_blocks=6, settle_s=30.0, label_budget=20)
+        return cls(per_domain=400, heldout=200, bootstrap=256, rate=6.0, block_size=16,
+                   warmup_blocks=8, settle_s=60.0, label_budget=60)
+
+
+@dataclass(slots=True)
+class DemoResult:
+    """What a run did: the loop's events, the live traffic, the verdict and where things are."""
+
+    run_id: str
+    run_dir: Path
+    settings: Settings
+    state: ProgressState
+    served: list[ServedPrediction]
+    domain_starts: dict[str, float]
+    bootstrap_version: str
+    verdict: Verdict
+    report_path: Path
+    child_pids: dict[str, int] = field(default_factory=dict)
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+    feedback_sent: int = 0
+    noisy_feedback: int = 0
+    reviewer_answers: int = 0
+    wall_s: float = 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "driftloop"
+
+
+def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id: str,
+              serve_port: int, worker_port: int) -> dict[str, str]:
+    """DRIFTLOOP_* variables shared by the three children (each reads what it needs)."""
+    d = "DRIFTLOOP_"
+    return {
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+        f"{d}KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        f"{d}KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        f"{d}ARTIFACTS__STORE_URL": settings.artifacts.store_url,
+        f"{d}TASKS": json.dumps({TASK: {"kind": "classification", "labels": list(LABELS)}}),
+        # worker: its own consumer group and state per run; a short stream needs small blocks
+        f"{d}WORKER__APP_ID": f"driftloop-{run_id}",
+        f"{d}WORKER__WEB_PORT": str(worker_port),
+        f"{d}WORKER__DATA_DIR": str(run_dir / "worker"),
+        f"{d}WORKER__COMMIT_INTERVAL_S": "0.5",
+        f"{d}WORKER__SESSION_TIMEOUT_S": "6",
+        f"{d}WORKER__DRIFT__BLOCK_SIZE": str(profile.block_size),
+        f"{d}WORKER__DRIFT__WARMUP_BLOCKS": str(profile.warmup_blocks),
+        f"{d}WORKER__DRIFT__COOLDOWN_BLOCKS": "2",
+        f"{d}WORKER__DRIFT__CENTROID_EVENTS": str(profile.block_size * profile.warmup_blocks),
+        f"{d}WORKER__TRIGGERS__MIN_EXAMPLES": "24",
+        f"{d}WORKER__TRIGGERS__COOLDOWN_S": "10",
+        f"{d}WORKER__TRIGGERS__METRIC_MIN_OUTCOMES": "40",
+        f"{d}WORKER__TRIGGERS__QUALITY_WINDOW": "60",
+        f"{d}WORKER__ACTIVE__BUDGET": str(profile.label_budget),
+        f"{d}WORKER__BUFFER__BATCH_SIZE": "128",
+        # learner and service: one torch thread each on a small machine
+        f"{d}LEARNER__GROUP_ID": f"driftloop-learner-{run_id}",
+        f"{d}LEARNER__TORCH_THREADS": "1",
+        f"{d}LEARNER__CACHE_DIR": str(run_dir / "learner"),
+        f"{d}SERVING__PORT": str(serve_port),
+        f"{d}SERVING__REPLICA_ID": "demo-replica",
+        f"{d}SERVING__CACHE_DIR": str(run_dir / "serving"),
+        f"{d}SERVING__TORCH_THREADS": "1",
+    }
+
+
+class _Service:
+    """The demo's HTTP client of ``driftloop serve`` and of the worker's /health."""
+
+    def __init__(self, serve_port: int, worker_port: int) -> None:
+        self.serve = f"http://127.0.0.1:{serve_port}"
+        self.worker = f"http://127.0.0.1:{worker_port}"
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> _Service:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.session is not None
+        await self.session.close()
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        assert self.session is not None
+        async with self.session.post(self.serve + path, json=body) as response:
+            return response.status, await response.json()
+
+    async def get_json(self, url: str) -> dict[str, Any] | None:
+        assert self.session is not None
+        try:
+            async with self.session.get(url) as response:
+                return await response.json() if response.status == 200 else None
+        except (aiohttp.ClientError, OSError, ValueError):
+            return None  # not listening yet
+
+
+def _progress_text(state: ProgressState, driver: TrafficDriver | None, total: int) -> str:
+    served = driver.served if driver else []
+    recent = served[-50:]
+    rolling = f"{sum(s.correct for s in recent) / len(recent):.2f}" if recent else "-"
+    promoted = len(state.with_status(VersionStatus.PROMOTED))
+    rejected = len(state.with_status(VersionStatus.REJECTED))
+    domain = driver.current_domain if driver else "-"
+    return (f"domain {domain or '-':7} events {len(served)}/{total}  acc(50) {rolling}  "
+            f"alerts {len(state.alerts)}  requests {len(state.requests)}  "
+            f"versions +{promoted}/-{rejected}  serving {state.serving_version or '-'}")
+
+
+async def _bootstrap(settings: Settings, data: DemoData, run_id: str) -> TrainingRequest:
+    request = TrainingRequest(
+        id=f"{run_id}-bootstrap", ts=time.time(), task=TASK, trigger=TriggerKind.MANUAL,
+        reason="demo bootstrap: the static model", labels=list(LABELS),
+        examples=[TrainingExample(input=i.text, target=i.label, domain=i.domain,
+                                  interaction_id=i.id) for i in data.bootstrap])
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
+                                max_request_size=TRAINING_REQUEST_MAX_BYTES)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.kafka.topic(Topic.TRAINING_REQUESTS),
+                                     encode(request), key=TASK.encode())
+    finally:
+        await producer.stop()
+    return request
+
+
+def _promoted_for(state: ProgressState, request_id: str) -> ModelVersion | None:
+    for version in state.versions:
+        if version.training_request_id == request_id and version.status == "promoted":
+            return version
+    return None
+
+
+async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData,
+                    profile: DemoProfile, *, run_id: str, serve_port: int, worker_port: int,
+                    seed: int, line: ProgressLine, say: Callable[[str], None]) -> dict[str, Any]:
+    truth = {item.id: item.label for item in data.stream}
+    reviewer = SimulatedReviewer(truth)
+    async with _Service(serve_port, worker_port) as service:
+        async def answer(request: LabelRequest) -> None:
+            body = reviewer.answer(request)
+            if body is not None:
+                await service.post("/feedback", body)
+
+        observer = LoopObserver(settings, on_label_request=answer)
+        await observer.start()
+        try:
+            state = observer.state
+            say("waiting for the worker and the service ...")
+            await wait_until(lambda: _ok(service.get_json(service.worker + "/health")),
+                             timeout=180, what="the worker's /health", check=children.check)
+            await wait_until(lambda: _ok(service.get_json(service.serve + "/healthz")),
+                             timeout=180, what="the service's /healthz", check=children.check)
+            request = await _bootstrap(settings, data, run_id)
+            say(f"bootstrap: {len(request.examples)} {data.bootstrap[0].domain} examples sent "
+                "to the learner ...")
+            await wait_until(lambda: (v := _promoted_for(state, request.id)) is not None
+                             and state.served(v.version_id), timeout=300,
+                             what="the bootstrap version promoted and served",
+                             check=children.check)
+            static = _promoted_for(state, request.id)
+            assert static is not None
+            say(f"static model: {static.version_id} (promoted and served)")
+
+            users = SimulatedUsers(answer_rate=0.8, noise=0.1, delay=(1.0, 4.0), seed=seed)
+            driver = TrafficDriver(service.post, task=TASK, users=users, rate=profile.rate)
+            traffic = asyncio.create_task(driver.run(data.stream))
+            while not traffic.done():
+                line.show(_progress_text(state, driver, len(data.stream)))
+                children.check()
+                await asyncio.wait({traffic}, timeout=0.5)
+            served = traffic.result()
+
+            # Let training already asked for finish, so the final version includes it.
+            def settled() -> bool:
+                answered = {v.training_request_id for v in state.versions
+                            if v.status in ("promoted", "rejected")}
+                head = next((v for v in reversed(state.versions) if v.status == "promoted"), None)
+                return (all(r.id in answered for r in state.requests)
+                        and (head is None or state.served(head.version_id)))
+
+            try:
+                await wait_until(settled, timeout=profile.settle_s,
+                                 what="the last training requests", check=children.check)
+            except Exception as exc:  # a slow update is reported, not fatal
+                say(f"note: {exc}")
+            line.show(_progress_text(state, driver, len(data.stream)), now=float("inf"))
+            line.done()
+            return {"state": state, "served": served, "starts": driver.domain_started,
+                    "static": static, "driver": driver, "reviewer": reviewer}
+        finally:
+            await observer.stop()
+
+
+async def _ok(answer: Any) -> bool:
+    body = await answer
+    return body is not None and body.get("status") == "ok"
+
+
+def _ensure_broker(broker: str | None, say: Callable[[str], None]) -> tuple[str, Any]:
+    """The bootstrap servers, and the LocalKafka when this demo started it (else None)."""
+    if broker:
+        return broker, None
+    from .kafka_cmd import default_home
+    from .local_kafka import LocalKafka
+
+    kafka = LocalKafka(home=default_home(), progress=say)
+    status = kafka.status()
+    if status.running and status.answering:
+        return kafka.bootstrap_servers, None
+    say("starting the local Kafka broker ...")
+    kafka.start(timeout=120)
+    return kafka.bootstrap_servers, kafka
+
+
+def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
+             workdir: Path | None = None, seed: int = 0, out: TextIO | None = None,
+             profile: DemoProfile | None = None) -> DemoResult:
+    """Run the whole demo and return what it did (see the module docstring for the order)."""
+    out = out or sys.stdout
+    began = time.monotonic()
+
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    profile = profile or DemoProfile.named(quick)
+    run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    run_dir = (workdir or _data_home() / "demo" / run_id).expanduser().absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = build_demo_data(per_domain=profile.per_domain, heldout=profile.heldout,
+                           bootstrap=profile.bootstrap, seed=seed)
+    servers, started_broker = _ensure_broker(broker, say)
+    try:
+        kafka = base.kafka.model_copy(update={"bootstrap_servers": servers,
+                                              "topic_prefix": f"{run_id}."})
+        artifacts = base.artifacts.model_copy(update={"store_url": str(run_dir / "artifacts")})
+        settings = base.model_copy(update={"kafka": kafka, "artifacts": artifacts})
+        from .topics import create_topics
+
+        create_topics(settings)
+        say(f"run {run_id}: broker {servers}, topics {settings.kafka.topic_prefix}*, "
+            f"files in {run_dir}")
+        serve_port, worker_port = _free_port(), _free_port()
+        env = {**os.environ, **child_env(settings, run_dir, profile, run_id=run_id,
+                                         serve_port=serve_port, worker_port=worker_port)}
+        line = ProgressLine(out)
+        with sigterm_as_interrupt(), ChildProcesses(run_dir / "logs", env=env) as children:
+            children.driftloop("worker", "worker", "--loglevel", "INFO")
+            children.driftloop("learner", "-v", "learner")
+            children.driftloop("serve", "-v", "serve")
+            pids = {c.name: c.pid or 0 for c in children.children}
+            loop = asyncio.run(_run_loop(settings, children, data, profile, run_id=run_id,
+                                         serve_port=serve_port, worker_port=worker_port,
+                                         seed=seed, line=line, say=say))
+            say("stopping the worker, the learner and the service ...")
+            exit_codes = children.stop_all()
+        from .report_data import collect_report_data
+        from .report_html import render_report
+
+        report = render_report(asyncio.run(collect_report_data(settings)),
+                               title=f"driftloop demo {run_id}",
+                               source=f"{servers} · {settings.kafka.topic_prefix}*")
+        report_path = run_dir / "report.html"
+        report_path.write_text(report, encoding="utf-8")
+    finally:
+        if started_broker is not None:
+            say("stopping the local Kafka broker the demo started ...")
+            started_broker.stop(timeout=30)
+
+    say("scoring the versions on held-out text ...")
+    verdict = _verdict(settings, data, loop)
+    result = DemoResult(
+        run_id=run_id, run_dir=run_dir, settings=settings, state=loop["state"],
+        served=loop["served"], domain_starts=loop["starts"],
+        bootstrap_version=loop["static"].version_id, verdict=verdict, report_path=report_path,
+        child_pids=pids, exit_codes=exit_codes, feedback_sent=loop["driver"].feedback_sent,
+        noisy_feedback=loop["driver"].noisy_sent,
+        reviewer_answers=len(loop["reviewer"].answered), wall_s=time.monotonic() - began)
+    say(render_table(verdict))
+    say(f"report: {report_path}")
+    say(f"{result.wall_s:.0f} s; {verdict.line()}")
+    return result
+
+
+def _verdict(settings: Settings, data: DemoData, loop: dict[str, Any]) -> Verdict:
+    state: ProgressState = loop["state"]
+    static: ModelVersion = loop["static"]
+    served: list[ServedPrediction] = loop["served"]
+    promoted = state.with_status(VersionStatus.PROMOTED)
+    final = promoted[-1] if promoted else static
+    domains = [d for d, _, _ in data.boundaries()]
+    scorer = VersionScorer(settings, TASK)
+    try:
+        static_live = scorer.predict(static, [s.item for s in served])
+        first = domains[0]
+        best, best_version = -1.0, static.version_id
+        for version in promoted:
+            score = scorer.score(version, data.heldout[first])
+            if score > best:
+                best, best_version = score, version.version_id
+        rows = []
+        for domain in domains:
+            live_served, live_static, events = live_results(served, static_live, domain)
+            rows.append(DomainResult(domain, scorer.score(static, data.heldout[domain]),
+                                     scorer.score(final, data.heldout[domain]),
+                                     live_served, live_static, events))
+    finally:
+        scorer.close()
+    return Verdict(rows, best, best_version, static.version_id, final.version_id,
+                   promoted=len(promoted) - 1,
+                   rejected=len(state.with_status(VersionStatus.REJECTED)),
+                   alerts=len(state.alerts), shifted=domains[1:])
