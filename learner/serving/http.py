@@ -95,17 +95,22 @@ class ServingService:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect to Kafka and start following versions; on failure release what started."""
         self.producer = AIOKafkaProducer(**self.settings.kafka.client_kwargs(), acks="all",
                                          max_request_size=EVENT_TOPIC_MAX_BYTES,
                                          linger_ms=0)
-        await self.producer.start()
-        for batcher in (self.interactions, self.feedback):
-            batcher.producer = self.producer
-            await batcher.start()
-        self.subscriber.acks = AckPublisher(producer=self.producer, settings=self.settings,
-                                            replica=self.replica)
-        if self.subscribe:
-            await self.subscriber.start()
+        try:
+            await self.producer.start()
+            for batcher in (self.interactions, self.feedback):
+                batcher.producer = self.producer
+                await batcher.start()
+            self.subscriber.acks = AckPublisher(producer=self.producer, settings=self.settings,
+                                                replica=self.replica)
+            if self.subscribe:
+                await self.subscriber.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Stop following versions, send queued events, close the producer (idempotent)."""

@@ -94,3 +94,23 @@ async def test_serve_answers_with_the_promoted_version_and_stops_on_sigterm(  # 
             process.kill()
     [record] = await consume_until(kafka_settings, Topic.INTERACTIONS, 1)
     assert answer["id"].encode() in record.value
+
+
+def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(unused_port: int,
+                                                                 tmp_path: Path) -> None:
+    env = {**os.environ, "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{unused_port}",
+           "DRIFTLOOP_ARTIFACTS__STORE_URL": str(tmp_path / "store"),
+           "DRIFTLOOP_SERVING__CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "driftloop.tools", "serve", "--port",
+                           str(free_port())], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "error: kafka:" in done.stderr and "Traceback" not in done.stderr
+    assert "Unclosed" not in done.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "0"], "--port"), (["--canary-fraction", "1.5"], "--canary-fraction")])
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    shown = CliRunner().invoke(cli, ["serve", *args])
+    assert shown.exit_code == 2 and message in shown.output
