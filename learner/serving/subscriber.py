@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from ...schemas.codec import decode
 from ...schemas.enums import ServingStatus, VersionStatus
@@ -126,7 +127,10 @@ class AdapterSubscriber:
                                    cache_dir=_cache_dir(settings))
         self.versions = VersionLog()
         self.caught_up = False
+        self.ack_failures = 0
         self.refused: dict[str, str] = {}
+        # What was refused, by version: a corrected event (new artifact) is tried again.
+        self._refused_artifacts: dict[str, tuple[str, str]] = {}
         self._serving: dict[str, str] = {}
         self._candidate: dict[str, str] = {}
         self._history: dict[str, deque[str]] = {}
@@ -256,7 +260,7 @@ class AdapterSubscriber:
     async def _reconcile(self, task: str, read_at: float) -> None:
         head = self.versions.head(task)
         current = self._serving.get(task)
-        target = head if head is not None and head.version_id not in self.refused else None
+        target = head if head is not None and not self._is_refused(head) else None
         if target is None and current is not None and head is None:
             # Rolled back with nothing re-promoted: fall back to the newest version still
             # promoted, rather than keep serving a rolled-back one.
@@ -270,7 +274,7 @@ class AdapterSubscriber:
     def _fallback(self, task: str, current: str) -> ModelVersion | None:
         for version in reversed(self.versions.versions(task)):
             if (version.status is VersionStatus.PROMOTED and version.version_id != current
-                    and version.version_id not in self.refused):
+                    and not self._is_refused(version)):
                 return version
         return None
 
@@ -292,17 +296,16 @@ class AdapterSubscriber:
         reason = event.reason or event.status.value
         log.info("%s: serving %s (was %s): %s", task, event.version_id, current, reason)
         change = ServingChange(task, event.version_id, current, reason, read_at, load_seconds)
-        if self.acks is not None:
-            await self.acks.publish(ServingAck(
-                ts=time.time(), replica=self.replica, task=task, version_id=event.version_id,
-                status=ServingStatus.SERVING, reason=reason, previous_version=current,
-                metadata={"load_seconds": round(load_seconds, 4)}))
+        await self._ack(ServingAck(
+            ts=time.time(), replica=self.replica, task=task, version_id=event.version_id,
+            status=ServingStatus.SERVING, reason=reason, previous_version=current,
+            metadata={"load_seconds": round(load_seconds, 4)}))
         await _notify(self.on_serving, change)
 
     async def _follow_candidate(self, task: str) -> None:
         newest = next((v for v in reversed(self.versions.versions(task))
                        if v.status is VersionStatus.CANDIDATE), None)
-        if newest is None or newest.version_id in self.refused:
+        if newest is None or self._is_refused(newest):
             if self._candidate.pop(task, None) is not None:
                 await self._evict(task)
             return
@@ -331,6 +334,10 @@ class AdapterSubscriber:
             shutil.rmtree(folder.parent, ignore_errors=True)
         return time.perf_counter() - started
 
+    def _is_refused(self, event: ModelVersion) -> bool:
+        return self._refused_artifacts.get(event.version_id) == (event.adapter_uri,
+                                                                  event.sha256)
+
     async def _evict(self, task: str) -> None:
         keep = set(self._history.get(task, ()))
         keep.update(v for v in (self._serving.get(task), self._candidate.get(task)) if v)
@@ -341,15 +348,29 @@ class AdapterSubscriber:
     async def _refuse(self, event: ModelVersion, reason: str, current: str | None, *,
                       ack: bool = True) -> None:
         self.refused[event.version_id] = reason
+        self._refused_artifacts[event.version_id] = (event.adapter_uri, event.sha256)
         log.error("%s: refused %s, still serving %s: %s", event.task, event.version_id,
                   current, reason)
-        if ack and self.acks is not None:
-            await self.acks.publish(ServingAck(
+        if ack:
+            await self._ack(ServingAck(
                 ts=time.time(), replica=self.replica, task=event.task,
                 version_id=event.version_id, status=ServingStatus.REFUSED, reason=reason,
                 previous_version=current, metadata={"serving": current}))
         await _notify(self.on_refused, VersionRefusal(event.task, event.version_id, reason,
                                                       current))
+
+
+    async def _ack(self, ack: ServingAck) -> None:
+        if self.acks is None:
+            return
+        try:
+            await self.acks.publish(ack)
+        except KafkaError as exc:
+            # The replica serves the version either way; a lost ack shows as "behind" to an
+            # operator, which is better than a replica that stops following versions.
+            self.ack_failures += 1
+            log.error("could not publish the ack of %s for %s: %s", ack.version_id, ack.task,
+                      exc)
 
 
 def _bucket(request_id: str) -> float:

@@ -140,3 +140,18 @@ def test_bad_arguments_fail_at_construction(resident_models: ResidentModels) -> 
         AdapterSubscriber(Settings(), ModelHost(resident_models), replica="")
     with pytest.raises(ValueError, match="replica"):
         AckPublisher(producer=None, settings=Settings(), replica="")
+
+
+async def test_a_refused_version_republished_with_its_real_artifact_is_served(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    neg, pos = store(kafka_settings, probes["neg"]), store(kafka_settings, probes["pos"])
+    wrong = version_event("v1", neg).model_copy(update={"sha256": pos.sha256})
+    await publish(kafka_settings, wrong)
+    async with Replica(serving_settings(kafka_settings, tmp_path, "r-f"),
+                       resident_models) as replica:
+        await replica.subscriber.wait_caught_up(60)
+        assert replica.subscriber.serving(TASK) is None
+        assert "v1" in replica.subscriber.refused
+        await publish(kafka_settings, version_event("v1", neg))
+        await until(lambda: replica.subscriber.serving(TASK) == "v1", 10, "corrected v1 served")
+        assert replica.subscriber.ack_failures == 0
