@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,13 @@ import torch
 from torch import nn
 
 from ..schemas.enums import TaskKind
-from ..schemas.events import TrainingRequest
+from ..schemas.events import TrainingExample, TrainingRequest
 from ..schemas.settings import Settings
 from .adapters import LoraSpec
 from .classification import MeanPoolClassifier, classifier_lora_config
+from .generation import generator_lora_config
 from .models import default_base_model, load_base_model
+from .prompts import IGNORE_INDEX, get_template
 from .registry import VersionLog
 from .split import split_request
 from .train import TrainConfig
@@ -53,13 +56,19 @@ class Timing:
         return self.examples / self.seconds if self.seconds > 0 else 0.0
 
 
-def bench_request(n: int, *, domain: str = "tweets", task: str = "bench-sentiment",
+def bench_request(n: int, *, domain: str = "tweets",
+                  kind: TaskKind = TaskKind.CLASSIFICATION,
                   request_id: str | None = None) -> TrainingRequest:
-    """A classification request of ``n`` balanced real VADER examples."""
+    """A request of ``n`` balanced real VADER examples (generation: one-word answers)."""
     examples = [{"input": e.text, "target": e.label}
                 for e in balanced_sample(read_domain(domain), n, seed=0)]
-    return TrainingRequest(id=request_id or f"bench-{n}-{domain}", ts=time.time(), task=task,
-                           trigger="manual", labels=["negative", "positive"], examples=examples)
+    kind = TaskKind(kind)
+    extra: dict[str, Any] = ({"labels": ["negative", "positive"]}
+                             if kind is TaskKind.CLASSIFICATION
+                             else {"prompt_template_id": "sentiment"})
+    return TrainingRequest(id=request_id or f"bench-{kind.value}-{n}-{domain}", ts=time.time(),
+                           task=f"bench-{kind.value}", task_kind=kind, trigger="manual",
+                           examples=examples, **extra)
 
 
 def time_incremental(updater: IncrementalUpdater,
@@ -83,6 +92,62 @@ class _LossClassifier(MeanPoolClassifier):
         return out
 
 
+Batch = dict[str, torch.Tensor]
+
+
+def _classification_job(settings: Settings, request: TrainingRequest,
+                        examples: Sequence[TrainingExample]) -> tuple[Any, list[Any], Any]:
+    cfg = settings.learner
+    labels = list(request.labels or sorted({e.target for e in request.examples}))
+    base = load_base_model(settings.task(request.task).base_model
+                           or default_base_model(TaskKind.CLASSIFICATION), TaskKind.CLASSIFICATION)
+    torch.manual_seed(cfg.seed)
+    model = _LossClassifier(base.model, len(labels), cfg.lora_dropout)
+    config = classifier_lora_config(LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout))
+    rows = []
+    for example in examples:
+        encoded = base.tokenizer(example.input, truncation=True, max_length=cfg.max_length)
+        rows.append({"input_ids": encoded["input_ids"],
+                     "attention_mask": encoded["attention_mask"],
+                     "labels": labels.index(example.target)})
+
+    def collate(batch: list[dict[str, Any]]) -> Batch:
+        padded = base.tokenizer.pad([{k: r[k] for k in ("input_ids", "attention_mask")}
+                                     for r in batch], return_tensors="pt")
+        padded["labels"] = torch.tensor([r["labels"] for r in batch])
+        return dict(padded)
+
+    return (model, config), rows, collate
+
+
+def _generation_job(settings: Settings, request: TrainingRequest,
+                    examples: Sequence[TrainingExample]) -> tuple[Any, list[Any], Any]:
+    cfg = settings.learner
+    task = settings.task(request.task)
+    template = get_template(request.prompt_template_id or task.prompt_template_id)
+    base = load_base_model(task.base_model or default_base_model(TaskKind.GENERATION),
+                           TaskKind.GENERATION)
+    config = generator_lora_config(LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout))
+    rows = [dict(zip(("input_ids", "labels"),
+                     template.encode(base.tokenizer, e.input, e.target, cfg.max_length),
+                     strict=True)) for e in examples]
+    pad = base.tokenizer.pad_token_id
+
+    def collate(batch: list[dict[str, Any]]) -> Batch:
+        width = max(len(r["input_ids"]) for r in batch)
+        return {
+            "input_ids": torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"]))
+                                       for r in batch]),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"])
+                                            + [0] * (width - len(r["input_ids"]))
+                                            for r in batch]),
+            "labels": torch.tensor([r["labels"] + [IGNORE_INDEX] * (width - len(r["labels"]))
+                                    for r in batch]),
+        }
+
+    return (base.model, config), rows, collate
+
+
 def time_trainer_cold_start(settings: Settings, request: TrainingRequest) -> Timing:
     """Load the base model and train with ``transformers.Trainer`` on the same examples."""
     from peft import get_peft_model
@@ -92,27 +157,13 @@ def time_trainer_cold_start(settings: Settings, request: TrainingRequest) -> Tim
     steps = TrainConfig(batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
     split = split_request(request, holdout_fraction=cfg.holdout_fraction,
                           validation_fraction=cfg.validation_fraction, seed=cfg.seed)
-    labels = list(request.labels or sorted({e.target for e in request.examples}))
+    kind = settings.task(request.task).kind if request.task in settings.tasks \
+        else request.task_kind
+    job = _generation_job if kind is TaskKind.GENERATION else _classification_job
     started = time.perf_counter()
-    base = load_base_model(settings.task(request.task).base_model
-                           or default_base_model(TaskKind.CLASSIFICATION), TaskKind.CLASSIFICATION)
+    (model, config), rows, collate = job(settings, request, split.train)
     torch.manual_seed(cfg.seed)
-    model = get_peft_model(_LossClassifier(base.model, len(labels), cfg.lora_dropout),
-                           classifier_lora_config(LoraSpec(cfg.lora_r, cfg.lora_alpha,
-                                                           cfg.lora_dropout)))
-    rows = []
-    for example in split.train:
-        encoded = base.tokenizer(example.input, truncation=True, max_length=cfg.max_length)
-        rows.append({"input_ids": encoded["input_ids"],
-                     "attention_mask": encoded["attention_mask"],
-                     "labels": labels.index(example.target)})
-
-    def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        padded = base.tokenizer.pad([{k: r[k] for k in ("input_ids", "attention_mask")}
-                                     for r in batch], return_tensors="pt")
-        padded["labels"] = torch.tensor([r["labels"] for r in batch])
-        return dict(padded)
-
+    model = get_peft_model(model, config)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=cfg.batch_size,

@@ -17,6 +17,9 @@ __all__ = ["learner"]
 @click.command()
 @click.option("--examples", "n", type=click.IntRange(min=8), default=128, show_default=True,
               help="Examples in the request (a quarter is held out for the gate).")
+@click.option("--kind", type=click.Choice(["classification", "generation"]),
+              default="classification", show_default=True,
+              help="all-MiniLM-L6-v2 + head, or SmolLM2-135M-Instruct (GGUF) with a template.")
 @click.option("--domain", type=click.Choice(["tweets", "movies", "amazon", "nyt"]),
               default="tweets", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -24,7 +27,8 @@ __all__ = ["learner"]
 @click.option("--kafka/--no-kafka", default=True, show_default=True,
               help="Also time request consumed -> version published on the configured broker.")
 @click.pass_context
-def learner(ctx: click.Context, n: int, domain: str, threads: int | None, kafka: bool) -> None:
+def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
+            kafka: bool) -> None:
     """Wall time and examples/s of one update against a cold-start Trainer run."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -44,18 +48,19 @@ def learner(ctx: click.Context, n: int, domain: str, threads: int | None, kafka:
         from ..learner.update import IncrementalUpdater
 
         updater = IncrementalUpdater(settings)
-        request = bench_request(n, domain=domain)
+        request = bench_request(n, domain=domain, kind=kind)
         # A running learner has served requests before: one warm-up, then the measured one.
-        time_incremental(updater, bench_request(n, domain=domain, request_id="bench-warm-up"))
+        time_incremental(updater, bench_request(n, domain=domain, kind=kind,
+                                                request_id="bench-warm-up"))
         train, whole, result = time_incremental(updater, request)
         cold_in_process = time_trainer_cold_start(settings, request)
         cold = time_trainer_cold_process(settings, request)
-        latency = _kafka_latency(settings, updater, n, domain) if kafka else None
+        latency = _kafka_latency(settings, updater, n, kind, domain) if kafka else None
 
     import torch
 
     split = result.split
-    click.echo(f"one update of all-MiniLM-L6-v2 + LoRA r={settings.learner.lora_r} on "
+    click.echo(f"one update of {result.event.base_model} + LoRA r={settings.learner.lora_r} on "
                f"{len(split.train)} train examples ({domain}), {result.train_report.steps} steps, "
                f"device {updater.device.type}, torch threads {torch.get_num_threads()}")
     rows = [("driftloop, training only (resident model)", train),
@@ -76,7 +81,7 @@ def learner(ctx: click.Context, n: int, domain: str, threads: int | None, kafka:
         click.echo("request consumed -> version published: broker not reachable, skipped")
 
 
-def _kafka_latency(settings, updater, n: int, domain: str) -> float | None:  # type: ignore[no-untyped-def]
+def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float | None:  # type: ignore[no-untyped-def]
     """Run the learner service on a throw-away topic prefix for one request."""
     from ..learner.benchmark import bench_request
     from ..learner.service import LearnerService
@@ -101,7 +106,8 @@ def _kafka_latency(settings, updater, n: int, domain: str) -> float | None:  # t
             producer = AIOKafkaProducer(**bench.kafka.client_kwargs(), acks="all")
             await producer.start()
             try:
-                request = bench_request(n, domain=domain, request_id=f"bench-{uuid.uuid4()}")
+                request = bench_request(n, domain=domain, kind=kind,
+                                        request_id=f"bench-{uuid.uuid4()}")
                 await producer.send_and_wait(bench.kafka.topic(Topic.TRAINING_REQUESTS),
                                              encode(request), key=request.task.encode())
             finally:
