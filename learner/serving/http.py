@@ -185,8 +185,17 @@ class ServingService:
         version = self.subscriber.route(task, ids[0])
         if version is None:
             raise VersionNotServedError(f"task {task!r} has no promoted version yet")
+        try:
+            predictions = await self.host.apredict(task, version, texts)
+        except VersionNotServedError:
+            # Unloaded while this request waited (a swap evicted it): answer with what the
+            # task is routed to now rather than fail the request.
+            rerouted = self.subscriber.route(task, ids[0])
+            if rerouted is None or rerouted == version:
+                raise
+            version = rerouted
+            predictions = await self.host.apredict(task, version, texts)
         canary = version != self.subscriber.serving(task)
-        predictions = await self.host.apredict(task, version, texts)
         self.metrics.predictions.labels(task=task, version=version,
                                         canary=str(canary).lower()).inc(len(texts))
         now = time.time()
