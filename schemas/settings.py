@@ -252,6 +252,8 @@ class WorkerSettings(_Section):
     commit_interval_s: float = Field(1.0, gt=0, description="offset commit interval")
     session_timeout_s: float = Field(
         30.0, ge=6, description="consumer session: how long a dead worker keeps its partitions")
+    stall_timeout_s: float = Field(
+        60.0, gt=0, description="no progress with lag for this long: resume the partitions")
     join: JoinSettings = Field(default_factory=JoinSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     active: ActiveSettings = Field(default_factory=ActiveSettings)

@@ -20,6 +20,7 @@ Tables (each with a changelog):
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -41,9 +42,12 @@ from .join import JoinWindow
 from .metrics import CONTENT_TYPE, render, worker_families
 from .pipeline import Effects, TaskState, new_buffer, new_join_window
 
-__all__ = ["WorkerRuntime", "wire"]
+__all__ = ["STALL_EXIT_CODE", "WorkerRuntime", "wire"]
 
 log = logging.getLogger(__name__)
+
+# Exit status of a worker whose liveness watchdog found it stuck (see check_stall).
+STALL_EXIT_CODE = 75
 
 # Faust's changelog topics must take the largest table value (a replay buffer).
 _CHANGELOG_CONFIGS = {"max.message.bytes": str(20 * 1024 * 1024), "cleanup.policy": "compact"}
@@ -63,6 +67,8 @@ class WorkerRuntime:
     joins: dict[str, JoinWindow] = field(default_factory=dict)
     messages: int = 0
     last_message_at: float = 0.0
+    handled: dict[tuple[str, int], int] = field(default_factory=dict)
+    watchdog_checks: int = 0
     started_at: float = field(default_factory=time.time)
     _embedding_dims: dict[str, int | None] = field(default_factory=dict)
 
@@ -119,6 +125,7 @@ class WorkerRuntime:
                 await self._apply(task, cls, events, topic, partition, offset, now)
         self.messages += 1
         self.last_message_at = now
+        self.handled[(topic, partition)] = offset
 
     def _name(self, topic: Topic) -> str:
         return self.settings.kafka.topic(topic)
@@ -210,9 +217,56 @@ class WorkerRuntime:
     def liveness(self) -> dict[str, float]:
         now = time.time()
         last = self.last_message_at or self.started_at
+        try:
+            consumer = self.app.consumer
+            assigned = float(len(consumer.assignment()))
+            # Paused partitions that stay paused are how a Faust consumer "slowly stops"
+            # (faust-streaming #175, #640): worth a gauge and an alert.
+            paused = float(len(getattr(consumer, "_paused_partitions", ()) or ()))
+        except Exception:  # not started or between generations: nothing assigned
+            assigned = paused = 0.0
         return {"messages_handled": float(self.messages),
+                "assigned_partitions": assigned,
+                "paused_partitions": paused,
+                "watchdog_checks": float(self.watchdog_checks),
                 "seconds_since_last_message": round(now - last, 3),
                 "uptime_seconds": round(now - self.started_at, 3)}
+
+    async def check_stall(self) -> bool:
+        """End the process when it has lag but handled nothing for ``worker.stall_timeout_s``.
+
+        faust-streaming can lose track of fetched records around a rebalance (#175, #640):
+        the consumer's position is past records the agent never saw, and it waits forever.
+        Such a consumer cannot be trusted to stop cleanly, so the watchdog exits at once
+        (status :data:`STALL_EXIT_CODE`), like ``kill -9``: the state is safe (offsets were
+        never committed past what the tables hold) and the restarted worker resumes from the
+        committed offsets. Run the worker under a supervisor that restarts it.
+        """
+        self.watchdog_checks += 1
+        idle = time.time() - (self.last_message_at or self.started_at)
+        if idle < self.settings.worker.stall_timeout_s:
+            return False
+        consumer = self.app.consumer
+        sources = {self._name(Topic.INTERACTIONS), self._name(Topic.FEEDBACK)}
+        lagging = []
+        for tp in consumer.assignment():
+            if tp.topic not in sources:
+                continue
+            highwater = consumer.highwater(tp)
+            done = self.handled.get((tp.topic, tp.partition))
+            if done is None:
+                position = await consumer.position(tp)
+                done = None if position is None else position - 1
+            if highwater is not None and done is not None and highwater - 1 > done:
+                lagging.append((tp.topic, tp.partition, done, highwater))
+        if not lagging:
+            log.info("idle %.0f s, no records waiting on %d source partitions", idle,
+                     sum(1 for tp in consumer.assignment() if tp.topic in sources))
+            return False
+        log.critical("no progress for %.0f s with records waiting on %s: exiting (status %d) "
+                     "so a supervisor restarts the worker", idle, lagging, STALL_EXIT_CODE)
+        logging.shutdown()
+        os._exit(STALL_EXIT_CODE)
 
     def metrics_text(self) -> str:
         states = [state for _, state in self.states.items() if state is not None]
@@ -259,6 +313,10 @@ def wire(app: faust.App, settings: Settings) -> WorkerRuntime:
     async def versions(stream: faust.StreamT) -> None:
         async for value in stream:
             await runtime.forward_versions(value)
+
+    @app.timer(interval=max(1.0, settings.worker.stall_timeout_s / 4))
+    async def watch_liveness() -> None:
+        await runtime.check_stall()
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -51,7 +51,7 @@ class WorkerProcess:
     def start(self, timeout: float = 60.0) -> WorkerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "driftloop"), "worker", "--loglevel", "WARNING"],
+            [str(Path(sys.executable).parent / "driftloop"), "worker", "--loglevel", "INFO"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.wait_for(lambda text: "driftloop_worker_liveness" in text, timeout,
                       "the worker's /metrics page")
@@ -123,7 +123,9 @@ def worker_factory(kafka_settings: Settings, tmp_path: Path
     started: list[WorkerProcess] = []
 
     def make(**env: str) -> WorkerProcess:
-        process = WorkerProcess(kafka_settings, tmp_path, env)
+        data_dir = tmp_path / f"worker{len(started)}"  # each worker its own folder and log
+        data_dir.mkdir()
+        process = WorkerProcess(kafka_settings, data_dir, env)
         started.append(process)
         return process
 
@@ -139,6 +141,7 @@ FAST_ENV = {
     "DRIFTLOOP_WORKER__TRIGGERS__COOLDOWN_S": "0",
     "DRIFTLOOP_WORKER__COMMIT_INTERVAL_S": "0.5",
     "DRIFTLOOP_WORKER__SESSION_TIMEOUT_S": "6",
+    "DRIFTLOOP_WORKER__STALL_TIMEOUT_S": "10",
 }
 
 

@@ -19,6 +19,7 @@ from driftloop.schemas import (
     decode,
     encode,
 )
+from driftloop.streams.agents import STALL_EXIT_CODE
 
 pytestmark = [pytest.mark.kafka]
 
@@ -140,3 +141,41 @@ async def test_sigterm_mid_stream_stops_gracefully_and_a_restart_counts_every_ev
     assert second.value("driftloop_worker_events_total", kind="interactions") == 20_000
     assert second.value("driftloop_drift_monitored_events", domain="news") == 20_000
     assert second.stop() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "about 1 run in 4 here, one partition stops after the second rebalance with its last "
+    "record neither processed nor waiting (faust-streaming #175/#640 family); the stall "
+    "watchdog catches the cases with visible lag, not this one: open work"))
+async def test_a_second_worker_takes_over_partitions_with_their_state(kafka_settings,
+                                                                      worker_factory):
+    tasks = [f"task{p}" for p in range(6)]
+    first = worker_factory(**FAST_ENV).start()
+    for p, task in enumerate(tasks):  # one task per partition, as keying by task would do
+        await produce(kafka_settings, Topic.INTERACTIONS,
+                      batches(interactions(1_000, task=task)), partition=p)
+    first.wait_value("driftloop_worker_events_total", 6_000, kind="interactions")
+    second = worker_factory(**FAST_ENV).start()
+    # Wait for the group to settle: each worker owns some partitions.
+    second.wait_value("driftloop_worker_liveness", 1, timeout=60, measure="assigned_partitions")
+    for p, task in enumerate(tasks):
+        await produce(kafka_settings, Topic.INTERACTIONS,
+                      batches(interactions(1_000, start=1_000, task=task)), partition=p)
+
+    def count(worker, task: str) -> float:
+        # A worker the stall watchdog ended (exit 75) owns nothing any more: it counts 0.
+        try:
+            return worker.value("driftloop_worker_events_total", task=task, kind="interactions")
+        except OSError:
+            return 0.0
+
+    def owners_complete(_: str) -> bool:
+        return all(max(count(w, t) for w in (first, second)) >= 2_000 for t in tasks)
+
+    second.wait_for(owners_complete, 90, "every task at 2,000 events on its owner")
+    for task in tasks:  # the owner's count is exact: history came with the partition
+        assert max(count(w, task) for w in (first, second)) == 2_000
+    assert second.value("driftloop_worker_liveness", measure="messages_handled") > 0
+    for worker in (first, second):
+        assert worker.stop() in (0, STALL_EXIT_CODE)
