@@ -63,16 +63,18 @@ class DemoProfile:
     rate: float  # predictions per second: the stream must be slow enough for the loop to react
     block_size: int
     warmup_blocks: int
+    threshold: float  # Page-Hinkley on z-scores; measured on the VADER stream's embeddings
+    delta: float
     settle_s: float
     label_budget: int
 
     @classmethod
     def named(cls, quick: bool) -> DemoProfile:
         if quick:
-            return cls(per_domain=120, heldout=100, bootstrap=128, rate=6.0, block_size=8,
-                       warmup_blocks=6, settle_s=30.0, label_budget=20)
-        return cls(per_domain=400, heldout=200, bootstrap=256, rate=6.0, block_size=16,
-                   warmup_blocks=8, settle_s=60.0, label_budget=60)
+            return cls(per_domain=100, heldout=60, bootstrap=128, rate=8.0, block_size=8,
+                       warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=20.0, label_budget=20)
+        return cls(per_domain=400, heldout=150, bootstrap=256, rate=6.0, block_size=16,
+                   warmup_blocks=8, threshold=10.0, delta=1.0, settle_s=45.0, label_budget=60)
 
 
 @dataclass(slots=True)
@@ -125,10 +127,13 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         f"{d}WORKER__SESSION_TIMEOUT_S": "6",
         f"{d}WORKER__DRIFT__BLOCK_SIZE": str(profile.block_size),
         f"{d}WORKER__DRIFT__WARMUP_BLOCKS": str(profile.warmup_blocks),
+        f"{d}WORKER__DRIFT__THRESHOLD": str(profile.threshold),
+        f"{d}WORKER__DRIFT__DELTA": str(profile.delta),
         f"{d}WORKER__DRIFT__COOLDOWN_BLOCKS": "2",
         f"{d}WORKER__DRIFT__CENTROID_EVENTS": str(profile.block_size * profile.warmup_blocks),
-        f"{d}WORKER__TRIGGERS__MIN_EXAMPLES": "24",
-        f"{d}WORKER__TRIGGERS__COOLDOWN_S": "10",
+        # fewer, larger updates: a gate judging 10 held-out examples is a coin toss
+        f"{d}WORKER__TRIGGERS__MIN_EXAMPLES": "64",
+        f"{d}WORKER__TRIGGERS__COOLDOWN_S": "12",
         f"{d}WORKER__TRIGGERS__METRIC_MIN_OUTCOMES": "40",
         f"{d}WORKER__TRIGGERS__QUALITY_WINDOW": "60",
         f"{d}WORKER__ACTIVE__BUDGET": str(profile.label_budget),
@@ -137,6 +142,11 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         f"{d}LEARNER__GROUP_ID": f"driftloop-learner-{run_id}",
         f"{d}LEARNER__TORCH_THREADS": "1",
         f"{d}LEARNER__CACHE_DIR": str(run_dir / "learner"),
+        f"{d}LEARNER__HOLDOUT_FRACTION": "0.3",
+        # a request of ~100 examples is ~9 steps per epoch: one epoch barely moves the adapter
+        f"{d}LEARNER__EPOCHS": "3",
+        # the replay slice of a small request is small too: allow its sampling noise
+        f"{d}LEARNER__REPLAY_TOLERANCE": "0.05",
         f"{d}SERVING__PORT": str(serve_port),
         f"{d}SERVING__REPLICA_ID": "demo-replica",
         f"{d}SERVING__CACHE_DIR": str(run_dir / "serving"),
@@ -212,7 +222,8 @@ def _promoted_for(state: ProgressState, request_id: str) -> ModelVersion | None:
 
 async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData,
                     profile: DemoProfile, *, run_id: str, serve_port: int, worker_port: int,
-                    seed: int, line: ProgressLine, say: Callable[[str], None]) -> dict[str, Any]:
+                    seed: int, line: ProgressLine, say: Callable[[str], None],
+                    scorer: VersionScorer) -> dict[str, Any]:
     truth = {item.id: item.label for item in data.stream}
     reviewer = SimulatedReviewer(truth)
     async with _Service(serve_port, worker_port) as service:
@@ -240,12 +251,22 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
             static = _promoted_for(state, request.id)
             assert static is not None
             say(f"static model: {static.version_id} (promoted and served)")
+            # The static model's answers do not depend on the run: score them meanwhile.
+            scorer.submit(static, data.stream)
+            for items in data.heldout.values():
+                scorer.submit(static, items)
+            first_heldout = data.heldout[data.stream[0].domain]
+
+            def score_new_versions() -> None:
+                for version in state.with_status(VersionStatus.PROMOTED):
+                    scorer.submit(version, first_heldout)
 
             users = SimulatedUsers(answer_rate=0.8, noise=0.1, delay=(1.0, 4.0), seed=seed)
             driver = TrafficDriver(service.post, task=TASK, users=users, rate=profile.rate)
             traffic = asyncio.create_task(driver.run(data.stream))
             while not traffic.done():
                 line.show(_progress_text(state, driver, len(data.stream)))
+                score_new_versions()
                 children.check()
                 await asyncio.wait({traffic}, timeout=0.5)
             served = traffic.result()
@@ -263,6 +284,7 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
                                  what="the last training requests", check=children.check)
             except Exception as exc:  # a slow update is reported, not fatal
                 say(f"note: {exc}")
+            score_new_versions()
             line.show(_progress_text(state, driver, len(data.stream)), now=float("inf"))
             line.done()
             return {"state": state, "served": served, "starts": driver.domain_started,
@@ -300,7 +322,7 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
     began = time.monotonic()
 
     def say(text: str) -> None:
-        out.write(text + "\n")
+        out.write(f"[{time.monotonic() - began:5.0f} s] {text}\n")
         out.flush()
 
     profile = profile or DemoProfile.named(quick)
@@ -310,6 +332,7 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
     data = build_demo_data(per_domain=profile.per_domain, heldout=profile.heldout,
                            bootstrap=profile.bootstrap, seed=seed)
     servers, started_broker = _ensure_broker(broker, say)
+    scorer: VersionScorer | None = None
     try:
         kafka = base.kafka.model_copy(update={"bootstrap_servers": servers,
                                               "topic_prefix": f"{run_id}."})
@@ -324,6 +347,7 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
         env = {**os.environ, **child_env(settings, run_dir, profile, run_id=run_id,
                                          serve_port=serve_port, worker_port=worker_port)}
         line = ProgressLine(out)
+        scorer = VersionScorer(settings, TASK)
         with sigterm_as_interrupt(), ChildProcesses(run_dir / "logs", env=env) as children:
             children.driftloop("worker", "worker", "--loglevel", "INFO")
             children.driftloop("learner", "-v", "learner")
@@ -331,7 +355,7 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
             pids = {c.name: c.pid or 0 for c in children.children}
             loop = asyncio.run(_run_loop(settings, children, data, profile, run_id=run_id,
                                          serve_port=serve_port, worker_port=worker_port,
-                                         seed=seed, line=line, say=say))
+                                         seed=seed, line=line, say=say, scorer=scorer))
             say("stopping the worker, the learner and the service ...")
             exit_codes = children.stop_all()
         from .report_data import collect_report_data
@@ -342,13 +366,15 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
                                source=f"{servers} · {settings.kafka.topic_prefix}*")
         report_path = run_dir / "report.html"
         report_path.write_text(report, encoding="utf-8")
+        say("scoring the versions on held-out text ...")
+        scorer.use_threads(2)  # the children are gone: their cores are free
+        verdict = _verdict(scorer, data, loop)
     finally:
+        if scorer is not None:
+            scorer.close()
         if started_broker is not None:
             say("stopping the local Kafka broker the demo started ...")
             started_broker.stop(timeout=30)
-
-    say("scoring the versions on held-out text ...")
-    verdict = _verdict(settings, data, loop)
     result = DemoResult(
         run_id=run_id, run_dir=run_dir, settings=settings, state=loop["state"],
         served=loop["served"], domain_starts=loop["starts"],
@@ -362,30 +388,30 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
     return result
 
 
-def _verdict(settings: Settings, data: DemoData, loop: dict[str, Any]) -> Verdict:
+def _verdict(scorer: VersionScorer, data: DemoData, loop: dict[str, Any]) -> Verdict:
     state: ProgressState = loop["state"]
     static: ModelVersion = loop["static"]
     served: list[ServedPrediction] = loop["served"]
     promoted = state.with_status(VersionStatus.PROMOTED)
     final = promoted[-1] if promoted else static
     domains = [d for d, _, _ in data.boundaries()]
-    scorer = VersionScorer(settings, TASK)
-    try:
-        static_live = scorer.predict(static, [s.item for s in served])
-        first = domains[0]
-        best, best_version = -1.0, static.version_id
-        for version in promoted:
-            score = scorer.score(version, data.heldout[first])
-            if score > best:
-                best, best_version = score, version.version_id
-        rows = []
-        for domain in domains:
-            live_served, live_static, events = live_results(served, static_live, domain)
-            rows.append(DomainResult(domain, scorer.score(static, data.heldout[domain]),
-                                     scorer.score(final, data.heldout[domain]),
-                                     live_served, live_static, events))
-    finally:
-        scorer.close()
+    for domain in domains:  # queue every job first: the scoring thread never waits on us
+        scorer.submit(final, data.heldout[domain])
+    by_id = dict(zip([i.id for i in data.stream], scorer.predict(static, data.stream),
+                     strict=True))
+    static_live = [by_id[s.item.id] for s in served]
+    first = domains[0]
+    best, best_version = -1.0, static.version_id
+    for version in promoted:
+        score = scorer.score(version, data.heldout[first])
+        if score > best:
+            best, best_version = score, version.version_id
+    rows = []
+    for domain in domains:
+        live_served, live_static, events = live_results(served, static_live, domain)
+        rows.append(DomainResult(domain, scorer.score(static, data.heldout[domain]),
+                                 scorer.score(final, data.heldout[domain]),
+                                 live_served, live_static, events))
     return Verdict(rows, best, best_version, static.version_id, final.version_id,
                    promoted=len(promoted) - 1,
                    rejected=len(state.with_status(VersionStatus.REJECTED)),

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..schemas import ModelVersion
 from ..schemas.settings import Settings
@@ -38,43 +40,83 @@ def accuracy(predictions: Sequence[str], items: Sequence[StreamItem]) -> float:
 
 
 class VersionScorer:
-    """Load published versions in this process and classify texts with them."""
+    """Load published versions in this process and classify texts with them, off the loop.
 
-    def __init__(self, settings: Settings, task: str, *, torch_threads: int = 2) -> None:
+    Every job runs on one background thread (torch state is not shared between threads), so
+    the demo can score the static model while the stream is still running. Results are
+    memoised per version and text set.
+    """
+
+    def __init__(self, settings: Settings, task: str, *, torch_threads: int = 1) -> None:
+        self.settings = settings
+        self.task = task
+        self.torch_threads = torch_threads
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-score")
+        self._dir = Path(tempfile.mkdtemp(prefix="driftloop-demo-eval-"))
+        self._jobs: dict[tuple[str, tuple[str, ...]], Future[list[str]]] = {}
+        self._loaded: set[str] = set()
+        self._host: Any = None
+        self._store: Any = None
+
+    def _setup(self) -> None:
         import torch
+        import transformers
 
         from ..learner.models import ResidentModels
         from ..learner.serving.model_host import ModelHost
         from ..learner.store import ArtifactStore
 
-        torch.set_num_threads(torch_threads)
-        self.task = task
-        self.store = ArtifactStore(settings.artifacts.store_url,
-                                   allowed_schemes=settings.artifacts.allowed_schemes,
-                                   max_bytes=settings.artifacts.max_artifact_bytes)
-        self.host = ModelHost(ResidentModels(capacity=1), max_length=settings.learner.max_length)
-        self._dir = Path(tempfile.mkdtemp(prefix="driftloop-demo-eval-"))
-        self._loaded: set[str] = set()
+        torch.set_num_threads(self.torch_threads)
+        transformers.utils.logging.disable_progress_bar()
+        artifacts = self.settings.artifacts
+        self._store = ArtifactStore(artifacts.store_url, allowed_schemes=artifacts.allowed_schemes,
+                                    max_bytes=artifacts.max_artifact_bytes)
+        self._host = ModelHost(ResidentModels(capacity=1),
+                               max_length=self.settings.learner.max_length)
 
-    def predict(self, version: ModelVersion, items: Sequence[StreamItem],
-                batch: int = 32) -> list[str]:
+    def _predict(self, version: ModelVersion, texts: list[str], batch: int) -> list[str]:
+        if self._host is None:
+            self._setup()
         if version.version_id not in self._loaded:
-            folder = self.store.fetch(version.adapter_uri, version.sha256, self._dir)
-            self.host.load(self.task, version.version_id, folder, version.base_model)
+            # fetch re-hashes the files: what is scored is exactly what was published
+            folder = self._store.fetch(version.adapter_uri, version.sha256, self._dir)
+            self._host.load(self.task, version.version_id, folder, version.base_model)
             self._loaded.add(version.version_id)
         labels: list[str] = []
-        for start in range(0, len(items), batch):
-            texts = [item.text for item in items[start:start + batch]]
-            labels += [p.label for p in self.host.predict(self.task, version.version_id, texts)]
+        for start in range(0, len(texts), batch):
+            chunk = texts[start:start + batch]
+            labels += [p.label for p in self._host.predict(self.task, version.version_id, chunk)]
         return labels
+
+    def submit(self, version: ModelVersion, items: Sequence[StreamItem],
+               batch: int = 32) -> Future[list[str]]:
+        """Queue the labels ``version`` gives ``items`` (the same job is queued once)."""
+        key = (version.version_id, tuple(item.id for item in items))
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._jobs[key] = self._thread.submit(
+                self._predict, version, [item.text for item in items], batch)
+        return job
+
+    def predict(self, version: ModelVersion, items: Sequence[StreamItem]) -> list[str]:
+        return self.submit(version, items).result()
 
     def score(self, version: ModelVersion, items: Sequence[StreamItem]) -> float:
         return accuracy(self.predict(version, items), items)
 
+    def use_threads(self, count: int) -> None:
+        """Give later jobs ``count`` torch threads (e.g. once the children have stopped)."""
+        import torch
+
+        self._thread.submit(torch.set_num_threads, count).result()
+
     def close(self) -> None:
+        """Drop queued jobs, wait for the running one, release the model (idempotent)."""
         import shutil
 
-        self.host.close()
+        self._thread.shutdown(wait=True, cancel_futures=True)
+        if self._host is not None:
+            self._host.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -104,20 +146,32 @@ class Verdict:
     alerts: int
     shifted: list[str] = field(default_factory=list)
 
-    def _live(self, attr: str) -> float:
+    def _shifted(self, attr: str, weighted: bool) -> float:
         rows = [d for d in self.domains if d.domain in self.shifted]
-        total = sum(d.live_events for d in rows)
-        return sum(getattr(d, attr) * d.live_events for d in rows) / total if total else 0.0
+        weights = [d.live_events if weighted else 1 for d in rows]
+        total = sum(weights)
+        return sum(getattr(d, attr) * w for d, w in zip(rows, weights, strict=True)) / total \
+            if total else 0.0
 
     @property
-    def shifted_served(self) -> float:
-        """Live accuracy of the served versions on the domains after the first."""
-        return self._live("live_served")
+    def shifted_final(self) -> float:
+        """Held-out accuracy of the final version on the domains after the first (mean)."""
+        return self._shifted("heldout_final", weighted=False)
 
     @property
     def shifted_static(self) -> float:
+        """Held-out accuracy of the static model on the same domains."""
+        return self._shifted("heldout_static", weighted=False)
+
+    @property
+    def live_served(self) -> float:
+        """Share of the shifted live traffic the served versions answered correctly."""
+        return self._shifted("live_served", weighted=True)
+
+    @property
+    def live_static(self) -> float:
         """The static model's accuracy on the same live texts."""
-        return self._live("live_static")
+        return self._shifted("live_static", weighted=True)
 
     @property
     def forgetting(self) -> float:
@@ -130,12 +184,14 @@ class Verdict:
         ...         DomainResult("movies", .6, .7, .68, .6, 10)]
         >>> print(Verdict(rows, .82, "v2", "v1", "v3", 3, 1, 2, ["movies"]).line())
         ... # doctest: +NORMALIZE_WHITESPACE
-        verdict: driftloop 0.68 vs static 0.60 on shifted traffic (movies); tweets best 0.82
-        now 0.79 (forgetting 0.03); 3 updates promoted, 1 rejected, 2 drift alerts
+        verdict: driftloop 0.70 vs static 0.60 on shifted domains (movies; held-out), served
+        live 0.68 vs static 0.60; tweets best 0.82 now 0.79 (forgetting 0.03); 3 updates
+        promoted, 1 rejected, 2 drift alerts
         """
         first = self.domains[0]
-        return (f"verdict: driftloop {self.shifted_served:.2f} vs static {self.shifted_static:.2f}"
-                f" on shifted traffic ({', '.join(self.shifted)}); {first.domain} best "
+        return (f"verdict: driftloop {self.shifted_final:.2f} vs static {self.shifted_static:.2f}"
+                f" on shifted domains ({', '.join(self.shifted)}; held-out), served live "
+                f"{self.live_served:.2f} vs static {self.live_static:.2f}; {first.domain} best "
                 f"{self.first_domain_best:.2f} now {first.heldout_final:.2f} (forgetting "
                 f"{self.forgetting:.2f}); {self.promoted} updates promoted, {self.rejected} "
                 f"rejected, {self.alerts} drift alerts")
