@@ -244,6 +244,7 @@ class ServingService:
         body = {"status": "ok" if not problems else "failing", "problems": problems,
                 "replica": self.replica, "caught_up": self.subscriber.caught_up,
                 "serving": self.subscriber.served(),
+                "candidates": self.subscriber.candidates(),
                 "refused": sorted(self.subscriber.refused)}
         return web.json_response(body, status=200 if not problems else 503)
 

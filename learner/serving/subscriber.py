@@ -152,6 +152,10 @@ class AdapterSubscriber:
         """Every served task and its version."""
         return dict(self._serving)
 
+    def candidates(self) -> dict[str, str]:
+        """Every task with a canary candidate loaded, and that candidate."""
+        return dict(self._candidate)
+
     def route(self, task: str, request_id: str) -> str | None:
         """The version answering one request: the served one, or the candidate for the
         canary share (decided by a hash of the request id, so a retried request is stable).

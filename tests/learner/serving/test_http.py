@@ -177,3 +177,32 @@ async def test_bad_requests_get_a_status_and_a_reason(  # type: ignore[no-untype
         assert health.status == 200
     finally:
         await client.close()
+
+
+async def test_the_canary_answers_its_share_and_interactions_say_so(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "replica-canary", canary_fraction=1.0)
+    neg, pos = store(settings, probes["neg"]), store(settings, probes["pos"])
+    await publish(settings, version_event("v1", neg),
+                  version_event("v2", pos, status="candidate", parent="v1"))
+    client = await running(settings, resident_models)
+    try:
+        async def canary_loaded() -> bool:
+            health = await (await client.get("/healthz")).json()
+            return health["serving"] == {TASK: "v1"} and health["candidates"] == {TASK: "v2"}
+        await poll(canary_loaded, 60.0, "v1 served with v2 as canary")
+        response = await client.post("/predict", json={"task": TASK, "inputs": ["a", "b"],
+                                                       "ids": ["c-1", "c-2"]})
+        body = await response.json()
+        assert (body["model_version"], body["canary"]) == ("v2", True)
+        assert [p["output"] for p in body["predictions"]] == ["positive", "positive"]
+        records = await consume_until(settings, Topic.INTERACTIONS, lambda rs: sum(
+            len(_events(r.value)) for r in rs) >= 2)
+        events = [e for r in records for e in _events(r.value)]
+        assert {(e.id, e.model_version, e.metadata["canary"]) for e in events} == {
+            ("c-1", "v2", True), ("c-2", "v2", True)}
+        metrics = await (await client.get("/metrics")).text()
+        assert ('driftloop_serving_predictions_total{canary="true",task="sentiment",'
+                'version="v2"} 2.0') in metrics
+    finally:
+        await client.close()
