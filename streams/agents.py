@@ -244,24 +244,29 @@ class WorkerRuntime:
         """
         self.watchdog_checks += 1
         idle = time.time() - (self.last_message_at or self.started_at)
-        if idle < self.settings.worker.stall_timeout_s:
+        limit = self.settings.worker.stall_timeout_s
+        if getattr(self.app, "in_recovery", False):
+            limit *= 5  # reading a large changelog is slow, not stuck; a stuck one is caught
+        if idle < limit:
             return False
         consumer = self.app.consumer
         sources = {self._name(Topic.INTERACTIONS), self._name(Topic.FEEDBACK)}
+        assigned = [tp for tp in consumer.assignment() if tp.topic in sources]
+        # Ask the broker, not the fetcher: a partition left paused is never fetched, so the
+        # fetcher knows no highwater for it.
+        highwaters = await consumer.highwaters(*assigned) if assigned else {}
         lagging = []
-        for tp in consumer.assignment():
-            if tp.topic not in sources:
-                continue
-            highwater = consumer.highwater(tp)
+        for tp in assigned:
+            highwater = highwaters.get(tp)
             done = self.handled.get((tp.topic, tp.partition))
             if done is None:
-                position = await consumer.position(tp)
-                done = None if position is None else position - 1
-            if highwater is not None and done is not None and highwater - 1 > done:
+                committed = await consumer.position(tp)
+                done = -1 if committed is None else committed - 1
+            if highwater is not None and highwater - 1 > done:
                 lagging.append((tp.topic, tp.partition, done, highwater))
         if not lagging:
             log.info("idle %.0f s, no records waiting on %d source partitions", idle,
-                     sum(1 for tp in consumer.assignment() if tp.topic in sources))
+                     len(assigned))
             return False
         log.critical("no progress for %.0f s with records waiting on %s: exiting (status %d) "
                      "so a supervisor restarts the worker", idle, lagging, STALL_EXIT_CODE)

@@ -173,7 +173,7 @@ async def test_a_second_worker_takes_over_partitions_with_their_state(kafka_sett
     def owners_complete(_: str) -> bool:
         return all(max(count(w, t) for w in (first, second)) >= 2_000 for t in tasks)
 
-    second.wait_for(owners_complete, 90, "every task at 2,000 events on its owner")
+    second.wait_for(owners_complete, 60, "every task at 2,000 events on its owner")
     for task in tasks:  # the owner's count is exact: history came with the partition
         assert max(count(w, task) for w in (first, second)) == 2_000
     assert second.value("driftloop_worker_liveness", measure="messages_handled") > 0
