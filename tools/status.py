@@ -1,7 +1,8 @@
-"""What is going on in a driftloop deployment: topics, consumer lag, promoted versions.
+"""What is going on in a driftloop deployment: topics, consumer lag, versions, replicas.
 
 Reads only: topic metadata and end offsets, the committed offsets of the worker's and the
-learner's consumer groups, and the ``model-versions`` log folded by the learner's registry.
+learner's consumer groups, the ``model-versions`` log folded by the learner's registry, and
+the serving replicas' latest acknowledgements on ``serving-acks``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from aiokafka.structs import OffsetAndMetadata
 
 from ..learner.errors import RegistryError
 from ..learner.version_topic import read_version_log
+from ..schemas import ServingAck, Topic, ValidationError, decode
+from ..schemas.enums import ServingStatus
 from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS
 from .replay import topic_partitions
+from .topic_reader import read_snapshot
 
-__all__ = ["GroupLag", "Status", "TopicStatus", "collect_status"]
+__all__ = ["GroupLag", "ReplicaState", "Status", "TopicStatus", "collect_status"]
 
 
 @dataclass(slots=True)
@@ -54,6 +58,17 @@ class GroupLag:
         return sum(self.lag.values())
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """The latest acknowledgement of one serving replica for one task."""
+
+    replica: str
+    version_id: str
+    serving: bool
+    ts: float
+    reason: str = ""
+
+
 @dataclass(slots=True)
 class Status:
     """Everything ``driftloop status`` shows, JSON-ready through :meth:`to_dict`."""
@@ -66,6 +81,13 @@ class Status:
     promoted: dict[str, str]
     versions: int
     registry_error: str | None = None
+    replicas: dict[str, list[ReplicaState]] = field(default_factory=dict)
+
+    def converged(self, task: str) -> bool:
+        """Every replica that acknowledged anything for ``task`` serves its promoted head."""
+        states = self.replicas.get(task, [])
+        head = self.promoted.get(task)
+        return bool(states) and all(s.serving and s.version_id == head for s in states)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -110,6 +132,26 @@ async def _group_lag(admin: AIOKafkaAdminClient, role: str, group: str,
     return result
 
 
+async def _replicas(settings: Settings) -> dict[str, list[ReplicaState]]:
+    """Latest ack per (replica, task) on ``serving-acks``, undecodable records skipped."""
+    latest: dict[tuple[str, str], ServingAck] = {}
+    records = await read_snapshot(settings, settings.kafka.topic(Topic.SERVING_ACKS))
+    for record in records:
+        try:
+            ack = decode(record.value or b"", ServingAck)
+        except ValidationError:
+            continue  # status reads; dead-lettering is the consumers' job
+        key = (ack.replica, ack.task)
+        if key not in latest or ack.ts >= latest[key].ts:
+            latest[key] = ack
+    replicas: dict[str, list[ReplicaState]] = {}
+    for (replica, task), ack in sorted(latest.items()):
+        replicas.setdefault(task, []).append(ReplicaState(
+            replica=replica, version_id=ack.version_id, ts=ack.ts, reason=ack.reason,
+            serving=ack.status is ServingStatus.SERVING))
+    return replicas
+
+
 async def collect_status(settings: Settings) -> Status:
     """Gather the status of the deployment ``settings`` points at."""
     names = [settings.kafka.topic(topic) for topic in TOPIC_SPECS]
@@ -144,6 +186,7 @@ async def collect_status(settings: Settings) -> Status:
     except RegistryError as exc:
         registry_error = str(exc)
     return Status(
+        replicas=await _replicas(settings),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         topic_prefix=settings.kafka.topic_prefix,
         topics=topics,

@@ -33,7 +33,16 @@ def render_status(status: Status) -> str:
     if status.registry_error:
         lines.append(f"  registry unreadable: {status.registry_error}")
     for task, version in sorted(status.promoted.items()):
-        lines.append(f"  {task}: promoted {version}")
+        states = status.replicas.get(task, [])
+        serving = [s for s in states if s.serving and s.version_id == version]
+        summary = (f"served by {len(serving)}/{len(states)} replicas"
+                   + (" (converged)" if status.converged(task) else "")) if states else \
+            "no serving replica has acknowledged it"
+        lines.append(f"  {task}: promoted {version}, {summary}")
+        for state in states:
+            what = "serves" if state.serving else "refused"
+            why = f" ({state.reason})" if state.reason and not state.serving else ""
+            lines.append(f"    {state.replica}: {what} {state.version_id}{why}")
     if not status.promoted and not status.registry_error:
         lines.append("  no promoted version yet")
     return "\n".join(lines)

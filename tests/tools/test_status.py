@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from click.testing import CliRunner
 from kafka_helpers import produce
 
-from driftloop.schemas import TOPIC_SPECS, ModelVersion, Topic, encode
+from driftloop.schemas import TOPIC_SPECS, ModelVersion, ServingAck, Topic, encode
 from driftloop.schemas.settings import Settings
 from driftloop.tools.cli import cli
 from driftloop.tools.status import collect_status, watched_groups
@@ -41,6 +41,12 @@ async def consume_and_commit(settings: Settings, group: str, topic: str, count: 
         await consumer.stop()
 
 
+def ack(replica: str, version_id: str, ts: float, *, refused: bool = False) -> bytes:
+    return encode(ServingAck(ts=ts, replica=replica, task="sentiment", version_id=version_id,
+                             status="refused" if refused else "serving",
+                             reason="sha256 mismatch" if refused else ""))
+
+
 def version(version_id: str, status: str, parent: str | None = None) -> bytes:
     return encode(ModelVersion(version_id=version_id, ts=time.time(), task="sentiment",
                                base_model="minilm", parent_version=parent,
@@ -54,6 +60,13 @@ async def test_status_reports_offsets_lag_and_promoted_head(kafka_settings: Sett
     await produce(kafka_settings, Topic.MODEL_VERSIONS,
                   [version("v1", "promoted"), version("v2", "promoted", "v1"),
                    version("v3", "rejected", "v2")])
+    for replica, version_id, ts, refused in [("pod-1", "v2", 1.0, False),
+                                             ("pod-2", "v1", 1.0, False),
+                                             ("pod-2", "v2", 2.0, False),
+                                             ("pod-3", "v2", 3.0, True)]:
+        # serving-acks is compacted, so every record needs its key (replica/task).
+        await produce(kafka_settings, Topic.SERVING_ACKS,
+                      [ack(replica, version_id, ts, refused=refused)], key=f"{replica}/sentiment")
     worker_group = dict(watched_groups(kafka_settings))["worker"]
     await consume_and_commit(kafka_settings, worker_group, interactions, 5)
 
@@ -70,8 +83,12 @@ async def test_status_reports_offsets_lag_and_promoted_head(kafka_settings: Sett
     assert status.registry_error is None
     assert status.promoted == {"sentiment": "v2"}
     assert status.versions == 3
+    assert [(r.replica, r.version_id, r.serving) for r in status.replicas["sentiment"]] == [
+        ("pod-1", "v2", True), ("pod-2", "v2", True), ("pod-3", "v2", False)]
+    assert not status.converged("sentiment")  # pod-3 refused the promoted version
     text = render_status(status)
-    assert "sentiment: promoted v2" in text and "7 behind" in text
+    assert "sentiment: promoted v2, served by 2/3 replicas" in text and "7 behind" in text
+    assert "pod-3: refused v2 (sha256 mismatch)" in text
 
 
 def test_status_command_prints_json(kafka_settings: Settings, monkeypatch) -> None:
