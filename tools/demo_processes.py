@@ -98,15 +98,23 @@ class ChildProcess:
 
     def stop(self, grace: float = 20.0) -> int | None:
         """SIGTERM the process group, SIGKILL it after ``grace`` seconds; the exit status."""
+        self.terminate()
+        return self.finish(time.monotonic() + grace)
+
+    def terminate(self) -> None:
+        """Ask the process group to stop (SIGTERM) without waiting."""
+        if self.process is not None and self.process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+
+    def finish(self, deadline: float) -> int | None:
+        """Wait until ``deadline`` (a monotonic instant), then SIGKILL; the exit status."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.process.wait()
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.process.wait()
         # Grandchildren the child did not reap still get the group's SIGKILL.
         self._signal_group(signal.SIGKILL)
         return self.process.returncode
@@ -156,8 +164,11 @@ class ChildProcesses:
             child.check()
 
     def stop_all(self) -> dict[str, int | None]:
-        """Stop every child, newest first (the service before the learner before the worker)."""
-        return {child.name: child.stop(self.grace) for child in reversed(self.children)}
+        """SIGTERM every child at once, then SIGKILL those still running after the grace."""
+        for child in self.children:
+            child.terminate()
+        deadline = time.monotonic() + self.grace
+        return {child.name: child.finish(deadline) for child in self.children}
 
     def __enter__(self) -> ChildProcesses:
         return self
