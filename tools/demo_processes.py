@@ -22,8 +22,8 @@ from types import FrameType
 
 from .errors import ToolsError
 
-__all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "sigterm_as_interrupt",
-           "wait_until"]
+__all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "process_gone",
+           "sigterm_as_interrupt", "wait_until"]
 
 
 class DemoChildError(ToolsError):
@@ -175,6 +175,22 @@ class ChildProcesses:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists any more (reaped, not a zombie of ours).
+
+    >>> import os
+    >>> process_gone(os.getpid())
+    False
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False
 
 
 @contextlib.contextmanager

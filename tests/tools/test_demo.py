@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
 
 from driftloop.schemas import VersionStatus
 from driftloop.schemas.settings import Settings
+from driftloop.tools.demo_processes import process_gone
 from driftloop.tools.demo_run import run_demo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_model(
@@ -54,7 +46,7 @@ def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_mo
 
     # Nothing is left running; the report names the alerts.
     assert result.child_pids.keys() == {"worker", "learner", "serve"}
-    assert all(_gone(pid) for pid in result.child_pids.values()), result.child_pids
+    assert all(process_gone(pid) for pid in result.child_pids.values()), result.child_pids
     report = result.report_path.read_text(encoding="utf-8")
     assert result.report_path.parent == tmp_path / "run"
     assert "drift alerts" in report.lower()

@@ -15,6 +15,7 @@ from driftloop.tools.demo_processes import (
     ChildProcess,
     ChildProcesses,
     DemoChildError,
+    process_gone,
     sigterm_as_interrupt,
     wait_until,
 )
@@ -23,14 +24,6 @@ IGNORES_SIGTERM = ("import signal, sys, time\n"
                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
                    "print('ready', flush=True)\n"
                    "time.sleep(120)\n")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _wait_ready(child: ChildProcess) -> None:
@@ -46,7 +39,7 @@ def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     _wait_ready(child)
     began = time.monotonic()
     assert child.stop(grace=1.0) == -signal.SIGKILL
-    assert 0.9 < time.monotonic() - began < 10 and not child.alive and _gone(child.pid)
+    assert 0.9 < time.monotonic() - began < 10 and not child.alive and process_gone(child.pid)
 
 
 def test_grandchildren_in_the_group_are_stopped_too(tmp_path: Path) -> None:
@@ -61,7 +54,7 @@ def test_grandchildren_in_the_group_are_stopped_too(tmp_path: Path) -> None:
                           if line.startswith("grandchild")))
     child.stop(grace=1.0)
     deadline = time.monotonic() + 10
-    while not _gone(grandchild):
+    while not process_gone(grandchild):
         assert time.monotonic() < deadline, "the grandchild survived"
         time.sleep(0.05)  # reaped by init after the group's SIGKILL
 
@@ -92,7 +85,7 @@ def test_sigterm_to_the_demo_becomes_an_interrupt_and_children_stop(tmp_path: Pa
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=30)
         assert b"KeyboardInterrupt" in demo.stderr.read()
-        assert _gone(pid)
+        assert process_gone(pid)
     finally:
         if demo.poll() is None:
             demo.kill()

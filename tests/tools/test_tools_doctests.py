@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["kafka_jars", "kafka_probe", "local_kafka", "topics"]
+MODULES = ["kafka_jars", "kafka_probe", "local_kafka", "topics", "demo_processes", "demo_progress",
+           "demo_traffic", "demo_verdict"]
 
 
 @pytest.mark.parametrize("name", MODULES)
