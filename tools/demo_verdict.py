@@ -193,8 +193,12 @@ class Verdict:
                 f" on shifted domains ({', '.join(self.shifted)}; held-out), served live "
                 f"{self.live_served:.2f} vs static {self.live_static:.2f}; {first.domain} best "
                 f"{self.first_domain_best:.2f} now {first.heldout_final:.2f} (forgetting "
-                f"{self.forgetting:.2f}); {self.promoted} updates promoted, {self.rejected} "
-                f"rejected, {self.alerts} drift alerts")
+                f"{self.forgetting:.2f}); {_count(self.promoted, 'update')} promoted, "
+                f"{self.rejected} rejected, {_count(self.alerts, 'drift alert')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def live_results(served: Sequence[ServedPrediction], static_answers: Sequence[str],
