@@ -128,6 +128,12 @@ def _generation_job(settings: Settings, request: TrainingRequest,
     base = load_base_model(task.base_model or default_base_model(TaskKind.GENERATION),
                            TaskKind.GENERATION)
     config = generator_lora_config(LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout))
+    # The GGUF loader dequantizes into plain float tensors but keeps its quantizer marker,
+    # on which Trainer refuses to train; the weights themselves are ordinary parameters.
+    if getattr(base.model, "hf_quantizer", None) is not None:
+        base.model.hf_quantizer = None
+    if getattr(base.model, "is_quantized", False):
+        base.model.is_quantized = False
     rows = [dict(zip(("input_ids", "labels"),
                      template.encode(base.tokenizer, e.input, e.target, cfg.max_length),
                      strict=True)) for e in examples]
