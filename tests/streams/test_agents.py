@@ -104,10 +104,9 @@ async def test_a_stable_stream_of_50000_events_raises_no_alert(kafka_settings, w
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "passes alone; in 2 of the last 3 loaded full runs here the table write of the last "
-    "message before kill -9 was missing after restart while its offset was committed "
-    "(suspected: Faust's producer buffer flush returns while a changelog send is in "
-    "flight). Open at-least-once bug, see the streams report"))
+    "before streams/app.py drained Faust's producer buffer fully before commits, 2 loaded "
+    "full runs lost the last table write before kill -9 with its offset committed; passing "
+    "since the fix (3 runs): make strict once more loaded runs agree"))
 async def test_kill_9_and_restart_keep_counts_and_detector_state(kafka_settings, worker_factory):
     first = worker_factory(**FAST_ENV).start()
     await produce(kafka_settings, Topic.INTERACTIONS, batches(interactions(3_000)),
