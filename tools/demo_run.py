@@ -71,16 +71,18 @@ class DemoProfile:
     settle_s: float
     label_budget: int
     epochs: int
+    min_examples: int  # new labelled examples per training request
+    cooldown_s: float
 
     @classmethod
     def named(cls, quick: bool) -> DemoProfile:
         if quick:
             return cls(per_domain=100, heldout=50, bootstrap=128, rate=8.0, block_size=8,
                        warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=20.0, label_budget=20,
-                       epochs=2)
+                       epochs=2, min_examples=64, cooldown_s=12.0)
         return cls(per_domain=400, heldout=150, bootstrap=256, rate=6.0, block_size=8,
                    warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=45.0, label_budget=60,
-                   epochs=3)
+                   epochs=3, min_examples=128, cooldown_s=20.0)
 
 
 @dataclass(slots=True)
@@ -138,8 +140,8 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         f"{d}WORKER__DRIFT__COOLDOWN_BLOCKS": "2",
         f"{d}WORKER__DRIFT__CENTROID_EVENTS": str(profile.block_size * profile.warmup_blocks),
         # fewer, larger updates: a gate judging 10 held-out examples is a coin toss
-        f"{d}WORKER__TRIGGERS__MIN_EXAMPLES": "64",
-        f"{d}WORKER__TRIGGERS__COOLDOWN_S": "12",
+        f"{d}WORKER__TRIGGERS__MIN_EXAMPLES": str(profile.min_examples),
+        f"{d}WORKER__TRIGGERS__COOLDOWN_S": str(profile.cooldown_s),
         f"{d}WORKER__TRIGGERS__METRIC_MIN_OUTCOMES": "40",
         f"{d}WORKER__TRIGGERS__QUALITY_WINDOW": "60",
         f"{d}WORKER__ACTIVE__BUDGET": str(profile.label_budget),
@@ -151,8 +153,10 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         f"{d}LEARNER__HOLDOUT_FRACTION": "0.3",
         # a request of ~100 examples is ~9 steps per epoch: one epoch barely moves the adapter
         f"{d}LEARNER__EPOCHS": str(profile.epochs),
-        # the replay slice of a small request is small too: allow its sampling noise
-        f"{d}LEARNER__REPLAY_TOLERANCE": "0.05",
+        # The replay slice of a request's holdout is 8-16 examples: one miss costs 0.06-0.12,
+        # so the default 0.02 rejected nearly every update of the default demo as forgetting
+        # (11 of 13). The verdict measures forgetting on 150 held-out tweets instead.
+        f"{d}LEARNER__REPLAY_TOLERANCE": "0.1",
         f"{d}SERVING__PORT": str(serve_port),
         f"{d}SERVING__REPLICA_ID": "demo-replica",
         f"{d}SERVING__CACHE_DIR": str(run_dir / "serving"),
