@@ -26,6 +26,7 @@ from ..schemas import (
 )
 from ..schemas.errors import ValidationError
 from ..schemas.settings import Settings
+from ..streams.commands import COMMAND_HEADER
 from .topic_reader import RawRecord, decode_all, read_snapshot
 
 __all__ = ["AccuracyPoint", "ReportData", "build_report_data", "collect_report_data"]
@@ -164,6 +165,8 @@ async def collect_report_data(settings: Settings, *, window: int | None = None) 
     async def events(topic: Topic, cls: type, batches: bool = False) -> list:
         name = settings.kafka.topic(topic)
         records = await read_snapshot(settings, name)
+        # Worker commands share the feedback topic (marked by a header); they are not events.
+        records = [r for r in records if not any(k == COMMAND_HEADER for k, _ in r.headers)]
         if batches:
             def split(raw: bytes) -> list:
                 decoded = decode_batch(raw, cls)

@@ -28,6 +28,7 @@ class RawRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 async def read_snapshot(settings: Settings, topic: str, *, timeout: float = 120.0,
@@ -61,7 +62,8 @@ async def read_snapshot(settings: Settings, topic: str, *, timeout: float = 120.
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for tp, batch in batches.items():
                 records.extend(RawRecord(r.topic, r.partition, r.offset, r.timestamp, r.key,
-                                         r.value) for r in batch if r.offset < ends[tp])
+                                         r.value, tuple(r.headers or ()))
+                               for r in batch if r.offset < ends[tp])
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)

@@ -144,3 +144,20 @@ def test_report_from_events_on_the_broker(kafka_settings: Settings, tmp_path,
     assert "500 interactions, 500 labels, 1 alerts, 2 version events" in result.output
     page = out.read_text()
     assert "version promoted" in page and "Records the report could not read" in page
+
+
+@pytest.mark.kafka
+def test_worker_commands_on_the_feedback_topic_are_not_counted_unreadable(
+        kafka_settings: Settings) -> None:
+    from driftloop.streams.commands import manual_trigger
+    from driftloop.streams.control import send_commands
+
+    _, said = stream(20, switch_at=10)
+
+    async def publish() -> None:
+        await produce(kafka_settings, Topic.FEEDBACK, [encode(f) for f in said])
+        await send_commands(kafka_settings, [manual_trigger("sentiment", reason="test")])
+
+    asyncio.run(publish())
+    data = asyncio.run(collect_report_data(kafka_settings))
+    assert data.feedback == 20 and not data.unreadable
