@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+import pydantic
 from aiokafka import AIOKafkaProducer
 
 from ..schemas import (
@@ -33,7 +34,8 @@ from ..schemas import (
     VersionStatus,
     encode,
 )
-from ..schemas.settings import Settings
+from ..schemas.errors import SettingsError
+from ..schemas.settings import KafkaSettings, Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES
 from .demo_processes import ChildProcesses, sigterm_as_interrupt, wait_until
 from .demo_progress import LoopObserver, ProgressLine, ProgressState
@@ -324,6 +326,14 @@ def _ensure_broker(broker: str | None, say: Callable[[str], None]) -> tuple[str,
     return kafka.bootstrap_servers, kafka
 
 
+def _check_broker(base: Settings, broker: str) -> None:
+    try:
+        KafkaSettings.model_validate({**base.kafka.model_dump(), "bootstrap_servers": broker})
+    except pydantic.ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"--broker {broker!r}: {problem}") from None
+
+
 def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
              workdir: Path | None = None, seed: int = 0, out: TextIO | None = None,
              profile: DemoProfile | None = None) -> DemoResult:
@@ -336,6 +346,8 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
         out.flush()
 
     profile = profile or DemoProfile.named(quick)
+    if broker is not None:
+        _check_broker(base, broker)
     run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
     run_dir = (workdir or _data_home() / "demo" / run_id).expanduser().absolute()
     run_dir.mkdir(parents=True, exist_ok=True)

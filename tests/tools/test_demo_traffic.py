@@ -152,3 +152,4 @@ async def test_the_driver_paces_the_stream_and_sends_every_planned_label() -> No
 def test_bad_driver_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         TrafficDriver(_StandInService().post, task="t", users=SimulatedUsers(), rate=0.0)
+
