@@ -29,6 +29,7 @@ from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from .challenges import ChallengeCase, ChallengeSuite
 from .errors import LearnerError
+from .group import consumer_group
 from .registry import version_id_for
 from .update import IncrementalUpdater
 from .version_topic import publish_versions, read_version_log
@@ -91,7 +92,7 @@ class LearnerService:
         kafka = self.settings.kafka
         self._consumer = AIOKafkaConsumer(
             kafka.topic(Topic.TRAINING_REQUESTS), **kafka.client_kwargs(),
-            group_id=self.settings.learner.group_id, enable_auto_commit=False,
+            group_id=consumer_group(self.settings), enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=1,
             max_poll_interval_ms=self.settings.learner.max_poll_interval_ms,
             fetch_max_bytes=FETCH_BYTES, max_partition_fetch_bytes=FETCH_BYTES)
@@ -185,7 +186,7 @@ class LearnerService:
             payload_b64=base64.b64encode(raw[:DEAD_LETTER_PAYLOAD_BYTES]).decode(),
             payload_size=len(raw), truncated=len(raw) > DEAD_LETTER_PAYLOAD_BYTES,
             key_b64=base64.b64encode(record.key).decode() if record.key else None,
-            consumer=self.settings.learner.group_id)
+            consumer=consumer_group(self.settings))
         await self._producer.send_and_wait(self.settings.kafka.topic(Topic.DEAD_LETTERS),
                                            encode(letter), key=record.topic.encode())
         self.stats.dead_letters += 1

@@ -17,6 +17,7 @@ from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotA
 from aiokafka.structs import OffsetAndMetadata
 
 from ..learner.errors import RegistryError
+from ..learner.group import consumer_group
 from ..learner.version_topic import read_version_log
 from ..schemas import ServingAck, Topic, ValidationError, decode
 from ..schemas.enums import ServingStatus
@@ -102,7 +103,7 @@ def watched_groups(settings: Settings) -> list[tuple[str, str]]:
     """(role, consumer group id) of the processes ``status`` reports on."""
     prefix = settings.kafka.topic_prefix
     return [("worker", f"{prefix}{settings.worker.app_id}"),
-            ("learner", settings.learner.group_id)]
+            ("learner", consumer_group(settings))]
 
 
 async def _committed(admin: AIOKafkaAdminClient, group: str,
