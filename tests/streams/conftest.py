@@ -1,120 +1,14 @@
-"""The worker as a real subprocess (``driftloop worker``) on the session broker.
-
-Configured only through DRIFTLOOP_* variables, the way an operator would run it; readiness
-and progress are read from its own ``/health`` and ``/metrics`` pages, with deadlines.
-"""
+"""Fixtures of the stream tests: ``worker_factory`` starts real ``driftloop worker`` processes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+from stream_helpers import WorkerProcess
 
-from driftloop.schemas import Feedback, Interaction, encode_batch
 from driftloop.schemas.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class WorkerProcess:
-    """``driftloop worker`` in a subprocess; start, wait on metrics, stop or kill -9."""
-
-    def __init__(self, settings: Settings, data_dir: Path, extra_env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.log_path = data_dir / "worker.log"
-        self.env = {
-            **os.environ,
-            "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "DRIFTLOOP_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-            "DRIFTLOOP_WORKER__WEB_PORT": str(self.port),
-            "DRIFTLOOP_WORKER__DATA_DIR": str(data_dir),
-            **extra_env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> WorkerProcess:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "driftloop"), "worker", "--loglevel", "INFO"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.wait_for(lambda text: "driftloop_worker_liveness" in text, timeout,
-                      "the worker's /metrics page")
-        return self
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-
-    def value(self, name: str, **labels: str) -> float:
-        """Sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
-        total = 0.0
-        for line in self.metrics().splitlines():
-            if not line.startswith(name + "{"):
-                continue
-            head, _, number = line.rpartition(" ")
-            if all(f'{k}="{v}"' in head for k, v in labels.items()):
-                total += float(number)
-        return total
-
-    def wait_for(self, ready: Callable[[str], bool], timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                last = self.metrics()
-                if ready(last):
-                    return last
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{last[-3000:]}\n"
-                             f"{self.tail()}")
-
-    def wait_value(self, name: str, at_least: float, timeout: float = 60.0, **labels: str) -> None:
-        self.wait_for(lambda _: self.value(name, **labels) >= at_least, timeout,
-                      f"{name}{labels} >= {at_least}")
-
-    def tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM and wait: the graceful path."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        """kill -9: no chance to flush or commit."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture
@@ -133,39 +27,3 @@ def worker_factory(kafka_settings: Settings, tmp_path: Path
     for process in started:
         if process.proc is not None and process.proc.poll() is None:
             process.kill()
-
-
-# Small trigger and detector settings so the tests are short; everything else is default.
-FAST_ENV = {
-    "DRIFTLOOP_WORKER__TRIGGERS__MIN_EXAMPLES": "16",
-    "DRIFTLOOP_WORKER__TRIGGERS__COOLDOWN_S": "0",
-    "DRIFTLOOP_WORKER__COMMIT_INTERVAL_S": "0.5",
-    "DRIFTLOOP_WORKER__SESSION_TIMEOUT_S": "6",
-    "DRIFTLOOP_WORKER__STALL_TIMEOUT_S": "10",
-}
-
-
-def interactions(n: int, *, start: int = 0, task: str = "sentiment", domain: str = "news",
-                 shift: float = 0.0, dim: int = 16, seed: int = 0) -> list[Interaction]:
-    """Interactions with an embedding around a fixed centre, moved by ``shift``."""
-    rng = np.random.default_rng([seed, start])
-    centre = np.ones(dim)
-    moved = centre.copy()
-    moved[: dim // 2] -= 2 * shift  # rotates the direction: a distribution shift
-    vectors = rng.normal(size=(n, dim)) * 0.5 + moved
-    confidences = rng.beta(8, 2, n)
-    return [Interaction(id=f"i-{start + i}", ts=1_700_000_000.0 + start + i, task=task,
-                        domain=domain, model_version="v1", input=f"text number {start + i}",
-                        prediction="pos" if i % 2 else "neg",
-                        scores={"confidence": float(confidences[i])},
-                        embedding=vectors[i].round(5).tolist())
-            for i in range(n)]
-
-
-def feedback_for(items: list[Interaction], *, task: str = "sentiment") -> list[Feedback]:
-    return [Feedback(id=f"f-{x.id}", interaction_id=x.id, ts=x.ts + 1, task=task, kind="label",
-                     value="pos" if int(x.id.split("-")[1]) % 3 else "neg") for x in items]
-
-
-def batches(events: list, size: int = 500) -> list[bytes]:
-    return [encode_batch(events[i:i + size]) for i in range(0, len(events), size)]

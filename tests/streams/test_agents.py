@@ -7,8 +7,8 @@ import urllib.request
 
 import orjson
 import pytest
-from conftest import FAST_ENV, batches, feedback_for, interactions
 from kafka_helpers import consume_until, produce
+from stream_helpers import FAST_ENV, batches, feedback_for, interactions
 
 from driftloop.schemas import (
     DeadLetter,

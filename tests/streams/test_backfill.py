@@ -4,8 +4,8 @@ rebuilds the state the live worker had (counts, detector history, replay buffer)
 from __future__ import annotations
 
 import pytest
-from conftest import FAST_ENV, batches, feedback_for, interactions
 from kafka_helpers import consume_until, produce
+from stream_helpers import FAST_ENV, batches, feedback_for, interactions
 
 from driftloop.schemas import Topic, TrainingRequest, decode
 
