@@ -30,6 +30,7 @@ from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from .challenges import ChallengeCase, ChallengeSuite
 from .errors import LearnerError
 from .group import consumer_group
+from .heartbeat import HEARTBEAT_FILE, Heartbeat
 from .registry import version_id_for
 from .update import IncrementalUpdater
 from .version_topic import publish_versions, read_version_log
@@ -99,10 +100,13 @@ class LearnerService:
         self._producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all",
                                           enable_idempotence=True)
         await self._producer.start()
+        heartbeat = Heartbeat(self.settings.learner.cache_dir / HEARTBEAT_FILE,
+                              status=lambda: {"handled": self.stats.handled})
         try:
             await self._consumer.start()
             try:
-                await self._loop()
+                async with heartbeat:
+                    await self._loop()
             finally:
                 await self._consumer.stop()
         finally:

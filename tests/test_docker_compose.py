@@ -19,17 +19,25 @@ SERVICES = COMPOSE["services"]
 
 
 def resolve(argv: list[str]) -> click.Command:
-    """Walk the CLI like click does and return the command ``argv`` names (options aside)."""
+    """Walk the CLI like click does and return the command ``argv`` names.
+
+    Whatever follows the last (sub)command must parse as its options and arguments: a word
+    the command does not take fails here as it would in the container.
+    """
     command: click.Command = cli
     ctx = click.Context(cli, info_name="driftloop")
-    for word in argv:
-        if word.startswith("-") or not isinstance(command, click.Group):
-            break
-        sub = command.get_command(ctx, word)
+    rest = list(argv)
+    while rest and not rest[0].startswith("-") and isinstance(command, click.Group):
+        sub = command.get_command(ctx, rest[0])
         if sub is None:
-            raise AssertionError(f"'driftloop {' '.join(argv)}': no command {word!r}")
-        command = sub
-        ctx = click.Context(sub, info_name=word, parent=ctx)
+            raise AssertionError(f"'driftloop {' '.join(argv)}': no command {rest[0]!r}")
+        command, ctx = sub, click.Context(sub, info_name=rest[0], parent=ctx)
+        rest = rest[1:]
+    try:
+        command.parse_args(click.Context(command, info_name="check", parent=ctx.parent),
+                           list(rest))
+    except click.UsageError as exc:
+        raise AssertionError(f"'driftloop {' '.join(argv)}': {exc.format_message()}") from None
     return command
 
 

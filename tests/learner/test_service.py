@@ -18,6 +18,7 @@ from learner_helpers import replay_tweets, sentiment_request
 
 from driftloop.learner.challenges import ChallengeSuite
 from driftloop.learner.errors import ArtifactIntegrityError
+from driftloop.learner.heartbeat import HEARTBEAT_FILE, read_heartbeat
 from driftloop.learner.models import ResidentModels
 from driftloop.learner.registry import version_id_for
 from driftloop.learner.service import HOLD_BEFORE_PUBLISH_ENV, LearnerService
@@ -55,6 +56,8 @@ async def run_service(settings: Settings, updater: IncrementalUpdater, requests:
         await asyncio.wait_for(service.run(), timeout)
     finally:
         service.stop()
+    beat = read_heartbeat(settings.learner.cache_dir / HEARTBEAT_FILE)
+    assert beat is not None and beat["pid"] == os.getpid()  # what `learner health` reads
     records = await consume_until(settings, Topic.MODEL_VERSIONS, expect_versions, timeout=30)
     return [decode(r.value, ModelVersion) for r in records]
 
