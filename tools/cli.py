@@ -6,7 +6,6 @@ fast (no torch import) and each module owns its options.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from typing import Any
@@ -16,12 +15,13 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from ..schemas.errors import DriftloopError
 from ..schemas.settings import Settings, load_settings
+from .lazy_group import LazyGroup, Registry
 
 __all__ = ["COMMANDS", "main"]
 
 # name -> (module, attribute, one-line help). Lazily imported, so adding the learner's
 # torch-heavy commands does not slow down `driftloop kafka status`.
-COMMANDS: dict[str, tuple[str, str, str]] = {
+COMMANDS: Registry = {
     "kafka": ("driftloop.tools.kafka_cmd", "kafka", "Run a local single-node Kafka (KRaft)."),
     "topics": ("driftloop.tools.topics_cmd", "topics", "Create and list driftloop topics."),
     "config": ("driftloop.tools.config_cmd", "config", "Show the effective settings."),
@@ -42,25 +42,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module, attr, _ = COMMANDS[cmd_name]
-        return getattr(importlib.import_module(module), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, registry=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               envvar="DRIFTLOOP_CONFIG", help="TOML settings file (default: ./driftloop.toml).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
