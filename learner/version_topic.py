@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from ..schemas.codec import decode, encode
@@ -22,26 +21,12 @@ from ..schemas.events import ModelVersion
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
 from .errors import RegistryError
+from .kafka_topics import topic_partitions
 from .registry import VersionLog
 
-__all__ = ["publish_versions", "read_to_end", "read_version_log", "topic_partitions"]
+__all__ = ["publish_versions", "read_to_end", "read_version_log"]
 
 log = logging.getLogger(__name__)
-
-
-async def topic_partitions(settings: Settings, topic: str) -> set[int]:
-    """The topic's partition ids from the broker (empty if it does not exist).
-
-    A consumer without subscriptions holds no topic metadata, and ``consumer.topics()``
-    does not fill it in, so the admin client is asked instead.
-    """
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return {p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"]}
 
 
 async def read_to_end(settings: Settings, topic: Topic, *,
@@ -56,7 +41,7 @@ async def read_to_end(settings: Settings, topic: Topic, *,
                                 group_id=None)
     await consumer.start()
     try:
-        ids = await topic_partitions(settings, name)
+        ids = (await topic_partitions(settings, name, timeout=0)).get(name)
         if not ids:
             raise RegistryError(f"topic {name} does not exist (run `driftloop topics create`)")
         assigned = [TopicPartition(name, p) for p in sorted(ids)]

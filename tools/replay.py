@@ -21,16 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from ..learner.kafka_topics import topic_partitions
 from ..schemas.settings import Settings
 from .errors import ToolsError
 
 __all__ = ["ReplayError", "ReplayResult", "ReplaySpec", "plan_replay", "run_replay"]
 
 CHUNK_RECORDS = 500
-_UNKNOWN_TOPIC = 3  # Kafka error UNKNOWN_TOPIC_OR_PARTITION
-_LEADER_NOT_AVAILABLE = 5
 
 
 class ReplayError(ToolsError):
@@ -120,32 +118,6 @@ class ReplayResult:
 
 def _group_id(settings: Settings, spec: ReplaySpec) -> str:
     return f"{settings.kafka.topic_prefix}driftloop-replay-{spec.job_id}"
-
-
-async def topic_partitions(settings: Settings, *names: str,
-                           timeout: float = 3.0) -> dict[str, set[int]]:
-    """Partition ids of each named topic that exists (missing topics are left out).
-
-    A topic created a moment ago can be unknown to the broker's metadata, or still electing
-    its leader, for a short while after CreateTopics returns: both are asked again until
-    ``timeout`` seconds have passed (so only the error path pays the wait).
-    """
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            described = await admin.describe_topics(list(names))
-            settling = [t for t in described
-                        if t["error_code"] in (_UNKNOWN_TOPIC, _LEADER_NOT_AVAILABLE)]
-            if not settling or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)  # poll interval of the deadline-bound wait
-    finally:
-        await admin.close()
-    return {topic["topic"]: {p["partition"] for p in topic["partitions"]}
-            for topic in described
-            if topic["error_code"] != _UNKNOWN_TOPIC and topic["partitions"]}
 
 
 def _selected(spec: ReplaySpec, available: set[int] | None) -> list[TopicPartition]:

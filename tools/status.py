@@ -18,12 +18,12 @@ from aiokafka.structs import OffsetAndMetadata
 
 from ..learner.errors import RegistryError
 from ..learner.group import consumer_group
+from ..learner.kafka_topics import topic_partitions
 from ..learner.version_topic import read_version_log
 from ..schemas import ServingAck, Topic, ValidationError, decode
 from ..schemas.enums import ServingStatus
 from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS
-from .replay import topic_partitions
 from .topic_reader import read_snapshot
 
 __all__ = ["GroupLag", "ReplicaState", "Status", "TopicStatus", "collect_status"]

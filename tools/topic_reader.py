@@ -9,9 +9,9 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..learner.kafka_topics import topic_partitions
 from ..schemas.settings import Settings
 from .errors import ToolsError
-from .replay import topic_partitions
 
 __all__ = ["RawRecord", "read_snapshot"]
 

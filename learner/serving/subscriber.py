@@ -39,9 +39,9 @@ from ...schemas.events import ModelVersion, ServingAck
 from ...schemas.settings import Settings
 from ...schemas.topics import Topic
 from ..errors import LearnerError, ServingError, UnservableAdapterError
+from ..kafka_topics import topic_partitions
 from ..registry import VersionLog
 from ..store import ArtifactStore
-from ..version_topic import topic_partitions
 from .acks import AckPublisher
 from .model_host import ModelHost
 
@@ -181,7 +181,7 @@ class AdapterSubscriber:
                                     fetch_max_wait_ms=self.settings.serving.poll_wait_ms)
         await consumer.start()
         try:
-            partitions = await topic_partitions(self.settings, topic)
+            partitions = (await topic_partitions(self.settings, topic, timeout=0)).get(topic)
             if not partitions:
                 raise ServingError(f"topic {topic} does not exist "
                                    "(run `driftloop topics create`)")

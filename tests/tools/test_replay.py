@@ -14,8 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from driftloop.learner.kafka_topics import topic_partitions
 from driftloop.schemas.settings import Settings
-from driftloop.tools.replay import ReplayError, ReplaySpec, run_replay, topic_partitions
+from driftloop.tools.replay import ReplayError, ReplaySpec, run_replay
 
 pytestmark = pytest.mark.kafka
 
