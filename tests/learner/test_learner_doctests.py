@@ -13,7 +13,7 @@ import driftloop.learner
 MODULES = sorted(info.name for info in pkgutil.iter_modules(driftloop.learner.__path__)
                  if not info.ispkg)
 # Modules whose public pieces need a broker or a trained model to show anything.
-WITHOUT_EXAMPLES = {"__init__", "benchmark", "errors", "service", "update",
+WITHOUT_EXAMPLES = {"__init__", "benchmark", "errors", "kafka_topics", "service", "update",
                     "version_topic"}
 
 
