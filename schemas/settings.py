@@ -316,6 +316,9 @@ class ServingSettings(_Section):
                             description="local copies of verified adapters")
     torch_threads: int | None = Field(None, gt=0)
     max_inputs: int = Field(64, gt=0, description="texts accepted in one /predict request")
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        description="largest HTTP request body (a larger one gets 413 before it is read)")
     max_batch: int = Field(
         32, gt=0, description="texts in one forward pass (waiting requests are batched)")
     batch_max_events: int = Field(

@@ -16,11 +16,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pydantic
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from ...schemas.events import Feedback, Interaction
+from ...schemas.codec import encode, max_bytes_for
+from ...schemas.errors import ValidationError
+from ...schemas.events import Event, Feedback, Interaction
 from ...schemas.settings import Settings
 from ...schemas.topics import EVENT_TOPIC_MAX_BYTES, Topic
 from ..errors import VersionNotServedError
@@ -44,7 +47,13 @@ def default_replica_id() -> str:
 
 
 class _BadRequest(Exception):
-    pass
+    status = 400
+
+
+class _TooLarge(_BadRequest):
+    """An event the request would publish is larger than the topic's consumers accept."""
+
+    status = 413
 
 
 class ServingService:
@@ -131,7 +140,8 @@ class ServingService:
 
     def app(self) -> web.Application:
         """The aiohttp application; starting it starts the service, cleanup stops it."""
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        # Larger bodies get 413 from aiohttp before any of them is read into memory.
+        app = web.Application(client_max_size=self.settings.serving.max_request_bytes)
         app[SERVICE_KEY] = self
         app.cleanup_ctx.append(self._lifespan)
         app.router.add_post("/predict", self._endpoint("predict", self.predict))
@@ -149,7 +159,7 @@ class ServingService:
                 body = await _json_object(request)
                 status, payload = await handler(body)
             except _BadRequest as exc:
-                status, payload = 400, {"error": str(exc)}
+                status, payload = exc.status, {"error": str(exc)}
             except VersionNotServedError as exc:
                 status, payload = 503, {"error": str(exc)}
             self.metrics.requests.labels(endpoint=name, code=str(status)).inc()
@@ -174,7 +184,8 @@ class ServingService:
         ids = body.get("ids") or ([body["id"]] if "id" in body else None)
         if ids is None:
             ids = [uuid.uuid4().hex for _ in texts]
-        if len(ids) != len(texts) or not all(isinstance(i, str) and i for i in ids):
+        if not isinstance(ids, list) or len(ids) != len(texts) or not all(
+                isinstance(i, str) and i for i in ids):
             raise _BadRequest("'id'/'ids' must be non-empty strings, one per input")
         domain = body.get("domain", "default")
         metadata = body.get("metadata", {})
@@ -214,6 +225,7 @@ class ServingService:
                     metadata={**metadata, "replica": self.replica, "canary": canary})
             except pydantic.ValidationError as exc:
                 raise _BadRequest(_first_error(exc)) from None
+            _check_size(event)
             self.interactions.submit(event)
             answers.append({"id": event_id, "output": prediction.label,
                             "confidence": prediction.confidence,
@@ -231,6 +243,9 @@ class ServingService:
             event = Feedback(**fields)
         except pydantic.ValidationError as exc:
             raise _BadRequest(_first_error(exc)) from None
+        except TypeError:  # a key that cannot be a keyword (JSON keys are strings: none yet)
+            raise _BadRequest("the body has a field that is not a name") from None
+        _check_size(event)
         self.feedback.submit(event)
         return 202, {"id": event.id}
 
@@ -259,13 +274,27 @@ class ServingService:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    # orjson, not the json module: it refuses NaN/Infinity (which no event may carry) and
+    # deep nesting (json.loads would raise RecursionError: a 500) with one JSONDecodeError.
     try:
-        body = await request.json()
-    except ValueError:
-        raise _BadRequest("the body must be a JSON object") from None
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"the body must be a JSON object: {exc}") from None
     if not isinstance(body, dict):
         raise _BadRequest("the body must be a JSON object")
     return body
+
+
+def _check_size(event: Event) -> None:
+    """Refuse an event the worker would dead-letter as too large (or cannot encode)."""
+    limit = max_bytes_for(type(event))
+    try:
+        size = len(encode(event))
+    except ValidationError as exc:
+        raise _BadRequest(str(exc)) from None
+    if size > limit:
+        raise _TooLarge(f"the {type(event).__name__} would be {size} bytes; the limit of "
+                        f"one event is {limit}")
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:
