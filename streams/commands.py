@@ -10,6 +10,8 @@ asks for training now), ``challenge`` (a version failed its challenge prompts) a
 
 from __future__ import annotations
 
+import math
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -19,6 +21,7 @@ import orjson
 
 from ..schemas.enums import VersionStatus
 from ..schemas.events import ModelVersion
+from ..schemas.fields import SLUG_PATTERN
 from .errors import TriggerError
 
 __all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "Command", "commands_from_version",
@@ -65,11 +68,33 @@ def decode_command(value: bytes | None) -> Command:
         raise TriggerError(f"command is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise TriggerError("command must be a JSON object")
-    fields = {"id", "task", "kind", "reason", "version", "ts"}
+    fields = {k: v for k, v in data.items() if k in _FIELD_TYPES}
+    # A command is applied to table state keyed by its task: a task that is not a name (a
+    # list, a number) or a reason that is not text would crash the agent, not just this step.
+    for name, value in fields.items():
+        if not isinstance(value, _FIELD_TYPES[name]) or isinstance(value, bool):
+            raise TriggerError(f"invalid command: {name} has the wrong type "
+                               f"({type(value).__name__})")
+    for name, limit in _MAX_CHARS.items():
+        if len(fields.get(name) or "") > limit:
+            raise TriggerError(f"invalid command: {name} is longer than {limit} characters")
+    task = fields.get("task")
+    if isinstance(task, str) and (len(task) > 128 or not _SLUG.match(task)):
+        raise TriggerError(f"invalid command: task {task[:40]!r} is not a task name")
+    ts = fields.get("ts", 0.0)
+    if not math.isfinite(ts) or ts < 0:
+        raise TriggerError(f"invalid command: ts {ts!r} is not a time")
     try:
-        return Command(**{k: v for k, v in data.items() if k in fields})
+        return Command(**fields)
     except TypeError as exc:
         raise TriggerError(f"invalid command: {exc}") from None
+
+
+_FIELD_TYPES: dict[str, Any] = {"id": str, "task": str, "kind": str, "reason": str,
+                                "version": (str, type(None)), "ts": (int, float)}
+_SLUG = re.compile(SLUG_PATTERN)
+# Ids and reasons are kept in the task's state (and its changelog): bounded like event fields.
+_MAX_CHARS = {"id": 256, "reason": 4096, "version": 256}
 
 
 def manual_trigger(task: str, *, reason: str = "", id: str | None = None) -> Command:

@@ -102,8 +102,12 @@ class DomainDrift:
             self.dim = int(embeddings.shape[1])
         if embeddings.shape[1] != self.dim:
             return  # the decoder enforces the configured size; a changed size is not drift
-        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-        unit = embeddings / np.where(norms > 0, norms, 1.0)
+        # Scaled by the largest component first: the norm of a (valid, finite) embedding of
+        # huge values overflows to inf, and the event would count as a zero vector.
+        peak = np.abs(embeddings).max(axis=1, keepdims=True)
+        scaled = embeddings / np.where(peak > 0, peak, 1.0)
+        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+        unit = scaled / np.where(norms > 0, norms, 1.0)
         if self.centroid is None:
             need = self.centroid_events - self._centroid_n
             head = unit[:need]
