@@ -5,6 +5,10 @@ replayed old examples (forgetting) and (c) the task's challenge-prompt suite. Th
 promoted when (a) improves and (b), (c) stay within a tolerance. "Improves" compares scores
 first (accuracy or exact match), then, on a tie, the held-out loss: small held-out slices tie
 often, and a lower loss on the same answers is still a better model.
+
+A slice of n examples cannot show a drop smaller than one example (1/n): when the metrics carry
+``<part>_count``, the tolerance of (b) and (c) is at least one example's worth. Without that, a
+replay slice of 9 examples and a tolerance of 0.1 called every single flipped answer forgetting.
 """
 
 from __future__ import annotations
@@ -84,9 +88,19 @@ class GateRule:
             key = f"{part}_score"
             if key not in before or key not in after:
                 continue
-            if after[key] < before[key] - tol:
+            tol = _resolution_floor(tol, after.get(f"{part}_count"))
+            if after[key] < before[key] - tol - 1e-9:
                 ok = False
-                reasons.append(f"{part}: {after[key]:.3f} < {before[key]:.3f} - {tol} ({why})")
+                reasons.append(f"{part}: {after[key]:.3f} < {before[key]:.3f} - {tol:.3g} ({why})")
             else:
-                reasons.append(f"{part}: {after[key]:.3f} within {tol} of {before[key]:.3f}")
+                reasons.append(f"{part}: {after[key]:.3f} within {tol:.3g} of {before[key]:.3f}")
         return GateDecision(ok, tuple(reasons))
+
+
+def _resolution_floor(tolerance: float, count: float | None) -> float:
+    """The tolerance, raised to one example of the slice when the slice is that small.
+
+    >>> _resolution_floor(0.02, 10.0), _resolution_floor(0.02, 200.0), _resolution_floor(0.02, None)
+    (0.1, 0.02, 0.02)
+    """
+    return max(tolerance, 1.0 / count) if count else tolerance

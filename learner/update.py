@@ -150,10 +150,12 @@ class IncrementalUpdater:
             if examples:
                 score, loss = task_model.evaluate(model, list(examples))
                 metrics[f"{part}_score"], metrics[f"{part}_loss"] = score, loss
+                metrics[f"{part}_count"] = float(len(examples))  # the gate's resolution
         if len(suite):
             hits = task_model.score_answers(model, [c.input for c in suite],
                                             [c.expected for c in suite])
             metrics["challenge_score"] = sum(hits) / len(hits)
+            metrics["challenge_count"] = float(len(hits))
             for tag in suite.tags():
                 tagged = [h for h, c in zip(hits, suite, strict=True) if tag in c.tags]
                 metrics[f"challenge.{tag}"] = sum(tagged) / len(tagged)

@@ -39,6 +39,18 @@ def test_forgetting_beyond_tolerance_is_rejected() -> None:
     assert not decision.promote and "forgetting" in decision.summary
 
 
+def test_one_flipped_answer_on_a_small_slice_is_within_the_resolution() -> None:
+    # 9 replayed examples: one flip is 0.111, more than the tolerance, less than evidence
+    small = {**BEFORE, "replay_score": 6 / 9, "replay_count": 9.0}
+    rule = GateRule(replay_tolerance=0.1)
+    assert rule.decide(small, after(replay_score=5 / 9, replay_count=9.0)).promote
+    decision = rule.decide(small, after(replay_score=4 / 9, replay_count=9.0))
+    assert not decision.promote and "forgetting" in decision.summary
+    # on 200 examples the tolerance itself applies
+    large = {**BEFORE, "replay_score": 0.9, "replay_count": 200.0}
+    assert not rule.decide(large, after(replay_score=0.79, replay_count=200.0)).promote
+
+
 def test_failing_challenge_prompts_is_rejected() -> None:
     decision = GateRule(challenge_tolerance=0.0).decide(BEFORE, after(challenge_score=0.75))
     assert not decision.promote and "challenge prompts" in decision.summary
