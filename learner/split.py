@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from ..schemas.enums import ExampleOrigin
 from ..schemas.events import TrainingExample, TrainingRequest
 
-__all__ = ["MIN_VALIDATION_POOL", "RequestSplit", "split_request"]
+__all__ = ["MIN_VALIDATION", "RequestSplit", "split_request"]
 
-# Below this many training examples an early-stop slice costs more than it saves.
-MIN_VALIDATION_POOL = 16
+# An early-stop slice smaller than this chooses weights by noise: on the demo's requests
+# (~6 validation examples) it often judged the parent's own weights best, so the "candidate"
+# was the parent and the gate saw a tie. Without a slice, training runs its step budget.
+MIN_VALIDATION = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,7 @@ def split_request(request: TrainingRequest, *, holdout_fraction: float = 0.25,
     train_replay, holdout_replay = _take(replay, holdout_fraction, rng)
     train = train_new + train_replay
     validation: list[TrainingExample] = []
-    if validation_fraction > 0 and len(train) >= MIN_VALIDATION_POOL:
+    if round(len(train) * validation_fraction) >= MIN_VALIDATION:
         train, validation = _take(train, validation_fraction, rng)
     return RequestSplit(tuple(train), tuple(validation), tuple(holdout_new),
                         tuple(holdout_replay))

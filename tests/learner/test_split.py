@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from driftloop.learner.split import split_request
+from driftloop.learner.split import MIN_VALIDATION, split_request
 from driftloop.schemas.events import TrainingRequest
 
 
@@ -18,9 +18,16 @@ def test_parts_are_disjoint_and_cover_the_request() -> None:
     everything = [*parts.train, *parts.validation, *parts.holdout_new, *parts.holdout_replay]
     assert sorted(e.input for e in everything) == sorted(e.input for e in request(80, 20).examples)
     assert len(parts.holdout_new) == 20 and len(parts.holdout_replay) == 5
-    assert len(parts.validation) == 8
     assert all(e.origin == "new" for e in parts.holdout_new)
     assert all(e.origin == "replay" for e in parts.holdout_replay)
+
+
+def test_early_stop_slice_only_when_it_holds_enough_examples() -> None:
+    # 75 training examples: a 10% slice would be 8, too few to choose weights by
+    assert not split_request(request(80, 20), validation_fraction=0.1).validation
+    parts = split_request(request(240, 60), holdout_fraction=0.25, validation_fraction=0.1)
+    assert len(parts.validation) == 22 >= MIN_VALIDATION
+    assert len(parts.train) == 300 - 60 - 15 - 22
 
 
 def test_split_depends_on_request_id_and_seed_only() -> None:
