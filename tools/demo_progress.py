@@ -176,6 +176,15 @@ class ProgressLine:
             self.out.flush()
             self._last_plain, self._last_text = now, text
 
+    def note(self, text: str) -> None:
+        """A line that stays (a decision, a warning); the status line is redrawn after it."""
+        if self.tty:
+            self.out.write("\r\x1b[2K" + text + "\n")
+        else:
+            self.out.write(text + "\n")
+            self._last_text = ""  # show the status again after the note
+        self.out.flush()
+
     def done(self) -> None:
         if self.tty:
             self.out.write("\n")

@@ -298,9 +298,19 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
                 scorer.submit(static, items)
             first_heldout = data.heldout[data.stream[0].domain]
 
+            announced = {static.version_id}
+
             def score_new_versions() -> None:
                 for version in state.with_status(VersionStatus.PROMOTED):
                     scorer.submit(version, first_heldout)
+                for version in state.versions:  # say why the gate decided as it did
+                    if version.version_id not in announced and version.status in (
+                            "promoted", "rejected"):
+                        announced.add(version.version_id)
+                        why = next((r.trigger.value for r in state.requests
+                                    if r.id == version.training_request_id), "?")
+                        line.note(f"  {version.status.value} {version.version_id} "
+                                  f"(trigger {why}): {version.reason}")
 
             users = SimulatedUsers(answer_rate=0.8, noise=0.1, delay=(1.0, 4.0), seed=seed)
             driver = TrafficDriver(service.post, task=TASK, users=users, rate=profile.rate)
