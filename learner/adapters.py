@@ -16,9 +16,13 @@ from typing import Any
 from ..schemas.enums import TaskKind
 from .errors import AdapterFormatError
 
-__all__ = ["ADAPTER_METADATA_FILE", "AdapterMetadata", "LoraSpec", "read_metadata", "save_adapter"]
+__all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES", "AdapterMetadata",
+           "LoraSpec", "check_safetensors_only", "read_metadata", "save_adapter"]
 
 ADAPTER_METADATA_FILE = "driftloop.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+# torch.save / pickle formats: loading one runs whatever code its author put in it.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,32 @@ def save_adapter(model: Any, folder: Path, metadata: AdapterMetadata) -> Path:
     (folder / "README.md").unlink(missing_ok=True)
     (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     return folder
+
+
+def check_safetensors_only(folder: Path) -> None:
+    """Refuse an adapter folder that holds pickled weights or lacks safetensors weights.
+
+    PEFT falls back to ``adapter_model.bin`` (``torch.load``, a pickle) when the safetensors
+    file is missing; driftloop never lets it get that far.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "adapter_model.bin").write_bytes(b"pickle")
+    ...     check_safetensors_only(Path(tmp))
+    Traceback (most recent call last):
+    ...
+    driftloop.learner.errors.AdapterFormatError: adapter_model.bin: pickled weights are ...
+    """
+    if not folder.is_dir():
+        raise AdapterFormatError(f"{folder} is not a folder")
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise AdapterFormatError(f"{path.name}: pickled weights are never loaded (code "
+                                     "could run); only safetensors are")
+    weights = folder / ADAPTER_WEIGHTS_FILE
+    if weights.is_symlink() or not weights.is_file():
+        raise AdapterFormatError(f"{folder} has no {ADAPTER_WEIGHTS_FILE} (only safetensors "
+                                 "weights are loaded)")
 
 
 def read_metadata(folder: Path) -> AdapterMetadata:

@@ -128,6 +128,10 @@ class LearnerService:
     async def _handle(self, record: ConsumerRecord) -> None:
         consumed = time.perf_counter()
         where = f"{record.topic}[{record.partition}]@{record.offset}"
+        if record.value is None:
+            log.warning("training request %s has no value (a tombstone?)", where)
+            await self._dead_letter(record, "empty", "message has no value (a tombstone?)")
+            return
         try:
             request = decode(record.value, TrainingRequest,
                              max_bytes=TRAINING_REQUEST_MAX_BYTES)
@@ -150,6 +154,13 @@ class LearnerService:
                 raise
             log.warning("request %s (%s) cannot be trained: %s", request.id, where, exc)
             await self._dead_letter(record, "untrainable_request", str(exc))
+            return
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            # Data the contract let through but training cannot read. Re-raising would crash
+            # the learner on the same request after every restart and stop all training.
+            log.exception("request %s (%s) broke training", request.id, where)
+            await self._dead_letter(record, "untrainable_request",
+                                    f"{type(exc).__name__}: {exc}")
             return
         await self._hold_if_asked(result.event)
         assert self._producer is not None

@@ -19,7 +19,7 @@ import pydantic
 from pydantic_core import PydanticSerializationError
 
 from .errors import FieldError, ValidationError, show_value
-from .events import EVENT_TYPES, WIRE, Event, Interaction, TrainingRequest
+from .events import EVENT_TYPES, WIRE, DeadLetter, Event, Interaction, TrainingRequest
 from .fields import SchemaVersion
 from .reasons import field_errors
 from .topics import EVENT_TOPIC_MAX_BYTES, TRAINING_REQUEST_MAX_BYTES
@@ -28,6 +28,7 @@ __all__ = [
     "BATCH_MAX_BYTES",
     "BATCH_SCHEMA_NAME",
     "BATCH_SCHEMA_VERSION",
+    "DEAD_LETTER_MAX_BYTES",
     "DEFAULT_MAX_BYTES",
     "Raw",
     "decode",
@@ -49,7 +50,10 @@ BATCH_SCHEMA_VERSION = 1
 # runaway producer cannot make a worker parse megabytes per message.
 DEFAULT_MAX_BYTES = 1024 * 1024
 BATCH_MAX_BYTES = EVENT_TOPIC_MAX_BYTES
-_MAX_BYTES: dict[type[Event], int] = {TrainingRequest: TRAINING_REQUEST_MAX_BYTES}
+# A dead letter carries up to 1 MiB of the refused payload, base64 (4/3 larger), and an error.
+DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
+_MAX_BYTES: dict[type[Event], int] = {TrainingRequest: TRAINING_REQUEST_MAX_BYTES,
+                                      DeadLetter: DEAD_LETTER_MAX_BYTES}
 
 
 def event_short_name(cls: type[Event]) -> str:
@@ -225,12 +229,17 @@ def _check_envelope(data: dict[str, Any]) -> list[Any]:
 
 
 def decode_batch(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
-                 embedding_dim: int | None = None) -> list[E | ValidationError]:
+                 embedding_dim: int | None = None,
+                 max_event_bytes: int | None = None) -> list[E | ValidationError]:
     """Decode a message holding one event or a batch envelope of events of type ``cls``.
 
     Returns one entry per event, in order: the event, or the ValidationError that event
     raised (its ``event_index`` says where it was). A payload that is not decodable as a
     whole (not JSON, a broken envelope) raises ValidationError.
+
+    ``max_bytes`` bounds the message (default: the batch limit), ``max_event_bytes`` one
+    event in it (default :func:`max_bytes_for` ``(cls)``): a lone event over it raises, an
+    event over it inside a batch is that event's ``too_large`` error.
 
     >>> from driftloop.schemas import Feedback, encode_batch
     >>> good = Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label", value="pos")
@@ -241,14 +250,35 @@ def decode_batch(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
     (['Feedback', 'ValidationError'], 1)
     """
     limit = max(BATCH_MAX_BYTES, max_bytes_for(cls)) if max_bytes is None else max_bytes
-    data = _loads(raw, limit, event_short_name(cls))
+    event_limit = max_bytes_for(cls) if max_event_bytes is None else max_event_bytes
+    prefix = event_short_name(cls)
+    payload = _as_bytes(raw, prefix)
+    data = _loads(payload, limit, prefix)
     if not (isinstance(data, dict) and data.get("schema_name") == BATCH_SCHEMA_NAME):
+        if len(payload) > event_limit:
+            raise ValidationError.single(
+                prefix, f"event is {len(payload)} bytes, limit is {event_limit}",
+                code="too_large")
         return [_validate(data, cls, embedding_dim)]
+    # Only a message larger than one event may is worth measuring event by event.
+    measure = len(payload) > event_limit
     results: list[E | ValidationError] = []
     for index, item in enumerate(_check_envelope(data)):
         try:
+            if measure:
+                _check_event_size(item, event_limit, prefix)
             results.append(_validate(item, cls, embedding_dim))
         except ValidationError as exc:
             exc.event_index = index
             results.append(exc)
     return results
+
+
+def _check_event_size(item: Any, limit: int, prefix: str) -> None:
+    try:
+        size = len(orjson.dumps(item))
+    except orjson.JSONEncodeError:
+        return  # an integer past 64 bits: validation names it
+    if size > limit:
+        raise ValidationError.single(prefix, f"event is {size} bytes, limit is {limit}",
+                                     code="too_large")

@@ -246,7 +246,10 @@ class WorkerSettings(_Section):
     app_id: str = "driftloop-worker"
     web_port: int = Field(6066, gt=0, lt=65536)
     data_dir: Path = Field(default_factory=lambda: _data_home() / "worker")
-    max_event_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_event_bytes: int = Field(
+        1024 * 1024, gt=0, le=8 * 1024 * 1024,
+        description="largest event (its JSON, alone or inside a batch) the worker accepts; "
+                    "a larger one is a dead letter (too_large)")
     web_host: str = Field("127.0.0.1", description="interface of /metrics and /health")
     store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
     commit_interval_s: float = Field(1.0, gt=0, description="offset commit interval")

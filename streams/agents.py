@@ -116,7 +116,8 @@ class WorkerRuntime:
                 message.value, cls, topic=topic, partition=partition, offset=offset,
                 key=message.key,
                 embedding_dims=self._embedding_dims.get,
-                consumer=self.app.conf.id)
+                consumer=self.app.conf.id,
+                max_event_bytes=self.settings.worker.max_event_bytes)
             await self._dead_letters(decoded.dead_letters, topic, partition)
             by_task: dict[str, list[Any]] = defaultdict(list)
             for event in decoded.events:

@@ -64,8 +64,12 @@ def _event_bytes(raw: bytes, index: int) -> bytes:
 def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: int,
                    offset: int, key: bytes | None = None, max_bytes: int | None = None,
                    embedding_dims: Callable[[str], int | None] | None = None,
-                   consumer: str | None = None) -> DecodedMessage:
+                   consumer: str | None = None,
+                   max_event_bytes: int | None = None) -> DecodedMessage:
     """Decode one Kafka message into events of type ``cls``; never raises.
+
+    ``max_bytes`` bounds the message, ``max_event_bytes`` one event in it (see
+    :func:`~driftloop.schemas.codec.decode_batch`); larger ones are ``too_large``.
 
     ``embedding_dims`` maps a task to the embedding size configured for it (``None``:
     any size); an interaction whose embedding has another size is a dead letter.
@@ -91,7 +95,7 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
         reject("empty", "message has no value (a tombstone?)", None, raw)
         return out
     try:
-        results = decode_batch(raw, cls, max_bytes=max_bytes)
+        results = decode_batch(raw, cls, max_bytes=max_bytes, max_event_bytes=max_event_bytes)
     except ValidationError as exc:
         reject(exc.code, str(exc), None, raw)
         return out

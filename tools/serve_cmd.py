@@ -63,10 +63,15 @@ def acks(ctx: click.Context) -> None:
 
     settings = settings_from(ctx)
 
+    skipped: list[str] = []
+
     async def collect() -> tuple[Any, Any]:
-        return await read_acks(settings), await read_version_log(settings)
+        return await read_acks(settings, skipped=skipped), await read_version_log(settings)
 
     latest, versions = asyncio.run(collect())
+    if skipped:
+        click.echo(f"{len(skipped)} unreadable record(s) skipped, the first: {skipped[0]}",
+                   err=True)
     if not latest:
         click.echo("no acknowledgements yet")
         return

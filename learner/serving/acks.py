@@ -68,16 +68,23 @@ def latest_acks(acks: Iterable[ServingAck]) -> dict[tuple[str, str], ServingAck]
     return latest
 
 
-async def read_acks(settings: Settings, *,
-                    timeout: float = 30.0) -> dict[tuple[str, str], ServingAck]:
-    """Every replica's latest ack per task, read from ``serving-acks`` up to its end."""
+async def read_acks(settings: Settings, *, timeout: float = 30.0,
+                    skipped: list[str] | None = None) -> dict[tuple[str, str], ServingAck]:
+    """Every replica's latest ack per task, read from ``serving-acks`` up to its end.
+
+    A record that is not a readable ack is logged and skipped, never dead-lettered (a
+    reader, not a consumer group: every reader would write its own copy); ``skipped``, when
+    given, receives one ``topic[partition]@offset: reason`` line per such record.
+    """
     acks = []
     for record in await read_to_end(settings, Topic.SERVING_ACKS, timeout=timeout):
         try:
             acks.append(decode(record.value, ServingAck))
         except ValidationError as exc:
-            log.warning("skipping bad ack %s[%d]@%d: %s", record.topic, record.partition,
-                        record.offset, exc)
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            log.error("skipping unreadable ack %s (%s): %s", where, exc.code, exc)
+            if skipped is not None:
+                skipped.append(f"{where}: {exc}")
     return latest_acks(acks)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ...schemas.enums import TaskKind
-from ..adapters import read_metadata
+from ..adapters import check_safetensors_only, read_metadata
 from ..classification import HEAD_MODULE, MeanPoolClassifier
 from ..errors import UnservableAdapterError, VersionNotServedError
 from ..models import BaseModel, ResidentModels
@@ -109,6 +109,7 @@ class ModelHost:
         for the task, and :class:`AdapterFormatError` for a malformed folder.
         """
         started = time.perf_counter()
+        check_safetensors_only(folder)
         metadata = read_metadata(folder)
         kind = metadata.task_kind
         if kind is TaskKind.CLASSIFICATION and len(metadata.labels) < 2:

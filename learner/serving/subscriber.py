@@ -128,6 +128,8 @@ class AdapterSubscriber:
         self.versions = VersionLog()
         self.caught_up = False
         self.ack_failures = 0
+        self.bad_records = 0
+        """Records of ``model-versions`` that were not a readable ModelVersion (skipped)."""
         self.refused: dict[str, str] = {}
         # What was refused, by version: a corrected event (new artifact) is tried again.
         self._refused_artifacts: dict[str, tuple[str, str]] = {}
@@ -241,8 +243,13 @@ class AdapterSubscriber:
                     try:
                         event = decode(record.value, ModelVersion)
                     except ValidationError as exc:
-                        log.warning("skipping bad record %s[%d]@%d: %s", record.topic,
-                                    record.partition, record.offset, exc)
+                        # No dead letters from here: every replica reads the whole log, so
+                        # each would write its own copy. The learner's registry is the
+                        # writer; a replica logs, counts and skips.
+                        self.bad_records += 1
+                        log.error("skipping unreadable model-versions record %s[%d]@%d (%s): "
+                                  "%s", record.topic, record.partition, record.offset,
+                                  exc.code, exc)
                         continue
                     self.versions.apply(event)
                     if not self.tasks or event.task in self.tasks:
@@ -289,6 +296,12 @@ class AdapterSubscriber:
         except (LearnerError, OSError) as exc:
             await self._refuse(event, str(exc), current)
             return
+        except Exception as exc:
+            # A verified artifact that still breaks the loader (safetensors with a bad
+            # header, a config PEFT chokes on): refuse it, never stop following versions.
+            log.exception("%s: loading %s failed", task, event.version_id)
+            await self._refuse(event, f"{type(exc).__name__}: {exc}", current)
+            return
         self._serving[task] = event.version_id  # the atomic swap: next request uses it
         history = self._history.setdefault(task, deque())
         if event.version_id in history:
@@ -319,6 +332,11 @@ class AdapterSubscriber:
             await self._ensure_loaded(newest)
         except (LearnerError, OSError) as exc:
             await self._refuse(newest, str(exc), self._serving.get(task), ack=False)
+            return
+        except Exception as exc:  # as in _switch: refused, the subscriber goes on
+            log.exception("%s: loading candidate %s failed", task, newest.version_id)
+            await self._refuse(newest, f"{type(exc).__name__}: {exc}", self._serving.get(task),
+                               ack=False)
             return
         self._candidate[task] = newest.version_id
         await self._evict(task)

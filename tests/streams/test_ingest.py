@@ -10,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftloop.schemas import Feedback, Interaction, encode, encode_batch, to_dict
+from driftloop.schemas import (
+    DeadLetter,
+    Feedback,
+    Interaction,
+    decode,
+    encode,
+    encode_batch,
+    to_dict,
+)
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.commands import COMMAND_KINDS, decode_command
 from driftloop.streams.errors import TriggerError
@@ -60,6 +68,8 @@ def test_huge_payloads_are_cut_and_marked():
     raw = b"x" * (MAX_DEAD_LETTER_PAYLOAD + 10)
     [letter] = decode_message(raw, Interaction, topic="ix", partition=0, offset=1).dead_letters
     assert letter.truncated and letter.payload_size == len(raw)
+    # The largest dead letter the worker writes is still one its readers decode.
+    assert decode(encode(letter), DeadLetter) == letter
 
 
 # -- fuzzing: whatever arrives, the worker's step neither raises nor loses an event -------
@@ -128,7 +138,7 @@ def test_fuzzed_batches_are_accounted_event_by_event(events: list) -> None:
 
 
 @pytest.mark.parametrize("max_bytes", [64, 1024])
-def test_the_worker_limit_applies_to_single_events_and_batches(max_bytes: int) -> None:
+def test_the_message_limit_applies_to_single_events_and_batches(max_bytes: int) -> None:
     for raw in (encode(GOOD), encode_batch([GOOD] * 20)):
         out = decode_message(raw, Interaction, topic="ix", partition=0, offset=1,
                              max_bytes=max_bytes)
@@ -136,6 +146,24 @@ def test_the_worker_limit_applies_to_single_events_and_batches(max_bytes: int) -
             assert out.events == [] and out.dead_letters[0].reason == "too_large"
         else:
             assert out.dead_letters == []
+
+
+def test_the_event_limit_applies_alone_and_inside_a_batch() -> None:
+    big = GOOD.model_copy(update={"id": "big", "input": "x" * 2000})
+    limit = len(encode(GOOD)) + 100
+    out = decode_message(encode(big), Interaction, topic="ix", partition=0, offset=1,
+                         max_event_bytes=limit)
+    assert out.events == [] and out.dead_letters[0].reason == "too_large"
+    assert f"limit is {limit}" in out.dead_letters[0].error
+    out = decode_message(encode_batch([GOOD, big, GOOD]), Interaction, topic="ix", partition=0,
+                         offset=1, max_event_bytes=limit)
+    assert [e.id for e in out.events] == ["i", "i"]
+    [letter] = out.dead_letters
+    assert (letter.reason, letter.event_index) == ("too_large", 1)
+    # The default is the codec's 1 MiB of one event, though a message may carry 8 MiB.
+    huge = encode(GOOD.model_copy(update={"input": "x" * (1024 * 1024)}))
+    out = decode_message(huge, Interaction, topic="ix", partition=0, offset=1)
+    assert out.dead_letters[0].reason == "too_large"
 
 
 # Events that pass the contract but are extreme: huge and tiny numbers, many classes,
