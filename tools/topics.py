@@ -41,8 +41,12 @@ T = TypeVar("T")
 # provisioned by its operators (or with more replicas) rather than by this command.
 REPLICATION_FACTOR = 1
 _TOPIC_ALREADY_EXISTS = 36
+_INVALID_REPLICATION_FACTOR = 38
+# REQUEST_TIMED_OUT, BROKER_NOT_AVAILABLE, NOT_CONTROLLER: the cluster is still forming.
+_TRANSIENT_CREATE_ERRORS = frozenset({7, 8, 41})
 _UNKNOWN_TOPIC = 3
 _READY_TIMEOUT_S = 15.0
+_UNFENCE_TIMEOUT_S = 60.0
 
 
 def topic_names(settings: Settings) -> list[str]:
@@ -76,16 +80,25 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
     admin = _admin(settings)
     try:
         await admin.start()
-        response = await admin.create_topics(new_topics, timeout_ms=30_000)
-        created, failed = [], []
-        for name, code, *rest in response.topic_errors:
-            if code == 0:
-                created.append(name)
-            elif code != _TOPIC_ALREADY_EXISTS:
+        created: list[str] = []
+        pending = list(new_topics)
+        deadline = time.monotonic() + _UNFENCE_TIMEOUT_S
+        while pending:
+            response = await admin.create_topics(pending, timeout_ms=30_000)
+            failed, again = [], []
+            for name, code, *rest in response.topic_errors:
                 message = rest[0] if rest and rest[0] else f"error code {code}"
-                failed.append(f"{name}: {message}")
-        if failed:
-            raise TopicsError("the broker refused to create: " + "; ".join(failed))
+                if code == 0:
+                    created.append(name)
+                elif _not_ready_yet(code, message) and time.monotonic() < deadline:
+                    again.append(name)
+                elif code != _TOPIC_ALREADY_EXISTS:
+                    failed.append(f"{name}: {message}")
+            if failed:
+                raise TopicsError("the broker refused to create: " + "; ".join(failed))
+            pending = [topic for topic in pending if topic.name in again]
+            if pending:
+                await asyncio.sleep(0.5)  # a broker that just restarted unfences in seconds
         await _wait_until_ready(admin, settings, [topic.name for topic in new_topics])
     except KafkaError as exc:
         raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: "
@@ -97,6 +110,19 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
     log.info("topics created: %s; already present: %d", created or "none",
              len(new_topics) - len(created))
     return created
+
+
+def _not_ready_yet(code: int, message: str) -> bool:
+    """A refusal that passes by itself: a restarted broker is fenced until it caught up.
+
+    >>> _not_ready_yet(38, "Unable to replicate the partition 1 time(s): All brokers are "
+    ...                "currently fenced.")
+    True
+    >>> _not_ready_yet(38, "Replication factor: 3 larger than available brokers: 1.")
+    False
+    """
+    return code in _TRANSIENT_CREATE_ERRORS or (code == _INVALID_REPLICATION_FACTOR
+                                               and "fenced" in message)
 
 
 async def _wait_until_ready(admin: AIOKafkaAdminClient, settings: Settings,
