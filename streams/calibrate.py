@@ -27,7 +27,7 @@ from river.drift import binary
 
 from .detectors import DriftMonitor
 
-__all__ = ["CANDIDATES", "SCENARIOS", "Measurement", "measure", "render"]
+__all__ = ["CANDIDATES", "SCENARIOS", "Measurement", "measure", "render", "river_per_event"]
 
 STREAM_LENGTH = 50_000
 CHANGE_AT = 10_000
@@ -74,7 +74,9 @@ SCENARIOS: dict[str, tuple[Callable[[np.random.Generator, float], np.ndarray], f
 }
 
 
-def _river_per_event(make: Callable[[], object]) -> Callable[[np.ndarray], list[int]]:
+def river_per_event(make: Callable[[], object]) -> Callable[[np.ndarray], list[int]]:
+    """A runner feeding a fresh River detector one event at a time; it returns the 1-based
+    positions at which the detector fired."""
     def run(x: np.ndarray) -> list[int]:
         detector = make()
         hits = []
@@ -99,10 +101,10 @@ def _monitor(**kwargs: object) -> Callable[[np.ndarray], list[int]]:
 
 # name -> (runner, binary-only). Binary detectors only see the bit streams.
 CANDIDATES: dict[str, tuple[Callable[[np.ndarray], list[int]], bool]] = {
-    "river ADWIN default, per event": (_river_per_event(drift.ADWIN), False),
-    "river PageHinkley default, per event": (_river_per_event(drift.PageHinkley), False),
-    "river DDM default, per event (bits)": (_river_per_event(binary.DDM), True),
-    "river HDDM_A default, per event (bits)": (_river_per_event(binary.HDDMA), True),
+    "river ADWIN default, per event": (river_per_event(drift.ADWIN), False),
+    "river PageHinkley default, per event": (river_per_event(drift.PageHinkley), False),
+    "river DDM default, per event (bits)": (river_per_event(binary.DDM), True),
+    "river HDDM_A default, per event (bits)": (river_per_event(binary.HDDMA), True),
     "monitor ADWIN delta=0.002 clock=1": (_monitor(detector="adwin", params={"clock": 1}),
                                           False),
     "monitor ADWIN delta=1e-5 clock=1": (_monitor(detector="adwin",

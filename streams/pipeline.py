@@ -41,7 +41,7 @@ from .triggers import (
     TriggerGate,
 )
 
-__all__ = ["Effects", "TaskState", "new_buffer", "new_join_window"]
+__all__ = ["Effects", "TaskState", "new_buffer", "new_drift_watch", "new_join_window"]
 
 STATE_VERSION = 1
 _REASONS = {"least_confidence": LabelRequestReason.UNCERTAINTY,
@@ -102,6 +102,12 @@ def _monitor(worker: WorkerSettings) -> DriftMonitor:
                         cooldown_blocks=d.cooldown_blocks, seed=d.seed)
 
 
+def new_drift_watch(worker: WorkerSettings) -> DriftWatch:
+    """The drift monitors of one task, as the worker's settings configure them."""
+    return DriftWatch(monitor=_monitor(worker), projections=worker.drift.projections,
+                      centroid_events=worker.drift.centroid_events, seed=worker.drift.seed)
+
+
 class _Lazy:
     """``events[picked[i]].<attr>`` on demand: the sampler reads only the rows it chooses."""
 
@@ -147,9 +153,7 @@ class TaskState:
         self.labels = list(task_settings.labels) or None
         self.prompt_template_id = task_settings.prompt_template_id
         self.buffer_settings = worker.buffer
-        self.drift = DriftWatch(monitor=_monitor(worker), projections=worker.drift.projections,
-                                centroid_events=worker.drift.centroid_events,
-                                seed=worker.drift.seed)
+        self.drift = new_drift_watch(worker)
         self.quality = QualityTracker(window=worker.triggers.quality_window)
         a = worker.active
         self.sampler = ActiveSampler(strategy=a.strategy, threshold=a.threshold,
