@@ -25,6 +25,8 @@ __all__ = ["ALLOWED_SUFFIXES", "ArtifactStore", "StoredArtifact", "adapter_diges
 
 ALLOWED_SUFFIXES = (".json", ".safetensors")
 _HEX = frozenset("0123456789abcdef")
+# PEFT writes three files; a folder listing thousands is not an adapter.
+MAX_ADAPTER_FILES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +140,21 @@ class ArtifactStore:
         if scheme not in self.allowed_schemes or scheme != self.scheme:
             raise ArtifactLocationError(f"{uri}: scheme {scheme!r} is not this store's "
                                         f"({self.scheme!r})")
+        if scheme == "file" and parts.netloc not in ("", "localhost"):
+            raise ArtifactLocationError(f"{uri}: a file URI names no host")
+        # The store writes plain names: a query or fragment (which some fsspec backends
+        # read) or a control character (a NUL) is a trick, not an adapter. Percent-encoded
+        # names (%2e%2e) are never decoded, so they fail the root and digest checks below.
+        if parts.query or parts.fragment or not uri.isprintable():
+            raise ArtifactLocationError(f"{uri!r}: queries, fragments and control characters "
+                                        "are not allowed in an adapter URI")
         path = parts.path if scheme == "file" else f"{parts.netloc}{parts.path}"
         path = posixpath.normpath(path)
         parent, name = posixpath.split(path)
         if parent.rstrip("/") != self.root or len(name) != 64 or not set(name) <= _HEX:
             raise ArtifactLocationError(f"{uri} is not an adapter of the store at {self.root}")
+        if scheme == "file" and os.path.realpath(path) != path:
+            raise ArtifactLocationError(f"{uri} is a symbolic link (out of the store)")
         return path
 
     def put(self, folder: Path) -> StoredArtifact:
@@ -184,11 +196,11 @@ class ArtifactStore:
         local = base / sha256
         local.mkdir(parents=True, exist_ok=True)
         try:
-            for entry in self.fs.ls(path, detail=True):
+            entries = self._listing(uri, path)
+            for entry in entries:
                 name = posixpath.basename(entry["name"].rstrip("/"))
-                if entry["type"] != "file" or not name.endswith(ALLOWED_SUFFIXES):
-                    raise AdapterFormatError(f"{uri}: unexpected entry {name!r} in an adapter")
                 self.fs.get_file(entry["name"], str(local / name))
+            # Checked again on the copy: a file that grew while it was read is caught here.
             actual, _ = adapter_digest(local, max_bytes=self.max_bytes)
         except BaseException:
             shutil.rmtree(local, ignore_errors=True)
@@ -198,3 +210,23 @@ class ArtifactStore:
             raise ArtifactIntegrityError(f"{uri}: content hashes to {actual}, expected {sha256}: "
                                          "refusing to load a tampered or corrupt adapter")
         return local
+
+    def _listing(self, uri: str, path: str) -> list[dict]:
+        """The adapter's files, refused before any byte is copied when they are not plain
+        JSON/safetensors files, too many, or larger together than ``max_bytes``."""
+        entries = self.fs.ls(path, detail=True)
+        if len(entries) > MAX_ADAPTER_FILES:
+            raise AdapterFormatError(f"{uri}: {len(entries)} entries; an adapter has at most "
+                                     f"{MAX_ADAPTER_FILES}")
+        total = 0
+        for entry in entries:
+            name = posixpath.basename(entry["name"].rstrip("/"))
+            if entry.get("islink") or (self.scheme == "file" and os.path.islink(entry["name"])):
+                raise AdapterFormatError(f"{uri}: {name} is a symbolic link (out of the store)")
+            if entry["type"] != "file" or not name.endswith(ALLOWED_SUFFIXES):
+                raise AdapterFormatError(f"{uri}: unexpected entry {name!r} in an adapter")
+            total += int(entry.get("size") or 0)
+        if total > self.max_bytes:
+            raise AdapterFormatError(f"{uri}: adapter is {total} bytes, the limit is "
+                                     f"{self.max_bytes}: not downloaded")
+        return entries

@@ -124,3 +124,81 @@ def test_fsspec_url_store(tmp_path: Path) -> None:
     local = store.fetch(stored.uri, stored.sha256, tmp_path / "out")
     assert (local / "adapter_config.json").read_text() == '{"r": 8}'
     assert store.put(make_adapter(tmp_path / "b")) == stored
+
+
+@pytest.mark.parametrize("uri", [
+    "file://{root}/%2e%2e/{sha}",                  # URL-encoded traversal: never decoded
+    "file://{root}/..%2f{sha}",
+    "file://{root}/{sha}%00",
+    "file://{root}/{sha}\x00",                     # a NUL
+    "file://{root}/{sha}?version=1",               # a query some backend would read
+    "file://{root}/{sha}#frag",
+    "file://evil.example{root}/{sha}",             # a host in a file URI
+    "{root}/../{sha}",                             # no scheme: the local disk, same rules
+    "file://{root}/./../{root_name}/../../{sha}",
+    "https://example.com/{sha}",
+    "gs://bucket/{sha}",                           # allowed by settings, but not this store's
+])
+def test_tricky_uris_are_refused(tmp_path: Path, uri: str) -> None:
+    store = ArtifactStore(str(tmp_path / "store"), allowed_schemes=("file", "gs"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    with pytest.raises(ArtifactLocationError):
+        store.fetch(uri.format(root=store.root, sha=stored.sha256,
+                               root_name=Path(store.root).name), stored.sha256)
+
+
+def test_a_uri_with_dot_segments_inside_the_store_still_works(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    assert store.fetch(f"file://{store.root}/./{stored.sha256}", stored.sha256,
+                       tmp_path / "out").is_dir()
+
+
+def test_symlinks_out_of_the_store_are_refused(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    # An adapter outside the store, linked in under its own (correct) digest.
+    outside = make_adapter(tmp_path / "outside")
+    digest, _ = adapter_digest(outside)
+    (Path(store.root) / digest).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ArtifactLocationError, match="symbolic link"):
+        store.fetch(store.uri_for(digest), digest, tmp_path / "out")
+    # A file inside a stored adapter replaced by a link to a file elsewhere.
+    stored = store.put(make_adapter(tmp_path / "a", b"other weights"))
+    weights = Path(store.root) / stored.sha256 / "adapter_model.safetensors"
+    secret = tmp_path / "secret.safetensors"
+    secret.write_bytes(weights.read_bytes())
+    weights.unlink()
+    weights.symlink_to(secret)
+    with pytest.raises(AdapterFormatError, match="symbolic link"):
+        store.fetch(stored.uri, stored.sha256, tmp_path / "out2")
+    assert not (tmp_path / "out2" / stored.sha256).exists()
+
+
+def test_an_oversized_artifact_is_refused_before_it_is_copied(tmp_path: Path) -> None:
+    big = ArtifactStore(str(tmp_path / "store"))
+    stored = big.put(make_adapter(tmp_path / "a", b"x" * 5000))
+    small = ArtifactStore(str(tmp_path / "store"), max_bytes=1000)
+    copied: list[str] = []
+    small.fs.get_file = lambda src, dst, **kw: copied.append(src)  # type: ignore[method-assign]
+    with pytest.raises(AdapterFormatError, match="limit is 1000: not downloaded"):
+        small.fetch(stored.uri, stored.sha256, tmp_path / "out")
+    assert copied == []
+
+
+def test_a_folder_of_many_files_is_not_an_adapter(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    stored = store.put(make_adapter(tmp_path / "a"))
+    for i in range(40):
+        (Path(store.root) / stored.sha256 / f"extra{i}.json").write_text("{}")
+    with pytest.raises(AdapterFormatError, match="at most 32"):
+        store.fetch(stored.uri, stored.sha256, tmp_path / "out")
+
+
+def test_the_size_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    from driftloop.learner.update import store_from_settings
+    from driftloop.schemas.settings import Settings
+
+    settings = Settings(artifacts={"store_url": str(tmp_path / "store"),
+                                   "max_artifact_bytes": 100})
+    with pytest.raises(AdapterFormatError, match="the limit is 100"):
+        store_from_settings(settings).put(make_adapter(tmp_path / "a", b"x" * 200))

@@ -1,0 +1,91 @@
+"""Adversarial records and artifacts on the real broker: the subscriber refuses or skips each
+one (counted, with a reason), keeps following ``model-versions`` and serves the next good
+version; the ack reader skips what it cannot read and says so."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from kafka_helpers import produce
+from serving_helpers import TASK, publish, serving_settings, store, version_event
+
+from driftloop.learner.serving import AckPublisher, AdapterSubscriber, ModelHost, read_acks
+from driftloop.learner.store import StoredArtifact
+from driftloop.schemas import Feedback, ServingStatus, Topic, encode
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
+        await asyncio.sleep(0.01)
+
+
+def garbage_weights(settings, probe: Path, tmp_path: Path) -> StoredArtifact:  # type: ignore[no-untyped-def]
+    """A correctly hashed artifact whose safetensors file is not safetensors."""
+    folder = tmp_path / "garbage"
+    shutil.copytree(probe, folder)
+    (folder / "adapter_model.safetensors").write_bytes(b"\xff" * 64)
+    return store(settings, folder)
+
+
+async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "r-bad")
+    good = store(kafka_settings, probes["neg"])
+    root = good.uri.removeprefix("file://").rsplit("/", 1)[0]
+    bad_versions = {
+        "v-garbage": version_event("v-garbage", garbage_weights(kafka_settings, probes["neg"],
+                                                                tmp_path)),
+        "v-outside": version_event("v-outside", good).model_copy(
+            update={"adapter_uri": f"file:///etc/{good.sha256}"}),
+        "v-dotdot": version_event("v-dotdot", good).model_copy(
+            update={"adapter_uri": f"file://{root}/../{good.sha256}"}),
+        "v-http": version_event("v-http", good).model_copy(
+            update={"adapter_uri": f"http://example.invalid/{good.sha256}"}),
+        "v-pickle": version_event("v-pickle", good, format="pytorch-pickle"),
+    }
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+    host = ModelHost(resident_models, max_length=32)
+    subscriber = AdapterSubscriber(settings, host, replica="r-bad", acks=AckPublisher(
+        producer=producer, settings=settings, replica="r-bad"))
+    await producer.start()
+    try:
+        await subscriber.start()
+        await subscriber.wait_caught_up(30)
+        await produce(settings, Topic.MODEL_VERSIONS, [b"{not json", None, encode(Feedback(
+            id="f", interaction_id="i", ts=0, task=TASK, kind="label", value="x"))], key=TASK)
+        for version_id, event in bad_versions.items():
+            await publish(settings, event)
+            await until(lambda v=version_id: v in subscriber.refused, 60, f"{version_id} refused")
+        assert subscriber.running and subscriber.serving(TASK) is None
+        assert subscriber.bad_records == 3
+        refused = subscriber.refused
+        assert "SafetensorError" in refused["v-garbage"]
+        assert "not an adapter of the store" in refused["v-outside"]
+        assert "not an adapter of the store" in refused["v-dotdot"]
+        assert "scheme 'http'" in refused["v-http"]
+        assert "'pytorch-pickle' is not one of" in refused["v-pickle"]
+        # The next good version is served as if nothing had happened.
+        await publish(settings, version_event("v-good", good))
+        await until(lambda: subscriber.serving(TASK) == "v-good", 60, "v-good served")
+    finally:
+        await subscriber.stop()
+        await producer.stop()
+        host.close()
+    # The ack reader skips records it cannot read, and says which.
+    await produce(settings, Topic.SERVING_ACKS, [b"\xff", b'{"replica": 5}'], key="r-bad/x")
+    skipped: list[str] = []
+    latest = await read_acks(settings, skipped=skipped)
+    assert len(skipped) == 2 and "invalid_utf8" not in skipped[0]  # the reason, not the code
+    assert "not valid UTF-8" in skipped[0]
+    ack = latest[("r-bad", TASK)]
+    assert (ack.status, ack.version_id) == (ServingStatus.SERVING, "v-good")

@@ -1,0 +1,63 @@
+"""Adversarial training requests on the real broker: the learner dead-letters each one with a
+reason, commits past it and keeps consuming; nothing is trained, nothing crashes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka_helpers import consume_until, produce
+from learner_helpers import sentiment_request
+
+from driftloop.learner.group import consumer_group
+from driftloop.learner.kafka_topics import topic_partitions
+from driftloop.learner.service import LearnerService
+from driftloop.learner.update import IncrementalUpdater
+from driftloop.schemas import DeadLetter, Feedback, Topic, decode, encode
+
+pytestmark = [pytest.mark.kafka]
+
+
+async def test_adversarial_requests_become_dead_letters_and_are_committed(kafka_settings):
+    request = orjson.loads(encode(sentiment_request("r1", n=4)))
+    adversarial = [
+        (b"{not json", "invalid_json"),
+        (None, "empty"),
+        (b"\xff\xfe{}", "invalid_utf8"),
+        (b"[" * 10_000, "invalid_json"),
+        (encode(Feedback(id="f", interaction_id="i", ts=0, task="sentiment", kind="label",
+                         value="x")), "invalid_event"),
+        (orjson.dumps({**request, "examples": [{"input": 3, "target": None}]}),
+         "invalid_event"),
+        (orjson.dumps({**request, "examples": "all of them"}), "invalid_event"),
+        (encode(sentiment_request("r2", n=4, parent="v-that-never-was")),
+         "untrainable_request"),
+    ]
+    for value, _ in adversarial:
+        await produce(kafka_settings, Topic.TRAINING_REQUESTS, [value], key="sentiment")
+    service = LearnerService(kafka_settings, updater=IncrementalUpdater(kafka_settings),
+                             max_requests=len(adversarial))
+    stats = await asyncio.wait_for(service.run(), 60)
+    assert stats.dead_letters == len(adversarial) and stats.published == []
+    letters = [decode(r.value, DeadLetter) for r in await consume_until(
+        kafka_settings, Topic.DEAD_LETTERS, len(adversarial), timeout=30)]
+    assert sorted(d.reason for d in letters) == sorted(r for _, r in adversarial)
+    assert all(d.error for d in letters)
+    assert next(d for d in letters if d.reason == "untrainable_request").error.endswith(
+        "is not in the registry")
+    # Every offset was committed: a restarted learner would not see them again.
+    topic = kafka_settings.kafka.topic(Topic.TRAINING_REQUESTS)
+    consumer = AIOKafkaConsumer(**kafka_settings.kafka.client_kwargs(),
+                                group_id=consumer_group(kafka_settings),
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = (await topic_partitions(kafka_settings, topic))[topic]
+        committed = 0
+        for partition in partitions:
+            committed += await consumer.committed(TopicPartition(topic, partition)) or 0
+        assert committed == len(adversarial)
+    finally:
+        await consumer.stop()
