@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka_helpers import produce
@@ -40,3 +42,12 @@ def version_event(version_id: str, stored: StoredArtifact, status: str = "promot
 async def publish(settings: Settings, *events: ModelVersion) -> None:
     """Append version events to ``model-versions`` (keyed by task), acknowledged."""
     await produce(settings, Topic.MODEL_VERSIONS, [encode(e) for e in events], key=TASK)
+
+
+async def until(check: Callable[[], object], timeout: float, what: str) -> None:
+    """Wait until ``check()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
+        await asyncio.sleep(0.01)

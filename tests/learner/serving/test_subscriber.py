@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from kafka_helpers import produce
-from serving_helpers import TASK, publish, serving_settings, store, version_event
+from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
 from driftloop.learner.errors import ServingError
 from driftloop.learner.models import ResidentModels
@@ -25,14 +24,6 @@ from driftloop.schemas import Topic, VersionStatus
 from driftloop.schemas.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
-        await asyncio.sleep(0.01)
 
 
 class Replica:

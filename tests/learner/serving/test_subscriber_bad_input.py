@@ -4,29 +4,19 @@ version; the ack reader skips what it cannot read and says so."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from kafka_helpers import produce
-from serving_helpers import TASK, publish, serving_settings, store, version_event
+from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
 from driftloop.learner.serving import AckPublisher, AdapterSubscriber, ModelHost, read_acks
 from driftloop.learner.store import StoredArtifact
 from driftloop.schemas import Feedback, ServingStatus, Topic, encode
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
-        await asyncio.sleep(0.01)
 
 
 def garbage_weights(settings, probe: Path, tmp_path: Path) -> StoredArtifact:  # type: ignore[no-untyped-def]
