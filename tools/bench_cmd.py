@@ -17,6 +17,10 @@ BENCHES: Registry = {
     "serve": ("driftloop.tools.bench_serve", "serve",
               "Swap latency; /predict req/s with vs without the subscriber."),
     "learner": ("driftloop.tools.bench_learner", "learner", "Incremental update vs cold Trainer."),
+    "quality": ("driftloop.tools.bench_quality", "quality",
+                "Drift delay and false alarms, forgetting, label efficiency (offline)."),
+    "faults": ("driftloop.tools.bench_faults", "faults",
+               "Kill and restart components and the broker; nothing lost, nothing twice."),
 }
 
 

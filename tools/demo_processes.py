@@ -101,6 +101,13 @@ class ChildProcess:
         self.terminate()
         return self.finish(time.monotonic() + grace)
 
+    def kill(self) -> int | None:
+        """SIGKILL the process group at once (a crash, as a fault test injects it)."""
+        if self.process is None:
+            return None
+        self._signal_group(signal.SIGKILL)
+        return self.process.wait()
+
     def terminate(self) -> None:
         """Ask the process group to stop (SIGTERM) without waiting."""
         if self.process is not None and self.process.poll() is None:
