@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import signal
 import subprocess
@@ -20,14 +21,33 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from ..schemas.settings import Settings
 from .errors import ToolsError
 
-__all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "process_gone",
+__all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "driftloop_env", "process_gone",
            "sigterm_as_interrupt", "wait_until"]
 
 
 class DemoChildError(ToolsError):
     """A child process of the demo exited early or was not ready in time."""
+
+
+def driftloop_env(settings: Settings, tasks: Mapping[str, Mapping[str, object]]
+                  ) -> dict[str, str]:
+    """What every driftloop child needs: offline hubs, the broker, topics, store and tasks.
+
+    >>> env = driftloop_env(Settings(kafka={"topic_prefix": "run1."}), {"t": {"kind": "x"}})
+    >>> env["DRIFTLOOP_KAFKA__TOPIC_PREFIX"], env["DRIFTLOOP_TASKS"], env["HF_HUB_OFFLINE"]
+    ('run1.', '{"t": {"kind": "x"}}', '1')
+    """
+    d = "DRIFTLOOP_"
+    return {
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+        f"{d}KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        f"{d}KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        f"{d}ARTIFACTS__STORE_URL": settings.artifacts.store_url,
+        f"{d}TASKS": json.dumps(tasks),
+    }
 
 
 class ChildProcess:

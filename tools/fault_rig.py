@@ -10,7 +10,6 @@ as an orchestrator would.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 import urllib.request
@@ -27,7 +26,7 @@ from ..learner.vader import balanced_sample, read_domain
 from ..schemas import Feedback, Interaction, TrainingRequest, encode, encode_batch
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
-from .demo_processes import ChildProcess
+from .demo_processes import ChildProcess, driftloop_env
 from .local_kafka import LocalKafka
 from .topics import create_topics
 
@@ -99,11 +98,7 @@ class FaultRig:
         """DRIFTLOOP_* variables of the three components (each reads what it needs)."""
         d, folder = "DRIFTLOOP_", self.workdir / scenario
         return {
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-            f"{d}KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            f"{d}KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-            f"{d}ARTIFACTS__STORE_URL": settings.artifacts.store_url,
-            f"{d}TASKS": json.dumps({TASK: {"kind": "classification", "labels": list(LABELS)}}),
+            **driftloop_env(settings, {TASK: {"kind": "classification", "labels": list(LABELS)}}),
             f"{d}WORKER__APP_ID": f"driftloop-{settings.kafka.topic_prefix.rstrip('.')}",
             f"{d}WORKER__DATA_DIR": str(folder / "worker"),
             f"{d}WORKER__COMMIT_INTERVAL_S": "0.5",

@@ -19,9 +19,10 @@ handling a message, the learner publishing a version, the service serving the ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from ..learner.registry import version_id_for
@@ -106,6 +107,7 @@ class ScenarioResult:
 
 
 Say = Callable[[str], None]
+_Run = tuple[Settings, "_Worker", Traffic, "asyncio.Task[None]"]
 
 
 class _Worker:
@@ -171,20 +173,36 @@ async def _settle(settings: Settings, worker: _Worker, *, timeout: float) -> Led
     return ledger
 
 
-async def worker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
-    name = "worker-kill"
+@contextlib.asynccontextmanager
+async def _stream(rig: FaultRig, name: str, plan: FaultPlan, offset: int) -> AsyncIterator[_Run]:
+    """A fresh deployment with its worker running and the traffic flowing into it."""
     settings = rig.deploy(name)
     worker = _Worker(rig, name, settings)
     await worker.start()
-    traffic = plan.traffic()
-    expected_s = (len(traffic.messages()) + len(traffic.feedback())) / plan.rate
+    traffic = plan.traffic(offset)
     sending = asyncio.create_task(traffic.run(settings))
-    began = time.monotonic()
-    rng = random.Random(plan.seed)
-    # One kill at a random moment of each of ``kills`` equal stretches of the stream.
-    moments = [(n + rng.uniform(0.1, 0.9)) * expected_s / plan.kills for n in range(plan.kills)]
-    recovery: list[float] = []
     try:
+        yield settings, worker, traffic, sending
+    finally:
+        if not sending.done():
+            sending.cancel()
+        worker.stop()
+
+
+async def _drain(settings: Settings, worker: _Worker, sending: asyncio.Task[None]) -> Ledger:
+    await sending
+    return await _settle(settings, worker, timeout=180)
+
+
+async def worker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
+    async with _stream(rig, "worker-kill", plan, 0) as (settings, worker, traffic, sending):
+        expected_s = (len(traffic.messages()) + len(traffic.feedback())) / plan.rate
+        began = time.monotonic()
+        rng = random.Random(plan.seed)
+        # One kill at a random moment of each of ``kills`` equal stretches of the stream.
+        moments = [(n + rng.uniform(0.1, 0.9)) * expected_s / plan.kills
+                   for n in range(plan.kills)]
+        recovery: list[float] = []
         for n, moment in enumerate(moments):
             # the fault schedule, not a synchronisation: sleep until the chosen moment
             await asyncio.sleep(max(0.0, began + moment - time.monotonic()))
@@ -196,24 +214,12 @@ async def worker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
             await wait_until(lambda: worker.handled_since_start() > 0 or sending.done(),
                              timeout=120, what="the restarted worker handling a message")
             recovery.append(time.monotonic() - killed_at)
-        await sending
-        ledger = await _settle(settings, worker, timeout=180)
-    finally:
-        if not sending.done():
-            sending.cancel()
-        worker.stop()
-    return ScenarioResult(name, ledger, plan.kills, recovery, worker.unplanned_restarts)
+        ledger = await _drain(settings, worker, sending)
+    return ScenarioResult("worker-kill", ledger, plan.kills, recovery, worker.unplanned_restarts)
 
 
 async def broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
-    name = "broker-restart"
-    settings = rig.deploy(name)
-    worker = _Worker(rig, name, settings)
-    await worker.start()
-    traffic = plan.traffic(offset=1)
-    sending = asyncio.create_task(traffic.run(settings))
-    recovery: list[float] = []
-    try:
+    async with _stream(rig, "broker-restart", plan, 1) as (settings, worker, traffic, sending):
         total = len(traffic.messages()) + len(traffic.feedback())
         await wait_until(lambda: traffic.sent >= total // 3 or sending.done(), timeout=300,
                          what="a third of the traffic")
@@ -227,14 +233,9 @@ async def broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
 
         await wait_until(handling_again, timeout=180,
                          what="the worker handling messages after the broker restart")
-        recovery.append(time.monotonic() - back_at)
-        await sending
-        ledger = await _settle(settings, worker, timeout=180)
-    finally:
-        if not sending.done():
-            sending.cancel()
-        worker.stop()
-    return ScenarioResult(name, ledger, 1, recovery, worker.unplanned_restarts)
+        recovery = [time.monotonic() - back_at]
+        ledger = await _drain(settings, worker, sending)
+    return ScenarioResult("broker-restart", ledger, 1, recovery, worker.unplanned_restarts)
 
 
 def _log_has(child: ChildProcess, text: str, since: int) -> bool:
