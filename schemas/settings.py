@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from .enums import TaskKind
 from .errors import SettingsError
+from .redact import register_secret
 from .topics import Topic, topic_name
 
 __all__ = [
@@ -85,6 +86,11 @@ class KafkaSettings(_Section):
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:
+        # From the moment a process holds these, no log record of it may show them (client
+        # libraries log their requests, the SASL one included).
+        for secret in (self.sasl_password, self.ssl_password):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
         if self.security_protocol.startswith("SASL"):
             missing = [name for name in ("sasl_mechanism", "sasl_username", "sasl_password")
                        if getattr(self, name) is None]
