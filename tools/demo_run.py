@@ -9,7 +9,6 @@ only then is a broker the demo started itself stopped.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import socket
@@ -38,7 +37,13 @@ from ..schemas import (
 from ..schemas.errors import SettingsError
 from ..schemas.settings import KafkaSettings, Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES
-from .demo_processes import ChildProcesses, DemoChildError, sigterm_as_interrupt, wait_until
+from .demo_processes import (
+    ChildProcesses,
+    DemoChildError,
+    driftloop_env,
+    sigterm_as_interrupt,
+    wait_until,
+)
 from .demo_progress import LoopObserver, ProgressLine, ProgressState
 from .demo_traffic import (
     DemoData,
@@ -76,16 +81,19 @@ class DemoProfile:
     epochs: int
     min_examples: int  # new labelled examples per training request
     cooldown_s: float
+    # A schedule beside drift and metric triggers: every N new labels. Without it a quick run
+    # under load sometimes asked for only two updates, and two coin-toss gates decide nothing.
+    every_examples: int
 
     @classmethod
     def named(cls, quick: bool) -> DemoProfile:
         if quick:
-            return cls(per_domain=100, heldout=50, bootstrap=128, rate=8.0, block_size=8,
+            return cls(per_domain=125, heldout=50, bootstrap=128, rate=8.0, block_size=8,
                        warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=20.0, label_budget=20,
-                       epochs=2, min_examples=64, cooldown_s=12.0)
+                       epochs=2, min_examples=64, cooldown_s=12.0, every_examples=80)
         return cls(per_domain=400, heldout=150, bootstrap=256, rate=6.0, block_size=8,
                    warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=45.0, label_budget=60,
-                   epochs=3, min_examples=128, cooldown_s=20.0)
+                   epochs=3, min_examples=128, cooldown_s=20.0, every_examples=160)
 
 
 @dataclass(slots=True)
@@ -125,11 +133,7 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
     """DRIFTLOOP_* variables shared by the three children (each reads what it needs)."""
     d = "DRIFTLOOP_"
     return {
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-        f"{d}KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        f"{d}KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        f"{d}ARTIFACTS__STORE_URL": settings.artifacts.store_url,
-        f"{d}TASKS": json.dumps({TASK: {"kind": "classification", "labels": list(LABELS)}}),
+        **driftloop_env(settings, {TASK: {"kind": "classification", "labels": list(LABELS)}}),
         # worker: its own consumer group and state per run; a short stream needs small blocks
         f"{d}WORKER__APP_ID": f"driftloop-{run_id}",
         f"{d}WORKER__WEB_PORT": str(worker_port),
@@ -145,6 +149,7 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         # fewer, larger updates: a gate judging 10 held-out examples is a coin toss
         f"{d}WORKER__TRIGGERS__MIN_EXAMPLES": str(profile.min_examples),
         f"{d}WORKER__TRIGGERS__COOLDOWN_S": str(profile.cooldown_s),
+        f"{d}WORKER__TRIGGERS__EVERY_EXAMPLES": str(profile.every_examples),
         f"{d}WORKER__TRIGGERS__METRIC_MIN_OUTCOMES": "40",
         f"{d}WORKER__TRIGGERS__QUALITY_WINDOW": "60",
         f"{d}WORKER__ACTIVE__BUDGET": str(profile.label_budget),

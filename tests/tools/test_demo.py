@@ -10,7 +10,7 @@ import pytest
 from driftloop.schemas import VersionStatus
 from driftloop.schemas.settings import Settings
 from driftloop.tools.demo_processes import process_gone
-from driftloop.tools.demo_run import run_demo
+from driftloop.tools.demo_run import DemoProfile, run_demo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -42,7 +42,7 @@ def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_mo
 
     # The simulated people took part: noisy user labels and reviewer answers.
     assert result.feedback_sent > 0.6 * len(result.served) and result.noisy_feedback > 0
-    assert len(result.served) == 4 * 100
+    assert len(result.served) == 4 * DemoProfile.named(quick=True).per_domain
 
     # Nothing is left running; the report names the alerts.
     assert result.child_pids.keys() == {"worker", "learner", "serve"}
