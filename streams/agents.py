@@ -69,6 +69,9 @@ class WorkerRuntime:
     last_message_at: float = 0.0
     handled: dict[tuple[str, int], int] = field(default_factory=dict)
     watchdog_checks: int = 0
+    # model-versions records that were no ModelVersion: logged and skipped, never dead-lettered
+    # (the learner owns that log; every worker reading it would write its own copy).
+    unreadable_versions: int = 0
     started_at: float = field(default_factory=time.time)
     _embedding_dims: dict[str, int | None] = field(default_factory=dict)
 
@@ -207,7 +210,8 @@ class WorkerRuntime:
         try:
             version = decode(value, ModelVersion)
         except ValidationError as exc:
-            log.warning("unreadable model-versions entry skipped: %s", exc)
+            self.unreadable_versions += 1
+            log.error("unreadable model-versions entry skipped (%s): %s", exc.code, exc)
             return
         min_score = self.settings.worker.triggers.challenge_min_score
         for command in commands_from_version(version, challenge_min_score=min_score):
@@ -230,6 +234,7 @@ class WorkerRuntime:
                 "assigned_partitions": assigned,
                 "paused_partitions": paused,
                 "watchdog_checks": float(self.watchdog_checks),
+                "unreadable_model_versions": float(self.unreadable_versions),
                 "seconds_since_last_message": round(now - last, 3),
                 "uptime_seconds": round(now - self.started_at, 3)}
 

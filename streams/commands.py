@@ -24,11 +24,13 @@ from ..schemas.events import ModelVersion
 from ..schemas.fields import SLUG_PATTERN
 from .errors import TriggerError
 
-__all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "Command", "commands_from_version",
-           "decode_command", "encode_command", "manual_trigger"]
+__all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "MAX_COMMAND_BYTES", "Command",
+           "commands_from_version", "decode_command", "encode_command", "manual_trigger"]
 
 COMMAND_HEADER = "driftloop-command"
 COMMAND_KINDS = ("trigger", "challenge", "promoted")
+# A command is a few short fields; the feedback topic would carry 8 MiB.
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ def decode_command(value: bytes | None) -> Command:
     >>> decode_command(value).kind
     'trigger'
     """
+    if value is not None and len(value) > MAX_COMMAND_BYTES:
+        raise TriggerError(f"command is {len(value)} bytes, limit is {MAX_COMMAND_BYTES}")
     try:
         data: Any = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:

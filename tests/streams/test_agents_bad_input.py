@@ -50,6 +50,9 @@ async def test_adversarial_records_are_dead_lettered_and_the_worker_goes_on(
         await producer.stop()
     await produce(kafka_settings, Topic.INTERACTIONS, [encode(e) for e in good],
                   key="sentiment")
+    # model-versions is the learner's log: a record there that is no version is logged,
+    # counted and skipped (a worker does not dead-letter another component's log).
+    await produce(kafka_settings, Topic.MODEL_VERSIONS, [b"{not json", None], key="sentiment")
 
     worker.wait_value("driftloop_worker_events_total", 3, task="sentiment", kind="interactions")
     expected = len(adversarial) + 3 + 3  # singles, the batch's three events, the commands
@@ -61,5 +64,6 @@ async def test_adversarial_records_are_dead_lettered_and_the_worker_goes_on(
                              + ["invalid_command"] * 3)
     assert all(d.error for d in letters)
     assert worker.value("driftloop_dead_letters_total") == expected
+    worker.wait_value("driftloop_worker_liveness", 2, measure="unreadable_model_versions")
     assert worker.proc.poll() is None
     assert worker.stop() == 0

@@ -20,7 +20,7 @@ from driftloop.schemas import (
     to_dict,
 )
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
-from driftloop.streams.commands import COMMAND_KINDS, decode_command
+from driftloop.streams.commands import COMMAND_KINDS, MAX_COMMAND_BYTES, decode_command
 from driftloop.streams.errors import TriggerError
 from driftloop.streams.ingest import MAX_DEAD_LETTER_PAYLOAD, decode_message
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
@@ -231,3 +231,10 @@ def test_fuzzed_commands_are_refused_or_well_typed(value: bytes) -> None:
     state = TaskState(command.task, worker, TaskSettings())
     state.on_command(command, now=1.0)
     state.check_triggers(new_buffer(worker), now=2.0)
+
+
+def test_a_command_larger_than_any_command_is_refused_unread() -> None:
+    body = orjson.dumps({"id": "c", "task": "t", "kind": "trigger",
+                         "reason": "x" * MAX_COMMAND_BYTES})
+    with pytest.raises(TriggerError, match="limit is 65536"):
+        decode_command(body)
