@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KafkaError as exc:  # broker unreachable, not authorised, ...: one line, no trace
-        hint = " (is the broker running? driftloop kafka status)" \
+        # A wrong SASL password also ends here; the client's log line above says which.
+        hint = (" (is the broker running? driftloop kafka status; do kafka.security_protocol "
+                "and the sasl_* settings match its listener?)") \
             if isinstance(exc, KafkaConnectionError) else ""
         click.echo(f"error: kafka: {exc}{hint}", err=True)
         sys.exit(1)
