@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError
 from kafka_helpers import (
     BROKER_HEAP,
@@ -35,8 +36,9 @@ from kafka_helpers import (
 from driftloop.learner.models import ResidentModels
 from driftloop.learner.service import LearnerService
 from driftloop.learner.serving import AdapterSubscriber, ModelHost
+from driftloop.learner.serving.http import ServingService
 from driftloop.learner.update import IncrementalUpdater
-from driftloop.schemas import DeadLetter, Topic, decode
+from driftloop.schemas import DeadLetter, Feedback, Topic, decode
 from driftloop.schemas.settings import Settings
 from driftloop.tools.errors import TopicsError
 from driftloop.tools.local_kafka import LocalKafka
@@ -182,6 +184,20 @@ async def test_serving_subscriber_over_sasl(sasl_settings, wrong_settings, caplo
     finally:
         host.close()
     assert auth_failure_logged(caplog)
+
+
+async def test_the_serving_service_publishes_over_sasl(sasl_settings) -> None:
+    service = ServingService(sasl_settings, models=ResidentModels())
+    client = TestClient(TestServer(service.app()))
+    await client.start_server()  # the producer, the batchers and the subscriber, over SASL
+    try:
+        response = await client.post("/feedback", json={
+            "interaction_id": "i1", "task": "sentiment", "kind": "label", "value": "positive"})
+        assert response.status == 202
+        [record] = await consume_until(sasl_settings, Topic.FEEDBACK, 1, timeout=30)
+        assert decode(record.value, Feedback).interaction_id == "i1"
+    finally:
+        await client.close()
 
 
 async def test_the_faust_worker_over_sasl(sasl_broker, sasl_settings, wrong_settings,
