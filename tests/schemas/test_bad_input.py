@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from driftloop.schemas import (
     DEFAULT_MAX_BYTES,
     EVENT_TYPES,
+    DeadLetter,
     Feedback,
     Interaction,
+    ModelVersion,
+    ServingAck,
     TrainingRequest,
     ValidationError,
     decode,
@@ -24,6 +27,7 @@ from driftloop.schemas import (
     encode,
     to_dict,
 )
+from driftloop.schemas.codec import max_bytes_for
 from driftloop.schemas.fields import MAX_EMBEDDING_DIM
 
 # Every way in: one typed decode per event type, decode_any, and batches.
@@ -232,3 +236,25 @@ def test_fuzzed_json_raises_only_validation_error(value: Any) -> None:
             decoder(payload)
         except ValidationError:
             pass
+
+
+def test_one_event_over_its_limit_is_too_large_alone_or_in_a_batch() -> None:
+    # A message may carry 8 MiB (a batch); one event in it may not exceed 1 MiB.
+    big = to_dict(INTERACTION) | {"input": "x" * DEFAULT_MAX_BYTES}
+    err = rejects(DECODERS["decode_batch[Interaction]"], orjson.dumps(big))
+    assert err.code == "too_large" and f"limit is {DEFAULT_MAX_BYTES}" in str(err)
+    envelope = orjson.dumps({"schema_name": "driftloop.batch", "schema_version": 1,
+                             "events": [to_dict(INTERACTION), big, to_dict(INTERACTION)]})
+    results = decode_batch(envelope, Interaction)
+    assert [type(r).__name__ for r in results] == ["Interaction", "ValidationError",
+                                                   "Interaction"]
+    assert (results[1].code, results[1].event_index) == ("too_large", 1)
+    # The limit is the caller's to tighten.
+    assert rejects(lambda raw: decode_batch(raw, Interaction, max_event_bytes=50),
+                   encode(INTERACTION)).code == "too_large"
+
+
+@pytest.mark.parametrize("cls", [DeadLetter, ModelVersion, ServingAck, TrainingRequest])
+def test_every_event_type_has_a_size_limit(cls: Any) -> None:
+    assert rejects(lambda raw: decode(raw, cls), b" " * (max_bytes_for(cls) + 1)).code == \
+        "too_large"
