@@ -27,7 +27,7 @@ WITHOUT_EXAMPLES: dict[str, set[str]] = {
                         "bench_worker", "cli", "config_cmd", "demo_cmd", "demo_run", "errors",
                         "kafka_cmd", "learner_cmd", "report_cmd", "report_html", "serve_cmd",
                         "status", "status_cmd", "topic_reader", "topics_cmd", "versions_cmd",
-                        "worker_cmd"},
+                        "worker_cmd", "bench_quality"},
 }
 
 
