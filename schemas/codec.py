@@ -239,7 +239,9 @@ def decode_batch(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
 
     ``max_bytes`` bounds the message (default: the batch limit), ``max_event_bytes`` one
     event in it (default :func:`max_bytes_for` ``(cls)``): a lone event over it raises, an
-    event over it inside a batch is that event's ``too_large`` error.
+    event over it inside a batch is that event's ``too_large`` error (there its size is an
+    upper bound that counts 25 bytes per embedding number, measured only when the whole
+    message is over the limit).
 
     >>> from driftloop.schemas import Feedback, encode_batch
     >>> good = Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label", value="pos")
@@ -274,9 +276,19 @@ def decode_batch(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
     return results
 
 
+# Longest JSON number orjson writes ("-2.2250738585072014e-308", or a 64-bit integer) + comma.
+_NUMBER_BYTES = 25
+
+
 def _check_event_size(item: Any, limit: int, prefix: str) -> None:
+    # Writing the embedding's floats back out would cost more than decoding them did; its
+    # size has an upper bound instead (an embedding of non-numbers fails validation anyway).
+    extra = 0
+    if isinstance(item, dict) and isinstance(item.get("embedding"), list):
+        extra = _NUMBER_BYTES * len(item["embedding"])
+        item = {key: value for key, value in item.items() if key != "embedding"}
     try:
-        size = len(orjson.dumps(item))
+        size = len(orjson.dumps(item)) + extra
     except orjson.JSONEncodeError:
         return  # an integer past 64 bits: validation names it
     if size > limit:
