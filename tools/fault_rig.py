@@ -10,6 +10,7 @@ as an orchestrator would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import urllib.request
@@ -157,7 +158,7 @@ class Traffic:
     Every ``poison_every``-th message is bad: alternately bytes that are not JSON at all and
     an envelope with one event of a wrong type among good ones. Sends retry until the broker
     takes them (a broker restart must not lose input), so the topics hold at least what was
-    meant; the accounting counts what the topics hold.
+    meant (at least once); the accounting counts what the topics hold.
 
     Examples
     --------
@@ -205,40 +206,65 @@ class Traffic:
 
     async def run(self, settings: Settings) -> None:
         """Send everything at :attr:`rate` messages per second, interleaving feedback."""
-        producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
-                                    enable_idempotence=True, request_timeout_ms=10_000,
-                                    retry_backoff_ms=250)
-        await producer.start()
+        interactions = self.messages()
+        feedback = self.feedback()
+        every = max(1, len(interactions) // max(1, len(feedback)))
+        queue: list[tuple[Topic, bytes]] = []
+        for n, raw in enumerate(interactions):
+            queue.append((Topic.INTERACTIONS, raw))
+            if n % every == every - 1 and feedback:
+                queue.append((Topic.FEEDBACK, feedback.pop(0)))
+        queue += [(Topic.FEEDBACK, raw) for raw in feedback]
+        sender = _PersistentSender(settings)
         try:
-            interactions = self.messages()
-            feedback = self.feedback()
-            every = max(1, len(interactions) // max(1, len(feedback)))
-            queue: list[tuple[Topic, bytes]] = []
-            for n, raw in enumerate(interactions):
-                queue.append((Topic.INTERACTIONS, raw))
-                if n % every == every - 1 and feedback:
-                    queue.append((Topic.FEEDBACK, feedback.pop(0)))
-            queue += [(Topic.FEEDBACK, raw) for raw in feedback]
             for topic, raw in queue:
-                await send_until_taken(producer, settings.kafka.topic(topic), raw, TASK.encode())
+                await sender.send(settings.kafka.topic(topic), raw, TASK.encode())
                 self.sent += 1
                 await asyncio.sleep(1.0 / self.rate)  # the pace of the traffic
         finally:
-            await producer.stop()
+            await sender.close()
 
 
-async def send_until_taken(producer: AIOKafkaProducer, topic: str, value: bytes,
-                           key: bytes | None, *, give_up_s: float = 180.0) -> None:
-    """Send and wait for the broker's ack, retrying through an outage up to ``give_up_s``."""
-    deadline = time.monotonic() + give_up_s
-    while True:
-        try:
-            await producer.send_and_wait(topic, value, key=key)
-            return
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)  # back off while the broker is away
+class _PersistentSender:
+    """A producer that keeps trying through a broker outage, as a production service would.
+
+    At-least-once on purpose (no idempotence): an idempotent producer's sequence numbers met
+    ``OutOfOrderSequenceNumber`` after a broker restart here, a fatal error for that producer.
+    A record sent twice is two records on the topic, and the accounting counts the topic.
+    """
+
+    def __init__(self, settings: Settings, *, give_up_s: float = 180.0) -> None:
+        self.settings = settings
+        self.give_up_s = give_up_s
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _ready(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(**self.settings.kafka.client_kwargs(), acks="all",
+                                        request_timeout_ms=10_000, retry_backoff_ms=250)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def send(self, topic: str, value: bytes, key: bytes | None) -> None:
+        deadline = time.monotonic() + self.give_up_s
+        while True:
+            try:
+                producer = await self._ready()
+                await producer.send_and_wait(topic, value, key=key)
+                return
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                if not getattr(exc, "retriable", False):
+                    await self.close()  # a fatal error of this producer: start a new one
+                await asyncio.sleep(0.5)  # back off while the broker is away
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
 
 
 def training_request(request_id: str, *, n: int, seed: int) -> TrainingRequest:

@@ -201,3 +201,41 @@ async def test_killed_between_training_and_publishing_publishes_once(
     registry = await read_version_log(settings)
     assert registry.events_seen == 1
     assert [v.version_id for v in registry.versions()] == [version_id_for("sentiment", "r-crash")]
+
+
+async def test_sigterm_during_an_update_finishes_it_publishes_once_and_commits(
+        kafka_settings, session_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = with_learner(kafka_settings, session_settings)
+    first_request = sentiment_request("r-term-1", n=32, seed=6)
+    await produce(settings, Topic.TRAINING_REQUESTS, [encode(first_request)], key="sentiment")
+    log_path = tmp_path / "learner.log"
+    with open(log_path, "wb") as log:
+        first = subprocess.Popen([str(DRIFTLOOP), "-v", "learner"], stdout=log,
+                                 stderr=subprocess.STDOUT, env=learner_env(settings))
+    training = f"training {version_id_for('sentiment', 'r-term-1')}".encode()
+    try:
+        await asyncio.to_thread(wait_for, lambda: training in log_path.read_bytes(), 300,
+                                "the learner to start the update", first)
+        first.send_signal(signal.SIGTERM)  # mid-update: finish it, publish, commit, exit
+        assert first.wait(300) == 0, log_path.read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert b"published 1, skipped 0" in log_path.read_bytes()
+    assert (await read_version_log(settings)).events_seen == 1
+
+    # The offset was committed with the version: a new learner skips nothing and trains only
+    # the request that came after.
+    await produce(settings, Topic.TRAINING_REQUESTS,
+                  [encode(sentiment_request("r-term-2", n=32, seed=7))], key="sentiment")
+    second = subprocess.Popen([str(DRIFTLOOP), "learner"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=learner_env(settings))
+    try:
+        await consume_until(settings, Topic.MODEL_VERSIONS, 2, timeout=300)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, output[-3000:]
+    assert "published 1, skipped 0" in output
+    registry = await read_version_log(settings)
+    assert [v.training_request_id for v in registry.versions()] == ["r-term-1", "r-term-2"]
