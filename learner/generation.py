@@ -7,7 +7,6 @@ right when ``positive`` is expected).
 
 from __future__ import annotations
 
-import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,23 +17,20 @@ from torch import nn
 from ..schemas.events import TrainingExample
 from .adapters import LoraSpec
 from .device import ComputeDevice
-from .prompts import IGNORE_INDEX, PromptTemplate
+from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
 
 __all__ = ["GenerationTask", "generator_lora_config", "normalize_answer"]
 
 DEFAULT_TARGETS = ("q_proj", "v_proj")
 
 
-def normalize_answer(text: str) -> str:
-    """The form exact match compares.
-
-    >>> normalize_answer("  Paris.\\n")
-    'paris'
-    """
-    return text.strip().strip(string.punctuation + " ").casefold()
-
-
 def generator_lora_config(spec: LoraSpec) -> Any:
+    """PEFT's LoRA config of a causal LM (attention query and value projections by default).
+
+    >>> config = generator_lora_config(LoraSpec(r=4, alpha=8))
+    >>> config.r, sorted(config.target_modules)
+    (4, ['q_proj', 'v_proj'])
+    """
     from peft import LoraConfig
 
     return LoraConfig(task_type="CAUSAL_LM", r=spec.r, lora_alpha=spec.alpha,

@@ -8,12 +8,14 @@ format), and only the target tokens carry loss.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import PromptTemplateError
 
-__all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "PromptTemplate", "get_template", "register"]
+__all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "PromptTemplate", "get_template",
+           "normalize_answer", "register"]
 
 # Label value PyTorch's cross-entropy skips: prompt tokens carry no loss.
 IGNORE_INDEX = -100
@@ -40,6 +42,8 @@ class PromptTemplate:
     version: int
     instruction: str = ""
     input_format: str = "{input}"
+    # The answers the instruction asks for (a closed question); empty for free text.
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id or "@" in self.id:
@@ -52,6 +56,16 @@ class PromptTemplate:
     @property
     def ref(self) -> str:
         return f"{self.id}@{self.version}"
+
+    def read_answer(self, text: str) -> str | None:
+        """The choice a generated answer names first, or None (free text, or none named).
+
+        >>> t = PromptTemplate("s", 1, "Positive or negative?", choices=("positive", "negative"))
+        >>> t.read_answer("Negative."), t.read_answer("It is positive, mostly"), t.read_answer("?")
+        ('negative', 'positive', None)
+        """
+        words = [normalize_answer(word) for word in text.split()]
+        return next((word for word in words if word in self.choices), None)
 
     def user_message(self, text: str) -> str:
         body = self.input_format.replace("{input}", text)
@@ -97,6 +111,15 @@ def register(template: PromptTemplate) -> PromptTemplate:
     return template
 
 
+def normalize_answer(text: str) -> str:
+    """The form exact match compares.
+
+    >>> normalize_answer("  Paris.\\n")
+    'paris'
+    """
+    return text.strip().strip(string.punctuation + " ").casefold()
+
+
 def get_template(ref: str | None) -> PromptTemplate:
     """A template by ``id@version``, or by ``id`` alone (its latest version).
 
@@ -120,5 +143,5 @@ register(PromptTemplate("plain", 1))
 register(PromptTemplate(
     "sentiment", 1,
     "Is the sentiment of this text positive or negative? Answer with one word.",
-    "Text: {input}"))
+    "Text: {input}", choices=("positive", "negative")))
 register(PromptTemplate("qa", 1, "Answer the question in as few words as possible.", "{input}"))

@@ -213,12 +213,13 @@ class ServingService:
         answers = []
         for event_id, text, prediction in zip(ids, texts, predictions, strict=True):
             try:
-                # A generated answer is output only: no class, probabilities or embedding.
-                classified = bool(prediction.probabilities)
+                # A generated answer is its text; it is a class only when the template's
+                # choices name one in it. No probabilities or embedding.
+                output = prediction.output if prediction.output is not None else prediction.label
                 event = Interaction(
                     id=event_id, ts=now, task=task, domain=domain, model_version=version,
-                    input=text, output=prediction.label,
-                    prediction=prediction.label if classified else None,
+                    input=text, output=output,
+                    prediction=prediction.label if prediction.classified else None,
                     scores={"confidence": prediction.confidence,
                             "probabilities": prediction.probabilities or None},
                     embedding=prediction.embedding or None,
@@ -227,7 +228,8 @@ class ServingService:
                 raise _BadRequest(_first_error(exc)) from None
             _check_size(event)
             self.interactions.submit(event)
-            answers.append({"id": event_id, "output": prediction.label,
+            answers.append({"id": event_id, "output": output,
+                            "prediction": prediction.label if prediction.classified else None,
                             "confidence": prediction.confidence,
                             "probabilities": prediction.probabilities,
                             "model_version": version})

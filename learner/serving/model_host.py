@@ -35,13 +35,19 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """One answer: the label (or generated text), its probability, all probabilities and the
-    pooled embedding; a generation answer has no probabilities and no embedding."""
+    pooled embedding; a generation answer has no probabilities and no embedding.
+
+    A generation answer keeps the generated text in ``output``; when its prompt template has
+    choices, ``label`` is the choice read from the text and ``classified`` says one was found.
+    """
 
     label: str
     confidence: float | None
     probabilities: dict[str, float]
     embedding: list[float]
     version_id: str
+    output: str | None = None
+    classified: bool = True
 
 
 @dataclass(slots=True)
@@ -193,12 +199,18 @@ class ModelHost:
         from ..generation import GenerationTask
         from ..prompts import get_template
 
-        generator = GenerationTask(hosted.tokenizer, get_template(hosted.templates[version_id]),
+        template = get_template(hosted.templates[version_id])
+        generator = GenerationTask(hosted.tokenizer, template,
                                    select_device("cpu"), max_length=self.max_length,
                                    max_new_tokens=self.max_new_tokens,
                                    batch_size=self.max_batch)
-        return [Prediction(answer.strip(), None, {}, [], version_id)
-                for answer in generator.generate(hosted.peft_model, list(texts))]
+        answers = []
+        for answer in generator.generate(hosted.peft_model, list(texts)):
+            text = answer.strip()
+            choice = template.read_answer(text)
+            answers.append(Prediction(choice or text, None, {}, [], version_id, output=text,
+                                      classified=choice is not None))
+        return answers
 
     def evict(self, task: str, keep: set[str]) -> list[str]:
         """Unload every version of ``task`` outside ``keep``; return the ones unloaded."""

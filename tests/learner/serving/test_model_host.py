@@ -143,7 +143,10 @@ def test_generation_versions_answer_with_text_under_their_template(  # type: ign
         assert [a.version_id for a in first + second] == ["g1", "g1", "g2", "g2"]
         assert all(isinstance(a.label, str) and a.confidence is None and not a.embedding
                    for a in first + second)
-        assert [a.label for a in first] != [a.label for a in second]
+        assert [a.output for a in first] != [a.output for a in second]
+        for a in first + second:  # the template's choices read the text: a class, or the text
+            assert (a.classified, a.label) == ((True, a.label) if a.label in
+                                               ("positive", "negative") else (False, a.output))
         with pytest.raises(UnservableAdapterError, match="differs"):
             host.load("moviegen", "c1", _edited_copy(quiet, tmp_path / "c1", labels=["a", "b"],
                                                      task_kind="classification"), BASE)
