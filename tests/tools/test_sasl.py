@@ -1,11 +1,13 @@
-"""Every Kafka client driftloop builds speaks SASL when the settings say so, on a real broker.
+"""Every Kafka client driftloop builds speaks SASL and TLS when the settings say so, on a real
+broker.
 
-A second broker (module-scoped) has a SASL_PLAINTEXT listener with the PLAIN mechanism and
-two users; its PLAINTEXT listener is for the broker's own traffic only. With the right
-password the admin (topic creation), a producer, the learner's consumer, the serving
-subscriber and the Faust worker all work; with a wrong one each fails fast, and the reason
-("Authentication failed") is in the client's log. The password never shows in a log
-record, in ``repr(settings)`` or in ``driftloop config``.
+A second broker (module-scoped) has SASL_PLAINTEXT and SASL_SSL listeners with the PLAIN
+mechanism, and an SSL one, under a test CA made with openssl; its PLAINTEXT listener is for
+the broker's own traffic only. With the right password (and CA) the admin (topic creation),
+producers, the learner's consumer, the serving subscriber and service, and the Faust worker
+all work; with a wrong password or an untrusted certificate each fails fast, and the reason
+("Authentication failed", "CERTIFICATE_VERIFY_FAILED") is in the client's log. The password
+never shows in a log record, in ``repr(settings)`` or in ``driftloop config``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,37 +51,76 @@ pytestmark = [pytest.mark.kafka]
 
 USER, PASSWORD = "driftloop", "pw-7Hq2-never-logged"
 WRONG = "not-the-password"
+KEY_PASSWORD = "broker-key-pw"
 DRIFTLOOP = Path(sys.executable).parent / "driftloop"
 
 
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A test CA, a broker certificate for 127.0.0.1 signed by it (in the PEM keystore form
+    Kafka reads: PBES1-encrypted PKCS#8 key, then the chain), and an unrelated CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    for name in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN=driftloop {name}")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out",
+            "broker.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "broker.crt", "-days", "2", "-extfile", "san.cnf")
+    # The JVM's PEM loader reads PBES1 keys, not OpenSSL's default PBES2.
+    openssl("pkcs8", "-topk8", "-in", "broker.key", "-out", "broker.p8", "-v1",
+            "PBE-SHA1-3DES", "-passout", f"pass:{KEY_PASSWORD}")
+    keystore = folder / "broker-keystore.pem"
+    keystore.write_bytes(b"".join((folder / n).read_bytes()
+                                  for n in ("broker.p8", "broker.crt", "ca.pem")))
+    return {"ca": folder / "ca.pem", "other_ca": folder / "other-ca.pem", "keystore": keystore}
+
+
 class SaslBroker:
-    """A LocalKafka with a SASL_PLAINTEXT (PLAIN) listener beside its internal PLAINTEXT one."""
+    """A LocalKafka with SASL_PLAINTEXT, SASL_SSL (PLAIN) and SSL listeners for clients beside
+    its internal PLAINTEXT one."""
+
+    PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "SSL")
 
     def __init__(self, home: Path) -> None:
-        plain, self.sasl_port, controller = free_port(), free_port(), free_port()
+        self.certs = make_certificates(home / "certs")
+        plain, controller = free_port(), free_port()
+        self.ports = {protocol: free_port() for protocol in self.PROTOCOLS}
+        self.sasl_port = self.ports["SASL_PLAINTEXT"]
         jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
                 f'username="admin" password="admin-pw" user_{USER}="{PASSWORD}";')
+        clients = ",".join(f"{p}://127.0.0.1:{port}" for p, port in self.ports.items())
         self.kafka = LocalKafka(
             home=home, port=plain, controller_port=controller, heap=BROKER_HEAP,
             jvm_options=BROKER_JVM_OPTIONS, die_with_parent=True, extra_config={
-                "listeners": f"PLAINTEXT://127.0.0.1:{plain},"
-                             f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+                "listeners": f"PLAINTEXT://127.0.0.1:{plain},{clients},"
                              f"CONTROLLER://127.0.0.1:{controller}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{plain},"
-                                        f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,"
-                                                  "SASL_PLAINTEXT:SASL_PLAINTEXT,"
-                                                  "CONTROLLER:PLAINTEXT",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{plain},{clients}",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+                + ",".join(f"{p}:{p}" for p in self.PROTOCOLS),
                 "sasl.enabled.mechanisms": "PLAIN",
                 "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+                "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(self.certs["keystore"]),
+                "ssl.key.password": KEY_PASSWORD,
             })
 
-    def settings(self, tmp_path: Path, password: str = PASSWORD) -> Settings:
+    def settings(self, tmp_path: Path, password: str = PASSWORD,
+                 protocol: str = "SASL_PLAINTEXT") -> Settings:
+        kafka: dict[str, object] = {"bootstrap_servers": f"127.0.0.1:{self.ports[protocol]}",
+                                    "topic_prefix": f"s{uuid.uuid4().hex[:10]}.",
+                                    "security_protocol": protocol}
+        if protocol.startswith("SASL"):
+            kafka.update(sasl_mechanism="PLAIN", sasl_username=USER, sasl_password=password)
+        if protocol.endswith("SSL"):
+            kafka.update(ssl_cafile=self.certs["ca"])
         return Settings(
-            kafka={"bootstrap_servers": f"127.0.0.1:{self.sasl_port}",
-                   "topic_prefix": f"s{uuid.uuid4().hex[:10]}.",
-                   "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                   "sasl_username": USER, "sasl_password": password},
+            kafka=kafka,
             artifacts={"store_url": str(tmp_path / "artifacts")},
             worker={"data_dir": tmp_path / "worker"},
             learner={"cache_dir": tmp_path / "learner"},
@@ -87,15 +129,21 @@ class SaslBroker:
     def env(self, settings: Settings) -> dict[str, str]:
         """The DRIFTLOOP_* variables of a child process using ``settings``' security."""
         kafka = settings.kafka
-        assert kafka.sasl_password is not None
-        return {"DRIFTLOOP_KAFKA__SECURITY_PROTOCOL": kafka.security_protocol,
-                "DRIFTLOOP_KAFKA__SASL_MECHANISM": str(kafka.sasl_mechanism),
-                "DRIFTLOOP_KAFKA__SASL_USERNAME": str(kafka.sasl_username),
-                "DRIFTLOOP_KAFKA__SASL_PASSWORD": kafka.sasl_password.get_secret_value()}
+        env = {"DRIFTLOOP_KAFKA__SECURITY_PROTOCOL": kafka.security_protocol}
+        if kafka.sasl_password is not None:
+            env.update({"DRIFTLOOP_KAFKA__SASL_MECHANISM": str(kafka.sasl_mechanism),
+                        "DRIFTLOOP_KAFKA__SASL_USERNAME": str(kafka.sasl_username),
+                        "DRIFTLOOP_KAFKA__SASL_PASSWORD":
+                            kafka.sasl_password.get_secret_value()})
+        if kafka.ssl_cafile is not None:
+            env["DRIFTLOOP_KAFKA__SSL_CAFILE"] = str(kafka.ssl_cafile)
+        return env
 
 
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test broker's certificates")
     broker = SaslBroker(tmp_path_factory.mktemp("sasl-kafka"))
     try:
         broker.kafka.start(timeout=BROKER_START_TIMEOUT_S)
@@ -200,31 +248,43 @@ async def test_the_serving_service_publishes_over_sasl(sasl_settings) -> None:
         await client.close()
 
 
-async def test_the_faust_worker_over_sasl(sasl_broker, sasl_settings, wrong_settings,
-                                          tmp_path) -> None:
-    env = {**os.environ, **sasl_broker.env(sasl_settings),
-           "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": sasl_settings.kafka.bootstrap_servers,
-           "DRIFTLOOP_KAFKA__TOPIC_PREFIX": sasl_settings.kafka.topic_prefix,
-           "DRIFTLOOP_WORKER__WEB_PORT": str(free_port()),
-           "DRIFTLOOP_WORKER__DATA_DIR": str(tmp_path / "worker"),
-           "DRIFTLOOP_WORKER__SESSION_TIMEOUT_S": "6"}
-    log_path = tmp_path / "worker.log"
-    # DEBUG: the most a worker ever logs, and still no password in it.
+def worker_env(broker: SaslBroker, settings: Settings, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, **broker.env(settings),
+            "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "DRIFTLOOP_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+            "DRIFTLOOP_WORKER__WEB_PORT": str(free_port()),
+            "DRIFTLOOP_WORKER__DATA_DIR": str(tmp_path / "worker"),
+            "DRIFTLOOP_WORKER__SESSION_TIMEOUT_S": "6"}
+
+
+async def dead_letter_through_worker(settings: Settings, env: dict[str, str], log_path: Path,
+                                     loglevel: str = "INFO") -> None:
+    """Run ``driftloop worker``; a poison interaction must come out as a dead letter: Faust's
+    consumer and producer (and the changelog admin before them) all talked to the broker."""
     with open(log_path, "wb") as log:
-        worker = subprocess.Popen([str(DRIFTLOOP), "worker", "--loglevel", "DEBUG"], env=env,
+        worker = subprocess.Popen([str(DRIFTLOOP), "worker", "--loglevel", loglevel], env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
-        await produce(sasl_settings, Topic.INTERACTIONS, [b"{not json"], key="sentiment")
-        # Consumed by Faust's consumer and dead-lettered by its producer, both over SASL.
-        [record] = await consume_until(sasl_settings, Topic.DEAD_LETTERS, 1, timeout=120)
-        assert decode(record.value, DeadLetter).reason == "invalid_json"
+        await produce(settings, Topic.INTERACTIONS, [b"{not json"], key="sentiment")
+        records = await consume_until(
+            settings, Topic.DEAD_LETTERS,
+            lambda rs: any(r.key == settings.kafka.topic(Topic.INTERACTIONS).encode()
+                           for r in rs), timeout=120)
+        assert {decode(r.value, DeadLetter).reason for r in records} >= {"invalid_json"}
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    assert PASSWORD not in log_path.read_text(errors="replace")
+
+
+async def test_the_faust_worker_over_sasl(sasl_broker, sasl_settings, wrong_settings,
+                                          tmp_path) -> None:
+    env = worker_env(sasl_broker, sasl_settings, tmp_path)
+    # DEBUG: the most a worker ever logs, and still no password in it.
+    await dead_letter_through_worker(sasl_settings, env, tmp_path / "worker.log", "DEBUG")
+    assert PASSWORD not in (tmp_path / "worker.log").read_text(errors="replace")
     # Wrong password: the worker stops at once, saying why.
     result = subprocess.run([str(DRIFTLOOP), "worker"],
                             env={**env, **sasl_broker.env(wrong_settings)},
@@ -233,6 +293,36 @@ async def test_the_faust_worker_over_sasl(sasl_broker, sasl_settings, wrong_sett
     assert "Authentication failed" in result.stderr, result.stderr[-2000:]
     assert "error: kafka:" in result.stderr
     assert WRONG not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SSL"])
+async def test_every_component_over_tls(sasl_broker, tmp_path, protocol, caplog) -> None:
+    settings = sasl_broker.settings(tmp_path, protocol=protocol)
+    await acreate_topics(settings)  # the admin
+    try:
+        # The learner's consumer and producer: a poison request becomes a dead letter.
+        await produce(settings, Topic.TRAINING_REQUESTS, [b"{not json"], key="sentiment")
+        stats = await asyncio.wait_for(LearnerService(
+            settings, updater=IncrementalUpdater(settings), max_requests=1).run(), 60)
+        assert stats.dead_letters == 1
+        host = ModelHost(ResidentModels())
+        subscriber = AdapterSubscriber(settings, host, replica="tls-replica")
+        try:
+            await subscriber.start()
+            await subscriber.wait_caught_up(30)
+        finally:
+            await subscriber.stop()
+            host.close()
+        await dead_letter_through_worker(settings, worker_env(sasl_broker, settings, tmp_path),
+                                         tmp_path / "worker.log")
+        # A broker certificate from another CA is refused, and the log says so.
+        untrusted = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+            update={"ssl_cafile": sasl_broker.certs["other_ca"]})})
+        with pytest.raises(KafkaConnectionError):
+            await asyncio.wait_for(produce(untrusted, Topic.FEEDBACK, [b"x"]), 60)
+        assert any("CERTIFICATE_VERIFY_FAILED" in r.getMessage() for r in caplog.records)
+    finally:
+        await asyncio.to_thread(delete_topics, settings)
 
 
 def test_the_password_is_masked_in_settings_and_config(sasl_broker, tmp_path) -> None:
