@@ -141,6 +141,24 @@ class KafkaSettings(_Section):
                     f"(wrong ssl_password?): {exc}") from None
         return context
 
+    def child_env(self) -> dict[str, str]:
+        """``DRIFTLOOP_KAFKA__*`` variables that give a child process these settings, secrets
+        and security included (a child started with a clean environment or without the
+        parent's ``--config`` would otherwise talk PLAINTEXT to a secured broker).
+
+        >>> KafkaSettings(topic_prefix="t.").child_env()["DRIFTLOOP_KAFKA__TOPIC_PREFIX"]
+        't.'
+        """
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"DRIFTLOOP_KAFKA__{name.upper()}"] = str(value)
+        return env
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client: servers, client id, security."""
         kwargs: dict[str, Any] = {

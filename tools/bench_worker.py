@@ -99,9 +99,7 @@ def _worker(settings: Settings, total: int, data_dir: Path, timeout: float) -> f
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ,
-           "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-           "DRIFTLOOP_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+    env = {**os.environ, **settings.kafka.child_env(),
            "DRIFTLOOP_WORKER__WEB_PORT": str(port),
            "DRIFTLOOP_WORKER__DATA_DIR": str(data_dir)}
     command = [str(Path(sys.executable).parent / "driftloop"), "worker"]

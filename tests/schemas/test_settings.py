@@ -262,3 +262,16 @@ def test_the_config_command_reports_invalid_settings_as_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid settings (from ") and "worker.web_port:" in err
     assert err.count("\n") == 1
+
+
+def test_child_env_gives_a_child_the_same_kafka_settings(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read here")
+    kafka = Settings(kafka={"bootstrap_servers": "b:9094", "topic_prefix": "p.",
+                            "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                            "sasl_username": "u", "sasl_password": "pw-child",
+                            "ssl_cafile": str(ca)}).kafka
+    for name, value in kafka.child_env().items():
+        monkeypatch.setenv(name, value)
+    assert Settings().kafka == kafka

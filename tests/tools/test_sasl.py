@@ -126,19 +126,6 @@ class SaslBroker:
             learner={"cache_dir": tmp_path / "learner"},
             serving={"cache_dir": tmp_path / "serving", "replica_id": "sasl-replica"})
 
-    def env(self, settings: Settings) -> dict[str, str]:
-        """The DRIFTLOOP_* variables of a child process using ``settings``' security."""
-        kafka = settings.kafka
-        env = {"DRIFTLOOP_KAFKA__SECURITY_PROTOCOL": kafka.security_protocol}
-        if kafka.sasl_password is not None:
-            env.update({"DRIFTLOOP_KAFKA__SASL_MECHANISM": str(kafka.sasl_mechanism),
-                        "DRIFTLOOP_KAFKA__SASL_USERNAME": str(kafka.sasl_username),
-                        "DRIFTLOOP_KAFKA__SASL_PASSWORD":
-                            kafka.sasl_password.get_secret_value()})
-        if kafka.ssl_cafile is not None:
-            env["DRIFTLOOP_KAFKA__SSL_CAFILE"] = str(kafka.ssl_cafile)
-        return env
-
 
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
@@ -248,10 +235,8 @@ async def test_the_serving_service_publishes_over_sasl(sasl_settings) -> None:
         await client.close()
 
 
-def worker_env(broker: SaslBroker, settings: Settings, tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, **broker.env(settings),
-            "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "DRIFTLOOP_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+def worker_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, **settings.kafka.child_env(),
             "DRIFTLOOP_WORKER__WEB_PORT": str(free_port()),
             "DRIFTLOOP_WORKER__DATA_DIR": str(tmp_path / "worker"),
             "DRIFTLOOP_WORKER__SESSION_TIMEOUT_S": "6"}
@@ -281,13 +266,13 @@ async def dead_letter_through_worker(settings: Settings, env: dict[str, str], lo
 
 async def test_the_faust_worker_over_sasl(sasl_broker, sasl_settings, wrong_settings,
                                           tmp_path) -> None:
-    env = worker_env(sasl_broker, sasl_settings, tmp_path)
+    env = worker_env(sasl_settings, tmp_path)
     # DEBUG: the most a worker ever logs, and still no password in it.
     await dead_letter_through_worker(sasl_settings, env, tmp_path / "worker.log", "DEBUG")
     assert PASSWORD not in (tmp_path / "worker.log").read_text(errors="replace")
     # Wrong password: the worker stops at once, saying why.
     result = subprocess.run([str(DRIFTLOOP), "worker"],
-                            env={**env, **sasl_broker.env(wrong_settings)},
+                            env={**env, **wrong_settings.kafka.child_env()},
                             capture_output=True, text=True, timeout=90, check=False)
     assert result.returncode == 1
     assert "Authentication failed" in result.stderr, result.stderr[-2000:]
@@ -313,7 +298,7 @@ async def test_every_component_over_tls(sasl_broker, tmp_path, protocol, caplog)
         finally:
             await subscriber.stop()
             host.close()
-        await dead_letter_through_worker(settings, worker_env(sasl_broker, settings, tmp_path),
+        await dead_letter_through_worker(settings, worker_env(settings, tmp_path),
                                          tmp_path / "worker.log")
         # A broker certificate from another CA is refused, and the log says so.
         untrusted = settings.model_copy(update={"kafka": settings.kafka.model_copy(
@@ -329,7 +314,7 @@ def test_the_password_is_masked_in_settings_and_config(sasl_broker, tmp_path) ->
     settings = sasl_broker.settings(tmp_path)
     for text in (repr(settings), str(settings), repr(settings.kafka), str(settings.safe_dict())):
         assert PASSWORD not in text
-    env = {**os.environ, **sasl_broker.env(settings)}
+    env = {**os.environ, **settings.kafka.child_env()}
     result = subprocess.run([str(DRIFTLOOP), "config"], env=env, capture_output=True, text=True,
                             timeout=60, check=True)
     assert '"sasl_password": "**********"' in result.stdout
