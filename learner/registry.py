@@ -51,6 +51,8 @@ class VersionLog:
     _order: list[str] = field(default_factory=list)
     _heads: dict[str, str] = field(default_factory=dict)
     events_seen: int = 0
+    unreadable: int = 0
+    """Records of the log that were no ModelVersion, skipped by :func:`read_version_log`."""
 
     def apply(self, event: ModelVersion) -> VersionLog:
         if event.version_id not in self._latest:

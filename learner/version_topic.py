@@ -71,16 +71,17 @@ async def read_to_end(settings: Settings, topic: Topic, *,
 async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> VersionLog:
     """The registry as of now: every event on ``model-versions`` up to its end offsets.
 
-    Undecodable records are logged and skipped (the registry must stay readable); a topic
-    that does not exist is an error naming it.
+    Undecodable records are logged, counted (``unreadable``) and skipped (the registry must
+    stay readable); a topic that does not exist is an error naming it.
     """
     versions = VersionLog()
     for record in await read_to_end(settings, Topic.MODEL_VERSIONS, timeout=timeout):
         try:
             versions.apply(decode(record.value, ModelVersion))
         except ValidationError as exc:
-            log.warning("skipping bad record %s[%d]@%d: %s", record.topic,
-                        record.partition, record.offset, exc)
+            versions.unreadable += 1
+            log.warning("skipping unreadable record %s[%d]@%d (%s): %s", record.topic,
+                        record.partition, record.offset, exc.code, exc)
     return versions
 
 

@@ -14,6 +14,7 @@ from serving_helpers import TASK, publish, serving_settings, store, until, versi
 
 from driftloop.learner.serving import AckPublisher, AdapterSubscriber, ModelHost, read_acks
 from driftloop.learner.store import StoredArtifact
+from driftloop.learner.version_topic import read_version_log
 from driftloop.schemas import Feedback, ServingStatus, Topic, encode
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -58,6 +59,9 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
             await until(lambda v=version_id: v in subscriber.refused, 60, f"{version_id} refused")
         assert subscriber.running and subscriber.serving(TASK) is None
         assert subscriber.bad_records == 3
+        # The learner's registry reader skips and counts the same records.
+        registry = await read_version_log(settings)
+        assert registry.unreadable == 3 and "v-pickle" in registry
         refused = subscriber.refused
         assert "SafetensorError" in refused["v-garbage"]
         assert "not an adapter of the store" in refused["v-outside"]
