@@ -245,8 +245,6 @@ class ServingService:
             event = Feedback(**fields)
         except pydantic.ValidationError as exc:
             raise _BadRequest(_first_error(exc)) from None
-        except TypeError:  # a key that cannot be a keyword (JSON keys are strings: none yet)
-            raise _BadRequest("the body has a field that is not a name") from None
         _check_size(event)
         self.feedback.submit(event)
         return 202, {"id": event.id}
