@@ -122,8 +122,13 @@ class GenerationTask:
 
     def score_answers(self, model: Any, prompts: Sequence[str],
                       expected: Sequence[str]) -> list[bool]:
+        """Exact match; under a template with choices, the choice read from the answer."""
+        answers = self.generate(model, prompts)
+        if self.template.choices:
+            return [self.template.read_answer(a) == normalize_answer(e)
+                    for a, e in zip(answers, expected, strict=True)]
         return [normalize_answer(a) == normalize_answer(e)
-                for a, e in zip(self.generate(model, prompts), expected, strict=True)]
+                for a, e in zip(answers, expected, strict=True)]
 
     @torch.no_grad()
     def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:

@@ -121,12 +121,33 @@ def load_base_model(model_id: str, kind: TaskKind) -> BaseModel:
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
+    if TaskKind(kind) is TaskKind.GENERATION:
+        _align_stop_token(model_id, tokenizer, model)
     if tokenizer.pad_token is None:
         # Causal LMs often ship without a pad token; padding positions are masked anyway.
         tokenizer.pad_token = tokenizer.eos_token
     seconds = time.perf_counter() - started
     log.info("loaded base model %s (%s) in %.1f s", model_id, kind, seconds)
     return BaseModel(model_id, TaskKind(kind), tokenizer, model, seconds)
+
+
+def _align_stop_token(model_id: str, tokenizer: Any, model: Any) -> None:
+    """Make the tokenizer's end of sequence the token the model stops generating at.
+
+    The tokenizer transformers builds from SmolLM2's GGUF names ``<|im_start|>`` (id 1) as its
+    end of sequence, while the model's generation config stops at ``<|im_end|>`` (id 2), the
+    token that ends a chat turn. Targets end with the tokenizer's token, so adapters learned
+    to emit ``<|im_start|>`` after the answer and ``generate`` ran on past it: exact match 0.
+    """
+    stop = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(stop, list | tuple):
+        stop = stop[0] if stop else None
+    if stop is None or tokenizer.eos_token_id == stop:
+        return
+    token = tokenizer.convert_ids_to_tokens(stop)
+    log.info("%s: the tokenizer ends sequences with %r, the model stops at %r: using %r",
+             model_id, tokenizer.eos_token, token, token)
+    tokenizer.eos_token = token
 
 
 def _model_cache_home() -> Path:

@@ -31,6 +31,17 @@ def test_gguf_model_answers_the_capital_of_france(smollm) -> None:  # type: igno
     assert "paris" in answer.lower(), answer
 
 
+def test_targets_end_with_the_token_generation_stops_at(smollm) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.prompts import get_template
+
+    # The GGUF tokenizer says <|im_start|> ends a sequence; generation stops at <|im_end|>.
+    stop = smollm.model.generation_config.eos_token_id
+    assert smollm.tokenizer.eos_token_id == stop == smollm.tokenizer.convert_tokens_to_ids(
+        "<|im_end|>")
+    _, labels = get_template("sentiment").encode(smollm.tokenizer, "great film", "positive", 64)
+    assert labels[-1] == stop
+
+
 @pytest.mark.kafka
 async def test_generation_request_publishes_a_version_no_worse_than_its_parent(
         kafka_settings, session_settings, updater, smollm) -> None:  # type: ignore[no-untyped-def]
