@@ -12,7 +12,13 @@ from aiokafka import AIOKafkaProducer
 from kafka_helpers import produce
 from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
-from driftloop.learner.serving import AckPublisher, AdapterSubscriber, ModelHost, read_acks
+from driftloop.learner.serving import (
+    AckPublisher,
+    AdapterSubscriber,
+    ModelHost,
+    ServingChange,
+    read_acks,
+)
 from driftloop.learner.store import StoredArtifact
 from driftloop.learner.version_topic import read_version_log
 from driftloop.schemas import Feedback, ServingStatus, Topic, encode
@@ -46,8 +52,9 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
     }
     producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
     host = ModelHost(resident_models, max_length=32)
+    served: list[ServingChange] = []  # told after the ack is sent
     subscriber = AdapterSubscriber(settings, host, replica="r-bad", acks=AckPublisher(
-        producer=producer, settings=settings, replica="r-bad"))
+        producer=producer, settings=settings, replica="r-bad"), on_serving=[served.append])
     await producer.start()
     try:
         await subscriber.start()
@@ -70,7 +77,8 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
         assert "'pytorch-pickle' is not one of" in refused["v-pickle"]
         # The next good version is served as if nothing had happened.
         await publish(settings, version_event("v-good", good))
-        await until(lambda: subscriber.serving(TASK) == "v-good", 60, "v-good served")
+        await until(lambda: [c.version_id for c in served] == ["v-good"], 60,
+                    "v-good served and acknowledged")
     finally:
         await subscriber.stop()
         await producer.stop()
