@@ -42,7 +42,7 @@ from driftloop.learner.serving import AdapterSubscriber, ModelHost
 from driftloop.learner.serving.http import ServingService
 from driftloop.learner.update import IncrementalUpdater
 from driftloop.schemas import DeadLetter, Feedback, Topic, decode
-from driftloop.schemas.settings import Settings
+from driftloop.schemas.settings import KafkaSettings, Settings
 from driftloop.tools.errors import TopicsError
 from driftloop.tools.local_kafka import LocalKafka
 from driftloop.tools.topics import acreate_topics, create_topics, delete_topics
@@ -177,9 +177,8 @@ async def test_admin_creates_topics_and_refuses_wrong_credentials(
     assert time.monotonic() - started < 30
     assert auth_failure_logged(caplog)
     # No credentials at all on the SASL listener: refused too.
-    plaintext = sasl_broker.settings(tmp_path).model_copy(update={"kafka": Settings().kafka.
-                                                                  model_copy(update={
-        "bootstrap_servers": f"127.0.0.1:{sasl_broker.sasl_port}"})})
+    plaintext = sasl_broker.settings(tmp_path).model_copy(update={"kafka": KafkaSettings(
+        bootstrap_servers=f"127.0.0.1:{sasl_broker.sasl_port}")})
     with pytest.raises(TopicsError):
         await asyncio.wait_for(acreate_topics(plaintext), 60)
 
