@@ -61,3 +61,24 @@ async def test_adversarial_requests_become_dead_letters_and_are_committed(kafka_
         assert committed == len(adversarial)
     finally:
         await consumer.stop()
+
+
+class _BrokenUpdater(IncrementalUpdater):
+    """Training code that trips over data the contract let through."""
+
+    def update(self, request, versions):  # type: ignore[no-untyped-def,override]
+        raise ValueError(f"cannot tokenize the examples of {request.id}")
+
+
+async def test_a_request_that_breaks_training_is_dead_lettered_not_retried_forever(
+        kafka_settings):
+    await produce(kafka_settings, Topic.TRAINING_REQUESTS,
+                  [encode(sentiment_request("r-breaks", n=4)), b"{not json"], key="sentiment")
+    service = LearnerService(kafka_settings, updater=_BrokenUpdater(kafka_settings),
+                             max_requests=2)
+    stats = await asyncio.wait_for(service.run(), 60)
+    assert stats.dead_letters == 2  # and the learner went on to the next record
+    letters = [decode(r.value, DeadLetter) for r in await consume_until(
+        kafka_settings, Topic.DEAD_LETTERS, 2, timeout=30)]
+    broken = next(d for d in letters if d.reason == "untrainable_request")
+    assert broken.error == "ValueError: cannot tokenize the examples of r-breaks"
