@@ -20,9 +20,13 @@ __all__ = ["demo"]
                    "[default: <data home>/driftloop/demo/<run id>].")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the stream, the users and the reviewer.")
+@click.option("--task", type=click.Choice(["classify", "generate"]), default="classify",
+              show_default=True,
+              help="classify: MiniLM with a classification head; generate: SmolLM2-135M-Instruct "
+                   "answering under a prompt template (slower: about 10 minutes with --quick).")
 @click.pass_context
 def demo(ctx: click.Context, quick: bool, broker: str | None, workdir: Path | None,
-         seed: int) -> None:
+         seed: int, task: str) -> None:
     """Show the loop: VADER sentiment text moves tweets -> movies -> amazon -> nyt.
 
     Starts the worker, the learner and the reference service as child processes, trains a
@@ -34,4 +38,5 @@ def demo(ctx: click.Context, quick: bool, broker: str | None, workdir: Path | No
     """
     from .demo_run import run_demo
 
-    run_demo(settings_from(ctx), quick=quick, broker=broker, workdir=workdir, seed=seed)
+    run_demo(settings_from(ctx), quick=quick, broker=broker, workdir=workdir, seed=seed,
+             task=task)

@@ -59,6 +59,7 @@ __all__ = ["DemoProfile", "DemoResult", "run_demo"]
 
 TASK = "sentiment"
 LABELS = ("negative", "positive")
+TASK_KINDS = {"classify": "classification", "generate": "generation"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +85,32 @@ class DemoProfile:
     # A schedule beside drift and metric triggers: every N new labels. Without it a quick run
     # under load sometimes asked for only two updates, and two coin-toss gates decide nothing.
     every_examples: int
+    # ``generate``: the same stream through SmolLM2-135M-Instruct under the ``sentiment``
+    # prompt template, the class read from the generated answer.
+    task: str = "classify"
 
     @classmethod
-    def named(cls, quick: bool) -> DemoProfile:
+    def named(cls, quick: bool, task: str = "classify") -> DemoProfile:
+        """The profile of a run.
+
+        >>> DemoProfile.named(quick=True).per_domain, DemoProfile.named(False, "generate").task
+        (125, 'generate')
+        """
+        if task not in TASK_KINDS:
+            raise SettingsError(f"--task must be one of {sorted(TASK_KINDS)}, got {task!r}")
+        if task == "generate":
+            # A causal LM answers ~10x slower than the encoder classifies and an update costs
+            # a minute on CPU: a slower, shorter stream; no embeddings or confidence reach
+            # the worker, so drift comes from the error rate of the feedback.
+            if quick:
+                return cls(per_domain=30, heldout=24, bootstrap=48, rate=1.5, block_size=4,
+                           warmup_blocks=3, threshold=6.0, delta=0.5, settle_s=150.0,
+                           label_budget=8, epochs=2, min_examples=24, cooldown_s=20.0,
+                           every_examples=32, task=task)
+            return cls(per_domain=80, heldout=40, bootstrap=64, rate=1.5, block_size=4,
+                       warmup_blocks=4, threshold=6.0, delta=0.5, settle_s=240.0,
+                       label_budget=16, epochs=2, min_examples=32, cooldown_s=30.0,
+                       every_examples=48, task=task)
         if quick:
             return cls(per_domain=125, heldout=50, bootstrap=128, rate=8.0, block_size=8,
                        warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=20.0, label_budget=20,
@@ -94,6 +118,12 @@ class DemoProfile:
         return cls(per_domain=400, heldout=150, bootstrap=256, rate=6.0, block_size=8,
                    warmup_blocks=4, threshold=8.0, delta=1.0, settle_s=45.0, label_budget=60,
                    epochs=3, min_examples=128, cooldown_s=20.0, every_examples=160)
+
+    def task_settings(self) -> dict[str, object]:
+        """The demo task's ``[tasks.sentiment]`` table for the children."""
+        if self.task == "generate":
+            return {"kind": "generation", "prompt_template_id": "sentiment"}
+        return {"kind": "classification", "labels": list(LABELS)}
 
 
 @dataclass(slots=True)
@@ -133,7 +163,7 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
     """DRIFTLOOP_* variables shared by the three children (each reads what it needs)."""
     d = "DRIFTLOOP_"
     return {
-        **driftloop_env(settings, {TASK: {"kind": "classification", "labels": list(LABELS)}}),
+        **driftloop_env(settings, {TASK: profile.task_settings()}),
         # worker: its own consumer group and state per run; a short stream needs small blocks
         f"{d}WORKER__APP_ID": f"driftloop-{run_id}",
         f"{d}WORKER__WEB_PORT": str(worker_port),
@@ -165,6 +195,9 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         # so the default 0.02 rejected nearly every update of the default demo as forgetting
         # (11 of 13). The verdict measures forgetting on 150 held-out tweets instead.
         f"{d}LEARNER__REPLAY_TOLERANCE": "0.1",
+        # generation: short prompts and one-word answers keep a CPU update near a minute
+        **({f"{d}LEARNER__MAX_LENGTH": "64", f"{d}LEARNER__MAX_NEW_TOKENS": "3"}
+           if profile.task == "generate" else {}),
         f"{d}SERVING__PORT": str(serve_port),
         f"{d}SERVING__REPLICA_ID": "demo-replica",
         f"{d}SERVING__CACHE_DIR": str(run_dir / "serving"),
@@ -380,7 +413,7 @@ def _check_broker(base: Settings, broker: str) -> None:
 
 def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
              workdir: Path | None = None, seed: int = 0, out: TextIO | None = None,
-             profile: DemoProfile | None = None) -> DemoResult:
+             profile: DemoProfile | None = None, task: str = "classify") -> DemoResult:
     """Run the whole demo and return what it did (see the module docstring for the order)."""
     out = out or sys.stdout
     began = time.monotonic()
@@ -389,7 +422,7 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
         out.write(f"[{time.monotonic() - began:5.0f} s] {text}\n")
         out.flush()
 
-    profile = profile or DemoProfile.named(quick)
+    profile = profile or DemoProfile.named(quick, task)
     if broker is not None:
         _check_broker(base, broker)
     run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]

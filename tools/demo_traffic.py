@@ -302,8 +302,9 @@ class TrafficDriver:
         if status != 200:
             self.failures += 1
             return
-        self.served.append(ServedPrediction(item, answer["output"], answer["model_version"],
-                                            time.time()))
+        # A generation task answers with text; "prediction" is the class read from it.
+        said = answer.get("prediction") or answer["output"]
+        self.served.append(ServedPrediction(item, said, answer["model_version"], time.time()))
         self.users.react(item, now=time.monotonic())
 
     async def _send_labels(self) -> None:

@@ -68,6 +68,9 @@ class VersionScorer:
 
         torch.set_num_threads(self.torch_threads)
         transformers.utils.logging.disable_progress_bar()
+        # the demo's terminal shows progress; library warnings about tokenizer options
+        # (SmolLM2's GGUF tokenizer has a few) go nowhere useful there
+        transformers.utils.logging.set_verbosity_error()
         artifacts = self.settings.artifacts
         self._store = ArtifactStore(artifacts.store_url, allowed_schemes=artifacts.allowed_schemes,
                                     max_bytes=artifacts.max_artifact_bytes)

@@ -53,3 +53,30 @@ def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_mo
     for alert in state.alerts:
         assert f"component={alert.statistics['component']}" in report
     assert str(result.report_path) in printed
+
+
+def test_a_small_generate_demo_trains_serves_and_reads_classes_from_generated_text(
+        kafka_broker, tmp_path: Path) -> None:
+    import dataclasses
+
+    from driftloop.tools.demo_run import LABELS
+
+    # SmolLM2 on CPU: a few texts per domain keep this to a few minutes; the full
+    # `--task generate --quick` run is the demo itself.
+    profile = dataclasses.replace(DemoProfile.named(quick=True, task="generate"), per_domain=6,
+                                  heldout=6, bootstrap=24, rate=3.0, settle_s=5.0)
+    out = io.StringIO()
+    result = run_demo(Settings(), broker=kafka_broker.bootstrap_servers,
+                      workdir=tmp_path / "run", seed=1, out=out, profile=profile)
+    printed = out.getvalue()
+    print(printed)
+    # The static model is a SmolLM2 adapter trained under the sentiment template, served.
+    promoted = [v for v in result.state.versions if v.status is VersionStatus.PROMOTED]
+    assert promoted and promoted[0].version_id == result.bootstrap_version
+    assert promoted[0].prompt_template_id == "sentiment@1"
+    assert promoted[0].metadata["task_kind"] == "generation"
+    assert result.state.served(result.bootstrap_version)
+    # Every text went through /predict and the answers were read as classes.
+    assert len(result.served) == 4 * 6
+    assert sum(s.prediction in LABELS for s in result.served) >= 0.8 * len(result.served)
+    assert result.verdict.line() in printed
