@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftloop.learner.errors import (
     AdapterFormatError,
@@ -202,3 +204,35 @@ def test_the_size_limit_comes_from_the_settings(tmp_path: Path) -> None:
                                    "max_artifact_bytes": 100})
     with pytest.raises(AdapterFormatError, match="the limit is 100"):
         store_from_settings(settings).put(make_adapter(tmp_path / "a", b"x" * 200))
+
+
+_SEGMENTS = st.sampled_from(["..", ".", "", "%2e%2e", "%2f", "store", "other", "etc", "~",
+                             "\\..", "a" * 64, "f" * 64, "..%00", "//", "?", "#", " "])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(scheme=st.sampled_from(["file://", "", "memory://", "http://", "FILE://", "file:"]),
+       host=st.sampled_from(["", "localhost", "evil"]),
+       parts=st.lists(_SEGMENTS, max_size=6))
+def test_fuzzed_uris_resolve_inside_the_store_or_are_refused(
+        tmp_path_factory: pytest.TempPathFactory, scheme: str, host: str,
+        parts: list[str]) -> None:
+    store = _fuzz_store(tmp_path_factory)
+    for tail in ("/".join(parts), "/".join([*parts, "f" * 64])):
+        uri = f"{scheme}{host}{store.root}/{tail}" if scheme else f"{store.root}/{tail}"
+        try:
+            path = store._path_of(uri)
+        except ArtifactLocationError:
+            continue
+        parent, name = path.rsplit("/", 1)
+        assert parent == store.root and len(name) == 64, uri
+
+
+_STORES: dict[str, ArtifactStore] = {}
+
+
+def _fuzz_store(factory: pytest.TempPathFactory) -> ArtifactStore:
+    # One store for every example (hypothesis runs the test body many times).
+    if "store" not in _STORES:
+        _STORES["store"] = ArtifactStore(str(factory.mktemp("fuzz-store")))
+    return _STORES["store"]
