@@ -1,4 +1,4 @@
-"""Topic metadata from the broker, asked through the admin client.
+"""Topic metadata from the broker (asked through the admin client), and reading a topic whole.
 
 A consumer without subscriptions holds no topic metadata, and ``consumer.topics()`` returns a
 fresh snapshot without filling its own view in, so partition ids come from here.
@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from ..schemas.settings import Settings
 
-__all__ = ["topic_partitions"]
+__all__ = ["read_to_end_offsets", "topic_partitions"]
 
 _UNKNOWN_TOPIC = 3  # Kafka error UNKNOWN_TOPIC_OR_PARTITION
 _LEADER_NOT_AVAILABLE = 5
@@ -43,3 +45,41 @@ async def topic_partitions(settings: Settings, *names: str,
     return {topic["topic"]: {p["partition"] for p in topic["partitions"]}
             for topic in described
             if topic["error_code"] != _UNKNOWN_TOPIC and topic["partitions"]}
+
+
+async def read_to_end_offsets(settings: Settings, name: str, *,
+                              timeout: float) -> list[ConsumerRecord] | None:
+    """Every committed record of topic ``name`` from its beginning up to its end offsets at
+    call time (a snapshot; ``read_committed``, so aborted transactions are never seen).
+
+    None when the topic does not exist; :class:`TimeoutError` when the end is not reached
+    within ``timeout`` seconds.
+    """
+    partitions = (await topic_partitions(settings, name, timeout=0)).get(name)
+    if not partitions:
+        return None
+    assigned = [TopicPartition(name, p) for p in sorted(partitions)]
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False,
+                                group_id=None, isolation_level="read_committed",
+                                max_partition_fetch_bytes=32 * 1024 * 1024,
+                                fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        pending = {tp for tp in assigned if ends[tp] > 0}
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out reading {name} after {timeout:.0f} s")
+            batches = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, batch in batches.items():
+                records.extend(r for r in batch if r.offset < ends[tp])
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return records

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from ..schemas.codec import decode, encode
@@ -21,7 +20,7 @@ from ..schemas.events import ModelVersion
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
 from .errors import RegistryError
-from .kafka_topics import topic_partitions
+from .kafka_topics import read_to_end_offsets
 from .registry import VersionLog
 
 __all__ = ["publish_versions", "read_to_end", "read_version_log"]
@@ -37,35 +36,14 @@ async def read_to_end(settings: Settings, topic: Topic, *,
     A topic that does not exist is a :class:`RegistryError` naming it.
     """
     name = settings.kafka.topic(topic)
-    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False,
-                                group_id=None)
-    await consumer.start()
     try:
-        ids = (await topic_partitions(settings, name, timeout=0)).get(name)
-        if not ids:
-            raise RegistryError(f"topic {name} does not exist (run `driftloop topics create`)")
-        assigned = [TopicPartition(name, p) for p in sorted(ids)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        deadline = time.monotonic() + timeout
-        pending = {tp for tp in assigned if ends[tp] > 0}
-        records: list[ConsumerRecord] = []
-        while pending:
-            if time.monotonic() > deadline:
-                raise RegistryError(f"timed out reading {name} after {timeout:.0f} s")
-            batches = await consumer.getmany(*pending, timeout_ms=500)
-            for messages in batches.values():
-                records.extend(messages)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        # One partition in the default layout; with more, timestamps order the fold.
-        return sorted((r for r in records
-                       if r.offset < ends[TopicPartition(r.topic, r.partition)]),
-                      key=lambda r: (r.timestamp, r.partition, r.offset))
-    finally:
-        await consumer.stop()
+        records = await read_to_end_offsets(settings, name, timeout=timeout)
+    except TimeoutError as exc:
+        raise RegistryError(str(exc)) from None
+    if records is None:
+        raise RegistryError(f"topic {name} does not exist (run `driftloop topics create`)")
+    # One partition in the default layout; with more, timestamps order the fold.
+    return sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
 
 
 async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> VersionLog:

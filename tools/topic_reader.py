@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from ..learner.kafka_topics import topic_partitions
+from ..learner.kafka_topics import read_to_end_offsets
 from ..schemas.settings import Settings
 from .errors import ToolsError
 
@@ -38,38 +35,16 @@ async def read_snapshot(settings: Settings, topic: str, *, timeout: float = 120.
     A topic that does not exist yields ``[]`` when ``missing_ok`` (a report of a fresh
     deployment), else raises :class:`ToolsError`.
     """
-    partitions = (await topic_partitions(settings, topic, timeout=0)).get(topic)
-    if not partitions:
+    try:
+        records = await read_to_end_offsets(settings, topic, timeout=timeout)
+    except TimeoutError as exc:
+        raise ToolsError(str(exc)) from None
+    if records is None:
         if missing_ok:
             return []
         raise ToolsError(f"topic {topic} does not exist")
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False,
-                                isolation_level="read_committed",
-                                max_partition_fetch_bytes=32 * 1024 * 1024,
-                                fetch_max_bytes=64 * 1024 * 1024)
-    await consumer.start()
-    records: list[RawRecord] = []
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise ToolsError(f"timed out reading {topic} after {timeout:.0f} s")
-            batches = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, batch in batches.items():
-                records.extend(RawRecord(r.topic, r.partition, r.offset, r.timestamp, r.key,
-                                         r.value, tuple(r.headers or ()))
-                               for r in batch if r.offset < ends[tp])
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
-    return records
+    return [RawRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value,
+                      tuple(r.headers or ())) for r in records]
 
 
 def decode_all(records: list[RawRecord], decode: Callable[[bytes], list[T]],
