@@ -34,7 +34,7 @@ class DemoChildError(ToolsError):
 
 def driftloop_env(settings: Settings, tasks: Mapping[str, Mapping[str, object]]
                   ) -> dict[str, str]:
-    """What every driftloop child needs: offline hubs, the broker, topics, store and tasks.
+    """What every driftloop child needs: offline hubs, Kafka (with its security), store, tasks.
 
     >>> env = driftloop_env(Settings(kafka={"topic_prefix": "run1."}), {"t": {"kind": "x"}})
     >>> env["DRIFTLOOP_KAFKA__TOPIC_PREFIX"], env["DRIFTLOOP_TASKS"], env["HF_HUB_OFFLINE"]
@@ -43,8 +43,9 @@ def driftloop_env(settings: Settings, tasks: Mapping[str, Mapping[str, object]]
     d = "DRIFTLOOP_"
     return {
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-        f"{d}KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        f"{d}KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        # every Kafka setting, security and secrets included: a child of a demo against a
+        # secured broker must not fall back to PLAINTEXT
+        **settings.kafka.child_env(),
         f"{d}ARTIFACTS__STORE_URL": settings.artifacts.store_url,
         f"{d}TASKS": json.dumps(tasks),
     }
