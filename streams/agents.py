@@ -69,6 +69,8 @@ class WorkerRuntime:
     last_message_at: float = 0.0
     handled: dict[tuple[str, int], int] = field(default_factory=dict)
     watchdog_checks: int = 0
+    watchdog_kicks: int = 0
+    _kicked_at: float | None = None
     # model-versions records that were no ModelVersion: logged and skipped, never dead-lettered
     # (the learner owns that log; every worker reading it would write its own copy).
     unreadable_versions: int = 0
@@ -234,6 +236,7 @@ class WorkerRuntime:
                 "assigned_partitions": assigned,
                 "paused_partitions": paused,
                 "watchdog_checks": float(self.watchdog_checks),
+                "watchdog_kicks": float(self.watchdog_kicks),
                 "unreadable_model_versions": float(self.unreadable_versions),
                 "seconds_since_last_message": round(now - last, 3),
                 "uptime_seconds": round(now - self.started_at, 3)}
@@ -247,9 +250,16 @@ class WorkerRuntime:
         (status :data:`STALL_EXIT_CODE`), like ``kill -9``: the state is safe (offsets were
         never committed past what the tables hold) and the restarted worker resumes from the
         committed offsets. Run the worker under a supervisor that restarts it.
+
+        Before exiting it tries once to un-stick the consumer in place: resume the lagging
+        partitions (a partition left paused after recovery is never fetched again), resume the
+        flow, and seek each to the offset after the last one handled, which makes Faust read
+        them again. Seen here: a worker restarted after kill -9 finished its recovery, then
+        stood 10 s at offset 10 of 12 on one partition and the watchdog ended it.
         """
         self.watchdog_checks += 1
-        idle = time.time() - (self.last_message_at or self.started_at)
+        # after a kick the clock restarts: the kick gets one full period to show progress
+        idle = time.time() - max(self.last_message_at or self.started_at, self._kicked_at or 0.0)
         limit = self.settings.worker.stall_timeout_s
         if getattr(self.app, "in_recovery", False):
             limit *= 5  # reading a large changelog is slow, not stuck; a stuck one is caught
@@ -274,10 +284,31 @@ class WorkerRuntime:
             log.info("idle %.0f s, no records waiting on %d source partitions", idle,
                      len(assigned))
             return False
+        if self._kicked_at is None or self._kicked_at < (self.last_message_at or 0.0):
+            await self._kick(consumer, assigned, lagging, idle)
+            return False
         log.critical("no progress for %.0f s with records waiting on %s: exiting (status %d) "
                      "so a supervisor restarts the worker", idle, lagging, STALL_EXIT_CODE)
         logging.shutdown()
         os._exit(STALL_EXIT_CODE)
+
+    async def _kick(self, consumer: Any, assigned: list[Any],
+                    lagging: list[tuple[str, int, int, int]], idle: float) -> None:
+        """Resume and re-seek the lagging partitions once; the next stall period decides."""
+        self.watchdog_kicks += 1
+        self._kicked_at = time.time()
+        log.warning("no progress for %.0f s with records waiting on %s: resuming and "
+                    "re-seeking those partitions", idle, lagging)
+        by_key = {(tp.topic, tp.partition): tp for tp in assigned}
+        stuck = [by_key[(topic, partition)] for topic, partition, _, _ in lagging]
+        try:
+            consumer.resume_partitions(stuck)
+            if not getattr(consumer, "flow_active", True):
+                consumer.resume_flow()
+            for (_, _, done, _), tp in zip(lagging, stuck, strict=True):
+                await consumer.seek(tp, done + 1)
+        except Exception as exc:  # the exit path below stays the safe answer
+            log.warning("could not re-seek the stalled partitions: %s", exc)
 
     def metrics_text(self) -> str:
         states = [state for _, state in self.states.items() if state is not None]
