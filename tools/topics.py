@@ -84,7 +84,15 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
         pending = list(new_topics)
         deadline = time.monotonic() + _UNFENCE_TIMEOUT_S
         while pending:
-            response = await admin.create_topics(pending, timeout_ms=30_000)
+            try:
+                response = await admin.create_topics(pending, timeout_ms=30_000)
+            except TimeoutError:
+                # aiokafka's admin gives up with a bare TimeoutError when the controller's
+                # connection is not ready within its request timeout (seen right after a
+                # broker restart on a loaded machine): ask again while the deadline allows.
+                if time.monotonic() >= deadline:
+                    raise
+                continue
             failed, again = [], []
             for name, code, *rest in response.topic_errors:
                 message = rest[0] if rest and rest[0] else f"error code {code}"
@@ -103,6 +111,9 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
     except KafkaError as exc:
         raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: "
                           f"{exc}") from exc
+    except TimeoutError as exc:
+        raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: its "
+                          "controller did not answer in time") from exc
     finally:
         await admin.close()
     order = {topic.name: i for i, topic in enumerate(new_topics)}
