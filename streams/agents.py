@@ -284,7 +284,11 @@ class WorkerRuntime:
             log.info("idle %.0f s, no records waiting on %d source partitions", idle,
                      len(assigned))
             return False
-        if self._kicked_at is None or self._kicked_at < (self.last_message_at or 0.0):
+        # Never while Faust recovers: its partitions are paused on purpose until the tables
+        # are restored, and resuming them would apply events to half-restored state.
+        recovering = getattr(self.app, "in_recovery", False)
+        if not recovering and (self._kicked_at is None
+                               or self._kicked_at < (self.last_message_at or 0.0)):
             await self._kick(consumer, assigned, lagging, idle)
             return False
         log.critical("no progress for %.0f s with records waiting on %s: exiting (status %d) "

@@ -21,6 +21,7 @@ from kafka_helpers import free_port
 
 from driftloop.schemas import Feedback, Interaction, encode_batch
 from driftloop.schemas.settings import Settings
+from driftloop.streams.agents import STALL_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +42,10 @@ class WorkerProcess:
             **extra_env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        # Like a supervisor: restart a worker the stall watchdog ended (exit 75). Off by
+        # default, so the tests that count watchdog exits still see them.
+        self.restart_on_stall = False
+        self.stall_restarts = 0
 
     def start(self, timeout: float = 60.0) -> WorkerProcess:
         log = open(self.log_path, "ab")
@@ -71,6 +76,10 @@ class WorkerProcess:
         last = ""
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                if self.restart_on_stall and self.proc.returncode == STALL_EXIT_CODE:
+                    self.stall_restarts += 1
+                    self.start()
+                    continue
                 raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
             try:
                 last = self.metrics()

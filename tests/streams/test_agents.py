@@ -104,9 +104,10 @@ async def test_a_stable_stream_of_50000_events_raises_no_alert(kafka_settings, w
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "before streams/app.py drained Faust's producer buffer fully before commits, 2 loaded "
-    "full runs lost the last table write before kill -9 with its offset committed; passing "
-    "since the fix (3 runs): make strict once more loaded runs agree"))
+    "loaded runs here: a restarted worker sometimes stalls after recovery (Faust leaves "
+    "partitions paused, faust-streaming #175/#640); the watchdog now re-seeks them or exits "
+    "and the test restarts it as a supervisor would (one stall healed that way in 4 runs); "
+    "one run in 4 stayed 'in recovery' past the 60 s wait: make strict once loaded runs agree"))
 async def test_kill_9_and_restart_keep_counts_and_detector_state(kafka_settings, worker_factory):
     first = worker_factory(**FAST_ENV).start()
     await produce(kafka_settings, Topic.INTERACTIONS, batches(interactions(3_000)),
@@ -116,9 +117,11 @@ async def test_kill_9_and_restart_keep_counts_and_detector_state(kafka_settings,
     first.wait_value("driftloop_worker_events_total", 20, kind="joined")
     first.kill()
     second = worker_factory(**FAST_ENV).start()
+    second.restart_on_stall = True  # production runs the worker under a supervisor
     await produce(kafka_settings, Topic.INTERACTIONS,
                   batches(interactions(3_000, start=3_000)), key="sentiment")
-    second.wait_value("driftloop_worker_events_total", 6_000, kind="interactions")
+    # up to 5 stall periods in recovery, then a restart and its recovery
+    second.wait_value("driftloop_worker_events_total", 6_000, timeout=150, kind="interactions")
     # Redelivered messages were skipped, not counted twice; the monitors kept their history.
     assert second.value("driftloop_worker_events_total", kind="interactions") == 6_000
     assert second.value("driftloop_worker_events_total", kind="joined") == 20

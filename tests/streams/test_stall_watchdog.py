@@ -96,3 +96,18 @@ def test_idle_without_waiting_records_is_not_a_stall() -> None:
     rt = runtime(consumer)
     assert asyncio.run(rt.check_stall()) is False
     assert consumer.seeks == [] and rt.liveness()["watchdog_kicks"] == 0
+
+
+def test_a_worker_stuck_in_recovery_is_not_kicked_but_ended(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    consumer = StuckConsumer(highwater=12)
+    rt = runtime(consumer)
+    rt.app = App(consumer, in_recovery=True)  # type: ignore[assignment]
+    rt.last_message_at = rt.started_at - 600  # far beyond the longer limit of a recovery
+
+    def exit_now(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(agents.os, "_exit", exit_now)
+    with pytest.raises(SystemExit):
+        asyncio.run(rt.check_stall())
+    assert consumer.seeks == [] and consumer.paused  # paused partitions left alone
