@@ -59,13 +59,16 @@ def format_table(results: list[ScenarioResult]) -> str:
 
 
 def run_faults(rig: FaultRig, names: list[str], plan: FaultPlan) -> list[ScenarioResult]:
-    """Start the rig's broker, run the scenarios in order, always stop the broker."""
-    rig.say(f"starting a Kafka broker of the bench's own at {rig.kafka.bootstrap_servers} ...")
-    rig.start_broker()
-    try:
-        return [asyncio.run(run_scenario(rig, name, plan)) for name in names]
-    finally:
-        rig.stop_broker()
+    """Run the scenarios in order, each on a fresh broker of its own, always stopped."""
+    results = []
+    for name in names:
+        rig.start_broker(name)
+        rig.say(f"{name}: a Kafka broker of its own at {rig.kafka.bootstrap_servers}")
+        try:
+            results.append(asyncio.run(run_scenario(rig, name, plan)))
+        finally:
+            rig.stop_broker()
+    return results
 
 
 @click.command()

@@ -60,12 +60,22 @@ class FaultRig:
         self.workdir = workdir
         self.say = say
         self.run_id = f"faults{int(time.time())}"
-        self.kafka = LocalKafka(home=workdir / "kafka", port=free_port(),
-                                controller_port=free_port(), die_with_parent=True)
+        self.kafka = self._new_broker("kafka")
+
+    def _new_broker(self, folder: str) -> LocalKafka:
+        return LocalKafka(home=self.workdir / folder, port=free_port(),
+                          controller_port=free_port(), die_with_parent=True)
 
     # -- the broker --------------------------------------------------------------------------
 
-    def start_broker(self) -> None:
+    def start_broker(self, scenario: str | None = None) -> None:
+        """Start a fresh broker (one per scenario: a restart in one must not reach the next).
+
+        A broker restarted by the broker-restart scenario answered its worker but then
+        refused the next scenario's CreateTopics for over a minute on a loaded machine.
+        """
+        if scenario is not None:
+            self.kafka = self._new_broker(f"{scenario}/kafka")
         self.kafka.start(timeout=120)
 
     def stop_broker(self) -> None:

@@ -223,8 +223,9 @@ async def broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
         total = len(traffic.messages()) + len(traffic.feedback())
         await wait_until(lambda: traffic.sent >= total // 3 or sending.done(), timeout=300,
                          what="a third of the traffic")
-        handled_before = worker.handled_since_start()
         back_at = await asyncio.to_thread(rig.restart_broker, plan.outage_s)
+        # counted once the broker is back: messages fetched before it went down do not count
+        handled_before = worker.handled_since_start()
 
         async def handling_again() -> bool:
             await worker.keep_alive()
