@@ -170,7 +170,8 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
              f"texts per domain; bootstrap version ({config['bootstrap']} tweets) "
              f"{section['bootstrap_seconds']:.0f} s",
              f"{'run':22} {'prequential':>11} " + " ".join(f"{d[:7]:>7}" for d in domains)
-             + f" {'mean':>6} {'forgot':>7} {'updates':>8} {'update s':>9} {'cpu s':>7}"]
+             + f" {'mean':>6} {'forgot':>7} {'updates':>8} {'trained':>8} {'update s':>9}"
+             f" {'cpu s':>7}"]
     for run in section["runs"]:
         final = run["final_heldout"]
         forgot = "-" if run["mean_forgetting"] is None else f"{run['mean_forgetting']:+.3f}"
@@ -178,12 +179,16 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
             f"{run['label']:22} {run['prequential_accuracy']:>11.3f} "
             + " ".join(f"{final[d]:>7.3f}" for d in domains)
             + f" {run['final_mean_accuracy']:>6.3f} {forgot:>7} "
-            f"{run['promoted']:>3}/{run['updates']:<4} {run['update_seconds']:>9.1f} "
+            f"{run['promoted']:>3}/{run['updates']:<4} {run['examples_trained']:>8} "
+            f"{run['update_seconds']:>9.1f} "
             f"{run['update_cpu_seconds']:>7.1f}")
     base = {r["run"]: r for r in section["runs"]}
-    if "retrain" in base and "replay" in base and base["replay"]["update_cpu_seconds"] > 0:
-        ratio = base["retrain"]["update_cpu_seconds"] / base["replay"]["update_cpu_seconds"]
-        lines.append(f"full retraining used {ratio:.1f}x the CPU time of driftloop with replay")
+    if "retrain" in base and "replay" in base and base["replay"]["examples_trained"] > 0:
+        retrain, replay = base["retrain"], base["replay"]
+        examples = retrain["examples_trained"] / replay["examples_trained"]
+        cpu = retrain["update_cpu_seconds"] / max(replay["update_cpu_seconds"], 1e-9)
+        lines.append(f"full retraining trained on {examples:.1f}x the examples of driftloop "
+                     f"with replay and used {cpu:.1f}x its CPU time")
     return lines
 
 
