@@ -176,12 +176,15 @@ def test_symlinks_out_of_the_store_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out2" / stored.sha256).exists()
 
 
-def test_an_oversized_artifact_is_refused_before_it_is_copied(tmp_path: Path) -> None:
+def test_an_oversized_artifact_is_refused_before_it_is_copied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = ArtifactStore(str(tmp_path / "store"))
     stored = big.put(make_adapter(tmp_path / "a", b"x" * 5000))
     small = ArtifactStore(str(tmp_path / "store"), max_bytes=1000)
     copied: list[str] = []
-    small.fs.get_file = lambda src, dst, **kw: copied.append(src)  # type: ignore[method-assign]
+    # fsspec shares one LocalFileSystem per process: patched for this test only (a plain
+    # assignment left every later fetch of the session copying nothing)
+    monkeypatch.setattr(small.fs, "get_file", lambda src, dst, **kw: copied.append(src))
     with pytest.raises(AdapterFormatError, match="limit is 1000: not downloaded"):
         small.fetch(stored.uri, stored.sha256, tmp_path / "out")
     assert copied == []
