@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "issue 7, open: each update is gated on ~20 held-out texts; in 1 of 5 loaded quick runs "
+    "issue 7, open: each update is gated on ~20 held-out texts; in 2 of 6 loaded quick runs "
     "since the early-stop and gate fixes every update was rejected because the candidates were "
     "worse than a strong static model (0.64-0.83 vs 0.65-0.88), so none was promoted"))
 def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_model(
