@@ -32,7 +32,7 @@ from ..schemas.topics import Topic
 from ..streams.ingest import decode_message
 from .topic_reader import read_snapshot
 
-__all__ = ["Ledger", "count_topics", "read_worker_counts", "take_ledger"]
+__all__ = ["Ledger", "count_topics", "metric", "read_worker_counts", "take_ledger"]
 
 _INPUTS: dict[str, tuple[Topic, type[Interaction] | type[Feedback]]] = {
     "interactions": (Topic.INTERACTIONS, Interaction),
@@ -176,15 +176,23 @@ def read_worker_counts(metrics_url: str, *, timeout: float = 5.0) -> dict[str, i
     """Events the worker processed, by kind, from its ``/metrics`` page (all tasks summed)."""
     with urllib.request.urlopen(metrics_url, timeout=timeout) as response:
         text = response.read().decode()
-    counts = dict.fromkeys(_INPUTS, 0)
+    return {kind: int(metric(text, "driftloop_worker_events_total", kind=kind))
+            for kind in _INPUTS}
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``.
+
+    >>> metric('a{kind="x",task="t"} 2\\na{kind="y"} 5\\n', "a", kind="x")
+    2.0
+    """
+    total = 0.0
     for line in text.splitlines():
-        if not line.startswith("driftloop_worker_events_total{"):
-            continue
-        head, _, number = line.rpartition(" ")
-        for kind in counts:
-            if f'kind="{kind}"' in head:
-                counts[kind] += int(float(number))
-    return counts
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, _, number = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(number)
+    return total
 
 
 async def take_ledger(settings: Settings, metrics_url: str | None) -> Ledger:

@@ -146,21 +146,6 @@ def metrics_text(port: int) -> str | None:
         return None
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``.
-
-    >>> metric('a{kind="x",task="t"} 2\\na{kind="y"} 5\\n', "a", kind="x")
-    2.0
-    """
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            head, _, number = line.rpartition(" ")
-            if all(f'{k}="{v}"' in head for k, v in labels.items()):
-                total += float(number)
-    return total
-
-
 @dataclass(slots=True)
 class Traffic:
     """Interactions in batch envelopes, feedback for some of them, and poison, at a set pace.

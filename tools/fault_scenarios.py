@@ -32,13 +32,12 @@ from ..schemas import ModelVersion, ServingAck, decode
 from ..schemas.enums import VersionStatus
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
-from .accounting import Ledger, take_ledger
+from .accounting import Ledger, metric, take_ledger
 from .demo_processes import ChildProcess, DemoChildError, wait_until
 from .fault_rig import (
     FaultRig,
     Traffic,
     free_port,
-    metric,
     metrics_text,
     send_requests,
     training_request,
