@@ -103,8 +103,7 @@ class VersionLog:
     def status_event(self, version_id: str, status: VersionStatus, *, ts: float,
                      reason: str = "") -> ModelVersion:
         """A copy of the version's latest event with a new status (for promote, rollback)."""
-        return self.get(version_id).model_copy(update={"status": VersionStatus(status),
-                                                        "ts": ts, "reason": reason})
+        return self.get(version_id).with_status(status, ts=ts, reason=reason)
 
     def rollback_events(self, task: str, *, ts: float) -> list[ModelVersion]:
         """Events that roll ``task`` back: the head rolled back, its parent promoted again."""

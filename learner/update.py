@@ -82,6 +82,10 @@ class IncrementalUpdater:
         self.models = models or ResidentModels(capacity=cfg.resident_models)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance)
+        # learner.promotion = "canary": a gate-passing version is a candidate that serving
+        # canaries and the worker's A/B test promotes or rejects on live feedback.
+        self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"
+                              else VersionStatus.PROMOTED)
         self.train_config = TrainConfig(
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
@@ -229,7 +233,7 @@ class IncrementalUpdater:
                 adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
                 training_request_id=request.id, prompt_template_id=metadata.prompt_template_id,
                 metrics_before=before, metrics_after=after,
-                status=VersionStatus.PROMOTED if decision.promote else VersionStatus.REJECTED,
+                status=self.passed_status if decision.promote else VersionStatus.REJECTED,
                 reason=decision.summary,
                 metadata=self._metadata(task_model, kind, split, report, timings),
             )

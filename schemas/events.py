@@ -316,6 +316,21 @@ class ModelVersion(Event):
     reason: Text = ""
     metadata: Metadata = Field(default_factory=dict)
 
+    def with_status(self, status: VersionStatus | str, *, ts: float,
+                    reason: str = "") -> ModelVersion:
+        """A copy of this event with a new status, time and reason (promote, reject, roll
+        back): the artifact, lineage and metrics stay those of the version.
+
+        >>> event = ModelVersion(version_id="v2", ts=5.0, task="t", base_model="m",
+        ...                      adapter_uri="file:///a/v2", sha256="0" * 64, size_bytes=1,
+        ...                      status="candidate")
+        >>> promoted = event.with_status("promoted", ts=9.0, reason="won its A/B test")
+        >>> promoted.status.value, promoted.ts, promoted.sha256 == event.sha256
+        ('promoted', 9.0, True)
+        """
+        return self.model_copy(update={"status": VersionStatus(status), "ts": ts,
+                                       "reason": reason})
+
 
 class DeadLetter(Event):
     """A record driftloop could not process, kept whole so nothing is dropped silently.

@@ -31,6 +31,7 @@ from .redact import register_secret
 from .topics import Topic, topic_name
 
 __all__ = [
+    "ABTestSettings",
     "ActiveSettings",
     "ArtifactSettings",
     "BufferSettings",
@@ -264,6 +265,40 @@ class TriggerSettings(_Section):
     quality_window: int = Field(500, gt=0, description="outcomes in the rolling accuracy")
 
 
+class ABTestSettings(_Section):
+    """A/B promotion: the worker tests a canaried candidate against the head on live feedback.
+
+    The test is Wald's SPRT on paired outcomes with Ville's thresholds
+    (:mod:`driftloop.streams.sprt`): a candidate is promoted only with
+    P(promote | not better) <= ``alpha`` under continuous monitoring, and rejected early with
+    P(reject | odds ratio >= ``odds_ratio``) <= ``beta``.
+    """
+
+    enabled: bool = Field(True, description="run A/B tests of candidate versions")
+    alpha: float = Field(0.05, gt=0.0, lt=0.5,
+                         description="bound on promoting a candidate that is not better")
+    beta: float = Field(0.2, gt=0.0, lt=0.5,
+                        description="bound on an early rejection of a candidate as good as "
+                                    "odds_ratio")
+    odds_ratio: float = Field(
+        1.5, gt=1.0, le=100.0,
+        description="the effect to detect: odds of a right answer, candidate over head "
+                    "(0.80 -> 0.857 is 1.5)")
+    min_samples: int = Field(20, ge=1, description="paired outcomes before any decision")
+    max_samples: int = Field(2000, ge=1,
+                             description="paired outcomes without a decision: the candidate "
+                                         "is rejected")
+    pair_window: int = Field(32, ge=1, le=10_000,
+                             description="unpaired outcomes kept per domain, newest first")
+
+    @model_validator(mode="after")
+    def _check_samples(self) -> ABTestSettings:
+        if self.max_samples < self.min_samples:
+            raise ValueError(f"max_samples ({self.max_samples}) must be >= min_samples "
+                             f"({self.min_samples})")
+        return self
+
+
 class WorkerSettings(_Section):
     """The Faust stream worker."""
 
@@ -286,6 +321,7 @@ class WorkerSettings(_Section):
     active: ActiveSettings = Field(default_factory=ActiveSettings)
     buffer: BufferSettings = Field(default_factory=BufferSettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    ab_test: ABTestSettings = Field(default_factory=ABTestSettings)
 
 
 class LearnerSettings(_Section):
@@ -320,6 +356,10 @@ class LearnerSettings(_Section):
                                     description="replay score drop the gate accepts")
     challenge_tolerance: float = Field(0.02, ge=0.0, le=1.0,
                                        description="challenge score drop the gate accepts")
+    promotion: Literal["gate", "canary"] = Field(
+        "gate", description="what a version that passes the gate becomes: 'gate' = promoted "
+                            "at once; 'canary' = a candidate, canaried by serving and promoted "
+                            "by the worker's A/B test on live feedback")
     max_poll_interval_ms: int = Field(
         1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
 

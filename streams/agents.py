@@ -14,6 +14,8 @@ Tables (each with a changelog):
 * ``task-state``: task -> :class:`~driftloop.streams.pipeline.TaskState`;
 * ``replay-buffers``: task -> :class:`~driftloop.streams.buffer.ReplayBuffer`;
 * ``join-buckets``: ``task|topic:partition:offset`` -> :class:`~driftloop.streams.join.Bucket`;
+* ``ab-tests``: task -> :class:`~driftloop.streams.ab_test.CanaryComparison` (written when it
+  changes; a decision is published on ``model-versions`` like the step's other effects);
 * ``dead-letter-counts``: ``topic:partition|reason`` -> count.
 """
 
@@ -33,6 +35,7 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import Event, Feedback, Interaction, ModelVersion
 from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS, Topic
+from .ab_test import AB_COMMAND_KINDS, CanaryComparison, ab_families
 from .app import STATE_CODEC
 from .buffer import ReplayBuffer
 from .commands import COMMAND_HEADER, commands_from_version, decode_command, encode_command
@@ -64,6 +67,7 @@ class WorkerRuntime:
     buffers: Any = None
     buckets: Any = None
     dead_counts: Any = None
+    ab_tests: Any = None
     joins: dict[str, JoinWindow] = field(default_factory=dict)
     messages: int = 0
     last_message_at: float = 0.0
@@ -83,7 +87,7 @@ class WorkerRuntime:
                                 for name, task in self.settings.tasks.items()}
 
     def tables(self) -> list[Any]:
-        return [self.states, self.buffers, self.buckets, self.dead_counts]
+        return [self.states, self.buffers, self.buckets, self.dead_counts, self.ab_tests]
 
     # -- state access ---------------------------------------------------------------------
     def state(self, task: str) -> TaskState:
@@ -95,6 +99,12 @@ class WorkerRuntime:
     def buffer(self, task: str) -> ReplayBuffer:
         buffer = self.buffers.get(task)
         return buffer if buffer is not None else new_buffer(self.settings.worker)
+
+    def ab_test(self, task: str) -> CanaryComparison:
+        ab = self.ab_tests.get(task)
+        if ab is None:
+            ab = CanaryComparison.from_settings(task, self.settings.worker.ab_test)
+        return ab
 
     def join(self, task: str) -> JoinWindow:
         join = self.joins.get(task)
@@ -148,8 +158,11 @@ class WorkerRuntime:
                                             now=now)
         else:
             effects = state.on_feedback(events, join=join, buffer=buffer, bucket=bucket, now=now)
-        await self._publish(task, effects)
-        self._write(task, state, join, buffer, effects)
+        ab = self.ab_test(task) if effects.outcomes and self.settings.worker.ab_test.enabled \
+            else None
+        decisions = ab.on_outcomes(effects.outcomes, now=now) if ab is not None else []
+        await self._publish(task, effects, decisions)
+        self._write(task, state, join, buffer, effects, ab)
 
     async def _command(self, message: Any, now: float) -> None:
         try:
@@ -164,11 +177,15 @@ class WorkerRuntime:
         if state.seen(message.topic, message.partition, message.offset):
             return
         state.on_command(command, now=now)
+        # The A/B test keeps its own idempotence (by version): not tied to the state's
+        # bounded memory of command ids.
+        ab = self.ab_test(command.task) if command.kind in AB_COMMAND_KINDS else None
+        decisions = ab.on_command(command, now=now) if ab is not None else []
         buffer = self.buffer(command.task)
         effects = Effects(training_requests=state.check_triggers(buffer, now=now))
         effects.buffer_changed = bool(effects.training_requests)
-        await self._publish(command.task, effects)
-        self._write(command.task, state, self.join(command.task), buffer, effects)
+        await self._publish(command.task, effects, decisions)
+        self._write(command.task, state, self.join(command.task), buffer, effects, ab)
 
     async def _dead_letters(self, letters: list[Any], topic: str, partition: int) -> None:
         if not letters:
@@ -184,8 +201,11 @@ class WorkerRuntime:
         for key, count in counts.items():
             self.dead_counts[key] = self.dead_counts.get(key, 0) + count
 
-    async def _publish(self, task: str, effects: Effects) -> None:
+    async def _publish(self, task: str, effects: Effects,
+                       versions: list[ModelVersion] | None = None) -> None:
         key = task.encode()
+        for version in versions or ():  # A/B decisions (streams/ab_test.py)
+            await self.topics[Topic.MODEL_VERSIONS].send(key=key, value=encode(version))
         for alert in effects.drift_alerts:
             await self.topics[Topic.DRIFT_ALERTS].send(key=key, value=encode(alert))
         for request in effects.label_requests:
@@ -194,8 +214,10 @@ class WorkerRuntime:
             await self.topics[Topic.TRAINING_REQUESTS].send(key=key, value=encode(request))
 
     def _write(self, task: str, state: TaskState, join: JoinWindow, buffer: ReplayBuffer,
-               effects: Effects) -> None:
+               effects: Effects, ab: CanaryComparison | None = None) -> None:
         # No await from here on: the step's state is written as one piece.
+        if ab is not None and (ab.take_changed() or task not in self.ab_tests):
+            self.ab_tests[task] = ab
         changed, deleted = join.take_changes()
         for bucket_key, bucket in changed.items():
             self.buckets[f"{task}|{bucket_key}"] = bucket
@@ -216,7 +238,8 @@ class WorkerRuntime:
             log.error("unreadable model-versions entry skipped (%s): %s", exc.code, exc)
             return
         min_score = self.settings.worker.triggers.challenge_min_score
-        for command in commands_from_version(version, challenge_min_score=min_score):
+        for command in commands_from_version(version, challenge_min_score=min_score,
+                                             candidates=self.settings.worker.ab_test.enabled):
             key, body, headers = encode_command(command)
             await self.topics[Topic.FEEDBACK].send(key=key, value=body, headers=headers)
 
@@ -317,7 +340,8 @@ class WorkerRuntime:
     def metrics_text(self) -> str:
         states = [state for _, state in self.states.items() if state is not None]
         dead = {key: value for key, value in self.dead_counts.items()}
-        return render(worker_families(states, dead, self.liveness()))
+        tests = [ab for _, ab in self.ab_tests.items() if ab is not None]
+        return render(worker_families(states, dead, self.liveness()) + ab_families(tests))
 
 
 def _table(app: faust.App, name: str, partitions: int) -> Any:
@@ -347,6 +371,7 @@ def wire(app: faust.App, settings: Settings) -> WorkerRuntime:
     runtime.buffers = _table(app, "replay-buffers", partitions)
     runtime.buckets = _table(app, "join-buckets", partitions)
     runtime.dead_counts = _table(app, "dead-letter-counts", partitions)
+    runtime.ab_tests = _table(app, "ab-tests", partitions)
     source = app.topic(kafka.topic(Topic.INTERACTIONS), kafka.topic(Topic.FEEDBACK),
                        key_serializer="raw", value_serializer="raw")
 

@@ -4,8 +4,10 @@ A command is a small JSON object in a message keyed by the task and marked with 
 ``driftloop-command``. Riding on ``feedback`` (instead of a topic of its own) puts it in the
 same partition as the task's state, in order with the task's feedback, so the worker that
 owns the task applies it exactly where it owns the state. Kinds: ``trigger`` (an operator
-asks for training now), ``challenge`` (a version failed its challenge prompts) and
-``promoted`` (a new current version, the parent of the next training).
+asks for training now), ``challenge`` (a version failed its challenge prompts),
+``promoted`` (a new current version, the parent of the next training), ``candidate`` (a
+version for the A/B test, its ``model-versions`` event carried in ``event``) and
+``rejected`` (a version rejected or rolled back: an A/B test of it ends).
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ from typing import Any
 
 import orjson
 
+from ..schemas.codec import encode
 from ..schemas.enums import VersionStatus
 from ..schemas.events import ModelVersion
 from ..schemas.fields import SLUG_PATTERN
 from .errors import TriggerError
 
-__all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "MAX_COMMAND_BYTES", "Command",
-           "commands_from_version", "decode_command", "encode_command", "manual_trigger"]
+__all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "MAX_COMMAND_BYTES", "MAX_EVENT_COMMAND_BYTES",
+           "Command", "commands_from_version", "decode_command", "encode_command", "manual_trigger"]
 
 COMMAND_HEADER = "driftloop-command"
-COMMAND_KINDS = ("trigger", "challenge", "promoted")
+COMMAND_KINDS = ("trigger", "challenge", "promoted", "candidate", "rejected")
 # A command is a few short fields; the feedback topic would carry 8 MiB.
 MAX_COMMAND_BYTES = 64 * 1024
+# A candidate command carries its version's event (metrics, metadata): the bound of the
+# model-versions topic (the broker's default message size), not of a few short fields.
+MAX_EVENT_COMMAND_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class Command:
     reason: str = ""
     version: str | None = None
     ts: float = 0.0
+    event: dict[str, Any] | None = None
+    """The ``model-versions`` event (JSON) of a ``candidate`` command."""
 
     def __post_init__(self) -> None:
         if self.kind not in COMMAND_KINDS:
@@ -64,14 +72,16 @@ def decode_command(value: bytes | None) -> Command:
     >>> decode_command(value).kind
     'trigger'
     """
-    if value is not None and len(value) > MAX_COMMAND_BYTES:
-        raise TriggerError(f"command is {len(value)} bytes, limit is {MAX_COMMAND_BYTES}")
+    if value is not None and len(value) > MAX_EVENT_COMMAND_BYTES:
+        raise TriggerError(f"command is {len(value)} bytes, limit is {MAX_EVENT_COMMAND_BYTES}")
     try:
         data: Any = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         raise TriggerError(f"command is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise TriggerError("command must be a JSON object")
+    if len(value or b"") > MAX_COMMAND_BYTES and data.get("kind") != "candidate":
+        raise TriggerError(f"command is {len(value or b'')} bytes, limit is {MAX_COMMAND_BYTES}")
     fields = {k: v for k, v in data.items() if k in _FIELD_TYPES}
     # A command is applied to table state keyed by its task: a task that is not a name (a
     # list, a number) or a reason that is not text would crash the agent, not just this step.
@@ -95,7 +105,8 @@ def decode_command(value: bytes | None) -> Command:
 
 
 _FIELD_TYPES: dict[str, Any] = {"id": str, "task": str, "kind": str, "reason": str,
-                                "version": (str, type(None)), "ts": (int, float)}
+                                "version": (str, type(None)), "ts": (int, float),
+                                "event": (dict, type(None))}
 _SLUG = re.compile(SLUG_PATTERN)
 # Ids and reasons are kept in the task's state (and its changelog): bounded like event fields.
 _MAX_CHARS = {"id": 256, "reason": 4096, "version": 256}
@@ -107,10 +118,27 @@ def manual_trigger(task: str, *, reason: str = "", id: str | None = None) -> Com
                    reason=reason or "operator request", ts=time.time())
 
 
-def commands_from_version(version: ModelVersion, *,
-                          challenge_min_score: float | None) -> list[Command]:
-    """What a ``model-versions`` entry means for the worker: a new parent, failed challenges."""
+def commands_from_version(version: ModelVersion, *, challenge_min_score: float | None,
+                          candidates: bool = False) -> list[Command]:
+    """What a ``model-versions`` entry means for the worker: a new parent, failed challenges,
+    and with ``candidates`` (A/B tests on) a candidate to test or the end of one.
+
+    >>> event = ModelVersion(version_id="v2", ts=1.0, task="t", base_model="m",
+    ...                      adapter_uri="file:///a/v2", sha256="0" * 64, size_bytes=1,
+    ...                      status="candidate")
+    >>> [(c.kind, c.version, c.event["status"])
+    ...  for c in commands_from_version(event, challenge_min_score=None, candidates=True)]
+    [('candidate', 'v2', 'candidate')]
+    """
     out = []
+    if candidates and version.status is VersionStatus.CANDIDATE:
+        out.append(Command(id=f"candidate-{version.version_id}", task=version.task,
+                           kind="candidate", version=version.version_id, ts=version.ts,
+                           event=orjson.loads(encode(version))))
+    elif candidates and version.status in (VersionStatus.REJECTED, VersionStatus.ROLLED_BACK):
+        out.append(Command(id=f"rejected-{version.version_id}", task=version.task,
+                           kind="rejected", version=version.version_id, ts=version.ts,
+                           reason=version.reason[:1000]))
     if version.status is VersionStatus.PROMOTED:
         out.append(Command(id=f"promoted-{version.version_id}", task=version.task,
                            kind="promoted", version=version.version_id, ts=version.ts))

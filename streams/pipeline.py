@@ -59,12 +59,16 @@ class Effects:
     label_requests: list[LabelRequest] = field(default_factory=list)
     training_requests: list[TrainingRequest] = field(default_factory=list)
     buffer_changed: bool = False
+    # (interaction id, domain, model version, correct) of each joined label or correction:
+    # what the A/B test of a canaried candidate reads (see streams/ab_test.py).
+    outcomes: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.drift_alerts += other.drift_alerts
         self.label_requests += other.label_requests
         self.training_requests += other.training_requests
         self.buffer_changed |= other.buffer_changed
+        self.outcomes += other.outcomes
 
 
 def new_join_window(worker: WorkerSettings) -> JoinWindow:
@@ -319,6 +323,7 @@ class TaskState:
                 said = ix["prediction"] if ix["prediction"] is not None else ix["output"]
             correct = said == fb["value"]
             self.quality.record_outcome(domain, model_version, correct)
+            effects.outcomes.append((ix["id"], domain, model_version, correct))
             errors[domain].append(0.0 if correct else 1.0)
             confidence = ix["confidence"]
             example = LabeledExample(

@@ -38,3 +38,30 @@ def test_a_promoted_version_that_fails_its_challenges_becomes_two_commands():
     assert kinds == ["promoted", "challenge"]
     assert [c.kind for c in commands_from_version(version, challenge_min_score=None)] == \
         ["promoted"]
+
+
+def test_candidates_and_rejections_become_ab_commands_only_when_asked():
+    candidate = ModelVersion(version_id="v3", ts=2, task="t", base_model="m",
+                             adapter_uri="file:///a", sha256="0" * 64, size_bytes=1,
+                             status="candidate", metadata={"note": "x" * 100_000})
+    [command] = commands_from_version(candidate, challenge_min_score=0.9, candidates=True)
+    assert (command.kind, command.id, command.event["version_id"]) == ("candidate",
+                                                                       "candidate-v3", "v3")
+    # The event rides along, larger than a plain command may be.
+    _, value, headers = encode_command(command)
+    assert len(value) > 100_000 and decode_command(value) == command
+    assert headers == [(COMMAND_HEADER, b"candidate")]
+    rejected = candidate.model_copy(update={"status": "rejected", "reason": "lost"})
+    assert [(c.kind, c.reason) for c in commands_from_version(
+        rejected, challenge_min_score=None, candidates=True)] == [("rejected", "lost")]
+    assert commands_from_version(candidate, challenge_min_score=None) == []
+
+
+@pytest.mark.parametrize("value", [
+    b'{"id": "c", "task": "t", "kind": "candidate", "version": "v", "event": [1]}',
+    b'{"id": "c", "task": "t", "kind": "trigger", "reason": "' + b"x" * 70_000 + b'"}',
+    b'{"id": "c", "task": "t", "kind": "candidate", "reason": "' + b"x" * (1 << 20) + b'"}',
+])
+def test_bad_candidate_commands_are_refused(value):
+    with pytest.raises(TriggerError):
+        decode_command(value)
