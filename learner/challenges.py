@@ -30,6 +30,9 @@ class ChallengeCase:
     expected: str
     tags: tuple[str, ...] = ()
     id: str = ""
+    # Where a case came from (interaction, request, what the model answered); not part of
+    # its identity.
+    source: dict[str, str | None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -37,8 +40,11 @@ class ChallengeCase:
             object.__setattr__(self, "id", digest[:16])
 
     def to_json(self) -> str:
-        return json.dumps({"id": self.id, "input": self.input, "expected": self.expected,
-                           "tags": list(self.tags)}, ensure_ascii=False)
+        data: dict[str, object] = {"id": self.id, "input": self.input,
+                                   "expected": self.expected, "tags": list(self.tags)}
+        if self.source:
+            data["source"] = self.source
+        return json.dumps(data, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,12 @@ class ChallengeSuite:
                     raise ValueError("input and expected must be strings")
                 if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                     raise ValueError("tags must be a list of strings")
-                cases.append(ChallengeCase(text, expected, tuple(tags), str(data.get("id", ""))))
+                source = data.get("source")
+                if source is not None and not (isinstance(source, dict) and all(
+                        isinstance(v, str | None) for v in source.values())):
+                    raise ValueError("source must be an object of strings")
+                cases.append(ChallengeCase(text, expected, tuple(tags), str(data.get("id", "")),
+                                           source))
             except (ValueError, KeyError) as exc:
                 raise ChallengeSuiteError(f"{path}:{number}: {exc}") from None
         return cls(tuple(cases), path)

@@ -44,6 +44,11 @@ class GateRule:
         How far the replay score may fall (forgetting allowed on old examples).
     challenge_tolerance
         How far the challenge-suite score may fall.
+    min_stability
+        Least ``prompt_stability`` of the candidate (share of probes answered the same under
+        every paraphrase of its prompt; :mod:`driftloop.learner.stability`). None: not
+        required. A candidate without the metric (classification, no probes, no paraphrases)
+        is not held to it; the reasons say so.
 
     Examples
     --------
@@ -61,10 +66,14 @@ class GateRule:
     min_improvement: float = 0.0
     replay_tolerance: float = 0.02
     challenge_tolerance: float = 0.02
+    min_stability: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("min_improvement", "replay_tolerance", "challenge_tolerance"):
+        for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
+                     "min_stability"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
 
@@ -94,7 +103,30 @@ class GateRule:
                 reasons.append(f"{part}: {after[key]:.3f} < {before[key]:.3f} - {tol:.3g} ({why})")
             else:
                 reasons.append(f"{part}: {after[key]:.3f} within {tol:.3g} of {before[key]:.3f}")
+        if self.min_stability is not None:
+            ok &= _stability_reason(self.min_stability, after, reasons)
         return GateDecision(ok, tuple(reasons))
+
+
+def _stability_reason(minimum: float, after: Metrics, reasons: list[str]) -> bool:
+    """Hold the candidate to the minimum prompt stability; append why; False to refuse.
+
+    >>> reasons = []
+    >>> _stability_reason(0.8, {"prompt_stability": 0.5}, reasons), reasons
+    (False, ['prompt stability: 0.500 < 0.8 (answers change with the wording)'])
+    >>> _stability_reason(0.8, {}, []), _stability_reason(0.8, {"prompt_stability": 0.9}, [])
+    (True, True)
+    """
+    value = after.get("prompt_stability")
+    if value is None:
+        reasons.append("prompt stability: not measured (no prompt, paraphrases or probes)")
+        return True
+    if value < minimum - 1e-9:
+        reasons.append(f"prompt stability: {value:.3f} < {minimum:.3g} "
+                       "(answers change with the wording)")
+        return False
+    reasons.append(f"prompt stability: {value:.3f} >= {minimum:.3g}")
+    return True
 
 
 def _resolution_floor(tolerance: float, count: float | None) -> float:

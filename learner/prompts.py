@@ -8,14 +8,16 @@ format), and only the target tokens carry loss.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from .errors import PromptTemplateError
 
 __all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "PromptTemplate", "get_template",
-           "normalize_answer", "register"]
+           "normalize_answer", "register", "versions"]
 
 # Label value PyTorch's cross-entropy skips: prompt tokens carry no loss.
 IGNORE_INDEX = -100
@@ -56,6 +58,17 @@ class PromptTemplate:
     @property
     def ref(self) -> str:
         return f"{self.id}@{self.version}"
+
+    @property
+    def sha256(self) -> str:
+        """Digest of the whole content: a model version records it beside :attr:`ref`, so a
+        template changed without a new version is caught where the two disagree.
+
+        >>> a = PromptTemplate("s", 1, "Say yes.")
+        >>> a.sha256 == PromptTemplate("s", 1, "Say yes.").sha256 != PromptTemplate("s", 1).sha256
+        True
+        """
+        return hashlib.sha256(json.dumps(astuple(self)).encode()).hexdigest()
 
     def read_answer(self, text: str) -> str | None:
         """The choice a generated answer names first, or None (free text, or none named).
@@ -120,6 +133,16 @@ def normalize_answer(text: str) -> str:
     return text.strip().strip(string.punctuation + " ").casefold()
 
 
+def versions(template_id: str) -> list[PromptTemplate]:
+    """Every registered version of a template, oldest first.
+
+    >>> [t.ref for t in versions("sentiment")]
+    ['sentiment@1']
+    """
+    return sorted((t for t in BUILTIN_TEMPLATES.values() if t.id == template_id),
+                  key=lambda t: t.version)
+
+
 def get_template(ref: str | None) -> PromptTemplate:
     """A template by ``id@version``, or by ``id`` alone (its latest version).
 
@@ -127,16 +150,24 @@ def get_template(ref: str | None) -> PromptTemplate:
     'sentiment@1'
     >>> get_template(None).ref
     'plain@1'
+    >>> get_template("sentiment@7")
+    Traceback (most recent call last):
+    ...
+    driftloop.learner.errors.PromptTemplateError: prompt template sentiment has no version 7; ...
     """
     if ref is None:
         ref = "plain"
     if ref in BUILTIN_TEMPLATES:
         return BUILTIN_TEMPLATES[ref]
-    versions = [t for t in BUILTIN_TEMPLATES.values() if t.id == ref]
-    if not versions:
+    template_id, at, version = ref.partition("@")
+    known = versions(template_id)
+    if known and at:
+        raise PromptTemplateError(f"prompt template {template_id} has no version {version}; "
+                                  f"versions: {[t.version for t in known]}")
+    if not known:
         raise PromptTemplateError(
             f"unknown prompt template {ref!r}; known: {sorted(BUILTIN_TEMPLATES)}")
-    return max(versions, key=lambda t: t.version)
+    return known[-1]
 
 
 register(PromptTemplate("plain", 1))

@@ -28,6 +28,7 @@ from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from .challenges import ChallengeCase, ChallengeSuite
+from .error_probes import grow_from_request
 from .errors import LearnerError
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
@@ -144,6 +145,7 @@ class LearnerService:
         if version_id in versions:
             log.info("request %s (%s) already published as %s: skipping", request.id, where,
                      version_id)
+            grow_from_request(self.settings, request)  # in case a crash came before it
             self.stats.skipped.append(version_id)
             return
         log.info("training %s for request %s (%s)", version_id, request.id, where)
@@ -167,6 +169,7 @@ class LearnerService:
         await publish_versions(self._producer, self.settings, [result.event])
         latency = time.perf_counter() - consumed
         self._grow_challenges(request.task, result.challenge_additions)
+        grow_from_request(self.settings, request)  # real errors become probes, any status
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)
         log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,

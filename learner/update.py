@@ -31,6 +31,7 @@ from .models import ResidentModels, default_base_model
 from .prompts import get_template
 from .registry import VersionLog, version_id_for
 from .split import RequestSplit, split_request
+from .stability import prompt_record, stability_metrics
 from .store import ArtifactStore
 from .train import TrainConfig, TrainReport, seed_everything, train_adapter
 
@@ -81,7 +82,8 @@ class IncrementalUpdater:
         self.device = device or select_device(cfg.device, cfg.torch_threads)
         self.models = models or ResidentModels(capacity=cfg.resident_models)
         self.store = store or store_from_settings(settings)
-        self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance)
+        self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
+                             min_stability=cfg.min_prompt_stability)
         # learner.promotion = "canary": a gate-passing version is a candidate that serving
         # canaries and the worker's A/B test promotes or rejects on live feedback.
         self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"
@@ -216,6 +218,8 @@ class IncrementalUpdater:
             timings["train_seconds"] = report.seconds
             mark = time.perf_counter()
             after = self._score(task_model, model, split, suite)
+            # Prompts in the loop: the candidate's probes under paraphrases of its template.
+            after |= stability_metrics(task_model, model, suite, cfg.prompt_stability_probes)
             timings["score_candidate_seconds"] = time.perf_counter() - mark
             decision = self.gate.decide(before, after)
 
@@ -257,6 +261,7 @@ class IncrementalUpdater:
             "examples_per_second": round(report.examples_per_second, 3),
             "device": self.device.type,
             "timings": {k: round(v, 4) for k, v in timings.items()},
+            **prompt_record(task_model),
         }
 
 

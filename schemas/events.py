@@ -256,6 +256,10 @@ class TrainingExample(BaseModel):
     difficulty: Probability | None = None
     domain: Slug = "default"
     interaction_id: Name | None = None
+    # What the deployed model answered for that interaction and which feedback gave the
+    # target: the learner turns the examples the model got wrong into challenge probes.
+    model_answer: Text | None = None
+    feedback_kind: FeedbackKind | None = None
 
 
 class TrainingRequest(Event):

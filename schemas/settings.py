@@ -200,6 +200,9 @@ class TaskSettings(_Section):
     challenge_growth: int = Field(
         0, ge=0, description="held-out examples the parent got wrong that a promoted version "
                              "adds to the challenge suite (0: the suite only grows by hand)")
+    challenge_error_cap: int = Field(
+        200, ge=0, description="most probes from corrected interactions (real errors) the "
+                               "challenge suite holds; once reached none are added (0: none)")
 
 
 class JoinSettings(_Section):
@@ -356,6 +359,13 @@ class LearnerSettings(_Section):
                                     description="replay score drop the gate accepts")
     challenge_tolerance: float = Field(0.02, ge=0.0, le=1.0,
                                        description="challenge score drop the gate accepts")
+    prompt_stability_probes: int = Field(
+        16, ge=0, description="newest challenge probes a generation candidate answers under "
+                              "each paraphrase of its prompt template (0: no stability check)")
+    min_prompt_stability: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="gate: least share of probes answered the same under every paraphrase "
+                    "(None: measured and recorded, not required)")
     promotion: Literal["gate", "canary"] = Field(
         "gate", description="what a version that passes the gate becomes: 'gate' = promoted "
                             "at once; 'canary' = a candidate, canaried by serving and promoted "

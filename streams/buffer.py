@@ -13,7 +13,7 @@ import math
 import random
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..schemas.enums import ExampleOrigin
@@ -36,6 +36,18 @@ class LabeledExample:
     weight: float = 1.0
     difficulty: float | None = None
     interaction_id: str | None = None
+    # What the deployed model answered and the feedback kind that gave the target: the
+    # learner makes the examples it got wrong into challenge probes.
+    model_answer: str | None = None
+    feedback_kind: str | None = None
+
+    def __setstate__(self, state: list[Any]) -> None:
+        # Buffers are pickled into changelogs; one written before a field was added has a
+        # shorter state, and a slot left unset would raise on first read.
+        for spec in fields(self):
+            object.__setattr__(self, spec.name, spec.default)
+        for spec, value in zip(fields(self), state, strict=False):
+            object.__setattr__(self, spec.name, value)
 
     @property
     def content_hash(self) -> str:
@@ -48,12 +60,15 @@ class LabeledExample:
 
     @property
     def size_bytes(self) -> int:
-        return len(self.input.encode("utf-8", "surrogatepass")) + len(self.target) + _JSON_OVERHEAD
+        answer = len(self.model_answer.encode("utf-8", "surrogatepass")) if self.model_answer else 0
+        return (len(self.input.encode("utf-8", "surrogatepass")) + len(self.target) + answer
+                + _JSON_OVERHEAD)
 
     def to_training(self, origin: ExampleOrigin) -> TrainingExample:
         return TrainingExample(input=self.input, target=self.target, weight=self.weight,
                                origin=origin, difficulty=self.difficulty, domain=self.domain,
-                               interaction_id=self.interaction_id)
+                               interaction_id=self.interaction_id,
+                               model_answer=self.model_answer, feedback_kind=self.feedback_kind)
 
 
 class ReplayBuffer:

@@ -330,7 +330,7 @@ class TaskState:
                 input=ix["input"], target=str(fb["value"]), domain=domain,
                 weight=_SOURCE_WEIGHT.get(fb["source"], 1.0),
                 difficulty=None if confidence is None else round(1.0 - confidence, 6),
-                interaction_id=ix["id"])
+                interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"])
             if buffer.add(example):
                 self.counters["examples"] += 1
                 effects.buffer_changed = True

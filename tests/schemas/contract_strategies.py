@@ -244,7 +244,8 @@ def near_bounds(schema: dict[str, Any]) -> list[Any]:
             size = schema[key] + step
             out.append("a" * size if key.endswith("Length") else [0.5] * size)
     for allowed in schema.get("enum", []) + ([schema["const"]] if "const" in schema else []):
-        out += [allowed.upper(), f"{allowed} ", allowed[:-1]]
+        if isinstance(allowed, str):  # an optional enum also allows null: no near miss of it
+            out += [allowed.upper(), f"{allowed} ", allowed[:-1]]
     return out
 
 

@@ -44,7 +44,8 @@ FULL: list[Event] = [
         labels=["negative", "positive"], metadata={"alert": "d-1"},
         examples=[{"input": "awful", "target": "negative", "origin": "replay",
                    "difficulty": 0.2, "weight": 0.5, "domain": "tweets",
-                   "interaction_id": "i-0", "teacher_logits": [0.1, 0.9]},
+                   "interaction_id": "i-0", "teacher_logits": [0.1, 0.9],
+                   "model_answer": "positive", "feedback_kind": "label"},
                   {"input": "fine film", "target": "positive"}],
         budget_s=60),
     ModelVersion(
