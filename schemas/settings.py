@@ -319,6 +319,11 @@ class WorkerSettings(_Section):
         30.0, ge=6, description="consumer session: how long a dead worker keeps its partitions")
     stall_timeout_s: float = Field(
         60.0, gt=0, description="no progress with lag for this long: resume the partitions")
+    gc_threshold: int = Field(
+        100_000, ge=0,
+        description="allocations between young-generation garbage collections (Python's "
+                    "default is 700; 0 keeps it): the hot path allocates many short-lived "
+                    "objects that reference counting frees anyway (`driftloop bench worker`)")
     join: JoinSettings = Field(default_factory=JoinSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     active: ActiveSettings = Field(default_factory=ActiveSettings)
