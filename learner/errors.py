@@ -14,6 +14,7 @@ __all__ = [
     "PromptTemplateError",
     "RegistryError",
     "ServingError",
+    "TeacherError",
     "TrainingRequestError",
     "UnservableAdapterError",
     "VersionNotServedError",
@@ -34,6 +35,11 @@ class TrainingRequestError(LearnerError):
     Never retriable: the same request fails the same way, so the learner publishes nothing
     for it, dead-letters it and moves on.
     """
+
+
+class TeacherError(TrainingRequestError):
+    """A task's distillation teacher cannot be used: not in the registry and not a loadable
+    model, another task kind, or other labels than the student's. Never retriable."""
 
 
 class PromptTemplateError(LearnerError):

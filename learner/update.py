@@ -24,6 +24,7 @@ from .adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
 from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
 from .classification import ClassificationTask
 from .device import ComputeDevice, select_device
+from .distill import distillation_for
 from .errors import TrainingRequestError
 from .gate import GateDecision, GateRule
 from .generation import GenerationTask
@@ -202,6 +203,9 @@ class IncrementalUpdater:
             spec = LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
             seed_everything(cfg.seed)  # the untrained head's initialisation
             model = task_model.build(base.fresh_copy(), spec, parent_dir)
+            # After the student's seeded initialisation: loading a teacher draws random numbers.
+            distillation = distillation_for(task, kind, split, task_model, versions,
+                                            models=self.models, store=self.store, workdir=workdir)
 
             mark = time.perf_counter()
             before = self._score(task_model, model, split, suite)
@@ -213,15 +217,15 @@ class IncrementalUpdater:
                     inputs, targets, task_model.score_answers(model, inputs, targets),
                     source=request.id, limit=task.challenge_growth)
             timings["score_parent_seconds"] = time.perf_counter() - mark
-            report = train_adapter(task_model, model, list(split.train), list(split.validation),
-                                   self.train_config)
+            report = train_adapter(distillation.wrap(task_model), model, list(split.train),
+                                   list(split.validation), self.train_config)
             timings["train_seconds"] = report.seconds
             mark = time.perf_counter()
-            after = self._score(task_model, model, split, suite)
+            after = self._score(task_model, model, split, suite) | distillation.metrics
             # Prompts in the loop: the candidate's probes under paraphrases of its template.
             after |= stability_metrics(task_model, model, suite, cfg.prompt_stability_probes)
             timings["score_candidate_seconds"] = time.perf_counter() - mark
-            decision = self.gate.decide(before, after)
+            decision = distillation.gate(self.gate.decide(before, after), after)
 
             mark = time.perf_counter()
             metadata = AdapterMetadata(
@@ -239,7 +243,8 @@ class IncrementalUpdater:
                 metrics_before=before, metrics_after=after,
                 status=self.passed_status if decision.promote else VersionStatus.REJECTED,
                 reason=decision.summary,
-                metadata=self._metadata(task_model, kind, split, report, timings),
+                metadata=self._metadata(task_model, kind, split, report, timings)
+                | distillation.lineage,
             )
             log.info("%s %s: %s", event.version_id, event.status, decision.summary)
             return UpdateResult(event, decision, report, split, timings,

@@ -203,6 +203,32 @@ class TaskSettings(_Section):
     challenge_error_cap: int = Field(
         200, ge=0, description="most probes from corrected interactions (real errors) the "
                                "challenge suite holds; once reached none are added (0: none)")
+    teacher: str | None = Field(
+        None, min_length=1,
+        description="knowledge distillation: a model version id from the registry (an adapter "
+                    "over the same labels, any base), else a hub name or local path of a "
+                    "fine-tuned sequence-classification model; None = no teacher")
+    distill_temperature: float = Field(
+        2.0, gt=0.0, le=100.0,
+        description="softmax temperature T of the teacher's and student's outputs (the "
+                    "soft-target term is scaled by T^2)")
+    distill_weight: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="share of the soft-target loss: weight * T^2 * KL + (1 - weight) * "
+                    "cross-entropy on the labels (0: labels only, 1: teacher only)")
+    teacher_tolerance: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="gate: the student's held-out score must reach the teacher's minus this "
+                    "(None: the teacher's score is recorded, not required)")
+
+    @model_validator(mode="after")
+    def _check_distillation(self) -> TaskSettings:
+        if self.teacher is not None and self.kind is not TaskKind.CLASSIFICATION:
+            raise ValueError("teacher: distillation is implemented for classification tasks "
+                             "only (token-level distillation of generation is not)")
+        if self.teacher_tolerance is not None and self.teacher is None:
+            raise ValueError("teacher_tolerance needs a teacher")
+        return self
 
 
 class JoinSettings(_Section):
