@@ -38,7 +38,13 @@ from ..schemas.topics import TOPIC_SPECS, Topic
 from .ab_test import AB_COMMAND_KINDS, CanaryComparison, ab_families
 from .app import STATE_CODEC
 from .buffer import ReplayBuffer
-from .commands import COMMAND_HEADER, commands_from_version, decode_command, encode_command
+from .commands import (
+    COMMAND_HEADER,
+    clock_tick,
+    commands_from_version,
+    decode_command,
+    encode_command,
+)
 from .errors import TriggerError
 from .ingest import dead_letter, decode_message
 from .join import JoinWindow
@@ -179,7 +185,8 @@ class WorkerRuntime:
         state.on_command(command, now=now)
         # The A/B test keeps its own idempotence (by version): not tied to the state's
         # bounded memory of command ids.
-        ab = self.ab_test(command.task) if command.kind in AB_COMMAND_KINDS else None
+        ab = self.ab_test(command.task) if (command.kind in AB_COMMAND_KINDS and
+                                            self.settings.worker.ab_test.enabled) else None
         decisions = ab.on_command(command, now=now) if ab is not None else []
         buffer = self.buffer(command.task)
         effects = Effects(training_requests=state.check_triggers(buffer, now=now))
@@ -228,6 +235,19 @@ class WorkerRuntime:
         if effects.buffer_changed or effects.training_requests or task not in self.buffers:
             self.buffers[task] = buffer
         self.states[task] = state
+
+    async def send_ticks(self) -> int:
+        """A :func:`clock_tick` to each task this worker holds state of; returns how many.
+
+        The tick goes through the task's partition, so the owner checks the triggers in
+        order with its events (a standby's copy of a task may send one too: a tick is only
+        a check, and a second check finds nothing due).
+        """
+        tasks = [task for task, state in self.states.items() if state is not None]
+        for task in tasks:
+            key, body, headers = encode_command(clock_tick(task))
+            await self.topics[Topic.FEEDBACK].send(key=key, value=body, headers=headers)
+        return len(tasks)
 
     # -- model-versions -> commands -------------------------------------------------------
     async def forward_versions(self, value: bytes) -> None:
@@ -388,6 +408,13 @@ def wire(app: faust.App, settings: Settings) -> WorkerRuntime:
     @app.timer(interval=max(1.0, settings.worker.stall_timeout_s / 4))
     async def watch_liveness() -> None:
         await runtime.check_stall()
+
+    every_s = settings.worker.triggers.every_s
+    if every_s is not None:
+        # A timed schedule must fire on an idle stream too: a tick per task, a few per period.
+        @app.timer(interval=min(max(1.0, every_s / 4), 60.0))
+        async def clock() -> None:
+            await runtime.send_ticks()
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
