@@ -6,8 +6,9 @@ same partition as the task's state, in order with the task's feedback, so the wo
 owns the task applies it exactly where it owns the state. Kinds: ``trigger`` (an operator
 asks for training now), ``challenge`` (a version failed its challenge prompts),
 ``promoted`` (a new current version, the parent of the next training), ``candidate`` (a
-version for the A/B test, its ``model-versions`` event carried in ``event``) and
-``rejected`` (a version rejected or rolled back: an A/B test of it ends).
+version for the A/B test, its ``model-versions`` event carried in ``event``),
+``rejected`` (a version rejected or rolled back: an A/B test of it ends) and ``tick`` (the
+worker's clock: time-based triggers are checked even when no event arrives).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from ..schemas.fields import SLUG_PATTERN
 from .errors import TriggerError
 
 __all__ = ["COMMAND_HEADER", "COMMAND_KINDS", "MAX_COMMAND_BYTES", "MAX_EVENT_COMMAND_BYTES",
-           "Command", "commands_from_version", "decode_command", "encode_command", "manual_trigger"]
+           "Command", "clock_tick", "commands_from_version", "decode_command", "encode_command",
+           "manual_trigger"]
 
 COMMAND_HEADER = "driftloop-command"
-COMMAND_KINDS = ("trigger", "challenge", "promoted", "candidate", "rejected")
+COMMAND_KINDS = ("trigger", "challenge", "promoted", "candidate", "rejected", "tick")
 # A command is a few short fields; the feedback topic would carry 8 MiB.
 MAX_COMMAND_BYTES = 64 * 1024
 # A candidate command carries its version's event (metrics, metadata): the bound of the
@@ -116,6 +118,20 @@ def manual_trigger(task: str, *, reason: str = "", id: str | None = None) -> Com
     """An operator's request to train ``task`` now."""
     return Command(id=id or f"manual-{uuid.uuid4().hex}", task=task, kind="trigger",
                    reason=reason or "operator request", ts=time.time())
+
+
+def clock_tick(task: str, *, now: float | None = None) -> Command:
+    """The worker clock's nudge: check ``task``'s time-based triggers now.
+
+    Sent through the task's partition so the worker that owns the task's state checks
+    them, in order with its events. Ticks are not remembered as applied commands: a
+    repeated tick only checks again, and the trigger's own state decides.
+
+    >>> clock_tick("sentiment", now=5.0).kind
+    'tick'
+    """
+    ts = time.time() if now is None else now
+    return Command(id=f"tick-{uuid.uuid4().hex}", task=task, kind="tick", ts=ts)
 
 
 def commands_from_version(version: ModelVersion, *, challenge_min_score: float | None,

@@ -341,6 +341,11 @@ class TaskState:
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, command: Command, *, now: float) -> bool:
         """Apply an operator or registry command once; False when already seen."""
+        if command.kind == "tick":
+            # Only a reason to check the triggers: recording thousands of ticks would push
+            # real command ids out of the bounded memory below.
+            self.counters["commands_tick"] += 1
+            return True
         if command.id in self.commands_seen:
             return False
         self.commands_seen[command.id] = None

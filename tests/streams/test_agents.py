@@ -103,6 +103,20 @@ async def test_a_stable_stream_of_50000_events_raises_no_alert(kafka_settings, w
     assert worker.stop() == 0
 
 
+async def test_a_timed_schedule_fires_on_an_idle_stream(kafka_settings, worker_factory):
+    worker = worker_factory(**FAST_ENV, DRIFTLOOP_WORKER__TRIGGERS__EVERY_S="3").start()
+    items = interactions(20)
+    await produce(kafka_settings, Topic.INTERACTIONS, batches(items), key="sentiment")
+    await produce(kafka_settings, Topic.FEEDBACK, batches(feedback_for(items)), key="sentiment")
+    worker.wait_value("driftloop_worker_events_total", 20, kind="joined")
+    # Nothing more arrives: only the worker's clock can fire the schedule now.
+    records = await consume_until(kafka_settings, Topic.TRAINING_REQUESTS, 1, timeout=60)
+    request = decode(records[0].value, TrainingRequest)
+    assert request.trigger.value == "schedule" and len(request.examples) == 20
+    assert "every 3 s" in request.reason
+    assert worker.stop() == 0
+
+
 @pytest.mark.xfail(strict=False, reason=(
     "loaded runs here: a restarted worker sometimes stalls after recovery (Faust leaves "
     "partitions paused, faust-streaming #175/#640); the watchdog now re-seeks them or exits "

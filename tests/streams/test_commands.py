@@ -65,3 +65,13 @@ def test_candidates_and_rejections_become_ab_commands_only_when_asked():
 def test_bad_candidate_commands_are_refused(value):
     with pytest.raises(TriggerError):
         decode_command(value)
+
+
+def test_a_clock_tick_round_trips_with_its_header():
+    from driftloop.streams.commands import clock_tick
+
+    tick = clock_tick("sentiment", now=12.0)
+    key, value, headers = encode_command(tick)
+    assert key == b"sentiment" and headers == [(COMMAND_HEADER, b"tick")]
+    assert decode_command(value) == tick and tick.ts == 12.0
+    assert clock_tick("sentiment").id != clock_tick("sentiment").id

@@ -97,3 +97,22 @@ def test_error_rate_shift_raises_an_error_rate_alert():
         alerts += state.on_feedback(fbs, join=join, buffer=buffer, bucket=f"f{step}",
                                     now=step).drift_alerts
     assert [a.signal.value for a in alerts].count("error_rate") == 1
+
+
+def test_clock_ticks_fire_a_timed_schedule_without_new_events_and_are_not_remembered():
+    from driftloop.streams.commands import clock_tick
+
+    worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0, "every_s": 60,
+                                      "metric_threshold": None, "metric_max_drop": None})
+    state, join, buffer = TaskState("t", worker, TaskSettings()), new_join_window(worker), \
+        new_buffer(worker)
+    xs = items(6)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="i:0:0", now=100.0)
+    state.on_feedback(labels(xs), join=join, buffer=buffer, bucket="f:0:0", now=101.0)
+    assert state.check_triggers(buffer, now=101.0) == []  # the schedule's clock just started
+    state.on_command(clock_tick("t", now=130.0), now=130.0)
+    assert state.check_triggers(buffer, now=130.0) == []  # not due yet
+    assert state.on_command(clock_tick("t", now=170.0), now=170.0)
+    [request] = state.check_triggers(buffer, now=170.0)
+    assert request.trigger.value == "schedule" and len(request.examples) == 6
+    assert state.counters["commands_tick"] == 2 and not state.commands_seen
