@@ -29,6 +29,7 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
+from ..streams.commands import COMMAND_HEADER
 from ..streams.ingest import decode_message
 from .topic_reader import read_snapshot
 
@@ -116,6 +117,8 @@ async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
         full = settings.kafka.topic(topic)
         produced = 0
         for record in await read_snapshot(settings, full, timeout=timeout):
+            if any(key == COMMAND_HEADER for key, _ in record.headers):
+                continue  # a command for the worker (trigger, tick, version), not an event
             out = decode_message(record.value, cls, topic=full, partition=record.partition,
                                  offset=record.offset)
             produced += len(out.events) + len(out.dead_letters)

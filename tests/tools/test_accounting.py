@@ -7,6 +7,8 @@ import pytest
 from kafka_helpers import produce
 
 from driftloop.schemas import Interaction, ModelVersion, TrainingRequest, encode, encode_batch
+from driftloop.streams.commands import clock_tick, manual_trigger
+from driftloop.streams.control import send_commands
 from driftloop.streams.ingest import decode_message
 from driftloop.tools.accounting import Ledger, count_topics
 from driftloop.tools.fault_rig import Traffic
@@ -45,6 +47,8 @@ async def test_events_envelopes_poison_and_dead_letters_are_counted_once(kafka_s
                                        offset=offset).dead_letters]
     assert len(letters) == 2
     await produce(kafka_settings, "dead-letters", [encode(d) for d in [*letters, letters[0]]])
+    # Commands ride on feedback (operator triggers, the worker's clock): not input events.
+    await send_commands(kafka_settings, [clock_tick("t"), manual_trigger("t")])
 
     ledger = await count_topics(kafka_settings)
     assert ledger.produced == {"interactions": 10 + 1 + 5 + 1, "feedback": 0}
