@@ -312,6 +312,8 @@ def ab_families(comparisons: Iterable[CanaryComparison]) -> list[MetricFamily]:
                          "Paired outcomes of the running test.")
     discordant = MetricFamily("driftloop_ab_test_discordant_pairs", "gauge",
                               "Pairs with one side right, by the side that was right.")
+    accuracy = MetricFamily("driftloop_ab_test_accuracy", "gauge",
+                            "Share of right answers in the running test's pairs, per side.")
     waiting = MetricFamily("driftloop_ab_test_waiting_outcomes", "gauge",
                            "Outcomes of the running test waiting for a partner.")
     decisions = MetricFamily("driftloop_ab_test_decisions_total", "counter",
@@ -333,7 +335,10 @@ def ab_families(comparisons: Iterable[CanaryComparison]) -> list[MetricFamily]:
         pairs.add(test.pairs, **labels)
         discordant.add(test.wins, **labels, right="candidate")
         discordant.add(test.losses, **labels, right="head")
+        if test.pairs:
+            accuracy.add(test.candidate_right / test.pairs, **labels, side="candidate")
+            accuracy.add(test.head_right / test.pairs, **labels, side="head")
         waiting.add(ab.waiting, **labels)
         bound.add(test.upper, task=task, verdict="promote")
         bound.add(test.lower, task=task, verdict="reject")
-    return [ratio, bound, pairs, discordant, waiting, decisions, outcomes]
+    return [ratio, bound, pairs, discordant, accuracy, waiting, decisions, outcomes]

@@ -179,6 +179,8 @@ def test_metrics_show_the_running_test_and_the_decisions():
     text = render(ab_families([ab]))
     assert 'driftloop_ab_test_pairs{candidate="v2",head="v1",task="t"}' in text
     assert 'driftloop_ab_test_boundary{task="t",verdict="promote"} 2.99' in text
+    assert 'driftloop_ab_test_accuracy{candidate="v2",head="v1",side="candidate",task="t"}' \
+        in text
     ab.on_outcomes(traffic(2000, 0.9, 0.6, start=20), now=4.0)
     text = render(ab_families([ab]))
     assert 'driftloop_ab_test_decisions_total{task="t",verdict="promote"} 1' in text
