@@ -8,6 +8,7 @@ from driftloop.learner.prompts import (
     PromptTemplate,
     get_template,
     register,
+    versions,
 )
 
 
@@ -50,3 +51,29 @@ def test_template_registry() -> None:
 def test_bad_templates(kwargs: dict, message: str) -> None:
     with pytest.raises(PromptTemplateError, match=message):
         PromptTemplate(**kwargs)
+
+
+def test_a_changed_template_is_a_new_version_never_a_replacement() -> None:
+    first = register(PromptTemplate("versioned", 1, "Say yes or no.", choices=("yes", "no")))
+    with pytest.raises(PromptTemplateError, match="publish a new version"):
+        register(PromptTemplate("versioned", 1, "Say yes or no!", choices=("yes", "no")))
+    second = register(PromptTemplate("versioned", 2, "Say yes or no!", choices=("yes", "no")))
+    assert [t.ref for t in versions("versioned")] == ["versioned@1", "versioned@2"]
+    assert get_template("versioned") is second and get_template("versioned@1") is first
+    # The content digest a model version records tells the two apart, and only the content.
+    assert first.sha256 != second.sha256
+    assert first.sha256 == PromptTemplate("versioned", 1, "Say yes or no.",
+                                          choices=("yes", "no")).sha256
+
+
+@pytest.mark.parametrize(("ref", "message"), [
+    ("sentiment@2", r"has no version 2; versions: \[1\]"),
+    ("sentiment@0", "has no version 0"),
+    ("sentiment@one", "has no version one"),
+    ("sentiment@", "has no version"),
+    ("nope@1", "unknown prompt template 'nope@1'"),
+    ("", "unknown prompt template ''"),
+])
+def test_bad_template_versions_are_named(ref: str, message: str) -> None:
+    with pytest.raises(PromptTemplateError, match=message):
+        get_template(ref)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 
+from driftloop.schemas.enums import ExampleOrigin
 from driftloop.streams.buffer import LabeledExample, ReplayBuffer
 
 
@@ -71,3 +73,14 @@ def test_reservoir_is_a_uniform_sample_of_everything_committed():
         hits.update(int(e.input[:4]) // 50 for e in buffer.reservoir)
     # First and second half of the stream are equally represented (200 draws in all).
     assert abs(hits[0] - hits[1]) < 60
+
+
+def test_an_example_pickled_before_a_field_was_added_reads_back_with_its_default():
+    # Buffers live in changelogs: a worker upgraded over old state must read it.
+    old = LabeledExample.__new__(LabeledExample)
+    old.__setstate__(["text", "pos", "tweets", 1.0, None, "i-1"])  # six fields, as once
+    assert (old.interaction_id, old.model_answer, old.feedback_kind) == ("i-1", None, None)
+    assert old.to_training(ExampleOrigin.NEW).model_answer is None
+    new = LabeledExample("text", "pos", model_answer="neg", feedback_kind="label")
+    assert pickle.loads(pickle.dumps(new)) == new
+    assert new.size_bytes == LabeledExample("text", "pos").size_bytes + len("neg")

@@ -116,3 +116,20 @@ def test_clock_ticks_fire_a_timed_schedule_without_new_events_and_are_not_rememb
     [request] = state.check_triggers(buffer, now=170.0)
     assert request.trigger.value == "schedule" and len(request.examples) == 6
     assert state.counters["commands_tick"] == 2 and not state.commands_seen
+
+
+def test_examples_carry_what_the_model_answered_and_the_feedback_kind():
+    # The learner makes the examples the model got wrong into challenge probes.
+    state, join, buffer = fresh()
+    xs = items(4)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    state.on_feedback(labels(xs[:2], "neg") + labels(xs[2:3], "pos")
+                      + labels(xs[3:], "a better answer", kind="correction"),
+                      join=join, buffer=buffer, bucket="b1", now=1.0)
+    state.on_command(Command(id="c-answers", task="t", kind="trigger"), now=2.0)
+    [request] = state.check_triggers(buffer, now=2.0)
+    seen = {e.interaction_id: (e.model_answer, e.feedback_kind.value, e.target)
+            for e in request.examples}
+    assert seen == {"i0": ("pos", "label", "neg"), "i1": ("pos", "label", "neg"),
+                    "i2": ("pos", "label", "pos"),
+                    "i3": ("pos", "correction", "a better answer")}
