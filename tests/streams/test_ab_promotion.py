@@ -5,7 +5,8 @@ learner with ``learner.promotion = "canary"`` leaves them. Interactions carry th
 that answered, split by a hash of the request id as serving's canary split does; feedback
 says right or wrong with a synthetic accuracy per version. The worker must promote the
 better candidate and reject the worse one, once each, across duplicate feedback, a replayed
-candidate event and a restart.
+candidate event and a restart, and ignore a candidate command of another task and the answers
+of a version that is neither head nor candidate.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from kafka_helpers import consume_until, produce
 from stream_helpers import FAST_ENV, batches
 
 from driftloop.schemas import Feedback, Interaction, ModelVersion, Topic, decode, encode
+from driftloop.streams.commands import Command
+from driftloop.streams.control import send_commands
 
 pytestmark = [pytest.mark.kafka]
 
@@ -76,6 +79,23 @@ async def test_a_better_candidate_on_live_feedback_is_promoted_and_a_worse_one_r
     worker.wait_for(lambda text: all(f'driftloop_ab_test_pairs{{candidate="{c}"' in text
                                      for _, _, c, _ in TASKS.values()), 60,
                     "both A/B tests started")
+
+    # Bad input over Kafka: a candidate command carrying another task's event, and answers
+    # of a version that is neither head nor candidate (an old replica's).
+    wrong_task = version("worse-v9", "worse", "candidate").model_dump(mode="json")
+    await send_commands(kafka_settings, [Command(id="c-bad", task="better", kind="candidate",
+                                                 version="worse-v9", event=wrong_task)])
+    stale, stale_labels = live_traffic("better", 40, seed=7)
+    stale = [x.model_copy(update={"id": f"old-{x.id}", "model_version": "better-v0"})
+             for x in stale]
+    stale_labels = [f.model_copy(update={"id": f"old-{f.id}",
+                                         "interaction_id": f"old-{f.interaction_id}"})
+                    for f in stale_labels]
+    await produce(kafka_settings, Topic.INTERACTIONS, batches(stale), key="better")
+    await produce(kafka_settings, Topic.FEEDBACK, batches(stale_labels), key="better")
+    worker.wait_value("driftloop_ab_test_events_total", 40, task="better",
+                      kind="outcomes_other_version")
+    assert worker.value("driftloop_ab_test_events_total", kind="bad_candidates") == 1
 
     traffic = {task: live_traffic(task, 600, seed) for seed, task in enumerate(TASKS)}
     for task, (items, labels) in traffic.items():
