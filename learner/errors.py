@@ -9,6 +9,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactLocationError",
+    "FederationError",
     "LearnerError",
     "ModelLoadError",
     "PromptTemplateError",
@@ -60,6 +61,11 @@ class ArtifactLocationError(ArtifactError):
 
 class AdapterFormatError(ArtifactError):
     """An adapter folder holds something other than JSON configs and safetensors weights."""
+
+
+class FederationError(LearnerError):
+    """Site adapters cannot be merged as published (another base model or LoRA shape, a zero
+    example count, a missing or tampered artifact): the message says which and why."""
 
 
 class RegistryError(LearnerError):

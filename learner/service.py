@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from ..schemas.codec import decode, encode
+from ..schemas.enums import VersionStatus
 from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
@@ -33,6 +34,7 @@ from .errors import LearnerError
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
 from .registry import version_id_for
+from .site_topic import offer_for, publish_offer
 from .update import IncrementalUpdater
 from .version_topic import publish_versions, read_version_log
 
@@ -166,6 +168,7 @@ class LearnerService:
             return
         await self._hold_if_asked(result.event)
         assert self._producer is not None
+        await self._offer_to_federation(result.event)
         await publish_versions(self._producer, self.settings, [result.event])
         latency = time.perf_counter() - consumed
         self._grow_challenges(request.task, result.challenge_additions)
@@ -185,6 +188,21 @@ class LearnerService:
         if cases and path is not None:
             added = ChallengeSuite.append(path, cases)
             log.info("challenge suite %s grew by %d case(s) from real errors", path, added)
+
+    async def _offer_to_federation(self, event: ModelVersion) -> None:
+        """A site's promoted adapter goes to ``site-adapters`` (reference and count only).
+
+        Before the version event: a crash in between re-trains nothing (the version is not
+        yet published) and offers the same adapter again, which the aggregator dedupes.
+        """
+        site = self.settings.learner.site
+        if site is None or event.status is not VersionStatus.PROMOTED:
+            return
+        assert self._producer is not None
+        offer = await asyncio.to_thread(offer_for, event, site, self.updater.store)
+        await publish_offer(self._producer, self.settings, offer)
+        log.info("offered %s to the federation as site %s (%d examples)", event.version_id,
+                 site, offer.examples)
 
     async def _hold_if_asked(self, event: ModelVersion) -> None:
         marker = os.environ.get(HOLD_BEFORE_PUBLISH_ENV)

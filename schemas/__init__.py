@@ -47,6 +47,7 @@ from .events import (
     ModelVersion,
     Scores,
     ServingAck,
+    SiteAdapter,
     TrainingExample,
     TrainingRequest,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "ModelVersion",
     "Scores",
     "ServingAck",
+    "SiteAdapter",
     "ServingStatus",
     "SettingsError",
     "TaskKind",

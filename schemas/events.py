@@ -64,6 +64,7 @@ __all__ = [
     "ModelVersion",
     "Scores",
     "ServingAck",
+    "SiteAdapter",
     "TrainingExample",
     "TrainingRequest",
 ]
@@ -391,8 +392,44 @@ class ServingAck(Event):
     metadata: Metadata = Field(default_factory=dict)
 
 
+class SiteAdapter(Event):
+    """A site's promoted adapter offered to the federation: a reference and a count, no data.
+
+    Learners at separate sites publish these to ``site-adapters``; the aggregator
+    (``driftloop aggregate``) merges adapters of one task, base model and LoRA shape,
+    weighting each by ``examples``. No training example ever travels on this topic.
+
+    Examples
+    --------
+    >>> from driftloop.schemas import SiteAdapter
+    >>> SiteAdapter(ts=8.0, site="eu-1", task="sentiment", version_id="sentiment-1a",
+    ...             base_model="minilm", adapter_uri="file:///a/" + "0" * 64, sha256="0" * 64,
+    ...             size_bytes=4096, examples=512, lora_r=8, lora_alpha=16,
+    ...             target_modules=["query", "value"]).examples
+    512
+    """
+
+    schema_name: Literal["driftloop.site_adapter"]
+    ts: Timestamp
+    site: Name
+    task: Slug
+    version_id: Name
+    base_model: Name
+    adapter_uri: Uri
+    sha256: Sha256
+    size_bytes: Count
+    format: Name = "peft-lora-safetensors"
+    examples: Count
+    lora_r: Annotated[WholeNumber, Field(ge=1)]
+    lora_alpha: Annotated[Number, Field(gt=0)]
+    target_modules: list[Name] = Field(default_factory=list)
+    labels: list[Text] | None = None
+    metrics: Metrics = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.SCHEMA_NAME: cls
     for cls in (Interaction, Feedback, LabelRequest, DriftAlert, TrainingRequest, ModelVersion,
-                DeadLetter, ServingAck)
+                DeadLetter, ServingAck, SiteAdapter)
 }

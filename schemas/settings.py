@@ -403,6 +403,14 @@ class LearnerSettings(_Section):
                             "by the worker's A/B test on live feedback")
     max_poll_interval_ms: int = Field(
         1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
+    site: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="federated learning: this learner's site name; when set, every promoted "
+                    "adapter is offered on site-adapters (a reference and a count, no examples)")
+    federation_topic_prefix: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._\-]*$",
+        description="topic prefix of the federation's shared site-adapters topic "
+                    "(None: this deployment's kafka.topic_prefix)")
 
 
 class ServingSettings(_Section):

@@ -19,6 +19,7 @@ class Topic(StrEnum):
     MODEL_VERSIONS = "model-versions"
     DEAD_LETTERS = "dead-letters"
     SERVING_ACKS = "serving-acks"
+    SITE_ADAPTERS = "site-adapters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,9 @@ TOPIC_SPECS: dict[Topic, TopicSpec] = {
         # Keyed by replica and task: compaction keeps each replica's latest ack per task,
         # which is exactly what "did every replica converge?" needs.
         TopicSpec(Topic.SERVING_ACKS, 1, {"cleanup.policy": "compact"}),
+        # Federated learning: sites' adapter references and example counts (never examples),
+        # kept like the registry, since a merged version's lineage names them.
+        TopicSpec(Topic.SITE_ADAPTERS, 1, {"retention.ms": "-1", "retention.bytes": "-1"}),
     )
 }
 

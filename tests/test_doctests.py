@@ -19,11 +19,12 @@ WITHOUT_EXAMPLES: dict[str, set[str]] = {
     "driftloop.streams": {"agents", "app", "calibrate", "changelogs", "control", "errors",
                           "worker"},
     # Need a broker or a trained model to show anything.
-    "driftloop.learner": {"benchmark", "errors", "kafka_topics", "service", "update",
-                          "version_topic"},
+    "driftloop.learner": {"benchmark", "errors", "federated_round", "kafka_topics", "service",
+                          "update", "version_topic"},
     "driftloop.learner.serving": {"probe"},
     # Commands, benchmarks and Kafka I/O: run by tests/tools and the benches.
-    "driftloop.tools": {"__main__", "bench_cmd", "bench_codec", "bench_learner", "bench_serve",
+    "driftloop.tools": {"__main__", "aggregate_cmd", "bench_cmd", "bench_codec", "bench_learner",
+                        "bench_serve",
                         "bench_worker", "cli", "config_cmd", "demo_cmd", "demo_run", "errors",
                         "kafka_cmd", "learner_cmd", "report_cmd", "report_html", "serve_cmd",
                         "status", "status_cmd", "topic_reader", "topics_cmd", "versions_cmd",

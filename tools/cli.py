@@ -34,6 +34,8 @@ COMMANDS: Registry = {
     "bench": ("driftloop.tools.bench_cmd", "bench", "Benchmarks: driftloop beside its baseline."),
     "worker": ("driftloop.tools.worker_cmd", "worker", "Run the Faust stream worker."),
     "learner": ("driftloop.tools.learner_cmd", "learner", "Train and gate LoRA adapters."),
+    "aggregate": ("driftloop.tools.aggregate_cmd", "aggregate",
+                  "Merge site adapters (federated), gate and publish the merge."),
     "versions": ("driftloop.tools.versions_cmd", "versions", "List, promote, roll back versions."),
     "serve": ("driftloop.tools.serve_cmd", "serve",
               "Reference inference service that hot-swaps promoted adapters."),

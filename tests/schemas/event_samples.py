@@ -13,6 +13,7 @@ from driftloop.schemas import (
     LabelRequest,
     ModelVersion,
     ServingAck,
+    SiteAdapter,
     TrainingRequest,
 )
 
@@ -58,6 +59,12 @@ FULL: list[Event] = [
     ServingAck(ts=1_700_000_007.0, replica="pod-7", task="sentiment", version_id="v4",
                status="serving", reason="promoted", previous_version="v3",
                metadata={"load_ms": 84.0}, zone="eu-1"),
+    SiteAdapter(
+        ts=1_700_000_008.0, site="eu-1", task="sentiment", version_id="sentiment-1a",
+        base_model="minilm", adapter_uri="file:///srv/artifacts/" + "cd" * 32, sha256="cd" * 32,
+        size_bytes=4096, examples=512, lora_r=8, lora_alpha=16.0,
+        target_modules=["query", "value"], labels=["negative", "positive"],
+        metrics={"holdout_score": 0.84}, metadata={"round": 1}, region="eu"),
     DeadLetter(
         ts=1_700_000_006.0, source_topic="interactions", partition=2, offset=41,
         event_index=3, reason="invalid_json", error="payload is not valid JSON",

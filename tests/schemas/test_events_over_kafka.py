@@ -16,6 +16,7 @@ from driftloop.schemas import (
     LabelRequest,
     ModelVersion,
     ServingAck,
+    SiteAdapter,
     Topic,
     TrainingRequest,
     decode,
@@ -38,6 +39,7 @@ TOPIC_OF: dict[type[Event], Topic] = {
     ModelVersion: Topic.MODEL_VERSIONS,
     DeadLetter: Topic.DEAD_LETTERS,
     ServingAck: Topic.SERVING_ACKS,
+    SiteAdapter: Topic.SITE_ADAPTERS,
 }
 # One fully populated event of each type, unknown fields included.
 EVENTS: list[tuple[Topic, Event]] = [(TOPIC_OF[type(event)], event) for event in FULL]
