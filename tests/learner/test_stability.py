@@ -14,6 +14,7 @@ import pytest
 from learner_helpers import sentiment_request
 
 from driftloop.learner.challenges import ChallengeCase, ChallengeSuite
+from driftloop.learner.errors import PromptTemplateError
 from driftloop.learner.gate import GateRule
 from driftloop.learner.generation import GenerationTask
 from driftloop.learner.models import default_base_model
@@ -145,3 +146,12 @@ def test_a_generation_version_records_its_template_and_stability(
         assert "answers change with the wording" in event.reason
     else:
         assert "prompt stability: 1.000 >= 1" in event.reason
+
+
+@pytest.mark.slow
+def test_a_request_naming_an_unknown_template_version_is_refused(
+        updater, smollm) -> None:  # type: ignore[no-untyped-def]
+    bad = sentiment_request("bad-template", domain="movies", n=8, task="moviegen",
+                            prompt_template_id="sentiment@9")
+    with pytest.raises(PromptTemplateError, match="sentiment has no version 9"):
+        updater.update(bad, VersionLog())
