@@ -9,8 +9,10 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactLocationError",
+    "CentroidError",
     "FederationError",
     "LearnerError",
+    "MixedDomainError",
     "ModelLoadError",
     "PromptTemplateError",
     "RegistryError",
@@ -41,6 +43,14 @@ class TrainingRequestError(LearnerError):
 class TeacherError(TrainingRequestError):
     """A task's distillation teacher cannot be used: not in the registry and not a loadable
     model, another task kind, or other labels than the student's. Never retriable."""
+
+
+class MixedDomainError(TrainingRequestError):
+    """A task with one adapter per domain got a request whose new examples span domains."""
+
+
+class CentroidError(TrainingRequestError):
+    """Domain embedding centroids that cannot be compared (other dimensions, zero length)."""
 
 
 class PromptTemplateError(LearnerError):

@@ -16,7 +16,10 @@ from ..schemas.enums import VersionStatus
 from ..schemas.events import ModelVersion
 from .errors import RegistryError
 
-__all__ = ["VersionLog", "version_id_for"]
+__all__ = ["DOMAIN_METADATA_KEY", "VersionLog", "version_id_for"]
+
+# The metadata key of a version trained on one domain's lineage (see driftloop.learner.transfer).
+DOMAIN_METADATA_KEY = "domain"
 
 
 def version_id_for(task: str, training_request_id: str) -> str:
@@ -50,6 +53,7 @@ class VersionLog:
     _latest: dict[str, ModelVersion] = field(default_factory=dict)
     _order: list[str] = field(default_factory=list)
     _heads: dict[str, str] = field(default_factory=dict)
+    _domain_heads: dict[tuple[str, str], str] = field(default_factory=dict)
     events_seen: int = 0
     unreadable: int = 0
     """Records of the log that were no ModelVersion, skipped by :func:`read_version_log`."""
@@ -63,6 +67,13 @@ class VersionLog:
         elif (event.status is VersionStatus.ROLLED_BACK
               and self._heads.get(event.task) == event.version_id):
             del self._heads[event.task]
+        domain = event.metadata.get(DOMAIN_METADATA_KEY)
+        if isinstance(domain, str):
+            if event.status is VersionStatus.PROMOTED:
+                self._domain_heads[(event.task, domain)] = event.version_id
+            elif (event.status is VersionStatus.ROLLED_BACK
+                  and self._domain_heads.get((event.task, domain)) == event.version_id):
+                del self._domain_heads[(event.task, domain)]
         self.events_seen += 1
         return self
 
@@ -90,6 +101,18 @@ class VersionLog:
         """The promoted version serving ``task``, if any."""
         version_id = self._heads.get(task)
         return self._latest[version_id] if version_id else None
+
+    def domain_head(self, task: str, domain: str) -> ModelVersion | None:
+        """The promoted version of one domain's lineage (tasks with an adapter per domain).
+
+        The task's :meth:`head` is the latest promotion of any of its domains.
+        """
+        version_id = self._domain_heads.get((task, domain))
+        return self._latest[version_id] if version_id else None
+
+    def domain_heads(self, task: str) -> dict[str, ModelVersion]:
+        """The promoted head of each domain of ``task``, by domain."""
+        return {d: self._latest[v] for (t, d), v in self._domain_heads.items() if t == task}
 
     def lineage(self, version_id: str) -> list[ModelVersion]:
         """The version, its parent, and so on up to the first version."""

@@ -35,6 +35,7 @@ from .split import RequestSplit, split_request
 from .stability import prompt_record, stability_metrics
 from .store import ArtifactStore
 from .train import TrainConfig, TrainReport, seed_everything, train_adapter
+from .transfer import plan_domain_start, request_domain
 
 __all__ = ["IncrementalUpdater", "UpdateResult", "store_from_settings"]
 
@@ -110,9 +111,12 @@ class IncrementalUpdater:
                      request.task_kind, request.task, task.kind, task.kind)
         return task.kind
 
-    def _parent(self, request: TrainingRequest, versions: VersionLog) -> ModelVersion | None:
+    def _parent(self, request: TrainingRequest, versions: VersionLog,
+                domain: str | None = None) -> ModelVersion | None:
         if request.parent_version is None:
-            return versions.head(request.task)
+            # With an adapter per domain (``domain`` given) the domain's own head continues.
+            return (versions.head(request.task) if domain is None
+                    else versions.domain_head(request.task, domain))
         if request.parent_version not in versions:
             raise TrainingRequestError(f"request {request.id}: parent version "
                                        f"{request.parent_version!r} is not in the registry")
@@ -183,21 +187,27 @@ class IncrementalUpdater:
         if not split.holdout_new:
             raise TrainingRequestError(f"request {request.id} needs at least two new examples "
                                        "(one to train on, one for the gate)")
-        parent = self._parent(request, versions)
+        domain = request_domain(request) if task.adapter_per_domain else None
+        parent = self._parent(request, versions, domain)
         workdir = Path(tempfile.mkdtemp(prefix="driftloop-update-"))
         try:
             parent_dir = parent_meta = None
             if parent is not None:
-                parent_dir = self.store.fetch(parent.adapter_uri, parent.sha256, workdir)
-                parent_meta = read_metadata(parent_dir)
-                if parent_meta.task_kind is not kind:
-                    raise TrainingRequestError(f"parent {parent.version_id} is a "
-                                               f"{parent_meta.task_kind} adapter, not {kind}")
+                parent_dir, parent_meta = self._fetch_start(parent, kind, workdir)
             base_id = parent.base_model if parent else (task.base_model
                                                         or default_base_model(kind))
             mark = time.perf_counter()
             base = self.models.get(base_id, kind)
             timings["base_model_seconds"] = time.perf_counter() - mark
+            # Cross-domain transfer: a new domain starts from the closest domain's head.
+            domain_start = None if domain is None else plan_domain_start(
+                request, versions, domain=domain, parent=parent, base=base,
+                transfer=task.domain_transfer, device=self.device.device,
+                max_length=cfg.max_length)
+            if domain_start is not None:
+                timings["centroid_seconds"] = domain_start.seconds
+                if domain_start.start is not None and domain_start.start is not parent:
+                    parent_dir, parent_meta = self._fetch_start(domain_start.start, kind, workdir)
             task_model = self._task_model(kind, base, request, task, parent_meta)
             suite = ChallengeSuite.load(task.challenge_suite)
             spec = LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
@@ -246,11 +256,24 @@ class IncrementalUpdater:
                 metadata=self._metadata(task_model, kind, split, report, timings)
                 | distillation.lineage,
             )
+            if domain_start is not None:  # the lineage's domain, centroid and donor
+                event = event.model_copy(
+                    update={"metadata": event.metadata | domain_start.metadata()})
             log.info("%s %s: %s", event.version_id, event.status, decision.summary)
             return UpdateResult(event, decision, report, split, timings,
                                 parent_misses if decision.promote else [])
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _fetch_start(self, version: ModelVersion, kind: TaskKind,
+                     workdir: Path) -> tuple[Path, AdapterMetadata]:
+        """The adapter an update continues from, verified, and its driftloop metadata."""
+        folder = self.store.fetch(version.adapter_uri, version.sha256, workdir)
+        meta = read_metadata(folder)
+        if meta.task_kind is not kind:
+            raise TrainingRequestError(f"parent {version.version_id} is a "
+                                       f"{meta.task_kind} adapter, not {kind}")
+        return folder, meta
 
     def _metadata(self, task_model: Any, kind: TaskKind, split: RequestSplit,
                   report: TrainReport, timings: dict[str, float]) -> dict[str, Any]:

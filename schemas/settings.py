@@ -200,6 +200,13 @@ class TaskSettings(_Section):
     challenge_growth: int = Field(
         0, ge=0, description="held-out examples the parent got wrong that a promoted version "
                              "adds to the challenge suite (0: the suite only grows by hand)")
+    adapter_per_domain: bool = Field(
+        False, description="one adapter lineage per domain: a request trains the lineage of "
+                           "its new examples' domain (which must agree); False = one per task")
+    domain_transfer: bool = Field(
+        True, description="with adapter_per_domain: a new domain's first adapter starts from "
+                          "the head of the domain with the closest embedding centroid "
+                          "(cosine); False = from scratch")
     challenge_error_cap: int = Field(
         200, ge=0, description="most probes from corrected interactions (real errors) the "
                                "challenge suite holds; once reached none are added (0: none)")

@@ -57,3 +57,27 @@ def test_registry_errors() -> None:
 def test_lineage_stops_on_cycles() -> None:
     log = VersionLog().extend([event("a", "promoted", "b"), event("b", "promoted", "a")])
     assert [v.version_id for v in log.lineage("a")] == ["a", "b"]
+
+
+def domain_event(version: str, status: str, domain: str, parent: str | None = None,
+                 task: str = "t") -> ModelVersion:
+    return event(version, status, parent, task).model_copy(update={"metadata": {"domain": domain}})
+
+
+def test_domain_heads_follow_promotions_and_rollbacks_per_domain() -> None:
+    log = VersionLog().extend([
+        domain_event("m1", "promoted", "movies"), domain_event("n1", "promoted", "nyt"),
+        domain_event("m2", "rejected", "movies", "m1"),
+        domain_event("m3", "promoted", "movies", "m1"),
+        domain_event("u1", "promoted", "movies", task="u"), event("plain", "promoted")])
+    assert {d: v.version_id for d, v in log.domain_heads("t").items()} == {"movies": "m3",
+                                                                            "nyt": "n1"}
+    assert log.domain_head("t", "movies").version_id == "m3"
+    assert log.domain_head("t", "books") is None and log.domain_head("u", "nyt") is None
+    # The task's head is its latest promotion, whatever the domain (or none).
+    assert log.head("t").version_id == "plain"
+    rolled = log.status_event("m3", VersionStatus.ROLLED_BACK, ts=3.0)
+    log.extend([rolled, log.status_event("m1", VersionStatus.PROMOTED, ts=3.0)])
+    assert log.domain_head("t", "movies").version_id == "m1"
+    log.apply(log.status_event("n1", VersionStatus.ROLLED_BACK, ts=4.0))
+    assert log.domain_head("t", "nyt") is None
