@@ -1,8 +1,10 @@
 """The challenge-prompt suite of a task: prompts with expected answers and tags.
 
-A JSONL file, one case a line: ``{"id": ..., "input": ..., "expected": ..., "tags": [...]}``.
-It grows: :meth:`ChallengeSuite.append` adds cases taken from real errors (an interaction a
-reviewer corrected), and every later candidate must keep answering them.
+A JSONL file, one case a line: ``{"id": ..., "input": ..., "expected": ..., "tags": [...]}``
+and, for a case taken from a real error, ``"source": {...}`` (where it came from).
+It grows: :meth:`ChallengeSuite.append` adds cases taken from real errors (interactions people
+corrected, :mod:`driftloop.learner.error_probes`), and every later candidate must keep
+answering them.
 """
 
 from __future__ import annotations
