@@ -37,7 +37,7 @@ import numpy as np
 
 from ..schemas.enums import ExampleOrigin
 from ..schemas.events import MAX_EMBEDDING_DIM, ModelVersion, TrainingRequest
-from .errors import CentroidError, MixedDomainError
+from .errors import CentroidError, MixedDomainError, TrainingRequestError
 from .registry import DOMAIN_METADATA_KEY, VersionLog
 
 __all__ = [
@@ -286,8 +286,15 @@ def plan_domain_start(request: TrainingRequest, versions: VersionLog, *, domain:
     """Measure the request's centroid and, for a domain without a head, choose its donor.
 
     ``parent`` is what the request names or the domain's head (``None``: a new domain).
+    A parent the request names must belong to its domain, or to no domain (a version from
+    before the task had one adapter per domain, whose lineage the domain then continues).
     With ``transfer`` off, a new domain starts from scratch, recorded as such.
     """
+    theirs = parent.metadata.get(DOMAIN_METADATA_KEY) if parent is not None else None
+    if parent is not None and isinstance(theirs, str) and theirs != domain:
+        raise TrainingRequestError(
+            f"request {request.id}: parent {parent.version_id} belongs to domain {theirs!r}, "
+            f"not {domain!r}; leave parent_version out to continue the domain's own head")
     started = time.perf_counter()
     new = [e for e in request.examples if e.origin is ExampleOrigin.NEW] or request.examples
     texts = [e.input for e in new[:CENTROID_EXAMPLES]]

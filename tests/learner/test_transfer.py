@@ -9,7 +9,7 @@ import pytest
 from kafka_helpers import consume_until, produce
 from learner_helpers import LEARNER_TEST_SETTINGS
 
-from driftloop.learner.errors import CentroidError, MixedDomainError
+from driftloop.learner.errors import CentroidError, MixedDomainError, TrainingRequestError
 from driftloop.learner.models import ResidentModels
 from driftloop.learner.registry import VersionLog, version_id_for
 from driftloop.learner.service import LearnerService
@@ -18,6 +18,7 @@ from driftloop.learner.transfer import (
     closest_domain_head,
     cosine_distance,
     embedding_centroid,
+    plan_domain_start,
     request_domain,
 )
 from driftloop.learner.update import IncrementalUpdater
@@ -137,6 +138,14 @@ def test_no_comparable_head_means_from_scratch() -> None:
 def test_ties_go_to_the_domain_that_sorts_first() -> None:
     log = VersionLog().extend([head("z", "zeta", [1.0, 0.0]), head("a", "alpha", [1.0, 0.0])])
     assert closest_domain_head(log, "t", "new", [1.0, 0.0], base_model="m").donor.version_id == "a"
+
+
+def test_a_named_parent_of_another_domain_is_refused() -> None:
+    log = VersionLog().extend([head("ny", "nyt", [1.0, 0.0]), head("old", None)])
+    with pytest.raises(TrainingRequestError, match="parent ny belongs to domain 'nyt'"):
+        plan_domain_start(request("r", ["movies"] * 4), log, domain="movies",
+                          parent=log.get("ny"), base=None, transfer=True, device="cpu",
+                          max_length=64)
 
 
 # -- the updater under adapter_per_domain -----------------------------------------------------
