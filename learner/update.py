@@ -4,6 +4,8 @@
 head, else the untrained adapter), copies the resident base model, continues training from
 the parent adapter, scores parent and candidate for the gate, stores the candidate's adapter
 by sha256 and returns the :class:`~driftloop.schemas.ModelVersion` event to publish.
+Under a task's ``adapter_per_domain`` the head is the request's domain's, and a domain
+without one starts from the closest domain's head (:mod:`driftloop.learner.transfer`).
 """
 
 from __future__ import annotations

@@ -104,6 +104,26 @@ def test_centroid_of_a_real_encoder_is_float16_and_separates_domains(minilm) -> 
         embedding_centroid(minilm.model, minilm.tokenizer, [])
 
 
+def test_centroid_of_a_causal_lm_reads_its_backbone() -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=16,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=2)).eval()
+
+    def tokenizer(texts, **_):  # type: ignore[no-untyped-def]
+        ids = [[3 + ord(c) % 60 for c in t] for t in texts]
+        width = max(map(len, ids))
+        return {"input_ids": torch.tensor([i + [0] * (width - len(i)) for i in ids]),
+                "attention_mask": torch.tensor([[1] * len(i) + [0] * (width - len(i))
+                                                for i in ids])}
+
+    centroid = embedding_centroid(model, tokenizer, ["good", "bad film", "ok"], batch_size=2)
+    assert len(centroid) == 16 and any(centroid)
+
+
 # -- choosing the donor -----------------------------------------------------------------------
 
 def test_closest_head_skips_what_it_cannot_compare() -> None:
