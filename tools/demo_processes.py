@@ -24,12 +24,16 @@ from types import FrameType
 from ..schemas.settings import Settings
 from .errors import ToolsError
 
-__all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "driftloop_env", "process_gone",
-           "sigterm_as_interrupt", "wait_until"]
+__all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "DemoWaitTimeout", "driftloop_env",
+           "process_gone", "sigterm_as_interrupt", "wait_until"]
 
 
 class DemoChildError(ToolsError):
     """A child process of the demo exited early or was not ready in time."""
+
+
+class DemoWaitTimeout(DemoChildError):
+    """A condition did not hold in time (every child still running)."""
 
 
 def driftloop_env(settings: Settings, tasks: Mapping[str, Mapping[str, object]]
@@ -251,5 +255,5 @@ async def wait_until(ready: Callable[[], Awaitable[bool] | bool], *, timeout: fl
         if answer:
             return
         if time.monotonic() > deadline:
-            raise DemoChildError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise DemoWaitTimeout(f"timed out after {timeout:.0f} s waiting for {what}")
         await asyncio.sleep(interval)  # poll interval of a condition wait with a deadline

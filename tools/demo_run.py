@@ -37,9 +37,11 @@ from ..schemas import (
 from ..schemas.errors import SettingsError
 from ..schemas.settings import KafkaSettings, Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES
+from .accounting import metric
 from .demo_processes import (
     ChildProcesses,
     DemoChildError,
+    DemoWaitTimeout,
     driftloop_env,
     sigterm_as_interrupt,
     wait_until,
@@ -85,6 +87,11 @@ class DemoProfile:
     # A schedule beside drift and metric triggers: every N new labels. Without it a quick run
     # under load sometimes asked for only two updates, and two coin-toss gates decide nothing.
     every_examples: int
+    # At each domain change the stream waits (up to this long) until the worker has every
+    # label of the last domain and the learner has answered every training request: on a
+    # slow or busy machine the updates otherwise arrive after the stream has moved on, and
+    # live traffic never meets them (seen: a loaded quick run decided 2 of 6 requests).
+    pause_s: float = 60.0  # 0: never wait
     # ``generate``: the same stream through SmolLM2-135M-Instruct under the ``sentiment``
     # prompt template, the class read from the generated answer.
     task: str = "classify"
@@ -226,6 +233,14 @@ class _Service:
         async with self.session.post(self.serve + path, json=body) as response:
             return response.status, await response.json()
 
+    async def get_text(self, url: str) -> str | None:
+        assert self.session is not None
+        try:
+            async with self.session.get(url) as response:
+                return await response.text() if response.status == 200 else None
+        except (aiohttp.ClientError, OSError):
+            return None  # not listening (yet, or any more)
+
     async def get_json(self, url: str) -> dict[str, Any] | None:
         assert self.session is not None
         try:
@@ -313,10 +328,14 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
     truth = {item.id: item.label for item in data.stream}
     reviewer = SimulatedReviewer(truth)
     async with _Service(serve_port, worker_port) as service:
+        reviewed = 0
+
         async def answer(request: LabelRequest) -> None:
+            nonlocal reviewed
             body = reviewer.answer(request)
             if body is not None:
-                await service.post("/feedback", body)
+                status, _ = await service.post("/feedback", body)
+                reviewed += status == 202
 
         observer = LoopObserver(settings, on_label_request=answer)
         await observer.start()
@@ -350,17 +369,8 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
                         line.note(f"  {version.status.value} {version.version_id} "
                                   f"(trigger {why}): {version.reason}")
 
-            users = SimulatedUsers(answer_rate=0.8, noise=0.1, delay=(1.0, 4.0), seed=seed)
-            driver = TrafficDriver(service.post, task=TASK, users=users, rate=profile.rate)
-            traffic = asyncio.create_task(driver.run(data.stream))
-            while not traffic.done():
-                line.show(_progress_text(state, driver, len(data.stream)))
-                score_new_versions()
-                children.check()
-                await asyncio.wait({traffic}, timeout=0.5)
-            served = traffic.result()
-
-            # Let training already asked for finish, so the final version includes it.
+            # Let training already asked for finish, so the next traffic (or the final
+            # version) includes it.
             def settled() -> bool:
                 answered = {v.training_request_id for v in state.versions
                             if v.status in ("promoted", "rejected")}
@@ -368,10 +378,43 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
                 return (all(r.id in answered for r in state.requests)
                         and (head is None or state.served(head.version_id)))
 
+            async def caught_up() -> bool:
+                text = await service.get_text(service.worker + "/metrics")
+                if text is None:
+                    return False
+                joined_all = metric(text, "driftloop_worker_events_total", kind="feedback") \
+                    >= driver.feedback_sent + reviewed
+                # every request the worker fired is seen here (the observer reads the topic)
+                seen_all = len(state.requests) >= metric(text, "driftloop_training_requests_total")
+                score_new_versions()
+                return joined_all and seen_all and settled()
+
+            async def between_domains(previous: str, upcoming: str) -> None:
+                line.note(f"  end of {previous}: the stream waits for the loop (labels in, "
+                          f"training answered, new head served) before {upcoming} ...")
+                mark = time.monotonic()
+                try:
+                    await wait_until(caught_up, timeout=profile.pause_s, interval=0.5,
+                                     what=f"the loop at the end of {previous}",
+                                     check=children.check)
+                except DemoWaitTimeout as exc:
+                    line.note(f"  note: {exc}; going on")
+                line.note(f"  ... {time.monotonic() - mark:.0f} s; {upcoming} begins")
+
+            users = SimulatedUsers(answer_rate=0.8, noise=0.1, delay=(1.0, 4.0), seed=seed)
+            driver = TrafficDriver(service.post, task=TASK, users=users, rate=profile.rate,
+                                   between_domains=between_domains if profile.pause_s else None)
+            traffic = asyncio.create_task(driver.run(data.stream))
+            while not traffic.done():
+                line.show(_progress_text(state, driver, len(data.stream)))
+                score_new_versions()
+                children.check()
+                await asyncio.wait({traffic}, timeout=0.5)
+            served = traffic.result()
             try:
                 await wait_until(settled, timeout=profile.settle_s,
                                  what="the last training requests", check=children.check)
-            except Exception as exc:  # a slow update is reported, not fatal
+            except DemoWaitTimeout as exc:  # a slow update is reported, not fatal
                 say(f"note: {exc}")
             score_new_versions()
             line.show(_progress_text(state, driver, len(data.stream)), now=float("inf"))

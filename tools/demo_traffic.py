@@ -247,10 +247,15 @@ class TrafficDriver:
         Predictions per second (the stream's pace; the loop needs time to react).
     in_flight
         Concurrent ``/predict`` requests (the service batches them into one forward pass).
+    between_domains
+        Awaited when the stream is about to enter a new domain (``(previous, next)``),
+        after every prediction of the previous one is answered and every label of it is
+        sent. The stream's clock stops meanwhile: the pace resumes, it does not catch up.
     """
 
     def __init__(self, post: Post, *, task: str, users: SimulatedUsers, rate: float,
-                 in_flight: int = 4) -> None:
+                 in_flight: int = 4,
+                 between_domains: Callable[[str, str], Awaitable[None]] | None = None) -> None:
         if rate <= 0 or in_flight < 1:
             raise ValueError(f"rate must be > 0 and in_flight >= 1, got {rate}, {in_flight}")
         self.post = post
@@ -264,6 +269,8 @@ class TrafficDriver:
         self.failures = 0
         self.current_domain = ""
         self.domain_started: dict[str, float] = {}
+        self.between_domains = between_domains
+        self.paused_s = 0.0
 
     async def run(self, stream: Sequence[StreamItem]) -> list[ServedPrediction]:
         """Drive the whole stream, then send every label still due."""
@@ -276,6 +283,15 @@ class TrafficDriver:
                 delay = started + index / self.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)  # the stream's pace, not a synchronisation
+                if item.domain != self.current_domain and self.current_domain \
+                        and self.between_domains is not None:
+                    paused = time.monotonic()
+                    if pending:
+                        await asyncio.gather(*pending)
+                    await self._drain_labels()
+                    await self.between_domains(self.current_domain, item.domain)
+                    self.paused_s += time.monotonic() - paused
+                    started += time.monotonic() - paused
                 await slots.acquire()
                 if item.domain != self.current_domain:
                     self.domain_started.setdefault(item.domain, time.time())

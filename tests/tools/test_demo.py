@@ -68,7 +68,7 @@ def test_a_small_generate_demo_trains_serves_and_reads_classes_from_generated_te
     # SmolLM2 on CPU: a few texts per domain keep this to a few minutes; the full
     # `--task generate --quick` run is the demo itself.
     profile = dataclasses.replace(DemoProfile.named(quick=True, task="generate"), per_domain=6,
-                                  heldout=6, bootstrap=24, rate=3.0, settle_s=5.0)
+                                  heldout=6, bootstrap=24, rate=3.0, settle_s=5.0, pause_s=0)
     out = io.StringIO()
     result = run_demo(Settings(), broker=kafka_broker.bootstrap_servers,
                       workdir=tmp_path / "run", seed=1, out=out, profile=profile)

@@ -149,6 +149,28 @@ async def test_the_driver_paces_the_stream_and_sends_every_planned_label() -> No
     assert driver.domain_started.keys() == {"tweets"}
 
 
+async def test_the_driver_waits_between_domains_with_the_last_domain_answered_and_labelled(
+        ) -> None:
+    service = _StandInService()
+    users = SimulatedUsers(answer_rate=1.0, noise=0.0, delay=(0.05, 0.1), seed=4)
+    seen: list[tuple[str, str, int, int, int]] = []
+
+    async def between(previous: str, upcoming: str) -> None:
+        predicted = sum(path == "/predict" for _, path, _ in service.calls)
+        seen.append((previous, upcoming, predicted, driver.feedback_sent, users.pending))
+
+    driver = TrafficDriver(service.post, task="sentiment", users=users, rate=200.0,
+                           in_flight=4, between_domains=between)
+    items = [StreamItem(f"{d}-{k}", d, f"{d} text {k}", "positive")
+             for d in ("tweets", "movies", "nyt") for k in range(6)]
+    served = await driver.run(items)
+    # Each wait came after every prediction and every label of the domain before it.
+    assert seen == [("tweets", "movies", 6, 6, 0), ("movies", "nyt", 12, 12, 0)]
+    assert len(served) == 18 and driver.feedback_sent == 18
+    assert driver.domain_started.keys() == {"tweets", "movies", "nyt"}
+    assert driver.paused_s > 0
+
+
 def test_bad_driver_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         TrafficDriver(_StandInService().post, task="t", users=SimulatedUsers(), rate=0.0)
