@@ -111,3 +111,36 @@ def test_a_worker_stuck_in_recovery_is_not_kicked_but_ended(monkeypatch) -> None
     with pytest.raises(SystemExit):
         asyncio.run(rt.check_stall())
     assert consumer.seeks == [] and consumer.paused  # paused partitions left alone
+
+
+class RestartedConsumer(StuckConsumer):
+    """Fresh after a restart: nothing handled, the fetcher's position already at the end."""
+
+    def __init__(self, highwater: int, committed: int | None, earliest: int = 0) -> None:
+        super().__init__(highwater)
+        self._committed_offset = {} if committed is None else {self.tp: committed}
+        self.earliest = earliest
+
+    async def position(self, tp: TP) -> int:
+        return self.highwater  # fetched, never delivered: not a measure of progress
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.earliest for tp in tps}
+
+
+@pytest.mark.parametrize(("committed", "earliest", "resume_at"), [(3, 0, 3), (None, 2, 2)])
+def test_a_restarted_worker_that_handled_nothing_counts_lag_from_its_committed_offset(
+        committed: int | None, earliest: int, resume_at: int) -> None:
+    consumer = RestartedConsumer(highwater=12, committed=committed, earliest=earliest)
+    rt = runtime(consumer)
+    rt.handled.clear()
+    assert asyncio.run(rt.check_stall()) is False
+    assert consumer.seeks == [(consumer.tp, resume_at)] and rt.watchdog_kicks == 1
+
+
+def test_a_restarted_worker_with_nothing_past_its_commit_is_idle_not_stuck() -> None:
+    consumer = RestartedConsumer(highwater=12, committed=12)
+    rt = runtime(consumer)
+    rt.handled.clear()
+    assert asyncio.run(rt.check_stall()) is False
+    assert consumer.seeks == [] and rt.watchdog_kicks == 0
