@@ -314,12 +314,14 @@ class WorkerRuntime:
         # Ask the broker, not the fetcher: a partition left paused is never fetched, so the
         # fetcher knows no highwater for it.
         highwaters = await consumer.highwaters(*assigned) if assigned else {}
+        starts = await _start_offsets(
+            consumer, [tp for tp in assigned if (tp.topic, tp.partition) not in self.handled])
         lagging = []
         for tp in assigned:
             highwater = highwaters.get(tp)
             done = self.handled.get((tp.topic, tp.partition))
             if done is None:
-                start = await _start_offset(consumer, tp)
+                start = starts.get(tp)
                 done = -1 if start is None else start - 1
             if highwater is not None and highwater - 1 > done:
                 lagging.append((tp.topic, tp.partition, done, highwater))
@@ -364,19 +366,20 @@ class WorkerRuntime:
         return render(worker_families(states, dead, self.liveness()) + ab_families(tests))
 
 
-async def _start_offset(consumer: Any, tp: Any) -> int | None:
-    """Where a partition nothing was handled from starts: its committed offset, else the
-    earliest the broker keeps.
+async def _start_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+    """Where partitions nothing was handled from start: their committed offsets, else the
+    earliest the broker keeps (one request for all of those).
 
     Not the consumer's position: the fetcher moves that past records it fetched, and a
     restarted worker that stalls after recovery has fetched records its agent never saw
     (seen: ready, 30 of 43 partitions paused, position at the end, 0 messages in 150 s).
     """
-    committed = getattr(consumer, "_committed_offset", {}).get(tp)  # Faust's own record
-    if committed is not None:
-        return int(committed)
-    earliest = await consumer.earliest_offsets(tp)
-    return earliest.get(tp)
+    known = getattr(consumer, "_committed_offset", {})  # Faust's own record of its commits
+    starts = {tp: int(known[tp]) for tp in tps if known.get(tp) is not None}
+    rest = [tp for tp in tps if tp not in starts]
+    if rest:
+        starts.update(await consumer.earliest_offsets(*rest))
+    return starts
 
 
 def _table(app: faust.App, name: str, partitions: int) -> Any:
