@@ -227,7 +227,7 @@ class FederatedAggregator:
                 check_safetensors_only(folder)
                 config, meta = read_lora_config(folder), read_metadata(folder)
                 shapes = _tensor_shapes(folder)
-            except ArtifactError as exc:
+            except (ArtifactError, FederationError) as exc:
                 inputs.refused.append(Refusal(offer, f"site {adapter.site}: {exc}"))
                 continue
             if reference is None:
