@@ -1,6 +1,6 @@
 """Federated aggregation on the real broker: two sites, two domains, one merged version.
 
-Site learners (``learner.site`` set) train on their own domain (tweets, movie reviews),
+Site learners (``learner.site`` set) train on their own domain (tweets, Amazon reviews),
 promote, and offer their adapters on the federation's ``site-adapters`` topic; the
 aggregator merges them by example-weighted averaging of the LoRA updates, gates the merge on
 its own evaluation set (both domains, texts no site trained on) and publishes it.
@@ -9,6 +9,7 @@ its own evaluation set (both domains, texts no site trained on) and publishes it
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from federated_helpers import eval_examples, federation_settings, site_settings
@@ -29,11 +30,17 @@ from driftloop.tools.topics import acreate_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-DOMAINS = ("tweets", "movies")
-# Seeds checked locally: 0-3 (the merge beat both sites across both domains each time).
+DOMAINS = ("tweets", "amazon")
+# One fixed draw (the request ids fix each site's split, SEED its sample and initialisation).
+# Checked locally over five draws (README, Federated adapters): the merge beat both sites in
+# four; in the fifth the Amazon site transferred unusually well to tweets and beat the merge
+# by 1.25 points. This draw is seed 0 of that sweep (merge 0.833, sites 0.748 and 0.805).
 SEED = 0
-PER_SITE = 128  # 96 to train on, the rest for each site's own gate
-EPOCHS = 2
+PER_SITE = 256  # 192 for the site to train on (less its early-stop slice), 64 for its gate
+EPOCHS = 1
+# The aggregator's evaluation set: 64 per domain left the comparison to a few examples' noise
+# (a standard error of about 0.05 per domain); 200 brings it near 0.03.
+EVAL_PER_DOMAIN = 200
 
 
 async def run_site(settings, resident_models, request) -> None:  # type: ignore[no-untyped-def]
@@ -53,10 +60,12 @@ def domain_mean(metrics: dict[str, float]) -> float:
 async def test_merge_of_two_domain_sites_beats_each_site_across_both_domains(
         kafka_settings, resident_models, tmp_path) -> None:  # type: ignore[no-untyped-def]
     federation = federation_settings(kafka_settings, tmp_path / "store", epochs=EPOCHS)
-    requests = {site: sentiment_request(f"{site}-r1", domain, PER_SITE, seed=SEED)
-                for site, domain in zip(("tweet-site", "movie-site"), DOMAINS, strict=True)}
+    started = time.perf_counter()
+    requests = {site: sentiment_request(f"{domain}{SEED}", domain, PER_SITE, seed=SEED)
+                for site, domain in zip(("tweet-site", "amazon-site"), DOMAINS, strict=True)}
     for site, request in requests.items():
         await run_site(site_settings(federation, site), resident_models, request)
+    print(f"sites trained and offered in {time.perf_counter() - started:.1f} s")
 
     records = await consume_until(federation, Topic.SITE_ADAPTERS, 2, timeout=30)
     assert {r.topic for r in records} == {site_topic(federation)}
@@ -67,12 +76,13 @@ async def test_merge_of_two_domain_sites_beats_each_site_across_both_domains(
     for record in records:
         assert not [t for t in texts if len(t) > 12 and t.encode() in record.value]
         assert set(decode(record.value, SiteAdapter).model_dump()) <= set(SiteAdapter.model_fields)
-    assert all(0 < o.examples <= 96 for o in offers)  # the train split of each site
+    assert all(0 < o.examples <= 192 for o in offers)  # the train split of each site
 
     seen = {e.input for r in requests.values() for e in r.examples}
-    examples = eval_examples(DOMAINS, 64, exclude=seen)
+    examples = eval_examples(DOMAINS, EVAL_PER_DOMAIN, exclude=seen)
     aggregator = FederatedAggregator(federation, models=resident_models)
     outcome = await run_round(federation, "sentiment", examples, aggregator=aggregator)
+    print(f"round done {time.perf_counter() - started:.1f} s after the start")
     event = outcome.event
     assert event is not None and not outcome.refused
     federated = event.metadata["federated"]
@@ -82,6 +92,8 @@ async def test_merge_of_two_domain_sites_beats_each_site_across_both_domains(
     assert {s["version_id"] for s in sites.values()} == {o.version_id for o in offers}
     merged = domain_mean(event.metrics_after)
     each = {site: domain_mean(s["metrics"]) for site, s in sites.items()}
+    print("merged", event.metrics_after, "sites", {k: s["metrics"] for k, s in sites.items()},
+          {k: v for k, v in federated.items() if k.endswith("error")})
     assert all(merged > score for score in each.values()), (event.metrics_after, sites)
     # The merge kept the dense updates closer than averaging A and B separately would.
     assert federated["svd_relative_error"] < federated["naive_relative_error"]
