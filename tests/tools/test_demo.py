@@ -15,10 +15,6 @@ from driftloop.tools.demo_run import DemoProfile, run_demo
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 7, open: each update is gated on ~20 held-out texts; in 2 of 6 loaded quick runs "
-    "since the early-stop and gate fixes every update was rejected because the candidates were "
-    "worse than a strong static model (0.64-0.83 vs 0.65-0.88), so none was promoted"))
 def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_model(
         kafka_broker, tmp_path: Path) -> None:
     out = io.StringIO()
