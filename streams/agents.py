@@ -86,11 +86,14 @@ class WorkerRuntime:
     unreadable_versions: int = 0
     started_at: float = field(default_factory=time.time)
     _embedding_dims: dict[str, int | None] = field(default_factory=dict)
+    _per_domain: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Looked up once per event on the hot path: a plain dict, not Settings.task().
         self._embedding_dims = {name: task.embedding_dim
                                 for name, task in self.settings.tasks.items()}
+        self._per_domain = {name: task.adapter_per_domain
+                            for name, task in self.settings.tasks.items()}
 
     def tables(self) -> list[Any]:
         return [self.states, self.buffers, self.buckets, self.dead_counts, self.ab_tests]
@@ -100,6 +103,9 @@ class WorkerRuntime:
         state = self.states.get(task)
         if state is None:
             state = TaskState(task, self.settings.worker, self.settings.task(task))
+        # The learner's settings decide whether it takes one request per domain; a state
+        # persisted before the setting changed (or before it existed) follows them too.
+        state.adapter_per_domain = self._per_domain.get(task, False)
         return state
 
     def buffer(self, task: str) -> ReplayBuffer:

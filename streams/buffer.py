@@ -168,10 +168,32 @@ class ReplayBuffer:
         self._reservoir_hashes.discard(removed.content_hash)
         self._bytes -= removed.size_bytes
 
-    def commit(self) -> None:
+    def new_domain_counts(self) -> dict[str, int]:
+        """How many new examples each domain has, by domain name.
+
+        >>> buffer = ReplayBuffer()
+        >>> buffer.extend([LabeledExample("a", "pos", domain="news"),
+        ...                LabeledExample("b", "neg", domain="tweets"),
+        ...                LabeledExample("c", "pos", domain="news")])
+        3
+        >>> buffer.new_domain_counts()
+        {'news': 2, 'tweets': 1}
+        """
+        counts: dict[str, int] = defaultdict(int)
+        for example in self._new.values():
+            counts[example.domain] += 1
+        return dict(sorted(counts.items()))
+
+    def commit(self, domain: str | None = None) -> None:
         """Move the new examples into the reservoir (Algorithm R): call after a training
-        request carrying them was sent."""
+        request carrying them was sent.
+
+        With ``domain``, only that domain's new examples move; the others stay new (a
+        request per domain, see ``build_batch``).
+        """
         for key, example in list(self._new.items()):
+            if domain is not None and example.domain != domain:
+                continue
             del self._new[key]
             self._seen += 1
             if len(self._reservoir) < self.capacity:
@@ -191,24 +213,31 @@ class ReplayBuffer:
 
     # -- micro-batches -------------------------------------------------------------------
     def build_batch(self, *, size: int = 256, replay_ratio: float = 0.5, balance: bool = True,
-                    curriculum: bool = True, max_bytes: int = 1024 * 1024
-                    ) -> list[TrainingExample]:
+                    curriculum: bool = True, max_bytes: int = 1024 * 1024,
+                    domain: str | None = None) -> list[TrainingExample]:
         """Mix new and replayed examples; the buffer itself is not changed.
 
         ``replay_ratio`` is the share of replayed examples in a full batch; when there are
         fewer new examples, the replayed share shrinks with them, so the ratio holds.
+        With ``domain``, the new examples are only that domain's (a learner with an adapter
+        per domain trains the lineage of its new examples' domain); the replayed ones still
+        come from every domain, against forgetting.
         """
         if not isinstance(size, int) or size < 1:
             raise ConfigurationError(f"size must be a positive integer, got {size!r}")
         if not 0.0 <= replay_ratio < 1.0:
             raise ConfigurationError(f"replay_ratio must be in [0, 1), got {replay_ratio!r}")
-        rng = random.Random(f"{self.seed}:{self._seen}:{len(self._new)}")
-        new_quota = min(len(self._new), size - math.floor(size * replay_ratio))
+        if domain is not None and not isinstance(domain, str):
+            raise ConfigurationError(f"domain must be a string or None, got {domain!r}")
+        pool = [e for e in self._new.values() if domain is None or e.domain == domain]
+        seed = f"{self.seed}:{self._seen}:{len(self._new)}"
+        rng = random.Random(seed if domain is None else f"{seed}:{domain}")
+        new_quota = min(len(pool), size - math.floor(size * replay_ratio))
         replay_quota = min(len(self._reservoir), size - new_quota,
                            math.floor(new_quota * replay_ratio / (1.0 - replay_ratio) + 1e-9))
         budget = [max_bytes]
         chosen = [(e, ExampleOrigin.NEW)
-                  for e in self._draw(list(self._new.values()), new_quota, balance, rng, budget)]
+                  for e in self._draw(pool, new_quota, balance, rng, budget)]
         chosen += [(e, ExampleOrigin.REPLAY)
                    for e in self._draw(self._reservoir, replay_quota, balance, rng, budget)]
         if curriculum:

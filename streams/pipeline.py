@@ -10,7 +10,8 @@ the returned :class:`Effects` and write the state back.
 Effects are idempotent under redelivery: ids derive from the task and a sequence number kept
 in the state (``tr-<task>-<seq>``, ``drift-<task>-<seq>``) or from the interaction id
 (``lr-<interaction id>``), and a message whose offset the state has already applied is
-skipped (:meth:`TaskState.seen`).
+skipped (:meth:`TaskState.seen`). Under a task's ``adapter_per_domain`` a trigger sends one
+training request per domain with new examples, each with a sequence number of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .triggers import (
     MetricPolicy,
     SchedulePolicy,
     TaskSignals,
+    TriggerDecision,
     TriggerGate,
 )
 
@@ -156,6 +158,9 @@ class TaskState:
         self.task_kind = TaskKind(task_settings.kind).value  # plain str: safe to unpickle
         self.labels = list(task_settings.labels) or None
         self.prompt_template_id = task_settings.prompt_template_id
+        # One request per domain (see check_triggers); the worker refreshes it from the
+        # settings on every load, so turning it on applies to states already persisted.
+        self.adapter_per_domain = task_settings.adapter_per_domain
         self.buffer_settings = worker.buffer
         self.drift = new_drift_watch(worker)
         self.quality = QualityTracker(window=worker.triggers.quality_window)
@@ -372,28 +377,69 @@ class TaskState:
         decision = self.gate.decide(signals)
         if decision is None:
             return []
-        b = self.buffer_settings
-        examples = buffer.build_batch(size=b.batch_size, replay_ratio=b.replay_ratio,
-                                      balance=b.balance, curriculum=b.curriculum,
-                                      max_bytes=b.batch_max_bytes)
-        if not examples:
+        if getattr(self, "adapter_per_domain", False):  # states pickled before: False
+            requests = self._per_domain_requests(buffer, decision, now)
+        else:
+            request = self._request(buffer, decision, now, domain=None)
+            requests = [] if request is None else [request]
+        if not requests:
             return []
-        self.training_seq += 1
-        new = sum(1 for e in examples if e.origin.value == "new")
-        request = TrainingRequest(
-            id=f"tr-{self.task}-{self.training_seq:06d}", ts=now, task=self.task,
-            task_kind=self.task_kind, trigger=decision.kind, reason=decision.reason[:1000],
-            parent_version=self.parent_version, prompt_template_id=self.prompt_template_id,
-            labels=self.labels, examples=examples,
-            metadata={"new_examples": new, "replayed_examples": len(examples) - new,
-                      "accuracy": self.quality.accuracy(), "sequence": self.training_seq})
-        buffer.commit()
-        self.gate.fired(now=now, examples=len(examples))
-        self.counters[f"training_requests_{decision.kind.value}"] += 1
+        self.gate.fired(now=now, examples=sum(len(r.examples) for r in requests))
+        self.counters[f"training_requests_{decision.kind.value}"] += len(requests)
         if decision.kind is TriggerKind.DRIFT or self.pending_drift:
             self.pending_drift = []
         if decision.kind is TriggerKind.MANUAL:
             self.pending_manual = []
         if decision.kind is TriggerKind.CHALLENGE:
             self.pending_challenge = []
-        return [request]
+        return requests
+
+    def _per_domain_requests(self, buffer: ReplayBuffer, decision: TriggerDecision,
+                             now: float) -> list[TrainingRequest]:
+        """One request per domain with new examples: the learner refuses a request whose
+        new examples span domains when it keeps an adapter per domain.
+
+        A domain with fewer than ``min_examples`` new examples stays in the buffer for a
+        later trigger, unless an operator asked (a manual trigger sends every domain). The
+        gate itself still counts the task's new examples of all domains; when no domain
+        has enough, nothing is sent and the trigger's signals wait.
+        """
+        manual = decision.kind is TriggerKind.MANUAL
+        domains = [domain for domain, count in buffer.new_domain_counts().items()
+                   if manual or count >= self.gate.min_examples]
+        requests = []
+        for domain in domains:  # sorted by name: the same ids when a replayed state re-fires
+            request = self._request(buffer, decision, now, domain=domain)
+            if request is not None:
+                requests.append(request)
+        return requests
+
+    def _request(self, buffer: ReplayBuffer, decision: TriggerDecision, now: float, *,
+                 domain: str | None) -> TrainingRequest | None:
+        """Build one request (of one domain's new examples when ``domain`` is given) and
+        commit the new examples it was built from; None when there is nothing to send."""
+        b = self.buffer_settings
+        examples = buffer.build_batch(size=b.batch_size, replay_ratio=b.replay_ratio,
+                                      balance=b.balance, curriculum=b.curriculum,
+                                      max_bytes=b.batch_max_bytes, domain=domain)
+        if not examples:
+            return None
+        self.training_seq += 1
+        new = sum(1 for e in examples if e.origin.value == "new")
+        metadata: dict[str, Any] = {
+            "new_examples": new, "replayed_examples": len(examples) - new,
+            "accuracy": self.quality.accuracy(), "sequence": self.training_seq}
+        # Per domain, no parent: the learner's ``_parent`` resolves a None parent to the
+        # domain's own promoted head (``VersionLog.domain_head``), or a transfer donor for a
+        # new domain; the task's last promotion may be another domain's, which it refuses.
+        parent = self.parent_version
+        if domain is not None:
+            metadata["domain"] = domain
+            parent = None
+        request = TrainingRequest(
+            id=f"tr-{self.task}-{self.training_seq:06d}", ts=now, task=self.task,
+            task_kind=self.task_kind, trigger=decision.kind, reason=decision.reason[:1000],
+            parent_version=parent, prompt_template_id=self.prompt_template_id,
+            labels=self.labels, examples=examples, metadata=metadata)
+        buffer.commit(domain)
+        return request

@@ -84,3 +84,44 @@ def test_an_example_pickled_before_a_field_was_added_reads_back_with_its_default
     new = LabeledExample("text", "pos", model_answer="neg", feedback_kind="label")
     assert pickle.loads(pickle.dumps(new)) == new
     assert new.size_bytes == LabeledExample("text", "pos").size_bytes + len("neg")
+
+
+def test_a_batch_of_one_domain_has_only_its_new_examples_and_replays_every_domain():
+    buffer = ReplayBuffer(seed=6)
+    buffer.extend(ex(i, domain="a" if i % 2 else "b") for i in range(40))
+    buffer.commit()  # a reservoir of both domains
+    buffer.extend(ex(100 + i, domain="a") for i in range(10))
+    buffer.extend(ex(200 + i, domain="b") for i in range(6))
+    assert buffer.new_domain_counts() == {"a": 10, "b": 6}
+    before = buffer.build_batch(size=64, replay_ratio=0.5, domain="b")
+    assert buffer.new_count == 16  # building changes nothing
+    assert {e.domain for e in before if e.origin is ExampleOrigin.NEW} == {"b"}
+    assert Counter(e.origin.value for e in before) == {"new": 6, "replay": 6}
+    assert {e.domain for e in before if e.origin is ExampleOrigin.REPLAY} == {"a", "b"}
+    assert buffer.build_batch(size=64, replay_ratio=0.5, domain="b") == before  # stable draw
+    buffer.commit("b")
+    assert buffer.new_domain_counts() == {"a": 10} and len(buffer.reservoir) == 46
+    assert buffer.build_batch(size=64, replay_ratio=0.0, domain="b") == []
+    buffer.commit("a")
+    assert buffer.new_count == 0 and len(buffer.reservoir) == 56
+
+
+def test_a_domain_commit_keeps_the_reservoir_and_bytes_bounded():
+    buffer = ReplayBuffer(capacity=20, max_bytes=12_000, seed=7)
+    for step in range(10):
+        buffer.extend(ex(step * 100 + i, domain=f"d{i % 3}", size=100) for i in range(30))
+        buffer.commit(f"d{step % 3}")
+        assert len(buffer.reservoir) <= 20 and buffer.size_bytes <= 12_000
+    # Recomputed from what is held: the running byte count did not drift.
+    held = list(buffer.reservoir) + list(buffer.new_examples)
+    assert buffer.size_bytes == sum(e.size_bytes for e in held)
+
+
+def test_a_domain_that_is_not_a_string_is_refused():
+    import pytest
+
+    from driftloop.streams.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="domain"):
+        ReplayBuffer().build_batch(domain=3)  # type: ignore[arg-type]
+
