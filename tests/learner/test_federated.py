@@ -77,6 +77,10 @@ async def test_merge_of_two_domain_sites_beats_each_site_across_both_domains(
         assert not [t for t in texts if len(t) > 12 and t.encode() in record.value]
         assert set(decode(record.value, SiteAdapter).model_dump()) <= set(SiteAdapter.model_fields)
     assert all(0 < o.examples <= 192 for o in offers)  # the train split of each site
+    # The shape is read from each stored adapter, not from settings.
+    assert {(o.lora_r, o.lora_alpha, tuple(o.target_modules)) for o in offers} == {
+        (8, 16.0, ("query", "value"))}
+    assert all(o.labels == ["negative", "positive"] for o in offers)
 
     seen = {e.input for r in requests.values() for e in r.examples}
     examples = eval_examples(DOMAINS, EVAL_PER_DOMAIN, exclude=seen)
