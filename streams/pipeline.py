@@ -422,10 +422,17 @@ class TaskState:
         examples = buffer.build_batch(size=b.batch_size, replay_ratio=b.replay_ratio,
                                       balance=b.balance, curriculum=b.curriculum,
                                       max_bytes=b.batch_max_bytes, domain=domain)
-        if not examples:
+        new = sum(1 for e in examples if e.origin.value == "new")
+        if not examples and domain is None:
+            return None
+        if domain is not None and new == 0:
+            # Every new example of the domain is larger than a request may be: replayed
+            # examples alone would train a lineage the learner picks from their domains.
+            # They can never be sent; into the reservoir they go, skipped like any oversize.
+            self.counters["oversized_examples_skipped"] += buffer.new_domain_counts()[domain]
+            buffer.commit(domain)
             return None
         self.training_seq += 1
-        new = sum(1 for e in examples if e.origin.value == "new")
         metadata: dict[str, Any] = {
             "new_examples": new, "replayed_examples": len(examples) - new,
             "accuracy": self.quality.accuracy(), "sequence": self.training_seq}

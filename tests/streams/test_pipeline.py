@@ -224,3 +224,21 @@ def test_default_mode_still_sends_one_mixed_request_and_old_states_read_as_defau
     assert {e.domain for e in request.examples} == {"news", "tweets"}
     assert request.parent_version == "v7" and "domain" not in request.metadata
     assert state.counters["training_requests_manual"] == 1
+
+
+def test_per_domain_a_domain_whose_new_examples_cannot_fit_a_request_is_not_sent():
+    worker = WorkerSettings(triggers={"min_examples": 1, "cooldown_s": 0,
+                                      "metric_threshold": None, "metric_max_drop": None},
+                            buffer={"batch_max_bytes": 2000})
+    state, join, buffer = TaskState("t", worker, PER_DOMAIN), new_join_window(worker), \
+        new_buffer(worker)
+    fed(state, join, buffer, {"news": 2})
+    state.on_command(Command(id="m1", task="t", kind="trigger"), now=1.0)
+    assert len(state.check_triggers(buffer, now=1.0)) == 1  # a reservoir to replay
+    big = Interaction(id="big", ts=2.0, task="t", domain="tweets", model_version="v1",
+                      input="x" * 5000, prediction="pos", scores={"confidence": 0.6})
+    state.on_interactions([big], join=join, buffer=buffer, bucket="i-big", now=2.0)
+    state.on_feedback(labels([big]), join=join, buffer=buffer, bucket="f-big", now=2.0)
+    state.on_command(Command(id="m2", task="t", kind="trigger"), now=3.0)
+    assert state.check_triggers(buffer, now=3.0) == [] and buffer.new_count == 0
+    assert state.counters["oversized_examples_skipped"] == 1 and state.training_seq == 1
