@@ -135,7 +135,13 @@ def test_examples_carry_what_the_model_answered_and_the_feedback_kind():
                     "i3": ("pos", "correction", "a better answer")}
 
 
-PER_DOMAIN = TaskSettings(adapter_per_domain=True)
+def per_domain(buffer: dict | None = None, **triggers) -> tuple[TaskState, object, object]:
+    """A task with an adapter per domain; trigger settings as in WORKER unless given."""
+    worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
+                                      "metric_threshold": None, "metric_max_drop": None,
+                                      **triggers}, buffer=buffer or {})
+    return (TaskState("t", worker, TaskSettings(adapter_per_domain=True)),
+            new_join_window(worker), new_buffer(worker))
 
 
 def fed(state: TaskState, join, buffer, per_domain: dict[str, int], now: float = 0.0) -> None:
@@ -150,8 +156,7 @@ def fed(state: TaskState, join, buffer, per_domain: dict[str, int], now: float =
 
 
 def test_per_domain_a_trigger_sends_one_request_a_domain_without_a_parent():
-    state, join, buffer = TaskState("t", WORKER, PER_DOMAIN), new_join_window(WORKER), \
-        new_buffer(WORKER)
+    state, join, buffer = per_domain()
     fed(state, join, buffer, {"news": 3, "tweets": 2})  # 5 >= 4 in all, no domain has 4
     state.on_command(Command(id="p", task="t", kind="promoted", version="v-news-1"), now=0.5)
     assert buffer.new_count == 5
@@ -177,10 +182,7 @@ def test_per_domain_a_trigger_sends_one_request_a_domain_without_a_parent():
 
 
 def test_per_domain_a_small_domain_waits_for_the_next_trigger():
-    worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0, "every_examples": 1,
-                                      "metric_threshold": None, "metric_max_drop": None})
-    state, join, buffer = TaskState("t", worker, PER_DOMAIN), new_join_window(worker), \
-        new_buffer(worker)
+    state, join, buffer = per_domain(every_examples=1)
     fed(state, join, buffer, {"news": 3, "tweets": 2})
     # Five new examples fire the schedule, but no domain has four: nothing is sent.
     assert state.check_triggers(buffer, now=1.0) == [] and state.gate.fired_count == 0
@@ -194,11 +196,7 @@ def test_per_domain_a_small_domain_waits_for_the_next_trigger():
 
 
 def test_per_domain_replays_other_domains_under_the_ratio():
-    worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
-                                      "metric_threshold": None, "metric_max_drop": None},
-                            buffer={"replay_ratio": 0.5})
-    state, join, buffer = TaskState("t", worker, PER_DOMAIN), new_join_window(worker), \
-        new_buffer(worker)
+    state, join, buffer = per_domain({"replay_ratio": 0.5})
     fed(state, join, buffer, {"news": 8})
     state.on_command(Command(id="m1", task="t", kind="trigger"), now=1.0)
     [first] = state.check_triggers(buffer, now=1.0)
@@ -227,11 +225,7 @@ def test_default_mode_still_sends_one_mixed_request_and_old_states_read_as_defau
 
 
 def test_per_domain_a_domain_whose_new_examples_cannot_fit_a_request_is_not_sent():
-    worker = WorkerSettings(triggers={"min_examples": 1, "cooldown_s": 0,
-                                      "metric_threshold": None, "metric_max_drop": None},
-                            buffer={"batch_max_bytes": 2000})
-    state, join, buffer = TaskState("t", worker, PER_DOMAIN), new_join_window(worker), \
-        new_buffer(worker)
+    state, join, buffer = per_domain({"batch_max_bytes": 2000}, min_examples=1)
     fed(state, join, buffer, {"news": 2})
     state.on_command(Command(id="m1", task="t", kind="trigger"), now=1.0)
     assert len(state.check_triggers(buffer, now=1.0)) == 1  # a reservoir to replay
