@@ -3,7 +3,9 @@
 A Kafka message on ``interactions`` or ``feedback`` carries either one event or a batch
 envelope ``{"schema_name": "driftloop.batch", "schema_version": 1, "events": [...]}``.
 :func:`decode_batch` accepts both and returns one result per event, so one bad event in a
-batch becomes its own dead letter while the rest go on.
+batch becomes its own dead letter while the rest go on. Producers key such a message by the
+events' task and put one task in an envelope: the worker applies an event only on the
+partition its task's key goes to (see ``driftloop.streams.partitioning``).
 
 Every decode function raises :class:`~driftloop.schemas.errors.ValidationError` and nothing
 else, whatever the bytes: too large, not UTF-8, not JSON, not an object, not the contract.
@@ -110,7 +112,12 @@ def encode(event: Event) -> bytes:
 
 
 def encode_batch(events: Sequence[Event]) -> bytes:
-    """Serialize several events of one type into a batch envelope."""
+    """Serialize several events of one type into a batch envelope.
+
+    On ``interactions`` and ``feedback``, give it the events of one task and send it keyed by
+    that task: an event whose task's key goes to another partition is dead-lettered
+    (``wrong_partition``).
+    """
     return _dumps(events, "batch", envelope=True)
 
 

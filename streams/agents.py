@@ -1,13 +1,14 @@
 """The worker's agents: interactions + feedback in, alerts, label and training requests out.
 
 One agent reads ``interactions`` and ``feedback`` (co-partitioned by task, so a task's state
-lives in one partition) and handles one Kafka message (one event or a batch envelope) per
-step: decode, dead letters, join, drift, active learning, buffer, triggers. Effects are sent
-first and the tables written last, with no await in between: a stop (SIGTERM) can only cut a
-step before its state is written, and Faust flushes the producer before it commits an
-offset, so a message is either applied whole or processed again (its effects carry the
-same ids). A second agent turns ``model-versions`` entries into commands for the task's
-partition (see :mod:`driftloop.streams.commands`).
+lives in one partition; an event or command read off its task's partition is dead-lettered as
+``wrong_partition``, see :mod:`~driftloop.streams.partitioning`) and handles one Kafka
+message (one event or a batch envelope) per step: decode, dead letters, join, drift, active
+learning, buffer, triggers. Effects are sent first and the tables written last, with no await
+in between: a stop (SIGTERM) can only cut a step before its state is written, and Faust
+flushes the producer before it commits an offset, so a message is either applied whole or
+processed again (its effects carry the same ids). A second agent turns ``model-versions``
+entries into commands for the task's partition (see :mod:`driftloop.streams.commands`).
 
 Tables (each with a changelog):
 
@@ -49,6 +50,7 @@ from .errors import TriggerError
 from .ingest import dead_letter, decode_message
 from .join import JoinWindow
 from .metrics import CONTENT_TYPE, render, worker_families
+from .partitioning import WRONG_PARTITION, TaskPartitions
 from .pipeline import Effects, TaskState, new_buffer, new_join_window
 
 __all__ = ["STALL_EXIT_CODE", "WorkerRuntime", "wire"]
@@ -87,6 +89,7 @@ class WorkerRuntime:
     started_at: float = field(default_factory=time.time)
     _embedding_dims: dict[str, int | None] = field(default_factory=dict)
     _per_domain: dict[str, bool] = field(default_factory=dict)
+    _owners: dict[int, TaskPartitions] = field(default_factory=dict)  # by partition count
 
     def __post_init__(self) -> None:
         # Looked up once per event on the hot path: a plain dict, not Settings.task().
@@ -144,7 +147,8 @@ class WorkerRuntime:
                 key=message.key,
                 embedding_dims=self._embedding_dims.get,
                 consumer=self.app.conf.id,
-                max_event_bytes=self.settings.worker.max_event_bytes)
+                max_event_bytes=self.settings.worker.max_event_bytes,
+                owners=self._task_partitions(topic))
             await self._dead_letters(decoded.dead_letters, topic, partition)
             by_task: dict[str, list[Any]] = defaultdict(list)
             for event in decoded.events:
@@ -157,6 +161,18 @@ class WorkerRuntime:
 
     def _name(self, topic: Topic) -> str:
         return self.settings.kafka.topic(topic)
+
+    def _task_partitions(self, topic: str) -> TaskPartitions:
+        """Each task's partition, by the count producers' partitioners see for ``topic``."""
+        try:  # the consumer's metadata: a dict read, cheap enough for every message
+            count = self.app.consumer.topic_partitions(topic)
+        except Exception:  # not started yet or between generations
+            count = None
+        count = count or TOPIC_SPECS[Topic.INTERACTIONS].partitions
+        owners = self._owners.get(count)
+        if owners is None:
+            owners = self._owners[count] = TaskPartitions(count)
+        return owners
 
     async def _apply(self, task: str, cls: type[Event], events: list[Any], topic: str,
                      partition: int, offset: int, now: float) -> None:
@@ -180,10 +196,12 @@ class WorkerRuntime:
         try:
             command = decode_command(message.value)
         except TriggerError as exc:
-            await self._dead_letters([dead_letter(
-                message.value, topic=message.topic, partition=message.partition,
-                offset=message.offset, reason="invalid_command", error=str(exc),
-                key=message.key, consumer=self.app.conf.id)], message.topic, message.partition)
+            await self._reject_command(message, "invalid_command", str(exc))
+            return
+        owners = self._task_partitions(message.topic)
+        if owners[command.task] != message.partition:  # the task's state lives elsewhere
+            await self._reject_command(message, WRONG_PARTITION, owners.misplaced(
+                command.task, message.topic, message.partition))
             return
         state = self.state(command.task)
         if state.seen(message.topic, message.partition, message.offset):
@@ -199,6 +217,12 @@ class WorkerRuntime:
         effects.buffer_changed = bool(effects.training_requests)
         await self._publish(command.task, effects, decisions)
         self._write(command.task, state, self.join(command.task), buffer, effects, ab)
+
+    async def _reject_command(self, message: Any, reason: str, error: str) -> None:
+        await self._dead_letters([dead_letter(
+            message.value, topic=message.topic, partition=message.partition,
+            offset=message.offset, reason=reason, error=error, key=message.key,
+            consumer=self.app.conf.id)], message.topic, message.partition)
 
     async def _dead_letters(self, letters: list[Any], topic: str, partition: int) -> None:
         if not letters:

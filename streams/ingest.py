@@ -2,7 +2,10 @@
 
 One Kafka message holds one event or a batch envelope; a payload that cannot be read at all
 becomes one dead letter, a bad event inside a good envelope becomes its own dead letter with
-its ``event_index`` and its own bytes, and the good events go on. Nothing here raises.
+its ``event_index`` and its own bytes, and the good events go on. So does an event read from a
+partition its task does not hash to (``wrong_partition``, see
+:mod:`~driftloop.streams.partitioning`): an envelope may mix tasks, and each event is judged
+on its own. Nothing here raises.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import orjson
 from ..schemas.codec import decode_batch
 from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, Event, Interaction
+from .partitioning import WRONG_PARTITION, TaskPartitions
 
 __all__ = ["MAX_DEAD_LETTER_PAYLOAD", "DecodedMessage", "dead_letter", "decode_message"]
 
@@ -65,7 +69,8 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
                    offset: int, key: bytes | None = None, max_bytes: int | None = None,
                    embedding_dims: Callable[[str], int | None] | None = None,
                    consumer: str | None = None,
-                   max_event_bytes: int | None = None) -> DecodedMessage:
+                   max_event_bytes: int | None = None,
+                   owners: TaskPartitions | None = None) -> DecodedMessage:
     """Decode one Kafka message into events of type ``cls``; never raises.
 
     ``max_bytes`` bounds the message, ``max_event_bytes`` one event in it (see
@@ -73,6 +78,9 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
 
     ``embedding_dims`` maps a task to the embedding size configured for it (``None``:
     any size); an interaction whose embedding has another size is a dead letter.
+
+    ``owners`` gives each task's partition (of ``topic``'s partition count); an event whose
+    task belongs to another partition than ``partition`` is a ``wrong_partition`` dead letter.
 
     >>> from driftloop.schemas import Feedback, encode
     >>> good = encode(Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label",
@@ -83,6 +91,10 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
     >>> bad = decode_message(b"{not json", Feedback, topic="feedback", partition=0, offset=8)
     >>> bad.dead_letters[0].reason, bad.dead_letters[0].offset
     ('invalid_json', 8)
+    >>> moved = decode_message(good, Feedback, topic="feedback", partition=0, offset=9,
+    ...                        owners=TaskPartitions(6))
+    >>> moved.dead_letters[0].reason, moved.dead_letters[0].error[:48]
+    ('wrong_partition', "task 't' arrived on feedback partition 0 but bel")
     """
     out = DecodedMessage()
 
@@ -109,6 +121,12 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
             reject(result.code, str(result), where,
                    _event_bytes(raw, index) if batched else raw)
             continue
+        if owners is not None:
+            task: str = result.task  # type: ignore[attr-defined]
+            if owners[task] != partition:
+                reject(WRONG_PARTITION, owners.misplaced(task, topic, partition), where,
+                       _event_bytes(raw, index) if batched else raw)
+                continue
         if embedding_dims is not None and isinstance(result, Interaction) \
                 and result.embedding is not None:
             want = embedding_dims(result.task)

@@ -4,8 +4,9 @@ For one deployment (a topic prefix), counted from the topics themselves and from
 own counters:
 
 * **input events**: every record on ``interactions`` and ``feedback`` is decoded with the
-  worker's own ``decode_message``; a record holds one event, a batch envelope several, and
-  what the codec rejects must show up in ``dead-letters``;
+  worker's own ``decode_message`` and partition rule; a record holds one event, a batch
+  envelope several, and what the worker rejects (unreadable, or off its task's partition)
+  must show up in ``dead-letters``;
 * **dead letters** of those topics, keyed by ``(topic, partition, offset, event_index)``: a
   worker killed after writing a dead letter and before committing its offset writes it again
   on redelivery, so keys seen twice are counted once and reported as redelivered;
@@ -24,6 +25,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..learner.kafka_topics import topic_partitions
 from ..schemas import Feedback, Interaction, ModelVersion, TrainingRequest, decode
 from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter
@@ -31,6 +33,7 @@ from ..schemas.settings import Settings
 from ..schemas.topics import Topic
 from ..streams.commands import COMMAND_HEADER
 from ..streams.ingest import decode_message
+from ..streams.partitioning import TaskPartitions
 from .topic_reader import read_snapshot
 
 __all__ = ["Ledger", "count_topics", "metric", "read_worker_counts", "take_ledger"]
@@ -113,14 +116,21 @@ async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
     """Everything the topics say (``processed`` left empty: see :func:`read_worker_counts`)."""
     ledger = Ledger()
     expected_dead: set[tuple[str, int, int, int | None]] = set()
+    commands: set[tuple[str, int, int]] = set()
+    counts = await topic_partitions(settings, *(settings.kafka.topic(t) for t, _ in
+                                                _INPUTS.values()))
     for name, (topic, cls) in _INPUTS.items():
         full = settings.kafka.topic(topic)
+        owners = TaskPartitions(len(counts[full])) if counts.get(full) else None
         produced = 0
         for record in await read_snapshot(settings, full, timeout=timeout):
             if any(key == COMMAND_HEADER for key, _ in record.headers):
-                continue  # a command for the worker (trigger, tick, version), not an event
+                # A command for the worker (trigger, tick, version), not an event; nor is
+                # the dead letter of one the worker refused.
+                commands.add((full, record.partition, record.offset))
+                continue
             out = decode_message(record.value, cls, topic=full, partition=record.partition,
-                                 offset=record.offset)
+                                 offset=record.offset, owners=owners)
             produced += len(out.events) + len(out.dead_letters)
             expected_dead.update((full, d.partition, d.offset, d.event_index)
                                  for d in out.dead_letters)
@@ -137,6 +147,8 @@ async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
             letter = decode(record.value or b"", DeadLetter)
         except ValidationError:
             continue  # not ours to judge: the accounting counts driftloop's letters
+        if (letter.source_topic, letter.partition, letter.offset) in commands:
+            continue
         if letter.source_topic in inputs:
             seen[(letter.source_topic, letter.partition, letter.offset,
                   letter.event_index)] += 1

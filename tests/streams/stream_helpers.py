@@ -22,6 +22,7 @@ from kafka_helpers import free_port
 from driftloop.schemas import Feedback, Interaction, encode_batch
 from driftloop.schemas.settings import Settings
 from driftloop.streams.agents import STALL_EXIT_CODE
+from driftloop.streams.partitioning import task_partition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,3 +155,12 @@ def feedback_for(items: list[Interaction], *, task: str = "sentiment") -> list[F
 
 def batches(events: list, size: int = 500) -> list[bytes]:
     return [encode_batch(events[i:i + size]) for i in range(0, len(events), size)]
+
+
+def task_on(partition: int, partitions: int = 6, prefix: str = "task") -> str:
+    """The first name ``<prefix><n>`` whose key Kafka's default partitioner sends to
+    ``partition`` (of ``partitions``): producers key by task, so the task picks the partition."""
+    n = 0
+    while task_partition(f"{prefix}{n}", partitions) != partition:
+        n += 1
+    return f"{prefix}{n}"

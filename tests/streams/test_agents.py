@@ -8,7 +8,7 @@ import urllib.request
 import orjson
 import pytest
 from kafka_helpers import consume_until, produce
-from stream_helpers import FAST_ENV, batches, feedback_for, interactions
+from stream_helpers import FAST_ENV, batches, feedback_for, interactions, task_on
 
 from driftloop.schemas import (
     DeadLetter,
@@ -171,18 +171,18 @@ async def test_sigterm_mid_stream_stops_gracefully_and_a_restart_counts_every_ev
     "watchdog catches the cases with visible lag, not this one: open work"))
 async def test_a_second_worker_takes_over_partitions_with_their_state(kafka_settings,
                                                                       worker_factory):
-    tasks = [f"task{p}" for p in range(6)]
+    tasks = [task_on(p) for p in range(6)]  # names whose keys cover all six partitions
     first = worker_factory(**FAST_ENV).start()
-    for p, task in enumerate(tasks):  # one task per partition, as keying by task would do
+    for task in tasks:  # keyed by task, as every producer must
         await produce(kafka_settings, Topic.INTERACTIONS,
-                      batches(interactions(1_000, task=task)), partition=p)
+                      batches(interactions(1_000, task=task)), key=task)
     first.wait_value("driftloop_worker_events_total", 6_000, kind="interactions")
     second = worker_factory(**FAST_ENV).start()
     # Wait for the group to settle: each worker owns some partitions.
     second.wait_value("driftloop_worker_liveness", 1, timeout=60, measure="assigned_partitions")
-    for p, task in enumerate(tasks):
+    for task in tasks:
         await produce(kafka_settings, Topic.INTERACTIONS,
-                      batches(interactions(1_000, start=1_000, task=task)), partition=p)
+                      batches(interactions(1_000, start=1_000, task=task)), key=task)
 
     def count(worker, task: str) -> float:
         # A worker the stall watchdog ended (exit 75) owns nothing any more: it counts 0.

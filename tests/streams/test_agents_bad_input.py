@@ -3,14 +3,17 @@ counts it, and goes on with the good events behind them."""
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from kafka_helpers import consume_until, produce
-from stream_helpers import FAST_ENV, interactions
+from stream_helpers import FAST_ENV, interactions, task_on
 
-from driftloop.schemas import DeadLetter, Topic, decode, encode
+from driftloop.schemas import DeadLetter, Interaction, Topic, decode, encode, encode_batch
 from driftloop.schemas.codec import DEFAULT_MAX_BYTES
-from driftloop.streams.commands import COMMAND_HEADER
+from driftloop.streams.commands import COMMAND_HEADER, encode_command, manual_trigger
 
 pytestmark = [pytest.mark.kafka]
 
@@ -37,7 +40,6 @@ async def test_adversarial_records_are_dead_lettered_and_the_worker_goes_on(
         await produce(kafka_settings, Topic.INTERACTIONS, [value], key="sentiment")
     await produce(kafka_settings, Topic.INTERACTIONS, [all_bad_batch], key="sentiment")
     # A command whose task is not a name crashed the agent (and so the worker) before.
-    from aiokafka import AIOKafkaProducer
     producer = AIOKafkaProducer(**kafka_settings.kafka.client_kwargs(), acks="all")
     await producer.start()
     try:
@@ -66,4 +68,51 @@ async def test_adversarial_records_are_dead_lettered_and_the_worker_goes_on(
     assert worker.value("driftloop_dead_letters_total") == expected
     worker.wait_value("driftloop_worker_liveness", 2, measure="unreadable_model_versions")
     assert worker.proc.poll() is None
+    assert worker.stop() == 0
+
+
+async def test_events_and_commands_off_their_tasks_partition_are_dead_lettered(
+        kafka_settings, worker_factory):
+    worker = worker_factory(**FAST_ENV).start()
+    home, stranger = task_on(0), task_on(3)  # their keys go to partitions 0 and 3 of 6
+    # A batch keyed by its first task but holding another task's events too.
+    mixed = interactions(3, task=home) + interactions(2, start=3, task=stranger)
+    await produce(kafka_settings, Topic.INTERACTIONS, [encode_batch(mixed)], key=home)
+    # A producer that chose the partition itself (or keyed by something else).
+    astray = encode(interactions(1, start=5, task=stranger)[0])
+    await produce(kafka_settings, Topic.INTERACTIONS, [astray], key=stranger, partition=0)
+    key, body, headers = encode_command(manual_trigger(stranger, id="c-astray"))
+    producer = AIOKafkaProducer(**kafka_settings.kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(kafka_settings.kafka.topic(Topic.FEEDBACK), body, key=key,
+                                     headers=headers, partition=0)
+    finally:
+        await producer.stop()
+    # The stranger's events keyed by it reach its own partition and are applied there.
+    await produce(kafka_settings, Topic.INTERACTIONS,
+                  [encode_batch(interactions(4, start=10, task=stranger))], key=stranger)
+
+    worker.wait_value("driftloop_worker_events_total", 4, task=stranger, kind="interactions")
+    worker.wait_value("driftloop_dead_letters_total", 4, reason="wrong_partition")
+    letters = [decode(r.value, DeadLetter) for r in
+               await consume_until(kafka_settings, Topic.DEAD_LETTERS, 4, timeout=30)]
+    assert worker.value("driftloop_worker_events_total", task=home, kind="interactions") == 3
+    assert worker.value("driftloop_worker_events_total", task=stranger, kind="interactions") == 4
+    assert worker.value("driftloop_dead_letters_total") == 4
+    assert {d.reason for d in letters} == {"wrong_partition"}
+    assert all(d.partition == 0 for d in letters)
+    interactions_topic = kafka_settings.kafka.topic(Topic.INTERACTIONS)
+    by_index = {d.event_index: d for d in letters if d.source_topic == interactions_topic
+                and d.offset == 0}
+    assert sorted(by_index) == [3, 4]  # the batch's stranger events, each with its own bytes
+    for index, letter in by_index.items():
+        assert decode(base64.b64decode(letter.payload_b64), Interaction) == mixed[index]
+        assert (f"task '{stranger}' arrived on {interactions_topic} partition 0 but belongs "
+                "to partition 3 of 6") in letter.error
+    [single] = [d for d in letters if d.source_topic == interactions_topic and d.offset == 1]
+    assert single.event_index is None and base64.b64decode(single.payload_b64) == astray
+    [command] = [d for d in letters if d.source_topic == kafka_settings.kafka.topic(
+        Topic.FEEDBACK)]
+    assert base64.b64decode(command.payload_b64) == body and stranger in command.error
     assert worker.stop() == 0

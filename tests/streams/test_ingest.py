@@ -23,6 +23,7 @@ from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.commands import COMMAND_KINDS, MAX_COMMAND_BYTES, decode_command
 from driftloop.streams.errors import TriggerError
 from driftloop.streams.ingest import MAX_DEAD_LETTER_PAYLOAD, decode_message
+from driftloop.streams.partitioning import TaskPartitions, task_partition
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
 
 GOOD = Interaction(id="i", ts=1, task="t", model_version="v", input="x", embedding=[0.1, 0.2])
@@ -62,6 +63,46 @@ def test_wrong_embedding_size_for_the_task_is_dead_lettered():
     out = decode_message(encode(GOOD), Interaction, topic="ix", partition=0, offset=1,
                          embedding_dims=lambda task: 3)
     assert out.events == [] and out.dead_letters[0].reason == "embedding_dim"
+
+
+def test_events_off_their_tasks_partition_are_dead_lettered_one_by_one():
+    owners = TaskPartitions(6)
+    home, away = task_partition("t", 6), task_partition("sentiment", 6)
+    assert home != away
+    stranger = GOOD.model_copy(update={"id": "s", "task": "sentiment"})
+    raw = encode_batch([GOOD, stranger, GOOD.model_copy(update={"id": "j"})])
+    out = decode_message(raw, Interaction, topic="ix", partition=home, offset=4, key=b"t",
+                         owners=owners)
+    assert [e.id for e in out.events] == ["i", "j"]
+    [letter] = out.dead_letters
+    assert (letter.reason, letter.event_index, letter.partition, letter.offset) == \
+        ("wrong_partition", 1, home, 4)
+    assert decode(base64.b64decode(letter.payload_b64), Interaction) == stranger
+    assert f"'sentiment' arrived on ix partition {home} but belongs to partition {away} of 6" \
+        in letter.error
+    # On the stranger's partition it is the other way round.
+    out = decode_message(raw, Interaction, topic="ix", partition=away, offset=5, owners=owners)
+    assert [e.id for e in out.events] == ["s"]
+    assert [(d.reason, d.event_index) for d in out.dead_letters] == \
+        [("wrong_partition", 0), ("wrong_partition", 2)]
+
+
+def test_a_single_event_off_its_partition_keeps_its_bytes_and_no_index():
+    raw = encode(GOOD)
+    wrong = (task_partition("t", 6) + 1) % 6
+    [letter] = decode_message(raw, Interaction, topic="ix", partition=wrong, offset=1,
+                              owners=TaskPartitions(6)).dead_letters
+    assert (letter.reason, letter.event_index) == ("wrong_partition", None)
+    assert base64.b64decode(letter.payload_b64) == raw
+
+
+def test_an_unreadable_event_is_judged_by_its_content_before_its_partition():
+    raw = orjson.dumps({"schema_name": "driftloop.batch", "schema_version": 1,
+                        "events": [{"id": 5, "task": "sentiment"}, to_dict(GOOD)]})
+    out = decode_message(raw, Interaction, topic="ix", partition=task_partition("t", 6),
+                         offset=1, owners=TaskPartitions(6))
+    assert [(d.reason, d.event_index) for d in out.dead_letters] == [("invalid_event", 0)]
+    assert [e.id for e in out.events] == ["i"]
 
 
 def test_huge_payloads_are_cut_and_marked():
@@ -122,6 +163,13 @@ def _too_big(value) -> bool:
     except orjson.JSONEncodeError:
         return True
     return False
+
+
+@FUZZ
+@given(raw=JSON.map(_json_bytes), partition=st.integers(0, 5))
+def test_fuzzed_messages_on_any_partition_are_accounted(raw: bytes, partition: int) -> None:
+    _accounted(decode_message(raw, Feedback, topic="fb", partition=partition, offset=1,
+                              owners=TaskPartitions(6)), raw)
 
 
 @FUZZ

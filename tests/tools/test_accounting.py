@@ -10,6 +10,7 @@ from driftloop.schemas import Interaction, ModelVersion, TrainingRequest, encode
 from driftloop.streams.commands import clock_tick, manual_trigger
 from driftloop.streams.control import send_commands
 from driftloop.streams.ingest import decode_message
+from driftloop.streams.partitioning import TaskPartitions, task_partition
 from driftloop.tools.accounting import Ledger, count_topics
 from driftloop.tools.fault_rig import Traffic
 
@@ -39,11 +40,12 @@ async def test_events_envelopes_poison_and_dead_letters_are_counted_once(kafka_s
     topic = kafka_settings.kafka.topic("interactions")
     messages = [encode_batch(interactions(10)), b"\xff not json", poisoned_envelope(),
                 encode(interactions(1, start=200)[0])]
-    await produce(kafka_settings, "interactions", messages, key="t", partition=0)
+    await produce(kafka_settings, "interactions", messages, key="t")
     # The dead letters a worker writes for offsets 1 and 2; offset 1's twice, as a worker
     # killed before committing would on redelivery.
     letters = [d for offset, raw in enumerate(messages)
-               for d in decode_message(raw, Interaction, topic=topic, partition=0,
+               for d in decode_message(raw, Interaction, topic=topic,
+                                       partition=task_partition("t", 6),
                                        offset=offset).dead_letters]
     assert len(letters) == 2
     await produce(kafka_settings, "dead-letters", [encode(d) for d in [*letters, letters[0]]])
@@ -103,3 +105,27 @@ def test_traffic_poison_is_what_the_codec_rejects() -> None:
 
 def test_an_empty_ledger_is_balanced() -> None:
     assert Ledger().ok and Ledger().lost == 0
+
+
+async def test_events_off_their_partition_are_expected_dead_letters_and_commands_never(
+        kafka_settings) -> None:  # type: ignore[no-untyped-def]
+    topic = kafka_settings.kafka.topic("interactions")
+    wrong = (task_partition("t", 6) + 1) % 6
+    await produce(kafka_settings, "interactions", [encode_batch(interactions(3))], key="t",
+                  partition=wrong)
+    out = decode_message(encode_batch(interactions(3)), Interaction, topic=topic,
+                         partition=wrong, offset=0, owners=TaskPartitions(6))
+    assert {d.reason for d in out.dead_letters} == {"wrong_partition"}
+    # A worker that refused a command (wrong partition, unreadable) dead-letters it too: that
+    # letter is no input event's and must not unbalance the ledger.
+    await send_commands(kafka_settings, [manual_trigger("t")])
+    command = decode_message(b"{}", Interaction, topic=kafka_settings.kafka.topic("feedback"),
+                             partition=task_partition("t", 6), offset=0).dead_letters[0]
+    await produce(kafka_settings, "dead-letters", [encode(d) for d in [*out.dead_letters,
+                                                                        command]])
+
+    ledger = await count_topics(kafka_settings)
+    assert ledger.produced == {"interactions": 3, "feedback": 0}
+    assert ledger.rejected_by_codec == 3 and ledger.dead_lettered == 3
+    ledger.processed = {"interactions": 0, "feedback": 0}
+    assert ledger.ok, ledger.problems()
