@@ -69,7 +69,9 @@ async def produce(settings: Settings, topic: Topic | str, values: Iterable[bytes
                   key: bytes | str | None = None, *, partition: int | None = None) -> int:
     """Send ``values`` (in order, one message each) and wait until the broker acked all.
 
-    Returns the number of messages sent.
+    On ``interactions`` and ``feedback`` pass ``key=<task>`` like every producer must: the
+    worker dead-letters an event read off its task's partition (``wrong_partition``), so
+    ``partition=`` there is only for tests of that rule. Returns the number of messages sent.
     """
     producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
                                 max_request_size=20 * 1024 * 1024, linger_ms=0)
