@@ -4,6 +4,8 @@
 head, else the untrained adapter), copies the resident base model, continues training from
 the parent adapter, scores parent and candidate for the gate, stores the candidate's adapter
 by sha256 and returns the :class:`~driftloop.schemas.ModelVersion` event to publish.
+The gate scores on the request's held-out new examples plus the task's gate pool of earlier
+held-out examples of the same domains (:mod:`driftloop.learner.gate_pool`).
 Under a task's ``adapter_per_domain`` the head is the request's domain's, and a domain
 without one starts from the closest domain's head (:mod:`driftloop.learner.transfer`).
 """
@@ -15,11 +17,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..schemas.enums import TaskKind, VersionStatus
+from ..schemas.enums import ExampleOrigin, TaskKind, VersionStatus
 from ..schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ..schemas.settings import Settings, TaskSettings
 from .adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
@@ -29,11 +31,12 @@ from .device import ComputeDevice, select_device
 from .distill import distillation_for
 from .errors import TrainingRequestError
 from .gate import GateDecision, GateRule
+from .gate_pool import GatePool, GatePoolFile
 from .generation import GenerationTask
 from .models import ResidentModels, default_base_model
 from .prompts import get_template
 from .registry import VersionLog, version_id_for
-from .split import RequestSplit, split_request
+from .split import RequestSplit, held_out, split_request
 from .stability import prompt_record, stability_metrics
 from .store import ArtifactStore
 from .train import TrainConfig, TrainReport, seed_everything, train_adapter
@@ -97,6 +100,46 @@ class IncrementalUpdater:
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
             seed=cfg.seed)
+        self._pool_file = GatePoolFile(self.store.fs, self.store.root)
+        self._gate_pools: dict[str, GatePool] = {}
+
+    # -- the gate pool ----------------------------------------------------------------------
+
+    def gate_pool(self, task: str) -> GatePool:
+        """The task's pool of earlier held-out examples (read from the store on first use)."""
+        if task not in self._gate_pools:
+            cfg = self.settings.learner
+            pool = GatePool(capacity=cfg.gate_pool_size, max_bytes=cfg.gate_pool_max_bytes,
+                            holdout_fraction=cfg.holdout_fraction, seed=cfg.seed)
+            if cfg.gate_pool_size:
+                self._pool_file.load(task, pool)
+            self._gate_pools[task] = pool
+        return self._gate_pools[task]
+
+    def clear_gate_pool(self, task: str) -> None:
+        """Empty the task's gate pool, in memory and in the store (a fresh experiment)."""
+        self.gate_pool(task).clear()
+        self._save_pool(task)
+
+    def _save_pool(self, task: str) -> None:
+        if not self.settings.learner.gate_pool_size:
+            return
+        try:
+            self._pool_file.save(task, self.gate_pool(task))
+        except OSError as exc:  # the next restart starts from the last saved pool
+            log.warning("gate pool of %s not saved to %s: %s", task,
+                        self._pool_file.path(task), exc)
+
+    def _pool_after(self, task: str, split: RequestSplit) -> None:
+        """Pool the request's held-out new examples; drop any pooled text it trained on."""
+        cfg = self.settings.learner
+        pool = self.gate_pool(task)
+        # Held out by content but trained on: a request whose every new example hashed to
+        # the holdout lent one to training (split._take_by_content).
+        pool.withdraw(e.input for e in (*split.train, *split.validation)
+                      if held_out(e.input, cfg.holdout_fraction, cfg.seed))
+        pool.admit(split.holdout_new)
+        self._save_pool(task)
 
     # -- resolution -------------------------------------------------------------------------
 
@@ -191,6 +234,11 @@ class IncrementalUpdater:
                                        "(one to train on, one for the gate)")
         domain = request_domain(request) if task.adapter_per_domain else None
         parent = self._parent(request, versions, domain)
+        # Evidence across updates: the pooled held-out examples of the new examples' domains.
+        pooled = tuple(self.gate_pool(request.task).examples(
+            {e.domain for e in request.examples if e.origin is ExampleOrigin.NEW},
+            exclude=[e.input for e in request.examples]))
+        gate_split = replace(split, holdout_new=split.holdout_new + pooled)
         workdir = Path(tempfile.mkdtemp(prefix="driftloop-update-"))
         try:
             parent_dir = parent_meta = None
@@ -216,11 +264,11 @@ class IncrementalUpdater:
             seed_everything(cfg.seed)  # the untrained head's initialisation
             model = task_model.build(base.fresh_copy(), spec, parent_dir)
             # After the student's seeded initialisation: loading a teacher draws random numbers.
-            distillation = distillation_for(task, kind, split, task_model, versions,
+            distillation = distillation_for(task, kind, gate_split, task_model, versions,
                                             models=self.models, store=self.store, workdir=workdir)
 
             mark = time.perf_counter()
-            before = self._score(task_model, model, split, suite)
+            before = self._score(task_model, model, gate_split, suite)
             parent_misses: list[ChallengeCase] = []
             if task.challenge_suite is not None and task.challenge_growth > 0:
                 inputs = [e.input for e in split.holdout_new]
@@ -233,11 +281,13 @@ class IncrementalUpdater:
                                    list(split.validation), self.train_config)
             timings["train_seconds"] = report.seconds
             mark = time.perf_counter()
-            after = self._score(task_model, model, split, suite) | distillation.metrics
+            after = self._score(task_model, model, gate_split, suite) | distillation.metrics
             # Prompts in the loop: the candidate's probes under paraphrases of its template.
             after |= stability_metrics(task_model, model, suite, cfg.prompt_stability_probes)
             timings["score_candidate_seconds"] = time.perf_counter() - mark
             decision = distillation.gate(self.gate.decide(before, after), after)
+            for metrics in (before, after):  # how much of the holdout came from the pool
+                metrics["holdout_pooled_count"] = float(len(pooled))
 
             mark = time.perf_counter()
             metadata = AdapterMetadata(
@@ -256,12 +306,14 @@ class IncrementalUpdater:
                 status=self.passed_status if decision.promote else VersionStatus.REJECTED,
                 reason=decision.summary,
                 metadata=self._metadata(task_model, kind, split, report, timings)
-                | distillation.lineage,
+                | _pool_metadata(pooled) | distillation.lineage,
             )
             if domain_start is not None:  # the lineage's domain, centroid and donor
                 event = event.model_copy(
                     update={"metadata": event.metadata | domain_start.metadata()})
-            log.info("%s %s: %s", event.version_id, event.status, decision.summary)
+            self._pool_after(request.task, split)
+            log.info("%s %s: %s (gate on %d held-out, %d of them pooled)", event.version_id,
+                     event.status, decision.summary, len(gate_split.holdout_new), len(pooled))
             return UpdateResult(event, decision, report, split, timings,
                                 parent_misses if decision.promote else [])
         finally:
@@ -293,6 +345,18 @@ class IncrementalUpdater:
             "timings": {k: round(v, 4) for k, v in timings.items()},
             **prompt_record(task_model),
         }
+
+
+def _pool_metadata(pooled: Sequence[TrainingExample]) -> dict[str, Any]:
+    """The gate pool's share of the holdout, per domain, for the version's metadata.
+
+    >>> _pool_metadata([TrainingExample(input="x", target="a", domain="nyt")])
+    {'gate_pool': {'pooled': 1, 'domains': {'nyt': 1}}}
+    """
+    domains: dict[str, int] = {}
+    for example in pooled:
+        domains[example.domain] = domains.get(example.domain, 0) + 1
+    return {"gate_pool": {"pooled": len(pooled), "domains": dict(sorted(domains.items()))}}
 
 
 def examples_of(pairs: Sequence[tuple[str, str]], **fields: Any) -> list[TrainingExample]:

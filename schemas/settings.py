@@ -386,7 +386,15 @@ class LearnerSettings(_Section):
     patience: int = Field(3, gt=0, description="early-stop checks without improvement")
     l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0,
-                                    description="share of the request kept for the gate")
+                                    description="share of the request kept for the gate "
+                                                "(chosen by a hash of each example's text)")
+    gate_pool_size: int = Field(
+        200, ge=0, le=100_000,
+        description="held-out examples of earlier requests kept per task and domain; the "
+                    "gate also scores on those of the request's domains (0: own holdout only)")
+    gate_pool_max_bytes: int = Field(
+        8 * 1024 * 1024, gt=0,
+        description="most bytes of text in one task's gate pool (the oldest leave first)")
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0,
                                        description="share of the rest kept for early stop")
     max_length: int = Field(128, gt=8, description="token budget of one example")

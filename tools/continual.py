@@ -183,15 +183,18 @@ class _Loop:
                                                   "torch_threads": config.torch_threads})
         self.settings = base.model_copy(update={"learner": learner})
         self.updater = IncrementalUpdater(self.settings)
-        # The reference trains on everything: no step cap, a small gate slice, one pass.
+        # The reference trains on everything: no step cap, a small gate slice, one pass, and
+        # no gate pool (it is served whatever its gate says).
         retrain = learner.model_copy(update={"epochs": config.retrain_epochs,
-                                             "max_steps": 100_000, "holdout_fraction": 0.05})
+                                             "max_steps": 100_000, "holdout_fraction": 0.05,
+                                             "gate_pool_size": 0})
         self.retrainer = IncrementalUpdater(
             self.settings.model_copy(update={"learner": retrain}), models=self.updater.models,
             store=self.updater.store, device=self.updater.device)
         self.host = ModelHost(self.updater.models)
         self.workdir = store_dir / "fetched"
         self._scored: dict[str, dict[str, float]] = {}  # version id -> held-out accuracy
+        self.bootstrap_holdout: tuple[TrainingExample, ...] = ()
 
     def train(self, updater: Any, request: TrainingRequest,
               versions: Any) -> tuple[Any, float, float]:
@@ -250,6 +253,9 @@ def _run(loop: _Loop, name: str, config: ContinualConfig, data: DemoData,
     from ..learner.registry import VersionLog
 
     result = RunResult(name, RUNS[name])
+    # A run's gates see the bootstrap's holdout and the run's own, never another run's.
+    loop.updater.clear_gate_pool(TASK)
+    loop.updater.gate_pool(TASK).admit(loop.bootstrap_holdout)
     worker = WorkerSettings()
     b = worker.buffer
     replay_ratio = 0.0 if name == "no_replay" else b.replay_ratio
@@ -344,6 +350,7 @@ class ContinualExperiment:
         update, _, _ = self.loop.train(self.loop.updater,
                                        _request("bootstrap", examples, None, "bootstrap"),
                                        VersionLog())
+        self.loop.bootstrap_holdout = update.split.holdout_new
         # The deployed starting point serves whatever the gate said of it against an
         # untrained head (every run starts from it).
         self.bootstrap = update.event.model_copy(update={"status": VersionStatus.PROMOTED})

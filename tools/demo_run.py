@@ -265,7 +265,8 @@ def _progress_text(state: ProgressState, driver: TrafficDriver | None, total: in
 async def _bootstrap(settings: Settings, data: DemoData, request_id: str,
                      seed: int) -> TrainingRequest:
     examples = list(data.bootstrap)
-    random.Random(seed).shuffle(examples)  # another order: another split and another start
+    # another order, another start (the gate's holdout is chosen by content: the same texts)
+    random.Random(seed).shuffle(examples)
     request = TrainingRequest(
         id=request_id, ts=time.time(), task=TASK, trigger=TriggerKind.MANUAL,
         reason="demo bootstrap: the static model", labels=list(LABELS),
