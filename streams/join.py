@@ -82,6 +82,7 @@ class JoinWindow:
         self._watermark = 0.0
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
+        self._expired_feedback = 0  # waiting feedback dropped unjoined, since the last take
 
     # -- read-only --------------------------------------------------------------------------
     @property
@@ -189,12 +190,27 @@ class JoinWindow:
                 if self._interaction_at.get(entry_id) == key:
                     del self._interaction_at[entry_id]
             else:
+                self._expired_feedback += 1
                 waiting = self._waiting.get(entry["interaction_id"], {})
                 waiting.pop(entry_id, None)
                 if not waiting:
                     self._waiting.pop(entry["interaction_id"], None)
         self._dirty.discard(key)
         self._deleted.add(key)
+
+    def take_expired_feedback(self) -> int:
+        """How much waiting feedback left the window unjoined since the last call (its
+        interaction never came, or came too late); the caller counts it, nothing is silent.
+
+        >>> join = JoinWindow(window_seconds=10)
+        >>> join.add_feedback("fb:0:0", [{"id": "f1", "interaction_id": "i0", "ts": 1.0}])
+        []
+        >>> _ = join.add_interactions("ix:0:1", [{"id": "i9", "ts": 50.0}])
+        >>> join.take_expired_feedback(), join.take_expired_feedback()
+        (1, 0)
+        """
+        expired, self._expired_feedback = self._expired_feedback, 0
+        return expired
 
     # -- persistence -----------------------------------------------------------------------
     def take_changes(self) -> tuple[dict[str, Bucket], set[str]]:

@@ -236,6 +236,7 @@ class TaskState:
                                         conf_array[indices], effects, now)
         self._sample(events, conf_array, probabilities, effects, now)
         pairs = join.add_interactions(bucket, entries)
+        self._count_expired(join)
         self._on_pairs(pairs, buffer, effects, now)
         effects.training_requests += self.check_triggers(buffer, now=now)
         return effects
@@ -306,9 +307,16 @@ class TaskState:
                     "kind": e.kind.value, "value": e.value, "source": e.source.value}
                    for e in events]
         pairs = join.add_feedback(bucket, entries)
+        self._count_expired(join)
         self._on_pairs(pairs, buffer, effects, now)
         effects.training_requests += self.check_triggers(buffer, now=now)
         return effects
+
+    def _count_expired(self, join: JoinWindow) -> None:
+        # Feedback that left the window unjoined is counted, never dropped silently.
+        expired = join.take_expired_feedback()
+        if expired:
+            self.counters["feedback_expired"] += expired
 
     def _on_pairs(self, pairs: list[JoinedPair], buffer: ReplayBuffer, effects: Effects,
                   now: float) -> None:

@@ -39,6 +39,20 @@ def test_seen_skips_redelivered_offsets_per_topic_partition():
     assert state.counters["redelivered_skipped"] == 2
 
 
+def test_feedback_that_leaves_the_join_window_unjoined_is_counted():
+    state, join, buffer = fresh()  # a one-hour window
+    early = items(3)
+    state.on_feedback(labels(early), join=join, buffer=buffer, bucket="f0", now=0.0)
+    assert state.counters["feedback_expired"] == 0  # still waiting for its interactions
+    # Interactions two hours later in event time move the watermark past the feedback.
+    state.on_interactions(items(2, start=7_200), join=join, buffer=buffer, bucket="i0", now=1.0)
+    assert state.counters["feedback_expired"] == 3 and state.counters["joined"] == 0
+    # Feedback that arrives late waits its turn in the window's order, then is counted too.
+    state.on_feedback(labels(items(2, start=10)), join=join, buffer=buffer, bucket="f1", now=2.0)
+    state.on_interactions(items(1, start=20_000), join=join, buffer=buffer, bucket="i1", now=3.0)
+    assert state.counters["feedback_expired"] == 5 and state.counters["joined"] == 0
+
+
 def test_label_requests_respect_budget_and_have_interaction_ids():
     state, join, buffer = fresh()
     effects = state.on_interactions(items(50), join=join, buffer=buffer, bucket="b0", now=0.0)
