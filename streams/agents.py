@@ -10,6 +10,10 @@ flushes the producer before it commits an offset, so a message is either applied
 processed again (its effects carry the same ids). A second agent turns ``model-versions``
 entries into commands for the task's partition (see :mod:`driftloop.streams.commands`).
 
+Each source partition is applied in offset order, every record once: when Faust hands over a
+record beyond the next one expected (it can skip records around a recovery), the skipped
+records are read back from the broker and applied first (:mod:`~driftloop.streams.source_order`).
+
 Tables (each with a changelog):
 
 * ``task-state``: task -> :class:`~driftloop.streams.pipeline.TaskState`;
@@ -27,7 +31,7 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 
@@ -52,6 +56,7 @@ from .join import JoinWindow
 from .metrics import CONTENT_TYPE, render, worker_families
 from .partitioning import WRONG_PARTITION, TaskPartitions
 from .pipeline import Effects, TaskState, new_buffer, new_join_window
+from .source_order import SourceOrder
 
 __all__ = ["STALL_EXIT_CODE", "WorkerRuntime", "wire"]
 
@@ -82,6 +87,8 @@ class WorkerRuntime:
     handled: dict[tuple[str, int], int] = field(default_factory=dict)
     watchdog_checks: int = 0
     watchdog_kicks: int = 0
+    order: SourceOrder | None = None  # set by wire(): records Faust skipped are read back
+    _starts_retry_at: float = 0.0
     _kicked_at: float | None = None
     # model-versions records that were no ModelVersion: logged and skipped, never dead-lettered
     # (the learner owns that log; every worker reading it would write its own copy).
@@ -134,6 +141,53 @@ class WorkerRuntime:
 
     # -- one Kafka message ------------------------------------------------------------------
     async def handle(self, message: Any) -> None:
+        """Apply one source record, after any earlier record of its partition Faust skipped."""
+        order = self.order
+        if order is not None and order.check(message.topic, message.partition,
+                                             message.offset):
+            await self._catch_up(order, message.topic, message.partition, message.offset)
+        await self._handle_one(message)
+
+    async def _catch_up(self, order: SourceOrder, topic: str, partition: int,
+                        offset: int) -> None:
+        """Learn where the partition starts, then apply the records skipped before ``offset``."""
+        if order.expected(topic, partition) is None:
+            await self._learn_starts(order, topic, partition)
+        gap = order.gap(topic, partition, offset)
+        if gap is None:
+            return
+        first, end = gap
+        try:
+            missed = await order.missed(topic, partition, first, end)
+        except Exception as exc:  # applying the record in hand would lose the skipped ones
+            _exit_for_restart("offsets %d..%d of %s[%d] were skipped and could not be read "
+                              "back (%s)", first, end - 1, topic, partition, exc)
+        log.warning("%s[%d]: offset %d arrived before offsets %d..%d; applying the %d records "
+                    "read back from the broker first", topic, partition, offset, first,
+                    end - 1, len(missed))
+        for record in missed:
+            await self._handle_one(record)
+
+    async def _learn_starts(self, order: SourceOrder, topic: str, partition: int) -> None:
+        """Ask the broker where every source partition of the assignment starts (one request
+        for all of them); on failure go on without a start, and ask again later."""
+        now = time.monotonic()
+        if now < self._starts_retry_at:
+            return
+        sources = {self._name(Topic.INTERACTIONS), self._name(Topic.FEEDBACK)}
+        try:
+            assigned = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment()
+                        if tp.topic in sources]
+        except Exception:  # between generations: this partition at least
+            assigned = []
+        try:
+            await order.learn_starts(sorted({*assigned, (topic, partition)}))
+        except Exception as exc:
+            self._starts_retry_at = now + 10.0
+            log.warning("could not read where the source partitions start (%s): records "
+                        "skipped before the first one read are not detected", exc)
+
+    async def _handle_one(self, message: Any) -> None:
         now = time.time()
         topic, partition, offset = message.topic, message.partition, message.offset
         headers = dict(message.headers or ())
@@ -157,7 +211,10 @@ class WorkerRuntime:
                 await self._apply(task, cls, events, topic, partition, offset, now)
         self.messages += 1
         self.last_message_at = now
-        self.handled[(topic, partition)] = offset
+        if offset > self.handled.get((topic, partition), -1):
+            self.handled[(topic, partition)] = offset
+        if self.order is not None:
+            self.order.handled(topic, partition, offset)
 
     def _name(self, topic: Topic) -> str:
         return self.settings.kafka.topic(topic)
@@ -310,6 +367,9 @@ class WorkerRuntime:
                 "paused_partitions": paused,
                 "watchdog_checks": float(self.watchdog_checks),
                 "watchdog_kicks": float(self.watchdog_kicks),
+                # records Faust skipped, read back from the broker and applied in order
+                "skip_gaps": float(self.order.gaps_seen if self.order else 0),
+                "records_read_back": float(self.order.records_recovered if self.order else 0),
                 "unreadable_model_versions": float(self.unreadable_versions),
                 "seconds_since_last_message": round(now - last, 3),
                 "uptime_seconds": round(now - self.started_at, 3)}
@@ -366,10 +426,7 @@ class WorkerRuntime:
                                or self._kicked_at < (self.last_message_at or 0.0)):
             await self._kick(consumer, assigned, lagging, idle)
             return False
-        log.critical("no progress for %.0f s with records waiting on %s: exiting (status %d) "
-                     "so a supervisor restarts the worker", idle, lagging, STALL_EXIT_CODE)
-        logging.shutdown()
-        os._exit(STALL_EXIT_CODE)
+        _exit_for_restart("no progress for %.0f s with records waiting on %s", idle, lagging)
 
     async def _kick(self, consumer: Any, assigned: list[Any],
                     lagging: list[tuple[str, int, int, int]], idle: float) -> None:
@@ -394,6 +451,15 @@ class WorkerRuntime:
         dead = {key: value for key, value in self.dead_counts.items()}
         tests = [ab for _, ab in self.ab_tests.items() if ab is not None]
         return render(worker_families(states, dead, self.liveness()) + ab_families(tests))
+
+
+def _exit_for_restart(why: str, *args: Any) -> NoReturn:
+    """End the process at once (status :data:`STALL_EXIT_CODE`) for a supervisor to restart:
+    the state is safe, offsets were never committed past what the tables hold."""
+    log.critical(why + ": exiting (status %d) so a supervisor restarts the worker",
+                 *args, STALL_EXIT_CODE)
+    logging.shutdown()
+    os._exit(STALL_EXIT_CODE)
 
 
 async def _start_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
@@ -425,7 +491,8 @@ def _table(app: faust.App, name: str, partitions: int) -> Any:
 
 def wire(app: faust.App, settings: Settings) -> WorkerRuntime:
     """Add the topics, tables, agents and web pages of the worker to ``app``."""
-    runtime = WorkerRuntime(app=app, settings=settings)
+    runtime = WorkerRuntime(app=app, settings=settings,
+                            order=SourceOrder(settings, group_id=app.conf.id))
     kafka = settings.kafka
     for topic in (Topic.INTERACTIONS, Topic.FEEDBACK, Topic.DRIFT_ALERTS, Topic.LABEL_REQUESTS,
                   Topic.TRAINING_REQUESTS, Topic.DEAD_LETTERS, Topic.MODEL_VERSIONS):
@@ -476,5 +543,12 @@ def wire(app: faust.App, settings: Settings) -> WorkerRuntime:
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         # Tables will be rebuilt for the new assignment; the caches follow them.
         runtime.joins.clear()
+        # A partition assigned again starts from the group's committed offset, not from
+        # where this worker once was.
+        gone = [(tp.topic, tp.partition) for tp in revoked]
+        if runtime.order is not None:
+            runtime.order.forget(gone)
+        for key in gone:
+            runtime.handled.pop(key, None)
 
     return runtime
