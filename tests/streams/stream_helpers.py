@@ -7,6 +7,7 @@ deadlines. (Kept out of conftest.py: test modules import these by a unique modul
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,9 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from kafka_helpers import free_port
 
-from driftloop.schemas import Feedback, Interaction, encode_batch
+from driftloop.schemas import Feedback, Interaction, Topic, encode_batch
 from driftloop.schemas.settings import Settings
 from driftloop.streams.agents import STALL_EXIT_CODE
 from driftloop.streams.partitioning import task_partition
@@ -93,8 +96,15 @@ class WorkerProcess:
                              f"{self.tail()}")
 
     def wait_value(self, name: str, at_least: float, timeout: float = 60.0, **labels: str) -> None:
-        self.wait_for(lambda _: self.value(name, **labels) >= at_least, timeout,
-                      f"{name}{labels} >= {at_least}")
+        try:
+            self.wait_for(lambda _: self.value(name, **labels) >= at_least, timeout,
+                          f"{name}{labels} >= {at_least}")
+        except AssertionError as exc:  # the metric's own lines, which the tail may have cut
+            try:
+                lines = [line for line in self.metrics().splitlines() if line.startswith(name)]
+            except OSError:
+                lines = []
+            raise AssertionError("\n".join([str(exc), *lines])) from None
 
     def tail(self) -> str:
         try:
@@ -164,3 +174,26 @@ def task_on(partition: int, partitions: int = 6, prefix: str = "task") -> str:
     while task_partition(f"{prefix}{n}", partitions) != partition:
         n += 1
     return f"{prefix}{n}"
+
+
+async def wait_committed(settings: Settings, ends: dict[tuple[Topic, int], int],
+                         timeout: float = 30.0) -> None:
+    """Wait until the worker group's committed offsets reach ``ends`` (offset per topic and
+    partition). Faust flushes its producer before it commits, so every table write of the
+    committed messages is then on the broker."""
+    group = f"{settings.kafka.topic_prefix}{settings.worker.app_id}"
+    wanted = {TopicPartition(settings.kafka.topic(t), p): end for (t, p), end in ends.items()}
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await admin.list_consumer_group_offsets(group, partitions=list(wanted))
+            have = {tp: (found[tp].offset if tp in found else -1) for tp in wanted}
+            if all(have[tp] >= end for tp, end in wanted.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"group {group} committed {have}, not yet {wanted}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
