@@ -30,6 +30,7 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -327,10 +328,12 @@ class WorkerRuntime:
         """A :func:`clock_tick` to each task this worker holds state of; returns how many.
 
         The tick goes through the task's partition, so the owner checks the triggers in
-        order with its events (a standby's copy of a task may send one too: a tick is only
-        a check, and a second check finds nothing due).
+        order with its events. Only tasks whose partition this worker owns: the tables also
+        hold standby copies and the state of partitions lost in a rebalance.
         """
-        tasks = [task for task, state in self.states.items() if state is not None]
+        owned = self._owned()
+        tasks = [task for task, state in self.states.items()
+                 if state is not None and (owned is None or owned(task))]
         for task in tasks:
             key, body, headers = encode_command(clock_tick(task))
             await self.topics[Topic.FEEDBACK].send(key=key, value=body, headers=headers)
@@ -446,10 +449,38 @@ class WorkerRuntime:
         except Exception as exc:  # the exit path below stays the safe answer
             log.warning("could not re-seek the stalled partitions: %s", exc)
 
+    def _owned_partitions(self) -> set[int] | None:
+        """The source partitions actively assigned to this worker (None: not known, before
+        the consumer starts). The tables also hold standby copies of other workers' tasks and
+        the last state of partitions this worker lost in a rebalance; reporting those would
+        count a task twice across the group, once with stale figures."""
+        source = self._name(Topic.INTERACTIONS)
+        try:
+            return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == source}
+        except Exception:  # not started yet
+            return None
+
+    def _owned(self) -> Callable[[str], bool] | None:
+        """Whether a task's partition is this worker's (None: not known, see above)."""
+        mine = self._owned_partitions()
+        if mine is None:
+            return None
+        owners = self._task_partitions(self._name(Topic.INTERACTIONS))
+        return lambda task: owners[task] in mine
+
     def metrics_text(self) -> str:
-        states = [state for _, state in self.states.items() if state is not None]
-        dead = {key: value for key, value in self.dead_counts.items()}
-        tests = [ab for _, ab in self.ab_tests.items() if ab is not None]
+        mine = self._owned_partitions()
+        owners = self._task_partitions(self._name(Topic.INTERACTIONS))
+
+        def owned(task: str) -> bool:
+            return mine is None or owners[task] in mine
+
+        states = [state for task, state in self.states.items()
+                  if state is not None and owned(task)]
+        # keys are "topic:partition|reason"
+        dead = {key: value for key, value in self.dead_counts.items()
+                if mine is None or int(key.partition("|")[0].rpartition(":")[2]) in mine}
+        tests = [ab for task, ab in self.ab_tests.items() if ab is not None and owned(task)]
         return render(worker_families(states, dead, self.liveness()) + ab_families(tests))
 
 

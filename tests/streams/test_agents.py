@@ -203,6 +203,9 @@ async def test_a_second_worker_takes_over_partitions_with_their_state(kafka_sett
     second.wait_for(owners_complete, 60, "every task at 2,000 events on its owner")
     for task in tasks:  # the owner's count is exact: history came with the partition
         assert max(count(w, task) for w in (first, second)) == 2_000
+        # Only the owner reports it: not the first worker's stale copy of a partition it
+        # lost, nor either worker's standby copy.
+        assert sorted(count(w, task) for w in (first, second)) == [0.0, 2_000], task
     assert second.value("driftloop_worker_liveness", measure="messages_handled") > 0
     for worker in (first, second):
         assert worker.stop() in (0, STALL_EXIT_CODE)
