@@ -175,10 +175,8 @@ class WorkerRuntime:
         now = time.monotonic()
         if now < self._starts_retry_at:
             return
-        sources = {self._name(Topic.INTERACTIONS), self._name(Topic.FEEDBACK)}
         try:
-            assigned = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment()
-                        if tp.topic in sources]
+            assigned = [(tp.topic, tp.partition) for tp in self._assigned_sources()]
         except Exception:  # between generations: this partition at least
             assigned = []
         try:
@@ -219,6 +217,11 @@ class WorkerRuntime:
 
     def _name(self, topic: Topic) -> str:
         return self.settings.kafka.topic(topic)
+
+    def _assigned_sources(self) -> list[Any]:
+        """The ``interactions`` and ``feedback`` partitions the consumer holds now."""
+        sources = {self._name(Topic.INTERACTIONS), self._name(Topic.FEEDBACK)}
+        return [tp for tp in self.app.consumer.assignment() if tp.topic in sources]
 
     def _task_partitions(self, topic: str) -> TaskPartitions:
         """Each task's partition, by the count producers' partitioners see for ``topic``."""
@@ -331,9 +334,9 @@ class WorkerRuntime:
         order with its events. Only tasks whose partition this worker owns: the tables also
         hold standby copies and the state of partitions lost in a rebalance.
         """
-        owned = self._owned()
+        owned = self._owned(self._owned_partitions())
         tasks = [task for task, state in self.states.items()
-                 if state is not None and (owned is None or owned(task))]
+                 if state is not None and owned(task)]
         for task in tasks:
             key, body, headers = encode_command(clock_tick(task))
             await self.topics[Topic.FEEDBACK].send(key=key, value=body, headers=headers)
@@ -402,8 +405,7 @@ class WorkerRuntime:
         if idle < limit:
             return False
         consumer = self.app.consumer
-        sources = {self._name(Topic.INTERACTIONS), self._name(Topic.FEEDBACK)}
-        assigned = [tp for tp in consumer.assignment() if tp.topic in sources]
+        assigned = self._assigned_sources()
         # Ask the broker, not the fetcher: a partition left paused is never fetched, so the
         # fetcher knows no highwater for it.
         highwaters = await consumer.highwaters(*assigned) if assigned else {}
@@ -460,21 +462,16 @@ class WorkerRuntime:
         except Exception:  # not started yet
             return None
 
-    def _owned(self) -> Callable[[str], bool] | None:
-        """Whether a task's partition is this worker's (None: not known, see above)."""
-        mine = self._owned_partitions()
+    def _owned(self, mine: set[int] | None) -> Callable[[str], bool]:
+        """Whether a task's partition is among ``mine`` (every task when that is not known)."""
         if mine is None:
-            return None
+            return lambda task: True
         owners = self._task_partitions(self._name(Topic.INTERACTIONS))
         return lambda task: owners[task] in mine
 
     def metrics_text(self) -> str:
         mine = self._owned_partitions()
-        owners = self._task_partitions(self._name(Topic.INTERACTIONS))
-
-        def owned(task: str) -> bool:
-            return mine is None or owners[task] in mine
-
+        owned = self._owned(mine)
         states = [state for task, state in self.states.items()
                   if state is not None and owned(task)]
         # keys are "topic:partition|reason"
