@@ -28,15 +28,15 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
-from .challenges import ChallengeCase, ChallengeSuite
-from .error_probes import grow_from_request
 from .errors import LearnerError
+from .gate.challenges import ChallengeCase, ChallengeSuite
+from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
-from .registry import version_id_for
-from .site_topic import offer_for, publish_offer
-from .update import IncrementalUpdater
-from .version_topic import publish_versions, read_version_log
+from .registry.version_log import version_id_for
+from .topics.sites import offer_for, publish_offer
+from .topics.versions import publish_versions, read_version_log
+from .training.update import IncrementalUpdater
 
 __all__ = ["HOLD_BEFORE_PUBLISH_ENV", "LearnerService", "LearnerStats", "install_signal_handlers"]
 

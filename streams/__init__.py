@@ -1,10 +1,36 @@
 """driftloop's stream side: the Faust worker, drift detectors, buffers, triggers.
 
-Never imports torch, transformers or peft: workers scale out on CPUs.
+Never imports torch, transformers or peft: workers scale out on CPUs. The names below load
+without Faust; the worker itself is :mod:`.worker` (the app, its agents and tables).
+
+>>> from driftloop.streams import DriftMonitor, ReplayBuffer, TriggerGate
 """
 
 from __future__ import annotations
 
+from .active import ActiveSampler
+from .buffer import LabeledExample, ReplayBuffer
+from .canary import CanaryComparison
+from .detectors import DriftMonitor
+from .drift import DriftWatch
 from .errors import StreamsError
+from .join import JoinWindow
+from .pipeline import TaskState
+from .quality import QualityTracker
+from .sprt import PairedSPRT
+from .triggers import TriggerGate
 
-__all__ = ["StreamsError"]
+__all__ = [
+    "ActiveSampler",
+    "CanaryComparison",
+    "DriftMonitor",
+    "DriftWatch",
+    "JoinWindow",
+    "LabeledExample",
+    "PairedSPRT",
+    "QualityTracker",
+    "ReplayBuffer",
+    "StreamsError",
+    "TaskState",
+    "TriggerGate",
+]

@@ -19,7 +19,7 @@ Tables (each with a changelog):
 * ``task-state``: task -> :class:`~driftloop.streams.pipeline.TaskState`;
 * ``replay-buffers``: task -> :class:`~driftloop.streams.buffer.ReplayBuffer`;
 * ``join-buckets``: ``task|topic:partition:offset`` -> :class:`~driftloop.streams.join.Bucket`;
-* ``ab-tests``: task -> :class:`~driftloop.streams.ab_test.CanaryComparison` (written when it
+* ``ab-tests``: task -> :class:`~driftloop.streams.canary.CanaryComparison` (written when it
   changes; a decision is published on ``model-versions`` like the step's other effects);
 * ``dead-letter-counts``: ``topic:partition|reason`` -> count.
 """
@@ -41,9 +41,9 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import Event, Feedback, Interaction, ModelVersion
 from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS, Topic
-from .ab_test import AB_COMMAND_KINDS, CanaryComparison, ab_families
 from .app import STATE_CODEC
 from .buffer import ReplayBuffer
+from .canary import AB_COMMAND_KINDS, CanaryComparison, ab_families
 from .commands import (
     COMMAND_HEADER,
     clock_tick,
@@ -302,7 +302,7 @@ class WorkerRuntime:
     async def _publish(self, task: str, effects: Effects,
                        versions: list[ModelVersion] | None = None) -> None:
         key = task.encode()
-        for version in versions or ():  # A/B decisions (streams/ab_test.py)
+        for version in versions or ():  # A/B decisions (streams/canary.py)
             await self.topics[Topic.MODEL_VERSIONS].send(key=key, value=encode(version))
         for alert in effects.drift_alerts:
             await self.topics[Topic.DRIFT_ALERTS].send(key=key, value=encode(alert))

@@ -15,7 +15,7 @@ one parameter set work for every signal of every task:
   and no alert can follow for ``cooldown_blocks`` blocks.
 
 The default detector and parameters come from measurements (``driftloop worker detectors``,
-:mod:`driftloop.streams.calibrate`).
+:mod:`driftloop.tools.bench.quality.calibrate`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ DETECTORS: dict[str, type] = {
     "kswin": drift.KSWIN,
 }
 
-# Chosen from the measurements in streams/calibrate.py (see that module's docstring).
+# Chosen from the measurements in tools/bench/quality/calibrate.py (see that module's docstring).
 DEFAULT_DETECTOR = "page_hinkley"
 DEFAULT_PARAMS: Mapping[str, Any] = {"threshold": 25.0, "delta": 0.5, "min_instances": 5,
                                      "alpha": 1.0}

@@ -62,7 +62,7 @@ class Effects:
     training_requests: list[TrainingRequest] = field(default_factory=list)
     buffer_changed: bool = False
     # (interaction id, domain, model version, correct) of each joined label or correction:
-    # what the A/B test of a canaried candidate reads (see streams/ab_test.py).
+    # what the A/B test of a canaried candidate reads (see streams/canary.py).
     outcomes: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:

@@ -23,8 +23,8 @@ from kafka_helpers import (
 
 from driftloop.schemas.errors import DriftloopError
 from driftloop.schemas.settings import Settings
-from driftloop.tools.local_kafka import LocalKafka
-from driftloop.tools.topics import create_topics, delete_topics
+from driftloop.tools.kafka.local_broker import LocalKafka
+from driftloop.tools.kafka.topic_admin import create_topics, delete_topics
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ from ...schemas.errors import ValidationError
 from ...schemas.events import ServingAck
 from ...schemas.settings import Settings
 from ...schemas.topics import Topic
-from ..version_topic import read_to_end
+from ..topics.versions import read_to_end
 
 __all__ = ["AckPublisher", "ack_key", "converged", "latest_acks", "read_acks"]
 

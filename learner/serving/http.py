@@ -27,7 +27,7 @@ from ...schemas.events import Event, Feedback, Interaction
 from ...schemas.settings import Settings
 from ...schemas.topics import EVENT_TOPIC_MAX_BYTES, Topic
 from ..errors import VersionNotServedError
-from ..models import ResidentModels
+from ..models.resident import ResidentModels
 from .acks import AckPublisher
 from .batcher import EventBatcher
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics

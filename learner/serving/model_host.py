@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ...schemas.enums import TaskKind
-from ..adapters import check_safetensors_only, read_metadata
-from ..classification import HEAD_MODULE, MeanPoolClassifier
 from ..errors import UnservableAdapterError, VersionNotServedError
-from ..models import BaseModel, ResidentModels
+from ..models.adapters import check_safetensors_only, read_metadata
+from ..models.classification import HEAD_MODULE, MeanPoolClassifier
+from ..models.resident import BaseModel, ResidentModels
 
 __all__ = ["ModelHost", "Prediction"]
 
@@ -195,9 +195,9 @@ class ModelHost:
 
     def _generate(self, hosted: _TaskModel, version_id: str,
                   texts: Sequence[str]) -> list[Prediction]:
-        from ..device import select_device
-        from ..generation import GenerationTask
-        from ..prompts import get_template
+        from ..models.device import select_device
+        from ..models.generation import GenerationTask
+        from ..models.prompts import get_template
 
         template = get_template(hosted.templates[version_id])
         generator = GenerationTask(hosted.tokenizer, template,

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...schemas.enums import TaskKind
-from ..adapters import AdapterMetadata, LoraSpec, save_adapter
-from ..classification import HEAD_MODULE, MeanPoolClassifier, classifier_lora_config
-from ..generation import generator_lora_config
-from ..models import BaseModel
+from ..models.adapters import AdapterMetadata, LoraSpec, save_adapter
+from ..models.classification import HEAD_MODULE, MeanPoolClassifier, classifier_lora_config
+from ..models.generation import generator_lora_config
+from ..models.resident import BaseModel
 
 __all__ = ["write_generation_probe", "write_probe_adapter"]
 

@@ -2,8 +2,8 @@
 
 It reads the topic from the beginning without a consumer group (every replica needs the
 whole log, and a fresh replica must converge to the current promoted version), folds it
-with the learner's :class:`~driftloop.learner.registry.VersionLog`, and after catching up
-keeps each task's served version equal to the log's promoted head:
+with the learner's :class:`~driftloop.learner.registry.version_log.VersionLog`, and after
+catching up keeps each task's served version equal to the log's promoted head:
 
 - the adapter is fetched from the content-addressed store, its sha256 verified, and loaded
   into the :class:`ModelHost` under its version name; the served-version pointer then moves
@@ -32,6 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from ...client.kafka import topic_partitions
 from ...schemas.codec import decode
 from ...schemas.enums import ServingStatus, VersionStatus
 from ...schemas.errors import ValidationError
@@ -39,9 +40,8 @@ from ...schemas.events import ModelVersion, ServingAck
 from ...schemas.settings import Settings
 from ...schemas.topics import Topic
 from ..errors import LearnerError, ServingError, UnservableAdapterError
-from ..kafka_topics import topic_partitions
-from ..registry import VersionLog
-from ..store import ArtifactStore
+from ..registry.store import ArtifactStore
+from ..registry.version_log import VersionLog
 from .acks import AckPublisher
 from .model_host import ModelHost
 
@@ -96,7 +96,7 @@ class AdapterSubscriber:
 
     Examples
     --------
-    >>> from driftloop.learner.models import ResidentModels
+    >>> from driftloop.learner.models.resident import ResidentModels
     >>> from driftloop.schemas.settings import Settings
     >>> subscriber = AdapterSubscriber(Settings(serving={"tasks": ["sentiment"]}),
     ...                                ModelHost(ResidentModels()), replica="pod-1")

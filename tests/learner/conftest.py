@@ -15,7 +15,7 @@ import pytest
 import torch
 from learner_helpers import TORCH_THREADS, learner_settings, sentiment_request
 
-from driftloop.learner.models import ResidentModels, default_base_model
+from driftloop.learner.models.resident import ResidentModels, default_base_model
 from driftloop.schemas.enums import TaskKind
 
 torch.set_num_threads(TORCH_THREADS)
@@ -36,7 +36,7 @@ def minilm(resident_models: ResidentModels):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def challenge_suite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A small challenge suite of clear-cut sentiment prompts (tags: easy, negation)."""
-    from driftloop.learner.challenges import ChallengeCase, ChallengeSuite
+    from driftloop.learner.gate.challenges import ChallengeCase, ChallengeSuite
 
     path = tmp_path_factory.mktemp("challenges") / "sentiment.jsonl"
     cases = [ChallengeCase(text, label, ("easy",)) for text, label in [
@@ -56,7 +56,7 @@ def session_settings(tmp_path_factory: pytest.TempPathFactory, challenge_suite):
 
 @pytest.fixture(scope="session")
 def updater(session_settings, resident_models):  # type: ignore[no-untyped-def]
-    from driftloop.learner.update import IncrementalUpdater
+    from driftloop.learner.training.update import IncrementalUpdater
 
     return IncrementalUpdater(session_settings, models=resident_models)
 
@@ -64,6 +64,6 @@ def updater(session_settings, resident_models):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def sentiment_v1(updater):  # type: ignore[no-untyped-def]
     """The first version of the sentiment task, trained once per session."""
-    from driftloop.learner.registry import VersionLog
+    from driftloop.learner.registry.version_log import VersionLog
 
     return updater.update(sentiment_request("r1"), VersionLog())

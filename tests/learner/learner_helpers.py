@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from driftloop.learner.vader import balanced_sample, read_domain
 from driftloop.schemas.events import TrainingRequest
+from driftloop.tools.demo.vader import balanced_sample, read_domain
 
 # One thread: on a shared, oversubscribed 2-core machine a second OpenMP thread mostly waits
 # (measured: 5.6 s vs 14.6 s for the same update at load average 7).

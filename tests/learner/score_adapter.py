@@ -21,11 +21,11 @@ def main(spec_path: str) -> None:
     from peft import PeftModel
     from transformers import AutoModel, AutoTokenizer
 
-    from driftloop.learner.adapters import read_metadata
-    from driftloop.learner.classification import MeanPoolClassifier
-    from driftloop.learner.models import resolve_base_model
-    from driftloop.learner.split import split_request
-    from driftloop.learner.store import ArtifactStore
+    from driftloop.learner.gate.split import split_request
+    from driftloop.learner.models.adapters import read_metadata
+    from driftloop.learner.models.classification import MeanPoolClassifier
+    from driftloop.learner.models.resident import resolve_base_model
+    from driftloop.learner.registry.store import ArtifactStore
     from driftloop.schemas.events import ModelVersion, TrainingRequest
 
     torch.set_num_threads(1)

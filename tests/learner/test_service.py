@@ -16,14 +16,14 @@ import pytest
 from kafka_helpers import consume_until, produce
 from learner_helpers import replay_tweets, sentiment_request
 
-from driftloop.learner.challenges import ChallengeSuite
 from driftloop.learner.errors import ArtifactIntegrityError
+from driftloop.learner.gate.challenges import ChallengeSuite
 from driftloop.learner.heartbeat import HEARTBEAT_FILE, read_heartbeat
-from driftloop.learner.models import ResidentModels
-from driftloop.learner.registry import version_id_for
+from driftloop.learner.models.resident import ResidentModels
+from driftloop.learner.registry.version_log import version_id_for
 from driftloop.learner.service import HOLD_BEFORE_PUBLISH_ENV, LearnerService
-from driftloop.learner.update import IncrementalUpdater, store_from_settings
-from driftloop.learner.version_topic import publish_with_new_producer, read_version_log
+from driftloop.learner.topics.versions import publish_with_new_producer, read_version_log
+from driftloop.learner.training.update import IncrementalUpdater, store_from_settings
 from driftloop.schemas.codec import decode, encode
 from driftloop.schemas.enums import VersionStatus
 from driftloop.schemas.events import DeadLetter, ModelVersion

@@ -11,10 +11,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_helpers import consume_until, produce
 from learner_helpers import sentiment_request
 
+from driftloop.client.kafka import topic_partitions
 from driftloop.learner.group import consumer_group
-from driftloop.learner.kafka_topics import topic_partitions
 from driftloop.learner.service import LearnerService
-from driftloop.learner.update import IncrementalUpdater
+from driftloop.learner.training.update import IncrementalUpdater
 from driftloop.schemas import DeadLetter, Feedback, Topic, decode, encode
 
 pytestmark = [pytest.mark.kafka]

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from driftloop.schemas.settings import Settings
 from driftloop.schemas.topics import TOPIC_SPECS
-from driftloop.tools.bench_cmd import BENCHES
 from driftloop.tools.cli import COMMANDS, cli, main
-from driftloop.tools.topics import topic_names
+from driftloop.tools.commands.bench import BENCHES
+from driftloop.tools.kafka.topic_admin import topic_names
 
 
 def every_command_path() -> list[tuple[str, ...]]:

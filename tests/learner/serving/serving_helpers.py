@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kafka_helpers import produce
 
-from driftloop.learner.store import ArtifactStore, StoredArtifact
+from driftloop.learner.registry.store import ArtifactStore, StoredArtifact
 from driftloop.schemas import Topic, encode
 from driftloop.schemas.events import ModelVersion
 from driftloop.schemas.settings import Settings

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kafka_helpers import consume_until
 from serving_helpers import TASK, publish, serving_settings, store, version_event
 
-from driftloop.learner.registry import VersionLog
+from driftloop.learner.registry.version_log import VersionLog
 from driftloop.learner.serving.http import ServingService
 from driftloop.schemas import (
     Feedback,

@@ -16,7 +16,7 @@ from driftloop.learner.errors import (
     UnservableAdapterError,
     VersionNotServedError,
 )
-from driftloop.learner.models import ResidentModels
+from driftloop.learner.models.resident import ResidentModels
 from driftloop.learner.serving import ModelHost
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -117,7 +117,7 @@ def test_generation_versions_answer_with_text_under_their_template(  # type: ign
         resident_models: ResidentModels, tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from driftloop.learner.models import default_base_model
+    from driftloop.learner.models.resident import default_base_model
     from driftloop.learner.serving import write_generation_probe
     from driftloop.schemas.enums import TaskKind
 

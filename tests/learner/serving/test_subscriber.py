@@ -11,7 +11,7 @@ from kafka_helpers import produce
 from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
 from driftloop.learner.errors import ServingError
-from driftloop.learner.models import ResidentModels
+from driftloop.learner.models.resident import ResidentModels
 from driftloop.learner.serving import (
     AckPublisher,
     AdapterSubscriber,

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from kafka_helpers import produce
 from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
+from driftloop.learner.registry.store import StoredArtifact
 from driftloop.learner.serving import (
     AckPublisher,
     AdapterSubscriber,
@@ -19,8 +20,7 @@ from driftloop.learner.serving import (
     ServingChange,
     read_acks,
 )
-from driftloop.learner.store import StoredArtifact
-from driftloop.learner.version_topic import read_version_log
+from driftloop.learner.topics.versions import read_version_log
 from driftloop.schemas import Feedback, ServingStatus, Topic, encode
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -1,0 +1,12 @@
+"""The light side of driftloop: what a producer or a serving team needs, without torch or Faust.
+
+:mod:`.kafka` builds the Kafka clients every driftloop process uses from one
+:class:`~driftloop.schemas.settings.Settings`, and reads topic metadata and whole topics.
+It sits below ``streams``, ``learner`` and ``tools``, above ``schemas``.
+"""
+
+from __future__ import annotations
+
+from .kafka import read_to_end_offsets, topic_partitions
+
+__all__ = ["read_to_end_offsets", "topic_partitions"]

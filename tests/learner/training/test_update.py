@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from learner_helpers import sentiment_request
+
+from driftloop.learner.errors import ArtifactIntegrityError, TrainingRequestError
+from driftloop.learner.registry.version_log import VersionLog, version_id_for
+from driftloop.schemas.enums import VersionStatus
+from driftloop.schemas.events import TrainingRequest
+
+pytestmark = pytest.mark.slow
+
+
+def test_first_request_is_promoted_over_the_untrained_head(sentiment_v1) -> None:  # type: ignore[no-untyped-def]
+    event = sentiment_v1.event
+    assert event.status is VersionStatus.PROMOTED, event.reason
+    assert event.parent_version is None
+    assert event.version_id == version_id_for("sentiment", "r1")
+    assert event.metrics_after["holdout_score"] > event.metrics_before["holdout_score"]
+    assert event.metrics_after["challenge_score"] >= event.metrics_before["challenge_score"]
+    assert event.metadata["labels"] == ["negative", "positive"]
+    assert event.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert event.adapter_uri.endswith(event.sha256)
+    assert sentiment_v1.train_report.steps > 0
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"labels": ["neg", "pos"]}, "not among the task's labels|differ"),
+    ({"parent_version": "sentiment-unknown"}, "not in the registry"),
+])
+def test_untrainable_requests(updater, sentiment_v1, changes, message) -> None:  # type: ignore[no-untyped-def]
+    base = sentiment_request("r-bad", n=8).model_dump()
+    bad = TrainingRequest.model_validate({**base, **changes})
+    log = VersionLog().apply(sentiment_v1.event)
+    with pytest.raises(TrainingRequestError, match=message):
+        updater.update(bad, log)
+
+
+def test_one_example_is_not_enough(updater) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TrainingRequestError, match="at least two new examples"):
+        updater.update(sentiment_request("r-one", n=1), VersionLog())
+
+
+def test_unknown_target_is_refused(updater) -> None:  # type: ignore[no-untyped-def]
+    request = sentiment_request("r-neutral", n=8)
+    bad = request.model_copy(update={"examples": [
+        *request.examples, request.examples[0].model_copy(update={"target": "neutral"})]})
+    with pytest.raises(TrainingRequestError, match="neutral"):
+        updater.update(bad, VersionLog())
+
+
+def test_tampered_parent_is_refused(updater, sentiment_v1, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    store_root = Path(updater.store.root)
+    copy = tmp_path / "store"
+    shutil.copytree(store_root, copy)
+    (copy / sentiment_v1.event.sha256 / "adapter_model.safetensors").write_bytes(b"tampered")
+    settings = updater.settings.model_copy(update={
+        "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)})})
+    tampered = IncrementalUpdater(settings, models=updater.models, device=updater.device)
+    event = sentiment_v1.event.model_copy(update={
+        "adapter_uri": tampered.store.uri_for(sentiment_v1.event.sha256)})
+    with pytest.raises(ArtifactIntegrityError):
+        tampered.update(sentiment_request("r2", n=8), VersionLog().apply(event))

@@ -1,0 +1,118 @@
+"""driftloop status against the real broker: end offsets, real group lag, promoted versions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from click.testing import CliRunner
+from kafka_helpers import produce
+
+from driftloop.schemas import TOPIC_SPECS, ModelVersion, ServingAck, Topic, encode
+from driftloop.schemas.settings import Settings
+from driftloop.tools.cli import cli
+from driftloop.tools.commands.status import render_status
+from driftloop.tools.ops.status import collect_status, watched_groups
+
+pytestmark = pytest.mark.kafka
+
+
+async def consume_and_commit(settings: Settings, group: str, topic: str, count: int) -> None:
+    """A real member of ``group`` reads ``count`` records of partition 0 and commits them."""
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        seen, deadline = 0, time.monotonic() + 30
+        while seen < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=count - seen)
+            seen += len(batch.get(tp, []))
+        assert seen == count
+        await consumer.commit({tp: count})
+    finally:
+        await consumer.stop()
+
+
+def ack(replica: str, version_id: str, ts: float, *, refused: bool = False) -> bytes:
+    return encode(ServingAck(ts=ts, replica=replica, task="sentiment", version_id=version_id,
+                             status="refused" if refused else "serving",
+                             reason="sha256 mismatch" if refused else ""))
+
+
+def version(version_id: str, status: str, parent: str | None = None) -> bytes:
+    return encode(ModelVersion(version_id=version_id, ts=time.time(), task="sentiment",
+                               base_model="minilm", parent_version=parent,
+                               adapter_uri=f"file:///store/{version_id}", sha256="a" * 64,
+                               size_bytes=10, status=status))
+
+
+async def test_status_reports_offsets_lag_and_promoted_head(kafka_settings: Settings) -> None:
+    interactions = kafka_settings.kafka.topic(Topic.INTERACTIONS)
+    await produce(kafka_settings, Topic.INTERACTIONS, [b"{}"] * 12, partition=0)
+    await produce(kafka_settings, Topic.MODEL_VERSIONS,
+                  [version("v1", "promoted"), version("v2", "promoted", "v1"),
+                   version("v3", "rejected", "v2")])
+    for replica, version_id, ts, refused in [("pod-1", "v2", 1.0, False),
+                                             ("pod-2", "v1", 1.0, False),
+                                             ("pod-2", "v2", 2.0, False),
+                                             ("pod-3", "v2", 3.0, True)]:
+        # serving-acks is compacted, so every record needs its key (replica/task).
+        await produce(kafka_settings, Topic.SERVING_ACKS,
+                      [ack(replica, version_id, ts, refused=refused)], key=f"{replica}/sentiment")
+    worker_group = dict(watched_groups(kafka_settings))["worker"]
+    await consume_and_commit(kafka_settings, worker_group, interactions, 5)
+
+    status = await collect_status(kafka_settings)
+
+    by_name = {t.name: t for t in status.topics}
+    assert by_name[interactions].records == 12
+    assert by_name[interactions].partitions == 6
+    assert status.missing_topics == []
+    worker = next(g for g in status.groups if g.role == "worker")
+    assert worker.exists and worker.lag == {interactions: 7}
+    learner = next(g for g in status.groups if g.role == "learner")
+    assert not learner.exists
+    assert status.registry_error is None
+    assert status.promoted == {"sentiment": "v2"}
+    assert status.versions == 3
+    assert [(r.replica, r.version_id, r.serving) for r in status.replicas["sentiment"]] == [
+        ("pod-1", "v2", True), ("pod-2", "v2", True), ("pod-3", "v2", False)]
+    assert not status.converged("sentiment")  # pod-3 refused the promoted version
+    text = render_status(status)
+    assert "sentiment: promoted v2, served by 2/3 replicas" in text and "7 behind" in text
+    assert "pod-3: refused v2 (sha256 mismatch)" in text
+
+
+def test_status_command_prints_json(kafka_settings: Settings, monkeypatch) -> None:
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__TOPIC_PREFIX", kafka_settings.kafka.topic_prefix)
+    result = CliRunner().invoke(cli, ["status", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert '"promoted": {}' in result.output
+    assert kafka_settings.kafka.topic(Topic.FEEDBACK) in result.output
+
+
+def test_missing_topics_are_reported_not_raised(kafka_broker) -> None:
+    settings = Settings(kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
+                               "topic_prefix": "nothing-here."})
+    status = asyncio.run(collect_status(settings))
+    assert status.topics == [] and len(status.missing_topics) == len(TOPIC_SPECS)
+    assert status.registry_error and "does not exist" in status.registry_error
+    assert "missing (run: driftloop topics create)" in render_status(status)
+
+
+def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(unused_port: int) -> None:
+    env = {**os.environ, "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{unused_port}"}
+    done = subprocess.run([sys.executable, "-m", "driftloop.tools", "status"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "error: kafka:" in done.stderr and "is the broker running?" in done.stderr
+    assert "Traceback" not in done.stderr

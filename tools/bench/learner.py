@@ -1,0 +1,120 @@
+"""``driftloop bench learner``: one incremental update vs a Trainer run from a cold start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+
+import click
+
+from ..cli import settings_from
+
+__all__ = ["learner"]
+
+
+@click.command()
+@click.option("--examples", "n", type=click.IntRange(min=8), default=128, show_default=True,
+              help="Examples in the request (a quarter is held out for the gate).")
+@click.option("--kind", type=click.Choice(["classification", "generation"]),
+              default="classification", show_default=True,
+              help="all-MiniLM-L6-v2 + head, or SmolLM2-135M-Instruct (GGUF) with a template.")
+@click.option("--domain", type=click.Choice(["tweets", "movies", "amazon", "nyt"]),
+              default="tweets", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads (default: learner.torch_threads, else torch's choice).")
+@click.option("--kafka/--no-kafka", default=True, show_default=True,
+              help="Also time request consumed -> version published on the configured broker.")
+@click.pass_context
+def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
+            kafka: bool) -> None:
+    """Wall time and examples/s of one update against a cold-start Trainer run."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    base = settings_from(ctx)
+    learner_cfg = base.learner.model_copy(
+        update={"torch_threads": threads or base.learner.torch_threads})
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as store:
+        settings = base.model_copy(update={
+            "learner": learner_cfg,
+            "artifacts": base.artifacts.model_copy(update={"store_url": store})})
+        from ...learner.training.update import IncrementalUpdater
+        from .trainer_baseline import (
+            bench_request,
+            time_incremental,
+            time_trainer_cold_process,
+            time_trainer_cold_start,
+        )
+
+        updater = IncrementalUpdater(settings)
+        request = bench_request(n, domain=domain, kind=kind)
+        # A running learner has served requests before: one warm-up, then the measured one.
+        time_incremental(updater, bench_request(n, domain=domain, kind=kind,
+                                                request_id="bench-warm-up"))
+        train, whole, result = time_incremental(updater, request)
+        cold_in_process = time_trainer_cold_start(settings, request)
+        cold = time_trainer_cold_process(settings, request)
+        latency = _kafka_latency(settings, updater, n, kind, domain) if kafka else None
+
+    import torch
+
+    split = result.split
+    click.echo(f"one update of {result.event.base_model} + LoRA r={settings.learner.lora_r} on "
+               f"{len(split.train)} train examples ({domain}), {result.train_report.steps} steps, "
+               f"device {updater.device.type}, torch threads {torch.get_num_threads()}")
+    rows = [("driftloop, training only (resident model)", train),
+            ("driftloop, whole update (score, train, gate, store)", whole),
+            ("HF Trainer, load + train (imports warm)", cold_in_process),
+            ("HF Trainer, cold process (imports + load + train)", cold)]
+    click.echo(f"{'':54} {'wall s':>8} {'examples/s':>11}")
+    for name, timing in rows:
+        click.echo(f"{name:54} {timing.seconds:8.2f} {timing.examples_per_second:11.1f}")
+    click.echo(f"ratio Trainer cold process / driftloop whole update: "
+               f"{cold.seconds / whole.seconds:.2f}x; "
+               f"Trainer load + train / driftloop training: "
+               f"{cold_in_process.seconds / train.seconds:.2f}x")
+    click.echo(f"gate: {result.event.status.value} ({result.event.reason})")
+    if latency is not None:
+        click.echo(f"request consumed -> version published (Kafka): {latency:.2f} s")
+    elif kafka:
+        click.echo("request consumed -> version published: broker not reachable, skipped")
+
+
+def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float | None:  # type: ignore[no-untyped-def]
+    """Run the learner service on a throw-away topic prefix for one request."""
+    from ...learner.service import LearnerService
+    from ...schemas.codec import encode
+    from ...schemas.topics import Topic
+    from ..kafka.topic_admin import acreate_topics, adelete_topics
+    from .trainer_baseline import bench_request
+
+    prefix = f"{settings.kafka.topic_prefix}bench-{uuid.uuid4().hex[:8]}."
+    bench = settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={"topic_prefix": prefix}),
+        "learner": settings.learner.model_copy(update={"group_id": f"{prefix}learner"})})
+
+    async def run() -> float | None:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.errors import KafkaConnectionError
+
+        try:
+            await asyncio.wait_for(acreate_topics(bench), 60)
+        except (KafkaConnectionError, TimeoutError, OSError):
+            return None
+        try:
+            producer = AIOKafkaProducer(**bench.kafka.client_kwargs(), acks="all")
+            await producer.start()
+            try:
+                request = bench_request(n, domain=domain, kind=kind,
+                                        request_id=f"bench-{uuid.uuid4()}")
+                await producer.send_and_wait(bench.kafka.topic(Topic.TRAINING_REQUESTS),
+                                             encode(request), key=request.task.encode())
+            finally:
+                await producer.stop()
+            stats = await LearnerService(bench, updater=updater, max_requests=1).run()
+            return stats.latencies[0] if stats.latencies else None
+        finally:
+            await adelete_topics(bench)
+
+    return asyncio.run(run())

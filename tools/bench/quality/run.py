@@ -1,0 +1,258 @@
+"""``driftloop bench quality``: does the loop learn well? Offline, no broker.
+
+Three parts, each driving driftloop's own code directly and printing it beside a baseline:
+
+1. drift detection (:mod:`driftloop.tools.bench.quality.drift_eval`): the worker's monitors vs
+   River's ADWIN on the confidence alone, on seeded streams with known change points and on stable
+   streams: delay, misses, extra alerts and false alarms per 100,000 events;
+2. continual learning (:mod:`driftloop.tools.bench.quality.continual`): the real MiniLM encoder
+   on the VADER domain stream, no updates / replay / no replay / full retraining: prequential
+   accuracy, held-out accuracy per domain at the end, forgetting, compute;
+3. active learning (:mod:`driftloop.tools.bench.quality.label_efficiency`): held-out accuracy
+   per label asked, the worker's uncertainty sampler vs random picks with the same budget.
+
+``--json PATH`` writes every figure (curves and per-stream delays included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["SECTIONS", "quality"]
+
+SECTIONS = ("drift", "continual", "active")
+
+
+def _bar(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="", dynamic_ncols=True, disable=None, leave=False,
+                file=sys.stderr)
+
+
+def _drift(quick: bool, seed: int) -> dict[str, Any]:
+    from .drift_eval import SCENARIOS, evaluate
+    from .drift_eval import scenarios as make_scenarios
+
+    scenarios = make_scenarios(20_000) if quick else SCENARIOS
+    runs = 2 if quick else 10
+    started = time.perf_counter()
+    with _bar(runs * len(scenarios), "drift streams") as bar:
+        scores = evaluate(scenarios, runs=runs, seed=seed, progress=bar.update)
+    return {"runs_per_scenario": runs,
+            "scenarios": {name: {"kind": s.kind, "signal": s.signal, "length": s.length,
+                                 "changes": list(s.changes), "ramp": s.ramp,
+                                 "strength": s.strength, "ar1": s.ar1}
+                          for name, s in scenarios.items()},
+            "scores": [s.to_dict() for s in scores],
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _active_data(experiment: Any, quick: bool, seed: int) -> tuple[Any, ...]:
+    """Movie-review texts the bootstrap (tweets) version never saw, embedded by it."""
+    import numpy as np
+
+    from ...demo.traffic import LABELS
+    from ...demo.vader import read_domain
+
+    examples = read_domain("movies")
+    random.Random(f"active-{seed}").shuffle(examples)
+    n_stream, n_test = (400, 100) if quick else (2_000, 400)
+    stream, test = examples[:n_stream], examples[n_stream:n_stream + n_test]
+    with _bar(n_stream + n_test, "embedding") as bar:
+        xs, xt = (_embedded(experiment, [e.text for e in part], bar) for part in (stream, test))
+    ys = np.asarray([LABELS.index(e.label) for e in stream])
+    yt = np.asarray([LABELS.index(e.label) for e in test])
+    return xs, ys, xt, yt
+
+
+def _embedded(experiment: Any, texts: list[str], bar: Any) -> Any:
+    import numpy as np
+
+    parts = []
+    for start in range(0, len(texts), 200):
+        parts.append(experiment.embed(texts[start:start + 200]))
+        bar.update(len(parts[-1]))
+    return np.vstack(parts)
+
+
+def _active(experiment: Any, quick: bool, seed: int) -> dict[str, Any]:
+    from ....schemas.settings import WorkerSettings
+    from .label_efficiency import label_curves
+
+    started = time.perf_counter()
+    xs, ys, xt, yt = _active_data(experiment, quick, seed)
+    checkpoints = [10, 20, 30] if quick else [10, 20, 40, 80, 160]
+    repeats = 2 if quick else 5
+    settings = WorkerSettings().active
+    with _bar(2 * repeats, "active learning") as bar:
+        curves = label_curves(xs, ys, xt, yt, checkpoints=checkpoints, repeats=repeats,
+                              seed=seed, progress=bar.update, batch_events=100,
+                              budget_per_batch=10, active=settings)
+    return {"domain": "movies", "stream_events": len(xs), "test_examples": len(xt),
+            "batch_events": 100, "budget_per_batch": 10, "strategy": settings.strategy,
+            "threshold": settings.threshold, "classifier": "softmax head on frozen "
+            "embeddings of the bootstrap version",
+            "curves": [c.to_dict() for c in curves],
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+@contextmanager
+def _experiment(quick: bool, seed: int, threads: int | None) -> Iterator[Any]:
+    """The stream, the learner and serving parts and the bootstrap version, freed after."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .continual import ContinualConfig, ContinualExperiment
+
+    experiment = ContinualExperiment(ContinualConfig.named(quick=quick, seed=seed,
+                                                           torch_threads=threads))
+    try:
+        experiment.start()
+        yield experiment
+    finally:
+        experiment.close()
+
+
+def _continual(experiment: Any) -> dict[str, Any]:
+    from .continual import RUNS
+
+    started = time.perf_counter()
+    results = []
+    with _bar(len(RUNS) * len(experiment.data.stream), "continual runs") as bar:
+        for name in RUNS:
+            bar.set_postfix_str(RUNS[name])
+            results.append(experiment.run(name, bar.update))
+    continual = experiment.summary(results)
+    continual["seconds"] = round(time.perf_counter() - started + experiment.bootstrap_seconds, 2)
+    return continual
+
+
+# -- tables ------------------------------------------------------------------------------
+
+def _drift_table(section: dict[str, Any]) -> list[str]:
+    scores = section["scores"]
+    candidates = list(dict.fromkeys(s["candidate"] for s in scores))
+    head = f"{'scenario':26}" + "".join(f" | {c[:34]:>34}" for c in candidates)
+    sub = f"{'':26}" + f" | {'found':>7} {'delay':>7} {'extra':>6} {'FA/100k':>10}" * len(
+        candidates)
+    lines = [f"drift detection: {section['runs_per_scenario']} seeded streams per scenario; "
+             "delay = median events from the change to the alert; FA/100k = false alarms per "
+             "100,000 events before any change (stable: the whole stream)", head, sub]
+    for scenario in dict.fromkeys(s["scenario"] for s in scores):
+        row = f"{scenario:26}"
+        for candidate in candidates:
+            s = next(x for x in scores if x["scenario"] == scenario and x["candidate"] == candidate)
+            found = f"{s['detected']}/{s['changes']}" if s["changes"] else "-"
+            delay = "-" if s["median_delay_events"] is None else f"{s['median_delay_events']:.0f}"
+            extra = f"{s['extra_alerts']}" if s["changes"] else "-"
+            row += f" | {found:>7} {delay:>7} {extra:>6} {s['false_alarms_per_100k']:>10.1f}"
+        lines.append(row)
+    return lines
+
+
+def _continual_table(section: dict[str, Any]) -> list[str]:
+    config = section["config"]
+    domains = config["domains"]
+    lines = [f"continual learning: MiniLM + LoRA on VADER {' -> '.join(domains)}, "
+             f"{config['per_domain']} texts per domain, a request every "
+             f"{config['every_examples']} labels; held-out: {config['heldout_per_domain']} "
+             f"texts per domain; bootstrap version ({config['bootstrap']} tweets) "
+             f"{section['bootstrap_seconds']:.0f} s",
+             f"{'run':22} {'prequential':>11} " + " ".join(f"{d[:7]:>7}" for d in domains)
+             + f" {'mean':>6} {'forgot':>7} {'updates':>8} {'trained':>8} {'update s':>9}"
+             f" {'cpu s':>7}"]
+    for run in section["runs"]:
+        final = run["final_heldout"]
+        forgot = "-" if run["mean_forgetting"] is None else f"{run['mean_forgetting']:+.3f}"
+        lines.append(
+            f"{run['label']:22} {run['prequential_accuracy']:>11.3f} "
+            + " ".join(f"{final[d]:>7.3f}" for d in domains)
+            + f" {run['final_mean_accuracy']:>6.3f} {forgot:>7} "
+            f"{run['promoted']:>3}/{run['updates']:<4} {run['examples_trained']:>8} "
+            f"{run['update_seconds']:>9.1f} "
+            f"{run['update_cpu_seconds']:>7.1f}")
+    base = {r["run"]: r for r in section["runs"]}
+    if "retrain" in base and "replay" in base and base["replay"]["examples_trained"] > 0:
+        retrain, replay = base["retrain"], base["replay"]
+        examples = retrain["examples_trained"] / replay["examples_trained"]
+        cpu = retrain["update_cpu_seconds"] / max(replay["update_cpu_seconds"], 1e-9)
+        lines.append(f"full retraining trained on {examples:.1f}x the examples of driftloop "
+                     f"with replay and used {cpu:.1f}x its CPU time")
+    return lines
+
+
+def _active_table(section: dict[str, Any]) -> list[str]:
+    curves = {c["sampler"]: c for c in section["curves"]}
+    labels = sorted(set.intersection(*(set(c["labels"]) for c in curves.values())))
+    lines = [f"active learning on {section['stream_events']} {section['domain']} texts "
+             f"({section['budget_per_batch']} labels per {section['batch_events']} events, "
+             f"{section['strategy']} >= {section['threshold']}); held-out accuracy by labels "
+             f"asked, {curves['random']['repeats']} orderings",
+             f"{'labels':12}" + "".join(f" {k:>7}" for k in labels)]
+    for name, curve in curves.items():
+        acc = dict(zip(curve["labels"], curve["accuracy"], strict=True))
+        lines.append(f"{name:12}" + "".join(f" {acc[k]:>7.3f}" for k in labels))
+    if {"uncertainty", "random"} <= set(curves):
+        u = dict(zip(curves["uncertainty"]["labels"], curves["uncertainty"]["accuracy"],
+                     strict=True))
+        r = dict(zip(curves["random"]["labels"], curves["random"]["accuracy"], strict=True))
+        lines.append(f"{'difference':12}" + "".join(f" {u[k] - r[k]:>+7.3f}" for k in labels))
+    return lines
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="A small version (a few minutes on 2 cores).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write every figure to this JSON file.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--only", "only", type=click.Choice(SECTIONS), multiple=True,
+              help="Run only these parts (repeatable; default: all three).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads (default: torch's choice).")
+def quality(quick: bool, json_path: Path | None, seed: int, only: tuple[str, ...],
+            threads: int | None) -> None:
+    """Drift detection delay and false alarms, forgetting, label efficiency (offline)."""
+    chosen = set(only or SECTIONS)
+    started = time.perf_counter()
+    report: dict[str, Any] = {"quick": quick, "seed": seed,
+                              "load_average_at_start": list(os.getloadavg())}
+
+    def save() -> None:
+        # After every part, so a long run that stops late still leaves its figures.
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+    if "drift" in chosen:
+        report["drift"] = _drift(quick, seed)
+        save()
+        click.echo("\n".join(_drift_table(report["drift"])))
+    if chosen & {"continual", "active"}:
+        with _experiment(quick, seed, threads) as experiment:
+            if "continual" in chosen:
+                report["continual"] = _continual(experiment)
+                save()
+                click.echo("\n" + "\n".join(_continual_table(report["continual"])))
+            if "active" in chosen:
+                report["active"] = _active(experiment, quick, seed)
+                save()
+                click.echo("\n" + "\n".join(_active_table(report["active"])))
+    report["load_average_at_end"] = list(os.getloadavg())
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    save()
+    click.echo(f"\ntotal {report['seconds']:.0f} s (load average at start "
+               f"{report['load_average_at_start'][0]:.1f}, at end "
+               f"{report['load_average_at_end'][0]:.1f})")
+    if json_path is not None:
+        click.echo(f"figures written to {json_path}")

@@ -1,0 +1,177 @@
+"""``driftloop bench serve``: swap latency and /predict throughput of the reference service.
+
+On a fresh topic prefix of the configured broker, one replica (``driftloop serve``'s app on
+a real TCP port, the packaged MiniLM, probe adapters in a temporary store) is measured:
+
+* swap latency: from a ``promoted`` event acknowledged by the broker to the first /predict
+  answer made with that version, by a client asking back to back; every swap is a new
+  version (a real fetch, sha256 check and PEFT load);
+* throughput: /predict requests/s from concurrent clients with the subscriber following
+  ``model-versions``, then with it stopped (the same replica, versions frozen), and their
+  ratio: what following the log costs the serving path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ...schemas.events import ModelVersion
+from ...schemas.settings import Settings
+from ..cli import settings_from
+from ..kafka.topic_admin import create_topics, delete_topics
+
+__all__ = ["serve"]
+
+TASK = "bench"
+LABELS = ("negative", "positive")
+TEXTS = ("a quiet film that grows on you", "service was slow and the food cold",
+         "exactly what I hoped for", "not worth the money")
+
+
+async def _throughput(url: str, requests: int, concurrency: int) -> float:
+    import aiohttp
+
+    per_client = max(1, requests // concurrency)
+
+    async def client(session: aiohttp.ClientSession, n: int) -> None:
+        for i in range(per_client):
+            body = {"task": TASK, "input": TEXTS[(n + i) % len(TEXTS)]}
+            async with session.post(f"{url}/predict", json=body) as response:
+                if response.status != 200:
+                    raise click.ClickException(f"/predict answered {response.status}: "
+                                               f"{await response.text()}")
+                await response.read()
+
+    async with aiohttp.ClientSession() as session:
+        await client(session, 0)  # warm-up: first tokenizer and graph costs stay out
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session, n) for n in range(concurrency)))
+        return per_client * concurrency / (time.perf_counter() - started)
+
+
+async def _swap(url: str, publish: object, event: ModelVersion, timeout: float) -> float:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        await publish(event)  # type: ignore[operator]
+        published = time.perf_counter()
+        deadline = published + timeout
+        while time.perf_counter() < deadline:
+            async with session.post(f"{url}/predict",
+                                    json={"task": TASK, "input": TEXTS[0]}) as response:
+                if (await response.json()).get("model_version") == event.version_id:
+                    return time.perf_counter() - published
+    raise click.ClickException(f"{event.version_id} was not served within {timeout} s")
+
+
+async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: int,
+                 swaps: int, port: int, rounds: int) -> dict[str, Any]:
+    from aiohttp import web
+    from aiokafka import AIOKafkaProducer
+
+    from ...learner.models.resident import ResidentModels, default_base_model
+    from ...learner.registry.store import ArtifactStore
+    from ...learner.serving.http import ServingService
+    from ...learner.serving.probe import write_probe_adapter
+    from ...learner.topics.versions import publish_versions
+    from ...schemas.enums import TaskKind
+
+    models = ResidentModels(capacity=1)
+    base = models.get(default_base_model(TaskKind.CLASSIFICATION), TaskKind.CLASSIFICATION)
+    store = ArtifactStore(settings.artifacts.store_url)
+    stored = [store.put(write_probe_adapter(base, workdir / label, version_id=label,
+                                            labels=LABELS, favour=label, seed=i))
+              for i, label in enumerate(LABELS)]
+
+    def version(i: int, parent: str | None) -> ModelVersion:
+        artifact = stored[i % 2]
+        return ModelVersion(version_id=f"v{i}", ts=time.time(), task=TASK,
+                            base_model=base.model_id, parent_version=parent,
+                            adapter_uri=artifact.uri, sha256=artifact.sha256,
+                            size_bytes=artifact.size_bytes, status="promoted")
+
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all", linger_ms=0)
+    await producer.start()
+
+    async def publish(event: ModelVersion) -> None:
+        await publish_versions(producer, settings, [event])
+
+    service = ServingService(settings, models=models)
+    runner = web.AppRunner(service.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await publish(version(0, None))
+        await service.subscriber.wait_caught_up(120)
+        deadline = time.monotonic() + 120
+        while service.subscriber.serving(TASK) != "v0":
+            if time.monotonic() > deadline:
+                raise click.ClickException("the first version was not served within 120 s")
+            await asyncio.sleep(0.05)
+        latencies = [await _swap(url, publish, version(i, f"v{i - 1}"), 30.0)
+                     for i in range(1, swaps + 1)]
+        following, frozen = [], []
+        for _ in range(rounds):  # alternated, so load from elsewhere hits both sides alike
+            following.append(await _throughput(url, requests, concurrency))
+            await service.subscriber.stop()
+            frozen.append(await _throughput(url, requests, concurrency))
+            await service.subscriber.start()
+            await service.subscriber.wait_caught_up(120)
+        return {"latencies": latencies, "following": following, "frozen": frozen}
+    finally:
+        await runner.cleanup()
+        await producer.stop()
+
+
+@click.command()
+@click.option("--requests", default=400, show_default=True, help="/predict calls per side.")
+@click.option("--concurrency", default=8, show_default=True, help="Concurrent clients.")
+@click.option("--swaps", default=8, show_default=True, help="Promotions to time.")
+@click.option("--port", default=18080, show_default=True, help="Port of the measured replica.")
+@click.option("--rounds", default=3, show_default=True,
+              help="Alternated throughput rounds per side (medians are reported).")
+@click.option("--torch-threads", default=2, show_default=True, help="torch threads.")
+@click.pass_context
+def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
+          rounds: int, torch_threads: int) -> None:
+    """Swap latency (promoted event -> first answer with it) and /predict requests/s with and
+    without the subscriber following model-versions."""
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    base = settings_from(ctx)
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-serve-") as tmp:
+        workdir = Path(tmp)
+        kafka = base.kafka.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}."})
+        settings = Settings(
+            kafka=kafka.model_dump(), artifacts={"store_url": str(workdir / "store")},
+            serving={"replica_id": "bench", "tasks": [TASK], "cache_dir": workdir / "cache"})
+        create_topics(settings)
+        try:
+            result = asyncio.run(_bench(settings, workdir, requests, concurrency, swaps, port,
+                                        rounds))
+        finally:
+            delete_topics(settings)
+    latencies = sorted(result["latencies"])
+    following = statistics.median(result["following"])
+    frozen = statistics.median(result["frozen"])
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+    click.echo(f"swap latency over {len(latencies)} promotions (event acked -> first answer): "
+               f"median {statistics.median(latencies) * 1000:.0f} ms, "
+               f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    rounds_text = ", ".join(f"{f:.1f}/{s:.1f}" for f, s in zip(result["following"],
+                                                               result["frozen"], strict=True))
+    click.echo(f"/predict with the subscriber following:  {following:10.1f} requests/s")
+    click.echo(f"/predict with the subscriber stopped:    {frozen:10.1f} requests/s")
+    click.echo(f"ratio following/stopped:                 {following / frozen:10.2f}  "
+               f"(medians of {rounds} alternated rounds: {rounds_text}; "
+               f"{concurrency} clients, {requests} requests each)")

@@ -1,0 +1,171 @@
+"""``driftloop bench worker``: the worker's full path beside a raw aiokafka loop, same topic.
+
+Both read the same batch envelopes of interactions (16-dim embeddings, confidences) from
+one fresh topic prefix on the configured broker:
+
+* raw: an ``AIOKafkaConsumer.getmany`` loop that decodes every message with
+  ``decode_batch`` (what any consumer of the contract must do, and nothing more);
+* worker: ``driftloop worker`` in a subprocess doing everything (Faust, decode, dead
+  letters, join window, drift monitors, active learning, table writes with changelogs),
+  timed from its first to its last handled event as seen on its ``/metrics`` page.
+
+The two alternate for ``--rounds`` rounds. Prints every round, then the best events/s of
+each side and their ratio (the target is >= 0.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import click
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ...schemas import Interaction, decode_batch, encode_batch
+from ...schemas.settings import Settings
+from ...schemas.topics import Topic
+from ..cli import settings_from
+from ..kafka.topic_admin import create_topics
+
+__all__ = ["worker"]
+
+
+def _events(n: int, dim: int, seed: int = 0) -> list[Interaction]:
+    rng = np.random.default_rng(seed)
+    vectors = (rng.normal(size=(n, dim)) * 0.5 + 1.0).round(5)
+    conf = rng.beta(8, 2, n)
+    return [Interaction(id=f"b-{i}", ts=1_700_000_000.0 + i, task="bench", domain="d",
+                        model_version="v1", input=f"bench input {i}", prediction="pos",
+                        scores={"confidence": float(conf[i])}, embedding=vectors[i].tolist())
+            for i in range(n)]
+
+
+async def _produce(settings: Settings, messages: list[bytes]) -> None:
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all", linger_ms=5,
+                                max_request_size=20 * 1024 * 1024)
+    await producer.start()
+    try:
+        topic = settings.kafka.topic(Topic.INTERACTIONS)
+        pending = [await producer.send(topic, m, key=b"bench") for m in messages]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def _raw(settings: Settings, total: int) -> float:
+    consumer = AIOKafkaConsumer(settings.kafka.topic(Topic.INTERACTIONS),
+                                **settings.kafka.client_kwargs(), group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=32 * 1024 * 1024)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    if started is None:
+                        started = time.perf_counter()
+                    seen += len(decode_batch(record.value, Interaction))
+        assert started is not None
+        return total / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def _metric(port: int, name: str, kind: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return -1.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'kind="{kind}"' in line:
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def _worker(settings: Settings, total: int, data_dir: Path, timeout: float,
+            app_id: str) -> float:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # A fresh app id per run: a new consumer group (reads from the start) and new changelogs.
+    env = {**os.environ, **settings.kafka.child_env(),
+           "DRIFTLOOP_WORKER__APP_ID": app_id,
+           "DRIFTLOOP_WORKER__WEB_PORT": str(port),
+           "DRIFTLOOP_WORKER__DATA_DIR": str(data_dir)}
+    command = [str(Path(sys.executable).parent / "driftloop"), "worker"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        started = None
+        while time.monotonic() < deadline:
+            done = _metric(port, "driftloop_worker_events_total", "interactions")
+            if done > 0 and started is None:
+                started, first = time.perf_counter(), done
+            if done >= total:
+                assert started is not None
+                # The first scrape saw ``first`` events already handled: count from there.
+                return (total - first) / max(time.perf_counter() - started, 1e-9)
+            time.sleep(0.05)
+        raise click.ClickException(f"the worker did not handle {total} events in {timeout} s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@click.command()
+@click.option("--events", default=200_000, show_default=True, help="Events to send.")
+@click.option("--batch", default=500, show_default=True, help="Events per Kafka message.")
+@click.option("--dim", default=16, show_default=True, help="Embedding dimensions.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds for each side.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
+              help="Alternate raw and worker runs this many times; the best of each counts.")
+@click.pass_context
+def worker(ctx: click.Context, events: int, batch: int, dim: int, timeout: float,
+           rounds: int) -> None:
+    """Events/s of the worker's full path and of a raw aiokafka loop, and their ratio.
+
+    Both sides run ``--rounds`` times, alternating, and the best run of each counts: on a
+    shared machine other work only ever slows a run down, so the best is the least
+    disturbed measurement, and alternating exposes both sides to the same conditions.
+    """
+    base = settings_from(ctx)
+    settings = Settings(kafka={**base.kafka.model_dump(),
+                               "topic_prefix": f"bench{uuid.uuid4().hex[:8]}."},
+                        worker=base.worker.model_dump())
+    create_topics(settings)
+    click.echo(f"sending {events} events in batches of {batch} to "
+               f"{settings.kafka.topic(Topic.INTERACTIONS)} ...")
+    interactions = _events(events, dim)
+    messages = [encode_batch(interactions[i:i + batch]) for i in range(0, events, batch)]
+    asyncio.run(_produce(settings, messages))
+    raws, fulls = [], []
+    run_id = uuid.uuid4().hex[:8]
+    for round_no in range(1, rounds + 1):
+        raws.append(asyncio.run(_raw(settings, events)))
+        with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as tmp:
+            fulls.append(_worker(settings, events, Path(tmp), timeout,
+                                 f"driftloop-bench-{run_id}-{round_no}"))
+        click.echo(f"round {round_no}/{rounds}: raw {raws[-1]:,.0f} events/s, "
+                   f"worker {fulls[-1]:,.0f} events/s ({fulls[-1] / raws[-1]:.2f})")
+    raw, full = max(raws), max(fulls)
+    click.echo(f"raw aiokafka getmany + decode_batch: {raw:12,.0f} events/s")
+    click.echo(f"driftloop worker (full path):        {full:12,.0f} events/s")
+    click.echo(f"ratio worker/raw:                    {full / raw:12.2f}  (target >= 0.50)")

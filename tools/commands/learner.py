@@ -1,0 +1,61 @@
+"""``driftloop learner``: run the LoRA learner (one process per GPU, one consumer group)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import click
+
+from ..cli import settings_from
+
+__all__ = ["learner"]
+
+
+@click.group(invoke_without_command=True)
+@click.option("--max-requests", type=click.IntRange(min=1), default=None,
+              help="Exit after handling this many training requests.")
+@click.pass_context
+def learner(ctx: click.Context, max_requests: int | None) -> None:
+    """Consume training-requests, train and gate LoRA adapters, publish model-versions.
+
+    Stops gracefully on SIGTERM/SIGINT after the request in hand; its offset is committed
+    only once the version it produced is published. `driftloop learner health` checks a
+    running learner's heartbeat.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_from(ctx)
+    # Imported here: torch and transformers take seconds, `driftloop --help` should not.
+    from ...learner.service import LearnerService, install_signal_handlers
+
+    async def main() -> None:
+        service = LearnerService(settings, max_requests=max_requests)
+        install_signal_handlers(service)
+        stats = await service.run()
+        click.echo(f"published {len(stats.published)}, skipped {len(stats.skipped)}, "
+                   f"dead letters {stats.dead_letters}")
+
+    asyncio.run(main())
+
+
+@learner.command()
+@click.option("--max-age", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds a heartbeat stays fresh.")
+@click.pass_context
+def health(ctx: click.Context, max_age: float) -> None:
+    """Exit 0 if the learner's heartbeat is fresh, 1 otherwise (for health checks)."""
+    from ...learner.heartbeat import HEARTBEAT_FILE, read_heartbeat
+
+    path = settings_from(ctx).learner.cache_dir / HEARTBEAT_FILE
+    beat = read_heartbeat(path)
+    if beat is None:
+        click.echo(f"unhealthy: no heartbeat at {path} (is the learner running?)", err=True)
+        ctx.exit(1)
+    age = time.time() - float(beat["ts"])  # type: ignore[arg-type]
+    if age > max_age:
+        click.echo(f"unhealthy: last heartbeat {age:.0f} s ago (pid {beat.get('pid')})",
+                   err=True)
+        ctx.exit(1)
+    click.echo(f"healthy: heartbeat {age:.1f} s ago, pid {beat.get('pid')}, "
+               f"{beat.get('handled', 0)} requests handled")

@@ -1,0 +1,61 @@
+"""``driftloop status``: topics, end offsets, consumer lag, promoted version per task."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+import orjson
+
+from ..cli import settings_from
+from ..ops.status import Status, collect_status
+
+__all__ = ["render_status", "status"]
+
+
+def render_status(status: Status) -> str:
+    """The status as an aligned plain-text report for a terminal."""
+    lines = [f"broker {status.bootstrap_servers}   prefix {status.topic_prefix or '(none)'}", ""]
+    width = max((len(t.name) for t in status.topics), default=10)
+    lines.append(f"{'topic':<{width}}  partitions  records")
+    for topic in status.topics:
+        lines.append(f"{topic.name:<{width}}  {topic.partitions:>10}  {topic.records:>7}")
+    for name in status.missing_topics:
+        lines.append(f"{name:<{width}}  missing (run: driftloop topics create)")
+    lines += ["", "consumer group lag"]
+    for group in status.groups:
+        if not group.exists:
+            lines.append(f"  {group.role:<8} {group.group}: no committed offsets yet")
+            continue
+        detail = ", ".join(f"{topic} {lag}" for topic, lag in sorted(group.lag.items()))
+        lines.append(f"  {group.role:<8} {group.group}: {group.total} behind ({detail})")
+    lines += ["", f"model versions: {status.versions}"]
+    if status.registry_error:
+        lines.append(f"  registry unreadable: {status.registry_error}")
+    for task, version in sorted(status.promoted.items()):
+        states = status.replicas.get(task, [])
+        serving = [s for s in states if s.serving and s.version_id == version]
+        summary = (f"served by {len(serving)}/{len(states)} replicas"
+                   + (" (converged)" if status.converged(task) else "")) if states else \
+            "no serving replica has acknowledged it"
+        lines.append(f"  {task}: promoted {version}, {summary}")
+        for state in states:
+            what = "serves" if state.serving else "refused"
+            why = f" ({state.reason})" if state.reason and not state.serving else ""
+            lines.append(f"    {state.replica}: {what} {state.version_id}{why}")
+    if not status.promoted and not status.registry_error:
+        lines.append("  no promoted version yet")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Topics, partitions, end offsets, worker and learner lag, promoted version per task."""
+    result = asyncio.run(collect_status(settings_from(ctx)))
+    if as_json:
+        options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS  # partition ids are ints
+        click.echo(orjson.dumps(result.to_dict(), option=options).decode())
+    else:
+        click.echo(render_status(result))

@@ -1,0 +1,218 @@
+"""The accounting check: every input event is processed or dead-lettered, nothing twice.
+
+For one deployment (a topic prefix), counted from the topics themselves and from the worker's
+own counters:
+
+* **input events**: every record on ``interactions`` and ``feedback`` is decoded with the
+  worker's own ``decode_message`` and partition rule; a record holds one event, a batch
+  envelope several, and what the worker rejects (unreadable, or off its task's partition)
+  must show up in ``dead-letters``;
+* **dead letters** of those topics, keyed by ``(topic, partition, offset, event_index)``: a
+  worker killed after writing a dead letter and before committing its offset writes it again
+  on redelivery, so keys seen twice are counted once and reported as redelivered;
+* **processed**: the worker's ``driftloop_worker_events_total`` (kinds ``interactions`` and
+  ``feedback``), which live in changelogged tables and survive restarts;
+* **training requests and versions**: every request has exactly one decision (a promoted or
+  rejected version) or a learner dead letter; a version id decided twice is a duplicate.
+
+``lost = produced - processed - dead-lettered`` must be 0; a negative value means events were
+counted twice (``double_counted``).
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ...client.kafka import topic_partitions
+from ...schemas import Feedback, Interaction, ModelVersion, TrainingRequest, decode
+from ...schemas.errors import ValidationError
+from ...schemas.events import DeadLetter
+from ...schemas.settings import Settings
+from ...schemas.topics import Topic
+from ...streams.commands import COMMAND_HEADER
+from ...streams.ingest import decode_message
+from ...streams.partitioning import TaskPartitions
+from ..kafka.topic_reader import read_snapshot
+
+__all__ = ["Ledger", "count_topics", "metric", "read_worker_counts", "take_ledger"]
+
+_INPUTS: dict[str, tuple[Topic, type[Interaction] | type[Feedback]]] = {
+    "interactions": (Topic.INTERACTIONS, Interaction),
+    "feedback": (Topic.FEEDBACK, Feedback),
+}
+_DECIDED = ("promoted", "rejected")
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What a run produced and what became of it.
+
+    Examples
+    --------
+    >>> ledger = Ledger(produced={"interactions": 10}, rejected_by_codec=1,
+    ...                 processed={"interactions": 9}, dead_lettered=1)
+    >>> ledger.lost, ledger.double_counted, ledger.ok
+    (0, 0, True)
+    >>> Ledger(produced={"interactions": 10}, processed={"interactions": 8}).lost
+    2
+    """
+
+    produced: dict[str, int] = field(default_factory=dict)
+    rejected_by_codec: int = 0
+    processed: dict[str, int] = field(default_factory=dict)
+    dead_lettered: int = 0
+    dead_letters_redelivered: int = 0
+    training_requests: int = 0
+    unanswered_requests: list[str] = field(default_factory=list)
+    version_events: int = 0
+    duplicate_versions: list[str] = field(default_factory=list)
+
+    @property
+    def produced_total(self) -> int:
+        return sum(self.produced.values())
+
+    @property
+    def processed_total(self) -> int:
+        return sum(self.processed.values())
+
+    @property
+    def lost(self) -> int:
+        """Events neither processed nor dead-lettered (0 when nothing is lost)."""
+        return max(0, self.produced_total - self.processed_total - self.dead_lettered)
+
+    @property
+    def double_counted(self) -> int:
+        """Events counted more than once (processed twice, or dead-lettered and processed)."""
+        return max(0, self.processed_total + self.dead_lettered - self.produced_total)
+
+    @property
+    def ok(self) -> bool:
+        """The check holds: nothing lost, nothing twice, every request answered once."""
+        return (self.lost == 0 and self.double_counted == 0
+                and self.dead_lettered == self.rejected_by_codec
+                and not self.unanswered_requests and not self.duplicate_versions)
+
+    def problems(self) -> list[str]:
+        """What is wrong, one line each (empty when :attr:`ok`)."""
+        out = []
+        if self.lost:
+            out.append(f"{self.lost} events neither processed nor dead-lettered")
+        if self.double_counted:
+            out.append(f"{self.double_counted} events counted twice")
+        if self.dead_lettered != self.rejected_by_codec:
+            out.append(f"{self.dead_lettered} dead letters for {self.rejected_by_codec} "
+                       "events the codec rejects")
+        if self.unanswered_requests:
+            out.append(f"{len(self.unanswered_requests)} training requests without a "
+                       f"decision: {', '.join(self.unanswered_requests[:5])}")
+        if self.duplicate_versions:
+            out.append(f"versions decided twice: {', '.join(self.duplicate_versions[:5])}")
+        return out
+
+
+async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
+    """Everything the topics say (``processed`` left empty: see :func:`read_worker_counts`)."""
+    ledger = Ledger()
+    expected_dead: set[tuple[str, int, int, int | None]] = set()
+    commands: set[tuple[str, int, int]] = set()
+    counts = await topic_partitions(settings, *(settings.kafka.topic(t) for t, _ in
+                                                _INPUTS.values()))
+    for name, (topic, cls) in _INPUTS.items():
+        full = settings.kafka.topic(topic)
+        owners = TaskPartitions(len(counts[full])) if counts.get(full) else None
+        produced = 0
+        for record in await read_snapshot(settings, full, timeout=timeout):
+            if any(key == COMMAND_HEADER for key, _ in record.headers):
+                # A command for the worker (trigger, tick, version), not an event; nor is
+                # the dead letter of one the worker refused.
+                commands.add((full, record.partition, record.offset))
+                continue
+            out = decode_message(record.value, cls, topic=full, partition=record.partition,
+                                 offset=record.offset, owners=owners)
+            produced += len(out.events) + len(out.dead_letters)
+            expected_dead.update((full, d.partition, d.offset, d.event_index)
+                                 for d in out.dead_letters)
+        ledger.produced[name] = produced
+    ledger.rejected_by_codec = len(expected_dead)
+
+    inputs = {settings.kafka.topic(topic) for topic, _ in _INPUTS.values()}
+    requests_topic = settings.kafka.topic(Topic.TRAINING_REQUESTS)
+    seen: Counter[tuple[str, int, int, int | None]] = Counter()
+    dead_requests: set[tuple[int, int]] = set()
+    for record in await read_snapshot(settings, settings.kafka.topic(Topic.DEAD_LETTERS),
+                                      timeout=timeout):
+        try:
+            letter = decode(record.value or b"", DeadLetter)
+        except ValidationError:
+            continue  # not ours to judge: the accounting counts driftloop's letters
+        if (letter.source_topic, letter.partition, letter.offset) in commands:
+            continue
+        if letter.source_topic in inputs:
+            seen[(letter.source_topic, letter.partition, letter.offset,
+                  letter.event_index)] += 1
+        elif letter.source_topic == requests_topic:
+            dead_requests.add((letter.partition, letter.offset))
+    ledger.dead_lettered = len(seen)
+    ledger.dead_letters_redelivered = sum(n - 1 for n in seen.values())
+
+    request_ids: dict[str, tuple[int, int]] = {}
+    for record in await read_snapshot(settings, requests_topic, timeout=timeout):
+        try:
+            request_ids[decode(record.value or b"", TrainingRequest).id] = (record.partition,
+                                                                            record.offset)
+        except ValidationError:
+            request_ids[f"<undecodable {record.partition}@{record.offset}>"] = (
+                record.partition, record.offset)
+    ledger.training_requests = len(request_ids)
+
+    decided: Counter[str] = Counter()
+    answered: set[str] = set()
+    for record in await read_snapshot(settings, settings.kafka.topic(Topic.MODEL_VERSIONS),
+                                      timeout=timeout):
+        try:
+            version = decode(record.value or b"", ModelVersion)
+        except ValidationError:
+            continue
+        ledger.version_events += 1
+        if version.status in _DECIDED:
+            decided[version.version_id] += 1
+            if version.training_request_id:
+                answered.add(version.training_request_id)
+    ledger.duplicate_versions = sorted(v for v, n in decided.items() if n > 1)
+    ledger.unanswered_requests = sorted(
+        rid for rid, where in request_ids.items()
+        if rid not in answered and where not in dead_requests)
+    return ledger
+
+
+def read_worker_counts(metrics_url: str, *, timeout: float = 5.0) -> dict[str, int]:
+    """Events the worker processed, by kind, from its ``/metrics`` page (all tasks summed)."""
+    with urllib.request.urlopen(metrics_url, timeout=timeout) as response:
+        text = response.read().decode()
+    return {kind: int(metric(text, "driftloop_worker_events_total", kind=kind))
+            for kind in _INPUTS}
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``.
+
+    >>> metric('a{kind="x",task="t"} 2\\na{kind="y"} 5\\n', "a", kind="x")
+    2.0
+    """
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, _, number = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(number)
+    return total
+
+
+async def take_ledger(settings: Settings, metrics_url: str | None) -> Ledger:
+    """The topics' account plus, when a worker runs, what it says it processed."""
+    ledger = await count_topics(settings)
+    if metrics_url is not None:
+        ledger.processed = read_worker_counts(metrics_url)
+    return ledger

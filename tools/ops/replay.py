@@ -1,0 +1,278 @@
+"""Copy a slice of one topic into another, exactly once, resumable.
+
+A replay reads records of a source topic, selected by partition and offset range or by time
+range, and writes them, keys, headers and timestamps kept, into a target topic (a pipeline
+topic for a backfill, or a topic of its own). Each chunk of copied records and the source
+position are committed in one Kafka transaction (the consume-transform-produce pattern): the
+position lives as the committed offsets of a consumer group named after the job, so a replay
+killed at any moment and started again continues where its last transaction ended, and a
+``read_committed`` reader of the target sees every record exactly once.
+
+The job id is derived from what is replayed (source, target, partitions, range), so running
+the same command again resumes; ``restart=True`` forgets the position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ...client.kafka import topic_partitions
+from ...schemas.settings import Settings
+from ..errors import ToolsError
+
+__all__ = ["ReplayError", "ReplayResult", "ReplaySpec", "plan_replay", "run_replay"]
+
+CHUNK_RECORDS = 500
+
+
+class ReplayError(ToolsError):
+    """A replay cannot run as asked (missing topic, writing into its own source, bad range)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaySpec:
+    """What to copy: a source topic slice and a target topic (full, prefixed names).
+
+    Offsets are a half-open range ``[from_offset, to_offset)`` applied to every selected
+    partition; times are milliseconds since the epoch, ``[since_ms, until_ms)``, compared with
+    each record's timestamp. Both may be combined; ``None`` leaves that side open (a missing
+    upper bound means the end of the partition when the replay starts).
+
+    Examples
+    --------
+    >>> spec = ReplaySpec(source="interactions", target="interactions-backfill",
+    ...                   since_ms=1_700_000_000_000)
+    >>> spec.job_id == ReplaySpec(source="interactions", target="interactions-backfill",
+    ...                           since_ms=1_700_000_000_000).job_id
+    True
+    """
+
+    source: str
+    target: str
+    partitions: tuple[int, ...] | None = None
+    from_offset: int | None = None
+    to_offset: int | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    allow_same_topic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source == self.target and not self.allow_same_topic:
+            raise ReplayError(f"refusing to replay {self.source!r} into itself "
+                              "(pass allow_same_topic / --into-source to do it anyway)")
+        for low, high, what in ((self.from_offset, self.to_offset, "offset"),
+                                (self.since_ms, self.until_ms, "time")):
+            if low is not None and low < 0:
+                raise ReplayError(f"{what} range starts below zero: {low}")
+            if low is not None and high is not None and high <= low:
+                raise ReplayError(f"empty {what} range: [{low}, {high})")
+
+    @property
+    def job_id(self) -> str:
+        """A stable id for this replay: the same spec resumes the same job."""
+        parts = (self.source, self.target, self.partitions, self.from_offset, self.to_offset,
+                 self.since_ms, self.until_ms)
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+    def in_range(self, offset: int, timestamp_ms: int) -> bool:
+        if self.from_offset is not None and offset < self.from_offset:
+            return False
+        if self.to_offset is not None and offset >= self.to_offset:
+            return False
+        if self.since_ms is not None and timestamp_ms < self.since_ms:
+            return False
+        return not (self.until_ms is not None and timestamp_ms >= self.until_ms)
+
+
+@dataclass(slots=True)
+class PartitionPlan:
+    """The offsets one partition is read over: ``[start, end)``, ``resumed_from`` if resumed."""
+
+    start: int
+    end: int
+    resumed_from: int | None = None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.end - self.start)
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """What a replay did: records copied (or counted, for a dry run) and skipped."""
+
+    job_id: str
+    dry_run: bool
+    copied: int = 0
+    skipped: int = 0
+    per_partition: dict[int, int] = field(default_factory=dict)
+    resumed: bool = False
+    seconds: float = 0.0
+
+
+def _group_id(settings: Settings, spec: ReplaySpec) -> str:
+    return f"{settings.kafka.topic_prefix}driftloop-replay-{spec.job_id}"
+
+
+def _selected(spec: ReplaySpec, available: set[int] | None) -> list[TopicPartition]:
+    if not available:
+        raise ReplayError(f"source topic {spec.source!r} does not exist")
+    wanted = sorted(available) if spec.partitions is None else list(spec.partitions)
+    missing = sorted(set(wanted) - available)
+    if missing:
+        raise ReplayError(f"topic {spec.source!r} has no partition {missing} "
+                          f"(it has {sorted(available)})")
+    return [TopicPartition(spec.source, p) for p in wanted]
+
+
+async def plan_replay(consumer: AIOKafkaConsumer, spec: ReplaySpec,
+                      source_partitions: set[int] | None, *,
+                      resume: bool = True) -> dict[TopicPartition, PartitionPlan]:
+    """Resolve the spec to an offset range per partition (end offsets as of now)."""
+    tps = _selected(spec, source_partitions)
+    beginnings = await consumer.beginning_offsets(tps)
+    ends = await consumer.end_offsets(tps)
+    starts = {tp: beginnings[tp] for tp in tps}
+    stops = dict(ends)
+    if spec.since_ms is not None:
+        found = await consumer.offsets_for_times({tp: spec.since_ms for tp in tps})
+        for tp in tps:
+            starts[tp] = found[tp].offset if found[tp] is not None else ends[tp]
+    if spec.from_offset is not None:
+        starts = {tp: max(starts[tp], spec.from_offset) for tp in tps}
+    if spec.to_offset is not None:
+        stops = {tp: min(stops[tp], spec.to_offset) for tp in tps}
+    plans = {tp: PartitionPlan(start=starts[tp], end=max(starts[tp], stops[tp])) for tp in tps}
+    if resume:
+        for tp, plan in plans.items():
+            committed = await consumer.committed(tp)
+            if committed is not None and committed > plan.start:
+                plan.resumed_from = committed
+                plan.start = min(committed, plan.end)
+    return plans
+
+
+class _RateLimit:
+    """At most ``per_second`` records a second, measured over the whole run."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.per_second = per_second
+        self._started = time.monotonic()
+        self._sent = 0
+
+    async def wait(self, records: int) -> None:
+        self._sent += records
+        if not self.per_second:
+            return
+        ahead = self._sent / self.per_second - (time.monotonic() - self._started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+
+async def run_replay(
+    settings: Settings,
+    spec: ReplaySpec,
+    *,
+    dry_run: bool = False,
+    rate: float | None = None,
+    restart: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> ReplayResult:
+    """Copy the records ``spec`` selects; return counts. See the module docstring.
+
+    ``progress(done, total)`` is called after each chunk (``total`` is the number of
+    offsets planned, an upper bound when a time range filters records). Setting ``stop``
+    ends the replay after the current transaction; running again resumes.
+    """
+    started = time.monotonic()
+    group = _group_id(settings, spec)
+    result = ReplayResult(job_id=spec.job_id, dry_run=dry_run)
+    partitions = await topic_partitions(settings, spec.source, spec.target)
+    if not dry_run and spec.target not in partitions:
+        raise ReplayError(f"target topic {spec.target!r} does not exist "
+                          "(create it first: driftloop topics create, or your own tooling)")
+    consumer = AIOKafkaConsumer(
+        **settings.kafka.client_kwargs(),
+        group_id=group,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    producer: AIOKafkaProducer | None = None
+    try:
+        plans = await plan_replay(consumer, spec, partitions.get(spec.source),
+                                  resume=not restart and not dry_run)
+        result.resumed = any(plan.resumed_from is not None for plan in plans.values())
+        total = sum(plan.remaining for plan in plans.values())
+        # Same partition count on both sides: keep each record's partition, so per-key order
+        # and the partition a consumer reads it from do not change. Otherwise the key decides.
+        keep_partition = False
+        if not dry_run:
+            producer = AIOKafkaProducer(
+                **settings.kafka.client_kwargs(),
+                transactional_id=f"{group}-tx",
+                enable_idempotence=True,
+                max_request_size=32 * 1024 * 1024,
+            )
+            await producer.start()
+            keep_partition = partitions[spec.target] == partitions[spec.source]
+        pending = {tp for tp, plan in plans.items() if plan.remaining > 0}
+        consumer.assign(list(plans))
+        for tp, plan in plans.items():
+            consumer.seek(tp, plan.start)
+        limiter = _RateLimit(rate)
+        reached = {tp: plan.start for tp, plan in plans.items()}
+        while pending and not (stop is not None and stop.is_set()):
+            batches = await consumer.getmany(*pending, timeout_ms=500,
+                                             max_records=CHUNK_RECORDS)
+            chunk: list[tuple[TopicPartition, object]] = []
+            positions: dict[TopicPartition, int] = {}
+            for tp, records in batches.items():
+                end = plans[tp].end
+                for record in records:
+                    if record.offset >= end:
+                        break
+                    positions[tp] = record.offset + 1
+                    if spec.in_range(record.offset, record.timestamp):
+                        chunk.append((tp, record))
+                    else:
+                        result.skipped += 1
+            for tp in list(pending):
+                # A read_committed reader skips control records, so the end is reached by
+                # position, not by having seen the record at end - 1.
+                if await consumer.position(tp) >= plans[tp].end:
+                    pending.discard(tp)
+                    positions[tp] = max(positions.get(tp, 0), plans[tp].end)
+            if producer is not None and positions:
+                await limiter.wait(len(chunk))
+                async with producer.transaction():
+                    for tp, record in chunk:
+                        await producer.send(
+                            spec.target, value=record.value, key=record.key,
+                            headers=list(record.headers or ()),
+                            timestamp_ms=record.timestamp,
+                            partition=tp.partition if keep_partition else None)
+                    await producer.send_offsets_to_transaction(positions, group)
+            for tp, _record in chunk:
+                result.per_partition[tp.partition] = result.per_partition.get(tp.partition, 0) + 1
+            result.copied += len(chunk)
+            reached.update(positions)
+            if progress is not None:
+                done = sum(min(reached[tp], plan.end) - plan.start for tp, plan in plans.items())
+                progress(done, total)
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await consumer.stop()
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,199 @@
+"""What is going on in a driftloop deployment: topics, consumer lag, versions, replicas.
+
+Reads only: topic metadata and end offsets, the committed offsets of the worker's and the
+learner's consumer groups, the ``model-versions`` log folded by the learner's registry, and
+the serving replicas' latest acknowledgements on ``serving-acks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+from aiokafka.structs import OffsetAndMetadata
+
+from ...client.kafka import topic_partitions
+from ...learner.errors import RegistryError
+from ...learner.group import consumer_group
+from ...learner.topics.versions import read_version_log
+from ...schemas import ServingAck, Topic, ValidationError, decode
+from ...schemas.enums import ServingStatus
+from ...schemas.settings import Settings
+from ...schemas.topics import TOPIC_SPECS
+from ..kafka.topic_reader import read_snapshot
+
+__all__ = ["GroupLag", "ReplicaState", "Status", "TopicStatus", "collect_status"]
+
+
+@dataclass(slots=True)
+class TopicStatus:
+    """One topic: its partitions and the end offset (records written so far) of each."""
+
+    name: str
+    end_offsets: dict[int, int]
+
+    @property
+    def partitions(self) -> int:
+        return len(self.end_offsets)
+
+    @property
+    def records(self) -> int:
+        return sum(self.end_offsets.values())
+
+
+@dataclass(slots=True)
+class GroupLag:
+    """How far a consumer group is behind the end of the topics it committed offsets for."""
+
+    group: str
+    role: str
+    lag: dict[str, int] = field(default_factory=dict)
+    exists: bool = True
+
+    @property
+    def total(self) -> int:
+        return sum(self.lag.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """The latest acknowledgement of one serving replica for one task."""
+
+    replica: str
+    version_id: str
+    serving: bool
+    ts: float
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Status:
+    """Everything ``driftloop status`` shows, JSON-ready through :meth:`to_dict`."""
+
+    bootstrap_servers: str
+    topic_prefix: str
+    topics: list[TopicStatus]
+    missing_topics: list[str]
+    groups: list[GroupLag]
+    promoted: dict[str, str]
+    versions: int
+    registry_error: str | None = None
+    replicas: dict[str, list[ReplicaState]] = field(default_factory=dict)
+
+    def converged(self, task: str) -> bool:
+        """Every replica that acknowledged anything for ``task`` serves its promoted head."""
+        states = self.replicas.get(task, [])
+        head = self.promoted.get(task)
+        return bool(states) and all(s.serving and s.version_id == head for s in states)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        for topic, raw in zip(self.topics, data["topics"], strict=True):
+            raw["partitions"], raw["records"] = topic.partitions, topic.records
+        for group, raw in zip(self.groups, data["groups"], strict=True):
+            raw["total"] = group.total
+        return data
+
+
+def watched_groups(settings: Settings) -> list[tuple[str, str]]:
+    """(role, consumer group id) of the processes ``status`` reports on."""
+    prefix = settings.kafka.topic_prefix
+    return [("worker", f"{prefix}{settings.worker.app_id}"),
+            ("learner", consumer_group(settings))]
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str,
+                     timeout: float = 30.0) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets; waits out a coordinator that is still loading.
+
+    On a broker that has never seen a consumer group, the first lookup creates the offsets
+    topic and answers "coordinator not available" until it is ready.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await admin.list_consumer_group_offsets(group)
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)  # poll interval of the deadline-bound wait
+
+
+async def _group_lag(admin: AIOKafkaAdminClient, role: str, group: str,
+                     ends: dict[TopicPartition, int]) -> GroupLag:
+    committed = await _committed(admin, group)
+    result = GroupLag(group=group, role=role, exists=bool(committed))
+    for tp, meta in committed.items():
+        if tp in ends and meta.offset >= 0:
+            result.lag[tp.topic] = result.lag.get(tp.topic, 0) + max(0, ends[tp] - meta.offset)
+    return result
+
+
+async def _replicas(settings: Settings) -> dict[str, list[ReplicaState]]:
+    """Latest ack per (replica, task) on ``serving-acks``, undecodable records skipped."""
+    latest: dict[tuple[str, str], ServingAck] = {}
+    records = await read_snapshot(settings, settings.kafka.topic(Topic.SERVING_ACKS))
+    for record in records:
+        try:
+            ack = decode(record.value or b"", ServingAck)
+        except ValidationError:
+            continue  # status reads; dead-lettering is the consumers' job
+        key = (ack.replica, ack.task)
+        if key not in latest or ack.ts >= latest[key].ts:
+            latest[key] = ack
+    replicas: dict[str, list[ReplicaState]] = {}
+    for (replica, task), ack in sorted(latest.items()):
+        replicas.setdefault(task, []).append(ReplicaState(
+            replica=replica, version_id=ack.version_id, ts=ack.ts, reason=ack.reason,
+            serving=ack.status is ServingStatus.SERVING))
+    return replicas
+
+
+async def collect_status(settings: Settings) -> Status:
+    """Gather the status of the deployment ``settings`` points at."""
+    names = [settings.kafka.topic(topic) for topic in TOPIC_SPECS]
+    partitions = await topic_partitions(settings, *names, timeout=0)
+    tps = [TopicPartition(name, p) for name in names for p in sorted(partitions.get(name, ()))]
+    ends: dict[TopicPartition, int] = {}
+    if tps:
+        consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+    topics = [TopicStatus(name, {tp.partition: ends[tp] for tp in tps if tp.topic == name})
+              for name in names if name in partitions]
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
+    await admin.start()
+    try:
+        groups = [await _group_lag(admin, role, group, ends)
+                  for role, group in watched_groups(settings)]
+    finally:
+        await admin.close()
+    promoted: dict[str, str] = {}
+    versions, registry_error = 0, None
+    try:
+        log = await read_version_log(settings, timeout=30)
+        versions = len(log.versions())
+        for version in log.versions():
+            head = log.head(version.task)
+            if head is not None:
+                promoted[version.task] = head.version_id
+    except RegistryError as exc:
+        registry_error = str(exc)
+    return Status(
+        replicas=await _replicas(settings),
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        topic_prefix=settings.kafka.topic_prefix,
+        topics=topics,
+        missing_topics=[name for name in names if name not in partitions],
+        groups=groups,
+        promoted=promoted,
+        versions=versions,
+        registry_error=registry_error,
+    )
