@@ -7,6 +7,13 @@ It sits below ``streams``, ``learner`` and ``tools``, above ``schemas``.
 
 from __future__ import annotations
 
-from .kafka import read_to_end_offsets, topic_partitions
+from .kafka import (
+    admin_client,
+    new_consumer,
+    new_producer,
+    read_to_end_offsets,
+    topic_partitions,
+)
 
-__all__ = ["read_to_end_offsets", "topic_partitions"]
+__all__ = ["admin_client", "new_consumer", "new_producer", "read_to_end_offsets",
+           "topic_partitions"]
