@@ -9,12 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from kafka_helpers import consume_until, produce
 from learner_helpers import replay_tweets, sentiment_request
+from waiting import wait_until
 
 from driftloop.learner.errors import ArtifactIntegrityError
 from driftloop.learner.gate.challenges import ChallengeSuite
@@ -163,13 +163,14 @@ def learner_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def wait_for(condition, timeout: float, what: str, proc=None) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
+    def holds() -> bool:
+        if condition():
+            return True
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"learner exited ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
+        return False
+
+    wait_until(holds, timeout, what)
 
 
 async def test_killed_between_training_and_publishing_publishes_once(
