@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from ..client.kafka import admin_client
 from ..schemas.settings import Settings
 from .errors import StreamsError
 
@@ -28,9 +29,7 @@ async def ensure_changelogs(settings: Settings, tables: Iterable[Any], *,
     wanted = {t.changelog_topic.get_topic_name():
               (t.partitions, {k: str(v) for k, v in t.changelog_topic.config.items()})
               for t in tables}
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         present = set(await admin.list_topics())
         missing = [NewTopic(name, partitions, 1, topic_configs=configs)
                    for name, (partitions, configs) in wanted.items() if name not in present]
@@ -51,5 +50,3 @@ async def ensure_changelogs(settings: Settings, tables: Iterable[Any], *,
                 raise StreamsError(f"changelog topics not ready after {timeout} s: "
                                    f"{sorted(set(wanted) - ready)}")
             await asyncio.sleep(0.2)
-    finally:
-        await admin.close()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
-
+from ..client.kafka import new_producer
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
 from .commands import Command, encode_command
@@ -15,9 +14,7 @@ __all__ = ["send_commands"]
 
 async def send_commands(settings: Settings, commands: Iterable[Command]) -> int:
     """Publish commands on the feedback topic and wait for the broker's acks."""
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
-    await producer.start()
-    try:
+    async with new_producer(settings) as producer:
         sent = 0
         for command in commands:
             key, value, headers = encode_command(command)
@@ -25,5 +22,3 @@ async def send_commands(settings: Settings, commands: Iterable[Command]) -> int:
                                          headers=headers)
             sent += 1
         return sent
-    finally:
-        await producer.stop()

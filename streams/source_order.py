@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from ..client.kafka import admin_client, new_consumer
 from ..schemas.settings import Settings
 from .errors import StreamsError
 
@@ -47,7 +47,7 @@ class SourceOrder:
     Parameters
     ----------
     settings
-        Where the broker is (``settings.kafka.client_kwargs()``).
+        Where the broker is (its clients come from :mod:`driftloop.client.kafka`).
     group_id
         The worker's consumer group: its committed offsets are where a partition starts.
     timeout_s
@@ -122,12 +122,8 @@ class SourceOrder:
         tps = [TopicPartition(t, p) for t, p in partitions if (t, p) not in self._next]
         if not tps:
             return
-        admin = AIOKafkaAdminClient(**self.settings.kafka.client_kwargs())
-        await admin.start()
-        try:
+        async with admin_client(self.settings) as admin:
             committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
-        finally:
-            await admin.close()
         starts = {tp: found.offset for tp, found in committed.items()
                   if found is not None and found.offset >= 0}
         rest = [tp for tp in tps if tp not in starts]
@@ -165,8 +161,7 @@ class SourceOrder:
 
     async def _open(self) -> AIOKafkaConsumer:
         if self._reader is None:
-            reader = AIOKafkaConsumer(**self.settings.kafka.client_kwargs(), group_id=None,
-                                      enable_auto_commit=False, auto_offset_reset="earliest")
+            reader = new_consumer(self.settings, auto_offset_reset="earliest")
             await reader.start()
             self._reader = reader
         return self._reader

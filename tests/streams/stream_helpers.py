@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from kafka_helpers import free_port
 
+from driftloop.client.kafka import admin_client
 from driftloop.schemas import Feedback, Interaction, Topic, encode_batch
 from driftloop.schemas.settings import Settings
 from driftloop.streams.agents import STALL_EXIT_CODE
@@ -183,9 +183,7 @@ async def wait_committed(settings: Settings, ends: dict[tuple[Topic, int], int],
     committed messages is then on the broker."""
     group = f"{settings.kafka.topic_prefix}{settings.worker.app_id}"
     wanted = {TopicPartition(settings.kafka.topic(t), p): end for (t, p), end in ends.items()}
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         deadline = time.monotonic() + timeout
         while True:
             found = await admin.list_consumer_group_offsets(group, partitions=list(wanted))
@@ -195,5 +193,3 @@ async def wait_committed(settings: Settings, ends: dict[tuple[Topic, int], int],
             if time.monotonic() > deadline:
                 raise AssertionError(f"group {group} committed {have}, not yet {wanted}")
             await asyncio.sleep(0.2)
-    finally:
-        await admin.close()

@@ -7,10 +7,10 @@ import base64
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from kafka_helpers import consume_until, produce
 from stream_helpers import FAST_ENV, interactions, task_on
 
+from driftloop.client.kafka import new_producer
 from driftloop.schemas import DeadLetter, Interaction, Topic, decode, encode, encode_batch
 from driftloop.schemas.codec import DEFAULT_MAX_BYTES
 from driftloop.streams.commands import COMMAND_HEADER, encode_command, manual_trigger
@@ -40,16 +40,12 @@ async def test_adversarial_records_are_dead_lettered_and_the_worker_goes_on(
         await produce(kafka_settings, Topic.INTERACTIONS, [value], key="sentiment")
     await produce(kafka_settings, Topic.INTERACTIONS, [all_bad_batch], key="sentiment")
     # A command whose task is not a name crashed the agent (and so the worker) before.
-    producer = AIOKafkaProducer(**kafka_settings.kafka.client_kwargs(), acks="all")
-    await producer.start()
-    try:
+    async with new_producer(kafka_settings) as producer:
         for body in (b'{"id": "c1", "task": ["sentiment"], "kind": "trigger"}',
                      b'{"id": 7, "task": "sentiment", "kind": "trigger"}', b"\x00"):
             await producer.send_and_wait(kafka_settings.kafka.topic(Topic.FEEDBACK), body,
                                          key=b"sentiment",
                                          headers=[(COMMAND_HEADER, b"trigger")])
-    finally:
-        await producer.stop()
     await produce(kafka_settings, Topic.INTERACTIONS, [encode(e) for e in good],
                   key="sentiment")
     # model-versions is the learner's log: a record there that is no version is logged,
@@ -82,13 +78,9 @@ async def test_events_and_commands_off_their_tasks_partition_are_dead_lettered(
     astray = encode(interactions(1, start=5, task=stranger)[0])
     await produce(kafka_settings, Topic.INTERACTIONS, [astray], key=stranger, partition=0)
     key, body, headers = encode_command(manual_trigger(stranger, id="c-astray"))
-    producer = AIOKafkaProducer(**kafka_settings.kafka.client_kwargs(), acks="all")
-    await producer.start()
-    try:
+    async with new_producer(kafka_settings) as producer:
         await producer.send_and_wait(kafka_settings.kafka.topic(Topic.FEEDBACK), body, key=key,
                                      headers=headers, partition=0)
-    finally:
-        await producer.stop()
     # The stranger's events keyed by it reach its own partition and are applied there.
     await produce(kafka_settings, Topic.INTERACTIONS,
                   [encode_batch(interactions(4, start=10, task=stranger))], key=stranger)

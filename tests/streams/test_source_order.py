@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from kafka_helpers import produce
 
+from driftloop.client.kafka import new_consumer
 from driftloop.schemas import Topic
 from driftloop.streams.source_order import MissedRecordsError, SourceOrder
 
@@ -14,14 +15,9 @@ pytestmark = [pytest.mark.kafka]
 
 async def _commit(settings, group: str, tp: TopicPartition, offset: int) -> None:
     """Commit ``offset`` for ``group`` the way a worker of that group would."""
-    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with new_consumer(settings, group_id=group) as consumer:
         consumer.assign([tp])
         await consumer.commit({tp: offset})
-    finally:
-        await consumer.stop()
 
 
 async def test_starts_are_committed_offsets_else_the_earliest_and_gaps_are_read_back(
