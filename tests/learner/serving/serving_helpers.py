@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from kafka_helpers import produce
+from waiting import wait_until_async
 
 from driftloop.learner.registry.store import ArtifactStore, StoredArtifact
 from driftloop.schemas import Topic, encode
@@ -46,8 +46,4 @@ async def publish(settings: Settings, *events: ModelVersion) -> None:
 
 async def until(check: Callable[[], object], timeout: float, what: str) -> None:
     """Wait until ``check()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
-        await asyncio.sleep(0.01)
+    await wait_until_async(check, timeout, what, interval=0.01)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kafka_helpers import consume_until
 from serving_helpers import TASK, publish, serving_settings, store, version_event
+from waiting import wait_until_async
 
 from driftloop.learner.registry.version_log import VersionLog
 from driftloop.learner.serving.http import ServingService
@@ -39,14 +39,7 @@ async def running(settings: Settings, resident_models) -> AsyncIterator[TestClie
 
 async def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
     """Await ``check()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.1f} s")
-        await asyncio.sleep(0.01)
+    return await wait_until_async(check, timeout, what, interval=0.01)
 
 
 async def answer(client: TestClient, text: str = "an ordinary afternoon") -> dict:
