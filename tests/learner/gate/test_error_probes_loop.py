@@ -11,12 +11,12 @@ import asyncio
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from kafka_helpers import consume_until, produce
 from test_service import session_updater, with_learner
+from waiting import wait_until_async
 
 from driftloop.learner.gate.challenges import ChallengeSuite
 from driftloop.learner.gate.error_probes import ERROR_TAG, normalize_input
@@ -62,14 +62,6 @@ async def send(settings, items: list[Interaction], notes: list[Feedback]) -> Non
     await produce(settings, Topic.FEEDBACK, [encode_batch(notes)], key="sentiment")
 
 
-async def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 async def test_a_corrected_interaction_is_a_probe_of_the_next_gate(
         kafka_settings, session_settings, updater, tmp_path) -> None:  # type: ignore[no-untyped-def]
     suite = tmp_path / "suite.jsonl"
@@ -96,8 +88,9 @@ async def test_a_corrected_interaction_is_a_probe_of_the_next_gate(
     running = asyncio.create_task(service.run())
     try:
         await send(settings, *traffic(first, 0, errors_1))
-        await wait_until(lambda: len(service.stats.published) >= 1 or running.done(), 180,
-                         "the first version")
+        await wait_until_async(
+            lambda: len(service.stats.published) >= 1 or running.done(), 180,
+            "the first version")
         await send(settings, *traffic(second, ROUND, errors_2))
         await asyncio.wait_for(running, 180)
     finally:
