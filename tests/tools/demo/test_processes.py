@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import waiting
 
 from driftloop.tools.demo.processes import (
     ChildProcess,
@@ -27,10 +28,8 @@ IGNORES_SIGTERM = ("import signal, sys, time\n"
 
 
 def _wait_ready(child: ChildProcess) -> None:
-    deadline = time.monotonic() + 30
-    while "ready" not in child.tail():
-        assert time.monotonic() < deadline, "the child never got ready"
-        time.sleep(0.05)  # polling the child's log for a condition, with a deadline
+    waiting.wait_until(lambda: "ready" in child.tail(), 30, "the child ready", interval=0.05,
+                       seen=lambda: f"log: {child.tail(500)!r}")
 
 
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
@@ -53,10 +52,8 @@ def test_grandchildren_in_the_group_are_stopped_too(tmp_path: Path) -> None:
     grandchild = int(next(line.split()[1] for line in child.tail().splitlines()
                           if line.startswith("grandchild")))
     child.stop(grace=1.0)
-    deadline = time.monotonic() + 10
-    while not process_gone(grandchild):
-        assert time.monotonic() < deadline, "the grandchild survived"
-        time.sleep(0.05)  # reaped by init after the group's SIGKILL
+    # reaped by init after the group's SIGKILL
+    waiting.wait_until(lambda: process_gone(grandchild), 10, "the grandchild gone", interval=0.05)
 
 
 def test_an_exception_in_the_block_stops_every_child(tmp_path: Path) -> None:
