@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kafka_helpers import BROKER_HEAP, BROKER_JVM_OPTIONS, free_port_pair
+from waiting import wait_until
 
 from driftloop.tools.errors import (
     BrokerStartError,
@@ -130,10 +131,8 @@ def test_a_process_tied_to_its_parent_dies_with_it(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, check=True)
     pid = int(done.stdout.split()[-1])
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling another process's exit: there is no event to wait on
-    assert not _alive(pid), f"pid {pid} outlived its parent"
+    # polling another process's exit: there is no event to wait on; fails if it outlived its parent
+    wait_until(lambda: not _alive(pid), 10, f"pid {pid} gone with its parent", interval=0.05)
 
 
 def _alive(pid: int) -> bool:
