@@ -68,8 +68,7 @@ def _event_bytes(raw: bytes, index: int) -> bytes:
 def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: int,
                    offset: int, key: bytes | None = None, max_bytes: int | None = None,
                    embedding_dims: Callable[[str], int | None] | None = None,
-                   consumer: str | None = None,
-                   max_event_bytes: int | None = None,
+                   consumer: str | None = None, max_event_bytes: int | None = None,
                    owners: TaskPartitions | None = None) -> DecodedMessage:
     """Decode one Kafka message into events of type ``cls``; never raises.
 
@@ -116,25 +115,28 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
         return out
     batched = len(results) > 1 or (raw.lstrip()[:1] == b"{" and b'"driftloop.batch"' in raw[:200])
     for index, result in enumerate(results):
-        where = index if batched else None
-        if isinstance(result, ValidationError):
-            reject(result.code, str(result), where,
-                   _event_bytes(raw, index) if batched else raw)
-            continue
-        if owners is not None:
-            task: str = result.task  # type: ignore[attr-defined]
-            if owners[task] != partition:
-                reject(WRONG_PARTITION, owners.misplaced(task, topic, partition), where,
-                       _event_bytes(raw, index) if batched else raw)
-                continue
-        if embedding_dims is not None and isinstance(result, Interaction) \
-                and result.embedding is not None:
-            want = embedding_dims(result.task)
-            if want is not None and len(result.embedding) != want:
-                reject("embedding_dim",
-                       f"interaction.embedding: expected {want} dimensions, "
-                       f"got {len(result.embedding)}", where,
-                       _event_bytes(raw, index) if batched else raw)
-                continue
-        out.events.append(result)
+        refusal = (result.code, str(result)) if isinstance(result, ValidationError) else \
+            _refusal(result, topic=topic, partition=partition, owners=owners,
+                     embedding_dims=embedding_dims)
+        if refusal is None:
+            out.events.append(result)
+        elif batched:
+            reject(*refusal, index, _event_bytes(raw, index))
+        else:
+            reject(*refusal, None, raw)
     return out
+
+
+def _refusal(event: Event, *, topic: str, partition: int, owners: TaskPartitions | None,
+             embedding_dims: Callable[[str], int | None] | None) -> tuple[str, str] | None:
+    """Why a well-formed event cannot be applied here (reason, error), or None."""
+    task: str = event.task  # type: ignore[attr-defined]
+    if owners is not None and owners[task] != partition:
+        return WRONG_PARTITION, owners.misplaced(task, topic, partition)
+    if embedding_dims is not None and isinstance(event, Interaction) \
+            and event.embedding is not None:
+        want = embedding_dims(task)
+        if want is not None and len(event.embedding) != want:
+            return ("embedding_dim", f"interaction.embedding: expected {want} dimensions, "
+                                     f"got {len(event.embedding)}")
+    return None
