@@ -20,7 +20,7 @@ from ..schemas.enums import ExampleOrigin
 from ..schemas.events import TrainingExample
 from .errors import ConfigurationError
 
-__all__ = ["LabeledExample", "ReplayBuffer"]
+__all__ = ["LabeledExample", "ReplayBuffer", "draw_examples"]
 
 # Per-example overhead of the JSON around input and target inside a training request.
 _JSON_OVERHEAD = 160
@@ -237,42 +237,15 @@ class ReplayBuffer:
                            math.floor(new_quota * replay_ratio / (1.0 - replay_ratio) + 1e-9))
         budget = [max_bytes]
         chosen = [(e, ExampleOrigin.NEW)
-                  for e in self._draw(pool, new_quota, balance, rng, budget)]
+                  for e in draw_examples(pool, new_quota, balance, rng, budget)]
         chosen += [(e, ExampleOrigin.REPLAY)
-                   for e in self._draw(self._reservoir, replay_quota, balance, rng, budget)]
+                   for e in draw_examples(self._reservoir, replay_quota, balance, rng, budget)]
         if curriculum:
             # Easy first: difficulty is 1 - the model's confidence; unknown sits in the middle.
             chosen.sort(key=lambda pair: 0.5 if pair[0].difficulty is None else pair[0].difficulty)
         else:
             rng.shuffle(chosen)
         return [example.to_training(origin) for example, origin in chosen]
-
-    @staticmethod
-    def _draw(pool: list[LabeledExample], quota: int, balance: bool, rng: random.Random,
-              budget: list[int]) -> list[LabeledExample]:
-        if quota <= 0:
-            return []
-        if not balance:
-            order = rng.sample(pool, len(pool))
-            groups: list[list[LabeledExample]] = [order]
-        else:
-            by_group: dict[tuple[str, str], list[LabeledExample]] = defaultdict(list)
-            for example in pool:
-                by_group[(example.target, example.domain)].append(example)
-            groups = [rng.sample(items, len(items)) for _, items in sorted(by_group.items())]
-        picked: list[LabeledExample] = []
-        # Round robin over (class, domain) groups: every group gets its share before any
-        # group gets a second one.
-        while len(picked) < quota and any(groups):
-            for group in groups:
-                if not group or len(picked) >= quota:
-                    continue
-                example = group.pop()
-                if example.size_bytes > budget[0]:
-                    continue
-                budget[0] -= example.size_bytes
-                picked.append(example)
-        return picked
 
     # -- contract helpers ----------------------------------------------------------------
     def clone(self) -> ReplayBuffer:
@@ -289,3 +262,41 @@ class ReplayBuffer:
     def __repr__(self) -> str:
         return (f"ReplayBuffer(capacity={self.capacity}, new={len(self._new)}, "
                 f"reservoir={len(self._reservoir)}, bytes={self._bytes})")
+
+
+def draw_examples(pool: list[LabeledExample], quota: int, balance: bool, rng: random.Random,
+         budget: list[int]) -> list[LabeledExample]:
+    """Up to ``quota`` examples of ``pool`` in random order, within ``budget[0]`` bytes (the
+    budget left is written back, so the next draw of the same batch shares it).
+
+    With ``balance``, round robin over the (class, domain) groups: every group gets its share
+    before any group gets a second one.
+
+    >>> pool = [LabeledExample(f"t{i}", "pos" if i < 6 else "neg") for i in range(8)]
+    >>> budget = [10_000]
+    >>> sorted(e.target for e in draw_examples(pool, 4, True, random.Random(0), budget))
+    ['neg', 'neg', 'pos', 'pos']
+    >>> budget[0] == 10_000 - 4 * pool[0].size_bytes
+    True
+    """
+    if quota <= 0:
+        return []
+    if not balance:
+        order = rng.sample(pool, len(pool))
+        groups: list[list[LabeledExample]] = [order]
+    else:
+        by_group: dict[tuple[str, str], list[LabeledExample]] = defaultdict(list)
+        for example in pool:
+            by_group[(example.target, example.domain)].append(example)
+        groups = [rng.sample(items, len(items)) for _, items in sorted(by_group.items())]
+    picked: list[LabeledExample] = []
+    while len(picked) < quota and any(groups):
+        for group in groups:
+            if not group or len(picked) >= quota:
+                continue
+            example = group.pop()
+            if example.size_bytes > budget[0]:
+                continue
+            budget[0] -= example.size_bytes
+            picked.append(example)
+    return picked
