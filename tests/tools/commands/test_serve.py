@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from kafka_helpers import consume_until, free_port, produce
+from waiting import wait_until_async
 
 from driftloop.learner.models.resident import ResidentModels, default_base_model
 from driftloop.learner.registry.store import ArtifactStore
@@ -66,17 +67,15 @@ async def test_serve_answers_with_the_promoted_version_and_stops_on_sigterm(  # 
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
+        async def serving_v1() -> tuple[int, dict] | None:
             assert process.poll() is None, process.stderr.read().decode()[-3000:]
             try:
                 status, health = await asyncio.to_thread(_get, f"{url}/healthz")
-                if health["serving"].get("sentiment") == "v1":
-                    break
             except (urllib.error.URLError, ConnectionError):
-                pass  # not listening yet
-            assert time.monotonic() < deadline, "driftloop serve did not serve v1 in 120 s"
-            await asyncio.sleep(0.2)  # poll interval of the condition wait
+                return None  # not listening yet
+            return (status, health) if health["serving"].get("sentiment") == "v1" else None
+
+        status, health = await wait_until_async(serving_v1, 120, "driftloop serve serving v1")
         assert status == 200 and health["replica"] == "proc-1"
         status, answer = await asyncio.to_thread(_get, f"{url}/predict",
                                                  {"task": "sentiment", "input": "so-so"})
