@@ -31,7 +31,7 @@ from river import drift
 
 from .errors import ConfigurationError
 
-__all__ = ["DETECTORS", "Detection", "DriftMonitor"]
+__all__ = ["DETECTORS", "Detection", "DriftMonitor", "block_means"]
 
 # name -> River class. Only detectors of real-valued inputs: the monitor feeds standardised
 # block means (the error-rate signal included), never single bits.
@@ -210,23 +210,10 @@ class DriftMonitor:
         if arr.size == 0:
             return self._last
         self._events += int(arr.size)
-        size = self.block_size
-        need = size - self._partial_count
-        if arr.size < need:
-            self._partial_sum += float(arr.sum())
-            self._partial_count += int(arr.size)
-            return self._last
-        first = (self._partial_sum + float(arr[:need].sum())) / size
-        rest = arr[need:]
-        full = rest.size // size
-        means = rest[: full * size].reshape(full, size).mean(axis=1) if full else rest[:0]
-        tail = rest[full * size:]
-        self._partial_sum = float(tail.sum())
-        self._partial_count = int(tail.size)
-        # Events that belong to blocks not yet consumed, for the alert's position.
-        pending_after = [(full - i) * size + self._partial_count for i in range(full + 1)]
-        for i, mean in enumerate([first, *means.tolist()]):
-            detection = self._block(mean, self._events - pending_after[i])
+        done, self._partial_sum, self._partial_count = block_means(
+            arr, self.block_size, self._partial_sum, self._partial_count)
+        for mean, after in done:
+            detection = self._block(mean, self._events - after)
             if detection is not None:
                 self._last.append(detection)
         return self._last
@@ -274,3 +261,31 @@ class DriftMonitor:
     def __repr__(self) -> str:
         return (f"DriftMonitor(detector={self.detector!r}, params={self.params!r}, "
                 f"block_size={self.block_size}, events_seen={self._events})")
+
+
+def block_means(values: np.ndarray, size: int, partial_sum: float, partial_count: int
+                ) -> tuple[list[tuple[float, int]], float, int]:
+    """Average ``values`` into blocks of ``size``, the first one completing a partial block
+    (``partial_count`` values summing to ``partial_sum``).
+
+    Returns each completed block's mean with how many of ``values`` come after it (for the
+    position of an alert), and the new partial block (sum, count). Vectorised: the per-call
+    cost of River is paid once per block, not once per value.
+
+    >>> block_means(np.arange(5.0), 2, 1.0, 1)
+    ([(0.5, 4), (1.5, 2), (3.5, 0)], 0.0, 0)
+    >>> block_means(np.arange(2.0), 4, 1.0, 1)
+    ([], 2.0, 3)
+    """
+    need = size - partial_count
+    if values.size < need:
+        return [], partial_sum + float(values.sum()), partial_count + int(values.size)
+    first = (partial_sum + float(values[:need].sum())) / size
+    rest = values[need:]
+    full = rest.size // size
+    means = rest[: full * size].reshape(full, size).mean(axis=1) if full else rest[:0]
+    tail = rest[full * size:]
+    # Values that belong to blocks not yet consumed, for the alert's position.
+    after = [(full - i) * size + int(tail.size) for i in range(full + 1)]
+    return list(zip([first, *means.tolist()], after, strict=True)), float(tail.sum()), \
+        int(tail.size)
