@@ -7,12 +7,10 @@ deadlines. (Kept out of conftest.py: test modules import these by a unique modul
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from aiokafka import TopicPartition
 from kafka_helpers import free_port
+from waiting import wait_until, wait_until_async
 
 from driftloop.client.kafka import admin_client
 from driftloop.schemas import Feedback, Interaction, Topic, encode_batch
@@ -76,24 +75,24 @@ class WorkerProcess:
         return total
 
     def wait_for(self, ready: Callable[[str], bool], timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline:
+
+        def ready_page() -> str | None:
+            nonlocal last
             if self.proc is not None and self.proc.poll() is not None:
                 if self.restart_on_stall and self.proc.returncode == STALL_EXIT_CODE:
                     self.stall_restarts += 1
                     self.start()
-                    continue
+                    return None
                 raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
             try:
                 last = self.metrics()
-                if ready(last):
-                    return last
+                return last if ready(last) else None
             except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{last[-3000:]}\n"
-                             f"{self.tail()}")
+                return None
+
+        return wait_until(ready_page, timeout, what,
+                          seen=lambda: f"{last[-3000:]}\n{self.tail()}")
 
     def wait_value(self, name: str, at_least: float, timeout: float = 60.0, **labels: str) -> None:
         try:
@@ -184,12 +183,12 @@ async def wait_committed(settings: Settings, ends: dict[tuple[Topic, int], int],
     group = f"{settings.kafka.topic_prefix}{settings.worker.app_id}"
     wanted = {TopicPartition(settings.kafka.topic(t), p): end for (t, p), end in ends.items()}
     async with admin_client(settings) as admin:
-        deadline = time.monotonic() + timeout
-        while True:
+        have: dict[TopicPartition, int] = {}
+
+        async def committed() -> bool:
             found = await admin.list_consumer_group_offsets(group, partitions=list(wanted))
-            have = {tp: (found[tp].offset if tp in found else -1) for tp in wanted}
-            if all(have[tp] >= end for tp, end in wanted.items()):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"group {group} committed {have}, not yet {wanted}")
-            await asyncio.sleep(0.2)
+            have.update({tp: (found[tp].offset if tp in found else -1) for tp in wanted})
+            return all(have[tp] >= end for tp, end in wanted.items())
+
+        await wait_until_async(committed, timeout, f"group {group} committed {wanted}",
+                               seen=lambda: f"committed {have}")
