@@ -43,7 +43,7 @@ from ..schemas.settings import Settings
 from ..schemas.topics import TOPIC_SPECS, Topic
 from .app import STATE_CODEC
 from .buffer import ReplayBuffer
-from .canary import AB_COMMAND_KINDS, CanaryComparison, ab_families
+from .canary import CANARY_COMMAND_KINDS, CanaryComparison
 from .commands import (
     COMMAND_HEADER,
     clock_tick,
@@ -54,7 +54,7 @@ from .commands import (
 from .errors import TriggerError
 from .ingest import dead_letter, decode_message
 from .join import JoinWindow
-from .metrics import CONTENT_TYPE, render, worker_families
+from .metrics import CONTENT_TYPE, canary_families, render, worker_families
 from .partitioning import WRONG_PARTITION, TaskPartitions
 from .pipeline import Effects, TaskState, new_buffer, new_join_window
 from .source_order import SourceOrder
@@ -270,7 +270,7 @@ class WorkerRuntime:
         state.on_command(command, now=now)
         # The A/B test keeps its own idempotence (by version): not tied to the state's
         # bounded memory of command ids.
-        ab = self.ab_test(command.task) if (command.kind in AB_COMMAND_KINDS and
+        ab = self.ab_test(command.task) if (command.kind in CANARY_COMMAND_KINDS and
                                             self.settings.worker.ab_test.enabled) else None
         decisions = ab.on_command(command, now=now) if ab is not None else []
         buffer = self.buffer(command.task)
@@ -478,7 +478,7 @@ class WorkerRuntime:
         dead = {key: value for key, value in self.dead_counts.items()
                 if mine is None or int(key.partition("|")[0].rpartition(":")[2]) in mine}
         tests = [ab for task, ab in self.ab_tests.items() if ab is not None and owned(task)]
-        return render(worker_families(states, dead, self.liveness()) + ab_families(tests))
+        return render(worker_families(states, dead, self.liveness()) + canary_families(tests))
 
 
 def _exit_for_restart(why: str, *args: Any) -> NoReturn:

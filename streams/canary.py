@@ -7,10 +7,9 @@ is an *outcome* (right or wrong) of one version. :class:`CanaryComparison` keeps
 
 - which version is the head (from ``promoted`` commands) and which candidate is under test
   (from ``candidate`` commands, which carry the candidate's ``model-versions`` event);
-- a pairing of outcomes: within a domain, an outcome of one arm is paired with the newest
-  waiting outcome of the other arm (so the two sides of a pair saw the same kind of input
-  at about the same time; slow drift shared by both arms cancels out). Unpaired outcomes
-  wait, at most ``pair_window`` per domain;
+- a pairing of outcomes (:class:`~driftloop.streams.pairing.OutcomePairing`): within a
+  domain, an outcome of one arm is paired with the newest waiting outcome of the other arm.
+  Unpaired outcomes wait, at most ``pair_window`` per domain;
 - a :class:`~driftloop.streams.sprt.PairedSPRT` on the pairs, which promotes or rejects.
 
 When the test decides, it returns the status event to publish on ``model-versions``: a copy
@@ -26,9 +25,8 @@ restarts the test (the comparison is with the head in front of users).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,25 +38,33 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import ModelVersion
 from ..schemas.settings import ABTestSettings
 from .commands import Command
-from .errors import ConfigurationError
-from .metrics import MetricFamily
+from .pairing import OutcomePairing
 from .sprt import PairedSPRT, Verdict
 
-__all__ = ["AB_COMMAND_KINDS", "CanaryComparison", "Outcome", "ab_families"]
+__all__ = ["CANARY_COMMAND_KINDS", "CanaryComparison", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-AB_COMMAND_KINDS = frozenset({"candidate", "promoted", "rejected"})
+CANARY_COMMAND_KINDS = frozenset({"candidate", "promoted", "rejected"})
 Outcome = tuple[str, str, str, bool]
 """(interaction id, domain, model version, right?) of one joined label or correction."""
 _DECISIONS_REMEMBERED = 1000
-_MAX_DOMAINS = 1000
 
 
-def _key(interaction_id: str) -> int:
-    # 8 bytes per remembered interaction instead of its id: the set is pickled on each write.
-    return int.from_bytes(hashlib.blake2b(interaction_id.encode(), digest_size=8).digest(),
-                          "big")
+def _candidate_event(task: str, command: Command) -> ModelVersion | None:
+    """The ``candidate`` event a command carries, when it is one of ``task``'s candidates."""
+    try:
+        event = decode(orjson.dumps(command.event), ModelVersion)
+    except (ValidationError, TypeError) as exc:
+        log.warning("%s: candidate command %s carries no valid event: %s", task, command.id,
+                    exc)
+        return None
+    if (event.task != task or event.version_id != command.version
+            or event.status is not VersionStatus.CANDIDATE):
+        log.warning("%s: candidate command %s carries the %s event of %s/%s", task,
+                    command.id, event.status.value, event.task, event.version_id)
+        return None
+    return event
 
 
 class CanaryComparison:
@@ -97,14 +103,12 @@ class CanaryComparison:
     def __init__(self, task: str, *, alpha: float = 0.05, beta: float = 0.2,
                  odds_ratio: float = 1.5, min_samples: int = 20, max_samples: int = 2000,
                  pair_window: int = 32) -> None:
-        if isinstance(pair_window, bool) or not isinstance(pair_window, int) or pair_window < 1:
-            raise ConfigurationError(f"pair_window must be a positive integer, got "
-                                     f"{pair_window!r}")
+        OutcomePairing(pair_window)  # invalid settings fail here, not at the first test
         self.task = task
         self.alpha, self.beta, self.odds_ratio = alpha, beta, odds_ratio
         self.min_samples, self.max_samples = min_samples, max_samples
         self.pair_window = pair_window
-        PairedSPRT(**self._test_params())  # invalid settings fail here, not at the first test
+        PairedSPRT(**self._test_params())  # likewise
         self._reset()
 
     @classmethod
@@ -126,8 +130,7 @@ class CanaryComparison:
         self.decided: OrderedDict[str, str] = OrderedDict()
         """Version -> what ended its test (a verdict, or "promoted"/"rejected" elsewhere)."""
         self.counters: Counter[str] = Counter()
-        self._waiting: dict[str, deque[tuple[bool, int, bool]]] = {}
-        self._used: set[int] = set()
+        self.pairing = OutcomePairing(self.pair_window)
         self._changed = False
 
     # -- commands ----------------------------------------------------------------------------
@@ -139,7 +142,7 @@ class CanaryComparison:
             return []
         version = command.version
         if command.kind == "promoted":
-            self._end(version, "promoted")
+            self._end(version, VersionStatus.PROMOTED.value)
             if version != self.head:
                 self.head = version
                 self._changed = True
@@ -147,7 +150,7 @@ class CanaryComparison:
                     self._restart("a new head")
             return []
         if command.kind == "rejected":
-            self._end(version, "rejected")
+            self._end(version, VersionStatus.REJECTED.value)
             return []
         if command.kind == "candidate":
             return self._start(command, now)
@@ -161,7 +164,7 @@ class CanaryComparison:
             self.counters["candidates_replayed"] += 1
             self._changed = True
             return []
-        event = self._candidate_event(command)
+        event = _candidate_event(self.task, command)
         if event is None:
             self.counters["bad_candidates"] += 1
             return []
@@ -177,26 +180,12 @@ class CanaryComparison:
         self.candidate = version
         self.candidate_event = orjson.loads(orjson.dumps(command.event))
         self.test = PairedSPRT(**self._test_params())
-        self._waiting, self._used = {}, set()
+        self.pairing = OutcomePairing(self.pair_window)
         self._changed = True
         self.counters["candidates"] += 1
         log.info("%s: A/B test of candidate %s against %s started", self.task, version,
                  self.head)
         return published
-
-    def _candidate_event(self, command: Command) -> ModelVersion | None:
-        try:
-            event = decode(orjson.dumps(command.event), ModelVersion)
-        except (ValidationError, TypeError) as exc:
-            log.warning("%s: candidate command %s carries no valid event: %s", self.task,
-                        command.id, exc)
-            return None
-        if (event.task != self.task or event.version_id != command.version
-                or event.status is not VersionStatus.CANDIDATE):
-            log.warning("%s: candidate command %s carries the %s event of %s/%s", self.task,
-                        command.id, event.status.value, event.task, event.version_id)
-            return None
-        return event
 
     def _end(self, version: str, why: str) -> None:
         """Another writer (the learner, an operator, this worker) decided ``version``."""
@@ -210,13 +199,13 @@ class CanaryComparison:
         while len(self.decided) > _DECISIONS_REMEMBERED:
             self.decided.popitem(last=False)
         self.candidate = self.candidate_event = self.test = None
-        self._waiting, self._used = {}, set()
+        self.pairing = OutcomePairing(self.pair_window)
         self._changed = True
 
     def _restart(self, why: str) -> None:
         self.counters["restarts"] += 1
         self.test = PairedSPRT(**self._test_params())
-        self._waiting, self._used = {}, set()
+        self.pairing = OutcomePairing(self.pair_window)
         log.info("%s: A/B test of %s restarted against %s: %s", self.task, self.candidate,
                  self.head, why)
 
@@ -228,38 +217,19 @@ class CanaryComparison:
             return []
         candidate, head, counters = self.candidate, self.head, self.counters
         for interaction_id, domain, version, correct in outcomes:
-            if version == candidate:
-                arm = True
-            elif version == head and head is not None:
-                arm = False
-            else:
+            if version != candidate and (version != head or head is None):
                 counters["outcomes_other_version"] += 1
                 continue
-            key = _key(interaction_id)
-            if key in self._used:
-                counters["outcomes_duplicate"] += 1
+            taken, pair = self.pairing.add(interaction_id, domain,
+                                           candidate=version == candidate, correct=correct)
+            counters[f"outcomes_{taken}"] += 1
+            if taken == "duplicate":
                 continue
             self._changed = True
-            queue = self._waiting.get(domain)
-            if queue is None:
-                if len(self._waiting) >= _MAX_DOMAINS:
-                    counters["outcomes_too_many_domains"] += 1
-                    continue
-                queue = self._waiting[domain] = deque()
-            counters["outcomes_candidate" if arm else "outcomes_head"] += 1
-            self._used.add(key)
-            if queue and queue[-1][0] is not arm:
-                _, _, other = queue.pop()
-                if arm:
-                    test.update(correct, other)
-                else:
-                    test.update(other, correct)
+            if pair is not None:
+                test.update(*pair)
                 if test.verdict is not None:
                     return [self._decide(test, now)]
-                continue
-            if len(queue) >= self.pair_window:
-                self._used.discard(queue.popleft()[1])  # never counted: may count later
-            queue.append((arm, key, bool(correct)))
         return []
 
     def _decide(self, test: PairedSPRT, now: float) -> ModelVersion:
@@ -288,7 +258,7 @@ class CanaryComparison:
     @property
     def waiting(self) -> int:
         """Outcomes waiting for a partner."""
-        return sum(len(q) for q in self._waiting.values())
+        return self.pairing.waiting
 
     def clone(self) -> CanaryComparison:
         return CanaryComparison(self.task, **self.get_params())
@@ -296,49 +266,3 @@ class CanaryComparison:
     def get_params(self) -> dict[str, Any]:
         return {**self._test_params(), "pair_window": self.pair_window}
 
-
-def ab_families(comparisons: Iterable[CanaryComparison]) -> list[MetricFamily]:
-    """Prometheus families of the A/B tests: the running test's evidence and the decisions.
-
-    >>> from driftloop.streams.metrics import render
-    >>> print(render(ab_families([CanaryComparison("t")]))[:52])
-    # HELP driftloop_ab_test_log_likelihood_ratio Log of
-    """
-    ratio = MetricFamily("driftloop_ab_test_log_likelihood_ratio", "gauge",
-                         "Log of the running test's likelihood ratio, candidate better vs not.")
-    bound = MetricFamily("driftloop_ab_test_boundary", "gauge",
-                         "Log likelihood ratio at which the test promotes or rejects.")
-    pairs = MetricFamily("driftloop_ab_test_pairs", "gauge",
-                         "Paired outcomes of the running test.")
-    discordant = MetricFamily("driftloop_ab_test_discordant_pairs", "gauge",
-                              "Pairs with one side right, by the side that was right.")
-    accuracy = MetricFamily("driftloop_ab_test_accuracy", "gauge",
-                            "Share of right answers in the running test's pairs, per side.")
-    waiting = MetricFamily("driftloop_ab_test_waiting_outcomes", "gauge",
-                           "Outcomes of the running test waiting for a partner.")
-    decisions = MetricFamily("driftloop_ab_test_decisions_total", "counter",
-                             "Decided candidates per task and verdict.")
-    outcomes = MetricFamily("driftloop_ab_test_events_total", "counter",
-                            "Outcomes and commands the A/B test read, by kind.")
-    for ab in comparisons:
-        task = ab.task
-        for name, value in ab.counters.items():
-            if name.startswith("decisions_"):
-                decisions.add(value, task=task, verdict=name.removeprefix("decisions_"))
-            else:
-                outcomes.add(value, task=task, kind=name)
-        test = ab.test
-        if test is None or ab.candidate is None:
-            continue
-        labels = {"task": task, "candidate": ab.candidate, "head": ab.head or ""}
-        ratio.add(test.log_ratio, **labels)
-        pairs.add(test.pairs, **labels)
-        discordant.add(test.wins, **labels, right="candidate")
-        discordant.add(test.losses, **labels, right="head")
-        if test.pairs:
-            accuracy.add(test.candidate_right / test.pairs, **labels, side="candidate")
-            accuracy.add(test.head_right / test.pairs, **labels, side="head")
-        waiting.add(ab.waiting, **labels)
-        bound.add(test.upper, task=task, verdict="promote")
-        bound.add(test.lower, task=task, verdict="reject")
-    return [ratio, bound, pairs, discordant, accuracy, waiting, decisions, outcomes]

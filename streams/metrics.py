@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["CONTENT_TYPE", "MetricFamily", "render"]
+if TYPE_CHECKING:
+    from .canary import CanaryComparison
+
+__all__ = ["CONTENT_TYPE", "MetricFamily", "canary_families", "render", "worker_families"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -105,3 +109,50 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
         live.add(value, measure=name)
     return [events, alerts, trainings, accuracy, error_rate, rating, outcomes, dead, monitored,
             live]
+
+
+def canary_families(comparisons: Iterable[CanaryComparison]) -> list[MetricFamily]:
+    """Prometheus families of the A/B tests: the running test's evidence and the decisions.
+
+    >>> from driftloop.streams.canary import CanaryComparison
+    >>> print(render(canary_families([CanaryComparison("t")]))[:52])
+    # HELP driftloop_ab_test_log_likelihood_ratio Log of
+    """
+    ratio = MetricFamily("driftloop_ab_test_log_likelihood_ratio", "gauge",
+                         "Log of the running test's likelihood ratio, candidate better vs not.")
+    bound = MetricFamily("driftloop_ab_test_boundary", "gauge",
+                         "Log likelihood ratio at which the test promotes or rejects.")
+    pairs = MetricFamily("driftloop_ab_test_pairs", "gauge",
+                         "Paired outcomes of the running test.")
+    discordant = MetricFamily("driftloop_ab_test_discordant_pairs", "gauge",
+                              "Pairs with one side right, by the side that was right.")
+    accuracy = MetricFamily("driftloop_ab_test_accuracy", "gauge",
+                            "Share of right answers in the running test's pairs, per side.")
+    waiting = MetricFamily("driftloop_ab_test_waiting_outcomes", "gauge",
+                           "Outcomes of the running test waiting for a partner.")
+    decisions = MetricFamily("driftloop_ab_test_decisions_total", "counter",
+                             "Decided candidates per task and verdict.")
+    outcomes = MetricFamily("driftloop_ab_test_events_total", "counter",
+                            "Outcomes and commands the A/B test read, by kind.")
+    for canary in comparisons:
+        task = canary.task
+        for name, value in canary.counters.items():
+            if name.startswith("decisions_"):
+                decisions.add(value, task=task, verdict=name.removeprefix("decisions_"))
+            else:
+                outcomes.add(value, task=task, kind=name)
+        test = canary.test
+        if test is None or canary.candidate is None:
+            continue
+        labels = {"task": task, "candidate": canary.candidate, "head": canary.head or ""}
+        ratio.add(test.log_ratio, **labels)
+        pairs.add(test.pairs, **labels)
+        discordant.add(test.wins, **labels, right="candidate")
+        discordant.add(test.losses, **labels, right="head")
+        if test.pairs:
+            accuracy.add(test.candidate_right / test.pairs, **labels, side="candidate")
+            accuracy.add(test.head_right / test.pairs, **labels, side="head")
+        waiting.add(canary.waiting, **labels)
+        bound.add(test.upper, task=task, verdict="promote")
+        bound.add(test.lower, task=task, verdict="reject")
+    return [ratio, bound, pairs, discordant, accuracy, waiting, decisions, outcomes]

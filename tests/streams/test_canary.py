@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from canary_helpers import apply, started, traffic, version
 
-from driftloop.schemas import ModelVersion
 from driftloop.schemas.errors import SettingsError
 from driftloop.schemas.settings import ABTestSettings, Settings
-from driftloop.streams.canary import CanaryComparison, ab_families
-from driftloop.streams.commands import Command, commands_from_version
+from driftloop.streams.canary import CanaryComparison
+from driftloop.streams.commands import Command
 from driftloop.streams.errors import ConfigurationError
-from driftloop.streams.metrics import render
 from driftloop.streams.state_codec import dumps, loads
-
-
-def version(version_id: str, status: str, task: str = "t", **fields) -> ModelVersion:
-    return ModelVersion(version_id=version_id, ts=1.0, task=task, base_model="m",
-                        adapter_uri=f"file:///store/{version_id}", sha256="ab" * 32,
-                        size_bytes=10, status=status, metrics_after={"holdout_score": 0.8},
-                        metadata={"steps": 3}, **fields)
-
-
-def apply(ab: CanaryComparison, *events: ModelVersion, now: float = 2.0) -> list[ModelVersion]:
-    """What the worker does with model-versions entries: commands, then the A/B state."""
-    out = []
-    for event in events:
-        for command in commands_from_version(event, challenge_min_score=None, candidates=True):
-            out += ab.on_command(command, now=now)
-    return out
-
-
-def traffic(n: int, p_candidate: float, p_head: float, *, share: float = 0.5, seed: int = 0,
-            start: int = 0, candidate: str = "v2", head: str = "v1", domain: str = "news"):
-    """Outcomes as serving + feedback would make them: a canary share answered by the
-    candidate, each right with its version's accuracy."""
-    rng = np.random.default_rng([seed, start])
-    out = []
-    for n_ in range(start, start + n):
-        canary = rng.random() < share
-        p = p_candidate if canary else p_head
-        out.append((f"i{n_}", domain, candidate if canary else head, bool(rng.random() < p)))
-    return out
-
-
-def started(**params) -> CanaryComparison:
-    ab = CanaryComparison("t", **params)
-    assert apply(ab, version("v1", "promoted"), version("v2", "candidate")) == []
-    return ab
 
 
 def test_a_better_candidate_is_promoted_with_a_copy_of_its_event():
@@ -171,20 +134,6 @@ def test_a_test_resumed_from_its_pickled_state_decides_like_an_uninterrupted_one
     restored = loads(dumps(parted))  # the table's changelog after a restart
     [decided] = restored.on_outcomes(outcomes[30:], now=7.0)
     assert decided == expected
-
-
-def test_metrics_show_the_running_test_and_the_decisions():
-    ab = started()
-    ab.on_outcomes(traffic(20, 0.9, 0.6), now=3.0)
-    text = render(ab_families([ab]))
-    assert 'driftloop_ab_test_pairs{candidate="v2",head="v1",task="t"}' in text
-    assert 'driftloop_ab_test_boundary{task="t",verdict="promote"} 2.99' in text
-    assert 'driftloop_ab_test_accuracy{candidate="v2",head="v1",side="candidate",task="t"}' \
-        in text
-    ab.on_outcomes(traffic(2000, 0.9, 0.6, start=20), now=4.0)
-    text = render(ab_families([ab]))
-    assert 'driftloop_ab_test_decisions_total{task="t",verdict="promote"} 1' in text
-    assert "driftloop_ab_test_pairs{" not in text  # no test running
 
 
 def test_settings_build_the_test_and_bad_ones_are_refused():

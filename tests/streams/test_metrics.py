@@ -1,9 +1,11 @@
-"""Prometheus text rendered from the task states."""
+"""Prometheus text rendered from the task states and the canary tests."""
 
 from __future__ import annotations
 
+from canary_helpers import started, traffic
+
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
-from driftloop.streams.metrics import render, worker_families
+from driftloop.streams.metrics import canary_families, render, worker_families
 from driftloop.streams.pipeline import TaskState
 
 
@@ -30,3 +32,17 @@ def test_label_values_are_escaped():
     family = MetricFamily("m", "gauge", "help")
     family.add(1, reason='a "quoted"\nline\\')
     assert 'm{reason="a \\"quoted\\"\\nline\\\\"} 1' in render([family])
+
+
+def test_metrics_show_the_running_test_and_the_decisions():
+    ab = started()
+    ab.on_outcomes(traffic(20, 0.9, 0.6), now=3.0)
+    text = render(canary_families([ab]))
+    assert 'driftloop_ab_test_pairs{candidate="v2",head="v1",task="t"}' in text
+    assert 'driftloop_ab_test_boundary{task="t",verdict="promote"} 2.99' in text
+    assert 'driftloop_ab_test_accuracy{candidate="v2",head="v1",side="candidate",task="t"}' \
+        in text
+    ab.on_outcomes(traffic(2000, 0.9, 0.6, start=20), now=4.0)
+    text = render(canary_families([ab]))
+    assert 'driftloop_ab_test_decisions_total{task="t",verdict="promote"} 1' in text
+    assert "driftloop_ab_test_pairs{" not in text  # no test running
