@@ -29,6 +29,7 @@ WITHOUT_EXAMPLES: set[str] = {
     "driftloop.learner.service",
     "driftloop.learner.serving.probe",
     "driftloop.learner.topics.versions",
+    "driftloop.learner.training.update",
     # Commands, benchmarks and Kafka I/O: run by tests/tools and the benches.
     "driftloop.tools.__main__",
     "driftloop.tools.cli",

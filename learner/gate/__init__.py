@@ -19,6 +19,8 @@ __all__ = [
     "GateRule",
     "ParaphraseSet",
     "RequestSplit",
+    "TaskGatePools",
+    "score_for_gate",
     "split_request",
     "stability_metrics",
 ]
@@ -29,12 +31,14 @@ _LAZY = {
     "GateRule": "rule",
     "GatePool": "pool",
     "GatePoolFile": "pool",
+    "TaskGatePools": "pool",
     "RequestSplit": "split",
     "split_request": "split",
     "ChallengeCase": "challenges",
     "ChallengeSuite": "challenges",
     "ParaphraseSet": "paraphrases",
     "stability_metrics": "stability",
+    "score_for_gate": "evidence",
 }
 
 

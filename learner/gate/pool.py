@@ -26,7 +26,7 @@ from typing import Any
 from ...schemas.events import TrainingExample
 from .split import held_out
 
-__all__ = ["GatePool", "GatePoolFile"]
+__all__ = ["GatePool", "GatePoolFile", "TaskGatePools"]
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +269,67 @@ class GatePoolFile:
         with self.fs.open(staging, "wb") as handle:
             handle.write(json.dumps(pool.to_dict(), ensure_ascii=False).encode())
         self.fs.mv(staging, path)
+
+
+class TaskGatePools:
+    """The gate pool of every task a learner updates, read on first use, saved after each.
+
+    Parameters
+    ----------
+    file
+        Where the pools are kept.
+    capacity, max_bytes, holdout_fraction, seed
+        As :class:`GatePool`'s; a ``capacity`` of 0 switches pooling off (nothing is saved).
+
+    Examples
+    --------
+    >>> import tempfile, fsspec
+    >>> file = GatePoolFile(fsspec.filesystem("file"), tempfile.mkdtemp())
+    >>> pools = TaskGatePools(file, capacity=5, max_bytes=1000, holdout_fraction=0.5)
+    >>> split = [TrainingExample(input=f"t{i}", target="a") for i in range(6)]
+    >>> pools.after_update("sentiment", trained=[], holdout=split)
+    >>> len(pools.pool("sentiment")), len(TaskGatePools(file, capacity=5, max_bytes=1000,
+    ...                                               holdout_fraction=0.5).pool("sentiment"))
+    (3, 3)
+    """
+
+    def __init__(self, file: GatePoolFile, *, capacity: int, max_bytes: int,
+                 holdout_fraction: float, seed: int = 0) -> None:
+        self.file = file
+        self.capacity, self.max_bytes = capacity, max_bytes
+        self.holdout_fraction, self.seed = holdout_fraction, seed
+        self._pools: dict[str, GatePool] = {}
+
+    def pool(self, task: str) -> GatePool:
+        """The task's pool of earlier held-out examples (read from the store on first use)."""
+        if task not in self._pools:
+            pool = GatePool(capacity=self.capacity, max_bytes=self.max_bytes,
+                            holdout_fraction=self.holdout_fraction, seed=self.seed)
+            if self.capacity:
+                self.file.load(task, pool)
+            self._pools[task] = pool
+        return self._pools[task]
+
+    def clear(self, task: str) -> None:
+        """Empty the task's pool, in memory and in the store (a fresh experiment)."""
+        self.pool(task).clear()
+        self._save(task)
+
+    def after_update(self, task: str, *, trained: Iterable[TrainingExample],
+                     holdout: Sequence[TrainingExample]) -> None:
+        """Pool an update's held-out new examples; drop any pooled text it trained on."""
+        pool = self.pool(task)
+        # Held out by content but trained on: a request whose every new example hashed to
+        # the holdout lent one to training (split._take_by_content).
+        pool.withdraw(e.input for e in trained
+                      if held_out(e.input, self.holdout_fraction, self.seed))
+        pool.admit(holdout)
+        self._save(task)
+
+    def _save(self, task: str) -> None:
+        if not self.capacity:
+            return
+        try:
+            self.file.save(task, self.pool(task))
+        except OSError as exc:  # the next restart starts from the last saved pool
+            log.warning("gate pool of %s not saved to %s: %s", task, self.file.path(task), exc)

@@ -23,11 +23,15 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..models.prompts import PromptTemplate, normalize_answer
 from .challenges import ChallengeSuite
 from .paraphrases import ParaphraseSet, paraphrases_for
+
+if TYPE_CHECKING:  # the task models load torch; this module stays light
+    from ..models.generation import GenerationTask
+    from ..models.task_model import TaskModel
 
 __all__ = ["StabilityReport", "answer_of", "check_stability", "consistency", "prompt_record",
            "stability_metrics"]
@@ -99,7 +103,7 @@ class StabilityReport:
                 "prompt_stability_variants": float(self.wordings)}
 
 
-def check_stability(task_model: Any, model: Any, probes: Sequence[str],
+def check_stability(task_model: GenerationTask, model: Any, probes: Sequence[str],
                     paraphrases: ParaphraseSet) -> StabilityReport:
     """Answer ``probes`` under every wording of ``paraphrases`` with a generation task model.
 
@@ -120,11 +124,11 @@ def check_stability(task_model: Any, model: Any, probes: Sequence[str],
                            unstable)
 
 
-def stability_metrics(task_model: Any, model: Any, suite: ChallengeSuite,
+def stability_metrics(task_model: TaskModel, model: Any, suite: ChallengeSuite,
                       max_probes: int) -> dict[str, float]:
     """The update's hook: the metrics of :func:`check_stability`, or ``{}`` when it does not
     apply (classification, a template without paraphrases, no probes, or switched off)."""
-    template = getattr(task_model, "template", None)
+    template = task_model.template
     if template is None or max_probes <= 0 or not len(suite):
         return {}
     paraphrases = paraphrases_for(template)
@@ -132,25 +136,28 @@ def stability_metrics(task_model: Any, model: Any, suite: ChallengeSuite,
         log.info("template %s has no paraphrases: prompt stability not measured", template.ref)
         return {}
     probes = [case.input for case in suite.cases[-max_probes:]]
-    report = check_stability(task_model, model, probes, paraphrases)
+    report = check_stability(cast("GenerationTask", task_model), model, probes, paraphrases)
     log.info("prompt stability under %s: %.3f of %d probe(s); unstable: %s", report.paraphrases_ref,
              report.consistency, report.probes, list(report.unstable))
     return report.metrics()
 
 
-def prompt_record(task_model: Any) -> dict[str, Any]:
+def prompt_record(task_model: TaskModel) -> dict[str, Any]:
     """What a model version's metadata records of its prompt (``None``: classification).
 
+    >>> import torch
+    >>> from driftloop.learner.models import ClassificationTask, ComputeDevice, GenerationTask
     >>> from driftloop.learner.models.prompts import get_template
-    >>> class Asker:
-    ...     template = get_template("sentiment@1")
-    >>> record = prompt_record(Asker())["prompt_template"]
-    >>> record["ref"], record["paraphrases"], len(record["sha256"])
-    ('sentiment@1', 'sentiment@1/paraphrases@1', 64)
-    >>> prompt_record(object())
+    >>> cpu = ComputeDevice(torch.device("cpu"))
+    >>> record = prompt_record(GenerationTask(None, get_template("sentiment@1"), cpu))
+    >>> record["prompt_template"]["ref"], record["prompt_template"]["paraphrases"]
+    ('sentiment@1', 'sentiment@1/paraphrases@1')
+    >>> len(record["prompt_template"]["sha256"])
+    64
+    >>> prompt_record(ClassificationTask(None, ("negative", "positive"), cpu))
     {'prompt_template': None}
     """
-    template = getattr(task_model, "template", None)
+    template = task_model.template
     if template is None:
         return {"prompt_template": None}
     paraphrases = paraphrases_for(template)

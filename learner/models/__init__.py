@@ -19,6 +19,7 @@ __all__ = [
     "LoraSpec",
     "PromptTemplate",
     "ResidentModels",
+    "TaskModel",
     "default_base_model",
     "get_template",
     "read_metadata",
@@ -41,6 +42,7 @@ _LAZY = {
     "GenerationTask": "generation",
     "PromptTemplate": "prompts",
     "get_template": "prompts",
+    "TaskModel": "task_model",
 }
 
 

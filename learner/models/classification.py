@@ -70,6 +70,7 @@ class ClassificationTask:
     """Batches, loss and evaluation of a classification adapter over one label set."""
 
     score_name = "accuracy"
+    template = None  # a classification adapter reads the input as it is
 
     def __init__(self, tokenizer: Any, labels: Sequence[str], device: ComputeDevice, *,
                  max_length: int = 128, batch_size: int = 32) -> None:

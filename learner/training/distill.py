@@ -44,6 +44,7 @@ from ..gate.rule import GateDecision
 from ..gate.split import RequestSplit
 from ..models.adapters import LoraSpec, read_metadata
 from ..models.device import ComputeDevice
+from ..models.task_model import TaskModel
 from ..registry.version_log import VersionLog
 
 __all__ = ["DistillSpec", "Distillation", "DistillingTask", "Teacher", "distillation_for",
@@ -271,7 +272,7 @@ class DistillingTask:
     ('neg', 'pos')
     """
 
-    def __init__(self, student: Any, soft_targets: dict[str, torch.Tensor], *,
+    def __init__(self, student: TaskModel, soft_targets: dict[str, torch.Tensor], *,
                  temperature: float, weight: float) -> None:
         self.student = student
         self.soft_targets = soft_targets
@@ -320,7 +321,7 @@ class Distillation:
     metrics: Metrics = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
 
-    def wrap(self, task: Any) -> Any:
+    def wrap(self, task: TaskModel) -> TaskModel:
         """The task to train with: the student's, with the teacher's targets mixed in."""
         if self.spec is None:
             return task
@@ -346,7 +347,7 @@ class Distillation:
         return GateDecision(promote, (*decision.reasons, reason))
 
 
-def distillation_for(task: TaskSettings, kind: TaskKind, split: RequestSplit, student: Any,
+def distillation_for(task: TaskSettings, kind: TaskKind, split: RequestSplit, student: TaskModel,
                      versions: VersionLog, *, models: Any, store: Any,
                      workdir: Path) -> Distillation:
     """Load the task's teacher, take its soft targets and holdout scores, let it go.

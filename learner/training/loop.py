@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,11 +19,16 @@ import torch
 
 from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
+from ..models.device import ComputeDevice
 
 __all__ = ["TrainConfig", "TrainReport", "TrainableTask", "seed_everything", "train_adapter"]
 
 
 class TrainableTask(Protocol):
+    """What the optimizer loop needs of a task model (a :class:`TaskModel` has more)."""
+
+    device: ComputeDevice
+
     def batch(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]: ...
 
     def example_losses(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
@@ -111,6 +116,102 @@ def _validation_loss(task: TrainableTask, model: Any,
     return total / len(examples)
 
 
+def _picks(n_examples: int, config: TrainConfig, generator: torch.Generator) -> Iterator[list[int]]:
+    """The example indices of each step: epochs of seeded permutations, cut into batches."""
+    order: list[int] = []
+    for _ in range(config.steps_for(n_examples)):
+        if not order:
+            order = torch.randperm(n_examples, generator=generator).tolist()
+        picked, order = order[:config.batch_size], order[config.batch_size:]
+        yield picked
+
+
+class _Optimizer:
+    """One optimizer step: weighted loss, the L2 pull to the parent, clipping, loss scaling."""
+
+    def __init__(self, task: TrainableTask, params: list[tuple[str, torch.nn.Parameter]],
+                 config: TrainConfig) -> None:
+        self.task, self.params, self.config = task, params, config
+        self.anchors = ({name: p.detach().clone() for name, p in params}
+                        if config.l2_to_parent > 0 else {})
+        self.optimizer = torch.optim.AdamW([p for _, p in params], lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        # fp16 autocast (CUDA without bf16) underflows small gradients unless the loss is scaled.
+        self.scaler = (torch.amp.GradScaler(task.device.type)
+                       if task.device.autocast_dtype is torch.float16 else None)
+
+    def step(self, model: Any, examples: Sequence[TrainingExample]) -> float:
+        model.train()
+        batch = self.task.batch(examples)
+        losses = self.task.example_losses(model, batch)
+        weights = batch["weights"]
+        loss = (losses * weights).sum() / weights.sum()
+        if self.anchors:
+            pull = sum(((p - self.anchors[name]) ** 2).sum() for name, p in self.params)
+            loss = loss + self.config.l2_to_parent * pull
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+        else:
+            loss.backward()
+        if self.config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_([p for _, p in self.params], self.config.max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+
+class _EarlyStop:
+    """Validation loss every ``eval_every`` steps; the best weights seen are kept."""
+
+    def __init__(self, task: TrainableTask, model: Any,
+                 params: list[tuple[str, torch.nn.Parameter]],
+                 validation: Sequence[TrainingExample], config: TrainConfig,
+                 report: TrainReport) -> None:
+        self.task, self.model, self.params = task, model, params
+        self.validation, self.config, self.report = validation, config, report
+        self.best: dict[str, torch.Tensor] | None = None
+        self.bad_checks = 0
+        if validation:
+            report.best_validation_loss = self._loss()
+            report.history.append((0, report.best_validation_loss))
+            # The starting weights count as seen: if no step helps, the update ends where it
+            # began.
+            self.best = self._snapshot()
+
+    def _loss(self) -> float:
+        return _validation_loss(self.task, self.model, self.validation, self.config.batch_size)
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.params}
+
+    def should_stop(self, total_steps: int) -> bool:
+        """Check after a step (when due); True once ``patience`` checks did not improve."""
+        steps = self.report.steps
+        if not self.validation or (steps % self.config.eval_every and steps != total_steps):
+            return False
+        current = self._loss()
+        self.report.history.append((steps, current))
+        assert self.report.best_validation_loss is not None
+        if current < self.report.best_validation_loss:
+            self.report.best_validation_loss = current
+            self.best = self._snapshot()
+            self.bad_checks = 0
+            return False
+        self.bad_checks += 1
+        return self.bad_checks >= self.config.patience
+
+    def restore_best(self) -> None:
+        if self.best is not None:
+            with torch.no_grad():
+                for name, p in self.params:
+                    p.copy_(self.best[name])
+
+
 def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExample],
                   validation: Sequence[TrainingExample], config: TrainConfig) -> TrainReport:
     """Train ``model``'s trainable weights in place on ``train``; return what happened.
@@ -125,72 +226,21 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
     if not params:
         raise TrainingRequestError("the model has no trainable parameters")
     generator = seed_everything(config.seed)
-    anchors = ({name: p.detach().clone() for name, p in params}
-               if config.l2_to_parent > 0 else {})
-    optimizer = torch.optim.AdamW([p for _, p in params], lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimizer = _Optimizer(task, params, config)
     report = TrainReport()
-    best: dict[str, torch.Tensor] | None = None
-    bad_checks = 0
-    # fp16 autocast (CUDA without bf16) underflows small gradients unless the loss is scaled.
-    device = getattr(task, "device", None)
-    scaler = (torch.amp.GradScaler(device.type)
-              if device is not None and getattr(device, "autocast_dtype", None) is torch.float16
-              else None)
     started = time.perf_counter()
     total_steps = config.steps_for(len(train))
-    if validation:
-        report.best_validation_loss = _validation_loss(task, model, validation, config.batch_size)
-        report.history.append((0, report.best_validation_loss))
-        # The starting weights count as seen: if no step helps, the update ends where it began.
-        best = {name: p.detach().clone() for name, p in params}
-    order: list[int] = []
+    early_stop = _EarlyStop(task, model, params, validation, config, report)
     running = 0.0
-    while report.steps < total_steps:
-        if not order:
-            order = torch.randperm(len(train), generator=generator).tolist()
-        picked, order = order[:config.batch_size], order[config.batch_size:]
-        model.train()
-        batch = task.batch([train[i] for i in picked])
-        losses = task.example_losses(model, batch)
-        weights = batch["weights"]
-        loss = (losses * weights).sum() / weights.sum()
-        if anchors:
-            pull = sum(((p - anchors[name]) ** 2).sum() for name, p in params)
-            loss = loss + config.l2_to_parent * pull
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-        else:
-            loss.backward()
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_([p for _, p in params], config.max_grad_norm)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    for picked in _picks(len(train), config, generator):
+        loss = optimizer.step(model, [train[i] for i in picked])
         report.steps += 1
         report.examples_seen += len(picked)
-        running = loss.item() if report.steps == 1 else 0.9 * running + 0.1 * loss.item()
-        if validation and (report.steps % config.eval_every == 0 or report.steps == total_steps):
-            current = _validation_loss(task, model, validation, config.batch_size)
-            report.history.append((report.steps, current))
-            assert report.best_validation_loss is not None
-            if current < report.best_validation_loss:
-                report.best_validation_loss = current
-                best = {name: p.detach().clone() for name, p in params}
-                bad_checks = 0
-            else:
-                bad_checks += 1
-                if bad_checks >= config.patience:
-                    report.stopped = "early_stop"
-                    break
-    if best is not None:
-        with torch.no_grad():
-            for name, p in params:
-                p.copy_(best[name])
+        running = loss if report.steps == 1 else 0.9 * running + 0.1 * loss
+        if early_stop.should_stop(total_steps):
+            report.stopped = "early_stop"
+            break
+    early_stop.restore_best()
     report.train_loss = running
     report.seconds = time.perf_counter() - started
     model.eval()

@@ -76,7 +76,9 @@ def test_a_minimum_outside_zero_one_is_refused(minimum: float) -> None:
 
 
 class Classifier:
-    """Stands where a classification task model would: it has no ``template``."""
+    """Stands where a classification task model would: its ``template`` is None."""
+
+    template = None
 
 
 class Asker:

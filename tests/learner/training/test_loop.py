@@ -7,12 +7,15 @@ import torch
 from torch import nn
 
 from driftloop.learner.errors import TrainingRequestError
+from driftloop.learner.models.device import ComputeDevice
 from driftloop.learner.training.loop import TrainConfig, train_adapter
 from driftloop.schemas.events import TrainingExample
 
 
 class LinearTask:
     """Inputs are numbers as text; the target is the class of their sign."""
+
+    device = ComputeDevice(torch.device("cpu"))
 
     def batch(self, examples):  # type: ignore[no-untyped-def]
         return {"x": torch.tensor([[float(e.input)] for e in examples]),

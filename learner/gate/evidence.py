@@ -1,0 +1,64 @@
+"""What the gate judges on: parent and candidate scored on the same held-out texts.
+
+The request's held-out new examples (with the gate pool's), its held-out replayed examples
+(forgetting), and the challenge suite (with a score per tag). Each part records how many
+examples it had (``<part>_count``): the gate's resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models.task_model import TaskModel
+from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
+from .split import RequestSplit
+
+__all__ = ["Metrics", "parent_misses", "score_for_gate"]
+
+Metrics = dict[str, float]
+
+
+def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
+                   suite: ChallengeSuite) -> Metrics:
+    """Scores and losses of ``model`` on the split's held-out parts and the suite.
+
+    >>> from driftloop.schemas.events import TrainingExample
+    >>> class Echo:  # a stand-in task model whose answer is its input
+    ...     def evaluate(self, model, examples):
+    ...         return sum(e.input == e.target for e in examples) / len(examples), 0.7
+    ...     def score_answers(self, model, prompts, expected):
+    ...         return [p == e for p, e in zip(prompts, expected)]
+    >>> held = tuple(TrainingExample(input=t, target="a") for t in ("a", "b"))
+    >>> suite = ChallengeSuite((ChallengeCase("a", "a", ("easy",)),))
+    >>> score_for_gate(Echo(), None, RequestSplit((), (), held, ()), suite)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'holdout_score': 0.5, 'holdout_loss': 0.7, 'holdout_count': 2.0, 'challenge_score': 1.0,
+     'challenge_count': 1.0, 'challenge.easy': 1.0}
+    """
+    metrics: Metrics = {}
+    for part, examples in (("holdout", split.holdout_new), ("replay", split.holdout_replay)):
+        if examples:
+            score, loss = task_model.evaluate(model, list(examples))
+            metrics[f"{part}_score"], metrics[f"{part}_loss"] = score, loss
+            metrics[f"{part}_count"] = float(len(examples))  # the gate's resolution
+    if len(suite):
+        hits = task_model.score_answers(model, [c.input for c in suite],
+                                        [c.expected for c in suite])
+        metrics["challenge_score"] = sum(hits) / len(hits)
+        metrics["challenge_count"] = float(len(hits))
+        for tag in suite.tags():
+            tagged = [h for h, c in zip(hits, suite, strict=True) if tag in c.tags]
+            metrics[f"challenge.{tag}"] = sum(tagged) / len(tagged)
+    return metrics
+
+
+def parent_misses(task_model: TaskModel, model: Any, split: RequestSplit, *, source: str,
+                  limit: int) -> list[ChallengeCase]:
+    """The request's held-out examples the parent got wrong, as challenge cases (at most
+    ``limit``; ``source`` names the request they came from)."""
+    if limit <= 0:
+        return []
+    inputs = [e.input for e in split.holdout_new]
+    targets = [e.target for e in split.holdout_new]
+    return cases_from_errors(inputs, targets, task_model.score_answers(model, inputs, targets),
+                             source=source, limit=limit)
