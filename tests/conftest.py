@@ -56,13 +56,7 @@ def bare_kafka_settings(kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[Se
     of them takes about a second on a loaded machine). Whatever the test creates under the
     prefix is deleted afterwards.
     """
-    settings = Settings(
-        kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
-               "topic_prefix": f"t{uuid.uuid4().hex[:12]}."},
-        artifacts={"store_url": str(tmp_path / "artifacts")},
-        worker={"data_dir": tmp_path / "worker"},
-        learner={"cache_dir": tmp_path / "learner"},
-    )
+    settings = _fresh_prefix(kafka_broker, tmp_path)
     yield settings
     _delete_quietly(settings)
 
@@ -76,6 +70,31 @@ def kafka_settings(bare_kafka_settings: Settings) -> Settings:
     """
     create_topics(bare_kafka_settings)
     return bare_kafka_settings
+
+
+@pytest.fixture(scope="module")
+def module_kafka_settings(kafka_broker: LocalKafka,
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """``kafka_settings`` shared by the tests of one module.
+
+    For a module whose tests all read one expensive setup (sites trained for minutes)
+    built by a module-scoped fixture; every other test takes ``kafka_settings``.
+    """
+    settings = _fresh_prefix(kafka_broker, tmp_path_factory.mktemp("module"))
+    create_topics(settings)
+    yield settings
+    _delete_quietly(settings)
+
+
+def _fresh_prefix(kafka_broker: LocalKafka, folder: Path) -> Settings:
+    """Settings for the session broker under a prefix no other test uses, state in ``folder``."""
+    return Settings(
+        kafka={"bootstrap_servers": kafka_broker.bootstrap_servers,
+               "topic_prefix": f"t{uuid.uuid4().hex[:12]}."},
+        artifacts={"store_url": str(folder / "artifacts")},
+        worker={"data_dir": folder / "worker"},
+        learner={"cache_dir": folder / "learner"},
+    )
 
 
 def _delete_quietly(settings: Settings) -> None:

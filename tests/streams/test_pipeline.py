@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from driftloop.schemas import Feedback, Interaction
+from driftloop.schemas.commands import Command
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
-from driftloop.streams.commands import Command
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
 from driftloop.streams.state_codec import dumps, loads
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 from ...client.kafka import topic_partitions
 from ...schemas import Feedback, Interaction, ModelVersion, TrainingRequest, decode
+from ...schemas.commands import COMMAND_HEADER
 from ...schemas.errors import ValidationError
 from ...schemas.events import DeadLetter
 from ...schemas.settings import Settings
 from ...schemas.topics import Topic
-from ...streams.commands import COMMAND_HEADER
 from ...streams.ingest import decode_message
 from ...streams.partitioning import TaskPartitions
 from ..kafka.topic_reader import read_snapshot
