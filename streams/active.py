@@ -9,7 +9,7 @@ service only reports its confidence, from ``[confidence, 1 - confidence]``):
 
 A budget caps the label requests per task per time window (human time is the scarce
 resource), the most uncertain first, and an interaction or an identical input is never
-asked twice.
+asked twice. :func:`label_requests` applies a task's sampler to a batch of interactions.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from ..schemas.enums import LabelRequestReason
+from ..schemas.events import Interaction, LabelRequest
 from .errors import ConfigurationError
 
-__all__ = ["STRATEGIES", "ActiveSampler", "probability_matrix", "uncertainty"]
+__all__ = ["STRATEGIES", "ActiveSampler", "label_requests", "probability_matrix", "uncertainty"]
 
 STRATEGIES = ("least_confidence", "margin", "entropy")
+_REASONS = {"least_confidence": LabelRequestReason.UNCERTAINTY,
+            "margin": LabelRequestReason.MARGIN, "entropy": LabelRequestReason.ENTROPY}
 
 
 def probability_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
@@ -167,3 +171,58 @@ class ActiveSampler:
     def get_params(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "threshold": self.threshold, "budget": self.budget,
                 "window_seconds": self.window_seconds, "dedup_size": self.dedup_size}
+
+
+class _Lazy:
+    """``events[picked[i]].<attr>`` on demand: the sampler reads only the rows it chooses."""
+
+    def __init__(self, events: list[Interaction], picked: list[int], attr: str) -> None:
+        self.events, self.picked, self.attr = events, picked, attr
+
+    def __len__(self) -> int:
+        return len(self.picked)
+
+    def __getitem__(self, index: int) -> str:
+        return getattr(self.events[self.picked[index]], self.attr)
+
+
+def label_requests(sampler: ActiveSampler, task: str, events: list[Interaction],
+                   confidences: np.ndarray, probabilities: list[dict[str, float] | None], *,
+                   now: float) -> list[LabelRequest] | None:
+    """The label requests ``sampler`` chooses among a batch of one task's interactions.
+
+    ``confidences`` holds each interaction's confidence (NaN: unknown) and ``probabilities``
+    its class probabilities, if it reported them. None when nothing was scored: the
+    window's budget is spent, or no interaction has a confidence.
+
+    >>> ix = Interaction(id="i1", ts=0, task="t", model_version="v1", input="meh",
+    ...                  prediction="pos", scores={"confidence": 0.55})
+    >>> [r.id for r in label_requests(ActiveSampler(), "t", [ix], np.asarray([0.55]),
+    ...                               [None], now=0.0)]
+    ['lr-i1']
+    """
+    if sampler.remaining <= 0 and sampler.window_of(now) == sampler.window:
+        return None  # budget spent for this window: skip the scoring altogether
+    known = np.flatnonzero(np.isfinite(confidences))
+    if known.size == 0:
+        return None
+    with_probs = [i for i in known.tolist() if probabilities[i] is not None]
+    if not with_probs:
+        c = confidences[known]
+        # Confidence only: the model's two-way view [c, 1 - c], sorted high to low.
+        matrix = np.column_stack([np.maximum(c, 1.0 - c), np.minimum(c, 1.0 - c)])
+    else:
+        rows = [list(probabilities[i].values()) if probabilities[i] is not None  # type: ignore[union-attr]
+                else [confidences[i], 1.0 - confidences[i]] for i in known.tolist()]
+        matrix = probability_matrix(rows)
+    picked = known.tolist()
+    chosen = sampler.select(_Lazy(events, picked, "id"), _Lazy(events, picked, "input"),
+                            matrix, now=now)
+    reason = _REASONS[sampler.strategy]
+    requests = []
+    for index, priority in chosen:
+        event = events[picked[index]]
+        requests.append(LabelRequest(
+            id=f"lr-{event.id}", ts=now, task=task, domain=event.domain, interaction=event,
+            reason=reason, priority=min(max(priority, 0.0), 1.0), score=priority))
+    return requests

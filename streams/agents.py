@@ -116,7 +116,7 @@ class WorkerRuntime:
             state = TaskState(task, self.settings.worker, self.settings.task(task))
         # The learner's settings decide whether it takes one request per domain; a state
         # persisted before the setting changed (or before it existed) follows them too.
-        state.adapter_per_domain = self._per_domain.get(task, False)
+        state.training.adapter_per_domain = self._per_domain.get(task, False)
         return state
 
     def buffer(self, task: str) -> ReplayBuffer:

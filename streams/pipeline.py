@@ -10,8 +10,9 @@ the returned :class:`Effects` and write the state back.
 Effects are idempotent under redelivery: ids derive from the task and a sequence number kept
 in the state (``tr-<task>-<seq>``, ``drift-<task>-<seq>``) or from the interaction id
 (``lr-<interaction id>``), and a message whose offset the state has already applied is
-skipped (:meth:`TaskState.seen`). Under a task's ``adapter_per_domain`` a trigger sends one
-training request per domain with new examples, each with a sequence number of its own.
+skipped (:meth:`TaskState.seen`). What the trigger gate sends is built by the state's
+:class:`~driftloop.streams.requests.TrainingRequests`; which interactions become label
+requests is :func:`~driftloop.streams.active.label_requests`.
 """
 
 from __future__ import annotations
@@ -22,34 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from ..schemas.enums import FeedbackKind, LabelRequestReason, TaskKind, TriggerKind
+from ..schemas.enums import FeedbackKind, FeedbackSource
 from ..schemas.events import DriftAlert, Feedback, Interaction, LabelRequest, TrainingRequest
 from ..schemas.settings import TaskSettings, WorkerSettings
-from .active import ActiveSampler, probability_matrix
+from .active import ActiveSampler, label_requests
 from .buffer import LabeledExample, ReplayBuffer
 from .commands import Command
 from .detectors import DriftMonitor
 from .drift import DriftWatch
 from .join import JoinedPair, JoinWindow
 from .quality import QualityTracker
-from .triggers import (
-    ChallengePolicy,
-    DriftPolicy,
-    ManualPolicy,
-    MetricPolicy,
-    SchedulePolicy,
-    TaskSignals,
-    TriggerDecision,
-    TriggerGate,
-)
+from .requests import TrainingRequests
 
 __all__ = ["Effects", "TaskState", "new_buffer", "new_drift_watch", "new_join_window"]
 
-STATE_VERSION = 1
-_REASONS = {"least_confidence": LabelRequestReason.UNCERTAINTY,
-            "margin": LabelRequestReason.MARGIN, "entropy": LabelRequestReason.ENTROPY}
+STATE_VERSION = 2  # 2: the training side moved into TaskState.training
 # Automatic labels are cheaper and noisier than a person's.
-_SOURCE_WEIGHT = {"user": 1.0, "reviewer": 1.0, "auto": 0.5}
+_SOURCE_WEIGHT = {FeedbackSource.USER: 1.0, FeedbackSource.REVIEWER: 1.0,
+                  FeedbackSource.AUTO: 0.5}
 _COMMANDS_REMEMBERED = 1000
 
 
@@ -83,19 +74,6 @@ def new_buffer(worker: WorkerSettings) -> ReplayBuffer:
                         seed=b.seed)
 
 
-def _gate(worker: WorkerSettings) -> TriggerGate:
-    t = worker.triggers
-    policies: list[Any] = [ManualPolicy(), ChallengePolicy()]
-    if t.on_drift:
-        policies.append(DriftPolicy())
-    if t.metric_threshold is not None or t.metric_max_drop is not None:
-        policies.append(MetricPolicy(threshold=t.metric_threshold, max_drop=t.metric_max_drop,
-                                     min_outcomes=t.metric_min_outcomes))
-    if t.every_s is not None or t.every_examples is not None:
-        policies.append(SchedulePolicy(every_seconds=t.every_s, every_examples=t.every_examples))
-    return TriggerGate(policies, min_examples=t.min_examples, cooldown_seconds=t.cooldown_s)
-
-
 def _monitor(worker: WorkerSettings) -> DriftMonitor:
     d = worker.drift
     params: dict[str, Any] = {}
@@ -114,17 +92,28 @@ def new_drift_watch(worker: WorkerSettings) -> DriftWatch:
                       centroid_events=worker.drift.centroid_events, seed=worker.drift.seed)
 
 
-class _Lazy:
-    """``events[picked[i]].<attr>`` on demand: the sampler reads only the rows it chooses."""
+def _by_domain(domains: list[str]) -> dict[str, list[int]]:
+    """The positions of each domain's events in a batch (most batches hold one domain)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    if len(set(domains)) == 1:
+        groups[domains[0]] = list(range(len(domains)))
+    else:
+        for index, domain in enumerate(domains):
+            groups[domain].append(index)
+    return groups
 
-    def __init__(self, events: list[Interaction], picked: list[int], attr: str) -> None:
-        self.events, self.picked, self.attr = events, picked, attr
 
-    def __len__(self) -> int:
-        return len(self.picked)
-
-    def __getitem__(self, index: int) -> str:
-        return getattr(self.events[self.picked[index]], self.attr)
+def _embeddings(group: list[Interaction]) -> np.ndarray | None:
+    """The group's embeddings as one (n, d) array; None without any, or of mixed sizes (no
+    size configured for the task): not drift."""
+    vectors = [e.embedding for e in group if e.embedding is not None]
+    if not vectors:
+        return None
+    try:
+        embeddings = np.asarray(vectors, dtype=np.float64)
+    except ValueError:
+        return None
+    return embeddings if embeddings.ndim == 2 else None
 
 
 class TaskState:
@@ -155,29 +144,16 @@ class TaskState:
     def __init__(self, task: str, worker: WorkerSettings, task_settings: TaskSettings) -> None:
         self.version = STATE_VERSION
         self.task = task
-        self.task_kind = TaskKind(task_settings.kind).value  # plain str: safe to unpickle
-        self.labels = list(task_settings.labels) or None
-        self.prompt_template_id = task_settings.prompt_template_id
-        # One request per domain (see check_triggers); the worker refreshes it from the
-        # settings on every load, so turning it on applies to states already persisted.
-        self.adapter_per_domain = task_settings.adapter_per_domain
-        self.buffer_settings = worker.buffer
         self.drift = new_drift_watch(worker)
         self.quality = QualityTracker(window=worker.triggers.quality_window)
         a = worker.active
         self.sampler = ActiveSampler(strategy=a.strategy, threshold=a.threshold,
                                      budget=a.budget, window_seconds=a.window_s)
-        self.gate = _gate(worker)
-        self.challenge_min_score = worker.triggers.challenge_min_score
+        self.training = TrainingRequests(task, worker, task_settings)
         self.counters: Counter[str] = Counter()
         self.domain_counts: Counter[str] = Counter()
         self.applied: dict[str, int] = {}
-        self.training_seq = 0
         self.alert_seq = 0
-        self.parent_version: str | None = None
-        self.pending_drift: list[str] = []
-        self.pending_manual: list[str] = []
-        self.pending_challenge: list[str] = []
         self.commands_seen: OrderedDict[str, None] = OrderedDict()
         self.last_event_ts = 0.0
 
@@ -224,17 +200,15 @@ class TaskState:
         self.last_event_ts = last_ts
         self.counters["interactions"] += len(events)
         conf_array = np.asarray(confidences, dtype=np.float64)
-        groups: dict[str, list[int]] = defaultdict(list)
-        if len(set(domains)) == 1:
-            groups[domains[0]] = list(range(len(events)))
-        else:
-            for index, domain in enumerate(domains):
-                groups[domain].append(index)
-        for domain, indices in groups.items():
+        for domain, indices in _by_domain(domains).items():
             self.domain_counts[domain] += len(indices)
             self._drift_on_interactions(domain, [events[i] for i in indices],
                                         conf_array[indices], effects, now)
-        self._sample(events, conf_array, probabilities, effects, now)
+        asked = label_requests(self.sampler, self.task, events, conf_array, probabilities,
+                               now=now)
+        if asked is not None:
+            effects.label_requests += asked
+            self.counters["label_requests"] += len(asked)
         pairs = join.add_interactions(bucket, entries)
         self._count_expired(join)
         self._on_pairs(pairs, buffer, effects, now)
@@ -243,17 +217,8 @@ class TaskState:
 
     def _drift_on_interactions(self, domain: str, group: list[Interaction],
                                confidences: np.ndarray, effects: Effects, now: float) -> None:
-        vectors = [e.embedding for e in group if e.embedding is not None]
-        embeddings = None
-        if vectors:
-            try:
-                embeddings = np.asarray(vectors, dtype=np.float64)
-            except ValueError:  # mixed sizes (no size configured for the task): not drift
-                embeddings = None
-            if embeddings is not None and embeddings.ndim != 2:
-                embeddings = None
         findings = self.drift.update(domain, confidences=confidences[np.isfinite(confidences)],
-                                     embeddings=embeddings)
+                                     embeddings=_embeddings(group))
         self._alerts(findings, group[-1].model_version, effects, now)
 
     def _alerts(self, findings: list[Any], model_version: str | None, effects: Effects,
@@ -261,42 +226,13 @@ class TaskState:
         for finding in findings:
             self.alert_seq += 1
             self.counters[f"drift_alerts_{finding.signal.value}"] += 1
-            self.pending_drift.append(f"{finding.domain}/{finding.signal.value}")
+            self.training.pending_drift.append(f"{finding.domain}/{finding.signal.value}")
             effects.drift_alerts.append(DriftAlert(
                 id=f"drift-{self.task}-{self.alert_seq:06d}", ts=now, task=self.task,
                 domain=finding.domain, signal=finding.signal,
                 detector=finding.detection.detector, model_version=model_version,
                 events_seen=self.drift.domain(finding.domain).events,
                 statistics=finding.statistics()))
-
-    def _sample(self, events: list[Interaction], confidences: np.ndarray,
-                probabilities: list[dict[str, float] | None], effects: Effects,
-                now: float) -> None:
-        if self.sampler.remaining <= 0 and self.sampler.window_of(now) == self.sampler.window:
-            return  # budget spent for this window: skip the scoring altogether
-        known = np.flatnonzero(np.isfinite(confidences))
-        if known.size == 0:
-            return
-        with_probs = [i for i in known.tolist() if probabilities[i] is not None]
-        if not with_probs:
-            c = confidences[known]
-            # Confidence only: the model's two-way view [c, 1 - c], sorted high to low.
-            matrix = np.column_stack([np.maximum(c, 1.0 - c), np.minimum(c, 1.0 - c)])
-        else:
-            rows = [list(probabilities[i].values()) if probabilities[i] is not None  # type: ignore[union-attr]
-                    else [confidences[i], 1.0 - confidences[i]] for i in known.tolist()]
-            matrix = probability_matrix(rows)
-        picked = known.tolist()
-        chosen = self.sampler.select(_Lazy(events, picked, "id"), _Lazy(events, picked, "input"),
-                                     matrix, now=now)
-        reason = _REASONS[self.sampler.strategy]
-        for index, priority in chosen:
-            event = events[picked[index]]
-            effects.label_requests.append(LabelRequest(
-                id=f"lr-{event.id}", ts=now, task=self.task, domain=event.domain,
-                interaction=event, reason=reason, priority=min(max(priority, 0.0), 1.0),
-                score=priority))
-        self.counters["label_requests"] += len(chosen)
 
     # -- feedback ----------------------------------------------------------------------------
     def on_feedback(self, events: list[Feedback], *, join: JoinWindow, buffer: ReplayBuffer,
@@ -365,96 +301,12 @@ class TaskState:
         while len(self.commands_seen) > _COMMANDS_REMEMBERED:
             self.commands_seen.popitem(last=False)
         self.counters[f"commands_{command.kind}"] += 1
-        if command.kind == "trigger":
-            self.pending_manual.append(command.reason or command.id)
-        elif command.kind == "challenge":
-            self.pending_challenge.append(command.reason or str(command.version))
-        elif command.kind == "promoted":
-            self.parent_version = command.version
+        self.training.take(command)
+        if command.kind == "promoted":
             self.quality.reset_baseline()
         return True
 
     # -- triggers ----------------------------------------------------------------------------
     def check_triggers(self, buffer: ReplayBuffer, *, now: float) -> list[TrainingRequest]:
-        signals = TaskSignals(
-            now=now, new_examples=buffer.new_count, accuracy=self.quality.accuracy(),
-            baseline=self.quality.baseline, recent_outcomes=self.quality.recent_outcomes,
-            drift_alerts=tuple(self.pending_drift),
-            challenge_failures=tuple(self.pending_challenge),
-            manual_requests=tuple(self.pending_manual))
-        decision = self.gate.decide(signals)
-        if decision is None:
-            return []
-        if getattr(self, "adapter_per_domain", False):  # states pickled before: False
-            requests = self._per_domain_requests(buffer, decision, now)
-        else:
-            request = self._request(buffer, decision, now, domain=None)
-            requests = [] if request is None else [request]
-        if not requests:
-            return []
-        self.gate.fired(now=now, examples=sum(len(r.examples) for r in requests))
-        self.counters[f"training_requests_{decision.kind.value}"] += len(requests)
-        if decision.kind is TriggerKind.DRIFT or self.pending_drift:
-            self.pending_drift = []
-        if decision.kind is TriggerKind.MANUAL:
-            self.pending_manual = []
-        if decision.kind is TriggerKind.CHALLENGE:
-            self.pending_challenge = []
-        return requests
-
-    def _per_domain_requests(self, buffer: ReplayBuffer, decision: TriggerDecision,
-                             now: float) -> list[TrainingRequest]:
-        """One request per domain with new examples: the learner refuses a request whose
-        new examples span domains when it keeps an adapter per domain.
-
-        A domain with fewer than ``min_examples`` new examples stays in the buffer for a
-        later trigger, unless an operator asked (a manual trigger sends every domain). The
-        gate itself still counts the task's new examples of all domains; when no domain
-        has enough, nothing is sent and the trigger's signals wait.
-        """
-        manual = decision.kind is TriggerKind.MANUAL
-        domains = [domain for domain, count in buffer.new_domain_counts().items()
-                   if manual or count >= self.gate.min_examples]
-        requests = []
-        for domain in domains:  # sorted by name: the same ids when a replayed state re-fires
-            request = self._request(buffer, decision, now, domain=domain)
-            if request is not None:
-                requests.append(request)
-        return requests
-
-    def _request(self, buffer: ReplayBuffer, decision: TriggerDecision, now: float, *,
-                 domain: str | None) -> TrainingRequest | None:
-        """Build one request (of one domain's new examples when ``domain`` is given) and
-        commit the new examples it was built from; None when there is nothing to send."""
-        b = self.buffer_settings
-        examples = buffer.build_batch(size=b.batch_size, replay_ratio=b.replay_ratio,
-                                      balance=b.balance, curriculum=b.curriculum,
-                                      max_bytes=b.batch_max_bytes, domain=domain)
-        new = sum(1 for e in examples if e.origin.value == "new")
-        if not examples and domain is None:
-            return None
-        if domain is not None and new == 0:
-            # Every new example of the domain is larger than a request may be: replayed
-            # examples alone would train a lineage the learner picks from their domains.
-            # They can never be sent; into the reservoir they go, skipped like any oversize.
-            self.counters["oversized_examples_skipped"] += buffer.new_domain_counts()[domain]
-            buffer.commit(domain)
-            return None
-        self.training_seq += 1
-        metadata: dict[str, Any] = {
-            "new_examples": new, "replayed_examples": len(examples) - new,
-            "accuracy": self.quality.accuracy(), "sequence": self.training_seq}
-        # Per domain, no parent: the learner's ``_parent`` resolves a None parent to the
-        # domain's own promoted head (``VersionLog.domain_head``), or a transfer donor for a
-        # new domain; the task's last promotion may be another domain's, which it refuses.
-        parent = self.parent_version
-        if domain is not None:
-            metadata["domain"] = domain
-            parent = None
-        request = TrainingRequest(
-            id=f"tr-{self.task}-{self.training_seq:06d}", ts=now, task=self.task,
-            task_kind=self.task_kind, trigger=decision.kind, reason=decision.reason[:1000],
-            parent_version=parent, prompt_template_id=self.prompt_template_id,
-            labels=self.labels, examples=examples, metadata=metadata)
-        buffer.commit(domain)
-        return request
+        """The training requests to send now, if the task's trigger gate fires."""
+        return self.training.check(buffer, self.quality, self.counters, now=now)

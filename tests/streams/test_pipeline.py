@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from task_helpers import fresh, items, labels
 
-from driftloop.schemas import Feedback, Interaction
+from driftloop.schemas import Feedback
 from driftloop.schemas.commands import Command
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
 from driftloop.streams.state_codec import dumps, loads
-
-WORKER = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
-                                  "metric_threshold": None, "metric_max_drop": None},
-                        active={"threshold": 0.5, "budget": 3})
-
-
-def items(n: int, start: int = 0, domain: str = "a") -> list[Interaction]:
-    rng = np.random.default_rng(start)
-    return [Interaction(id=f"i{start + k}", ts=float(start + k), task="t", domain=domain,
-                        model_version="v1", input=f"in {start + k}", prediction="pos",
-                        output="pos", scores={"confidence": float(rng.uniform(0.5, 1.0))})
-            for k in range(n)]
-
-
-def labels(xs: list[Interaction], value: str = "neg", kind: str = "label") -> list[Feedback]:
-    return [Feedback(id=f"f-{x.id}-{kind}", interaction_id=x.id, ts=x.ts + 1, task="t",
-                     kind=kind, value=value if kind != "rating" else 3.0) for x in xs]
-
-
-def fresh() -> tuple[TaskState, object, object]:
-    return TaskState("t", WORKER, TaskSettings()), new_join_window(WORKER), new_buffer(WORKER)
 
 
 def test_seen_skips_redelivered_offsets_per_topic_partition():
@@ -147,106 +127,3 @@ def test_examples_carry_what_the_model_answered_and_the_feedback_kind():
     assert seen == {"i0": ("pos", "label", "neg"), "i1": ("pos", "label", "neg"),
                     "i2": ("pos", "label", "pos"),
                     "i3": ("pos", "correction", "a better answer")}
-
-
-def per_domain(buffer: dict | None = None, **triggers) -> tuple[TaskState, object, object]:
-    """A task with an adapter per domain; trigger settings as in WORKER unless given."""
-    worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
-                                      "metric_threshold": None, "metric_max_drop": None,
-                                      **triggers}, buffer=buffer or {})
-    return (TaskState("t", worker, TaskSettings(adapter_per_domain=True)),
-            new_join_window(worker), new_buffer(worker))
-
-
-def fed(state: TaskState, join, buffer, per_domain: dict[str, int], now: float = 0.0) -> None:
-    """Interactions and labels: ``per_domain[d]`` examples of domain d."""
-    start = 0
-    for domain, n in per_domain.items():
-        xs = items(n, start=start, domain=domain)
-        state.on_interactions(xs, join=join, buffer=buffer, bucket=f"i-{domain}", now=now)
-        state.on_feedback(labels(xs[: n // 2], "pos") + labels(xs[n // 2:], "neg"), join=join,
-                          buffer=buffer, bucket=f"f-{domain}", now=now)
-        start += 100
-
-
-def test_per_domain_a_trigger_sends_one_request_a_domain_without_a_parent():
-    state, join, buffer = per_domain()
-    fed(state, join, buffer, {"news": 3, "tweets": 2})  # 5 >= 4 in all, no domain has 4
-    state.on_command(Command(id="p", task="t", kind="promoted", version="v-news-1"), now=0.5)
-    assert buffer.new_count == 5
-    saved = dumps((state, buffer))
-    state.on_command(Command(id="m", task="t", kind="trigger"), now=1.0)
-    requests = state.check_triggers(buffer, now=1.0)
-    # An operator asked: every domain goes, however few examples it has.
-    assert [r.id for r in requests] == ["tr-t-000001", "tr-t-000002"]
-    assert [{e.domain for e in r.examples if e.origin.value == "new"} for r in requests] == \
-        [{"news"}, {"tweets"}]
-    assert [r.metadata["domain"] for r in requests] == ["news", "tweets"]
-    assert [r.metadata["new_examples"] for r in requests] == [3, 2]
-    assert all(r.parent_version is None and r.trigger.value == "manual" for r in requests)
-    assert buffer.new_count == 0 and state.counters["training_requests_manual"] == 2
-    assert state.gate.fired_count == 1 and not state.pending_manual
-    # A crash before the changelog write: the replayed state sends the same requests.
-    state2, buffer2 = loads(saved)
-    state2.on_command(Command(id="m", task="t", kind="trigger"), now=2.0)
-    again = state2.check_triggers(buffer2, now=2.0)
-    assert [r.id for r in again] == [r.id for r in requests]
-    assert [[e.input for e in r.examples] for r in again] == \
-        [[e.input for e in r.examples] for r in requests]
-
-
-def test_per_domain_a_small_domain_waits_for_the_next_trigger():
-    state, join, buffer = per_domain(every_examples=1)
-    fed(state, join, buffer, {"news": 3, "tweets": 2})
-    # Five new examples fire the schedule, but no domain has four: nothing is sent.
-    assert state.check_triggers(buffer, now=1.0) == [] and state.gate.fired_count == 0
-    xs = items(3, start=300, domain="news")
-    state.on_interactions(xs, join=join, buffer=buffer, bucket="i-more", now=2.0)
-    [request] = state.on_feedback(labels(xs), join=join, buffer=buffer, bucket="f-more",
-                                  now=2.0).training_requests
-    assert request.trigger.value == "schedule" and request.metadata["domain"] == "news"
-    assert request.metadata["new_examples"] == 6 and request.id == "tr-t-000001"
-    assert buffer.new_domain_counts() == {"tweets": 2}  # kept for a later trigger
-
-
-def test_per_domain_replays_other_domains_under_the_ratio():
-    state, join, buffer = per_domain({"replay_ratio": 0.5})
-    fed(state, join, buffer, {"news": 8})
-    state.on_command(Command(id="m1", task="t", kind="trigger"), now=1.0)
-    [first] = state.check_triggers(buffer, now=1.0)
-    assert first.metadata == {**first.metadata, "new_examples": 8, "replayed_examples": 0}
-    xs = items(6, start=500, domain="tweets")
-    state.on_interactions(xs, join=join, buffer=buffer, bucket="i-t", now=2.0)
-    state.on_feedback(labels(xs), join=join, buffer=buffer, bucket="f-t", now=2.0)
-    state.on_command(Command(id="m2", task="t", kind="trigger"), now=3.0)
-    [second] = state.check_triggers(buffer, now=3.0)
-    by_origin = {(e.origin.value, e.domain) for e in second.examples}
-    assert by_origin == {("new", "tweets"), ("replay", "news")}
-    assert second.metadata["replayed_examples"] == 6 and second.parent_version is None
-
-
-def test_default_mode_still_sends_one_mixed_request_and_old_states_read_as_default():
-    state, join, buffer = fresh()
-    fed(state, join, buffer, {"news": 3, "tweets": 2})
-    state.on_command(Command(id="p", task="t", kind="promoted", version="v7"), now=0.5)
-    del state.adapter_per_domain  # a state pickled before the setting existed
-    state = loads(dumps(state))
-    state.on_command(Command(id="m", task="t", kind="trigger"), now=1.0)
-    [request] = state.check_triggers(buffer, now=1.0)
-    assert {e.domain for e in request.examples} == {"news", "tweets"}
-    assert request.parent_version == "v7" and "domain" not in request.metadata
-    assert state.counters["training_requests_manual"] == 1
-
-
-def test_per_domain_a_domain_whose_new_examples_cannot_fit_a_request_is_not_sent():
-    state, join, buffer = per_domain({"batch_max_bytes": 2000}, min_examples=1)
-    fed(state, join, buffer, {"news": 2})
-    state.on_command(Command(id="m1", task="t", kind="trigger"), now=1.0)
-    assert len(state.check_triggers(buffer, now=1.0)) == 1  # a reservoir to replay
-    big = Interaction(id="big", ts=2.0, task="t", domain="tweets", model_version="v1",
-                      input="x" * 5000, prediction="pos", scores={"confidence": 0.6})
-    state.on_interactions([big], join=join, buffer=buffer, bucket="i-big", now=2.0)
-    state.on_feedback(labels([big]), join=join, buffer=buffer, bucket="f-big", now=2.0)
-    state.on_command(Command(id="m2", task="t", kind="trigger"), now=3.0)
-    assert state.check_triggers(buffer, now=3.0) == [] and buffer.new_count == 0
-    assert state.counters["oversized_examples_skipped"] == 1 and state.training_seq == 1
