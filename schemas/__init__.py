@@ -1,4 +1,4 @@
-"""driftloop's wire contracts: event types, JSON Schemas, encode/decode, topics, settings.
+"""driftloop's wire contracts: events, commands, JSON Schemas, encode/decode, topics, settings.
 
 Errors read ``<event>.<path>: <reason>``, for example
 ``feedback.value: expected a number for kind=rating, got "five"``; every decode function
@@ -22,8 +22,18 @@ from .codec import (
     max_bytes_for,
     to_dict,
 )
+from .commands import (
+    COMMAND_HEADER,
+    MAX_COMMAND_BYTES,
+    MAX_EVENT_COMMAND_BYTES,
+    Command,
+    decode_command,
+    encode_command,
+    manual_trigger,
+)
 from .contracts import JSON_SCHEMA_NAMES, json_schema
 from .enums import (
+    CommandKind,
     DriftSignal,
     ExampleOrigin,
     FeedbackKind,
@@ -34,7 +44,7 @@ from .enums import (
     TriggerKind,
     VersionStatus,
 )
-from .errors import DriftloopError, FieldError, SettingsError, ValidationError
+from .errors import CommandError, DriftloopError, FieldError, SettingsError, ValidationError
 from .events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -56,11 +66,17 @@ from .topics import TOPIC_SPECS, Topic, TopicSpec, topic_name
 __all__ = [
     "BATCH_MAX_BYTES",
     "BATCH_SCHEMA_NAME",
+    "COMMAND_HEADER",
     "DEFAULT_MAX_BYTES",
     "EVENT_TYPES",
     "JSON_SCHEMA_NAMES",
+    "MAX_COMMAND_BYTES",
+    "MAX_EVENT_COMMAND_BYTES",
     "SCHEMA_VERSION",
     "TOPIC_SPECS",
+    "Command",
+    "CommandError",
+    "CommandKind",
     "DeadLetter",
     "DriftAlert",
     "DriftSignal",
@@ -91,9 +107,12 @@ __all__ = [
     "decode",
     "decode_any",
     "decode_batch",
+    "decode_command",
     "encode",
     "encode_batch",
+    "encode_command",
     "json_schema",
+    "manual_trigger",
     "max_bytes_for",
     "to_dict",
     "topic_name",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "CommandKind",
     "DriftSignal",
     "ExampleOrigin",
     "FeedbackKind",
@@ -61,6 +62,17 @@ class VersionStatus(StrEnum):
     PROMOTED = "promoted"
     REJECTED = "rejected"
     ROLLED_BACK = "rolled_back"
+
+
+class CommandKind(StrEnum):
+    """What a command on the ``feedback`` topic asks of the worker that owns its task."""
+
+    TRIGGER = "trigger"
+    CHALLENGE = "challenge"
+    PROMOTED = "promoted"
+    CANDIDATE = "candidate"
+    REJECTED = "rejected"
+    TICK = "tick"
 
 
 class TaskKind(StrEnum):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DriftloopError", "FieldError", "SettingsError", "ValidationError", "show_value"]
+__all__ = ["CommandError", "DriftloopError", "FieldError", "SettingsError", "ValidationError",
+           "show_value"]
 
 
 class DriftloopError(Exception):
@@ -67,6 +68,27 @@ class ValidationError(DriftloopError, ValueError):
     @classmethod
     def single(cls, path: str, reason: str, *, code: str = "invalid_event") -> ValidationError:
         return cls([FieldError(path, reason)], code=code)
+
+
+class CommandError(ValidationError):
+    """A command on the ``feedback`` topic breaks its contract (``schemas/commands.py``).
+
+    A :class:`ValidationError` like any other decoding failure, with the code the worker
+    dead-letters it under (``invalid_command``); the message is the reason alone, since a
+    command has no schema name to prefix it with.
+
+    Examples
+    --------
+    >>> err = CommandError("command must be a JSON object")
+    >>> str(err), err.code, err.errors[0].path
+    ('command must be a JSON object', 'invalid_command', 'command')
+    """
+
+    def __init__(self, message: str) -> None:
+        self.errors = [FieldError("command", message)]
+        self.code = "invalid_command"
+        self.event_index = None
+        Exception.__init__(self, message)
 
 
 def show_value(value: Any) -> str:

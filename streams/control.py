@@ -1,13 +1,16 @@
-"""Send commands to the workers (over Kafka, keyed by task: see :mod:`.commands`)."""
+"""Send commands to the workers (over Kafka, keyed by task).
+
+The command contract is :mod:`driftloop.schemas.commands`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from ..client.kafka import new_producer
+from ..schemas.commands import Command, encode_command
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
-from .commands import Command, encode_command
 
 __all__ = ["send_commands"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..schemas.errors import DriftloopError
+from ..schemas.errors import CommandError, DriftloopError
 
 __all__ = ["ConfigurationError", "StateError", "StreamsError", "TriggerError"]
 
@@ -20,5 +20,6 @@ class StateError(StreamsError):
     """Persisted stream state (a table value) cannot be restored: wrong type or version."""
 
 
-class TriggerError(StreamsError):
-    """An operator command (a manual trigger) is malformed or names an unknown task."""
+# A malformed command: the contract's error (commands are a wire contract in
+# ``schemas/commands.py``), under the name the worker's command handling catches.
+TriggerError = CommandError

@@ -1,13 +1,15 @@
 """Each JSON Schema file and its Python type judge every sample the same way.
 
 A producer in any language validates against ``schemas/json``; driftloop decodes with the
-pydantic types. Hypothesis draws samples from each file's shape, valid ones and ones broken
-in one place, and both verdicts must agree.
+pydantic types (and the command with :func:`~driftloop.schemas.decode_command`). Hypothesis
+draws samples from each file's shape, valid ones and ones broken in one place, and both
+verdicts must agree.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import types
 import typing
@@ -34,6 +36,7 @@ from driftloop.schemas import (
     BATCH_SCHEMA_NAME,
     EVENT_TYPES,
     JSON_SCHEMA_NAMES,
+    Command,
     Event,
     Feedback,
     Interaction,
@@ -42,12 +45,21 @@ from driftloop.schemas import (
     ValidationError,
     decode,
     decode_batch,
+    decode_command,
     enums,
     json_schema,
 )
 from driftloop.schemas.codec import event_short_name, to_dict
 
 EVENTS = {event_short_name(cls): cls for cls in EVENT_TYPES.values()}
+# The contracts a Python decoder judges: the events, and the command (no schema_name: the
+# Kafka header marks it).
+JUDGED = [*EVENTS, "command"]
+ENVELOPED = [short for short in JSON_SCHEMA_NAMES if short != "command"]
+# One fully populated command: every field set, an unknown one too.
+FULL_COMMAND = {"id": "candidate-v4", "task": "sentiment", "kind": "candidate",
+                "reason": "gate passed", "version": "v4", "ts": 1_700_000_005.0,
+                "event": {"version_id": "v4", "status": "candidate"}, "sent_by": "registry"}
 # The $defs of the files and the nested Python models they stand for.
 NESTED: dict[str, type[BaseModel]] = {"scores": Scores, "training_example": TrainingExample}
 
@@ -60,9 +72,18 @@ def python_accepts(raw: bytes, cls: type[Event]) -> bool:
     return True
 
 
+def command_accepted(raw: bytes) -> bool:
+    try:
+        decode_command(raw)
+    except ValidationError:
+        return False
+    return True
+
+
 def disagreement(sample: Any, short: str) -> str | None:
     expected = validator(short).is_valid(sample)
-    got = python_accepts(wire(sample), EVENTS[short])
+    got = command_accepted(wire(sample)) if short == "command" \
+        else python_accepts(wire(sample), EVENTS[short])
     if expected == got:
         return None
     errors = [e.message for e in validator(short).iter_errors(sample)]
@@ -84,13 +105,27 @@ def test_each_file_is_a_valid_draft_2020_12_schema(short: str) -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == f"https://driftloop.dev/schemas/{short}/1"
+    assert schema["additionalProperties"] is True  # unknown fields are tolerated
+
+
+@pytest.mark.parametrize("short", ENVELOPED)
+def test_each_event_file_names_its_contract_and_version(short: str) -> None:
+    schema = json_schema(short)
     assert schema["properties"]["schema_name"] == {
         "const": f"driftloop.{short}", "description": schema["properties"]["schema_name"]
         ["description"]}
     assert schema["properties"]["schema_version"]["type"] == "integer"
     assert schema["properties"]["schema_version"]["minimum"] == 1
     assert {"schema_name", "schema_version"} <= set(schema["required"])
-    assert schema["additionalProperties"] is True  # unknown fields are tolerated
+
+
+def test_the_command_file_is_the_wire_form_of_the_command_type() -> None:
+    # Byte-compatible with what workers have always read: the dataclass's fields, no
+    # schema_name (the driftloop-command header marks a command).
+    schema = json_schema(Command)
+    assert schema == json_schema("command")
+    assert list(schema["properties"]) == [f.name for f in dataclasses.fields(Command)]
+    assert "schema_name" not in schema["properties"]
 
 
 def _object_schemas(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -136,6 +171,28 @@ def _enum_of(annotation: Any) -> type[enum.Enum] | None:
     return None
 
 
+def test_command_properties_required_and_defaults_match_the_python_type() -> None:
+    schema = json_schema("command")
+    fields = {f.name: f for f in dataclasses.fields(Command)}
+    assert set(schema["properties"]) == set(fields)
+    required = {name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    assert set(schema["required"]) == required
+    for name, prop in schema["properties"].items():
+        if "default" in prop:
+            assert prop["default"] == fields[name].default, name
+
+
+def test_the_command_kinds_in_the_file_equal_the_python_enum() -> None:
+    hints = typing.get_type_hints(Command)
+    for name, prop in json_schema("command")["properties"].items():
+        python_enum = _enum_of(hints[name])
+        if python_enum is None:
+            assert "enum" not in prop, name
+        else:
+            assert prop["enum"] == [member.value for member in python_enum], name
+
+
 @pytest.mark.parametrize("short", list(EVENTS))
 def test_every_enum_in_the_files_equals_the_python_enum(short: str) -> None:
     for where, obj in _object_schemas(json_schema(short)):
@@ -157,6 +214,7 @@ def test_every_python_enum_appears_in_some_file() -> None:
     for short in EVENTS:
         for where, _ in _object_schemas(json_schema(short)):
             used |= {_enum_of(f.annotation) for f in _model_of(short, where).model_fields.values()}
+    used |= {_enum_of(hint) for hint in typing.get_type_hints(Command).values()}
     assert {getattr(enums, name) for name in enums.__all__} <= used
 
 
@@ -203,12 +261,10 @@ def _broken(sample: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("event", FULL, ids=lambda e: event_short_name(type(e)))
-def test_every_field_broken_every_way_gets_the_same_verdict(event: Event) -> None:
+def _broken_every_way(sample: dict[str, Any], short: str) -> None:
     # Exhaustive where hypothesis samples: every field (nested ones too) deleted, pushed
     # past each of its bounds, or replaced by each tricky value, so a lax type cannot hide.
-    short = event_short_name(type(event))
-    sample, schema = to_dict(event), json_schema(short)
+    schema = json_schema(short)
     assert validator(short).is_valid(sample)
     problems = [problem
                 for path in paths(sample) if path
@@ -217,9 +273,18 @@ def test_every_field_broken_every_way_gets_the_same_verdict(event: Event) -> Non
     assert not problems, f"{len(problems)} disagreements, e.g.\n" + "\n".join(problems[:5])
 
 
+@pytest.mark.parametrize("event", FULL, ids=lambda e: event_short_name(type(e)))
+def test_every_field_broken_every_way_gets_the_same_verdict(event: Event) -> None:
+    _broken_every_way(to_dict(event), event_short_name(type(event)))
+
+
+def test_every_command_field_broken_every_way_gets_the_same_verdict() -> None:
+    _broken_every_way(FULL_COMMAND, "command")
+
+
 # -- the same verdict on drawn samples ----------------------------------------------------
 
-@pytest.mark.parametrize("short", list(EVENTS))
+@pytest.mark.parametrize("short", JUDGED)
 def test_valid_samples_are_accepted_by_both(short: str) -> None:
     @given(valid(short))
     def check(sample: dict[str, Any]) -> None:
@@ -229,7 +294,7 @@ def test_valid_samples_are_accepted_by_both(short: str) -> None:
     check()
 
 
-@pytest.mark.parametrize("short", list(EVENTS))
+@pytest.mark.parametrize("short", JUDGED)
 def test_mutated_samples_get_the_same_verdict(short: str) -> None:
     @given(mutated(short))
     def check(sample: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ async def test_feedback_before_its_interaction_is_joined_and_poison_is_dead_lett
     assert orjson.loads(base64.b64decode(in_batch.payload_b64)) == {"id": 5}
     assert worker.value("driftloop_dead_letters_total", reason="invalid_event") == 2
     # 40 labels joined: a manual trigger now yields one training request with them inline.
-    from driftloop.streams.commands import manual_trigger
+    from driftloop.schemas.commands import manual_trigger
     from driftloop.streams.control import send_commands
     await send_commands(kafka_settings, [manual_trigger("sentiment", reason="test")])
     records = await consume_until(kafka_settings, Topic.TRAINING_REQUESTS, 1, timeout=30)
@@ -152,7 +152,7 @@ async def test_kill_9_and_restart_keep_counts_and_detector_state(kafka_settings,
     assert second.value("driftloop_drift_monitored_events", domain="news") == 6_000
     assert second.value("driftloop_drift_alerts_total") == 0
     # The replay buffer survived too: a manual trigger trains on the 20 examples.
-    from driftloop.streams.commands import manual_trigger
+    from driftloop.schemas.commands import manual_trigger
     from driftloop.streams.control import send_commands
     await send_commands(kafka_settings, [manual_trigger("sentiment")])
     records = await consume_until(kafka_settings, Topic.TRAINING_REQUESTS, 1, timeout=30)

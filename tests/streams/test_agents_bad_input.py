@@ -13,7 +13,7 @@ from stream_helpers import FAST_ENV, interactions, task_on
 from driftloop.client.kafka import new_producer
 from driftloop.schemas import DeadLetter, Interaction, Topic, decode, encode, encode_batch
 from driftloop.schemas.codec import DEFAULT_MAX_BYTES
-from driftloop.streams.commands import COMMAND_HEADER, encode_command, manual_trigger
+from driftloop.schemas.commands import COMMAND_HEADER, encode_command, manual_trigger
 
 pytestmark = [pytest.mark.kafka]
 

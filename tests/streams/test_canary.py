@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from canary_helpers import apply, started, traffic, version
 
+from driftloop.schemas.commands import Command
 from driftloop.schemas.errors import SettingsError
 from driftloop.schemas.settings import ABTestSettings, Settings
 from driftloop.streams.canary import CanaryComparison
-from driftloop.streams.commands import Command
 from driftloop.streams.errors import ConfigurationError
 from driftloop.streams.state_codec import dumps, loads
 

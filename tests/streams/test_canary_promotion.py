@@ -19,7 +19,7 @@ from kafka_helpers import consume_until, produce
 from stream_helpers import FAST_ENV, batches
 
 from driftloop.schemas import Feedback, Interaction, ModelVersion, Topic, decode, encode
-from driftloop.streams.commands import Command
+from driftloop.schemas.commands import Command
 from driftloop.streams.control import send_commands
 
 pytestmark = [pytest.mark.kafka]

@@ -27,7 +27,7 @@ async def test_a_manual_trigger_sends_one_single_domain_request_per_domain(kafka
     await produce(kafka_settings, Topic.FEEDBACK, batches(feedback_for(news + tweets)),
                   key="sentiment")
     worker.wait_value("driftloop_worker_events_total", 26, task="sentiment", kind="joined")
-    from driftloop.streams.commands import manual_trigger
+    from driftloop.schemas.commands import manual_trigger
     from driftloop.streams.control import send_commands
     await send_commands(kafka_settings, [manual_trigger("sentiment", reason="per domain")])
     # Until every new example went out, whatever split the worker chose; then check it.

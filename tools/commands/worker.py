@@ -35,7 +35,7 @@ def worker(ctx: click.Context, loglevel: str) -> None:
 @click.pass_context
 def trigger(ctx: click.Context, task: str, reason: str) -> None:
     """Ask the worker that owns TASK for a training request now (a manual trigger)."""
-    from ...streams.commands import manual_trigger
+    from ...schemas.commands import manual_trigger
     from ...streams.control import send_commands
 
     command = manual_trigger(task, reason=reason)

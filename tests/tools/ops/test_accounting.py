@@ -7,7 +7,8 @@ import pytest
 from kafka_helpers import produce
 
 from driftloop.schemas import Interaction, ModelVersion, TrainingRequest, encode, encode_batch
-from driftloop.streams.commands import clock_tick, manual_trigger
+from driftloop.schemas.commands import manual_trigger
+from driftloop.streams.commands import clock_tick
 from driftloop.streams.control import send_commands
 from driftloop.streams.ingest import decode_message
 from driftloop.streams.partitioning import TaskPartitions, task_partition

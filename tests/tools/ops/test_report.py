@@ -149,7 +149,7 @@ def test_report_from_events_on_the_broker(kafka_settings: Settings, tmp_path,
 @pytest.mark.kafka
 def test_worker_commands_on_the_feedback_topic_are_not_counted_unreadable(
         kafka_settings: Settings) -> None:
-    from driftloop.streams.commands import manual_trigger
+    from driftloop.schemas.commands import manual_trigger
     from driftloop.streams.control import send_commands
 
     _, said = stream(20, switch_at=10)

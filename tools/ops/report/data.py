@@ -24,9 +24,9 @@ from ....schemas import (
     decode,
     decode_batch,
 )
+from ....schemas.commands import COMMAND_HEADER
 from ....schemas.errors import ValidationError
 from ....schemas.settings import Settings
-from ....streams.commands import COMMAND_HEADER
 from ...kafka.topic_reader import RawRecord, decode_all, read_snapshot
 
 __all__ = ["AccuracyPoint", "ReportData", "build_report_data", "collect_report_data"]
