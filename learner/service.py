@@ -22,6 +22,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from ..client.kafka import new_consumer, new_producer
 from ..schemas.codec import decode, encode
 from ..schemas.enums import VersionStatus
 from ..schemas.errors import ValidationError
@@ -93,27 +94,16 @@ class LearnerService:
 
     async def run(self) -> LearnerStats:
         """Consume until stopped (or ``max_requests`` handled); return the stats."""
-        kafka = self.settings.kafka
-        self._consumer = AIOKafkaConsumer(
-            kafka.topic(Topic.TRAINING_REQUESTS), **kafka.client_kwargs(),
-            group_id=consumer_group(self.settings), enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=1,
-            max_poll_interval_ms=self.settings.learner.max_poll_interval_ms,
+        self._consumer = new_consumer(
+            self.settings, self.settings.kafka.topic(Topic.TRAINING_REQUESTS),
+            group_id=consumer_group(self.settings), auto_offset_reset="earliest",
+            max_poll_records=1, max_poll_interval_ms=self.settings.learner.max_poll_interval_ms,
             fetch_max_bytes=FETCH_BYTES, max_partition_fetch_bytes=FETCH_BYTES)
-        self._producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all",
-                                          enable_idempotence=True)
-        await self._producer.start()
+        self._producer = new_producer(self.settings, enable_idempotence=True)
         heartbeat = Heartbeat(self.settings.learner.cache_dir / HEARTBEAT_FILE,
                               status=lambda: {"handled": self.stats.handled})
-        try:
-            await self._consumer.start()
-            try:
-                async with heartbeat:
-                    await self._loop()
-            finally:
-                await self._consumer.stop()
-        finally:
-            await self._producer.stop()
+        async with self._producer, self._consumer, heartbeat:
+            await self._loop()
         return self.stats
 
     async def _loop(self) -> None:

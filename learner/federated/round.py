@@ -23,6 +23,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from ...client.kafka import new_producer
 from ...schemas.codec import decode, encode
 from ...schemas.errors import ValidationError
 from ...schemas.events import DeadLetter, ModelVersion, SiteAdapter, TrainingExample
@@ -98,27 +99,24 @@ async def run_round(settings: Settings, task: str, eval_examples: Sequence[Train
     versions = await read_version_log(settings)
     outcome = RoundOutcome()
     workdir = Path(tempfile.mkdtemp(prefix="driftloop-aggregate-"))
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
-                                enable_idempotence=True)
-    await producer.start()
     try:
-        inputs = await asyncio.to_thread(aggregator.collect, task, offers, workdir)
-        for refusal, reason in [(r, "invalid_event") for r in unreadable] + [
-                (r, "site_adapter_refused") for r in inputs.refused]:
-            log.warning("refused site adapter %s: %s", refusal.offer.where, refusal.reason)
-            await _dead_letter(producer, settings, topic, refusal, reason)
-            outcome.refused.append(refusal.reason)
-            outcome.dead_letters += 1
-        version_id = version_id_for(task, inputs.round_id)
-        if inputs.accepted and version_id in versions:
-            log.info("round %s is already published as %s", inputs.round_id, version_id)
-            outcome.event, outcome.already_published = versions.get(version_id), True
+        async with new_producer(settings, enable_idempotence=True) as producer:
+            inputs = await asyncio.to_thread(aggregator.collect, task, offers, workdir)
+            for refusal, reason in [(r, "invalid_event") for r in unreadable] + [
+                    (r, "site_adapter_refused") for r in inputs.refused]:
+                log.warning("refused site adapter %s: %s", refusal.offer.where, refusal.reason)
+                await _dead_letter(producer, settings, topic, refusal, reason)
+                outcome.refused.append(refusal.reason)
+                outcome.dead_letters += 1
+            version_id = version_id_for(task, inputs.round_id)
+            if inputs.accepted and version_id in versions:
+                log.info("round %s is already published as %s", inputs.round_id, version_id)
+                outcome.event, outcome.already_published = versions.get(version_id), True
+                return outcome
+            result = await asyncio.to_thread(aggregator.merge, inputs, eval_examples, versions,
+                                             workdir)
+            await publish_versions(producer, settings, [result.event])
+            outcome.event = result.event
             return outcome
-        result = await asyncio.to_thread(aggregator.merge, inputs, eval_examples, versions,
-                                         workdir)
-        await publish_versions(producer, settings, [result.event])
-        outcome.event = result.event
-        return outcome
     finally:
-        await producer.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -21,6 +21,7 @@ import pydantic
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from ...client.kafka import new_producer
 from ...schemas.codec import encode, max_bytes_for
 from ...schemas.errors import ValidationError
 from ...schemas.events import Event, Feedback, Interaction
@@ -105,9 +106,8 @@ class ServingService:
 
     async def start(self) -> None:
         """Connect to Kafka and start following versions; on failure release what started."""
-        self.producer = AIOKafkaProducer(**self.settings.kafka.client_kwargs(), acks="all",
-                                         max_request_size=EVENT_TOPIC_MAX_BYTES,
-                                         linger_ms=0)
+        self.producer = new_producer(self.settings, max_request_size=EVENT_TOPIC_MAX_BYTES,
+                                     linger_ms=0)
         try:
             await self.producer.start()
             for batcher in (self.interactions, self.feedback):

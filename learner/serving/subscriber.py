@@ -32,7 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ...client.kafka import topic_partitions
+from ...client.kafka import new_consumer, topic_partitions
 from ...schemas.codec import decode
 from ...schemas.enums import ServingStatus, VersionStatus
 from ...schemas.errors import ValidationError
@@ -178,9 +178,7 @@ class AdapterSubscriber:
         if self._task is not None:
             return
         topic = self.settings.kafka.topic(Topic.MODEL_VERSIONS)
-        consumer = AIOKafkaConsumer(**self.settings.kafka.client_kwargs(), group_id=None,
-                                    enable_auto_commit=False,
-                                    fetch_max_wait_ms=self.settings.serving.poll_wait_ms)
+        consumer = new_consumer(self.settings, fetch_max_wait_ms=self.settings.serving.poll_wait_ms)
         await consumer.start()
         try:
             partitions = (await topic_partitions(self.settings, topic, timeout=0)).get(topic)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from ...client.kafka import read_to_end_offsets
+from ...client.kafka import new_producer, read_to_end_offsets
 from ...schemas.codec import decode, encode
 from ...schemas.errors import ValidationError
 from ...schemas.events import ModelVersion
@@ -74,9 +74,5 @@ async def publish_versions(producer: AIOKafkaProducer, settings: Settings,
 
 async def publish_with_new_producer(settings: Settings, events: Sequence[ModelVersion]) -> None:
     """Append events with a producer of their own (one-shot callers: CLI, tools, tests)."""
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
-    await producer.start()
-    try:
+    async with new_producer(settings) as producer:
         await publish_versions(producer, settings, events)
-    finally:
-        await producer.stop()

@@ -83,6 +83,7 @@ def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | N
 
 def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float | None:  # type: ignore[no-untyped-def]
     """Run the learner service on a throw-away topic prefix for one request."""
+    from ...client.kafka import new_producer
     from ...learner.service import LearnerService
     from ...schemas.codec import encode
     from ...schemas.topics import Topic
@@ -95,7 +96,6 @@ def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float |
         "learner": settings.learner.model_copy(update={"group_id": f"{prefix}learner"})})
 
     async def run() -> float | None:
-        from aiokafka import AIOKafkaProducer
         from aiokafka.errors import KafkaConnectionError
 
         try:
@@ -103,15 +103,11 @@ def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float |
         except (KafkaConnectionError, TimeoutError, OSError):
             return None
         try:
-            producer = AIOKafkaProducer(**bench.kafka.client_kwargs(), acks="all")
-            await producer.start()
-            try:
+            async with new_producer(bench) as producer:
                 request = bench_request(n, domain=domain, kind=kind,
                                         request_id=f"bench-{uuid.uuid4()}")
                 await producer.send_and_wait(bench.kafka.topic(Topic.TRAINING_REQUESTS),
                                              encode(request), key=request.task.encode())
-            finally:
-                await producer.stop()
             stats = await LearnerService(bench, updater=updater, max_requests=1).run()
             return stats.latencies[0] if stats.latencies else None
         finally:

@@ -75,8 +75,8 @@ async def _swap(url: str, publish: object, event: ModelVersion, timeout: float) 
 async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: int,
                  swaps: int, port: int, rounds: int) -> dict[str, Any]:
     from aiohttp import web
-    from aiokafka import AIOKafkaProducer
 
+    from ...client.kafka import new_producer
     from ...learner.models.resident import ResidentModels, default_base_model
     from ...learner.registry.store import ArtifactStore
     from ...learner.serving.http import ServingService
@@ -98,38 +98,36 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
                             adapter_uri=artifact.uri, sha256=artifact.sha256,
                             size_bytes=artifact.size_bytes, status="promoted")
 
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all", linger_ms=0)
-    await producer.start()
+    async with new_producer(settings, linger_ms=0) as producer:
 
-    async def publish(event: ModelVersion) -> None:
-        await publish_versions(producer, settings, [event])
+        async def publish(event: ModelVersion) -> None:
+            await publish_versions(producer, settings, [event])
 
-    service = ServingService(settings, models=models)
-    runner = web.AppRunner(service.app())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await publish(version(0, None))
-        await service.subscriber.wait_caught_up(120)
-        deadline = time.monotonic() + 120
-        while service.subscriber.serving(TASK) != "v0":
-            if time.monotonic() > deadline:
-                raise click.ClickException("the first version was not served within 120 s")
-            await asyncio.sleep(0.05)
-        latencies = [await _swap(url, publish, version(i, f"v{i - 1}"), 30.0)
-                     for i in range(1, swaps + 1)]
-        following, frozen = [], []
-        for _ in range(rounds):  # alternated, so load from elsewhere hits both sides alike
-            following.append(await _throughput(url, requests, concurrency))
-            await service.subscriber.stop()
-            frozen.append(await _throughput(url, requests, concurrency))
-            await service.subscriber.start()
+        service = ServingService(settings, models=models)
+        runner = web.AppRunner(service.app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            await publish(version(0, None))
             await service.subscriber.wait_caught_up(120)
-        return {"latencies": latencies, "following": following, "frozen": frozen}
-    finally:
-        await runner.cleanup()
-        await producer.stop()
+            deadline = time.monotonic() + 120
+            while service.subscriber.serving(TASK) != "v0":
+                if time.monotonic() > deadline:
+                    raise click.ClickException("the first version was not served within 120 s")
+                await asyncio.sleep(0.05)
+            latencies = [await _swap(url, publish, version(i, f"v{i - 1}"), 30.0)
+                         for i in range(1, swaps + 1)]
+            following, frozen = [], []
+            for _ in range(rounds):  # alternated, so load from elsewhere hits both sides alike
+                following.append(await _throughput(url, requests, concurrency))
+                await service.subscriber.stop()
+                frozen.append(await _throughput(url, requests, concurrency))
+                await service.subscriber.start()
+                await service.subscriber.wait_caught_up(120)
+            return {"latencies": latencies, "following": following, "frozen": frozen}
+        finally:
+            await runner.cleanup()
 
 
 @click.command()

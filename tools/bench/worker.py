@@ -29,8 +29,8 @@ from pathlib import Path
 
 import click
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ...client.kafka import new_consumer, new_producer
 from ...schemas import Interaction, decode_batch, encode_batch
 from ...schemas.settings import Settings
 from ...schemas.topics import Topic
@@ -51,25 +51,18 @@ def _events(n: int, dim: int, seed: int = 0) -> list[Interaction]:
 
 
 async def _produce(settings: Settings, messages: list[bytes]) -> None:
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all", linger_ms=5,
-                                max_request_size=20 * 1024 * 1024)
-    await producer.start()
-    try:
+    async with new_producer(settings, linger_ms=5,
+                            max_request_size=20 * 1024 * 1024) as producer:
         topic = settings.kafka.topic(Topic.INTERACTIONS)
         pending = [await producer.send(topic, m, key=b"bench") for m in messages]
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 async def _raw(settings: Settings, total: int) -> float:
-    consumer = AIOKafkaConsumer(settings.kafka.topic(Topic.INTERACTIONS),
-                                **settings.kafka.client_kwargs(), group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                fetch_max_bytes=64 * 1024 * 1024,
-                                max_partition_fetch_bytes=32 * 1024 * 1024)
-    await consumer.start()
-    try:
+    consumer = new_consumer(settings, settings.kafka.topic(Topic.INTERACTIONS),
+                            auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
+                            max_partition_fetch_bytes=32 * 1024 * 1024)
+    async with consumer:
         seen, started = 0, None
         while seen < total:
             batches = await consumer.getmany(timeout_ms=1000)
@@ -80,8 +73,6 @@ async def _raw(settings: Settings, total: int) -> float:
                     seen += len(decode_batch(record.value, Interaction))
         assert started is not None
         return total / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 def _metric(port: int, name: str, kind: str) -> float:

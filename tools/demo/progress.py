@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ...client.kafka import new_consumer
 from ...schemas import (
     DriftAlert,
     LabelRequest,
@@ -87,9 +88,8 @@ class LoopObserver:
         self._topics = {settings.kafka.topic(t): t for t in _EVENT_OF}
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(**self.settings.kafka.client_kwargs(), group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=200)
+        consumer = new_consumer(self.settings, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=200)
         await consumer.start()
         self._consumer = consumer
         partitions = []

@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 import aiohttp
 import pydantic
-from aiokafka import AIOKafkaProducer
 
+from ...client.kafka import new_producer
 from ...schemas import (
     LabelRequest,
     ModelVersion,
@@ -272,14 +272,9 @@ async def _bootstrap(settings: Settings, data: DemoData, request_id: str,
         reason="demo bootstrap: the static model", labels=list(LABELS),
         examples=[TrainingExample(input=i.text, target=i.label, domain=i.domain,
                                   interaction_id=i.id) for i in examples])
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
-                                max_request_size=TRAINING_REQUEST_MAX_BYTES)
-    await producer.start()
-    try:
+    async with new_producer(settings, max_request_size=TRAINING_REQUEST_MAX_BYTES) as producer:
         await producer.send_and_wait(settings.kafka.topic(Topic.TRAINING_REQUESTS),
                                      encode(request), key=TASK.encode())
-    finally:
-        await producer.stop()
     return request
 
 

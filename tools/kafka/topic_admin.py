@@ -12,12 +12,14 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from ...client.kafka import admin_client, new_consumer
 from ...schemas.settings import Settings
 from ...schemas.topics import TOPIC_SPECS
 from ..errors import TopicsError
@@ -58,8 +60,8 @@ def topic_names(settings: Settings) -> list[str]:
     return [settings.kafka.topic(topic) for topic in TOPIC_SPECS]
 
 
-def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**settings.kafka.client_kwargs(), request_timeout_ms=30_000)
+def _admin(settings: Settings) -> AbstractAsyncContextManager[AIOKafkaAdminClient]:
+    return admin_client(settings, request_timeout_ms=30_000)
 
 
 async def acreate_topics(settings: Settings, *, partitions: int | None = None) -> list[str]:
@@ -77,49 +79,52 @@ async def acreate_topics(settings: Settings, *, partitions: int | None = None) -
                  topic_configs=dict(spec.configs))
         for topic, spec in TOPIC_SPECS.items()
     ]
-    admin = _admin(settings)
     try:
-        await admin.start()
-        created: list[str] = []
-        pending = list(new_topics)
-        deadline = time.monotonic() + _UNFENCE_TIMEOUT_S
-        while pending:
-            try:
-                response = await admin.create_topics(pending, timeout_ms=30_000)
-            except TimeoutError:
-                # aiokafka's admin gives up with a bare TimeoutError when the controller's
-                # connection is not ready within its request timeout (seen right after a
-                # broker restart on a loaded machine): ask again while the deadline allows.
-                if time.monotonic() >= deadline:
-                    raise
-                continue
-            failed, again = [], []
-            for name, code, *rest in response.topic_errors:
-                message = rest[0] if rest and rest[0] else f"error code {code}"
-                if code == 0:
-                    created.append(name)
-                elif _not_ready_yet(code, message) and time.monotonic() < deadline:
-                    again.append(name)
-                elif code != _TOPIC_ALREADY_EXISTS:
-                    failed.append(f"{name}: {message}")
-            if failed:
-                raise TopicsError("the broker refused to create: " + "; ".join(failed))
-            pending = [topic for topic in pending if topic.name in again]
-            if pending:
-                await asyncio.sleep(0.5)  # a broker that just restarted unfences in seconds
-        await _wait_until_ready(admin, settings, [topic.name for topic in new_topics])
+        async with _admin(settings) as admin:
+            created = await _create(admin, new_topics)
+            await _wait_until_ready(admin, settings, [topic.name for topic in new_topics])
     except KafkaError as exc:
         raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: "
                           f"{exc}") from exc
     except TimeoutError as exc:
         raise TopicsError(f"cannot create topics on {settings.kafka.bootstrap_servers}: its "
                           "controller did not answer in time") from exc
-    finally:
-        await admin.close()
     order = {topic.name: i for i, topic in enumerate(new_topics)}
     created.sort(key=order.__getitem__)
     log.info("topics created: %s; already present: %d", created or "none",
              len(new_topics) - len(created))
+    return created
+
+
+async def _create(admin: AIOKafkaAdminClient, new_topics: list[NewTopic]) -> list[str]:
+    """Ask for ``new_topics`` until each is created or exists; return the names created."""
+    created: list[str] = []
+    pending = list(new_topics)
+    deadline = time.monotonic() + _UNFENCE_TIMEOUT_S
+    while pending:
+        try:
+            response = await admin.create_topics(pending, timeout_ms=30_000)
+        except TimeoutError:
+            # aiokafka's admin gives up with a bare TimeoutError when the controller's
+            # connection is not ready within its request timeout (seen right after a
+            # broker restart on a loaded machine): ask again while the deadline allows.
+            if time.monotonic() >= deadline:
+                raise
+            continue
+        failed, again = [], []
+        for name, code, *rest in response.topic_errors:
+            message = rest[0] if rest and rest[0] else f"error code {code}"
+            if code == 0:
+                created.append(name)
+            elif _not_ready_yet(code, message) and time.monotonic() < deadline:
+                again.append(name)
+            elif code != _TOPIC_ALREADY_EXISTS:
+                failed.append(f"{name}: {message}")
+        if failed:
+            raise TopicsError("the broker refused to create: " + "; ".join(failed))
+        pending = [topic for topic in pending if topic.name in again]
+        if pending:
+            await asyncio.sleep(0.5)  # a broker that just restarted unfences in seconds
     return created
 
 
@@ -156,20 +161,18 @@ async def _wait_until_ready(admin: AIOKafkaAdminClient, settings: Settings,
         await asyncio.sleep(0.1)
     # A ListOffsets answer comes from the partition's leader itself; aiokafka retries
     # NOT_LEADER until every partition answers or the timeout passes.
-    probe = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=None,
-                             enable_auto_commit=False,
-                             request_timeout_ms=int(max(deadline - time.monotonic(), 1) * 1000))
     partitions = [TopicPartition(t["topic"], p["partition"])
                   for t in described for p in t["partitions"]]
-    await probe.start()
-    fetcher_log = logging.getLogger("aiokafka.consumer.fetcher")
-    fetcher_log.addFilter(_expected_not_leader)
-    try:
-        probe.assign(partitions)  # one metadata request for all topics, not one per topic
-        await probe.end_offsets(partitions)
-    finally:
-        fetcher_log.removeFilter(_expected_not_leader)
-        await probe.stop()
+    probe = new_consumer(settings,
+                         request_timeout_ms=int(max(deadline - time.monotonic(), 1) * 1000))
+    async with probe:
+        fetcher_log = logging.getLogger("aiokafka.consumer.fetcher")
+        fetcher_log.addFilter(_expected_not_leader)
+        try:
+            probe.assign(partitions)  # one metadata request for all topics, not one per topic
+            await probe.end_offsets(partitions)
+        finally:
+            fetcher_log.removeFilter(_expected_not_leader)
 
 
 def _expected_not_leader(record: logging.LogRecord) -> bool:
@@ -192,15 +195,12 @@ async def _wait_until_gone(admin: AIOKafkaAdminClient, names: list[str]) -> None
 
 async def alist_topics(settings: Settings, *, all_topics: bool = False) -> list[str]:
     """The sorted topic names on the broker under the prefix (every topic with ``all_topics``)."""
-    admin = _admin(settings)
     try:
-        await admin.start()
-        names = await admin.list_topics()
+        async with _admin(settings) as admin:
+            names = await admin.list_topics()
     except KafkaError as exc:
         raise TopicsError(f"cannot list topics on {settings.kafka.bootstrap_servers}: "
                           f"{exc}") from exc
-    finally:
-        await admin.close()
     prefix = settings.kafka.topic_prefix
     return sorted(n for n in names if all_topics or (n.startswith(prefix)
                                                     and not n.startswith("__")))
@@ -216,20 +216,18 @@ async def adelete_topics(settings: Settings) -> list[str]:
     doomed = topics_to_delete(settings, present)
     if not doomed:
         return []
-    admin = _admin(settings)
     try:
-        await admin.start()
-        response = await admin.delete_topics(doomed, timeout_ms=30_000)
-        failed = [f"{name}: error code {code}" for name, code, *_ in response.topic_error_codes
-                  if code not in (0, _UNKNOWN_TOPIC)]  # gone already: what was wanted
-        if failed:
-            raise TopicsError("the broker refused to delete: " + "; ".join(failed))
-        await _wait_until_gone(admin, doomed)
+        async with _admin(settings) as admin:
+            response = await admin.delete_topics(doomed, timeout_ms=30_000)
+            failed = [f"{name}: error code {code}"
+                      for name, code, *_ in response.topic_error_codes
+                      if code not in (0, _UNKNOWN_TOPIC)]  # gone already: what was wanted
+            if failed:
+                raise TopicsError("the broker refused to delete: " + "; ".join(failed))
+            await _wait_until_gone(admin, doomed)
     except KafkaError as exc:
         raise TopicsError(f"cannot delete topics on {settings.kafka.bootstrap_servers}: "
                           f"{exc}") from exc
-    finally:
-        await admin.close()
     return doomed
 
 

@@ -11,12 +11,12 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
 
-from ...client.kafka import topic_partitions
+from ...client.kafka import admin_client, new_consumer, topic_partitions
 from ...learner.errors import RegistryError
 from ...learner.group import consumer_group
 from ...learner.topics.versions import read_version_log
@@ -160,21 +160,13 @@ async def collect_status(settings: Settings) -> Status:
     tps = [TopicPartition(name, p) for name in names for p in sorted(partitions.get(name, ()))]
     ends: dict[TopicPartition, int] = {}
     if tps:
-        consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), enable_auto_commit=False)
-        await consumer.start()
-        try:
+        async with new_consumer(settings) as consumer:
             ends = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
     topics = [TopicStatus(name, {tp.partition: ends[tp] for tp in tps if tp.topic == name})
               for name in names if name in partitions]
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         groups = [await _group_lag(admin, role, group, ends)
                   for role, group in watched_groups(settings)]
-    finally:
-        await admin.close()
     promoted: dict[str, str] = {}
     versions, registry_error = 0, None
     try:

@@ -23,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from ....client.kafka import new_producer
 from ....schemas import Feedback, Interaction, TrainingRequest, encode, encode_batch
 from ....schemas.settings import Settings
 from ....schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
@@ -235,8 +236,8 @@ class _PersistentSender:
 
     async def _ready(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(**self.settings.kafka.client_kwargs(), acks="all",
-                                        request_timeout_ms=10_000, retry_backoff_ms=250)
+            producer = new_producer(self.settings, request_timeout_ms=10_000,
+                                    retry_backoff_ms=250)
             await producer.start()
             self._producer = producer
         return self._producer
@@ -271,12 +272,7 @@ def training_request(request_id: str, *, n: int, seed: int) -> TrainingRequest:
 
 
 async def send_requests(settings: Settings, requests: list[TrainingRequest]) -> None:
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
-                                max_request_size=TRAINING_REQUEST_MAX_BYTES)
-    await producer.start()
-    try:
+    async with new_producer(settings, max_request_size=TRAINING_REQUEST_MAX_BYTES) as producer:
         for request in requests:
             await producer.send_and_wait(settings.kafka.topic(Topic.TRAINING_REQUESTS),
                                          encode(request), key=TASK.encode())
-    finally:
-        await producer.stop()
