@@ -11,9 +11,9 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from driftloop.client.kafka import new_consumer, new_producer
 from driftloop.schemas.settings import Settings
 from driftloop.schemas.topics import Topic
 
@@ -73,17 +73,13 @@ async def produce(settings: Settings, topic: Topic | str, values: Iterable[bytes
     worker dead-letters an event read off its task's partition (``wrong_partition``), so
     ``partition=`` there is only for tests of that rule. Returns the number of messages sent.
     """
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all",
-                                max_request_size=20 * 1024 * 1024, linger_ms=0)
-    await producer.start()
-    try:
+    async with new_producer(settings, max_request_size=20 * 1024 * 1024,
+                            linger_ms=0) as producer:
         name = resolve_topic(settings, topic)
         pending = [await producer.send(name, _as_bytes(value), key=_as_bytes(key),
                                        partition=partition) for value in values]
         await asyncio.gather(*pending)
         return len(pending)
-    finally:
-        await producer.stop()
 
 
 async def consume_until(settings: Settings, topic: Topic | str,
@@ -102,14 +98,12 @@ async def consume_until(settings: Settings, topic: Topic | str,
             return len(records) >= count
     else:
         done = until
-    consumer = AIOKafkaConsumer(resolve_topic(settings, topic), **settings.kafka.client_kwargs(),
-                                group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_bytes=64 * 1024 * 1024,
-                                max_partition_fetch_bytes=32 * 1024 * 1024)
-    await consumer.start()
-    records: list[ConsumerRecord] = []
-    deadline = time.monotonic() + timeout
-    try:
+    consumer = new_consumer(settings, resolve_topic(settings, topic), auto_offset_reset="earliest",
+                            fetch_max_bytes=64 * 1024 * 1024,
+                            max_partition_fetch_bytes=32 * 1024 * 1024)
+    async with consumer:
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
         while not done(records):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -119,5 +113,3 @@ async def consume_until(settings: Settings, topic: Topic | str,
             for batch in batches.values():
                 records.extend(batch)
         return records
-    finally:
-        await consumer.stop()

@@ -7,11 +7,11 @@ import asyncio
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from kafka_helpers import consume_until, produce
 from learner_helpers import sentiment_request
 
-from driftloop.client.kafka import topic_partitions
+from driftloop.client.kafka import new_consumer, topic_partitions
 from driftloop.learner.group import consumer_group
 from driftloop.learner.service import LearnerService
 from driftloop.learner.training.update import IncrementalUpdater
@@ -49,18 +49,12 @@ async def test_adversarial_requests_become_dead_letters_and_are_committed(kafka_
         "is not in the registry")
     # Every offset was committed: a restarted learner would not see them again.
     topic = kafka_settings.kafka.topic(Topic.TRAINING_REQUESTS)
-    consumer = AIOKafkaConsumer(**kafka_settings.kafka.client_kwargs(),
-                                group_id=consumer_group(kafka_settings),
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with new_consumer(kafka_settings, group_id=consumer_group(kafka_settings)) as consumer:
         partitions = (await topic_partitions(kafka_settings, topic))[topic]
         committed = 0
         for partition in partitions:
             committed += await consumer.committed(TopicPartition(topic, partition)) or 0
         assert committed == len(adversarial)
-    finally:
-        await consumer.stop()
 
 
 class _BrokenUpdater(IncrementalUpdater):

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from kafka_helpers import produce
 from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
+from driftloop.client.kafka import new_producer
 from driftloop.learner.errors import ServingError
 from driftloop.learner.models.resident import ResidentModels
 from driftloop.learner.serving import (
@@ -33,7 +33,7 @@ class Replica:
         self.settings = settings
         self.host = ModelHost(models, max_length=32)
         self.changes: list[ServingChange] = []
-        self.producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+        self.producer = new_producer(settings)
         self.subscriber = AdapterSubscriber(
             settings, self.host, replica=settings.serving.replica_id or "",
             acks=AckPublisher(producer=self.producer, settings=settings,

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from kafka_helpers import produce
 from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
+from driftloop.client.kafka import new_producer
 from driftloop.learner.registry.store import StoredArtifact
 from driftloop.learner.serving import (
     AckPublisher,
@@ -50,38 +50,36 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
             update={"adapter_uri": f"http://example.invalid/{good.sha256}"}),
         "v-pickle": version_event("v-pickle", good, format="pytorch-pickle"),
     }
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), acks="all")
+    producer = new_producer(settings)
     host = ModelHost(resident_models, max_length=32)
     served: list[ServingChange] = []  # told after the ack is sent
     subscriber = AdapterSubscriber(settings, host, replica="r-bad", acks=AckPublisher(
         producer=producer, settings=settings, replica="r-bad"), on_serving=[served.append])
-    await producer.start()
     try:
-        await subscriber.start()
-        await subscriber.wait_caught_up(30)
-        await produce(settings, Topic.MODEL_VERSIONS, [b"{not json", None, encode(Feedback(
-            id="f", interaction_id="i", ts=0, task=TASK, kind="label", value="x"))], key=TASK)
-        for version_id, event in bad_versions.items():
-            await publish(settings, event)
-            await until(lambda v=version_id: v in subscriber.refused, 60, f"{version_id} refused")
-        assert subscriber.running and subscriber.serving(TASK) is None
-        assert subscriber.bad_records == 3
-        # The learner's registry reader skips and counts the same records.
-        registry = await read_version_log(settings)
-        assert registry.unreadable == 3 and "v-pickle" in registry
-        refused = subscriber.refused
-        assert "SafetensorError" in refused["v-garbage"]
-        assert "not an adapter of the store" in refused["v-outside"]
-        assert "not an adapter of the store" in refused["v-dotdot"]
-        assert "scheme 'http'" in refused["v-http"]
-        assert "'pytorch-pickle' is not one of" in refused["v-pickle"]
-        # The next good version is served as if nothing had happened.
-        await publish(settings, version_event("v-good", good))
-        await until(lambda: [c.version_id for c in served] == ["v-good"], 60,
-                    "v-good served and acknowledged")
+        async with producer, subscriber:
+            await subscriber.wait_caught_up(30)
+            await produce(settings, Topic.MODEL_VERSIONS, [b"{not json", None, encode(Feedback(
+                id="f", interaction_id="i", ts=0, task=TASK, kind="label", value="x"))], key=TASK)
+            for version_id, event in bad_versions.items():
+                await publish(settings, event)
+                await until(lambda v=version_id: v in subscriber.refused, 60,
+                            f"{version_id} refused")
+            assert subscriber.running and subscriber.serving(TASK) is None
+            assert subscriber.bad_records == 3
+            # The learner's registry reader skips and counts the same records.
+            registry = await read_version_log(settings)
+            assert registry.unreadable == 3 and "v-pickle" in registry
+            refused = subscriber.refused
+            assert "SafetensorError" in refused["v-garbage"]
+            assert "not an adapter of the store" in refused["v-outside"]
+            assert "not an adapter of the store" in refused["v-dotdot"]
+            assert "scheme 'http'" in refused["v-http"]
+            assert "'pytorch-pickle' is not one of" in refused["v-pickle"]
+            # The next good version is served as if nothing had happened.
+            await publish(settings, version_event("v-good", good))
+            await until(lambda: [c.version_id for c in served] == ["v-good"], 60,
+                        "v-good served and acknowledged")
     finally:
-        await subscriber.stop()
-        await producer.stop()
         host.close()
     # The ack reader skips records it cannot read, and says which.
     await produce(settings, Topic.SERVING_ACKS, [b"\xff", b'{"replica": 5}'], key="r-bad/x")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from driftloop.client.kafka import admin_client
 from driftloop.schemas.settings import Settings
 from driftloop.schemas.topics import TOPIC_SPECS, TRAINING_REQUEST_MAX_BYTES, Topic
 from driftloop.tools.errors import TopicsError
@@ -34,13 +34,9 @@ def fresh(settings: Settings) -> Settings:
 
 async def describe(settings: Settings, topics: list[Topic]) -> dict[str, dict[str, str]]:
     """Topic-level configs as the broker reports them (name -> config -> value)."""
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, settings.kafka.topic(t)) for t in topics])
-    finally:
-        await admin.close()
     found: dict[str, dict[str, str]] = {}
     for response in responses:
         for _code, _message, _type, name, entries in response.resources:
@@ -49,12 +45,8 @@ async def describe(settings: Settings, topics: list[Topic]) -> dict[str, dict[st
 
 
 async def partition_counts(settings: Settings) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         described = await admin.describe_topics(topic_names(settings))
-    finally:
-        await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in described}
 
 

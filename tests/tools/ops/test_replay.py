@@ -11,10 +11,10 @@ import time
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 
-from driftloop.client.kafka import topic_partitions
+from driftloop.client.kafka import admin_client, new_consumer, new_producer, topic_partitions
 from driftloop.schemas.settings import Settings
 from driftloop.tools.ops.replay import ReplayError, ReplaySpec, run_replay
 
@@ -25,35 +25,26 @@ BASE_MS = 1_700_000_000_000
 
 async def make_topic(settings: Settings, name: str, partitions: int = 3) -> str:
     full = f"{settings.kafka.topic_prefix}{name}"  # a topic of the test's own, not a driftloop one
-    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         await admin.create_topics([NewTopic(full, partitions, 1)])
-    finally:
-        await admin.close()
     return full
 
 
 async def fill(settings: Settings, topic: str, count: int, *, step_ms: int = 1000) -> None:
     """``count`` records, key k<i%5>, value r<i>, a header, timestamps BASE + i*step."""
-    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), linger_ms=5)
-    await producer.start()
-    try:
+    async with new_producer(settings, linger_ms=5) as producer:
         for i in range(count):
             await producer.send(topic, value=f"r{i}".encode(), key=f"k{i % 5}".encode(),
                                 headers=[("origin", b"test")], timestamp_ms=BASE_MS + i * step_ms)
         await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def read_all(settings: Settings, topic: str, *, expect: int | None = None,
                    timeout: float = 30.0) -> list:
     """Every committed record of ``topic`` (waits until ``expect`` arrive or the deadline)."""
-    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), isolation_level="read_committed",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
+    consumer = new_consumer(settings, isolation_level="read_committed",
+                            auto_offset_reset="earliest")
+    async with consumer:
         partitions = (await topic_partitions(settings, topic))[topic]
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
@@ -71,8 +62,6 @@ async def read_all(settings: Settings, topic: str, *, expect: int | None = None,
             for part in batch.values():
                 records.extend(part)
         return records
-    finally:
-        await consumer.stop()
 
 
 async def test_time_range_copies_exactly_the_records_in_range(kafka_settings: Settings) -> None:

@@ -9,10 +9,11 @@ import sys
 import time
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from click.testing import CliRunner
 from kafka_helpers import produce
 
+from driftloop.client.kafka import new_consumer
 from driftloop.schemas import TOPIC_SPECS, ModelVersion, ServingAck, Topic, encode
 from driftloop.schemas.settings import Settings
 from driftloop.tools.cli import cli
@@ -24,10 +25,7 @@ pytestmark = pytest.mark.kafka
 
 async def consume_and_commit(settings: Settings, group: str, topic: str, count: int) -> None:
     """A real member of ``group`` reads ``count`` records of partition 0 and commits them."""
-    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
+    async with new_consumer(settings, group_id=group, auto_offset_reset="earliest") as consumer:
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
@@ -37,8 +35,6 @@ async def consume_and_commit(settings: Settings, group: str, topic: str, count: 
             seen += len(batch.get(tp, []))
         assert seen == count
         await consumer.commit({tp: count})
-    finally:
-        await consumer.stop()
 
 
 def ack(replica: str, version_id: str, ts: float, *, refused: bool = False) -> bytes:
