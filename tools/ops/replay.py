@@ -15,14 +15,16 @@ the same command again resumes; ``restart=True`` forgets the position.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
-from ...client.kafka import topic_partitions
+from ...client.kafka import new_consumer, new_producer, topic_partitions
 from ...schemas.settings import Settings
 from ..errors import ToolsError
 
@@ -194,85 +196,137 @@ async def run_replay(
     started = time.monotonic()
     group = _group_id(settings, spec)
     result = ReplayResult(job_id=spec.job_id, dry_run=dry_run)
+    partitions = await _source_and_target(settings, spec, dry_run=dry_run)
+    async with contextlib.AsyncExitStack() as clients:
+        consumer = await clients.enter_async_context(_replay_consumer(settings, group))
+        plans = await plan_replay(consumer, spec, partitions.get(spec.source),
+                                  resume=not restart and not dry_run)
+        result.resumed = any(plan.resumed_from is not None for plan in plans.values())
+        writer = None
+        if not dry_run:
+            producer = await clients.enter_async_context(_replay_producer(settings, group))
+            # Same partition count on both sides: keep each record's partition, so per-key
+            # order and the partition a consumer reads it from do not change. Otherwise the
+            # key decides.
+            writer = _ChunkWriter(producer, spec.target, group, _RateLimit(rate),
+                                  keep_partition=partitions[spec.target] == partitions[spec.source])
+        await _copy(consumer, spec, plans, writer, result, progress=progress, stop=stop)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _source_and_target(settings: Settings, spec: ReplaySpec, *,
+                             dry_run: bool) -> dict[str, set[int]]:
+    """Partition ids of the source and target topics; a missing target is an error to copy."""
     partitions = await topic_partitions(settings, spec.source, spec.target)
     if not dry_run and spec.target not in partitions:
         raise ReplayError(f"target topic {spec.target!r} does not exist "
                           "(create it first: driftloop topics create, or your own tooling)")
-    consumer = AIOKafkaConsumer(
-        **settings.kafka.client_kwargs(),
-        group_id=group,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=32 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    producer: AIOKafkaProducer | None = None
-    try:
-        plans = await plan_replay(consumer, spec, partitions.get(spec.source),
-                                  resume=not restart and not dry_run)
-        result.resumed = any(plan.resumed_from is not None for plan in plans.values())
-        total = sum(plan.remaining for plan in plans.values())
-        # Same partition count on both sides: keep each record's partition, so per-key order
-        # and the partition a consumer reads it from do not change. Otherwise the key decides.
-        keep_partition = False
-        if not dry_run:
-            producer = AIOKafkaProducer(
-                **settings.kafka.client_kwargs(),
-                transactional_id=f"{group}-tx",
-                enable_idempotence=True,
-                max_request_size=32 * 1024 * 1024,
-            )
-            await producer.start()
-            keep_partition = partitions[spec.target] == partitions[spec.source]
-        pending = {tp for tp, plan in plans.items() if plan.remaining > 0}
-        consumer.assign(list(plans))
-        for tp, plan in plans.items():
-            consumer.seek(tp, plan.start)
-        limiter = _RateLimit(rate)
-        reached = {tp: plan.start for tp, plan in plans.items()}
-        while pending and not (stop is not None and stop.is_set()):
-            batches = await consumer.getmany(*pending, timeout_ms=500,
-                                             max_records=CHUNK_RECORDS)
-            chunk: list[tuple[TopicPartition, object]] = []
-            positions: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
-                end = plans[tp].end
-                for record in records:
-                    if record.offset >= end:
-                        break
-                    positions[tp] = record.offset + 1
-                    if spec.in_range(record.offset, record.timestamp):
-                        chunk.append((tp, record))
-                    else:
-                        result.skipped += 1
-            for tp in list(pending):
-                # A read_committed reader skips control records, so the end is reached by
-                # position, not by having seen the record at end - 1.
-                if await consumer.position(tp) >= plans[tp].end:
-                    pending.discard(tp)
-                    positions[tp] = max(positions.get(tp, 0), plans[tp].end)
-            if producer is not None and positions:
-                await limiter.wait(len(chunk))
-                async with producer.transaction():
-                    for tp, record in chunk:
-                        await producer.send(
-                            spec.target, value=record.value, key=record.key,
-                            headers=list(record.headers or ()),
-                            timestamp_ms=record.timestamp,
-                            partition=tp.partition if keep_partition else None)
-                    await producer.send_offsets_to_transaction(positions, group)
-            for tp, _record in chunk:
-                result.per_partition[tp.partition] = result.per_partition.get(tp.partition, 0) + 1
-            result.copied += len(chunk)
-            reached.update(positions)
-            if progress is not None:
-                done = sum(min(reached[tp], plan.end) - plan.start for tp, plan in plans.items())
-                progress(done, total)
-    finally:
-        if producer is not None:
-            await producer.stop()
-        await consumer.stop()
-    result.seconds = time.monotonic() - started
-    return result
+    return partitions
+
+
+def _replay_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
+    """Reads the source under the job's group, whose committed offsets are the position."""
+    return new_consumer(settings, group_id=group, isolation_level="read_committed",
+                        auto_offset_reset="earliest",
+                        max_partition_fetch_bytes=32 * 1024 * 1024,
+                        fetch_max_bytes=64 * 1024 * 1024)
+
+
+def _replay_producer(settings: Settings, group: str) -> AIOKafkaProducer:
+    """Writes the target in transactions that also commit the job's position."""
+    return new_producer(settings, transactional_id=f"{group}-tx",
+                        enable_idempotence=True, max_request_size=32 * 1024 * 1024)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Records read in one fetch: those in range, and each partition's next offset."""
+
+    records: list[tuple[TopicPartition, ConsumerRecord]] = field(default_factory=list)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+class _ChunkWriter:
+    """Writes chunks to the target, one transaction each, with the source position."""
+
+    def __init__(self, producer: AIOKafkaProducer, target: str, group: str,
+                 limiter: _RateLimit, *, keep_partition: bool) -> None:
+        self.producer = producer
+        self.target = target
+        self.group = group
+        self.limiter = limiter
+        self.keep_partition = keep_partition
+
+    async def write(self, chunk: _Chunk) -> None:
+        await self.limiter.wait(len(chunk.records))
+        async with self.producer.transaction():
+            for tp, record in chunk.records:
+                await self.producer.send(
+                    self.target, value=record.value, key=record.key,
+                    headers=list(record.headers or ()), timestamp_ms=record.timestamp,
+                    partition=tp.partition if self.keep_partition else None)
+            await self.producer.send_offsets_to_transaction(chunk.positions, self.group)
+
+
+async def _copy(consumer: AIOKafkaConsumer, spec: ReplaySpec,
+                plans: dict[TopicPartition, PartitionPlan], writer: _ChunkWriter | None,
+                result: ReplayResult, *, progress: Callable[[int, int], None] | None,
+                stop: asyncio.Event | None) -> None:
+    """Read the planned ranges chunk by chunk; write each (unless a dry run) and count it."""
+    total = sum(plan.remaining for plan in plans.values())
+    pending = {tp for tp, plan in plans.items() if plan.remaining > 0}
+    consumer.assign(list(plans))
+    for tp, plan in plans.items():
+        consumer.seek(tp, plan.start)
+    reached = {tp: plan.start for tp, plan in plans.items()}
+    while pending and not (stop is not None and stop.is_set()):
+        chunk = await _read_chunk(consumer, spec, plans, pending)
+        if writer is not None and chunk.positions:
+            await writer.write(chunk)
+        _count(result, chunk)
+        reached.update(chunk.positions)
+        if progress is not None:
+            progress(sum(min(reached[tp], plan.end) - plan.start
+                         for tp, plan in plans.items()), total)
+
+
+async def _read_chunk(consumer: AIOKafkaConsumer, spec: ReplaySpec,
+                      plans: dict[TopicPartition, PartitionPlan],
+                      pending: set[TopicPartition]) -> _Chunk:
+    """One fetch of the pending partitions; a partition whose end is reached leaves them."""
+    batches = await consumer.getmany(*pending, timeout_ms=500, max_records=CHUNK_RECORDS)
+    chunk = _Chunk()
+    for tp, records in batches.items():
+        end = plans[tp].end
+        for record in records:
+            if record.offset >= end:
+                break
+            chunk.positions[tp] = record.offset + 1
+            if spec.in_range(record.offset, record.timestamp):
+                chunk.records.append((tp, record))
+            else:
+                chunk.skipped += 1
+    for tp in list(pending):
+        # A read_committed reader skips control records, so the end is reached by
+        # position, not by having seen the record at end - 1.
+        if await consumer.position(tp) >= plans[tp].end:
+            pending.discard(tp)
+            chunk.positions[tp] = max(chunk.positions.get(tp, 0), plans[tp].end)
+    return chunk
+
+
+def _count(result: ReplayResult, chunk: _Chunk) -> None:
+    """Add a chunk to the result's counts.
+
+    >>> result = ReplayResult(job_id="j", dry_run=True)
+    >>> tp = TopicPartition("t", 2)
+    >>> _count(result, _Chunk(records=[(tp, None), (tp, None)], skipped=1))
+    >>> result.copied, result.skipped, result.per_partition
+    (2, 1, {2: 2})
+    """
+    for tp, _record in chunk.records:
+        result.per_partition[tp.partition] = result.per_partition.get(tp.partition, 0) + 1
+    result.copied += len(chunk.records)
+    result.skipped += chunk.skipped
