@@ -23,6 +23,7 @@ from typing import Any
 
 import click
 
+from ...schemas.enums import VersionStatus
 from ...schemas.events import ModelVersion
 from ...schemas.settings import Settings
 from ..cli import settings_from
@@ -96,7 +97,8 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
         return ModelVersion(version_id=f"v{i}", ts=time.time(), task=TASK,
                             base_model=base.model_id, parent_version=parent,
                             adapter_uri=artifact.uri, sha256=artifact.sha256,
-                            size_bytes=artifact.size_bytes, status="promoted")
+                            size_bytes=artifact.size_bytes,
+                            status=VersionStatus.PROMOTED)
 
     async with new_producer(settings, linger_ms=0) as producer:
 

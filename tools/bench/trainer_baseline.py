@@ -30,7 +30,7 @@ from ...learner.models.resident import default_base_model, load_base_model
 from ...learner.registry.version_log import VersionLog
 from ...learner.training.loop import TrainConfig
 from ...learner.training.update import IncrementalUpdater, UpdateResult
-from ...schemas.enums import TaskKind
+from ...schemas.enums import TaskKind, TriggerKind
 from ...schemas.events import TrainingExample, TrainingRequest
 from ...schemas.settings import Settings
 from ..demo.vader import balanced_sample, read_domain
@@ -67,7 +67,7 @@ def bench_request(n: int, *, domain: str = "tweets",
                              if kind is TaskKind.CLASSIFICATION
                              else {"prompt_template_id": "sentiment"})
     return TrainingRequest(id=request_id or f"bench-{kind.value}-{n}-{domain}", ts=time.time(),
-                           task=f"bench-{kind.value}", task_kind=kind, trigger="manual",
+                           task=f"bench-{kind.value}", task_kind=kind, trigger=TriggerKind.MANUAL,
                            examples=examples, **extra)
 
 

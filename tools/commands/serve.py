@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ...schemas.enums import ServingStatus
 from ...schemas.settings import Settings
 from ..cli import settings_from
 
@@ -78,6 +79,7 @@ def acks(ctx: click.Context) -> None:
     for (replica, task), ack in sorted(latest.items()):
         head = versions.head(task)
         promoted = head.version_id if head else "-"
-        mark = "ok" if ack.status == "serving" and ack.version_id == promoted else "BEHIND"
+        mark = "ok" if ack.status is ServingStatus.SERVING and ack.version_id == promoted \
+            else "BEHIND"
         click.echo(f"{task:20} {replica:28} {ack.status:8} {ack.version_id:28} "
                    f"promoted={promoted} {mark}" + (f" ({ack.reason})" if ack.reason else ""))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from ...client.kafka import topic_partitions
 from ...schemas import Feedback, Interaction, ModelVersion, TrainingRequest, decode
 from ...schemas.commands import COMMAND_HEADER
+from ...schemas.enums import VersionStatus
 from ...schemas.errors import ValidationError
 from ...schemas.events import DeadLetter
 from ...schemas.settings import Settings
@@ -42,7 +43,7 @@ _INPUTS: dict[str, tuple[Topic, type[Interaction] | type[Feedback]]] = {
     "interactions": (Topic.INTERACTIONS, Interaction),
     "feedback": (Topic.FEEDBACK, Feedback),
 }
-_DECIDED = ("promoted", "rejected")
+_DECIDED = (VersionStatus.PROMOTED, VersionStatus.REJECTED)
 
 
 @dataclass(slots=True)

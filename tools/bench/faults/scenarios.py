@@ -29,7 +29,7 @@ from ....learner.registry.version_log import version_id_for
 from ....learner.service import HOLD_BEFORE_PUBLISH_ENV
 from ....learner.topics.versions import publish_with_new_producer, read_version_log
 from ....schemas import ModelVersion, ServingAck, decode
-from ....schemas.enums import VersionStatus
+from ....schemas.enums import ServingStatus, VersionStatus
 from ....schemas.settings import Settings
 from ....schemas.topics import Topic
 from ...demo.processes import ChildProcess, DemoChildError, wait_until
@@ -255,7 +255,8 @@ def _log_size(rig: FaultRig, scenario: str, name: str) -> int:
 async def _decided(settings: Settings) -> set[str]:
     log = await read_version_log(settings)
     return {v.training_request_id for v in log.versions()
-            if v.training_request_id and v.status in ("promoted", "rejected")}
+            if v.training_request_id
+            and v.status in (VersionStatus.PROMOTED, VersionStatus.REJECTED)}
 
 
 async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
@@ -322,7 +323,7 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
 async def _acked(settings: Settings, version_id: str) -> bool:
     for record in await read_snapshot(settings, settings.kafka.topic(Topic.SERVING_ACKS)):
         ack = decode(record.value or b"", ServingAck)
-        if ack.version_id == version_id and ack.status == "serving":
+        if ack.version_id == version_id and ack.status is ServingStatus.SERVING:
             return True
     return False
 

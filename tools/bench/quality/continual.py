@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ....schemas.enums import TriggerKind, VersionStatus
+from ....schemas.enums import ExampleOrigin, TriggerKind, VersionStatus
 from ....schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ....schemas.settings import Settings, WorkerSettings
 from ....streams.buffer import LabeledExample, ReplayBuffer
@@ -290,7 +290,8 @@ def _run(loop: _Loop, name: str, config: ContinualConfig, data: DemoData,
                                                       new_examples=buffer.new_count)):
             request_id = f"{name}-{result.updates:03d}"
             if name == "retrain":
-                request = _request(request_id, [e.to_training("new") for e in seen], None,
+                request = _request(request_id,
+                                   [e.to_training(ExampleOrigin.NEW) for e in seen], None,
                                    f"retrain on {len(seen)} labels")
                 update, wall, cpu = loop.train(loop.retrainer, request, VersionLog())
                 update.event = update.event.model_copy(
@@ -346,7 +347,7 @@ class ContinualExperiment:
         from ....learner.registry.version_log import VersionLog
 
         started = time.perf_counter()
-        examples = [_labelled(i).to_training("new") for i in self.data.bootstrap]
+        examples = [_labelled(i).to_training(ExampleOrigin.NEW) for i in self.data.bootstrap]
         update, _, _ = self.loop.train(self.loop.updater,
                                        _request("bootstrap", examples, None, "bootstrap"),
                                        VersionLog())
