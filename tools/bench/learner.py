@@ -9,6 +9,7 @@ import uuid
 
 import click
 
+from ...schemas.enums import TaskKind
 from ..cli import settings_from
 
 __all__ = ["learner"]
@@ -17,8 +18,8 @@ __all__ = ["learner"]
 @click.command()
 @click.option("--examples", "n", type=click.IntRange(min=8), default=128, show_default=True,
               help="Examples in the request (a quarter is held out for the gate).")
-@click.option("--kind", type=click.Choice(["classification", "generation"]),
-              default="classification", show_default=True,
+@click.option("--kind", type=click.Choice([kind.value for kind in TaskKind]),
+              default=TaskKind.CLASSIFICATION.value, show_default=True,
               help="all-MiniLM-L6-v2 + head, or SmolLM2-135M-Instruct (GGUF) with a template.")
 @click.option("--domain", type=click.Choice(["tweets", "movies", "amazon", "nyt"]),
               default="tweets", show_default=True)

@@ -23,6 +23,7 @@ from ...schemas import (
     LabelRequest,
     ModelVersion,
     ServingAck,
+    ServingStatus,
     Topic,
     TrainingRequest,
     VersionStatus,
@@ -58,11 +59,12 @@ class ProgressState:
         return [v for v in self.versions if v.status == status]
 
     def served(self, version_id: str) -> bool:
-        return any(a.version_id == version_id and a.status == "serving" for a in self.acks)
+        return any(a.version_id == version_id and a.status is ServingStatus.SERVING
+                   for a in self.acks)
 
     @property
     def serving_version(self) -> str | None:
-        serving = [a for a in self.acks if a.status == "serving"]
+        serving = [a for a in self.acks if a.status is ServingStatus.SERVING]
         return serving[-1].version_id if serving else None
 
 

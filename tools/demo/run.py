@@ -27,6 +27,7 @@ from ...client.kafka import new_producer
 from ...schemas import (
     LabelRequest,
     ModelVersion,
+    TaskKind,
     Topic,
     TrainingExample,
     TrainingRequest,
@@ -61,7 +62,7 @@ __all__ = ["DemoProfile", "DemoResult", "run_demo"]
 
 TASK = "sentiment"
 LABELS = ("negative", "positive")
-TASK_KINDS = {"classify": "classification", "generate": "generation"}
+TASK_KINDS = {"classify": TaskKind.CLASSIFICATION, "generate": TaskKind.GENERATION}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +130,8 @@ class DemoProfile:
     def task_settings(self) -> dict[str, object]:
         """The demo task's ``[tasks.sentiment]`` table for the children."""
         if self.task == "generate":
-            return {"kind": "generation", "prompt_template_id": "sentiment"}
-        return {"kind": "classification", "labels": list(LABELS)}
+            return {"kind": TaskKind.GENERATION, "prompt_template_id": "sentiment"}
+        return {"kind": TaskKind.CLASSIFICATION, "labels": list(LABELS)}
 
 
 @dataclass(slots=True)
@@ -278,11 +279,14 @@ async def _bootstrap(settings: Settings, data: DemoData, request_id: str,
     return request
 
 
+# The learner's two verdicts on a request.
+_DECIDED = (VersionStatus.PROMOTED, VersionStatus.REJECTED)
+
+
 def _decided(state: ProgressState, request_id: str) -> ModelVersion | None:
     """The learner's verdict (promoted or rejected version) on one request, if any yet."""
     for version in state.versions:
-        if version.training_request_id == request_id and version.status in ("promoted",
-                                                                             "rejected"):
+        if version.training_request_id == request_id and version.status in _DECIDED:
             return version
     return None
 
@@ -307,7 +311,7 @@ async def _bootstrap_until_promoted(settings: Settings, data: DemoData, run_id: 
                          what="the learner's answer to the bootstrap", check=children.check)
         version = _decided(state, request_id)
         assert version is not None
-        if version.status == "promoted":
+        if version.status is VersionStatus.PROMOTED:
             version_id = version.version_id
             await wait_until(lambda: state.served(version_id), timeout=120,  # noqa: B023
                              what="the service serving the bootstrap version",
@@ -357,8 +361,7 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
                 for version in state.with_status(VersionStatus.PROMOTED):
                     scorer.submit(version, first_heldout)
                 for version in state.versions:  # say why the gate decided as it did
-                    if version.version_id not in announced and version.status in (
-                            "promoted", "rejected"):
+                    if version.version_id not in announced and version.status in _DECIDED:
                         announced.add(version.version_id)
                         why = next((r.trigger.value for r in state.requests
                                     if r.id == version.training_request_id), "?")
@@ -369,8 +372,9 @@ async def _run_loop(settings: Settings, children: ChildProcesses, data: DemoData
             # version) includes it.
             def settled() -> bool:
                 answered = {v.training_request_id for v in state.versions
-                            if v.status in ("promoted", "rejected")}
-                head = next((v for v in reversed(state.versions) if v.status == "promoted"), None)
+                            if v.status in _DECIDED}
+                head = next((v for v in reversed(state.versions)
+                             if v.status is VersionStatus.PROMOTED), None)
                 return (all(r.id in answered for r in state.requests)
                         and (head is None or state.served(head.version_id)))
 

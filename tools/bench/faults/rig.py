@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from ....client.kafka import new_producer
 from ....schemas import Feedback, Interaction, TrainingRequest, encode, encode_batch
+from ....schemas.enums import FeedbackKind, TaskKind, TriggerKind
 from ....schemas.settings import Settings
 from ....schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from ...demo.processes import ChildProcess, driftloop_env
@@ -110,7 +111,8 @@ class FaultRig:
         """DRIFTLOOP_* variables of the three components (each reads what it needs)."""
         d, folder = "DRIFTLOOP_", self.workdir / scenario
         return {
-            **driftloop_env(settings, {TASK: {"kind": "classification", "labels": list(LABELS)}}),
+            **driftloop_env(settings, {TASK: {"kind": TaskKind.CLASSIFICATION,
+                                             "labels": list(LABELS)}}),
             f"{d}WORKER__APP_ID": f"driftloop-{settings.kafka.topic_prefix.rstrip('.')}",
             f"{d}WORKER__DATA_DIR": str(folder / "worker"),
             f"{d}WORKER__COMMIT_INTERVAL_S": "0.5",
@@ -196,7 +198,7 @@ class Traffic:
         rng = np.random.default_rng(self.seed + 1)
         chosen = np.flatnonzero(rng.random(self.events) < self.feedback_share)
         events = [Feedback(id=f"fb-{i}", interaction_id=f"x-{i}", ts=1_700_000_001.0 + i,
-                           task=TASK, kind="label", value=LABELS[i % 2]) for i in chosen]
+                           task=TASK, kind=FeedbackKind.LABEL, value=LABELS[i % 2]) for i in chosen]
         return [encode_batch(events[i:i + self.batch])
                 for i in range(0, len(events), self.batch)]
 
@@ -267,7 +269,7 @@ def training_request(request_id: str, *, n: int, seed: int) -> TrainingRequest:
     """A training request of real VADER tweets for the fault task."""
     examples = [{"input": e.text, "target": e.label}
                 for e in balanced_sample(read_domain("tweets"), n, seed=seed)]
-    return TrainingRequest(id=request_id, ts=time.time(), task=TASK, trigger="manual",
+    return TrainingRequest(id=request_id, ts=time.time(), task=TASK, trigger=TriggerKind.MANUAL,
                            labels=list(LABELS), examples=examples)
 
 
