@@ -1,47 +1,18 @@
-"""Settings: TOML file, DRIFTLOOP_* variables, validation at start, secrets masked."""
+"""Settings and load_settings: TOML file, DRIFTLOOP_* variables, validation at start, secrets
+masked (``schemas/settings/loading.py``); the Kafka section's own checks are in test_kafka.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import ssl
-import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
+from settings_helpers import SASL_TOML, SECRET, clean_environment, write_toml  # noqa: F401
 
 from driftloop.schemas import SettingsError, Topic
 from driftloop.schemas.settings import CONFIG_ENV, Settings, load_settings
 from driftloop.tools.cli import cli, main
-
-SECRET = "hunter2-very-secret"
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # The developer's own DRIFTLOOP_* variables or ./driftloop.toml must not leak in.
-    for name in list(os.environ):
-        if name.startswith("DRIFTLOOP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def write_toml(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-SASL_TOML = f"""
-[kafka]
-bootstrap_servers = "toml-host:9092"
-topic_prefix = "toml."
-security_protocol = "SASL_PLAINTEXT"
-sasl_mechanism = "SCRAM-SHA-512"
-sasl_username = "svc"
-sasl_password = "{SECRET}"
-"""
 
 
 def test_defaults_need_no_file(tmp_path: Path) -> None:
@@ -135,15 +106,6 @@ def test_toml_syntax_errors_are_settings_errors(tmp_path: Path) -> None:
         load_settings(write_toml(tmp_path / "bad.toml", "[kafka\nx = 1\n"))
 
 
-@pytest.mark.parametrize("missing", ["sasl_password", "sasl_username", "sasl_mechanism"])
-def test_sasl_without_its_credentials_is_an_error(tmp_path: Path, missing: str) -> None:
-    text = "\n".join(line for line in SASL_TOML.splitlines()
-                     if not line.startswith(f"{missing} "))
-    with pytest.raises(SettingsError) as caught:
-        load_settings(write_toml(tmp_path / "a.toml", text))
-    assert "kafka" in str(caught.value) and missing in str(caught.value)
-
-
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(Exception, match="frozen"):
@@ -172,72 +134,6 @@ def test_the_config_command_masks_secrets(tmp_path: Path) -> None:
     assert SECRET not in result.output
 
 
-def test_client_kwargs_carry_sasl_options(tmp_path: Path) -> None:
-    kwargs = load_settings(write_toml(tmp_path / "a.toml", SASL_TOML)).kafka.client_kwargs()
-    assert kwargs == {
-        "bootstrap_servers": "toml-host:9092", "client_id": "driftloop",
-        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "svc", "sasl_plain_password": SECRET,
-    }
-
-
-def test_client_kwargs_of_plaintext_have_no_security_options() -> None:
-    kwargs = load_settings().kafka.client_kwargs()
-    assert set(kwargs) == {"bootstrap_servers", "client_id", "security_protocol"}
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and its key (encrypted with SECRET), made by openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "1",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
-                    "-passout", f"pass:{SECRET}"], check=True, capture_output=True)
-    return cert, key
-
-
-def test_client_kwargs_carry_an_ssl_context_built_from_the_files(
-        certificate: tuple[Path, Path]) -> None:
-    cert, key = certificate
-    settings = load_settings(kafka={
-        "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "svc",
-        "sasl_password": SECRET, "ssl_cafile": str(cert), "ssl_certfile": str(cert),
-        "ssl_keyfile": str(key), "ssl_password": SECRET})
-    kwargs = settings.kafka.client_kwargs()
-    assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
-    assert kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED
-    assert kwargs["sasl_plain_password"] == SECRET
-    assert SECRET not in repr(settings)
-
-
-def test_a_wrong_key_password_fails_when_the_context_is_built(
-        certificate: tuple[Path, Path]) -> None:
-    cert, key = certificate
-    settings = load_settings(kafka={"security_protocol": "SSL", "ssl_cafile": str(cert),
-                                    "ssl_certfile": str(cert), "ssl_keyfile": str(key),
-                                    "ssl_password": "wrong"})
-    with pytest.raises(SettingsError, match="wrong ssl_password"):
-        settings.kafka.client_kwargs()
-
-
-def test_a_file_that_is_no_certificate_fails_naming_the_setting(tmp_path: Path) -> None:
-    junk = write_toml(tmp_path / "junk.pem", "not a certificate")
-    settings = load_settings(kafka={"security_protocol": "SSL", "ssl_cafile": str(junk)})
-    with pytest.raises(SettingsError, match=r"kafka\.ssl_cafile"):
-        settings.kafka.ssl_context()
-
-
-@pytest.mark.parametrize("name", ["ssl_cafile", "ssl_certfile", "ssl_keyfile"])
-def test_ssl_files_that_do_not_exist_fail_at_start(tmp_path: Path, name: str) -> None:
-    kafka = {"security_protocol": "SSL", name: str(tmp_path / "missing.pem")}
-    if name == "ssl_keyfile":
-        kafka["ssl_certfile"] = str(write_toml(tmp_path / "cert.pem", ""))
-    with pytest.raises(SettingsError, match=rf"kafka: .*{name}: .*missing\.pem does not exist"):
-        load_settings(kafka=kafka)
-
-
 def test_building_settings_directly_raises_settings_error_too() -> None:
     with pytest.raises(SettingsError, match=r"kafka\.bootstrap_servers: .*expected host:port"):
         Settings(kafka={"bootstrap_servers": "localhost"})
@@ -262,16 +158,3 @@ def test_the_config_command_reports_invalid_settings_as_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid settings (from ") and "worker.web_port:" in err
     assert err.count("\n") == 1
-
-
-def test_child_env_gives_a_child_the_same_kafka_settings(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("not read here")
-    kafka = Settings(kafka={"bootstrap_servers": "b:9094", "topic_prefix": "p.",
-                            "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                            "sasl_username": "u", "sasl_password": "pw-child",
-                            "ssl_cafile": str(ca)}).kafka
-    for name, value in kafka.child_env().items():
-        monkeypatch.setenv(name, value)
-    assert Settings().kafka == kafka

@@ -1,0 +1,82 @@
+"""The LoRA learner's settings (``[learner]``): device, LoRA shape, training budget, the gate.
+
+Examples
+--------
+>>> learner = LearnerSettings(lora_r=16, promotion="canary")
+>>> learner.lora_r, learner.lora_alpha, learner.promotion
+(16, 16, 'canary')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from .section import Section, data_home
+
+__all__ = ["LearnerSettings"]
+
+
+class LearnerSettings(Section):
+    """The LoRA learner process."""
+
+    group_id: str = "driftloop-learner"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int | None = Field(None, gt=0)
+    cache_dir: Path = Field(default_factory=lambda: data_home() / "learner")
+    resident_models: int = Field(2, gt=0, description="base models kept in memory (LRU)")
+    seed: int = Field(0, ge=0, description="fixed seed: a replayed request gives the same adapter")
+    lora_r: int = Field(8, gt=0, description="LoRA rank")
+    lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (alpha / r)")
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout on the LoRA path")
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    batch_size: int = Field(8, gt=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: int = Field(200, gt=0, description="step budget of one update")
+    eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
+    patience: int = Field(3, gt=0, description="early-stop checks without improvement")
+    l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")
+    holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0,
+                                    description="share of the request kept for the gate "
+                                                "(chosen by a hash of each example's text)")
+    gate_pool_size: int = Field(
+        200, ge=0, le=100_000,
+        description="held-out examples of earlier requests kept per task and domain; the "
+                    "gate also scores on those of the request's domains (0: own holdout only)")
+    gate_pool_max_bytes: int = Field(
+        8 * 1024 * 1024, gt=0,
+        description="most bytes of text in one task's gate pool (the oldest leave first)")
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0,
+                                       description="share of the rest kept for early stop")
+    max_length: int = Field(128, gt=8, description="token budget of one example")
+    max_new_tokens: int = Field(8, gt=0, description="answer length when scoring generation")
+    min_improvement: float = Field(0.0, ge=0.0, le=1.0,
+                                   description="held-out score rise the gate demands")
+    replay_tolerance: float = Field(0.02, ge=0.0, le=1.0,
+                                    description="replay score drop the gate accepts")
+    challenge_tolerance: float = Field(0.02, ge=0.0, le=1.0,
+                                       description="challenge score drop the gate accepts")
+    prompt_stability_probes: int = Field(
+        16, ge=0, description="newest challenge probes a generation candidate answers under "
+                              "each paraphrase of its prompt template (0: no stability check)")
+    min_prompt_stability: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="gate: least share of probes answered the same under every paraphrase "
+                    "(None: measured and recorded, not required)")
+    promotion: Literal["gate", "canary"] = Field(
+        "gate", description="what a version that passes the gate becomes: 'gate' = promoted "
+                            "at once; 'canary' = a candidate, canaried by serving and promoted "
+                            "by the worker's A/B test on live feedback")
+    max_poll_interval_ms: int = Field(
+        1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
+    site: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="federated learning: this learner's site name; when set, every promoted "
+                    "adapter is offered on site-adapters (a reference and a count, no examples)")
+    federation_topic_prefix: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._\-]*$",
+        description="topic prefix of the federation's shared site-adapters topic "
+                    "(None: this deployment's kafka.topic_prefix)")

@@ -1,0 +1,74 @@
+"""How the learner treats one task (``[tasks.<name>]``): kind, model, labels, distillation.
+
+Examples
+--------
+>>> TaskSettings(kind="generation", prompt_template_id="sentiment").kind
+<TaskKind.GENERATION: 'generation'>
+>>> TaskSettings(kind="generation", teacher="v3")
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for TaskSettings
+  Value error, teacher: distillation is implemented for classification tasks only ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from ..enums import TaskKind
+from .section import Section
+
+__all__ = ["TaskSettings"]
+
+
+class TaskSettings(Section):
+    """How the learner treats one task."""
+
+    kind: TaskKind = TaskKind.CLASSIFICATION
+    base_model: str | None = Field(None, description="hub name or local path; None = default")
+    labels: tuple[str, ...] = ()
+    prompt_template_id: str | None = None
+    embedding_dim: int | None = Field(None, gt=0)
+    challenge_suite: Path | None = Field(
+        None, description="JSONL challenge prompts (input, expected, tags) the gate replays")
+    challenge_growth: int = Field(
+        0, ge=0, description="held-out examples the parent got wrong that a promoted version "
+                             "adds to the challenge suite (0: the suite only grows by hand)")
+    adapter_per_domain: bool = Field(
+        False, description="one adapter lineage per domain: a request trains the lineage of "
+                           "its new examples' domain (which must agree); False = one per task")
+    domain_transfer: bool = Field(
+        True, description="with adapter_per_domain: a new domain's first adapter starts from "
+                          "the head of the domain with the closest embedding centroid "
+                          "(cosine); False = from scratch")
+    challenge_error_cap: int = Field(
+        200, ge=0, description="most probes from corrected interactions (real errors) the "
+                               "challenge suite holds; once reached none are added (0: none)")
+    teacher: str | None = Field(
+        None, min_length=1,
+        description="knowledge distillation: a model version id from the registry (an adapter "
+                    "over the same labels, any base), else a hub name or local path of a "
+                    "fine-tuned sequence-classification model; None = no teacher")
+    distill_temperature: float = Field(
+        2.0, gt=0.0, le=100.0,
+        description="softmax temperature T of the teacher's and student's outputs (the "
+                    "soft-target term is scaled by T^2)")
+    distill_weight: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="share of the soft-target loss: weight * T^2 * KL + (1 - weight) * "
+                    "cross-entropy on the labels (0: labels only, 1: teacher only)")
+    teacher_tolerance: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="gate: the student's held-out score must reach the teacher's minus this "
+                    "(None: the teacher's score is recorded, not required)")
+
+    @model_validator(mode="after")
+    def _check_distillation(self) -> TaskSettings:
+        if self.teacher is not None and self.kind is not TaskKind.CLASSIFICATION:
+            raise ValueError("teacher: distillation is implemented for classification tasks "
+                             "only (token-level distillation of generation is not)")
+        if self.teacher_tolerance is not None and self.teacher is None:
+            raise ValueError("teacher_tolerance needs a teacher")
+        return self

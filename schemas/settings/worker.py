@@ -1,0 +1,155 @@
+"""The stream worker's settings: the join, drift monitors, active learning, buffers, triggers
+and the A/B test, one section each under ``[worker]``.
+
+Examples
+--------
+>>> worker = WorkerSettings(triggers={"every_s": 600}, drift={"detector": "adwin"})
+>>> worker.triggers.every_s, worker.drift.detector, worker.buffer.batch_size
+(600.0, 'adwin', 256)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .section import Section, data_home
+
+__all__ = [
+    "ABTestSettings",
+    "ActiveSettings",
+    "BufferSettings",
+    "DriftSettings",
+    "JoinSettings",
+    "TriggerSettings",
+    "WorkerSettings",
+]
+
+
+class JoinSettings(Section):
+    """How feedback meets its interaction."""
+
+    window_s: float = Field(3600.0, gt=0, description="event-time window of the join")
+    max_entries: int = Field(200_000, gt=0,
+                             description="interactions + waiting feedback kept per task")
+
+
+class DriftSettings(Section):
+    """Drift monitors (chosen by measurement: `driftloop worker detectors`)."""
+
+    detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
+    threshold: float = Field(25.0, gt=0, description="Page-Hinkley threshold on z-scores")
+    delta: float = Field(0.5, ge=0, description="Page-Hinkley allowance on z-scores")
+    adwin_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence")
+    block_size: int = Field(32, gt=0, description="events averaged into one detector input")
+    warmup_blocks: int = Field(30, ge=2, description="blocks that learn the reference")
+    min_effect: float = Field(1.0, ge=0, description="smallest mean |z| that may alert")
+    cooldown_blocks: int = Field(30, ge=0, description="blocks without alert after one")
+    projections: int = Field(4, ge=0, description="random projections of embeddings")
+    centroid_events: int = Field(1000, gt=0, description="embeddings that learn the centroid")
+    seed: int = 0
+
+
+class ActiveSettings(Section):
+    """Active learning: which interactions go to humans."""
+
+    strategy: Literal["least_confidence", "margin", "entropy"] = "margin"
+    threshold: float = Field(0.6, ge=0, le=1, description="smallest uncertainty to ask about")
+    budget: int = Field(100, ge=0, description="label requests per task per window")
+    window_s: float = Field(3600.0, gt=0, description="budget window")
+
+
+class BufferSettings(Section):
+    """Replay buffer and micro-batches per task."""
+
+    capacity: int = Field(2000, gt=0, description="reservoir size (examples)")
+    max_new: int = Field(5000, gt=0, description="new examples kept between trainings")
+    max_bytes: int = Field(4 * 1024 * 1024, gt=0, description="bound of the whole buffer")
+    batch_size: int = Field(256, gt=0, description="examples per training request")
+    replay_ratio: float = Field(0.3, ge=0, lt=1, description="share of replayed examples")
+    balance: bool = True
+    curriculum: bool = True
+    batch_max_bytes: int = Field(1024 * 1024, gt=0, description="bound of one request's examples")
+    seed: int = 0
+
+
+class TriggerSettings(Section):
+    """When a task asks for training."""
+
+    min_examples: int = Field(32, gt=0, description="new examples needed by any trigger")
+    cooldown_s: float = Field(300.0, ge=0, description="time between two requests of a task")
+    every_s: float | None = Field(None, gt=0, description="schedule: every T seconds")
+    every_examples: int | None = Field(None, gt=0, description="schedule: every N examples")
+    on_drift: bool = True
+    metric_threshold: float | None = Field(0.7, ge=0, le=1, description="accuracy floor")
+    metric_max_drop: float | None = Field(0.1, ge=0, le=1, description="drop from baseline")
+    metric_min_outcomes: int = Field(100, gt=0, description="labels before the metric counts")
+    challenge_min_score: float | None = Field(
+        0.9, ge=0, le=1, description="challenge_score of a new version below this triggers")
+    quality_window: int = Field(500, gt=0, description="outcomes in the rolling accuracy")
+
+
+class ABTestSettings(Section):
+    """A/B promotion: the worker tests a canaried candidate against the head on live feedback.
+
+    The test is Wald's SPRT on paired outcomes with Ville's thresholds
+    (:mod:`driftloop.streams.sprt`): a candidate is promoted only with
+    P(promote | not better) <= ``alpha`` under continuous monitoring, and rejected early with
+    P(reject | odds ratio >= ``odds_ratio``) <= ``beta``.
+    """
+
+    enabled: bool = Field(True, description="run A/B tests of candidate versions")
+    alpha: float = Field(0.05, gt=0.0, lt=0.5,
+                         description="bound on promoting a candidate that is not better")
+    beta: float = Field(0.2, gt=0.0, lt=0.5,
+                        description="bound on an early rejection of a candidate as good as "
+                                    "odds_ratio")
+    odds_ratio: float = Field(
+        1.5, gt=1.0, le=100.0,
+        description="the effect to detect: odds of a right answer, candidate over head "
+                    "(0.80 -> 0.857 is 1.5)")
+    min_samples: int = Field(20, ge=1, description="paired outcomes before any decision")
+    max_samples: int = Field(2000, ge=1,
+                             description="paired outcomes without a decision: the candidate "
+                                         "is rejected")
+    pair_window: int = Field(32, ge=1, le=10_000,
+                             description="unpaired outcomes kept per domain, newest first")
+
+    @model_validator(mode="after")
+    def _check_samples(self) -> ABTestSettings:
+        if self.max_samples < self.min_samples:
+            raise ValueError(f"max_samples ({self.max_samples}) must be >= min_samples "
+                             f"({self.min_samples})")
+        return self
+
+
+class WorkerSettings(Section):
+    """The Faust stream worker."""
+
+    app_id: str = "driftloop-worker"
+    web_port: int = Field(6066, gt=0, lt=65536)
+    data_dir: Path = Field(default_factory=lambda: data_home() / "worker")
+    max_event_bytes: int = Field(
+        1024 * 1024, gt=0, le=8 * 1024 * 1024,
+        description="largest event (its JSON, alone or inside a batch) the worker accepts; "
+                    "a larger one is a dead letter (too_large)")
+    web_host: str = Field("127.0.0.1", description="interface of /metrics and /health")
+    store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
+    commit_interval_s: float = Field(1.0, gt=0, description="offset commit interval")
+    session_timeout_s: float = Field(
+        30.0, ge=6, description="consumer session: how long a dead worker keeps its partitions")
+    stall_timeout_s: float = Field(
+        60.0, gt=0, description="no progress with lag for this long: resume the partitions")
+    gc_threshold: int = Field(
+        100_000, ge=0,
+        description="allocations between young-generation garbage collections (Python's "
+                    "default is 700; 0 keeps it): the hot path allocates many short-lived "
+                    "objects that reference counting frees anyway (`driftloop bench worker`)")
+    join: JoinSettings = Field(default_factory=JoinSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    active: ActiveSettings = Field(default_factory=ActiveSettings)
+    buffer: BufferSettings = Field(default_factory=BufferSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    ab_test: ABTestSettings = Field(default_factory=ABTestSettings)
