@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka.structs import ConsumerRecord
+from waiting import wait_until_async
 
 from driftloop.client.kafka import new_consumer, new_producer
 from driftloop.schemas.settings import Settings
@@ -103,13 +103,16 @@ async def consume_until(settings: Settings, topic: Topic | str,
                             max_partition_fetch_bytes=32 * 1024 * 1024)
     async with consumer:
         records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while not done(records):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"condition on {resolve_topic(settings, topic)} not met after "
-                                   f"{timeout:.1f} s ({len(records)} records read)")
-            batches = await consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
-            for batch in batches.values():
-                records.extend(batch)
+
+        async def read_until_done() -> bool:
+            if not done(records):
+                batches = await consumer.getmany(timeout_ms=500)
+                for batch in batches.values():
+                    records.extend(batch)
+            return done(records)
+
+        # getmany blocks up to 0.5 s itself: no poll period on top
+        await wait_until_async(read_until_done, timeout,
+                               f"condition on {resolve_topic(settings, topic)}", interval=0,
+                               seen=lambda: f"{len(records)} records read")
         return records
