@@ -12,6 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 from click.testing import CliRunner
 from kafka_helpers import produce
+from waiting import wait_until_async
 
 from driftloop.client.kafka import new_consumer
 from driftloop.schemas import TOPIC_SPECS, ModelVersion, ServingAck, Topic, encode
@@ -29,10 +30,17 @@ async def consume_and_commit(settings: Settings, group: str, topic: str, count: 
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        seen, deadline = 0, time.monotonic() + 30
-        while seen < count and time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=count - seen)
-            seen += len(batch.get(tp, []))
+        seen = 0
+
+        async def read_all_of_them() -> bool:
+            nonlocal seen
+            if seen < count:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=count - seen)
+                seen += len(batch.get(tp, []))
+            return seen >= count
+
+        await wait_until_async(read_all_of_them, 30, f"{count} records of {topic}[0] read",
+                               interval=0, seen=lambda: f"{seen} read")
         assert seen == count
         await consumer.commit({tp: count})
 
