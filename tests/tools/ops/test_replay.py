@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
+from waiting import WaitTimeout, wait_until_async
 
 from driftloop.client.kafka import admin_client, new_consumer, new_producer, topic_partitions
 from driftloop.schemas.settings import Settings
@@ -50,17 +50,23 @@ async def read_all(settings: Settings, topic: str, *, expect: int | None = None,
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         records: list = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        async def read_to_the_end() -> bool:
             ends = await consumer.end_offsets(tps)
             caught_up = [await consumer.position(tp) >= ends[tp] for tp in tps]
             if expect is None and all(caught_up):
-                break
+                return True
             if expect is not None and len(records) >= expect:
-                break
+                return True
             batch = await consumer.getmany(timeout_ms=200)
             for part in batch.values():
                 records.extend(part)
+            return False
+
+        # At the deadline, what arrived so far: the callers assert on it (or poll again).
+        with contextlib.suppress(WaitTimeout):
+            await wait_until_async(read_to_the_end, timeout, f"the records of {topic}",
+                                   interval=0)
         return records
 
 
@@ -134,13 +140,18 @@ async def test_killed_replay_resumes_and_copies_every_record_exactly_once(
             "--target", target, "--rate", "1500"]
     first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
         copied = 0
-        while time.monotonic() < deadline and first.poll() is None:
+
+        async def a_quarter_copied_or_ended() -> bool:
+            nonlocal copied
+            if first.poll() is not None:
+                return True  # the assertion below reports how it ended
             copied = len(await read_all(kafka_settings, target, timeout=2))
-            if copied >= count // 4:
-                break
-            await asyncio.sleep(0.2)  # poll interval of the condition wait, not a sync point
+            return copied >= count // 4
+
+        # Past the deadline the kill still tests a resume as long as some records were copied.
+        with contextlib.suppress(WaitTimeout):
+            await wait_until_async(a_quarter_copied_or_ended, 60, f"{count // 4} records copied")
         assert first.poll() is None, first.stderr.read().decode()[-2000:]
         assert 0 < copied < count, copied
         first.send_signal(signal.SIGKILL)
