@@ -1,0 +1,65 @@
+"""What the learner is asked: a training request with its examples inline.
+
+Examples
+--------
+>>> TrainingExample(input="great", target="positive").origin
+<ExampleOrigin.NEW: 'new'>
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from ..enums import ExampleOrigin, FeedbackKind, TaskKind, TriggerKind
+from ..fields import Name, Number, Probability, Slug, Text, Timestamp
+from .base import EVENT_CONFIG, Event, Metadata
+
+__all__ = ["TrainingExample", "TrainingRequest"]
+
+
+class TrainingExample(BaseModel):
+    """One example inside a training request."""
+
+    model_config = EVENT_CONFIG
+
+    input: Text
+    target: Text
+    weight: Annotated[Number, Field(gt=0)] = 1.0
+    origin: ExampleOrigin = ExampleOrigin.NEW
+    difficulty: Probability | None = None
+    domain: Slug = "default"
+    interaction_id: Name | None = None
+    # What the deployed model answered for that interaction and which feedback gave the
+    # target: the learner turns the examples the model got wrong into challenge probes.
+    model_answer: Text | None = None
+    feedback_kind: FeedbackKind | None = None
+
+
+class TrainingRequest(Event):
+    """Ask the learner for a new adapter version, with the examples inline.
+
+    Replaying a request reproduces its training: everything the learner needs is in it.
+
+    Examples
+    --------
+    >>> from driftloop.schemas import TrainingRequest
+    >>> request = TrainingRequest(id="t-1", ts=4.0, task="sentiment", trigger="drift",
+    ...     examples=[{"input": "great", "target": "positive", "origin": "replay"}])
+    >>> request.examples[0].origin, request.examples[0].weight
+    (<ExampleOrigin.REPLAY: 'replay'>, 1.0)
+    """
+
+    schema_name: Literal["driftloop.training_request"]
+    id: Name
+    ts: Timestamp
+    task: Slug
+    task_kind: TaskKind = TaskKind.CLASSIFICATION
+    trigger: TriggerKind
+    reason: Text = ""
+    parent_version: Name | None = None
+    prompt_template_id: Name | None = None
+    labels: list[Text] | None = None
+    examples: Annotated[list[TrainingExample], Field(min_length=1)]
+    metadata: Metadata = Field(default_factory=dict)
