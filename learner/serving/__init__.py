@@ -9,17 +9,25 @@ from __future__ import annotations
 
 from .acks import AckPublisher, converged, latest_acks, read_acks
 from .batcher import EventBatcher
+from .feed import VersionFeed
+from .loader import AdapterLoader
 from .model_host import ModelHost, Prediction
 from .probe import write_generation_probe, write_probe_adapter
-from .subscriber import AdapterSubscriber, ServingChange, VersionRefusal
+from .refusals import RefusedVersions, VersionRefusal
+from .served import ServedVersions, ServingChange
+from .subscriber import AdapterSubscriber
 
 __all__ = [
     "AckPublisher",
+    "AdapterLoader",
     "AdapterSubscriber",
     "EventBatcher",
     "ModelHost",
     "Prediction",
+    "RefusedVersions",
+    "ServedVersions",
     "ServingChange",
+    "VersionFeed",
     "VersionRefusal",
     "converged",
     "latest_acks",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .subscriber import ServingChange, VersionRefusal
+from .refusals import VersionRefusal
+from .served import ServingChange
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServingMetrics"]
 

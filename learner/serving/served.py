@@ -1,0 +1,146 @@
+"""Which version each task of a replica is served with, and which versions stay loaded.
+
+The served version of a task is one pointer: :meth:`ServedVersions.promote` moves it in one
+assignment, so the next request uses the new version and no request sees a mix. The
+previous ``keep_versions`` versions stay in a per-task history and loaded, so a rollback
+is a pointer move, not a load. With a canary fraction, a share of requests (chosen by a
+hash of the request id, so a retried request lands on the same version) goes to the
+task's canary candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from ...schemas.enums import ServingStatus
+from ...schemas.events import ServingAck
+
+__all__ = ["ServedVersions", "ServingChange", "canary_bucket"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServingChange:
+    """A task's served version moved (promotion, rollback, or the first version).
+
+    >>> change = ServingChange("t", "v2", "v1", "promoted", event_read_at=0.0,
+    ...                        load_seconds=0.25)
+    >>> ack = change.ack("pod-1")
+    >>> ack.status.value, ack.previous_version, ack.metadata
+    ('serving', 'v1', {'load_seconds': 0.25})
+    """
+
+    task: str
+    version_id: str
+    previous_version: str | None
+    reason: str
+    event_read_at: float
+    """``time.monotonic()`` when the event that caused it was read from the topic."""
+    load_seconds: float
+
+    def ack(self, replica: str) -> ServingAck:
+        """``replica``'s acknowledgement: it serves :attr:`version_id` now."""
+        return ServingAck(ts=time.time(), replica=replica, task=self.task,
+                          version_id=self.version_id, status=ServingStatus.SERVING,
+                          reason=self.reason, previous_version=self.previous_version,
+                          metadata={"load_seconds": round(self.load_seconds, 4)})
+
+
+class ServedVersions:
+    """The served version and canary candidate of each task, and its recent history.
+
+    Parameters
+    ----------
+    keep_versions
+        How many of the latest served versions of a task stay loaded (the current one
+        included).
+    canary_fraction
+        Share of requests routed to a task's candidate, when it has one.
+
+    Examples
+    --------
+    >>> served = ServedVersions(keep_versions=2)
+    >>> for version in ("v1", "v2", "v3"):
+    ...     served.promote("t", version)
+    >>> served.serving("t"), sorted(served.kept("t"))
+    ('v3', ['v2', 'v3'])
+    >>> served.promote("t", "v2")  # a rollback: v2 is loaded still
+    >>> served.serving("t"), sorted(served.kept("t"))
+    ('v2', ['v2', 'v3'])
+    >>> served.route("t", "request-1"), served.route("other", "request-1") is None
+    ('v2', True)
+    """
+
+    def __init__(self, *, keep_versions: int = 3, canary_fraction: float = 0.0) -> None:
+        if keep_versions < 1:
+            raise ValueError(f"keep_versions must be >= 1, got {keep_versions}")
+        if not 0.0 <= canary_fraction <= 1.0:
+            raise ValueError(f"canary_fraction must be in [0, 1], got {canary_fraction}")
+        self.keep_versions = keep_versions
+        self.canary_fraction = canary_fraction
+        self._serving: dict[str, str] = {}
+        self._candidate: dict[str, str] = {}
+        self._history: dict[str, deque[str]] = {}
+
+    def serving(self, task: str) -> str | None:
+        """The version ``task`` is served with now (None before its first version)."""
+        return self._serving.get(task)
+
+    def candidate(self, task: str) -> str | None:
+        """The canary candidate of ``task``, when one is loaded."""
+        return self._candidate.get(task)
+
+    def served(self) -> dict[str, str]:
+        """Every served task and its version."""
+        return dict(self._serving)
+
+    def candidates(self) -> dict[str, str]:
+        """Every task with a canary candidate, and that candidate."""
+        return dict(self._candidate)
+
+    def route(self, task: str, request_id: str) -> str | None:
+        """The version answering one request: the served one, or the candidate for the
+        canary share (decided by a hash of the request id, so a retried request is stable).
+        """
+        candidate = self._candidate.get(task)
+        if candidate is not None and canary_bucket(request_id) < self.canary_fraction:
+            return candidate
+        return self._serving.get(task)
+
+    def promote(self, task: str, version_id: str) -> None:
+        """Serve ``version_id`` for ``task`` from the next request on; keep it in the history."""
+        self._serving[task] = version_id  # the atomic swap: the next request uses it
+        history = self._history.setdefault(task, deque())
+        if version_id in history:
+            history.remove(version_id)
+        history.append(version_id)
+        while len(history) > self.keep_versions:
+            history.popleft()
+
+    def set_candidate(self, task: str, version_id: str | None) -> bool:
+        """Make ``version_id`` the canary candidate of ``task`` (None: no candidate);
+        return whether that changed anything."""
+        before = self._candidate.get(task)
+        if version_id is None:
+            self._candidate.pop(task, None)
+        else:
+            self._candidate[task] = version_id
+        return before != version_id
+
+    def kept(self, task: str) -> set[str]:
+        """The versions of ``task`` that must stay loaded: history, served and candidate."""
+        keep = set(self._history.get(task, ()))
+        keep.update(v for v in (self._serving.get(task), self._candidate.get(task)) if v)
+        return keep
+
+
+def canary_bucket(request_id: str) -> float:
+    """A stable number in [0, 1) for a request id (the canary split).
+
+    >>> canary_bucket("request-1") == canary_bucket("request-1"), 0 <= canary_bucket("x") < 1
+    (True, True)
+    """
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
