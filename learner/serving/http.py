@@ -12,19 +12,13 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-import pydantic
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from ...client.kafka import new_producer
-from ...schemas.codec import encode, max_bytes_for
-from ...schemas.errors import ValidationError
-from ...schemas.events import Event, Feedback, Interaction
 from ...schemas.settings import Settings
 from ...schemas.topics import EVENT_TOPIC_MAX_BYTES, Topic
 from ..errors import VersionNotServedError
@@ -32,7 +26,8 @@ from ..models.resident import ResidentModels
 from .acks import AckPublisher
 from .batcher import EventBatcher
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics
-from .model_host import ModelHost
+from .model_host import ModelHost, Prediction
+from .request_body import BadRequest, PredictRequest, feedback_event, json_object
 from .subscriber import AdapterSubscriber
 
 __all__ = ["ServingService", "create_app", "default_replica_id"]
@@ -45,16 +40,6 @@ SERVICE_KEY = web.AppKey("driftloop_serving", "ServingService")
 def default_replica_id() -> str:
     """``<hostname>-<pid>``: unique per process on a host, readable in acks."""
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class _BadRequest(Exception):
-    status = 400
-
-
-class _TooLarge(_BadRequest):
-    """An event the request would publish is larger than the topic's consumers accept."""
-
-    status = 413
 
 
 class ServingService:
@@ -156,9 +141,9 @@ class ServingService:
         async def wrapped(request: web.Request) -> web.Response:
             started = time.perf_counter()
             try:
-                body = await _json_object(request)
+                body = await json_object(request)
                 status, payload = await handler(body)
-            except _BadRequest as exc:
+            except BadRequest as exc:
                 status, payload = exc.status, {"error": str(exc)}
             except VersionNotServedError as exc:
                 status, payload = 503, {"error": str(exc)}
@@ -169,83 +154,42 @@ class ServingService:
 
     async def predict(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer ``{"task", "input"}`` (or ``"inputs": [...]``) and publish interactions."""
-        task = body.get("task")
-        if not isinstance(task, str) or not task:
-            raise _BadRequest("'task' must be a non-empty string")
-        single = "input" in body
-        texts = [body["input"]] if single else body.get("inputs")
-        if not isinstance(texts, list) or not texts or not all(
-                isinstance(t, str) and t for t in texts):
-            raise _BadRequest("give 'input' (a non-empty string) or 'inputs' (a non-empty "
-                              "list of non-empty strings)")
-        if len(texts) > self.settings.serving.max_inputs:
-            raise _BadRequest(f"{len(texts)} inputs; at most {self.settings.serving.max_inputs} "
-                              "per request")
-        ids = body.get("ids") or ([body["id"]] if "id" in body else None)
-        if ids is None:
-            ids = [uuid.uuid4().hex for _ in texts]
-        if not isinstance(ids, list) or len(ids) != len(texts) or not all(
-                isinstance(i, str) and i for i in ids):
-            raise _BadRequest("'id'/'ids' must be non-empty strings, one per input")
-        domain = body.get("domain", "default")
-        metadata = body.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise _BadRequest("'metadata' must be an object")
+        request = PredictRequest.parse(body, max_inputs=self.settings.serving.max_inputs)
+        version, predictions = await self._answer(request)
+        canary = version != self.subscriber.serving(request.task)
+        self.metrics.predictions.labels(task=request.task, version=version,
+                                        canary=str(canary).lower()).inc(len(request.texts))
+        now = time.time()
+        answered = []
+        for event_id, text, prediction in zip(request.ids, request.texts, predictions,
+                                              strict=True):
+            self.interactions.submit(request.interaction(
+                event_id, text, prediction, version=version, replica=self.replica,
+                canary=canary, now=now))
+            answered.append((event_id, prediction))
+        return 200, request.response(answered, version=version, canary=canary)
+
+    async def _answer(self, request: PredictRequest) -> tuple[str, list[Prediction]]:
+        """The version the request is routed to, and its predictions."""
+        task = request.task
         if self.settings.serving.tasks and task not in self.settings.serving.tasks:
             raise VersionNotServedError(f"task {task!r} is not served by this replica")
-        version = self.subscriber.route(task, ids[0])
+        version = self.subscriber.route(task, request.ids[0])
         if version is None:
             raise VersionNotServedError(f"task {task!r} has no promoted version yet")
         try:
-            predictions = await self.host.apredict(task, version, texts)
+            return version, await self.host.apredict(task, version, request.texts)
         except VersionNotServedError:
             # Unloaded while this request waited (a swap evicted it): answer with what the
             # task is routed to now rather than fail the request.
-            rerouted = self.subscriber.route(task, ids[0])
+            rerouted = self.subscriber.route(task, request.ids[0])
             if rerouted is None or rerouted == version:
                 raise
-            version = rerouted
-            predictions = await self.host.apredict(task, version, texts)
-        canary = version != self.subscriber.serving(task)
-        self.metrics.predictions.labels(task=task, version=version,
-                                        canary=str(canary).lower()).inc(len(texts))
-        now = time.time()
-        answers = []
-        for event_id, text, prediction in zip(ids, texts, predictions, strict=True):
-            try:
-                # A generated answer is its text; it is a class only when the template's
-                # choices name one in it. No probabilities or embedding.
-                output = prediction.output if prediction.output is not None else prediction.label
-                event = Interaction(
-                    id=event_id, ts=now, task=task, domain=domain, model_version=version,
-                    input=text, output=output,
-                    prediction=prediction.label if prediction.classified else None,
-                    scores={"confidence": prediction.confidence,
-                            "probabilities": prediction.probabilities or None},
-                    embedding=prediction.embedding or None,
-                    metadata={**metadata, "replica": self.replica, "canary": canary})
-            except pydantic.ValidationError as exc:
-                raise _BadRequest(_first_error(exc)) from None
-            _check_size(event)
-            self.interactions.submit(event)
-            answers.append({"id": event_id, "output": output,
-                            "prediction": prediction.label if prediction.classified else None,
-                            "confidence": prediction.confidence,
-                            "probabilities": prediction.probabilities,
-                            "model_version": version})
-        if single:
-            return 200, {**answers[0], "task": task, "canary": canary}
-        return 200, {"task": task, "model_version": version, "canary": canary,
-                     "predictions": answers}
+            return rerouted, await self.host.apredict(task, rerouted, request.texts)
 
     async def post_feedback(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Publish one Feedback (``id`` and ``ts`` default to a fresh id and now)."""
-        fields = {"id": uuid.uuid4().hex, "ts": time.time(), **body}
-        try:
-            event = Feedback(**fields)
-        except pydantic.ValidationError as exc:
-            raise _BadRequest(_first_error(exc)) from None
-        _check_size(event)
+        event = feedback_event(body)
         self.feedback.submit(event)
         return 202, {"id": event.id}
 
@@ -271,36 +215,6 @@ class ServingService:
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         response.charset = "utf-8"
         return response
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    # orjson, not the json module: it refuses NaN/Infinity (which no event may carry) and
-    # deep nesting (json.loads would raise RecursionError: a 500) with one JSONDecodeError.
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"the body must be a JSON object: {exc}") from None
-    if not isinstance(body, dict):
-        raise _BadRequest("the body must be a JSON object")
-    return body
-
-
-def _check_size(event: Event) -> None:
-    """Refuse an event the worker would dead-letter as too large (or cannot encode)."""
-    limit = max_bytes_for(type(event))
-    try:
-        size = len(encode(event))
-    except ValidationError as exc:
-        raise _BadRequest(str(exc)) from None
-    if size > limit:
-        raise _TooLarge(f"the {type(event).__name__} would be {size} bytes; the limit of "
-                        f"one event is {limit}")
-
-
-def _first_error(exc: pydantic.ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in err["loc"]) or "body"
-    return f"{where}: {err['msg']}"
 
 
 def create_app(settings: Settings, *, models: ResidentModels | None = None,
