@@ -6,8 +6,9 @@ forward pass happen on one dedicated thread, so a version change can only fall *
 requests: a request never sees half an adapter, and the event loop never blocks on torch.
 
 Requests that arrive while a forward pass runs wait together and go through the next one as
-a single batch (per task and version): on a CPU, one pass over 16 short texts costs little
-more than a pass over one, so throughput grows with concurrency instead of queueing.
+a single batch (per task and version, :mod:`.forward_passes`): on a CPU, one pass over 16
+short texts costs little more than a pass over one, so throughput grows with concurrency
+instead of queueing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import UnservableAdapterError, VersionNotServedError
 from ..models.adapters import check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.resident import BaseModel, ResidentModels
+from .forward_passes import ForwardPassQueue
 
 __all__ = ["ModelHost", "Prediction"]
 
@@ -97,12 +99,17 @@ class ModelHost:
         self.max_length = max_length
         self.max_batch = max_batch
         self.max_new_tokens = max_new_tokens
-        self.batches = 0
         self._tasks: dict[str, _TaskModel] = {}
-        self._waiting: list[tuple[str, str, list[str], asyncio.Future[list[Prediction]]]] = []
-        self._drainer: asyncio.Task[None] | None = None
         # One thread owns torch state: loads, switches and forward passes never interleave.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-host")
+        self._passes: ForwardPassQueue[Prediction] = ForwardPassQueue(
+            lambda task, version_id, texts: self._run(self.predict, task, version_id, texts),
+            max_batch=max_batch)
+
+    @property
+    def batches(self) -> int:
+        """Forward passes run for :meth:`apredict` so far."""
+        return self._passes.batches
 
     # -- on the host thread ------------------------------------------------------------
 
@@ -241,37 +248,7 @@ class ModelHost:
     async def apredict(self, task: str, version_id: str,
                        texts: Sequence[str]) -> list[Prediction]:
         """Classify on the host thread, batched with the requests waiting beside this one."""
-        future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((task, version_id, list(texts), future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._waiting:
-            task, version_id = self._waiting[0][:2]
-            group, size = [], 0
-            for item in self._waiting:
-                if item[:2] == (task, version_id) and (not group
-                                                       or size + len(item[2]) <= self.max_batch):
-                    group.append(item)
-                    size += len(item[2])
-            chosen = {id(item) for item in group}
-            self._waiting = [item for item in self._waiting if id(item) not in chosen]
-            texts = [text for item in group for text in item[2]]
-            try:
-                answers = await self._run(self.predict, task, version_id, texts)
-            except Exception as exc:
-                for *_, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.batches += 1
-            start = 0
-            for _, _, item_texts, future in group:
-                if not future.done():  # the client may have gone away meanwhile
-                    future.set_result(answers[start:start + len(item_texts)])
-                start += len(item_texts)
+        return await self._passes.submit(task, version_id, texts)
 
     async def aevict(self, task: str, keep: set[str]) -> list[str]:
         return await self._run(self.evict, task, keep)
