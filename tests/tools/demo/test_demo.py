@@ -61,7 +61,7 @@ def test_a_small_generate_demo_trains_serves_and_reads_classes_from_generated_te
         kafka_broker, tmp_path: Path) -> None:
     import dataclasses
 
-    from driftloop.tools.demo.run import LABELS
+    from driftloop.tools.demo.profile import LABELS
 
     # SmolLM2 on CPU: a few texts per domain keep this to a few minutes; the full
     # `--task generate --quick` run is the demo itself.
