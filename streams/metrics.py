@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .canary import CanaryComparison
+    from .ownership import Ownership
+    from .tables import WorkerTables
 
-__all__ = ["CONTENT_TYPE", "MetricFamily", "canary_families", "render", "worker_families"]
+__all__ = ["CONTENT_TYPE", "MetricFamily", "canary_families", "render", "worker_families",
+           "worker_page"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -156,3 +159,32 @@ def canary_families(comparisons: Iterable[CanaryComparison]) -> list[MetricFamil
         bound.add(test.upper, task=task, verdict="promote")
         bound.add(test.lower, task=task, verdict="reject")
     return [ratio, bound, pairs, discordant, accuracy, waiting, decisions, outcomes]
+
+
+def worker_page(tables: WorkerTables, ownership: Ownership,
+                liveness: Mapping[str, float]) -> str:
+    """The worker's ``/metrics`` page: the tasks whose partitions it owns (their states,
+    dead letters and canary comparisons) and its liveness figures.
+
+    >>> from driftloop.schemas.settings import Settings
+    >>> from driftloop.streams.ownership import Ownership
+    >>> from driftloop.streams.tables import WorkerTables
+    >>> tables = WorkerTables(Settings(), states={}, buffers={}, buckets={},
+    ...                       dead_counts={"interactions:0|invalid_json": 2}, canaries={})
+    >>> page = worker_page(tables, Ownership(None, Settings()), {"uptime_seconds": 5.0})
+    >>> for line in page.splitlines():
+    ...     if not line.startswith("#"):
+    ...         print(line)
+    driftloop_dead_letters_total{reason="invalid_json",topic="interactions"} 2
+    driftloop_worker_liveness{measure="uptime_seconds"} 5
+    """
+    mine = ownership.owned_partitions()
+    owned = ownership.owned(mine)
+    states = [state for task, state in tables.states.items()
+              if state is not None and owned(task)]
+    # keys are "topic:partition|reason"
+    dead = {key: value for key, value in tables.dead_counts.items()
+            if mine is None or int(key.partition("|")[0].rpartition(":")[2]) in mine}
+    canaries = [canary for task, canary in tables.canaries.items()
+                if canary is not None and owned(task)]
+    return render(worker_families(states, dead, liveness) + canary_families(canaries))

@@ -15,6 +15,9 @@ reads them from the broker with a consumer of its own (no group, nothing committ
 worker applies them, in order, before the record in hand, within the same step. Records the
 state already holds are skipped by the state as usual. Offsets that hold no record (a
 transaction marker, a compacted or expired record) come back empty and are simply passed.
+
+The same bookkeeping tells the stall watchdog (:mod:`~driftloop.streams.watchdog`) how far
+each partition was handled: the offset before the next one expected.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,11 +84,17 @@ class SourceOrder:
     _next: dict[tuple[str, int], int] = field(default_factory=dict)
     _reader: AIOKafkaConsumer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _starts_retry_at: float = 0.0
 
     # -- bookkeeping (no broker) ---------------------------------------------------------
     def expected(self, topic: str, partition: int) -> int | None:
         """The next offset expected on the partition (None: not known yet)."""
         return self._next.get((topic, partition))
+
+    def done(self, topic: str, partition: int) -> int | None:
+        """The last offset handled, or before the partition's start (None: not known yet)."""
+        expected = self._next.get((topic, partition))
+        return None if expected is None else expected - 1
 
     def start(self, topic: str, partition: int, offset: int | None) -> None:
         """Where a partition starts in this assignment (its committed offset)."""
@@ -116,22 +126,78 @@ class SourceOrder:
             self._next.pop(key, None)
 
     # -- the broker ----------------------------------------------------------------------
+    async def skipped_before(self, topic: str, partition: int, offset: int,
+                             assigned: Callable[[], Iterable[tuple[str, int]]]) -> list[Any]:
+        """The records of the partition Faust skipped before ``offset``, read back from the
+        broker, to apply first (empty on the hot path: one dict read).
+
+        A partition read for the first time in an assignment learns where it starts, with
+        every partition of ``assigned()`` (one request for all); when that fails the record
+        goes on without a start, and the starts are asked again 10 s later. Raises
+        :class:`MissedRecordsError` when skipped records cannot be read back: applying the
+        record in hand would lose them.
+        """
+        if not self.check(topic, partition, offset):
+            return []
+        if self.expected(topic, partition) is None:
+            await self._try_learn_starts(topic, partition, assigned)
+        gap = self.gap(topic, partition, offset)
+        if gap is None:
+            return []
+        first, end = gap
+        try:
+            missed = await self.missed(topic, partition, first, end)
+        except Exception as exc:
+            raise MissedRecordsError(
+                f"offsets {first}..{end - 1} of {topic}[{partition}] were skipped and could not "
+                f"be read back ({exc})") from exc
+        log.warning("%s[%d]: offset %d arrived before offsets %d..%d; applying the %d records "
+                    "read back from the broker first", topic, partition, offset, first,
+                    end - 1, len(missed))
+        return missed
+
+    async def _try_learn_starts(self, topic: str, partition: int,
+                                assigned: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        now = time.monotonic()
+        if now < self._starts_retry_at:
+            return
+        try:
+            partitions = list(assigned())
+        except Exception:  # between generations: this partition at least
+            partitions = []
+        try:
+            await self.learn_starts(sorted({*partitions, (topic, partition)}))
+        except Exception as exc:
+            self._starts_retry_at = now + 10.0
+            log.warning("could not read where the source partitions start (%s): records "
+                        "skipped before the first one read are not detected", exc)
+
     async def learn_starts(self, partitions: list[tuple[str, int]]) -> None:
-        """Set where each partition starts: the group's committed offset, else the earliest
-        the broker keeps (one request each for all of them)."""
+        """Set where each partition not known yet starts: the group's committed offset, else
+        the earliest the broker keeps (one request each for all of them). A partition
+        handled while the answer was on its way keeps the position it has."""
         tps = [TopicPartition(t, p) for t, p in partitions if (t, p) not in self._next]
         if not tps:
             return
-        async with admin_client(self.settings) as admin:
-            committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
-        starts = {tp: found.offset for tp, found in committed.items()
-                  if found is not None and found.offset >= 0}
+        starts = await self.committed_offsets(tps)
         rest = [tp for tp in tps if tp not in starts]
         if rest:
-            async with self._lock:
-                starts.update(await (await self._open()).beginning_offsets(rest))
+            starts.update(await self.earliest_offsets(rest))
         for tp, offset in starts.items():
-            self.start(tp.topic, tp.partition, offset)
+            if (tp.topic, tp.partition) not in self._next:
+                self.start(tp.topic, tp.partition, offset)
+
+    async def committed_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed offsets of those partitions that have one."""
+        async with admin_client(self.settings) as admin:
+            committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
+        return {tp: found.offset for tp, found in committed.items()
+                if found is not None and found.offset >= 0}
+
+    async def earliest_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The earliest offset the broker keeps of each partition."""
+        async with self._lock:
+            return await (await self._open()).beginning_offsets(tps)
 
     async def missed(self, topic: str, partition: int, first: int, end: int) -> list[Any]:
         """The records at offsets ``[first, end)`` of the partition, read from the broker."""

@@ -2,7 +2,7 @@
 
 Faust's worker installs SIGINT/SIGTERM handlers that stop the agents, let the current step
 finish, flush the producer and commit what was processed; ``kill -9`` loses only steps whose
-offsets were not committed, and those are processed again (see :mod:`.agents`).
+offsets were not committed, and those are processed again (see :mod:`.step`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import logging
 import faust
 
 from ..schemas.settings import Settings
-from .agents import WorkerRuntime, wire
+from .agents import WorkerParts, wire
 from .app import build_app
 from .changelogs import ensure_changelogs
 
 __all__ = ["build_worker", "run_worker", "tune_gc"]
 
 
-def build_worker(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
+def build_worker(settings: Settings) -> tuple[faust.App, WorkerParts]:
     app = build_app(settings)
     return app, wire(app, settings)
 
@@ -50,8 +50,8 @@ def tune_gc(threshold: int) -> tuple[int, int, int]:
 
 def run_worker(settings: Settings, *, loglevel: str = "WARNING") -> None:
     """Run until stopped by a signal; returns after a graceful stop."""
-    app, runtime = build_worker(settings)
-    asyncio.run(ensure_changelogs(settings, runtime.tables()))
+    app, parts = build_worker(settings)
+    asyncio.run(ensure_changelogs(settings, parts.tables.all()))
     tune_gc(settings.worker.gc_threshold)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                           override_logging=False)

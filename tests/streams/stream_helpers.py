@@ -23,8 +23,8 @@ from waiting import wait_until, wait_until_async
 from driftloop.client.kafka import admin_client
 from driftloop.schemas import Feedback, Interaction, Topic, encode_batch
 from driftloop.schemas.settings import Settings
-from driftloop.streams.agents import STALL_EXIT_CODE
 from driftloop.streams.partitioning import task_partition
+from driftloop.streams.watchdog import STALL_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[2]
 

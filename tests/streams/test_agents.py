@@ -26,8 +26,8 @@ from driftloop.schemas import (
     decode,
     encode,
 )
-from driftloop.streams.agents import STALL_EXIT_CODE
 from driftloop.streams.partitioning import task_partition
+from driftloop.streams.watchdog import STALL_EXIT_CODE
 
 pytestmark = [pytest.mark.kafka]
 

@@ -34,7 +34,8 @@ def test_signals_wait_until_a_request_is_sent_and_the_parent_follows_promotions(
     assert training.pending_manual == ["now"] and training.sequence == 0
     buffer.extend(LabeledExample(f"x{n}", "pos") for n in range(4))
     [request] = training.check(buffer, quality, counters, now=2.0)
-    assert (request.id, request.parent_version, request.reason) == ("tr-t-000001", "v3", "manual: now")
+    assert (request.id, request.parent_version, request.reason) == \
+        ("tr-t-000001", "v3", "manual: now")
     assert training.pending_manual == [] and counters == {"training_requests_manual": 1}
 
 
