@@ -40,10 +40,10 @@ WITHOUT_EXAMPLES: set[str] = {
     *(f"driftloop.tools.bench.{name}" for name in (
         "codec", "learner", "serve", "trainer_baseline", "worker", "quality.calibrate",
         "quality.run")),
-    # The demo's run, its first version and its final scoring: a broker, the children and
-    # trained versions; tests/tools/demo (test_bootstrap, test_scoring with a stand-in
+    # The demo's run, its first version and its judging: a broker, the children and
+    # trained versions; tests/tools/demo (test_bootstrap, test_judge with a stand-in
     # scorer, test_demo end to end).
-    *(f"driftloop.tools.demo.{name}" for name in ("bootstrap", "run", "scoring")),
+    *(f"driftloop.tools.demo.{name}" for name in ("bootstrap", "judge", "run")),
     "driftloop.tools.kafka.topic_reader",
     "driftloop.tools.ops.report.page",
     "driftloop.tools.ops.status",

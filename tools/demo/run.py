@@ -3,7 +3,7 @@
 :func:`run_demo` is what ``driftloop demo`` calls and what the end-to-end test asserts on.
 It reads as its steps; the parts live beside it: the profile and the children's settings
 (:mod:`.profile`), the live loop (:mod:`.live`, with the static model from
-:mod:`.bootstrap`), the verdict (:mod:`.scoring`). Order of the end matters: the children
+:mod:`.bootstrap`), the verdict (:mod:`.judge`). Order of the end matters: the children
 stop first (their CPU is needed for the evaluation), then the report is read from the
 topics, then the versions are scored in this process, and only then is a broker the demo
 started itself stopped.
@@ -26,11 +26,11 @@ import pydantic
 
 from ...schemas.errors import SettingsError
 from ...schemas.settings import KafkaSettings, Settings
+from .judge import final_verdict
 from .live import LoopOutcome, run_loop
 from .processes import ChildProcesses, sigterm_as_interrupt
 from .profile import TASK, DemoProfile, child_env
 from .progress import ProgressLine, ProgressState
-from .scoring import final_verdict
 from .traffic import DemoData, ServedPrediction, build_demo_data
 from .verdict import Verdict, VersionScorer, render_table
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from driftloop.schemas import ModelVersion, VersionStatus
+from driftloop.tools.demo.judge import final_verdict
 from driftloop.tools.demo.live import LoopOutcome
 from driftloop.tools.demo.progress import ProgressState
-from driftloop.tools.demo.scoring import final_verdict
 from driftloop.tools.demo.traffic import DemoData, ServedPrediction, StreamItem
 from driftloop.tools.demo.verdict import DomainResult
 
