@@ -9,7 +9,10 @@ from typing import Any
 __all__ = [
     "FederatedAggregator",
     "FederatedResult",
+    "GateScorer",
+    "Offer",
     "RoundOutcome",
+    "SiteInputs",
     "load_eval_set",
     "merge_lora_states",
     "run_round",
@@ -23,6 +26,9 @@ _LAZY = {
     "run_round": "round",
     "merge_lora_states": "lora_merge",
     "load_eval_set": "eval_set",
+    "Offer": "offers",
+    "SiteInputs": "offers",
+    "GateScorer": "scoring",
 }
 
 

@@ -1,31 +1,31 @@
 """Federated aggregation: merge site adapters of one task, gate the merge, store it.
 
-Sites offer promoted adapters on ``site-adapters`` (:mod:`.site_topic`): references and
-example counts, never examples. :class:`FederatedAggregator` takes each site's latest offer
-for a task and checks it in two steps. First the event: same base model, LoRA rank and alpha
-as the federation's settings, a positive example count. Then the files: fetched from the
-store and verified against their sha256, the same PEFT config (targets, saved modules), task
-kind, labels and tensor shapes as the other sites. A refused offer says why (the round turns
-it into a dead letter) and the rest go on; fewer than ``min_sites`` is an error.
+Sites offer promoted adapters on ``site-adapters`` (:mod:`..topics.sites`,
+:mod:`.offers`): references and example counts, never examples. :class:`FederatedAggregator`
+takes each site's latest offer for a task and checks it in two steps. First the event: same
+base model, LoRA rank and alpha as the federation's settings, a positive example count.
+Then the files: fetched from the store and verified against their sha256, the same PEFT
+config (targets, saved modules), task kind, labels and tensor shapes as the other sites. A
+refused offer says why (the round turns it into a dead letter) and the rest go on; fewer
+than ``min_sites`` is an error.
 
 The merge averages the sites' dense LoRA updates weighted by example counts and factorises
 the average back to rank r (:mod:`.lora_merge` says why not average ``A`` and ``B``); heads
-saved whole are averaged directly. The merged adapter is then gated like any candidate:
-against the task's promoted head (or the untrained adapter) on the aggregator's evaluation
-set (:mod:`.eval_set`) and the task's challenge suite. It is stored content-addressed and
-described by a :class:`~driftloop.schemas.ModelVersion` whose metadata records every site,
-version, example count, weight and score. Its id derives from the set of offers, so a round
-run twice publishes one version.
+saved whole are averaged directly. The merged adapter is then gated like any candidate
+(:mod:`.scoring`): against the task's promoted head (or the untrained adapter) on the
+aggregator's evaluation set (:mod:`.eval_set`) and the task's challenge suite. It is stored
+content-addressed and described by a :class:`~driftloop.schemas.ModelVersion` whose
+metadata records every site, version, example count, weight and score. Its id derives from
+the set of offers, so a round run twice publishes one version.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,55 +48,21 @@ from ..models.device import ComputeDevice, select_device
 from ..models.generation import GenerationTask
 from ..models.prompts import get_template
 from ..models.resident import ResidentModels, default_base_model
-from ..registry.store import ArtifactStore
+from ..models.task_model import TaskModel
+from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog, version_id_for
 from ..topics.sites import LORA_CONFIG_FILE, read_lora_config
 from ..training.loop import seed_everything
 from .lora_merge import MergeReport, merge_lora_states, merge_report, normalised_weights
+from .offers import Offer, Refusal, SiteInputs, latest_offers
+from .scoring import GateScorer, Metrics
 
-__all__ = ["FederatedAggregator", "FederatedResult", "Offer", "Refusal", "SiteInputs",
-           "latest_offers", "round_id_for"]
+__all__ = ["FederatedAggregator", "FederatedResult"]
 
 log = logging.getLogger(__name__)
-Metrics = dict[str, float]
 # PEFT config fields that change what the tensors mean: sites must agree on all of them.
 _SHAPE_FIELDS = ("r", "lora_alpha", "target_modules", "modules_to_save", "use_dora",
                  "use_rslora", "bias", "fan_in_fan_out", "peft_type")
-
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    """A decoded site adapter and where it was read (``topic[partition]@offset``)."""
-
-    adapter: SiteAdapter
-    where: str = ""
-    partition: int = -1
-    offset: int = -1
-    raw: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An offer left out of the merge and why."""
-
-    offer: Offer
-    reason: str
-
-
-@dataclass(slots=True)
-class SiteInputs:
-    """The offers that passed every check, their local files and the refused ones."""
-
-    task: str
-    kind: TaskKind
-    base_model: str
-    accepted: list[Offer] = field(default_factory=list)
-    folders: list[Path] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
-
-    @property
-    def round_id(self) -> str:
-        return round_id_for(self.task, [o.adapter for o in self.accepted])
 
 
 @dataclass(slots=True)
@@ -109,43 +75,8 @@ class FederatedResult:
     site_metrics: dict[str, Metrics]
 
 
-def latest_offers(offers: Sequence[Offer], task: str) -> list[Offer]:
-    """Each site's latest offer for ``task`` (by timestamp, then order read), by site name.
-
-    >>> def offer(site, ts, version):
-    ...     return Offer(SiteAdapter(ts=ts, site=site, task="t", version_id=version,
-    ...         base_model="m", adapter_uri="file:///s/" + "0" * 64, sha256="0" * 64,
-    ...         size_bytes=1, examples=10, lora_r=8, lora_alpha=16))
-    >>> [o.adapter.version_id for o in latest_offers(
-    ...     [offer("b", 1.0, "b1"), offer("a", 2.0, "a1"), offer("b", 3.0, "b2")], "t")]
-    ['a1', 'b2']
-    """
-    latest: dict[str, Offer] = {}
-    for offer in offers:
-        if offer.adapter.task != task:
-            continue
-        known = latest.get(offer.adapter.site)
-        if known is None or offer.adapter.ts >= known.adapter.ts:
-            latest[offer.adapter.site] = offer
-    return [latest[site] for site in sorted(latest)]
-
-
-def round_id_for(task: str, adapters: Sequence[SiteAdapter]) -> str:
-    """A round's id: the same offers (site, sha256, count) always give the same id.
-
-    >>> a = SiteAdapter(ts=1.0, site="a", task="t", version_id="v", base_model="m",
-    ...     adapter_uri="file:///s/" + "0" * 64, sha256="0" * 64, size_bytes=1,
-    ...     examples=10, lora_r=8, lora_alpha=16)
-    >>> round_id_for("t", [a]) == round_id_for("t", [a.model_copy(update={"ts": 9.0})])
-    True
-    """
-    parts = sorted(f"{a.site}\0{a.sha256}\0{a.examples}" for a in adapters)
-    digest = hashlib.sha256("\n".join([task, *parts]).encode()).hexdigest()
-    return f"federated-{digest[:16]}"
-
-
 class FederatedAggregator:
-    """Checks, merges and gates site adapters (no Kafka here; see :mod:`.federated_round`).
+    """Checks, merges and gates site adapters (no Kafka here; see :mod:`.round`).
 
     Parameters
     ----------
@@ -246,86 +177,119 @@ class FederatedAggregator:
     def merge(self, inputs: SiteInputs, eval_examples: Sequence[TrainingExample],
               versions: VersionLog, workdir: Path) -> FederatedResult:
         """Merge the accepted adapters, gate the merge against the head, store it."""
+        self._require_sites(inputs)
+        merged = _write_merge(inputs, workdir / "merged")
+        meta = read_metadata(inputs.folders[0])
+        scorer = self._scorer(inputs, meta, merged.spec, eval_examples)
+        head = versions.head(inputs.task)
+        head_dir = self._fetch_head(inputs, head, workdir)
+        seed_everything(self.settings.learner.seed)  # an untrained head's initialisation
+        before = scorer.score(scorer.build(head_dir))
+        site_metrics = {o.adapter.site: scorer.score(scorer.build(folder), with_suite=False)
+                        for o, folder in zip(inputs.accepted, inputs.folders, strict=True)}
+        model = scorer.build(merged.folder)
+        after = scorer.score(model)
+        decision = self.gate.decide(before, after)
+        version_id = version_id_for(inputs.task, inputs.round_id)
+        metadata = AdapterMetadata(inputs.kind, inputs.base_model, version_id, meta.labels,
+                                   meta.prompt_template_id,
+                                   extra={"federated_round": inputs.round_id})
+        stored = self.store.put(save_adapter(model, workdir / "candidate", metadata))
+        del model
+        event = _version_event(inputs, metadata, stored, parent=head, before=before,
+                               after=after, decision=decision, scorer=scorer,
+                               site_metrics=site_metrics, report=merged.report)
+        log.info("%s %s from %d sites: %s", version_id, event.status, len(inputs.accepted),
+                 decision.summary)
+        return FederatedResult(event, decision, merged.report, site_metrics)
+
+    def _require_sites(self, inputs: SiteInputs) -> None:
         if len(inputs.accepted) < self.min_sites:
             why = "".join(f"\n  {r.reason}" for r in inputs.refused)
             raise FederationError(f"task {inputs.task}: {len(inputs.accepted)} site adapter(s) "
                                   f"accepted, at least {self.min_sites} needed{why}")
-        from safetensors.torch import load_file, save_file
 
-        counts = [o.adapter.examples for o in inputs.accepted]
-        weights = normalised_weights(counts)
-        config = read_lora_config(inputs.folders[0])
-        scaling = float(config["lora_alpha"]) / int(config["r"])
-        states = [load_file(str(folder / ADAPTER_WEIGHTS_FILE)) for folder in inputs.folders]
-        merged = merge_lora_states(states, counts, scaling=scaling)
-        report = merge_report(states, counts, merged)
-        del states
-        staging = workdir / "merged"
-        staging.mkdir()
-        shutil.copy(inputs.folders[0] / LORA_CONFIG_FILE, staging / LORA_CONFIG_FILE)
-        save_file(merged, str(staging / ADAPTER_WEIGHTS_FILE), metadata={"format": "pt"})
-
-        round_id = inputs.round_id
-        version_id = version_id_for(inputs.task, round_id)
-        meta = read_metadata(inputs.folders[0])
+    def _scorer(self, inputs: SiteInputs, meta: AdapterMetadata, spec: LoraSpec,
+                eval_examples: Sequence[TrainingExample]) -> GateScorer:
+        """The gate's scorer of the task, its evaluation set checked."""
         base = self.models.get(inputs.base_model, inputs.kind)
         task_model = self._task_model(inputs.kind, base, meta)
         task_model.check(eval_examples)
         suite = ChallengeSuite.load(self.settings.task(inputs.task).challenge_suite)
-        spec = LoraSpec(int(config["r"]), int(config["lora_alpha"]))
+        return GateScorer(task_model, base, spec, eval_examples, suite)
 
-        head = versions.head(inputs.task)
-        head_dir = None
-        if head is not None:
-            if head.base_model != inputs.base_model:
-                raise FederationError(f"task {inputs.task}: the head {head.version_id} is on "
-                                      f"{head.base_model}, the sites on {inputs.base_model}")
-            head_dir = self.store.fetch(head.adapter_uri, head.sha256, workdir / "head")
-        seed_everything(self.settings.learner.seed)  # an untrained head's initialisation
-        before = _score(task_model, task_model.build(base.fresh_copy(), spec, head_dir),
-                        eval_examples, suite)
-        site_metrics = {
-            o.adapter.site: _score(task_model, task_model.build(base.fresh_copy(), spec, folder),
-                                   eval_examples, ChallengeSuite())
-            for o, folder in zip(inputs.accepted, inputs.folders, strict=True)}
-        model = task_model.build(base.fresh_copy(), spec, staging)
-        after = _score(task_model, model, eval_examples, suite)
-        decision = self.gate.decide(before, after)
+    def _fetch_head(self, inputs: SiteInputs, head: ModelVersion | None,
+                    workdir: Path) -> Path | None:
+        """The promoted head's adapter, verified (None: the merge is gated against an
+        untrained adapter)."""
+        if head is None:
+            return None
+        if head.base_model != inputs.base_model:
+            raise FederationError(f"task {inputs.task}: the head {head.version_id} is on "
+                                  f"{head.base_model}, the sites on {inputs.base_model}")
+        return self.store.fetch(head.adapter_uri, head.sha256, workdir / "head")
 
-        lineage = [{"site": o.adapter.site, "version_id": o.adapter.version_id,
-                    "sha256": o.adapter.sha256, "examples": o.adapter.examples,
-                    "weight": round(w, 6), "metrics": site_metrics[o.adapter.site]}
-                   for o, w in zip(inputs.accepted, weights, strict=True)]
-        metadata = AdapterMetadata(inputs.kind, inputs.base_model, version_id, meta.labels,
-                                   meta.prompt_template_id, extra={"federated_round": round_id})
-        stored = self.store.put(save_adapter(model, workdir / "candidate", metadata))
-        del model
-        event = ModelVersion(
-            version_id=version_id, ts=time.time(), task=inputs.task,
-            base_model=inputs.base_model, parent_version=head.version_id if head else None,
-            adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
-            training_request_id=round_id, prompt_template_id=meta.prompt_template_id,
-            metrics_before=before, metrics_after=after,
-            status=VersionStatus.PROMOTED if decision.promote else VersionStatus.REJECTED,
-            reason=decision.summary,
-            metadata={"task_kind": inputs.kind.value, "score_metric": task_model.score_name,
-                      "labels": list(meta.labels), "examples": {"train": sum(counts)},
-                      "federated": {"round": round_id, "sites": lineage,
-                                    "merge": "example-weighted dense LoRA updates, "
-                                             "truncated SVD to rank r; heads averaged",
-                                    "eval_examples": len(eval_examples),
-                                    **report.as_metadata()}})
-        log.info("%s %s from %d sites: %s", version_id, event.status, len(lineage),
-                 decision.summary)
-        return FederatedResult(event, decision, report, site_metrics)
-
-    def _task_model(self, kind: TaskKind, base: Any, meta: AdapterMetadata) -> Any:
+    def _task_model(self, kind: TaskKind, base: Any, meta: AdapterMetadata) -> TaskModel:
         cfg = self.settings.learner
         if kind is TaskKind.CLASSIFICATION:
             return ClassificationTask(base.tokenizer, meta.labels, self.device,
                                       max_length=cfg.max_length)
         return GenerationTask(base.tokenizer, get_template(meta.prompt_template_id), self.device,
                               max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    """The merged adapter's folder, its LoRA shape and the merge's report."""
+
+    folder: Path
+    spec: LoraSpec
+    report: MergeReport
+
+
+def _write_merge(inputs: SiteInputs, staging: Path) -> _Merged:
+    """Average the sites' LoRA updates by example count into an adapter folder at ``staging``
+    (the first site's PEFT config, the merged weights)."""
+    from safetensors.torch import load_file, save_file
+
+    counts = [o.adapter.examples for o in inputs.accepted]
+    config = read_lora_config(inputs.folders[0])
+    scaling = float(config["lora_alpha"]) / int(config["r"])
+    states = [load_file(str(folder / ADAPTER_WEIGHTS_FILE)) for folder in inputs.folders]
+    merged = merge_lora_states(states, counts, scaling=scaling)
+    report = merge_report(states, counts, merged)
+    del states
+    staging.mkdir()
+    shutil.copy(inputs.folders[0] / LORA_CONFIG_FILE, staging / LORA_CONFIG_FILE)
+    save_file(merged, str(staging / ADAPTER_WEIGHTS_FILE), metadata={"format": "pt"})
+    return _Merged(staging, LoraSpec(int(config["r"]), int(config["lora_alpha"])), report)
+
+
+def _version_event(inputs: SiteInputs, metadata: AdapterMetadata, stored: StoredArtifact, *,
+                   parent: ModelVersion | None, before: Metrics, after: Metrics,
+                   decision: GateDecision, scorer: GateScorer, site_metrics: dict[str, Metrics],
+                   report: MergeReport) -> ModelVersion:
+    """The merge's version event: promoted or rejected, with every site in its lineage."""
+    counts = [o.adapter.examples for o in inputs.accepted]
+    lineage = [{"site": o.adapter.site, "version_id": o.adapter.version_id,
+                "sha256": o.adapter.sha256, "examples": o.adapter.examples,
+                "weight": round(w, 6), "metrics": site_metrics[o.adapter.site]}
+               for o, w in zip(inputs.accepted, normalised_weights(counts), strict=True)]
+    return ModelVersion(
+        version_id=metadata.version_id, ts=time.time(), task=inputs.task,
+        base_model=inputs.base_model, parent_version=parent.version_id if parent else None,
+        adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
+        training_request_id=inputs.round_id, prompt_template_id=metadata.prompt_template_id,
+        metrics_before=before, metrics_after=after,
+        status=VersionStatus.PROMOTED if decision.promote else VersionStatus.REJECTED,
+        reason=decision.summary,
+        metadata={"task_kind": inputs.kind.value, "score_metric": scorer.task_model.score_name,
+                  "labels": list(metadata.labels), "examples": {"train": sum(counts)},
+                  "federated": {"round": inputs.round_id, "sites": lineage,
+                                "merge": "example-weighted dense LoRA updates, "
+                                         "truncated SVD to rank r; heads averaged",
+                                "eval_examples": len(scorer.examples),
+                                **report.as_metadata()}})
 
 
 def _tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
@@ -360,25 +324,3 @@ def _layout_problem(config: dict[str, Any], meta: AdapterMetadata,
         return (f"tensor shapes differ from the other sites' at {len(diff)} tensor(s), e.g. "
                 f"{diff[0]}: {shapes.get(diff[0])} vs {ref_shapes.get(diff[0])}")
     return ""
-
-
-def _score(task_model: Any, model: Any, examples: Sequence[TrainingExample],
-           suite: ChallengeSuite) -> Metrics:
-    """The gate's metrics on the evaluation set (overall and per domain) and the suite."""
-    parts = {domain: [e for e in examples if e.domain == domain]
-             for domain in sorted({e.domain for e in examples})}
-    # One pass per domain; the overall numbers are their example-weighted means.
-    scored = {domain: task_model.evaluate(model, part) for domain, part in parts.items()}
-    total = float(len(examples))
-    metrics: Metrics = {
-        "holdout_score": sum(s * len(parts[d]) for d, (s, _) in scored.items()) / total,
-        "holdout_loss": sum(loss * len(parts[d]) for d, (_, loss) in scored.items()) / total,
-        "holdout_count": total}
-    if len(parts) > 1:
-        metrics.update({f"holdout_score.{d}": s for d, (s, _) in scored.items()})
-    if len(suite):
-        hits = task_model.score_answers(model, [c.input for c in suite],
-                                        [c.expected for c in suite])
-        metrics["challenge_score"] = sum(hits) / len(hits)
-        metrics["challenge_count"] = float(len(hits))
-    return metrics

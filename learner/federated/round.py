@@ -32,7 +32,8 @@ from ...schemas.topics import Topic
 from ..registry.version_log import version_id_for
 from ..topics.sites import read_offers
 from ..topics.versions import publish_versions, read_version_log
-from .aggregator import FederatedAggregator, Offer, Refusal
+from .aggregator import FederatedAggregator
+from .offers import Offer, Refusal
 
 __all__ = ["RoundOutcome", "run_round"]
 
