@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from aiokafka.structs import ConsumerRecord
 
 from ...client.kafka import topic_partitions
 from ...schemas import Feedback, Interaction, ModelVersion, TrainingRequest, decode
@@ -37,13 +40,19 @@ from ...streams.ingest import decode_message
 from ...streams.partitioning import TaskPartitions
 from ..kafka.topic_reader import read_snapshot
 
-__all__ = ["Ledger", "count_topics", "metric", "read_worker_counts", "take_ledger"]
+__all__ = ["DeadLetterTally", "DecisionTally", "InputTally", "Ledger", "count_topics", "metric",
+           "read_worker_counts", "request_positions", "take_ledger", "tally_dead_letters",
+           "tally_decisions", "tally_inputs"]
 
 _INPUTS: dict[str, tuple[Topic, type[Interaction] | type[Feedback]]] = {
     "interactions": (Topic.INTERACTIONS, Interaction),
     "feedback": (Topic.FEEDBACK, Feedback),
 }
 _DECIDED = (VersionStatus.PROMOTED, VersionStatus.REJECTED)
+Position = tuple[str, int, int]
+"""A record's (topic, partition, offset)."""
+EventKey = tuple[str, int, int, int | None]
+"""An input event's (topic, partition, offset, index in its envelope)."""
 
 
 @dataclass(slots=True)
@@ -115,35 +124,82 @@ class Ledger:
 
 async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
     """Everything the topics say (``processed`` left empty: see :func:`read_worker_counts`)."""
+    kafka = settings.kafka
     ledger = Ledger()
-    expected_dead: set[tuple[str, int, int, int | None]] = set()
-    commands: set[tuple[str, int, int]] = set()
-    counts = await topic_partitions(settings, *(settings.kafka.topic(t) for t, _ in
-                                                _INPUTS.values()))
+    inputs = [kafka.topic(topic) for topic, _ in _INPUTS.values()]
+    counts = await topic_partitions(settings, *inputs)
+    commands: set[Position] = set()
+    expected_dead: set[EventKey] = set()
     for name, (topic, cls) in _INPUTS.items():
-        full = settings.kafka.topic(topic)
-        owners = TaskPartitions(len(counts[full])) if counts.get(full) else None
-        produced = 0
-        for record in await read_snapshot(settings, full, timeout=timeout):
-            if any(key == COMMAND_HEADER for key, _ in record.headers):
-                # A command for the worker (trigger, tick, version), not an event; nor is
-                # the dead letter of one the worker refused.
-                commands.add((full, record.partition, record.offset))
-                continue
-            out = decode_message(record.value, cls, topic=full, partition=record.partition,
-                                 offset=record.offset, owners=owners)
-            produced += len(out.events) + len(out.dead_letters)
-            expected_dead.update((full, d.partition, d.offset, d.event_index)
-                                 for d in out.dead_letters)
-        ledger.produced[name] = produced
+        full = kafka.topic(topic)
+        tally = tally_inputs(await read_snapshot(settings, full, timeout=timeout), cls,
+                             owners=TaskPartitions(len(counts[full])) if counts.get(full)
+                             else None)
+        ledger.produced[name] = tally.produced
+        expected_dead |= tally.expected_dead
+        commands |= tally.commands
     ledger.rejected_by_codec = len(expected_dead)
+    requests_topic = kafka.topic(Topic.TRAINING_REQUESTS)
+    letters = tally_dead_letters(
+        await read_snapshot(settings, kafka.topic(Topic.DEAD_LETTERS), timeout=timeout),
+        inputs=set(inputs), requests_topic=requests_topic, commands=commands)
+    ledger.dead_lettered = len(letters.seen)
+    ledger.dead_letters_redelivered = sum(n - 1 for n in letters.seen.values())
+    requests = request_positions(await read_snapshot(settings, requests_topic,
+                                                     timeout=timeout))
+    ledger.training_requests = len(requests)
+    decisions = tally_decisions(await read_snapshot(
+        settings, kafka.topic(Topic.MODEL_VERSIONS), timeout=timeout))
+    ledger.version_events = decisions.events
+    ledger.duplicate_versions = sorted(v for v, n in decisions.decided.items() if n > 1)
+    ledger.unanswered_requests = sorted(
+        rid for rid, where in requests.items()
+        if rid not in decisions.answered and where not in letters.dead_requests)
+    return ledger
 
-    inputs = {settings.kafka.topic(topic) for topic, _ in _INPUTS.values()}
-    requests_topic = settings.kafka.topic(Topic.TRAINING_REQUESTS)
-    seen: Counter[tuple[str, int, int, int | None]] = Counter()
-    dead_requests: set[tuple[int, int]] = set()
-    for record in await read_snapshot(settings, settings.kafka.topic(Topic.DEAD_LETTERS),
-                                      timeout=timeout):
+
+@dataclass(slots=True)
+class InputTally:
+    """One input topic's account: events produced (each event of an envelope counts), the
+    dead letters the worker must have written for them, and the command records left out."""
+
+    produced: int = 0
+    expected_dead: set[EventKey] = field(default_factory=set)
+    commands: set[Position] = field(default_factory=set)
+
+
+def tally_inputs(records: Iterable[ConsumerRecord], cls: type[Interaction] | type[Feedback], *,
+                 owners: TaskPartitions | None) -> InputTally:
+    """Decode each record the worker's way (its codec and partition rule)."""
+    tally = InputTally()
+    for record in records:
+        if any(key == COMMAND_HEADER for key, _ in record.headers):
+            # A command for the worker (trigger, tick, version), not an event; nor is
+            # the dead letter of one the worker refused.
+            tally.commands.add((record.topic, record.partition, record.offset))
+            continue
+        out = decode_message(record.value, cls, topic=record.topic,
+                             partition=record.partition, offset=record.offset, owners=owners)
+        tally.produced += len(out.events) + len(out.dead_letters)
+        tally.expected_dead.update((record.topic, d.partition, d.offset, d.event_index)
+                                   for d in out.dead_letters)
+    return tally
+
+
+@dataclass(slots=True)
+class DeadLetterTally:
+    """Dead letters of input events, by event (a count above 1 is a redelivery), and the
+    positions of the training requests the learner dead-lettered."""
+
+    seen: Counter[EventKey] = field(default_factory=Counter)
+    dead_requests: set[tuple[int, int]] = field(default_factory=set)
+
+
+def tally_dead_letters(records: Iterable[ConsumerRecord], *, inputs: set[str],
+                       requests_topic: str, commands: set[Position]) -> DeadLetterTally:
+    """Sort driftloop's dead letters by source; other records and commands' are left out."""
+    tally = DeadLetterTally()
+    for record in records:
         try:
             letter = decode(record.value or b"", DeadLetter)
         except ValidationError:
@@ -151,41 +207,50 @@ async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
         if (letter.source_topic, letter.partition, letter.offset) in commands:
             continue
         if letter.source_topic in inputs:
-            seen[(letter.source_topic, letter.partition, letter.offset,
-                  letter.event_index)] += 1
+            tally.seen[(letter.source_topic, letter.partition, letter.offset,
+                        letter.event_index)] += 1
         elif letter.source_topic == requests_topic:
-            dead_requests.add((letter.partition, letter.offset))
-    ledger.dead_lettered = len(seen)
-    ledger.dead_letters_redelivered = sum(n - 1 for n in seen.values())
+            tally.dead_requests.add((letter.partition, letter.offset))
+    return tally
 
-    request_ids: dict[str, tuple[int, int]] = {}
-    for record in await read_snapshot(settings, requests_topic, timeout=timeout):
+
+def request_positions(records: Iterable[ConsumerRecord]) -> dict[str, tuple[int, int]]:
+    """Each training request's id and (partition, offset); an undecodable one is named by
+    its position."""
+    positions: dict[str, tuple[int, int]] = {}
+    for record in records:
+        where = (record.partition, record.offset)
         try:
-            request_ids[decode(record.value or b"", TrainingRequest).id] = (record.partition,
-                                                                            record.offset)
+            positions[decode(record.value or b"", TrainingRequest).id] = where
         except ValidationError:
-            request_ids[f"<undecodable {record.partition}@{record.offset}>"] = (
-                record.partition, record.offset)
-    ledger.training_requests = len(request_ids)
+            positions[f"<undecodable {record.partition}@{record.offset}>"] = where
+    return positions
 
-    decided: Counter[str] = Counter()
-    answered: set[str] = set()
-    for record in await read_snapshot(settings, settings.kafka.topic(Topic.MODEL_VERSIONS),
-                                      timeout=timeout):
+
+@dataclass(slots=True)
+class DecisionTally:
+    """Version events read, decisions (promoted or rejected) by version id, and the
+    training requests those decisions answer."""
+
+    events: int = 0
+    decided: Counter[str] = field(default_factory=Counter)
+    answered: set[str] = field(default_factory=set)
+
+
+def tally_decisions(records: Iterable[ConsumerRecord]) -> DecisionTally:
+    """Read ``model-versions``: undecodable records are left out."""
+    tally = DecisionTally()
+    for record in records:
         try:
             version = decode(record.value or b"", ModelVersion)
         except ValidationError:
             continue
-        ledger.version_events += 1
+        tally.events += 1
         if version.status in _DECIDED:
-            decided[version.version_id] += 1
+            tally.decided[version.version_id] += 1
             if version.training_request_id:
-                answered.add(version.training_request_id)
-    ledger.duplicate_versions = sorted(v for v, n in decided.items() if n > 1)
-    ledger.unanswered_requests = sorted(
-        rid for rid, where in request_ids.items()
-        if rid not in answered and where not in dead_requests)
-    return ledger
+                tally.answered.add(version.training_request_id)
+    return tally
 
 
 def read_worker_counts(metrics_url: str, *, timeout: float = 5.0) -> dict[str, int]:

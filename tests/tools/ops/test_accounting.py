@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 from kafka_helpers import produce
 
 from driftloop.schemas import Interaction, ModelVersion, TrainingRequest, encode, encode_batch
-from driftloop.schemas.commands import manual_trigger
+from driftloop.schemas.commands import COMMAND_HEADER, manual_trigger
 from driftloop.streams.commands import clock_tick
 from driftloop.streams.control import send_commands
 from driftloop.streams.ingest import decode_message
 from driftloop.streams.partitioning import TaskPartitions, task_partition
 from driftloop.tools.bench.faults.rig import Traffic
-from driftloop.tools.ops.accounting import Ledger, count_topics
+from driftloop.tools.ops.accounting import (
+    Ledger,
+    count_topics,
+    request_positions,
+    tally_dead_letters,
+    tally_decisions,
+    tally_inputs,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -130,3 +138,51 @@ async def test_events_off_their_partition_are_expected_dead_letters_and_commands
     assert ledger.rejected_by_codec == 3 and ledger.dead_lettered == 3
     ledger.processed = {"interactions": 0, "feedback": 0}
     assert ledger.ok, ledger.problems()
+
+
+def record(topic: str, offset: int, value: bytes | None, *, partition: int = 0,
+           headers: tuple[tuple[str, bytes], ...] = ()) -> ConsumerRecord:
+    """A record as read from a topic, for the tallies (no broker needed)."""
+    return ConsumerRecord(topic, partition, offset, 0, 0, None, value, None, 0,
+                          len(value or b""), headers)
+
+
+def test_the_input_tally_counts_envelope_events_poison_and_leaves_commands_out() -> None:
+    messages = [encode_batch(interactions(4)), b"\xff not json", poisoned_envelope()]
+    records = [record("p.interactions", n, raw) for n, raw in enumerate(messages)]
+    records.append(record("p.interactions", 3, b"{}", headers=((COMMAND_HEADER, b"tick"),)))
+    tally = tally_inputs(records, Interaction, owners=None)
+    assert tally.produced == 4 + 1 + 5
+    assert tally.expected_dead == {("p.interactions", 0, 1, None), ("p.interactions", 0, 2, 2)}
+    assert tally.commands == {("p.interactions", 0, 3)}
+
+
+def test_the_dead_letter_tally_sorts_letters_by_source_and_counts_redeliveries() -> None:
+    def letter(topic: str, offset: int, index: int | None = None) -> bytes:
+        [dead] = decode_message(b"\xff", Interaction, topic=topic, partition=0,
+                                offset=offset).dead_letters
+        return encode(dead.model_copy(update={"event_index": index}))
+
+    values = [letter("p.interactions", 1), letter("p.interactions", 1),
+              letter("p.interactions", 2, index=3), letter("p.training-requests", 7),
+              letter("p.feedback", 9), letter("elsewhere", 0), b"not a dead letter"]
+    tally = tally_dead_letters([record("p.dead-letters", n, v) for n, v in enumerate(values)],
+                               inputs={"p.interactions", "p.feedback"},
+                               requests_topic="p.training-requests",
+                               commands={("p.feedback", 0, 9)})
+    assert tally.seen == {("p.interactions", 0, 1, None): 2, ("p.interactions", 0, 2, 3): 1}
+    assert tally.dead_requests == {(0, 7)}
+
+
+def test_requests_and_decisions_are_read_by_id() -> None:
+    request = TrainingRequest(id="r-1", ts=1.0, task="t", trigger="manual",
+                              examples=[{"input": "a", "target": "b"}])
+    positions = request_positions([record("p.tr", 0, encode(request)),
+                                   record("p.tr", 1, b"{}", partition=2)])
+    assert positions == {"r-1": (0, 0), "<undecodable 2@1>": (2, 1)}
+    versions = [version("v1", "r-1"), version("v1", "r-1"), version("v2", "r-2", "candidate"),
+                version("v3", "r-3", "rejected").model_copy(update={"training_request_id": None})]
+    decisions = tally_decisions([record("p.mv", n, encode(v)) for n, v in enumerate(versions)]
+                                + [record("p.mv", 9, b"junk")])
+    assert decisions.events == 4 and decisions.decided == {"v1": 2, "v3": 1}
+    assert decisions.answered == {"r-1"}
