@@ -13,6 +13,7 @@ from kafka_helpers import consume_until
 from serving_helpers import TASK, publish, serving_settings, store, version_event
 from waiting import wait_until_async
 
+from driftloop.learner.registry.store import StoredArtifact
 from driftloop.learner.registry.version_log import VersionLog
 from driftloop.learner.serving.http import ServingService
 from driftloop.schemas import (
@@ -86,16 +87,9 @@ async def test_promotion_swaps_within_a_second_rollback_restores_bad_sha_is_refu
         assert await swap_seconds(client, "v1", time.monotonic()) < SWAP_DEADLINE_S
         assert (await answer(client))["output"] == "negative"
 
-        # A version whose sha256 does not match its artifact is refused; v1 keeps serving.
-        wrong_sha = version_event("v3", pos, parent="v1").model_copy(
-            update={"sha256": neg2.sha256})
-        await publish(settings, wrong_sha)
-        await acks_of(settings, lambda acks: any(a.version_id == "v3" for a in acks))
-        # ...and so is one whose stored bytes were tampered with after publication.
-        weights = Path(neg2.uri.removeprefix("file://")) / "adapter_model.safetensors"
-        weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
-        await publish(settings, version_event("v4", neg2, parent="v1"))
-        acks = await acks_of(settings, lambda acks: any(a.version_id == "v4" for a in acks))
+        # A version whose sha256 does not match its artifact is refused, and so is one whose
+        # stored bytes were tampered with after publication; v1 keeps serving.
+        acks = await publish_bad_sha_and_tampered_bytes(settings, pos, neg2)
         refused = {a.version_id: a for a in acks if a.status == "refused"}
         assert "sha256" in refused["v3"].reason and "expected" in refused["v4"].reason
         assert refused["v4"].metadata["serving"] == "v1"
@@ -108,20 +102,7 @@ async def test_promotion_swaps_within_a_second_rollback_restores_bad_sha_is_refu
         assert health["refused"] == ["v3", "v4"]
 
         # Every answer was published as an interaction with its version, scores and embedding.
-        feedback = await client.post("/feedback", json={
-            "interaction_id": after["id"], "task": TASK, "kind": "label", "value": "positive"})
-        assert feedback.status == 202
-        records = await consume_until(settings, Topic.INTERACTIONS, lambda rs: any(
-            i.id == after["id"] for r in rs for i in _events(r.value)), timeout=15.0)
-        seen = {i.id: i for r in records for i in _events(r.value)}
-        event = seen[after["id"]]
-        assert isinstance(event, Interaction) and event.model_version == "v1"
-        assert event.prediction == "negative" and len(event.embedding) == 384
-        assert event.scores.confidence == pytest.approx(after["confidence"])
-        assert event.metadata["replica"] == "replica-1"
-        assert {i.model_version for i in seen.values()} == {"v1", "v2"}
-        [record] = await consume_until(settings, Topic.FEEDBACK, 1)
-        assert decode(record.value, Feedback).interaction_id == after["id"]
+        await check_published(settings, client, after)
 
         metrics = await (await client.get("/metrics")).text()
         assert 'driftloop_serving_swaps_total{task="sentiment"} 3.0' in metrics
@@ -129,6 +110,40 @@ async def test_promotion_swaps_within_a_second_rollback_restores_bad_sha_is_refu
         assert 'driftloop_serving_version_info{task="sentiment",version="v1"} 1.0' in metrics
     finally:
         await client.close()
+
+
+async def publish_bad_sha_and_tampered_bytes(settings: Settings, pos: StoredArtifact,
+                                             neg2: StoredArtifact) -> list[ServingAck]:
+    """Publish v3 (its sha256 names another artifact) and v4 (its stored bytes tampered
+    with after publication); the acks once both are answered."""
+    wrong_sha = version_event("v3", pos, parent="v1").model_copy(
+        update={"sha256": neg2.sha256})
+    await publish(settings, wrong_sha)
+    await acks_of(settings, lambda acks: any(a.version_id == "v3" for a in acks))
+    # v4's artifact was stored whole; its bytes change before the replica fetches them.
+    weights = Path(neg2.uri.removeprefix("file://")) / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    await publish(settings, version_event("v4", neg2, parent="v1"))
+    return await acks_of(settings, lambda acks: any(a.version_id == "v4" for a in acks))
+
+
+async def check_published(settings: Settings, client: TestClient, after: dict) -> None:
+    """``after`` went out as an interaction with its version, scores and embedding (and
+    every answer before it with v1 or v2), and feedback on it as Feedback."""
+    feedback = await client.post("/feedback", json={
+        "interaction_id": after["id"], "task": TASK, "kind": "label", "value": "positive"})
+    assert feedback.status == 202
+    records = await consume_until(settings, Topic.INTERACTIONS, lambda rs: any(
+        i.id == after["id"] for r in rs for i in _events(r.value)), timeout=15.0)
+    seen = {i.id: i for r in records for i in _events(r.value)}
+    event = seen[after["id"]]
+    assert isinstance(event, Interaction) and event.model_version == "v1"
+    assert event.prediction == "negative" and len(event.embedding) == 384
+    assert event.scores.confidence == pytest.approx(after["confidence"])
+    assert event.metadata["replica"] == "replica-1"
+    assert {i.model_version for i in seen.values()} == {"v1", "v2"}
+    [record] = await consume_until(settings, Topic.FEEDBACK, 1)
+    assert decode(record.value, Feedback).interaction_id == after["id"]
 
 
 async def _serving(client: TestClient, version: str) -> bool:
