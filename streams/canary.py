@@ -33,11 +33,11 @@ from typing import Any
 import orjson
 
 from ..schemas.codec import decode
+from ..schemas.commands import Command
 from ..schemas.enums import VersionStatus
 from ..schemas.errors import ValidationError
 from ..schemas.events import ModelVersion
 from ..schemas.settings import ABTestSettings
-from .commands import Command
 from .pairing import OutcomePairing
 from .sprt import PairedSPRT, Verdict
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from ..schemas.commands import Command
 from ..schemas.enums import FeedbackKind, FeedbackSource
 from ..schemas.events import DriftAlert, Feedback, Interaction, LabelRequest, TrainingRequest
 from ..schemas.settings import TaskSettings, WorkerSettings
 from .active import ActiveSampler, label_requests
 from .buffer import LabeledExample, ReplayBuffer
-from .commands import Command
 from .detectors import DriftMonitor
 from .drift import DriftWatch
 from .join import JoinedPair, JoinWindow

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..schemas.commands import Command
 from ..schemas.enums import ExampleOrigin, TaskKind, TriggerKind
 from ..schemas.events import TrainingRequest
 from ..schemas.settings import TaskSettings, WorkerSettings
 from .buffer import ReplayBuffer
-from .commands import Command
 from .quality import QualityTracker
 from .triggers import (
     ChallengePolicy,
