@@ -12,10 +12,8 @@ cheap for the command line, and torch loads only when a name that needs it is us
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from .errors import LearnerError
+from .lazy import lazy_exports
 
 __all__ = [
     "ArtifactStore",
@@ -42,8 +40,4 @@ _LAZY = {
     "VersionLog": "registry",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -34,7 +34,7 @@ import orjson
 
 from ..schemas.codec import decode
 from ..schemas.commands import Command
-from ..schemas.enums import VersionStatus
+from ..schemas.enums import CommandKind, VersionStatus
 from ..schemas.errors import ValidationError
 from ..schemas.events import ModelVersion
 from ..schemas.settings import ABTestSettings
@@ -45,7 +45,8 @@ __all__ = ["CANARY_COMMAND_KINDS", "CanaryComparison", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-CANARY_COMMAND_KINDS = frozenset({"candidate", "promoted", "rejected"})
+CANARY_COMMAND_KINDS = frozenset({CommandKind.CANDIDATE, CommandKind.PROMOTED,
+                                  CommandKind.REJECTED})
 Outcome = tuple[str, str, str, bool]
 """(interaction id, domain, model version, right?) of one joined label or correction."""
 _DECISIONS_REMEMBERED = 1000
@@ -141,7 +142,7 @@ class CanaryComparison:
             self.counters["commands_ignored"] += 1
             return []
         version = command.version
-        if command.kind == "promoted":
+        if command.kind is CommandKind.PROMOTED:
             self._end(version, VersionStatus.PROMOTED.value)
             if version != self.head:
                 self.head = version
@@ -149,10 +150,10 @@ class CanaryComparison:
                 if self.test is not None:
                     self._restart("a new head")
             return []
-        if command.kind == "rejected":
+        if command.kind is CommandKind.REJECTED:
             self._end(version, VersionStatus.REJECTED.value)
             return []
-        if command.kind == "candidate":
+        if command.kind is CommandKind.CANDIDATE:
             return self._start(command, now)
         self.counters["commands_ignored"] += 1
         return []

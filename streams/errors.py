@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..schemas.errors import CommandError, DriftloopError
+from ..schemas.errors import DriftloopError
 
-__all__ = ["ConfigurationError", "StateError", "StreamsError", "TriggerError"]
+__all__ = ["ConfigurationError", "StateError", "StreamsError"]
 
 
 class StreamsError(DriftloopError):
@@ -18,8 +18,3 @@ class ConfigurationError(StreamsError, ValueError):
 
 class StateError(StreamsError):
     """Persisted stream state (a table value) cannot be restored: wrong type or version."""
-
-
-# A malformed command: the contract's error (commands are a wire contract in
-# ``schemas/commands.py``), under the name the worker's command handling catches.
-TriggerError = CommandError

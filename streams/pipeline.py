@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..schemas.commands import Command
-from ..schemas.enums import FeedbackKind, FeedbackSource
+from ..schemas.enums import CommandKind, FeedbackKind, FeedbackSource
 from ..schemas.events import DriftAlert, Feedback, Interaction, LabelRequest, TrainingRequest
 from ..schemas.settings import TaskSettings, WorkerSettings
 from .active import ActiveSampler, label_requests
@@ -290,7 +290,7 @@ class TaskState:
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, command: Command, *, now: float) -> bool:
         """Apply an operator or registry command once; False when already seen."""
-        if command.kind == "tick":
+        if command.kind is CommandKind.TICK:
             # Only a reason to check the triggers: recording thousands of ticks would push
             # real command ids out of the bounded memory below.
             self.counters["commands_tick"] += 1
@@ -302,7 +302,7 @@ class TaskState:
             self.commands_seen.popitem(last=False)
         self.counters[f"commands_{command.kind}"] += 1
         self.training.take(command)
-        if command.kind == "promoted":
+        if command.kind is CommandKind.PROMOTED:
             self.quality.reset_baseline()
         return True
 

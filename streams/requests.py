@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from ..schemas.commands import Command
-from ..schemas.enums import ExampleOrigin, TaskKind, TriggerKind
+from ..schemas.enums import CommandKind, ExampleOrigin, TaskKind, TriggerKind
 from ..schemas.events import TrainingRequest
 from ..schemas.settings import TaskSettings, WorkerSettings
 from .buffer import ReplayBuffer
@@ -85,11 +85,11 @@ class TrainingRequests:
     def take(self, command: Command) -> None:
         """Keep what a (first seen) command means for training: an operator's trigger, a
         failing challenge, or the promoted version the next request trains from."""
-        if command.kind == "trigger":
+        if command.kind is CommandKind.TRIGGER:
             self.pending_manual.append(command.reason or command.id)
-        elif command.kind == "challenge":
+        elif command.kind is CommandKind.CHALLENGE:
             self.pending_challenge.append(command.reason or str(command.version))
-        elif command.kind == "promoted":
+        elif command.kind is CommandKind.PROMOTED:
             self.parent_version = command.version
 
     def check(self, buffer: ReplayBuffer, quality: QualityTracker, counters: Counter[str], *,

@@ -29,12 +29,12 @@ from typing import Any
 
 from ..schemas.codec import encode
 from ..schemas.commands import COMMAND_HEADER, decode_command
+from ..schemas.errors import CommandError
 from ..schemas.events import DeadLetter, Event, Feedback, Interaction, ModelVersion
 from ..schemas.settings import Settings
 from ..schemas.topics import Topic
 from .buffer import ReplayBuffer
 from .canary import CANARY_COMMAND_KINDS, CanaryComparison
-from .errors import TriggerError
 from .ingest import dead_letter, decode_message
 from .join import JoinWindow
 from .liveness import Liveness
@@ -162,8 +162,8 @@ class Step:
     async def _command(self, message: Any, now: float) -> None:
         try:
             command = decode_command(message.value)
-        except TriggerError as exc:
-            await self._reject_command(message, "invalid_command", str(exc))
+        except CommandError as exc:
+            await self._reject_command(message, exc.code, str(exc))
             return
         owners = self.ownership.task_partitions(message.topic)
         if owners[command.task] != message.partition:  # the task's state lives elsewhere

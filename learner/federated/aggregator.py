@@ -43,12 +43,9 @@ from ..models.adapters import (
     read_metadata,
     save_adapter,
 )
-from ..models.classification import ClassificationTask
 from ..models.device import ComputeDevice, select_device
-from ..models.generation import GenerationTask
-from ..models.prompts import get_template
 from ..models.resident import ResidentModels, default_base_model
-from ..models.task_model import TaskModel
+from ..models.task_model import TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog, version_id_for
 from ..topics.sites import LORA_CONFIG_FILE, read_lora_config
@@ -231,11 +228,9 @@ class FederatedAggregator:
 
     def _task_model(self, kind: TaskKind, base: Any, meta: AdapterMetadata) -> TaskModel:
         cfg = self.settings.learner
-        if kind is TaskKind.CLASSIFICATION:
-            return ClassificationTask(base.tokenizer, meta.labels, self.device,
-                                      max_length=cfg.max_length)
-        return GenerationTask(base.tokenizer, get_template(meta.prompt_template_id), self.device,
-                              max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens)
+        return task_model_for(kind, base.tokenizer, self.device, labels=meta.labels,
+                              template_ref=meta.prompt_template_id, max_length=cfg.max_length,
+                              max_new_tokens=cfg.max_new_tokens)
 
 
 @dataclass(frozen=True, slots=True)

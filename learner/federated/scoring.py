@@ -57,11 +57,11 @@ class GateScorer:
 
     def score(self, model: Any, *, with_suite: bool = True) -> Metrics:
         return gate_metrics(self.task_model, model, self.examples,
-                      self.suite if with_suite else ChallengeSuite())
+                            self.suite if with_suite else ChallengeSuite())
 
 
 def gate_metrics(task_model: TaskModel, model: Any, examples: Sequence[TrainingExample],
-           suite: ChallengeSuite) -> Metrics:
+                 suite: ChallengeSuite) -> Metrics:
     """The gate's metrics on the evaluation set (overall and per domain) and the suite.
 
     >>> from driftloop.schemas.events import TrainingExample

@@ -7,8 +7,7 @@ templates that turn examples into text.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 __all__ = [
     "AdapterMetadata",
@@ -25,6 +24,7 @@ __all__ = [
     "read_metadata",
     "save_adapter",
     "select_device",
+    "task_model_for",
 ]
 
 # Re-exported lazily: importing the package must not load torch until a name needs it.
@@ -43,10 +43,7 @@ _LAZY = {
     "PromptTemplate": "prompts",
     "get_template": "prompts",
     "TaskModel": "task_model",
+    "task_model_for": "task_model",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -17,7 +17,8 @@ from ...schemas.enums import TaskKind
 from ..errors import AdapterFormatError
 
 __all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES", "AdapterMetadata",
-           "LoraSpec", "check_safetensors_only", "read_metadata", "save_adapter"]
+           "LoraSpec", "check_safetensors_only", "read_metadata", "save_adapter",
+           "trainable_peft_model"]
 
 ADAPTER_METADATA_FILE = "driftloop.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -138,3 +139,13 @@ def read_metadata(folder: Path) -> AdapterMetadata:
         raise AdapterFormatError(f"{folder} has no {ADAPTER_METADATA_FILE}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise AdapterFormatError(f"{path} is malformed: {exc}") from None
+
+
+def trainable_peft_model(model: Any, config: Any, parent_dir: Path | None) -> Any:
+    """``model`` with a trainable adapter: a fresh one from PEFT ``config``, or the parent's
+    adapter (at ``parent_dir``) loaded to continue training."""
+    from peft import PeftModel, get_peft_model
+
+    if parent_dir is None:
+        return get_peft_model(model, config)
+    return PeftModel.from_pretrained(model, str(parent_dir), is_trainable=True)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
-from .adapters import LoraSpec
+from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
 
 __all__ = ["ClassificationTask", "MeanPoolClassifier", "classifier_lora_config"]
@@ -93,14 +93,9 @@ class ClassificationTask:
     def build(self, encoder: nn.Module, spec: LoraSpec, parent_dir: Path | None,
               *, dropout: float = 0.1) -> Any:
         """A trainable PEFT model: fresh LoRA and head, or continued from the parent's."""
-        from peft import PeftModel, get_peft_model
-
         model = MeanPoolClassifier(encoder, len(self.labels), dropout)
-        if parent_dir is None:
-            peft_model = get_peft_model(model, classifier_lora_config(spec))
-        else:
-            peft_model = PeftModel.from_pretrained(model, str(parent_dir), is_trainable=True)
-        return peft_model.to(self.device.device)
+        return trainable_peft_model(model, classifier_lora_config(spec),
+                                    parent_dir).to(self.device.device)
 
     def batch(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer([e.input for e in examples], padding=True, truncation=True,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ...schemas.events import TrainingExample
-from .adapters import LoraSpec
+from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
 from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
 
@@ -59,13 +59,8 @@ class GenerationTask:
 
     def build(self, model: nn.Module, spec: LoraSpec, parent_dir: Path | None,
               *, dropout: float = 0.1) -> Any:
-        from peft import PeftModel, get_peft_model
-
-        if parent_dir is None:
-            peft_model = get_peft_model(model, generator_lora_config(spec))
-        else:
-            peft_model = PeftModel.from_pretrained(model, str(parent_dir), is_trainable=True)
-        return peft_model.to(self.device.device)
+        return trainable_peft_model(model, generator_lora_config(spec),
+                                    parent_dir).to(self.device.device)
 
     def batch(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
         rows = [self.template.encode(self.tokenizer, e.input, e.target, self.max_length)

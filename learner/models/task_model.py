@@ -15,12 +15,13 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from ...schemas.enums import TaskKind
 from ...schemas.events import TrainingExample
 from .adapters import LoraSpec
 from .device import ComputeDevice
 from .prompts import PromptTemplate
 
-__all__ = ["TaskModel"]
+__all__ = ["TaskModel", "task_model_for"]
 
 
 @runtime_checkable
@@ -77,3 +78,23 @@ class TaskModel(Protocol):
                       expected: Sequence[str]) -> list[bool]:
         """Whether the answer to each prompt is the expected one."""
         ...
+
+
+def task_model_for(kind: TaskKind, tokenizer: Any, device: ComputeDevice, *,
+                   labels: Sequence[str] = (), template_ref: str | None = None,
+                   max_length: int = 128, max_new_tokens: int = 8) -> TaskModel:
+    """The task model of ``kind``: a classifier over ``labels``, or a generator under the
+    template ``template_ref`` names (the default template when None).
+
+    >>> task_model_for(TaskKind.CLASSIFICATION, None, ComputeDevice(torch.device("cpu")),
+    ...                labels=("no", "yes")).labels
+    ('no', 'yes')
+    """
+    from .classification import ClassificationTask
+    from .generation import GenerationTask
+    from .prompts import get_template
+
+    if kind is TaskKind.CLASSIFICATION:
+        return ClassificationTask(tokenizer, labels, device, max_length=max_length)
+    return GenerationTask(tokenizer, get_template(template_ref), device, max_length=max_length,
+                          max_new_tokens=max_new_tokens)

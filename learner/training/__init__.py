@@ -6,8 +6,7 @@ teacher, and cross-domain transfer of a new domain's starting adapter.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 __all__ = [
     "Distillation",
@@ -34,8 +33,4 @@ _LAZY = {
     "plan_domain_start": "transfer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

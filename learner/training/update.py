@@ -32,12 +32,9 @@ from ..gate.rule import GateDecision, GateRule
 from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics
 from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
-from ..models.classification import ClassificationTask
 from ..models.device import ComputeDevice, select_device
-from ..models.generation import GenerationTask
-from ..models.prompts import get_template
 from ..models.resident import BaseModel, ResidentModels
-from ..models.task_model import TaskModel
+from ..models.task_model import TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog
 from .distill import Distillation, distillation_for
@@ -210,16 +207,13 @@ class IncrementalUpdater:
     def _task_model(self, plan: UpdatePlan, start: _Start) -> TaskModel:
         """The task model of the plan's kind, checked against the request's examples."""
         cfg, meta = self.settings.learner, start.adapter_meta
-        model: TaskModel
-        if plan.kind is TaskKind.CLASSIFICATION:
-            labels = labels_for(plan.request, plan.task, meta.labels if meta else ())
-            model = ClassificationTask(start.base.tokenizer, labels, self.device,
-                                       max_length=cfg.max_length)
-        else:
-            ref = (plan.request.prompt_template_id or plan.task.prompt_template_id
-                   or (meta.prompt_template_id if meta else None))
-            model = GenerationTask(start.base.tokenizer, get_template(ref), self.device,
-                                   max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens)
+        labels = (labels_for(plan.request, plan.task, meta.labels if meta else ())
+                  if plan.kind is TaskKind.CLASSIFICATION else ())
+        template = (plan.request.prompt_template_id or plan.task.prompt_template_id
+                    or (meta.prompt_template_id if meta else None))
+        model = task_model_for(plan.kind, start.base.tokenizer, self.device, labels=labels,
+                               template_ref=template, max_length=cfg.max_length,
+                               max_new_tokens=cfg.max_new_tokens)
         model.check(plan.request.examples)
         return model
 

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from driftloop.schemas import ModelVersion
 from driftloop.schemas.commands import COMMAND_HEADER, decode_command, encode_command
-from driftloop.schemas.errors import CommandError
 from driftloop.streams.commands import clock_tick, commands_from_version
-from driftloop.streams.errors import TriggerError
-
-
-def test_the_workers_command_handling_catches_the_contracts_error():
-    assert issubclass(CommandError, TriggerError)
 
 
 def test_a_promoted_version_that_fails_its_challenges_becomes_two_commands():

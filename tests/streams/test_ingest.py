@@ -21,8 +21,8 @@ from driftloop.schemas import (
 )
 from driftloop.schemas.commands import decode_command
 from driftloop.schemas.enums import CommandKind
+from driftloop.schemas.errors import CommandError
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
-from driftloop.streams.errors import TriggerError
 from driftloop.streams.ingest import MAX_DEAD_LETTER_PAYLOAD, decode_message
 from driftloop.streams.partitioning import TaskPartitions, task_partition
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
@@ -272,7 +272,7 @@ def test_valid_but_extreme_events_never_crash_the_pipeline(data) -> None:
 def test_fuzzed_commands_are_refused_or_well_typed(value: bytes) -> None:
     try:
         command = decode_command(value)
-    except TriggerError:
+    except CommandError:
         return
     assert isinstance(command.id, str) and isinstance(command.task, str)
     assert isinstance(command.reason, str) and isinstance(command.ts, int | float)

@@ -8,9 +8,9 @@ from collections import Counter
 from task_helpers import WORKER, fresh, items, labels
 
 from driftloop.schemas import Interaction
+from driftloop.schemas.commands import Command
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.buffer import LabeledExample
-from driftloop.streams.commands import Command
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
 from driftloop.streams.quality import QualityTracker
 from driftloop.streams.requests import TrainingRequests, trigger_gate

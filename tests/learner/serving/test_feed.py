@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from kafka_helpers import produce
 from serving_helpers import TASK, publish, store, version_event
+from waiting import wait_until_async
 
 from driftloop.learner.errors import ServingError
 from driftloop.learner.serving import VersionFeed
@@ -20,11 +20,16 @@ pytestmark = pytest.mark.kafka
 async def read_until(feed: VersionFeed, done, timeout: float = 30.0) -> list[str]:  # type: ignore[no-untyped-def]
     """Version ids of the events read until ``done()`` holds."""
     seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"feed condition not met ({seen} read)"
+
+    async def read_more() -> bool:
+        if done():
+            return True
         _, events = await feed.read()
-        seen += [e.version_id for e in events]
+        seen.extend(e.version_id for e in events)
+        return False
+
+    await wait_until_async(read_more, timeout, "the feed condition", interval=0,
+                           seen=lambda: f"{seen} read")
     return seen
 
 
