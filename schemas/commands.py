@@ -9,8 +9,9 @@ Kinds (:class:`~driftloop.schemas.enums.CommandKind`): ``trigger`` (an operator 
 training now), ``challenge`` (a version failed its challenge prompts), ``promoted`` (a new
 current version, the parent of the next training), ``candidate`` (a version for the A/B
 test, its ``model-versions`` event carried in ``event``), ``rejected`` (a version rejected or
-rolled back: an A/B test of it ends) and ``tick`` (the worker's clock: time-based triggers
-are checked even when no event arrives).
+rolled back: an A/B test of it ends), ``tick`` (the worker's clock: time-based triggers
+are checked even when no event arrives) and ``answered`` (the learner decided the training
+request named in ``request``, whatever the version's status: the worker may send the next).
 
 What a worker makes of a ``model-versions`` entry is the worker's business
 (:func:`driftloop.streams.commands.commands_from_version`); this module is only the wire.
@@ -77,6 +78,8 @@ class Command:
     ts: float = 0.0
     event: dict[str, Any] | None = None
     """The ``model-versions`` event (JSON) of a ``candidate`` command."""
+    request: str | None = None
+    """The training request an ``answered`` command answers."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -89,8 +92,10 @@ class Command:
 
 def encode_command(command: Command) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Key, value and headers of the Kafka message that carries ``command``."""
-    return (command.task.encode(), orjson.dumps(asdict(command)),
-            [(COMMAND_HEADER, command.kind.encode())])
+    body = asdict(command)
+    if body["request"] is None:  # added later: commands without one keep their bytes
+        del body["request"]
+    return (command.task.encode(), orjson.dumps(body), [(COMMAND_HEADER, command.kind.encode())])
 
 
 def decode_command(value: bytes | None) -> Command:
@@ -139,10 +144,10 @@ def decode_command(value: bytes | None) -> Command:
 
 _FIELD_TYPES: dict[str, Any] = {"id": str, "task": str, "kind": str, "reason": str,
                                 "version": (str, type(None)), "ts": (int, float),
-                                "event": (dict, type(None))}
+                                "event": (dict, type(None)), "request": (str, type(None))}
 _SLUG = re.compile(SLUG_PATTERN)
 # Ids and reasons are kept in the task's state (and its changelog): bounded like event fields.
-_MAX_CHARS = {"id": 256, "reason": 4096, "version": 256}
+_MAX_CHARS = {"id": 256, "reason": 4096, "version": 256, "request": 256}
 
 
 def manual_trigger(task: str, *, reason: str = "", id: str | None = None) -> Command:

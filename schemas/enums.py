@@ -42,6 +42,7 @@ class DriftSignal(StrEnum):
     EMBEDDING = "embedding"
     SCORE = "score"
     ERROR_RATE = "error_rate"
+    DOMAIN = "domain"  # a domain name the task had not seen: a shift the producer named
 
 
 class TriggerKind(StrEnum):
@@ -73,6 +74,7 @@ class CommandKind(StrEnum):
     CANDIDATE = "candidate"
     REJECTED = "rejected"
     TICK = "tick"
+    ANSWERED = "answered"
 
 
 class TaskKind(StrEnum):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from ..enums import FeedbackKind, FeedbackSource
 from ..errors import show_value
-from ..fields import Name, Probability, Slug, Text, TextOrNumber, Timestamp
+from ..fields import Flag, Name, Probability, Slug, Text, TextOrNumber, Timestamp
 from .base import EVENT_CONFIG, Embedding, Event, Metadata
 
 __all__ = ["Feedback", "Interaction", "Scores"]
@@ -62,6 +62,9 @@ class Interaction(Event):
     scores: Scores = Field(default_factory=Scores)
     embedding: Embedding | None = None
     metadata: Metadata = Field(default_factory=dict)
+    # Monitoring traffic (a health check, a synthetic probe): served and counted, never
+    # learnt from and never a drift signal.
+    probe: Flag = False
 
 
 class Feedback(Event):

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from ..enums import ExampleOrigin, FeedbackKind, TaskKind, TriggerKind
-from ..fields import Name, Number, Probability, Slug, Text, Timestamp
+from ..fields import Count, Name, Number, Probability, Slug, Text, Timestamp
 from .base import EVENT_CONFIG, Event, Metadata
 
 __all__ = ["TrainingExample", "TrainingRequest"]
@@ -35,6 +35,10 @@ class TrainingExample(BaseModel):
     # target: the learner turns the examples the model got wrong into challenge probes.
     model_answer: Text | None = None
     feedback_kind: FeedbackKind | None = None
+    # The worker's regime of the task when the interaction was seen: it counts the shifts it
+    # detected (a drift alert, a new domain name). The gate judges a candidate on the
+    # current regime's held-out examples apart from the older ones.
+    regime: Count = 0
 
 
 class TrainingRequest(Event):

@@ -44,8 +44,19 @@ class LearnerSettings(Section):
                                                 "(chosen by a hash of each example's text)")
     gate_pool_size: int = Field(
         200, ge=0, le=100_000,
-        description="held-out examples of earlier requests kept per task and domain; the "
-                    "gate also scores on those of the request's domains (0: own holdout only)")
+        description="held-out examples of earlier requests kept per task, domain and regime; "
+                    "the gate also scores on them (0: own holdout only)")
+    gate_alpha: float = Field(
+        0.05, gt=0.0, lt=0.5,
+        description="false-promotion rate of one gate decision: a candidate is promoted when "
+                    "a paired test (McNemar, exact) says it is better than its parent on the "
+                    "current regime's held-out texts at this level, and not significantly "
+                    "worse on older ones")
+    gate_recent_examples: int = Field(
+        400, gt=0, description="most held-out texts of the current regime a gate scores")
+    gate_old_examples: int = Field(
+        600, ge=0, description="most held-out texts of earlier regimes a gate scores (enough "
+                               "to see a loss of two points)")
     gate_pool_max_bytes: int = Field(
         8 * 1024 * 1024, gt=0,
         description="most bytes of text in one task's gate pool (the oldest leave first)")
@@ -56,7 +67,9 @@ class LearnerSettings(Section):
     min_improvement: float = Field(0.0, ge=0.0, le=1.0,
                                    description="held-out score rise the gate demands")
     replay_tolerance: float = Field(0.02, ge=0.0, le=1.0,
-                                    description="replay score drop the gate accepts")
+                                    description="older-traffic score drop a gate without "
+                                                "per-example outcomes (the federated merge) "
+                                                "accepts")
     challenge_tolerance: float = Field(0.02, ge=0.0, le=1.0,
                                        description="challenge score drop the gate accepts")
     prompt_stability_probes: int = Field(

@@ -43,12 +43,15 @@ class DriftSettings(Section):
     threshold: float = Field(25.0, gt=0, description="Page-Hinkley threshold on z-scores")
     delta: float = Field(0.5, ge=0, description="Page-Hinkley allowance on z-scores")
     adwin_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence")
-    block_size: int = Field(32, gt=0, description="events averaged into one detector input")
-    warmup_blocks: int = Field(30, ge=2, description="blocks that learn the reference")
-    min_effect: float = Field(1.0, ge=0, description="smallest mean |z| that may alert")
-    cooldown_blocks: int = Field(30, ge=0, description="blocks without alert after one")
+    block_size: int = Field(16, gt=0, description="events averaged into one detector input")
+    warmup_blocks: int = Field(10, ge=2, description="blocks that learn the reference before "
+                                                     "any alert")
+    reference_blocks: int = Field(40, ge=2, description="blocks the reference keeps learning "
+                                                        "from after the warm-up (lagged)")
+    min_effect: float = Field(0.75, ge=0, description="smallest mean |z| that may alert")
+    cooldown_blocks: int = Field(10, ge=0, description="blocks without alert after one")
     projections: int = Field(4, ge=0, description="random projections of embeddings")
-    centroid_events: int = Field(1000, gt=0, description="embeddings that learn the centroid")
+    centroid_events: int = Field(160, gt=0, description="embeddings that learn the centroid")
     seed: int = 0
 
 
@@ -78,12 +81,29 @@ class BufferSettings(Section):
 class TriggerSettings(Section):
     """When a task asks for training."""
 
-    min_examples: int = Field(32, gt=0, description="new examples needed by any trigger")
-    cooldown_s: float = Field(300.0, ge=0, description="time between two requests of a task")
+    min_examples: int = Field(32, gt=0, description="new examples needed by any trigger; a "
+                                                    "drift trigger also waits for this many "
+                                                    "labels of the regime its alert opened")
+    cooldown_s: float = Field(10.0, ge=0, description="least time between two requests")
+    max_in_flight: int = Field(
+        1, ge=0, description="requests of a task sent and not yet answered by the learner; "
+                             "while that many wait, only an operator's trigger sends another "
+                             "(0: no limit): the learner's pace is the cooldown")
+    answer_timeout_s: float = Field(
+        900.0, gt=0, description="an unanswered request stops holding the next after this")
+    regime_growth: float | None = Field(
+        2.0, gt=1, description="schedule within a regime (the traffic since the last shift): "
+                               "ask again when its labels reach min_examples, then each time "
+                               "they grow by this factor (32, 64, 128, ...): many updates "
+                               "after a shift, few once it is learnt (None: off)")
+    max_interval: int = Field(
+        2048, gt=0, description="most regime labels between two scheduled requests")
     every_s: float | None = Field(None, gt=0, description="schedule: every T seconds")
     every_examples: int | None = Field(None, gt=0, description="schedule: every N examples")
     on_drift: bool = True
-    metric_threshold: float | None = Field(0.7, ge=0, le=1, description="accuracy floor")
+    metric_threshold: float | None = Field(
+        None, ge=0, le=1, description="accuracy floor (None: none; a floor is a property of "
+                                      "the stream, the drop from the baseline is not)")
     metric_max_drop: float | None = Field(0.1, ge=0, le=1, description="drop from baseline")
     metric_min_outcomes: int = Field(100, gt=0, description="labels before the metric counts")
     challenge_min_score: float | None = Field(
