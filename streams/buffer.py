@@ -40,6 +40,8 @@ class LabeledExample:
     # learner makes the examples it got wrong into challenge probes.
     model_answer: str | None = None
     feedback_kind: str | None = None
+    # The task's regime when the interaction was seen (see streams/requests.py).
+    regime: int = 0
 
     def __setstate__(self, state: list[Any]) -> None:
         # Buffers are pickled into changelogs; one written before a field was added has a
@@ -68,7 +70,8 @@ class LabeledExample:
         return TrainingExample(input=self.input, target=self.target, weight=self.weight,
                                origin=origin, difficulty=self.difficulty, domain=self.domain,
                                interaction_id=self.interaction_id,
-                               model_answer=self.model_answer, feedback_kind=self.feedback_kind)
+                               model_answer=self.model_answer, feedback_kind=self.feedback_kind,
+                               regime=self.regime)
 
 
 class ReplayBuffer:

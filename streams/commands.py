@@ -45,7 +45,9 @@ def clock_tick(task: str, *, now: float | None = None) -> Command:
 def commands_from_version(version: ModelVersion, *, challenge_min_score: float | None,
                           candidates: bool = False) -> list[Command]:
     """What a ``model-versions`` entry means for the worker: a new parent, failed challenges,
-    and with ``candidates`` (A/B tests on) a candidate to test or the end of one.
+    with ``candidates`` (A/B tests on) a candidate to test or the end of one, and, first,
+    that the training request it came from was answered (whatever the status), so the
+    task's next request may go.
 
     >>> event = ModelVersion(version_id="v2", ts=1.0, task="t", base_model="m",
     ...                      adapter_uri="file:///a/v2", sha256="0" * 64, size_bytes=1,
@@ -55,6 +57,10 @@ def commands_from_version(version: ModelVersion, *, challenge_min_score: float |
     [('candidate', 'v2', 'candidate')]
     """
     out = []
+    if version.training_request_id is not None:
+        out.append(Command(id=f"answered-{version.version_id}", task=version.task,
+                           kind=CommandKind.ANSWERED, version=version.version_id,
+                           ts=version.ts, request=version.training_request_id))
     if candidates and version.status is VersionStatus.CANDIDATE:
         out.append(Command(id=f"candidate-{version.version_id}", task=version.task,
                            kind=CommandKind.CANDIDATE, version=version.version_id, ts=version.ts,

@@ -8,7 +8,10 @@ one parameter set work for every signal of every task:
   the Python per-call cost of River is paid once per block and the noise shrinks by
   ``sqrt(block_size)``;
 * during ``warmup_blocks`` it learns the reference mean and spread of the block means, and
-  afterwards feeds River the standardised value ``z = (block_mean - mean) / std``;
+  afterwards feeds River the standardised value ``z = (block_mean - mean) / std``; the
+  reference keeps learning, ``effect_blocks`` behind, until it holds ``reference_blocks``
+  blocks, so a short warm-up serves short streams and long ones still get a precise
+  reference (a shift inside the lag alerts before it can enter the reference);
 * an alert needs River to fire *and* the mean ``z`` of the last ``effect_blocks`` blocks to be
   at least ``min_effect`` (hysteresis: small wobbles that trip River do not alert);
 * after an alert the reference is re-learnt on the new regime (one shift raises one alert)
@@ -31,7 +34,7 @@ from river import drift
 
 from .errors import ConfigurationError
 
-__all__ = ["DETECTORS", "Detection", "DriftMonitor", "block_means"]
+__all__ = ["DETECTORS", "Detection", "DriftMonitor", "Reference", "block_means"]
 
 # name -> River class. Only detectors of real-valued inputs: the monitor feeds standardised
 # block means (the error-rate signal included), never single bits.
@@ -83,7 +86,11 @@ class DriftMonitor:
     block_size
         Events averaged into one detector input.
     warmup_blocks
-        Blocks used to learn the reference mean and spread (also after every alert).
+        Blocks used to learn the reference mean and spread before any alert is possible
+        (also after every alert and every :meth:`rereference`).
+    reference_blocks
+        Most blocks the reference learns from: after the warm-up it keeps adding blocks
+        ``effect_blocks`` behind the newest, up to this many (at least ``warmup_blocks``).
     min_effect
         Smallest mean ``|z|`` over the last ``effect_blocks`` blocks for an alert.
     effect_blocks
@@ -111,11 +118,12 @@ class DriftMonitor:
         *,
         detector: str = DEFAULT_DETECTOR,
         params: Mapping[str, Any] | None = None,
-        block_size: int = 32,
-        warmup_blocks: int = 30,
-        min_effect: float = 1.0,
+        block_size: int = 16,
+        warmup_blocks: int = 10,
+        reference_blocks: int = 40,
+        min_effect: float = 0.75,
         effect_blocks: int = 4,
-        cooldown_blocks: int = 30,
+        cooldown_blocks: int = 10,
         seed: int = 0,
     ) -> None:
         if detector not in DETECTORS:
@@ -126,6 +134,9 @@ class DriftMonitor:
                                  ("cooldown_blocks", cooldown_blocks, 0)):
             if not isinstance(value, int) or value < low:
                 raise ConfigurationError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(reference_blocks, int) or reference_blocks < warmup_blocks:
+            raise ConfigurationError(f"reference_blocks must be an integer >= warmup_blocks "
+                                     f"({warmup_blocks}), got {reference_blocks!r}")
         if not math.isfinite(min_effect) or min_effect < 0:
             raise ConfigurationError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
         self.detector = detector
@@ -134,6 +145,7 @@ class DriftMonitor:
         self.params = dict(params)
         self.block_size = block_size
         self.warmup_blocks = warmup_blocks
+        self.reference_blocks = reference_blocks
         self.min_effect = float(min_effect)
         self.effect_blocks = effect_blocks
         self.cooldown_blocks = cooldown_blocks
@@ -162,10 +174,17 @@ class DriftMonitor:
         self._last: list[Detection] = []
 
     def _rewarm(self) -> None:
-        self._ref_n = 0
-        self._ref_mean = 0.0
-        self._ref_m2 = 0.0
+        self._ref = Reference(warmup=self.warmup_blocks, most=self.reference_blocks,
+                              lag=self.effect_blocks)
         self._recent: deque[float] = deque(maxlen=self.effect_blocks)
+
+    def rereference(self) -> DriftMonitor:
+        """Forget the reference and learn it again from the next blocks (the served model
+        changed: its scores and embeddings move without the world moving)."""
+        self._river = self._new_detector()
+        self._partial_sum, self._partial_count = 0.0, 0
+        self._rewarm()
+        return self
 
     # -- read-only results -------------------------------------------------------------
     @property
@@ -179,7 +198,7 @@ class DriftMonitor:
 
     @property
     def warming_up(self) -> bool:
-        return self._ref_n < self.warmup_blocks
+        return self._ref.warming_up
 
     @property
     def drift_detected(self) -> bool:
@@ -189,12 +208,7 @@ class DriftMonitor:
     @property
     def reference(self) -> tuple[float, float]:
         """Mean and standard deviation of the block means the monitor compares against."""
-        return self._ref_mean, self._ref_std()
-
-    def _ref_std(self) -> float:
-        var = self._ref_m2 / (self._ref_n - 1) if self._ref_n > 1 else 0.0
-        # A flat warm-up (a constant signal) must not make every later wobble infinite.
-        return max(math.sqrt(var), 1e-6 * max(1.0, abs(self._ref_mean)))
+        return self._ref.mean, self._ref.std()
 
     # -- updates -----------------------------------------------------------------------
     def update(self, x: float) -> DriftMonitor:
@@ -220,14 +234,10 @@ class DriftMonitor:
 
     def _block(self, mean: float, events_at: int) -> Detection | None:
         self._blocks += 1
-        if self._ref_n < self.warmup_blocks:
-            self._ref_n += 1
-            delta = mean - self._ref_mean
-            self._ref_mean += delta / self._ref_n
-            self._ref_m2 += delta * (mean - self._ref_mean)
+        if not self._ref.add(mean):
             return None
-        ref_std = self._ref_std()
-        z = (mean - self._ref_mean) / ref_std
+        ref_std = self._ref.std()
+        z = (mean - self._ref.mean) / ref_std
         self._recent.append(z)
         self._river.update(z)
         if not self._river.drift_detected or self._blocks < self._silent_until:
@@ -237,7 +247,7 @@ class DriftMonitor:
             return None
         detection = Detection(
             events_seen=events_at, blocks_seen=self._blocks, effect=effect,
-            reference_mean=self._ref_mean, reference_std=ref_std, current_mean=mean,
+            reference_mean=self._ref.mean, reference_std=ref_std, current_mean=mean,
             detector=self.detector)
         self._alerts += 1
         self._silent_until = self._blocks + self.cooldown_blocks
@@ -254,6 +264,7 @@ class DriftMonitor:
         return {
             "detector": self.detector, "params": dict(self.params),
             "block_size": self.block_size, "warmup_blocks": self.warmup_blocks,
+            "reference_blocks": self.reference_blocks,
             "min_effect": self.min_effect, "effect_blocks": self.effect_blocks,
             "cooldown_blocks": self.cooldown_blocks, "seed": self.seed,
         }
@@ -261,6 +272,50 @@ class DriftMonitor:
     def __repr__(self) -> str:
         return (f"DriftMonitor(detector={self.detector!r}, params={self.params!r}, "
                 f"block_size={self.block_size}, events_seen={self._events})")
+
+
+class Reference:
+    """The mean and spread of the block means a monitor compares against.
+
+    It learns from the first ``warmup`` blocks, then keeps learning ``lag`` blocks behind
+    the newest until it holds ``most``: a short warm-up serves short streams and a long one
+    still gets a precise reference, while a shift alerts before it can enter the reference.
+
+    >>> ref = Reference(warmup=2, most=3, lag=1)
+    >>> [ref.add(x) for x in (1.0, 3.0, 5.0, 7.0, 9.0)], ref.n, ref.mean
+    ([False, False, True, True, True], 3, 3.0)
+    """
+
+    def __init__(self, *, warmup: int, most: int, lag: int) -> None:
+        self.warmup, self.most, self.lag = warmup, most, lag
+        self.n, self.mean, self._m2 = 0, 0.0, 0.0
+        self._lagged: deque[float] = deque()
+
+    @property
+    def warming_up(self) -> bool:
+        return self.n < self.warmup
+
+    def add(self, value: float) -> bool:
+        """Take one block mean; True when the monitor should judge it (warm-up is over)."""
+        if self.n < self.warmup:
+            self._learn(value)
+            return False
+        if self.n < self.most:
+            self._lagged.append(value)
+            if len(self._lagged) > self.lag:
+                self._learn(self._lagged.popleft())
+        return True
+
+    def _learn(self, value: float) -> None:  # Welford's running mean and squared deviations
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self._m2 += delta * (value - self.mean)
+
+    def std(self) -> float:
+        var = self._m2 / (self.n - 1) if self.n > 1 else 0.0
+        # A flat warm-up (a constant signal) must not make every later wobble infinite.
+        return max(math.sqrt(var), 1e-6 * max(1.0, abs(self.mean)))
 
 
 def block_means(values: np.ndarray, size: int, partial_sum: float, partial_count: int

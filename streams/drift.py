@@ -62,6 +62,26 @@ class DomainDrift:
         self.dim: int | None = None
         self._silent_until: dict[DriftSignal, int] = {}
         self.events = 0
+        self.version: str | None = None  # the served version the references describe
+
+    def follow(self, version: str, head: str | None) -> bool:
+        """Whether events served by ``version`` feed the monitors.
+
+        The first version seen is the references'. When the task's head (its promoted
+        version) takes over, every monitor and the centroid learn their reference again: a
+        new adapter moves the scores, the embeddings it computes and the error rate without
+        the traffic moving, and a promotion must not look like drift. Events of any other
+        version (a canary, the old head while replicas swap) are left out.
+        """
+        if version == self.version:
+            return True
+        if self.version is not None and version != head:
+            return False
+        self.version = version
+        for monitor in self.monitors.values():
+            monitor.rereference()
+        self._centroid_sum, self._centroid_n, self.centroid = None, 0, None
+        return True
 
     def _monitor(self, name: str) -> DriftMonitor:
         monitor = self.monitors.get(name)
@@ -171,11 +191,17 @@ class DriftWatch:
         return state
 
     def update(self, domain: str, *, confidences: np.ndarray | None = None,
-               embeddings: np.ndarray | None = None,
-               errors: np.ndarray | None = None) -> list[DriftFinding]:
-        """Feed one domain's signals of a batch; return the alerts they raised."""
-        findings = self.domain(domain).update(confidences=confidences, embeddings=embeddings,
-                                              errors=errors)
+               embeddings: np.ndarray | None = None, errors: np.ndarray | None = None,
+               version: str | None = None, head: str | None = None) -> list[DriftFinding]:
+        """Feed one domain's signals of a batch; return the alerts they raised.
+
+        With ``version`` (the model version that served the events) the domain's monitors
+        follow the task's ``head``: see :meth:`DomainDrift.follow`.
+        """
+        state = self.domain(domain)
+        if version is not None and not state.follow(version, head):
+            return []
+        findings = state.update(confidences=confidences, embeddings=embeddings, errors=errors)
         return [DriftFinding(domain, f.signal, f.component, f.detection) for f in findings]
 
     def clone(self) -> DriftWatch:

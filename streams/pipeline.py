@@ -34,10 +34,11 @@ from .drift import DriftWatch
 from .join import JoinedPair, JoinWindow
 from .quality import QualityTracker
 from .requests import TrainingRequests
+from .shifts import ShiftAlerts
 
 __all__ = ["Effects", "TaskState", "new_buffer", "new_drift_watch", "new_join_window"]
 
-STATE_VERSION = 2  # 2: the training side moved into TaskState.training
+STATE_VERSION = 3  # 2: the training side moved into TaskState.training; 3: regimes, shifts
 # Automatic labels are cheaper and noisier than a person's.
 _SOURCE_WEIGHT = {FeedbackSource.USER: 1.0, FeedbackSource.REVIEWER: 1.0,
                   FeedbackSource.AUTO: 0.5}
@@ -82,8 +83,9 @@ def _monitor(worker: WorkerSettings) -> DriftMonitor:
     elif d.detector == "adwin":
         params = {"delta": d.adwin_delta, "clock": 1}
     return DriftMonitor(detector=d.detector, params=params, block_size=d.block_size,
-                        warmup_blocks=d.warmup_blocks, min_effect=d.min_effect,
-                        cooldown_blocks=d.cooldown_blocks, seed=d.seed)
+                        warmup_blocks=d.warmup_blocks,
+                        reference_blocks=max(d.reference_blocks, d.warmup_blocks),
+                        min_effect=d.min_effect, cooldown_blocks=d.cooldown_blocks, seed=d.seed)
 
 
 def new_drift_watch(worker: WorkerSettings) -> DriftWatch:
@@ -101,19 +103,6 @@ def _by_domain(domains: list[str]) -> dict[str, list[int]]:
         for index, domain in enumerate(domains):
             groups[domain].append(index)
     return groups
-
-
-def _embeddings(group: list[Interaction]) -> np.ndarray | None:
-    """The group's embeddings as one (n, d) array; None without any, or of mixed sizes (no
-    size configured for the task): not drift."""
-    vectors = [e.embedding for e in group if e.embedding is not None]
-    if not vectors:
-        return None
-    try:
-        embeddings = np.asarray(vectors, dtype=np.float64)
-    except ValueError:
-        return None
-    return embeddings if embeddings.ndim == 2 else None
 
 
 class TaskState:
@@ -135,16 +124,15 @@ class TaskState:
     >>> effects = state.on_interactions([ix], join=join, buffer=buffer, bucket="ix:0:0", now=2.0)
     >>> effects.buffer_changed, state.counters["joined"], state.quality.accuracy()
     (True, 1, 0.0)
-    >>> state.on_command(Command(id="c1", task="sentiment", kind="trigger"), now=3.0)
-    True
-    >>> [r.trigger.value for r in state.check_triggers(buffer, now=3.0)]
-    ['manual']
+    >>> [r.trigger.value for r in effects.training_requests]  # the regime's first label
+    ['schedule']
     """
 
     def __init__(self, task: str, worker: WorkerSettings, task_settings: TaskSettings) -> None:
         self.version = STATE_VERSION
         self.task = task
         self.drift = new_drift_watch(worker)
+        self.shifts = ShiftAlerts(task, self.drift)
         self.quality = QualityTracker(window=worker.triggers.quality_window)
         a = worker.active
         self.sampler = ActiveSampler(strategy=a.strategy, threshold=a.threshold,
@@ -153,7 +141,6 @@ class TaskState:
         self.counters: Counter[str] = Counter()
         self.domain_counts: Counter[str] = Counter()
         self.applied: dict[str, int] = {}
-        self.alert_seq = 0
         self.commands_seen: OrderedDict[str, None] = OrderedDict()
         self.last_event_ts = 0.0
 
@@ -172,6 +159,10 @@ class TaskState:
     def on_interactions(self, events: list[Interaction], *, join: JoinWindow,
                         buffer: ReplayBuffer, bucket: str, now: float) -> Effects:
         effects = Effects()
+        probes = sum(1 for event in events if event.probe)
+        if probes:  # monitoring traffic: counted, never learnt from nor watched for drift
+            self.counters["probe_interactions"] += probes
+            events = [event for event in events if not event.probe]
         # One pass over the events; everything after it works on arrays.
         domains: list[str] = []
         confidences: list[float] = []
@@ -181,6 +172,7 @@ class TaskState:
         add_probs, add_entry = probabilities.append, entries.append
         last_ts = self.last_event_ts
         nan = float("nan")
+        regime = self.training.regime
         for event in events:
             scores = event.scores
             probs = scores.probabilities or None
@@ -194,16 +186,21 @@ class TaskState:
             add_entry({"id": event.id, "ts": ts, "input": event.input,
                        "prediction": event.prediction, "output": event.output,
                        "confidence": conf, "domain": domain,
-                       "model_version": event.model_version})
+                       "model_version": event.model_version, "regime": regime})
             if ts > last_ts:
                 last_ts = ts
         self.last_event_ts = last_ts
         self.counters["interactions"] += len(events)
         conf_array = np.asarray(confidences, dtype=np.float64)
         for domain, indices in _by_domain(domains).items():
+            if not self.domain_counts[domain] and self.domain_counts:
+                self._alert([self.shifts.new_domain(
+                    domain, events[indices[0]].model_version, known=len(self.domain_counts),
+                    now=now)], effects)
             self.domain_counts[domain] += len(indices)
-            self._drift_on_interactions(domain, [events[i] for i in indices],
-                                        conf_array[indices], effects, now)
+            self._alert(self.shifts.on_interactions(
+                domain, [events[i] for i in indices], conf_array[indices],
+                head=self.training.parent_version, now=now), effects)
         asked = label_requests(self.sampler, self.task, events, conf_array, probabilities,
                                now=now)
         if asked is not None:
@@ -215,24 +212,14 @@ class TaskState:
         effects.training_requests += self.check_triggers(buffer, now=now)
         return effects
 
-    def _drift_on_interactions(self, domain: str, group: list[Interaction],
-                               confidences: np.ndarray, effects: Effects, now: float) -> None:
-        findings = self.drift.update(domain, confidences=confidences[np.isfinite(confidences)],
-                                     embeddings=_embeddings(group))
-        self._alerts(findings, group[-1].model_version, effects, now)
-
-    def _alerts(self, findings: list[Any], model_version: str | None, effects: Effects,
-                now: float) -> None:
-        for finding in findings:
-            self.alert_seq += 1
-            self.counters[f"drift_alerts_{finding.signal.value}"] += 1
-            self.training.pending_drift.append(f"{finding.domain}/{finding.signal.value}")
-            effects.drift_alerts.append(DriftAlert(
-                id=f"drift-{self.task}-{self.alert_seq:06d}", ts=now, task=self.task,
-                domain=finding.domain, signal=finding.signal,
-                detector=finding.detection.detector, model_version=model_version,
-                events_seen=self.drift.domain(finding.domain).events,
-                statistics=finding.statistics()))
+    def _alert(self, alerts: list[DriftAlert], effects: Effects) -> None:
+        """Publish the alerts, wake the drift trigger and open a new regime."""
+        for alert in alerts:
+            self.counters[f"drift_alerts_{alert.signal.value}"] += 1
+            self.training.pending_drift.append(f"{alert.domain}/{alert.signal.value}")
+            if self.training.new_regime():
+                self.counters["regimes"] += 1
+            effects.drift_alerts.append(alert)
 
     # -- feedback ----------------------------------------------------------------------------
     def on_feedback(self, events: list[Feedback], *, join: JoinWindow, buffer: ReplayBuffer,
@@ -258,7 +245,7 @@ class TaskState:
                   now: float) -> None:
         if not pairs:
             return
-        errors: dict[str, list[float]] = defaultdict(list)
+        errors: dict[tuple[str, str], list[float]] = defaultdict(list)
         model_version: str | None = None
         for pair in pairs:
             ix, fb = pair.interaction, pair.feedback
@@ -273,19 +260,22 @@ class TaskState:
             correct = said == fb["value"]
             self.quality.record_outcome(domain, model_version, correct)
             effects.outcomes.append((ix["id"], domain, model_version, correct))
-            errors[domain].append(0.0 if correct else 1.0)
+            errors[(domain, model_version)].append(0.0 if correct else 1.0)
             confidence = ix["confidence"]
             example = LabeledExample(
                 input=ix["input"], target=str(fb["value"]), domain=domain,
                 weight=_SOURCE_WEIGHT.get(fb["source"], 1.0),
                 difficulty=None if confidence is None else round(1.0 - confidence, 6),
-                interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"])
+                interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"],
+                regime=ix.get("regime", 0))
             if buffer.add(example):
                 self.counters["examples"] += 1
+                self.training.labelled(example.regime)
                 effects.buffer_changed = True
-        for domain, bits in errors.items():
-            findings = self.drift.update(domain, errors=np.asarray(bits))
-            self._alerts(findings, model_version, effects, now)
+        for (domain, version), bits in errors.items():
+            self._alert(self.shifts.on_errors(domain, version, np.asarray(bits),
+                                              head=self.training.parent_version, now=now),
+                        effects)
 
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, command: Command, *, now: float) -> bool:

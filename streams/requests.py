@@ -39,13 +39,15 @@ def trigger_gate(worker: WorkerSettings) -> TriggerGate:
     t = worker.triggers
     policies: list[Any] = [ManualPolicy(), ChallengePolicy()]
     if t.on_drift:
-        policies.append(DriftPolicy())
+        policies.append(DriftPolicy(min_labels=t.min_examples))
     if t.metric_threshold is not None or t.metric_max_drop is not None:
         policies.append(MetricPolicy(threshold=t.metric_threshold, max_drop=t.metric_max_drop,
                                      min_outcomes=t.metric_min_outcomes))
-    if t.every_s is not None or t.every_examples is not None:
-        policies.append(SchedulePolicy(every_seconds=t.every_s, every_examples=t.every_examples))
-    return TriggerGate(policies, min_examples=t.min_examples, cooldown_seconds=t.cooldown_s)
+    if t.every_s is not None or t.every_examples is not None or t.regime_growth is not None:
+        policies.append(SchedulePolicy(every_seconds=t.every_s, every_examples=t.every_examples,
+                                       growth=t.regime_growth is not None))
+    return TriggerGate(policies, min_examples=t.min_examples, cooldown_seconds=t.cooldown_s,
+                       max_in_flight=t.max_in_flight)
 
 
 class TrainingRequests:
@@ -75,8 +77,16 @@ class TrainingRequests:
         # every load, so turning it on applies to states already persisted.
         self.adapter_per_domain = task_settings.adapter_per_domain
         self.buffer_settings = worker.buffer
+        self.triggers = worker.triggers
         self.gate = trigger_gate(worker)
         self.sequence = 0
+        # The regime: the traffic since the last shift the worker detected (a drift alert,
+        # a new domain name). Its labels drive the growth schedule and the drift trigger.
+        self.regime = 0
+        self.regime_labels = 0
+        self.regime_next: int | None = worker.triggers.min_examples
+        # Requests sent and not yet answered by the learner: id -> when sent.
+        self.in_flight: dict[str, float] = {}
         self.parent_version: str | None = None
         self.pending_drift: list[str] = []
         self.pending_manual: list[str] = []
@@ -91,6 +101,39 @@ class TrainingRequests:
             self.pending_challenge.append(command.reason or str(command.version))
         elif command.kind is CommandKind.PROMOTED:
             self.parent_version = command.version
+        elif command.kind is CommandKind.ANSWERED and command.request is not None:
+            self.in_flight.pop(command.request, None)
+
+    def new_regime(self) -> bool:
+        """A shift was detected: later interactions belong to a new regime. An alert before
+        the current regime gathered one request's worth of labels is the same shift seen by
+        another signal: it joins the current regime. True when a new one opened."""
+        if self.regime_labels < self.gate.min_examples and self.regime > 0:
+            return False
+        self.regime += 1
+        self.regime_labels = 0
+        self.regime_next = self.triggers.min_examples
+        return True
+
+    def labelled(self, regime: int) -> None:
+        """A new example joined the buffer; ``regime`` is that of its interaction."""
+        if regime == self.regime:
+            self.regime_labels += 1
+
+    def _grow(self) -> None:
+        """After a request: the regime schedule asks again once its labels grew enough."""
+        growth = self.triggers.regime_growth
+        if growth is None:
+            self.regime_next = None
+            return
+        self.regime_next = max(self.triggers.min_examples, min(
+            round(self.regime_labels * growth), self.regime_labels + self.triggers.max_interval))
+
+    def _unanswered(self, now: float) -> int:
+        timeout = self.triggers.answer_timeout_s
+        self.in_flight = {ident: sent for ident, sent in self.in_flight.items()
+                          if now - sent < timeout}
+        return len(self.in_flight)
 
     def check(self, buffer: ReplayBuffer, quality: QualityTracker, counters: Counter[str], *,
               now: float) -> list[TrainingRequest]:
@@ -101,7 +144,9 @@ class TrainingRequests:
             baseline=quality.baseline, recent_outcomes=quality.recent_outcomes,
             drift_alerts=tuple(self.pending_drift),
             challenge_failures=tuple(self.pending_challenge),
-            manual_requests=tuple(self.pending_manual))
+            manual_requests=tuple(self.pending_manual),
+            regime_labels=self.regime_labels, regime_next=self.regime_next,
+            in_flight=self._unanswered(now))
         decision = self.gate.decide(signals)
         if decision is None:
             return []
@@ -113,6 +158,8 @@ class TrainingRequests:
         if not requests:
             return []
         self.gate.fired(now=now, examples=sum(len(r.examples) for r in requests))
+        self.in_flight.update((r.id, now) for r in requests)
+        self._grow()
         counters[f"training_requests_{decision.kind.value}"] += len(requests)
         if decision.kind is TriggerKind.DRIFT or self.pending_drift:
             self.pending_drift = []
@@ -165,7 +212,8 @@ class TrainingRequests:
         self.sequence += 1
         metadata: dict[str, Any] = {
             "new_examples": new, "replayed_examples": len(examples) - new,
-            "accuracy": quality.accuracy(), "sequence": self.sequence}
+            "accuracy": quality.accuracy(), "sequence": self.sequence, "regime": self.regime,
+            "regime_labels": self.regime_labels}
         # Per domain, no parent: the learner's ``_parent`` resolves a None parent to the
         # domain's own promoted head (``VersionLog.domain_head``), or a transfer donor for a
         # new domain; the task's last promotion may be another domain's, which it refuses.

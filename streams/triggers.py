@@ -40,6 +40,12 @@ class TaskSignals:
     drift_alerts: Sequence[str] = field(default_factory=tuple)
     challenge_failures: Sequence[str] = field(default_factory=tuple)
     manual_requests: Sequence[str] = field(default_factory=tuple)
+    regime_labels: int = 0
+    """Labels of the current regime (interactions seen since the last shift) so far."""
+    regime_next: int | None = None
+    """The regime's label count at which the schedule asks again (None: no growth clause)."""
+    in_flight: int = 0
+    """Requests sent and not yet answered by the learner."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,23 +84,34 @@ class _Policy:
 
 
 class SchedulePolicy(_Policy):
-    """Every ``every_seconds`` seconds and/or every ``every_examples`` new labeled examples.
+    """Every ``every_seconds`` seconds, every ``every_examples`` new labeled examples, and/or
+    when the current regime's labels reach the count the regime schedule set
+    (``growth``: 32, 64, 128, ... labels after a shift; see
+    :class:`~driftloop.streams.requests.TrainingRequests`).
 
     >>> SchedulePolicy(every_examples=100).check(TaskSignals(now=0, new_examples=150), None, 0)
     TriggerDecision(kind=<TriggerKind.SCHEDULE: 'schedule'>, reason='150 new examples (every 100)')
+    >>> SchedulePolicy(growth=True).check(
+    ...     TaskSignals(now=0, new_examples=70, regime_labels=64, regime_next=64), None, 0).reason
+    '64 labels of the current regime (asked again at 64)'
     """
 
     kind = TriggerKind.SCHEDULE
 
     def __init__(self, *, every_seconds: float | None = None,
-                 every_examples: int | None = None) -> None:
+                 every_examples: int | None = None, growth: bool = False) -> None:
         _positive("every_seconds", every_seconds)
         _positive("every_examples", every_examples)
         self.every_seconds = every_seconds
         self.every_examples = every_examples
+        self.growth = bool(growth)
 
     def check(self, signals: TaskSignals, last_fired: float | None,
               examples_at_last: int) -> TriggerDecision | None:
+        if self.growth and signals.regime_next is not None \
+                and signals.regime_labels >= signals.regime_next:
+            return TriggerDecision(self.kind, f"{signals.regime_labels} labels of the current "
+                                              f"regime (asked again at {signals.regime_next})")
         if self.every_examples is not None and signals.new_examples >= self.every_examples:
             return TriggerDecision(self.kind, f"{signals.new_examples} new examples "
                                               f"(every {self.every_examples})")
@@ -105,19 +122,40 @@ class SchedulePolicy(_Policy):
         return None
 
     def get_params(self) -> dict[str, Any]:
-        return {"every_seconds": self.every_seconds, "every_examples": self.every_examples}
+        return {"every_seconds": self.every_seconds, "every_examples": self.every_examples,
+                "growth": self.growth}
 
 
 class DriftPolicy(_Policy):
-    """Any drift alert of the task since the last training."""
+    """A drift alert of the task since the last training, once the regime it opened has
+    ``min_labels`` labels: a request sent at the alert would train on the old regime.
+
+    >>> policy = DriftPolicy(min_labels=32)
+    >>> alert = TaskSignals(now=0, new_examples=90, drift_alerts=["live/embedding"],
+    ...                     regime_labels=10)
+    >>> policy.check(alert, None, 0) is None  # 90 labels, but 10 of the new regime
+    True
+    >>> alert.regime_labels = 32
+    >>> policy.check(alert, None, 0).reason
+    'drift: live/embedding (32 labels since)'
+    """
 
     kind = TriggerKind.DRIFT
 
+    def __init__(self, *, min_labels: int = 0) -> None:
+        if not isinstance(min_labels, int) or min_labels < 0:
+            raise ConfigurationError(f"min_labels must be an integer >= 0, got {min_labels!r}")
+        self.min_labels = min_labels
+
     def check(self, signals: TaskSignals, last_fired: float | None,
               examples_at_last: int) -> TriggerDecision | None:
-        if signals.drift_alerts:
-            return TriggerDecision(self.kind, "drift: " + ", ".join(signals.drift_alerts[:5]))
+        if signals.drift_alerts and signals.regime_labels >= self.min_labels:
+            return TriggerDecision(self.kind, "drift: " + ", ".join(signals.drift_alerts[:5])
+                                   + f" ({signals.regime_labels} labels since)")
         return None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"min_labels": self.min_labels}
 
 
 class MetricPolicy(_Policy):
@@ -188,7 +226,9 @@ class TriggerGate:
     """Ask the policies in priority order; enforce minimum examples and cooldown per task.
 
     A manual request skips the cooldown (an operator asked for it now) but not the minimum
-    number of examples (there must be something to train on).
+    number of examples (there must be something to train on). While ``max_in_flight``
+    requests are unanswered by the learner, no other policy fires: the learner's own pace is
+    the cooldown, and what arrives meanwhile goes into the next request.
 
     Examples
     --------
@@ -204,7 +244,7 @@ class TriggerGate:
     """
 
     def __init__(self, policies: Sequence[_Policy] | None = None, *, min_examples: int = 32,
-                 cooldown_seconds: float = 300.0) -> None:
+                 cooldown_seconds: float = 300.0, max_in_flight: int = 0) -> None:
         if not isinstance(min_examples, int) or min_examples < 1:
             raise ConfigurationError(
                 f"min_examples must be a positive integer, got {min_examples!r}")
@@ -218,6 +258,10 @@ class TriggerGate:
         self.policies = sorted(chosen, key=lambda p: _PRIORITY.index(p.kind))
         self.min_examples = min_examples
         self.cooldown_seconds = float(cooldown_seconds)
+        if not isinstance(max_in_flight, int) or max_in_flight < 0:
+            raise ConfigurationError(
+                f"max_in_flight must be an integer >= 0, got {max_in_flight!r}")
+        self.max_in_flight = max_in_flight
         self._reset()
 
     def _reset(self) -> None:
@@ -231,8 +275,9 @@ class TriggerGate:
             self.started = signals.now
         if signals.new_examples < self.min_examples:
             return None
-        cooling = self.last_fired is not None \
-            and signals.now - self.last_fired < self.cooldown_seconds
+        cooling = (self.last_fired is not None
+                   and signals.now - self.last_fired < self.cooldown_seconds) or (
+            self.max_in_flight > 0 and signals.in_flight >= self.max_in_flight)
         for policy in self.policies:
             if cooling and policy.kind is not TriggerKind.MANUAL:
                 continue
@@ -252,4 +297,5 @@ class TriggerGate:
         return TriggerGate([p.clone() for p in self.policies], **self.get_params())
 
     def get_params(self) -> dict[str, Any]:
-        return {"min_examples": self.min_examples, "cooldown_seconds": self.cooldown_seconds}
+        return {"min_examples": self.min_examples, "cooldown_seconds": self.cooldown_seconds,
+                "max_in_flight": self.max_in_flight}

@@ -134,6 +134,10 @@ class WorkerProcess:
 FAST_ENV = {
     "DRIFTLOOP_WORKER__TRIGGERS__MIN_EXAMPLES": "16",
     "DRIFTLOOP_WORKER__TRIGGERS__COOLDOWN_S": "0",
+    # No learner answers in these tests: each trigger is tested alone, without the regime
+    # schedule, and without a request in flight holding the next (test_shifts.py has those).
+    "DRIFTLOOP_WORKER__TRIGGERS__REGIME_GROWTH": "none",
+    "DRIFTLOOP_WORKER__TRIGGERS__MAX_IN_FLIGHT": "0",
     "DRIFTLOOP_WORKER__COMMIT_INTERVAL_S": "0.5",
     "DRIFTLOOP_WORKER__SESSION_TIMEOUT_S": "6",
     "DRIFTLOOP_WORKER__STALL_TIMEOUT_S": "10",

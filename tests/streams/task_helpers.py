@@ -10,7 +10,7 @@ from driftloop.schemas import Feedback, Interaction
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
 
-WORKER = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
+WORKER = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0, "regime_growth": None,
                                   "metric_threshold": None, "metric_max_drop": None},
                         active={"threshold": 0.5, "budget": 3})
 

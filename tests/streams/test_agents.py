@@ -81,9 +81,15 @@ async def test_shifting_embeddings_raise_one_drift_alert_and_a_training_request(
     assert first.signal.value == "embedding" and first.domain == "news"
     # Bounded delay: detected within 2,000 events of the change.
     assert 5_000 < first.events_seen <= 7_000, first
+    # The drift trigger waits for labels of the regime the alert opened: the 50 old ones
+    # are not enough. 16 labels of interactions seen after the alert are.
+    await produce(kafka_settings, Topic.FEEDBACK, batches(feedback_for(shifted[3_000:3_016])),
+                  key="sentiment")
     records = await consume_until(kafka_settings, Topic.TRAINING_REQUESTS, 1, timeout=30)
     request = decode(records[0].value, TrainingRequest)
-    assert request.trigger.value == "drift" and len(request.examples) == 50
+    assert request.trigger.value == "drift" and len(request.examples) == 66
+    assert sorted({e.regime for e in request.examples}) == [0, 1]
+    assert request.metadata["regime_labels"] == 16
     # One shift, one embedding alert (the components share a cooldown).
     assert worker.value("driftloop_drift_alerts_total", signal="embedding") == 1
     # Active learning ran alongside: uncertain interactions became label requests, within

@@ -44,3 +44,14 @@ def test_a_clock_tick_round_trips_with_its_header():
     assert key == b"sentiment" and headers == [(COMMAND_HEADER, b"tick")]
     assert decode_command(value) == tick and tick.ts == 12.0
     assert clock_tick("sentiment").id != clock_tick("sentiment").id
+
+
+def test_every_decided_version_answers_its_training_request():
+    for status in ("promoted", "rejected", "candidate"):
+        version = ModelVersion(version_id="v2", ts=1, task="t", base_model="m",
+                               adapter_uri="file:///a", sha256="0" * 64, size_bytes=1,
+                               status=status, training_request_id="tr-t-000007")
+        commands = commands_from_version(version, challenge_min_score=None, candidates=True)
+        assert (commands[0].kind.value, commands[0].request) == ("answered", "tr-t-000007")
+        _, body, _ = encode_command(commands[0])
+        assert decode_command(body).request == "tr-t-000007"

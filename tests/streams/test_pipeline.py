@@ -97,6 +97,7 @@ def test_clock_ticks_fire_a_timed_schedule_without_new_events_and_are_not_rememb
     from driftloop.streams.commands import clock_tick
 
     worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0, "every_s": 60,
+                                      "regime_growth": None,
                                       "metric_threshold": None, "metric_max_drop": None})
     state, join, buffer = TaskState("t", worker, TaskSettings()), new_join_window(worker), \
         new_buffer(worker)

@@ -43,7 +43,7 @@ def per_domain(buffer: dict | None = None, **triggers) -> tuple[TaskState, objec
     """A task with an adapter per domain; trigger settings as in WORKER unless given."""
     worker = WorkerSettings(triggers={"min_examples": 4, "cooldown_s": 0,
                                       "metric_threshold": None, "metric_max_drop": None,
-                                      **triggers}, buffer=buffer or {})
+                                      "regime_growth": None, **triggers}, buffer=buffer or {})
     return (TaskState("t", worker, TaskSettings(adapter_per_domain=True)),
             new_join_window(worker), new_buffer(worker))
 

@@ -19,7 +19,8 @@ from driftloop.streams.partitioning import task_partition
 from driftloop.streams.source_order import SourceOrder
 from driftloop.streams.step import Step
 
-SETTINGS = Settings(worker={"triggers": {"min_examples": 1, "cooldown_s": 0}})
+SETTINGS = Settings(worker={"triggers": {"min_examples": 1, "cooldown_s": 0,
+                                         "regime_growth": None}})
 IX, FB = SETTINGS.kafka.topic(Topic.INTERACTIONS), SETTINGS.kafka.topic(Topic.FEEDBACK)
 HOME = task_partition("sentiment", 6)
 OTHER = (HOME + 1) % 6
