@@ -13,19 +13,23 @@ from ..models.task_model import TaskModel
 from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
 from .split import RequestSplit
 
-__all__ = ["Metrics", "parent_misses", "score_for_gate"]
+__all__ = ["Metrics", "Outcomes", "parent_misses", "score_for_gate"]
 
 Metrics = dict[str, float]
+Outcomes = dict[str, list[bool]]
+"""Per part (``holdout``, ``replay``), whether each example was answered right: the paired
+tests of :mod:`.paired` compare parent and candidate example by example."""
 
 
 def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
-                   suite: ChallengeSuite) -> Metrics:
-    """Scores and losses of ``model`` on the split's held-out parts and the suite.
+                   suite: ChallengeSuite, outcomes: Outcomes | None = None) -> Metrics:
+    """Scores and losses of ``model`` on the split's held-out parts and the suite; with
+    ``outcomes``, each part's per-example results are put there too.
 
     >>> from driftloop.schemas.events import TrainingExample
     >>> class Echo:  # a stand-in task model whose answer is its input
-    ...     def evaluate(self, model, examples):
-    ...         return sum(e.input == e.target for e in examples) / len(examples), 0.7
+    ...     def evaluate_each(self, model, examples):
+    ...         return [e.input == e.target for e in examples], 0.7
     ...     def score_answers(self, model, prompts, expected):
     ...         return [p == e for p, e in zip(prompts, expected)]
     >>> held = tuple(TrainingExample(input=t, target="a") for t in ("a", "b"))
@@ -38,8 +42,10 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
     metrics: Metrics = {}
     for part, examples in (("holdout", split.holdout_new), ("replay", split.holdout_replay)):
         if examples:
-            score, loss = task_model.evaluate(model, list(examples))
-            metrics[f"{part}_score"], metrics[f"{part}_loss"] = score, loss
+            hits, loss = task_model.evaluate_each(model, list(examples))
+            metrics[f"{part}_score"], metrics[f"{part}_loss"] = sum(hits) / len(hits), loss
+            if outcomes is not None:
+                outcomes[part] = hits
             metrics[f"{part}_count"] = float(len(examples))  # the gate's resolution
     if len(suite):
         hits = task_model.score_answers(model, [c.input for c in suite],

@@ -17,6 +17,7 @@ settings never puts a trainable example into a gate.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections import OrderedDict
@@ -30,7 +31,8 @@ __all__ = ["GatePool", "GatePoolFile", "TaskGatePools"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: each entry carries its regime; format 1 entries read as regime 0
+Bucket = tuple[str, int]  # (domain, regime)
 
 
 def _digest(text: str) -> str:
@@ -83,9 +85,9 @@ class GatePool:
         self._reset()
 
     def _reset(self) -> None:
-        # digest -> example, oldest first, per domain; an admission order across domains
-        self._domains: dict[str, OrderedDict[str, TrainingExample]] = {}
-        self._order: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # digest -> example, oldest first, per (domain, regime); an admission order across them
+        self._buckets: dict[Bucket, OrderedDict[str, TrainingExample]] = {}
+        self._order: OrderedDict[tuple[Bucket, str], int] = OrderedDict()
         self._bytes = 0
         # Examples trained on although held out by content (a request whose every new example
         # hashed to the holdout lends one to training): kept out of the pool for good.
@@ -105,15 +107,43 @@ class GatePool:
 
     def counts(self) -> dict[str, int]:
         """Pooled examples per domain."""
-        return {domain: len(kept) for domain, kept in sorted(self._domains.items()) if kept}
+        counts: dict[str, int] = {}
+        for (domain, _), kept in sorted(self._buckets.items()):
+            if kept:
+                counts[domain] = counts.get(domain, 0) + len(kept)
+        return counts
 
-    def examples(self, domains: Iterable[str], *,
-                 exclude: Iterable[str] = ()) -> list[TrainingExample]:
-        """The pooled examples of ``domains``, oldest first, without the texts in ``exclude``."""
+    def examples(self, domains: Iterable[str], *, exclude: Iterable[str] = (),
+                 regime: int | None = None) -> list[TrainingExample]:
+        """The pooled examples of ``domains`` (of one ``regime`` when given), oldest first,
+        without the texts in ``exclude``."""
         skip = {_digest(text) for text in exclude}
-        return [example for domain in sorted(set(domains))
-                for digest, example in self._domains.get(domain, {}).items()
-                if digest not in skip]
+        wanted = set(domains)
+        return [example for (domain, r), kept in sorted(self._buckets.items())
+                if domain in wanted and (regime is None or r == regime)
+                for digest, example in kept.items() if digest not in skip]
+
+    def older(self, regime: int, *, exclude: Iterable[str] = (),
+              limit: int | None = None) -> list[TrainingExample]:
+        """The pooled examples of every domain from regimes before ``regime``: the traffic
+        a candidate must not forget. With ``limit``, the newest of each bucket in turn.
+
+        >>> pool = GatePool(capacity=9, max_bytes=10_000, holdout_fraction=0.999)
+        >>> pool.admit([TrainingExample(input=f"t{i}", target="a", regime=i % 3)
+        ...             for i in range(9)])
+        9
+        >>> sorted(e.input for e in pool.older(2))
+        ['t0', 't1', 't3', 't4', 't6', 't7']
+        >>> len(pool.older(2, limit=4))
+        4
+        """
+        skip = {_digest(text) for text in exclude}
+        buckets = [[e for digest, e in reversed(kept.items()) if digest not in skip]
+                   for (_, r), kept in sorted(self._buckets.items()) if r < regime]
+        picked: list[TrainingExample] = []
+        for row in itertools.zip_longest(*buckets):  # round robin: every regime has its say
+            picked += [e for e in row if e is not None]
+        return picked if limit is None else picked[:limit]
 
     def admit(self, examples: Sequence[TrainingExample]) -> int:
         """Pool the examples that are held out by content; return how many were new to it.
@@ -128,16 +158,17 @@ class GatePool:
             digest = _digest(example.input)
             if digest in self._withdrawn:
                 continue
-            kept = self._domains.setdefault(example.domain, OrderedDict())
+            bucket = (example.domain, example.regime)
+            kept = self._buckets.setdefault(bucket, OrderedDict())
             if digest in kept:
-                self._drop(example.domain, digest)
+                self._drop(bucket, digest)
             else:
                 added += 1
             kept[digest] = example
-            self._order[(example.domain, digest)] = 0
+            self._order[(bucket, digest)] = 0
             self._bytes += _size(example)
             while len(kept) > self.capacity:
-                self._drop(example.domain, next(iter(kept)))
+                self._drop(bucket, next(iter(kept)))
         while self._bytes > self.max_bytes and self._order:
             self._drop(*next(iter(self._order)))
         return added
@@ -147,8 +178,8 @@ class GatePool:
         removed = 0
         for text in texts:
             digest = _digest(text)
-            for domain in [d for d, kept in self._domains.items() if digest in kept]:
-                self._drop(domain, digest)
+            for bucket in [b for b, kept in self._buckets.items() if digest in kept]:
+                self._drop(bucket, digest)
                 removed += 1
             self._withdrawn[digest] = None
             self._withdrawn.move_to_end(digest)
@@ -156,9 +187,9 @@ class GatePool:
                 self._withdrawn.popitem(last=False)
         return removed
 
-    def _drop(self, domain: str, digest: str) -> None:
-        example = self._domains[domain].pop(digest)
-        del self._order[(domain, digest)]
+    def _drop(self, bucket: Bucket, digest: str) -> None:
+        example = self._buckets[bucket].pop(digest)
+        del self._order[(bucket, digest)]
         self._bytes -= _size(example)
 
     # -- persistence ------------------------------------------------------------------------
@@ -167,8 +198,9 @@ class GatePool:
         """A JSON-ready record (settings, examples in admission order, withdrawn digests)."""
         return {
             "format": FORMAT, "seed": self.seed, "holdout_fraction": self.holdout_fraction,
-            "examples": [[domain, self._domains[domain][digest].input,
-                          self._domains[domain][digest].target] for domain, digest in self._order],
+            "examples": [[bucket[0], self._buckets[bucket][digest].input,
+                          self._buckets[bucket][digest].target, bucket[1]]
+                         for bucket, digest in self._order],
             "withdrawn": list(self._withdrawn),
         }
 
@@ -178,19 +210,21 @@ class GatePool:
         Entries that the current settings would not hold out (written under another seed or
         fraction) are dropped, and the bounds of this pool apply.
         """
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
+        if not isinstance(record, dict) or record.get("format") not in (1, FORMAT):
             raise ValueError(f"not a gate pool record of format {FORMAT}")
         entries, withdrawn = record.get("examples"), record.get("withdrawn", [])
         if not isinstance(entries, list) or not isinstance(withdrawn, list):
             raise ValueError("gate pool record: 'examples' and 'withdrawn' must be lists")
         examples = []
         for entry in entries:
-            if not (isinstance(entry, list) and len(entry) == 3
-                    and all(isinstance(v, str) for v in entry)):
+            if not (isinstance(entry, list) and len(entry) in (3, 4)
+                    and all(isinstance(v, str) for v in entry[:3])):
                 raise ValueError(f"gate pool record: bad entry {str(entry)[:80]!r}")
-            domain, text, target = entry
+            domain, text, target = entry[:3]
+            regime = entry[3] if len(entry) == 4 else 0  # format 1 had no regimes
             try:
-                examples.append(TrainingExample(input=text, target=target, domain=domain))
+                examples.append(TrainingExample(input=text, target=target, domain=domain,
+                                                regime=regime))
             except ValueError as exc:
                 raise ValueError(f"gate pool record: bad entry {str(entry)[:80]!r}") from exc
         if not all(isinstance(d, str) for d in withdrawn):

@@ -1,10 +1,21 @@
 """The gate: promote a candidate only when it is better on new data and no worse elsewhere.
 
-Parent and candidate are scored on (a) the request's held-out new examples, (b) its held-out
-replayed old examples (forgetting) and (c) the task's challenge-prompt suite. The candidate is
-promoted when (a) improves and (b), (c) stay within a tolerance. "Improves" compares scores
-first (accuracy or exact match), then, on a tie, the held-out loss: small held-out slices tie
-often, and a lower loss on the same answers is still a better model.
+Parent and candidate are scored on the same texts: (a) recent traffic (``holdout``: the
+request's held-out new examples and the pooled ones of the current regime), (b) older
+traffic (``replay``: its held-out replayed examples and the pooled ones of earlier regimes;
+forgetting) and (c) the task's challenge-prompt suite.
+
+With each version's per-example outcomes (the learner's gate), (a) and (b) are paired tests
+with a stated error rate (:mod:`.paired`, McNemar's exact test): the candidate is promoted
+when it is better on (a) at level ``alpha`` (so a candidate that is no better than its
+parent is promoted at most that often), not significantly worse on (b) at the same level,
+and (c) stays within a tolerance. A candidate that only matches its parent is not promoted.
+Each reason names the test's figures: scores, effect, its 95% interval, the discordant
+pairs and the p-value.
+
+With scores alone (the federated merge's gate), "improves" compares scores first (accuracy or
+exact match), then, on a tie, the held-out loss: small held-out slices tie often, and a lower
+loss on the same answers is still a better model; (b) stays within ``replay_tolerance``.
 
 A slice of n examples cannot show a drop smaller than one example (1/n): when the metrics carry
 ``<part>_count``, the tolerance of (b) and (c) is at least one example's worth. Without that, a
@@ -13,7 +24,10 @@ replay slice of 9 examples and a tolerance of 0.1 called every single flipped an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from .paired import PairedComparison
 
 __all__ = ["GateDecision", "GateRule"]
 
@@ -44,6 +58,9 @@ class GateRule:
         How far the replay score may fall (forgetting allowed on old examples).
     challenge_tolerance
         How far the challenge-suite score may fall.
+    alpha
+        Level of the paired tests: the most a candidate no better than its parent is promoted
+        (per decision), and the evidence needed to call older traffic forgotten.
     min_stability
         Least ``prompt_stability`` of the candidate (share of probes answered the same under
         every paraphrase of its prompt; :mod:`driftloop.learner.gate.stability`). None: not
@@ -67,8 +84,11 @@ class GateRule:
     replay_tolerance: float = 0.02
     challenge_tolerance: float = 0.02
     min_stability: float | None = None
+    alpha: float = 0.05
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
         for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
                      "min_stability"):
             value = getattr(self, name)
@@ -77,9 +97,43 @@ class GateRule:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
 
-    def decide(self, before: Metrics, after: Metrics) -> GateDecision:
-        """Apply the rule to parent (``before``) and candidate (``after``) metrics."""
+    def decide(self, before: Metrics, after: Metrics,
+               paired: Mapping[str, PairedComparison] | None = None) -> GateDecision:
+        """Apply the rule to parent (``before``) and candidate (``after``) metrics; with
+        ``paired`` comparisons of ``holdout`` (and ``replay``), by the paired tests."""
         reasons: list[str] = []
+        if paired is not None and "holdout" in paired:
+            ok = self._paired(paired, reasons)
+            ok &= self._tolerated(before, after, reasons, parts=(("challenge", "challenge "
+                                                                   "prompts"),))
+        else:
+            ok = self._improved(before, after, reasons)
+            ok &= self._tolerated(before, after, reasons,
+                                  parts=(("replay", "forgetting"),
+                                         ("challenge", "challenge prompts")))
+        if self.min_stability is not None:
+            ok &= _stability_reason(self.min_stability, after, reasons)
+        return GateDecision(ok, tuple(reasons))
+
+    def _paired(self, paired: Mapping[str, PairedComparison], reasons: list[str]) -> bool:
+        recent = paired["holdout"]
+        better = recent.p_better < self.alpha and recent.effect > self.min_improvement
+        if better:
+            verdict = f"< {self.alpha:g}: better"
+        elif recent.p_better >= self.alpha:
+            verdict = f">= {self.alpha:g}: not shown better"
+        else:
+            verdict = f"< {self.alpha:g}, but the effect is not above {self.min_improvement:g}"
+        reasons.append(f"recent: {recent.describe()} {verdict}")
+        old = paired.get("replay")
+        if old is None or not old.n:
+            return better
+        worse = old.p_worse < self.alpha
+        reasons.append(f"older: {old.describe()}, p(worse)={old.p_worse:.2g}"
+                       + (" (forgetting)" if worse else ""))
+        return better and not worse
+
+    def _improved(self, before: Metrics, after: Metrics, reasons: list[str]) -> bool:
         ok = True
         old, new = before["holdout_score"], after["holdout_score"]
         old_loss, new_loss = before.get("holdout_loss"), after.get("holdout_loss")
@@ -92,8 +146,14 @@ class GateRule:
             ok = False
             reasons.append(f"holdout: {new:.3f} not better than {old:.3f}"
                            + (f" + {self.min_improvement}" if self.min_improvement else ""))
-        for part, tol, why in (("replay", self.replay_tolerance, "forgetting"),
-                                     ("challenge", self.challenge_tolerance, "challenge prompts")):
+        return ok
+
+    def _tolerated(self, before: Metrics, after: Metrics, reasons: list[str], *,
+                   parts: tuple[tuple[str, str], ...]) -> bool:
+        ok = True
+        tolerances = {"replay": self.replay_tolerance, "challenge": self.challenge_tolerance}
+        for part, why in parts:
+            tol = tolerances[part]
             key = f"{part}_score"
             if key not in before or key not in after:
                 continue
@@ -103,9 +163,7 @@ class GateRule:
                 reasons.append(f"{part}: {after[key]:.3f} < {before[key]:.3f} - {tol:.3g} ({why})")
             else:
                 reasons.append(f"{part}: {after[key]:.3f} within {tol:.3g} of {before[key]:.3f}")
-        if self.min_stability is not None:
-            ok &= _stability_reason(self.min_stability, after, reasons)
-        return GateDecision(ok, tuple(reasons))
+        return ok
 
 
 def _stability_reason(minimum: float, after: Metrics, reasons: list[str]) -> bool:

@@ -129,10 +129,12 @@ class ClassificationTask:
         return predictions
 
     @torch.no_grad()
-    def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
-        """``(accuracy, mean loss)`` on labelled examples."""
+    def evaluate_each(self, model: Any,
+                      examples: Sequence[TrainingExample]) -> tuple[list[bool], float]:
+        """Whether each labelled example is classified right, and the mean loss."""
         model.eval()
-        correct, total_loss = 0, 0.0
+        hits: list[bool] = []
+        total_loss = 0.0
         for start in range(0, len(examples), self.batch_size):
             chunk = examples[start:start + self.batch_size]
             batch = self.batch(chunk)
@@ -141,8 +143,13 @@ class ClassificationTask:
                                attention_mask=batch["attention_mask"]).float()
             total_loss += nn.functional.cross_entropy(logits, batch["labels"],
                                                       reduction="sum").item()
-            correct += int((logits.argmax(dim=-1) == batch["labels"]).sum().item())
-        return correct / len(examples), total_loss / len(examples)
+            hits += (logits.argmax(dim=-1) == batch["labels"]).tolist()
+        return hits, total_loss / len(examples)
+
+    def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
+        """``(accuracy, mean loss)`` on labelled examples."""
+        hits, loss = self.evaluate_each(model, examples)
+        return sum(hits) / len(examples), loss
 
     def score_answers(self, model: Any, prompts: Sequence[str],
                       expected: Sequence[str]) -> list[bool]:

@@ -126,8 +126,9 @@ class GenerationTask:
                 for a, e in zip(answers, expected, strict=True)]
 
     @torch.no_grad()
-    def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
-        """``(exact match, mean target loss)``."""
+    def evaluate_each(self, model: Any,
+                      examples: Sequence[TrainingExample]) -> tuple[list[bool], float]:
+        """Whether each answer matches its target, and the mean target loss."""
         model.eval()
         hits = self.score_answers(model, [e.input for e in examples],
                                   [e.target for e in examples])
@@ -135,4 +136,9 @@ class GenerationTask:
         for start in range(0, len(examples), self.batch_size):
             batch = self.batch(examples[start:start + self.batch_size])
             total += self.example_losses(model, batch).sum().item()
-        return sum(hits) / len(examples), total / len(examples)
+        return hits, total / len(examples)
+
+    def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
+        """``(exact match, mean target loss)``."""
+        hits, loss = self.evaluate_each(model, examples)
+        return sum(hits) / len(examples), loss

@@ -74,6 +74,12 @@ class TaskModel(Protocol):
         """``(score, mean loss)`` on labelled examples."""
         ...
 
+    def evaluate_each(self, model: Any,
+                      examples: Sequence[TrainingExample]) -> tuple[list[bool], float]:
+        """Whether each labelled example is answered right (the paired gate compares two
+        versions example by example), and the mean loss."""
+        ...
+
     def score_answers(self, model: Any, prompts: Sequence[str],
                       expected: Sequence[str]) -> list[bool]:
         """Whether the answer to each prompt is the expected one."""

@@ -176,7 +176,11 @@ class ServingService:
             raise VersionNotServedError(f"task {task!r} is not served by this replica")
         version = self.subscriber.route(task, request.ids[0])
         if version is None:
-            raise VersionNotServedError(f"task {task!r} has no promoted version yet")
+            raise VersionNotServedError(
+                f"task {task!r} has no promoted version yet: train a first one from labelled "
+                f"examples with `driftloop learner bootstrap --task {task} --from FILE` "
+                f"(JSONL or CSV of input and target), or let the loop's first update publish "
+                f"it")
         try:
             return version, await self.host.apredict(task, version, request.texts)
         except VersionNotServedError:

@@ -50,8 +50,8 @@ class PredictRequest:
     --------
     >>> request = PredictRequest.parse({"task": "sentiment", "input": "great", "id": "r1"},
     ...                                max_inputs=4)
-    >>> request.texts, request.ids, request.single, request.domain
-    (['great'], ['r1'], True, 'default')
+    >>> request.texts, request.ids, request.single, request.domain, request.probe
+    (['great'], ['r1'], True, 'default', False)
     >>> PredictRequest.parse({"task": "sentiment", "inputs": []}, max_inputs=4)
     Traceback (most recent call last):
     ...
@@ -65,6 +65,8 @@ class PredictRequest:
     domain: Any
     metadata: dict[str, Any]
     single: bool
+    probe: bool = False
+    """Monitoring traffic: answered, and published marked so the loop never learns from it."""
 
     @classmethod
     def parse(cls, body: dict[str, Any], *, max_inputs: int) -> PredictRequest:
@@ -89,7 +91,10 @@ class PredictRequest:
         metadata = body.get("metadata", {})
         if not isinstance(metadata, dict):
             raise BadRequest("'metadata' must be an object")
-        return cls(task, texts, ids, body.get("domain", "default"), metadata, single)
+        probe = body.get("probe", False)
+        if not isinstance(probe, bool):
+            raise BadRequest("'probe' must be true or false")
+        return cls(task, texts, ids, body.get("domain", "default"), metadata, single, probe)
 
     def interaction(self, event_id: str, text: str, prediction: Prediction, *, version: str,
                     replica: str, canary: bool, now: float) -> Interaction:
@@ -104,7 +109,8 @@ class PredictRequest:
                 scores={"confidence": prediction.confidence,
                         "probabilities": prediction.probabilities or None},
                 embedding=prediction.embedding or None,
-                metadata={**self.metadata, "replica": replica, "canary": canary})
+                metadata={**self.metadata, "replica": replica, "canary": canary},
+                probe=self.probe)
         except pydantic.ValidationError as exc:
             raise BadRequest(_first_error(exc)) from None
         check_size(event)

@@ -47,15 +47,22 @@ class UpdatePlan:
     version_id: str
     split: RequestSplit
     pooled: tuple[TrainingExample, ...]
-    """Held-out examples of earlier requests of the same domains (the gate pool's share)."""
+    """Held-out examples of earlier requests of the same domains and regime (recent)."""
     domain: str | None
     """The lineage's domain under ``adapter_per_domain``, else None (one lineage per task)."""
     parent: ModelVersion | None
+    older: tuple[TrainingExample, ...] = ()
+    """Held-out examples of earlier regimes, every domain (what must not be forgotten)."""
+    regime: int = 0
+    """The worker's regime of the request's new examples (the newest they carry)."""
 
     @property
     def gate_split(self) -> RequestSplit:
-        """The split the gate scores on: the request's held-out examples plus the pooled."""
-        return replace(self.split, holdout_new=self.split.holdout_new + self.pooled)
+        """The split the gate scores on: recent traffic (the request's held-out new examples
+        and the pooled ones of their regime) and older traffic (its held-out replayed ones
+        and the pooled ones of earlier regimes)."""
+        return replace(self.split, holdout_new=self.split.holdout_new + self.pooled,
+                       holdout_replay=self.split.holdout_replay + self.older)
 
     @property
     def parent_id(self) -> str | None:
@@ -126,10 +133,16 @@ def plan_update(request: TrainingRequest, versions: VersionLog, settings: Settin
                                    "(one to train on, one for the gate)")
     domain = request_domain(request) if task.adapter_per_domain else None
     parent = resolve_parent(request, versions, domain)
-    # Evidence across updates: the pooled held-out examples of the new examples' domains.
-    pooled = tuple(pool.examples(
-        {e.domain for e in request.examples if e.origin is ExampleOrigin.NEW},
-        exclude=[e.input for e in request.examples]))
+    new = [e for e in request.examples if e.origin is ExampleOrigin.NEW]
+    regime = max((e.regime for e in new), default=0)
+    # Evidence across updates: the pooled held-out examples of the new examples' domains and
+    # regime (the newest, up to the bound), and of every earlier regime.
+    inputs = [e.input for e in request.examples]
+    room = max(cfg.gate_recent_examples - len(split.holdout_new), 0)
+    recent = pool.examples({e.domain for e in new}, exclude=inputs, regime=regime)
+    pooled = tuple(recent[len(recent) - room:]) if room else ()
+    older = tuple(pool.older(regime, exclude=inputs, limit=cfg.gate_old_examples))
     return UpdatePlan(request=request, task=task, kind=task_kind(request, settings),
                       version_id=version_id_for(request.task, request.id), split=split,
-                      pooled=pooled, domain=domain, parent=parent)
+                      pooled=pooled, domain=domain, parent=parent, older=older,
+                      regime=regime)

@@ -26,7 +26,8 @@ from ...schemas.events import ModelVersion, TrainingRequest
 from ...schemas.settings import Settings
 from ..errors import TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
-from ..gate.evidence import Metrics, parent_misses, score_for_gate
+from ..gate.evidence import Metrics, Outcomes, parent_misses, score_for_gate
+from ..gate.paired import compare
 from ..gate.pool import GatePool, GatePoolFile, TaskGatePools
 from ..gate.rule import GateDecision, GateRule
 from ..gate.split import RequestSplit
@@ -112,7 +113,7 @@ class IncrementalUpdater:
         self.models = models or ResidentModels(capacity=cfg.resident_models)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
-                             min_stability=cfg.min_prompt_stability)
+                             min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha)
         # learner.promotion = "canary": a gate-passing version is a candidate that serving
         # canaries and the worker's A/B test promotes or rejects on live feedback.
         self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"
@@ -146,16 +147,28 @@ class IncrementalUpdater:
             task_model = self._task_model(plan, start)
             suite = ChallengeSuite.load(plan.task.challenge_suite)
             model, distillation = self._trainable(plan, start, task_model, versions, workdir)
+            parent_hits: Outcomes = {}
             with _phase(timings, "score_parent_seconds"):
-                before = score_for_gate(task_model, model, plan.gate_split, suite)
+                before = score_for_gate(task_model, model, plan.gate_split, suite, parent_hits)
                 misses = self._parent_misses(plan, task_model, model)
             report = train_adapter(distillation.wrap(task_model), model,
                                    list(plan.split.train), list(plan.split.validation),
                                    self.train_config)
             timings["train_seconds"] = report.seconds
+            candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):
-                after = self._score_candidate(plan, task_model, model, suite, distillation)
-            decision = distillation.gate(self.gate.decide(before, after), after)
+                after = self._score_candidate(plan, task_model, model, suite, distillation,
+                                              candidate_hits)
+            paired = {part: compare(candidate_hits[part], parent_hits[part])
+                      for part in parent_hits}
+            # A first version has no served parent to beat with evidence, only an untrained
+            # start: the scores decide (better held-out score, or the same and a lower loss).
+            decision = distillation.gate(self.gate.decide(
+                before, after, paired if plan.parent is not None else None), after)
+            for part, comparison in paired.items():  # the tests' figures, with the event
+                after |= {f"{part}_effect": comparison.effect,
+                          f"{part}_p_better": comparison.p_better,
+                          f"{part}_p_worse": comparison.p_worse}
             for metrics in (before, after):  # how much of the holdout came from the pool
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
             with _phase(timings, "store_seconds"):
@@ -239,9 +252,11 @@ class IncrementalUpdater:
                              limit=plan.task.challenge_growth)
 
     def _score_candidate(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
-                         suite: ChallengeSuite, distillation: Distillation) -> Metrics:
+                         suite: ChallengeSuite, distillation: Distillation,
+                         outcomes: Outcomes) -> Metrics:
         """The candidate on the parent's texts, its teacher's, and its prompt's stability."""
-        after = score_for_gate(task_model, model, plan.gate_split, suite) | distillation.metrics
+        after = score_for_gate(task_model, model, plan.gate_split, suite,
+                               outcomes) | distillation.metrics
         # Prompts in the loop: the candidate's probes under paraphrases of its template.
         return after | stability_metrics(task_model, model, suite,
                                          self.settings.learner.prompt_stability_probes)

@@ -144,3 +144,31 @@ def test_an_oversized_file_is_not_read(tmp_path: Path,
 
 def test_a_missing_file_is_an_empty_pool(tmp_path: Path) -> None:
     assert len(pool_file(tmp_path).load("sentiment", pool())) == 0
+
+
+def test_regimes_are_kept_apart_and_older_ones_are_what_must_not_be_forgotten() -> None:
+    texts = held_texts(30)
+    kept = pool(capacity=10)
+    kept.admit([TrainingExample(input=t, target="positive", domain="live", regime=i // 10)
+                for i, t in enumerate(texts)])
+    # One regime does not push another out of the same domain's pool.
+    assert len(kept) == 30 and kept.counts() == {"live": 30}
+    assert [e.input for e in kept.examples({"live"}, regime=2)] == texts[20:]
+    older = kept.older(2)
+    assert {e.input for e in older} == set(texts[:20])
+    assert [e.regime for e in older[:4]] == [0, 1, 0, 1]  # round robin, newest first
+    assert len(kept.older(2, limit=5)) == 5 and kept.older(0) == []
+
+
+def test_regimes_survive_the_store_and_a_format_1_file_reads_as_regime_0(
+        tmp_path: Path) -> None:
+    texts = held_texts(4)
+    saved = pool()
+    saved.admit([TrainingExample(input=t, target="positive", regime=3) for t in texts])
+    file = pool_file(tmp_path)
+    file.save("t", saved)
+    assert {e.regime for e in file.load("t", pool()).examples({"default"})} == {3}
+    old = {"format": 1, "seed": 0, "holdout_fraction": FRACTION, "withdrawn": [],
+           "examples": [["default", t, "positive"] for t in texts]}
+    (tmp_path / "gate-pool" / "t.json").write_text(json.dumps(old))
+    assert {e.regime for e in file.load("t", pool()).examples({"default"})} == {0}

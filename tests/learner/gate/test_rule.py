@@ -65,3 +65,40 @@ def test_missing_parts_are_not_judged() -> None:
 def test_bad_tolerances_fail_at_construction(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         GateRule(**{field: value})
+
+
+def paired_run(wins: int, losses: int, same: int = 40):  # type: ignore[no-untyped-def]
+    """A comparison with ``wins``/``losses`` discordant pairs among ``same`` agreements."""
+    from driftloop.learner.gate.paired import compare
+
+    candidate = [True] * wins + [False] * losses + [True] * same
+    parent = [False] * wins + [True] * losses + [True] * same
+    return compare(candidate, parent)
+
+
+def test_a_paired_gate_promotes_a_candidate_shown_better_and_names_the_test() -> None:
+    decision = GateRule(alpha=0.05).decide(BEFORE, after(), {"holdout": paired_run(12, 2)})
+    assert decision.promote
+    assert decision.reasons[0].startswith("recent: 0.963 vs 0.778 on 54: +0.185 [")
+    assert "12 won 2 lost, p(better)=0.0065 < 0.05: better" in decision.reasons[0]
+
+
+def test_a_paired_gate_refuses_a_candidate_that_only_matches_its_parent() -> None:
+    # Scores alone would promote (0.7 > 0.6); the paired evidence does not show better.
+    decision = GateRule().decide(BEFORE, after(), {"holdout": paired_run(6, 4)})
+    assert not decision.promote and "not shown better" in decision.summary
+
+
+def test_a_paired_gate_refuses_forgetting_shown_on_older_traffic() -> None:
+    rule = GateRule(alpha=0.05)
+    ok = rule.decide(BEFORE, after(), {"holdout": paired_run(12, 2),
+                                       "replay": paired_run(3, 6, same=400)})
+    assert ok.promote and "older: " in ok.summary and "(forgetting)" not in ok.summary
+    forgot = rule.decide(BEFORE, after(), {"holdout": paired_run(12, 2),
+                                           "replay": paired_run(3, 20, same=400)})
+    assert not forgot.promote and "(forgetting)" in forgot.summary
+
+
+def test_alpha_outside_its_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        GateRule(alpha=0.5)

@@ -165,7 +165,8 @@ def _events(value: bytes) -> list:
     ("/predict", b'{"task": "sentiment", "input": "a", "ids": ["1", "2"]}', 400, "one per input"),
     ("/predict", b'{"task": "sentiment", "input": "a", "metadata": 3}', 400, "'metadata'"),
     ("/predict", b'{"task": "other", "input": "a"}', 503, "not served by this replica"),
-    ("/predict", b'{"task": "sentiment", "input": "a"}', 503, "no promoted version"),
+    ("/predict", b'{"task": "sentiment", "input": "a"}', 503,
+     "driftloop learner bootstrap --task sentiment"),
     ("/feedback", b'{"task": "sentiment", "kind": "rating", "value": "five"}', 400,
      "interaction_id"),
     ("/feedback", b'{"interaction_id": "i", "task": "sentiment", "kind": "rating", '

@@ -101,3 +101,15 @@ def test_an_event_over_its_topic_limit_is_too_large() -> None:
     assert raised.value.status == 413
     check_size(Interaction(id="i", ts=1.0, task="t", model_version="v1", input="x",
                            prediction="positive"))
+
+
+def test_probe_traffic_is_answered_and_published_marked() -> None:
+    request = PredictRequest.parse({"task": "t", "input": "ping", "probe": True}, max_inputs=2)
+    event = request.interaction("i1", "ping", POSITIVE, version="v1", replica="r",
+                                canary=False, now=1.0)
+    assert request.probe and event.probe
+    plain = PredictRequest.parse({"task": "t", "input": "hello"}, max_inputs=2)
+    assert not plain.interaction("i2", "hello", POSITIVE, version="v1", replica="r",
+                                 canary=False, now=1.0).probe
+    with pytest.raises(BadRequest, match="'probe' must be true or false"):
+        PredictRequest.parse({"task": "t", "input": "x", "probe": "yes"}, max_inputs=2)

@@ -64,7 +64,7 @@ def test_a_corrupt_pool_file_starts_an_empty_pool(
         assert len(updater.gate_pool("sentiment")) == 0
     assert "unreadable" in caplog.text
     updater.clear_gate_pool("sentiment")  # and the next save replaces the bad file
-    assert (store / "gate-pool" / "sentiment.json").read_text().startswith('{"format": 1')
+    assert (store / "gate-pool" / "sentiment.json").read_text().startswith('{"format": 2')
 
 
 def test_a_zero_sized_pool_is_neither_read_nor_written(

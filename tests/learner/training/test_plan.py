@@ -1,0 +1,51 @@
+"""plan_update: what a gate will judge on, decided before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftloop.learner.errors import TrainingRequestError
+from driftloop.learner.gate.pool import GatePool
+from driftloop.learner.gate.split import held_out
+from driftloop.learner.registry.version_log import VersionLog
+from driftloop.learner.training.plan import plan_update
+from driftloop.schemas.events import TrainingExample, TrainingRequest
+from driftloop.schemas.settings import Settings
+
+SETTINGS = Settings(learner={"gate_recent_examples": 400, "gate_old_examples": 600})
+
+
+def held(n: int, prefix: str) -> list[str]:
+    return [t for t in (f"{prefix} {i}" for i in range(10_000)) if held_out(t, 0.25)][:n]
+
+
+def request(regime: int, n: int = 40) -> TrainingRequest:
+    return TrainingRequest(id="r", ts=0.0, task="t", trigger="drift", examples=[
+        TrainingExample(input=f"new {regime} {i}", target="a", domain="live", regime=regime)
+        for i in range(n)])
+
+
+def test_the_gate_judges_the_current_regime_apart_from_the_older_ones() -> None:
+    pool = GatePool(capacity=100, max_bytes=1_000_000, holdout_fraction=0.25)
+    pool.admit([TrainingExample(input=t, target="a", domain="live", regime=r)
+                for r in (0, 1, 2) for t in held(20, f"old {r}")])
+    plan = plan_update(request(regime=2), VersionLog(), SETTINGS, pool)
+    assert plan.regime == 2
+    assert {e.regime for e in plan.pooled} == {2} and len(plan.pooled) == 20
+    assert {e.regime for e in plan.older} == {0, 1} and len(plan.older) == 40
+    gate = plan.gate_split
+    assert gate.holdout_new == plan.split.holdout_new + plan.pooled
+    assert gate.holdout_replay == plan.split.holdout_replay + plan.older
+    # The first regime has nothing older; its recent evidence is bounded.
+    small = SETTINGS.model_copy(update={"learner": SETTINGS.learner.model_copy(
+        update={"gate_recent_examples": 15})})
+    first = plan_update(request(regime=0), VersionLog(), small, pool)
+    assert first.older == ()
+    assert len(first.pooled) == max(15 - len(first.split.holdout_new), 0)
+    assert {e.regime for e in first.pooled} <= {0}
+
+
+def test_a_request_without_two_new_examples_is_refused_before_any_model_loads() -> None:
+    pool = GatePool(capacity=10, max_bytes=10_000, holdout_fraction=0.25)
+    with pytest.raises(TrainingRequestError, match="at least two new examples"):
+        plan_update(request(regime=0, n=1), VersionLog(), SETTINGS, pool)
