@@ -39,6 +39,7 @@ WITHOUT_EXAMPLES: set[str] = {
         "topics", "versions", "worker")),
     *(f"driftloop.tools.bench.{name}" for name in (
         "codec", "learner", "serve", "trainer_baseline", "worker", "quality.calibrate",
+        "quality.embedding",
         "quality.run")),
     # The demo's run, its first version and its judging: a broker, the children and
     # trained versions; tests/tools/demo (test_bootstrap, test_judge with a stand-in

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import click
 
@@ -21,7 +22,8 @@ def learner(ctx: click.Context, max_requests: int | None) -> None:
 
     Stops gracefully on SIGTERM/SIGINT after the request in hand; its offset is committed
     only once the version it produced is published. `driftloop learner health` checks a
-    running learner's heartbeat.
+    running learner's heartbeat; `driftloop learner bootstrap` gives a new task its first
+    version from a file of labelled examples.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -59,3 +61,42 @@ def health(ctx: click.Context, max_age: float) -> None:
         ctx.exit(1)
     click.echo(f"healthy: heartbeat {age:.1f} s ago, pid {beat.get('pid')}, "
                f"{beat.get('handled', 0)} requests handled")
+
+
+@learner.command()
+@click.option("--task", required=True, help="The task to give its first version.")
+@click.option("--from", "source", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labelled examples: JSON Lines (input, target[, domain, weight]) or CSV "
+                   "with input/text and target/label columns.")
+@click.pass_context
+def bootstrap(ctx: click.Context, task: str, source: Path) -> None:
+    """Train and publish a task's first version from labelled examples (the cold start).
+
+    The learner's own update trains, gates and stores it, and its version goes on
+    model-versions, where serving picks it up. A task that already has a promoted version
+    is refused: from then on the loop trains it. Running the same file twice names the
+    same version.
+    """
+    settings = settings_from(ctx)
+    from ...learner.registry.version_log import VersionLog
+    from ...learner.topics.versions import publish_with_new_producer, read_version_log
+    from ...learner.training.bootstrap import bootstrap_request, read_examples
+    from ...learner.training.update import IncrementalUpdater
+
+    examples = read_examples(source)
+    versions: VersionLog = asyncio.run(read_version_log(settings))
+    head = versions.head(task)
+    if head is not None:
+        raise click.ClickException(f"task {task!r} already serves {head.version_id}: the loop "
+                                   "trains it from here (driftloop worker trigger --task "
+                                   f"{task} asks for an update now)")
+    labels = settings.tasks[task].labels if task in settings.tasks else ()
+    request = bootstrap_request(task, examples, labels=labels)
+    click.echo(f"training the first version of {task} on {len(examples)} examples", err=True)
+    result = IncrementalUpdater(settings).update(request, versions)
+    asyncio.run(publish_with_new_producer(settings, [result.event]))
+    event = result.event
+    click.echo(f"{event.version_id} {event.status.value}: {event.reason}")
+    if not result.decision.promote:
+        ctx.exit(1)

@@ -131,6 +131,9 @@ class SimulatedUsers:
         ``(low, high)`` seconds between the prediction and the label (uniform).
     seed
         Seed of every random choice.
+    labels
+        The task's labels: a wrong label is another of them (at random when there are more
+        than two).
 
     Examples
     --------
@@ -144,7 +147,8 @@ class SimulatedUsers:
     """
 
     def __init__(self, *, answer_rate: float = 0.8, noise: float = 0.1,
-                 delay: tuple[float, float] = (1.0, 4.0), seed: int = 0) -> None:
+                 delay: tuple[float, float] = (1.0, 4.0), seed: int = 0,
+                 labels: Sequence[str] = LABELS) -> None:
         if not 0.0 <= answer_rate <= 1.0 or not 0.0 <= noise <= 1.0:
             raise ValueError(f"answer_rate and noise must be in [0, 1], got {answer_rate}, "
                              f"{noise}")
@@ -153,6 +157,7 @@ class SimulatedUsers:
         self.answer_rate = answer_rate
         self.noise = noise
         self.delay = delay
+        self.labels = tuple(labels)
         self._rng = random.Random(seed)
         self._pending: list[PlannedFeedback] = []
 
@@ -161,10 +166,14 @@ class SimulatedUsers:
         if self._rng.random() >= self.answer_rate:
             return None
         noisy = self._rng.random() < self.noise
-        value = _flip(item.label) if noisy else item.label
+        value = self._wrong(item.label) if noisy else item.label
         planned = PlannedFeedback(now + self._rng.uniform(*self.delay), item.id, value, noisy)
         heapq.heappush(self._pending, planned)
         return planned
+
+    def _wrong(self, label: str) -> str:
+        others = [other for other in self.labels if other != label]
+        return others[0] if len(others) == 1 else self._rng.choice(others)
 
     def due(self, now: float) -> list[PlannedFeedback]:
         """Labels whose time has come, earliest first (removed from the queue)."""
@@ -180,9 +189,6 @@ class SimulatedUsers:
     def next_due(self) -> float | None:
         return self._pending[0].due if self._pending else None
 
-
-def _flip(label: str) -> str:
-    return LABELS[1] if label == LABELS[0] else LABELS[0]
 
 
 class SimulatedReviewer:

@@ -5,9 +5,12 @@ Three parts, each driving driftloop's own code directly and printing it beside a
 1. drift detection (:mod:`driftloop.tools.bench.quality.drift_eval`): the worker's monitors vs
    River's ADWIN on the confidence alone, on seeded streams with known change points and on stable
    streams: delay, misses, extra alerts and false alarms per 100,000 events;
-2. continual learning (:mod:`driftloop.tools.bench.quality.continual`): the real MiniLM encoder
-   on the VADER domain stream, no updates / replay / no replay / full retraining: prequential
-   accuracy, held-out accuracy per domain at the end, forgetting, compute;
+2. continual learning under live conditions (:mod:`driftloop.tools.bench.quality.live_bench`):
+   the worker's task state, the learner and serving with driftloop's default settings, noisy
+   late labels, a reviewer, domains the producers do not name; on VADER sentiment and TREC
+   question topics, over several seeds, against the static bootstrap version and full
+   retraining: shifts answered, held-out and live accuracy, forgetting, false promotions,
+   examples trained;
 3. active learning (:mod:`driftloop.tools.bench.quality.label_efficiency`): held-out accuracy
    per label asked, the worker's uncertainty sampler vs random picks with the same budget.
 
@@ -58,7 +61,7 @@ def _drift(quick: bool, seed: int) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _active_data(experiment: Any, quick: bool, seed: int) -> tuple[Any, ...]:
+def _active_data(embedder: Any, quick: bool, seed: int) -> tuple[Any, ...]:
     """Movie-review texts the bootstrap (tweets) version never saw, embedded by it."""
     import numpy as np
 
@@ -70,28 +73,28 @@ def _active_data(experiment: Any, quick: bool, seed: int) -> tuple[Any, ...]:
     n_stream, n_test = (400, 100) if quick else (2_000, 400)
     stream, test = examples[:n_stream], examples[n_stream:n_stream + n_test]
     with _bar(n_stream + n_test, "embedding") as bar:
-        xs, xt = (_embedded(experiment, [e.text for e in part], bar) for part in (stream, test))
+        xs, xt = (_embedded(embedder, [e.text for e in part], bar) for part in (stream, test))
     ys = np.asarray([LABELS.index(e.label) for e in stream])
     yt = np.asarray([LABELS.index(e.label) for e in test])
     return xs, ys, xt, yt
 
 
-def _embedded(experiment: Any, texts: list[str], bar: Any) -> Any:
+def _embedded(embedder: Any, texts: list[str], bar: Any) -> Any:
     import numpy as np
 
     parts = []
     for start in range(0, len(texts), 200):
-        parts.append(experiment.embed(texts[start:start + 200]))
+        parts.append(embedder.embed(texts[start:start + 200]))
         bar.update(len(parts[-1]))
     return np.vstack(parts)
 
 
-def _active(experiment: Any, quick: bool, seed: int) -> dict[str, Any]:
+def _active(embedder: Any, quick: bool, seed: int) -> dict[str, Any]:
     from ....schemas.settings import WorkerSettings
     from .label_efficiency import label_curves
 
     started = time.perf_counter()
-    xs, ys, xt, yt = _active_data(experiment, quick, seed)
+    xs, ys, xt, yt = _active_data(embedder, quick, seed)
     checkpoints = [10, 20, 30] if quick else [10, 20, 40, 80, 160]
     repeats = 2 if quick else 5
     settings = WorkerSettings().active
@@ -108,34 +111,42 @@ def _active(experiment: Any, quick: bool, seed: int) -> dict[str, Any]:
 
 
 @contextmanager
-def _experiment(quick: bool, seed: int, threads: int | None) -> Iterator[Any]:
-    """The stream, the learner and serving parts and the bootstrap version, freed after."""
+def _embedder(seed: int, threads: int | None) -> Iterator[Any]:
+    """A first version's embeddings (what serving reports), freed after."""
+    _offline()
+    from .embedding import BootstrapEmbedder
+
+    embedder = BootstrapEmbedder(seed=seed, torch_threads=threads)
+    try:
+        yield embedder
+    finally:
+        embedder.close()
+
+
+def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from .continual import ContinualConfig, ContinualExperiment
-
-    experiment = ContinualExperiment(ContinualConfig.named(quick=quick, seed=seed,
-                                                           torch_threads=threads))
-    try:
-        experiment.start()
-        yield experiment
-    finally:
-        experiment.close()
 
 
-def _continual(experiment: Any) -> dict[str, Any]:
-    from .continual import RUNS
+def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
+               threads: int | None) -> dict[str, Any]:
+    _offline()
+    from .live_bench import LiveSizes, run_live, summarise
 
+    sizes = LiveSizes.named(quick=quick)
     started = time.perf_counter()
-    results = []
-    with _bar(len(RUNS) * len(experiment.data.stream), "continual runs") as bar:
-        for name in RUNS:
-            bar.set_postfix_str(RUNS[name])
-            results.append(experiment.run(name, bar.update))
-    continual = experiment.summary(results)
-    continual["seconds"] = round(time.perf_counter() - started + experiment.bootstrap_seconds, 2)
-    return continual
+    runs = []
+    with _bar(len(seeds) * len(streams), "live-loop runs") as bar:
+        for stream in streams:
+            for seed in seeds:
+                bar.set_postfix_str(f"{stream} seed {seed}")
+                runs.append(run_live(stream, seed=seed, sizes=sizes, torch_threads=threads))
+                bar.update(1)
+    return {"sizes": {"per_domain": sizes.per_domain, "heldout": sizes.heldout,
+                      "bootstrap": sizes.bootstrap},
+            "settings": "driftloop's defaults", "runs": runs, "summary": summarise(runs),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 # -- tables ------------------------------------------------------------------------------
@@ -162,33 +173,29 @@ def _drift_table(section: dict[str, Any]) -> list[str]:
 
 
 def _continual_table(section: dict[str, Any]) -> list[str]:
-    config = section["config"]
-    domains = config["domains"]
-    lines = [f"continual learning: MiniLM + LoRA on VADER {' -> '.join(domains)}, "
-             f"{config['per_domain']} texts per domain, a request every "
-             f"{config['every_examples']} labels; held-out: {config['heldout_per_domain']} "
-             f"texts per domain; bootstrap version ({config['bootstrap']} tweets) "
-             f"{section['bootstrap_seconds']:.0f} s",
-             f"{'run':22} {'prequential':>11} " + " ".join(f"{d[:7]:>7}" for d in domains)
-             + f" {'mean':>6} {'forgot':>7} {'updates':>8} {'trained':>8} {'update s':>9}"
-             f" {'cpu s':>7}"]
-    for run in section["runs"]:
-        final = run["final_heldout"]
-        forgot = "-" if run["mean_forgetting"] is None else f"{run['mean_forgetting']:+.3f}"
-        lines.append(
-            f"{run['label']:22} {run['prequential_accuracy']:>11.3f} "
-            + " ".join(f"{final[d]:>7.3f}" for d in domains)
-            + f" {run['final_mean_accuracy']:>6.3f} {forgot:>7} "
-            f"{run['promoted']:>3}/{run['updates']:<4} {run['examples_trained']:>8} "
-            f"{run['update_seconds']:>9.1f} "
-            f"{run['update_cpu_seconds']:>7.1f}")
-    base = {r["run"]: r for r in section["runs"]}
-    if "retrain" in base and "replay" in base and base["replay"]["examples_trained"] > 0:
-        retrain, replay = base["retrain"], base["replay"]
-        examples = retrain["examples_trained"] / replay["examples_trained"]
-        cpu = retrain["update_cpu_seconds"] / max(replay["update_cpu_seconds"], 1e-9)
-        lines.append(f"full retraining trained on {examples:.1f}x the examples of driftloop "
-                     f"with replay and used {cpu:.1f}x its CPU time")
+    sizes = section["sizes"]
+    lines = [f"continual learning under live conditions, driftloop's default settings: "
+             f"{sizes['per_domain']} events per domain, {sizes['heldout']} held-out texts per "
+             f"domain, a {sizes['bootstrap']}-example bootstrap; mean [min, max] over seeds"]
+    for stream, s in section["summary"].items():
+        lines.append(f"{stream}: {s['seeds']} seeds, {s['shifts']} shifts, a better version "
+                     f"served within 240 labels after {s['shifts_better_within_240_labels']}")
+        for key, label in (("static_shifted", "held-out, shifted domains: static"),
+                           ("final_shifted", "                          driftloop"),
+                           ("retrain_shifted", "                          full retraining"),
+                           ("forgetting_first", "forgetting of the first domain"),
+                           ("static_live_shifted", "served live, shifted domains: static"),
+                           ("live_shifted", "                              driftloop"),
+                           ("promotions", "promotions"), ("false_promotions",
+                                                          "false promotions (> 1 point worse)"),
+                           ("requests", "training requests"),
+                           ("alerts_far_from_shifts", "alerts far from any shift"),
+                           ("examples_trained", "examples trained: driftloop"),
+                           ("retrain_examples_at_requests",
+                            "                  full retraining at its requests")):
+            if key in s:
+                v = s[key]
+                lines.append(f"  {label:45} {v['mean']:>9.3f} [{v['min']:.3f}, {v['max']:.3f}]")
     return lines
 
 
@@ -215,13 +222,18 @@ def _active_table(section: dict[str, Any]) -> list[str]:
 @click.option("--quick", is_flag=True, help="A small version (a few minutes on 2 cores).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write every figure to this JSON file.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First seed.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Seeds of the continual part (default 5; 1 with --quick).")
+@click.option("--stream", "streams", type=click.Choice(["vader", "questions"]), multiple=True,
+              help="Streams of the continual part (repeatable; default: both).")
 @click.option("--only", "only", type=click.Choice(SECTIONS), multiple=True,
               help="Run only these parts (repeatable; default: all three).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice).")
-def quality(quick: bool, json_path: Path | None, seed: int, only: tuple[str, ...],
-            threads: int | None) -> None:
+def quality(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
+            streams: tuple[str, ...], only: tuple[str, ...], threads: int | None) -> None:
     """Drift detection delay and false alarms, forgetting, label efficiency (offline)."""
     chosen = set(only or SECTIONS)
     started = time.perf_counter()
@@ -238,16 +250,17 @@ def quality(quick: bool, json_path: Path | None, seed: int, only: tuple[str, ...
         report["drift"] = _drift(quick, seed)
         save()
         click.echo("\n".join(_drift_table(report["drift"])))
-    if chosen & {"continual", "active"}:
-        with _experiment(quick, seed, threads) as experiment:
-            if "continual" in chosen:
-                report["continual"] = _continual(experiment)
-                save()
-                click.echo("\n" + "\n".join(_continual_table(report["continual"])))
-            if "active" in chosen:
-                report["active"] = _active(experiment, quick, seed)
-                save()
-                click.echo("\n" + "\n".join(_active_table(report["active"])))
+    if "continual" in chosen:
+        count = seeds or (1 if quick else 5)
+        report["continual"] = _continual(quick, range(seed, seed + count),
+                                         streams or ("vader", "questions"), threads)
+        save()
+        click.echo("\n" + "\n".join(_continual_table(report["continual"])))
+    if "active" in chosen:
+        with _embedder(seed, threads) as embedder:
+            report["active"] = _active(embedder, quick, seed)
+        save()
+        click.echo("\n" + "\n".join(_active_table(report["active"])))
     report["load_average_at_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 2)
     save()

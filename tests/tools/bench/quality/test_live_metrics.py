@@ -1,0 +1,58 @@
+"""The live-loop bench's figures, on a hand-made record (no model)."""
+
+from __future__ import annotations
+
+from driftloop.schemas.enums import TriggerKind
+from driftloop.schemas.events import ModelVersion
+from driftloop.tools.bench.quality.live_loop import LiveRecord, VersionRecord
+from driftloop.tools.bench.quality.live_metrics import labels_by, live_metrics
+
+BOUNDARIES = [("a", 0, 100), ("b", 100, 200)]
+
+
+def version(vid: str, status: str, at: int, labels: int, a: float, b: float) -> VersionRecord:
+    event = ModelVersion(version_id=vid, ts=0.0, task="t", base_model="m",
+                         adapter_uri=f"file:///s/{'0' * 64}", sha256="0" * 64, size_bytes=1,
+                         status=status)
+    return VersionRecord(event, at, labels, {"a": a, "b": b} if status == "promoted" else {})
+
+
+def record() -> LiveRecord:
+    rec = LiveRecord()
+    rec.versions = [version("v0", "promoted", 0, 0, 0.8, 0.5),
+                    version("v1", "rejected", 120, 90, 0, 0),
+                    version("v2", "promoted", 160, 120, 0.79, 0.7)]
+    rec.served = [("a", "v0", True)] * 100 + [("b", "v0", False)] * 60 + \
+        [("b", "v2", True)] * 40
+    rec.alerts = [(110, "embedding"), (40, "score")]
+    rec.requests = [(0, TriggerKind.MANUAL, 64, 64), (120, TriggerKind.DRIFT, 30, 40),
+                    (160, TriggerKind.SCHEDULE, 60, 80)]
+    rec.label_marks = [(50, 40), (100, 80), (150, 110), (200, 150)]
+    rec.labels = 150
+    return rec
+
+
+def test_a_shift_is_answered_when_a_better_version_serves_and_labels_are_counted() -> None:
+    figures = live_metrics(record(), BOUNDARIES, record().label_marks,
+                           static_served=[True] * 100 + [False] * 100)
+    [shift] = figures["shifts"]
+    assert shift["to"] == "b" and shift["before"] == 0.5
+    assert shift["labels_until_better"] == 120 - 80  # v2 came with 120 labels, shift at 80
+    assert figures["final_shifted"] == 0.7 and figures["static_shifted"] == 0.5
+    assert figures["forgetting_first"] == 0.8 - 0.79
+    assert figures["live_shifted"] == 0.4 and figures["static_live_shifted"] == 0.0
+    assert figures["promotions"] == 1 and figures["false_promotions"] == 0
+    assert figures["alerts_far_from_shifts"] == 1  # the score alert at 40, before any shift
+    assert figures["requests_by_trigger"] == {"manual": 1, "drift": 1, "schedule": 1}
+    assert figures["examples_trained"] == 184
+
+
+def test_a_promotion_worse_than_its_parent_on_seen_domains_is_false() -> None:
+    rec = record()
+    rec.versions[2] = version("v2", "promoted", 160, 120, 0.6, 0.6)  # mean 0.6 < 0.65 - 0.01
+    figures = live_metrics(rec, BOUNDARIES, rec.label_marks, [True] * 200)
+    assert figures["false_promotions"] == 1
+
+
+def test_labels_by_reads_the_marks_up_to_an_event() -> None:
+    assert labels_by([(16, 5), (32, 12)], 0) == 0 and labels_by([(16, 5), (32, 12)], 99) == 12

@@ -1,0 +1,153 @@
+"""``driftloop bench quality --section live``: the live loop, default settings, many seeds.
+
+Each run plays one stream (:mod:`.live_streams`) through :class:`~.live_loop.LiveLoop` with
+driftloop's default settings (only the task's labels and the artifact store are given),
+under the conditions of a live deployment (noisy, late user labels; a reviewer answering
+label requests; domains the producers do not name), then measures it
+(:func:`~.live_metrics.live_metrics`) against the bootstrap version served throughout
+(static) and against full retraining on every label the run received.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ....schemas.enums import TriggerKind
+from ....schemas.events import TrainingExample, TrainingRequest
+from ....schemas.settings import Settings
+from .live_loop import TASK, LiveConditions, LiveLoop
+from .live_metrics import labels_by, live_metrics
+from .live_streams import STREAMS
+
+__all__ = ["LiveSizes", "run_live", "summarise"]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSizes:
+    """How long a stream is played (events per domain) and scored (held-out per domain).
+
+    >>> LiveSizes.named(quick=True).per_domain, LiveSizes().heldout
+    (160, 200)
+    """
+
+    per_domain: int = 400
+    heldout: int = 200
+    bootstrap: int = 128
+
+    @classmethod
+    def named(cls, *, quick: bool) -> LiveSizes:
+        return cls(per_domain=160, heldout=80, bootstrap=64) if quick else cls()
+
+
+def live_settings(labels: Sequence[str], store: Path, *, torch_threads: int | None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
+    """driftloop's defaults, with the bench task's labels and a store of the run's own."""
+    fields: dict[str, Any] = {"artifacts": {"store_url": str(store)},
+                              "tasks": {TASK: {"labels": list(labels)}},
+                              "learner": {"torch_threads": torch_threads}}
+    for section, values in (overrides or {}).items():
+        fields[section] = {**fields.get(section, {}), **values}
+    return Settings(**fields)
+
+
+def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
+             conditions: LiveConditions | None = None, torch_threads: int | None = None,
+             overrides: dict[str, Any] | None = None, retrain: bool = True) -> dict[str, Any]:
+    """One stream, one seed: the run's figures (see :func:`live_metrics`)."""
+    started = time.perf_counter()
+    stream = STREAMS[stream_name](per_domain=sizes.per_domain, heldout=sizes.heldout,
+                                  bootstrap=sizes.bootstrap, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="driftloop-live-") as tmp:
+        settings = live_settings(stream.labels, Path(tmp), torch_threads=torch_threads,
+                                 overrides=overrides)
+        loop = LiveLoop(stream.data, stream.labels, settings, conditions or LiveConditions(),
+                        seed=seed)
+        record = loop.run(_request("bootstrap", stream.labels,
+                                   [(i.text, i.label, i.domain) for i in stream.data.bootstrap]))
+        static = record.versions[0].event.version_id
+        static_served = _static_answers(loop, static)
+        figures = live_metrics(record, stream.data.boundaries(), record.label_marks,
+                               static_served)
+        if retrain:
+            figures |= _full_retraining(loop, stream.labels, record)
+    return {"stream": stream_name, "seed": seed, "seconds": round(time.perf_counter() - started),
+            **figures}
+
+
+def _request(request_id: str, labels: Sequence[str],
+             examples: Sequence[tuple[str, str, str]]) -> TrainingRequest:
+    return TrainingRequest(
+        id=request_id, ts=0.0, task=TASK, trigger=TriggerKind.MANUAL, labels=list(labels),
+        examples=[TrainingExample(input=t, target=y, domain=d) for t, y, d in examples])
+
+
+def _static_answers(loop: LiveLoop, static: str) -> list[bool]:
+    """The bootstrap version's answers on the whole stream (the static model's live score)."""
+    from ....learner.serving.model_host import ModelHost
+
+    event = loop.versions.get(static)
+    host = ModelHost(loop.updater.models)
+    folder = loop.updater.store.fetch(event.adapter_uri, event.sha256, loop.workdir / "static")
+    host.load("static", static, folder, event.base_model)
+    items = loop.data.stream
+    answers = []
+    for start in range(0, len(items), 64):
+        chunk = items[start:start + 64]
+        answers += [a.label == item.label
+                    for a, item in zip(host.predict("static", static, [i.text for i in chunk]),
+                                       chunk, strict=True)]
+    return answers
+
+
+def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict[str, Any]:
+    """A fresh adapter on the bootstrap and every label the run received (one pass per
+    example, the learner's other settings), scored on the shifted domains' held-out texts;
+    and what full retraining at each of the run's request points would have trained on."""
+    from ....learner.training.update import IncrementalUpdater
+
+    learner = loop.settings.learner.model_copy(update={
+        "max_steps": 100_000, "holdout_fraction": 0.05, "gate_pool_size": 0})
+    retrainer = IncrementalUpdater(loop.settings.model_copy(update={"learner": learner}),
+                                   models=loop.updater.models, store=loop.updater.store,
+                                   device=loop.updater.device)
+    examples = [(i.text, i.label, i.domain) for i in loop.data.bootstrap] + record.labelled
+    from ....learner.registry.version_log import VersionLog
+
+    result = retrainer.update(_request("full-retraining", labels, examples), VersionLog())
+    event = result.event
+    folder = loop.updater.store.fetch(event.adapter_uri, event.sha256, loop.workdir / "full")
+    loop.host.load(TASK, event.version_id, folder, event.base_model)
+    scores = loop.score(event.version_id)
+    shifted = [d for d, _, _ in loop.data.boundaries()[1:]]
+    cumulative = sum(len(loop.data.bootstrap) + labels_by(record.label_marks, at)
+                     for at, *_ in record.requests[1:])
+    return {"retrain_shifted": round(sum(scores[d] for d in shifted) / len(shifted), 4),
+            "retrain_examples_at_requests": cumulative}
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (min, max) of each figure over seeds, per stream; shift counts."""
+    out: dict[str, Any] = {}
+    for stream in sorted({r["stream"] for r in runs}):
+        mine = [r for r in runs if r["stream"] == stream]
+        shifts = [s for r in mine for s in r["shifts"]]
+        served = [s for s in shifts if s["labels_until_better"] is not None
+                  and s["labels_until_better"] <= 240]
+        figures: dict[str, Any] = {"seeds": len(mine), "shifts": len(shifts),
+                                   "shifts_better_within_240_labels": len(served)}
+        for key in ("static_shifted", "final_shifted", "retrain_shifted", "forgetting_first",
+                    "live_shifted", "static_live_shifted", "promotions", "false_promotions",
+                    "requests", "alerts", "alerts_far_from_shifts", "examples_trained",
+                    "retrain_examples_at_requests", "update_seconds"):
+            values = [r[key] for r in mine if key in r]
+            if values:
+                figures[key] = {"mean": round(sum(values) / len(values), 4),
+                                "min": min(values), "max": max(values)}
+        out[stream] = figures
+    return out
+

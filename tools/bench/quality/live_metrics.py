@@ -1,0 +1,141 @@
+"""What a live-loop run achieved, measured against the goals of learning that pays.
+
+From a :class:`~driftloop.tools.bench.quality.live_loop.LiveRecord` and the stream's domain
+boundaries: for each shift, how many labels it took until a version better than the one
+serving at the shift (on the new domain's held-out texts) was served; the final held-out
+accuracy on the shifted domains; forgetting of the first domain; live served accuracy;
+false promotions (a promoted version worse than its parent by more than a point on every
+held-out text of the domains seen so far); and alerts far from any shift.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .live_loop import LiveRecord, VersionRecord
+
+__all__ = ["ShiftOutcome", "false_promotions", "labels_by", "live_metrics", "shift_outcomes"]
+
+# Events after a shift within which an alert is the shift's; later ones are false alarms.
+ALERT_WINDOW = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftOutcome:
+    """One shift: from which domain to which, and when a better version served."""
+
+    to_domain: str
+    at_event: int
+    before: float
+    """Held-out accuracy on the new domain of the version serving at the shift."""
+    labels_until_better: int | None
+    best_within_segment: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"to": self.to_domain, "at_event": self.at_event, "before": round(self.before, 4),
+                "labels_until_better": self.labels_until_better,
+                "best": round(self.best_within_segment, 4)}
+
+
+def _serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
+    promoted = [v for v in versions if v.promoted and v.at_event <= event]
+    return promoted[-1]
+
+
+def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
+                   label_marks: Sequence[tuple[int, int]]) -> list[ShiftOutcome]:
+    """Each shift after the first domain, with the labels until a better version served.
+
+    ``label_marks`` are ``(event index, labels received so far)`` pairs in stream order.
+    """
+    outcomes = []
+    for domain, start, end in boundaries[1:]:
+        serving = _serving_at(record.versions, start)
+        before = serving.heldout.get(domain, 0.0)
+        at_shift = labels_by(label_marks, start)
+        better = [v for v in record.versions if v.promoted and start <= v.at_event < end
+                  and v.heldout.get(domain, 0.0) > before]
+        best = max([before] + [v.heldout.get(domain, 0.0) for v in record.versions
+                               if v.promoted and start <= v.at_event < end])
+        outcomes.append(ShiftOutcome(
+            domain, start, before,
+            better[0].labels_seen - at_shift if better else None, best))
+    return outcomes
+
+
+def labels_by(marks: Sequence[tuple[int, int]], event: int) -> int:
+    """Labels received by the time the stream reached ``event``.
+
+    >>> labels_by([(16, 5), (32, 12), (48, 20)], 40)
+    12
+    """
+    seen = 0
+    for at, labels in marks:
+        if at > event:
+            break
+        seen = labels
+    return seen
+
+
+def false_promotions(versions: Sequence[VersionRecord], domains_seen: dict[int, list[str]],
+                     margin: float = 0.01) -> tuple[int, int]:
+    """``(promotions after the first, those worse than their parent by > margin)`` on the
+    held-out texts of every domain seen when they were promoted."""
+    promoted = [v for v in versions if v.promoted]
+    worse = 0
+    for parent, child in itertools.pairwise(promoted):
+        domains = domains_seen[child.at_event]
+        old = sum(parent.heldout[d] for d in domains) / len(domains)
+        new = sum(child.heldout[d] for d in domains) / len(domains)
+        worse += new < old - margin
+    return max(len(promoted) - 1, 0), worse
+
+
+def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
+                 label_marks: Sequence[tuple[int, int]], static_served: Sequence[bool]
+                 ) -> dict[str, Any]:
+    """Every goal's figure for one run (``static_served``: the bootstrap version's answers
+    on the same stream, correct or not)."""
+    first, first_end = boundaries[0][0], boundaries[0][2]
+    shifted = [d for d, _, _ in boundaries[1:]]
+    promoted = [v for v in record.versions if v.promoted]
+    static, final = promoted[0], promoted[-1]
+    after_first = _serving_at(record.versions, first_end - 1)
+    domains_seen = {v.at_event: [d for d, s, _ in boundaries if s <= max(v.at_event - 1, 0)]
+                    for v in record.versions}
+    promotions, worse = false_promotions(record.versions, domains_seen)
+    live = [ok for (domain, _, ok) in record.served if domain in shifted]
+    static_live = [ok for (domain, _, _), ok in zip(record.served, static_served, strict=True)
+                   if domain in shifted]
+    shifts = shift_outcomes(record, boundaries, label_marks)
+    starts = [s for _, s, _ in boundaries[1:]]
+    far = [a for a in record.alerts if not any(s <= a[0] < s + ALERT_WINDOW for s in starts)]
+    return {
+        "shifts": [s.to_dict() for s in shifts],
+        "static_shifted": _mean(static.heldout[d] for d in shifted),
+        "final_shifted": _mean(final.heldout[d] for d in shifted),
+        "forgetting_first": after_first.heldout[first] - final.heldout[first],
+        "live_shifted": _mean(live), "static_live_shifted": _mean(static_live),
+        "promotions": promotions, "false_promotions": worse,
+        "requests": len(record.requests),
+        "requests_by_trigger": _count(r[1].value for r in record.requests),
+        "alerts": len(record.alerts), "alerts_far_from_shifts": len(far),
+        "examples_trained": sum(r[3] for r in record.requests),
+        "labels": record.labels, "update_seconds": round(record.update_seconds, 1),
+        "final_heldout": {d: round(v, 4) for d, v in final.heldout.items()},
+    }
+
+
+def _mean(values: Any) -> float:
+    values = list(values)
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
