@@ -1,19 +1,21 @@
-"""One drift detector on one 1-D signal, with warm-up, hysteresis and cooldown around River.
+"""One drift detector on one 1-D signal, with warm-up, hysteresis and cooldown.
 
 River's detectors at their defaults are scale-dependent (Page-Hinkley's ``threshold`` is in the
 units of the signal) and noisy on per-event inputs (river #1914, PR #1963). The monitor makes
-one parameter set work for every signal of every task:
+one parameter set work for every signal of every task, whatever detector it drives (a
+:class:`~driftloop.streams.cusum.StandardCUSUM` by default, River's ADWIN, KSWIN or
+Page-Hinkley on request):
 
 * it averages the signal over blocks of ``block_size`` events (vectorised with numpy), so
   the Python per-call cost of River is paid once per block and the noise shrinks by
   ``sqrt(block_size)``;
 * during ``warmup_blocks`` it learns the reference mean and spread of the block means, and
-  afterwards feeds River the standardised value ``z = (block_mean - mean) / std``; the
-  reference keeps learning, ``effect_blocks`` behind, until it holds ``reference_blocks``
-  blocks, so a short warm-up serves short streams and long ones still get a precise
-  reference (a shift inside the lag alerts before it can enter the reference);
-* an alert needs River to fire *and* the mean ``z`` of the last ``effect_blocks`` blocks to be
-  at least ``min_effect`` (hysteresis: small wobbles that trip River do not alert);
+  afterwards feeds the detector the standardised value ``z = (block_mean - mean) / std``;
+  the reference keeps learning, ``effect_blocks`` behind, until it holds
+  ``reference_blocks`` blocks, so a short warm-up serves short streams and long ones still
+  get a precise reference; while a shift shows, the blocks waiting are held out of it;
+* an alert needs the detector to fire *and* the mean ``z`` of the last ``effect_blocks``
+  blocks to be at least ``min_effect`` (hysteresis: small wobbles do not alert);
 * after an alert the reference is re-learnt on the new regime (one shift raises one alert)
   and no alert can follow for ``cooldown_blocks`` blocks.
 
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 from river import drift
 
+from .cusum import StandardCUSUM
 from .errors import ConfigurationError
 
 __all__ = ["DETECTORS", "Detection", "DriftMonitor", "Reference", "block_means"]
@@ -39,15 +42,15 @@ __all__ = ["DETECTORS", "Detection", "DriftMonitor", "Reference", "block_means"]
 # name -> River class. Only detectors of real-valued inputs: the monitor feeds standardised
 # block means (the error-rate signal included), never single bits.
 DETECTORS: dict[str, type] = {
+    "cusum": StandardCUSUM,
     "adwin": drift.ADWIN,
     "page_hinkley": drift.PageHinkley,
     "kswin": drift.KSWIN,
 }
 
 # Chosen from the measurements in tools/bench/quality/calibrate.py (see that module's docstring).
-DEFAULT_DETECTOR = "page_hinkley"
-DEFAULT_PARAMS: Mapping[str, Any] = {"threshold": 25.0, "delta": 0.5, "min_instances": 5,
-                                     "alpha": 1.0}
+DEFAULT_DETECTOR = "cusum"
+DEFAULT_PARAMS: Mapping[str, Any] = {"threshold": 20.0, "delta": 0.5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,8 @@ class DriftMonitor:
     detector
         One of :data:`DETECTORS`.
     params
-        Keyword arguments of the River detector (``None``: the measured defaults for
-        Page-Hinkley, River's defaults for the others).
+        Keyword arguments of the detector (``None``: the measured defaults for the CUSUM,
+        River's defaults for the others).
     block_size
         Events averaged into one detector input.
     warmup_blocks
@@ -120,7 +123,7 @@ class DriftMonitor:
         params: Mapping[str, Any] | None = None,
         block_size: int = 16,
         warmup_blocks: int = 10,
-        reference_blocks: int = 40,
+        reference_blocks: int = 100,
         min_effect: float = 0.75,
         effect_blocks: int = 4,
         cooldown_blocks: int = 10,
@@ -234,15 +237,19 @@ class DriftMonitor:
 
     def _block(self, mean: float, events_at: int) -> Detection | None:
         self._blocks += 1
-        if not self._ref.add(mean):
+        if self._ref.warming_up:
+            self._ref.learn(mean)
             return None
         ref_std = self._ref.std()
         z = (mean - self._ref.mean) / ref_std
         self._recent.append(z)
+        effect = sum(self._recent) / len(self._recent)
+        # While an effect shows, the blocks waiting to join the reference may be the new
+        # regime's: they must not teach it that the shift is normal before River decides.
+        self._ref.follow(mean, keep=abs(effect) < self.min_effect)
         self._river.update(z)
         if not self._river.drift_detected or self._blocks < self._silent_until:
             return None
-        effect = sum(self._recent) / len(self._recent)
         if abs(effect) < self.min_effect:
             return None
         detection = Detection(
@@ -279,11 +286,16 @@ class Reference:
 
     It learns from the first ``warmup`` blocks, then keeps learning ``lag`` blocks behind
     the newest until it holds ``most``: a short warm-up serves short streams and a long one
-    still gets a precise reference, while a shift alerts before it can enter the reference.
+    still gets a precise reference. The monitor holds back the blocks that wait while a
+    shift shows, so a shift never becomes the reference before the detector decides.
 
-    >>> ref = Reference(warmup=2, most=3, lag=1)
-    >>> [ref.add(x) for x in (1.0, 3.0, 5.0, 7.0, 9.0)], ref.n, ref.mean
-    ([False, False, True, True, True], 3, 3.0)
+    >>> ref = Reference(warmup=2, most=4, lag=1)
+    >>> for x in (1.0, 3.0):
+    ...     ref.learn(x)
+    >>> ref.warming_up, ref.follow(5.0, keep=True), ref.follow(7.0, keep=True), ref.mean
+    (False, False, True, 3.0)
+    >>> ref.follow(9.0, keep=False), ref.n  # 7.0 left the queue while a shift showed
+    (False, 3)
     """
 
     def __init__(self, *, warmup: int, most: int, lag: int) -> None:
@@ -295,18 +307,20 @@ class Reference:
     def warming_up(self) -> bool:
         return self.n < self.warmup
 
-    def add(self, value: float) -> bool:
-        """Take one block mean; True when the monitor should judge it (warm-up is over)."""
-        if self.n < self.warmup:
-            self._learn(value)
+    def follow(self, value: float, *, keep: bool) -> bool:
+        """Queue a judged block mean; the one ``lag`` blocks older joins the reference when
+        ``keep`` (and there is room). True when a block joined."""
+        if self.n >= self.most:
             return False
-        if self.n < self.most:
-            self._lagged.append(value)
-            if len(self._lagged) > self.lag:
-                self._learn(self._lagged.popleft())
-        return True
+        self._lagged.append(value)
+        if len(self._lagged) <= self.lag:
+            return False
+        oldest = self._lagged.popleft()
+        if keep:
+            self.learn(oldest)
+        return keep
 
-    def _learn(self, value: float) -> None:  # Welford's running mean and squared deviations
+    def learn(self, value: float) -> None:  # Welford's running mean and squared deviations
         self.n += 1
         delta = value - self.mean
         self.mean += delta / self.n

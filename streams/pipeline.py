@@ -78,7 +78,9 @@ def new_buffer(worker: WorkerSettings) -> ReplayBuffer:
 def _monitor(worker: WorkerSettings) -> DriftMonitor:
     d = worker.drift
     params: dict[str, Any] = {}
-    if d.detector == "page_hinkley":
+    if d.detector == "cusum":
+        params = {"threshold": d.threshold, "delta": d.delta}
+    elif d.detector == "page_hinkley":
         params = {"threshold": d.threshold, "delta": d.delta, "min_instances": 5, "alpha": 1.0}
     elif d.detector == "adwin":
         params = {"delta": d.adwin_delta, "clock": 1}

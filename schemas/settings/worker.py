@@ -39,14 +39,16 @@ class JoinSettings(Section):
 class DriftSettings(Section):
     """Drift monitors (chosen by measurement: `driftloop worker detectors`)."""
 
-    detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
-    threshold: float = Field(25.0, gt=0, description="Page-Hinkley threshold on z-scores")
-    delta: float = Field(0.5, ge=0, description="Page-Hinkley allowance on z-scores")
+    detector: Literal["cusum", "page_hinkley", "adwin", "kswin"] = "cusum"
+    threshold: float = Field(20.0, gt=0, description="CUSUM (or Page-Hinkley) threshold on "
+                                                     "z-scores")
+    delta: float = Field(0.5, ge=0, description="CUSUM (or Page-Hinkley) allowance on "
+                                                "z-scores")
     adwin_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence")
     block_size: int = Field(16, gt=0, description="events averaged into one detector input")
     warmup_blocks: int = Field(10, ge=2, description="blocks that learn the reference before "
                                                      "any alert")
-    reference_blocks: int = Field(40, ge=2, description="blocks the reference keeps learning "
+    reference_blocks: int = Field(100, ge=2, description="blocks the reference keeps learning "
                                                         "from after the warm-up (lagged)")
     min_effect: float = Field(0.75, ge=0, description="smallest mean |z| that may alert")
     cooldown_blocks: int = Field(10, ge=0, description="blocks without alert after one")

@@ -177,7 +177,7 @@ def test_task_state_round_trips_through_the_codec():
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda: DriftMonitor(detector="cusum"), "valid: adwin, kswin, page_hinkley"),
+    (lambda: DriftMonitor(detector="bocpd"), "valid: adwin, cusum, kswin, page_hinkley"),
     (lambda: DriftMonitor(block_size=0), "block_size"),
     (lambda: DriftMonitor(min_effect=float("nan")), "min_effect"),
     (lambda: DriftMonitor(detector="adwin", params={"bogus": 1}), "invalid params"),
@@ -197,3 +197,22 @@ def test_invalid_arguments_fail_at_construction(build, message):
 
     with pytest.raises(ConfigurationError, match=message):
         build()
+
+
+def test_the_standard_cusum_alerts_on_a_jump_a_short_reference_page_hinkley_misses() -> None:
+    # The question stream's case: 10 reference blocks, then the error rate jumps by about
+    # 2.5 standard deviations of a block mean (seen: Page-Hinkley silent for 15 blocks).
+    import numpy as np
+
+    from driftloop.streams.cusum import StandardCUSUM
+
+    rng = np.random.default_rng(4)
+    before, after = rng.normal(0.25, 0.1, 10), rng.normal(0.5, 0.1, 15)
+    found = {}
+    for detector in ("cusum", "page_hinkley"):
+        monitor = DriftMonitor(detector=detector, block_size=1, warmup_blocks=10,
+                               reference_blocks=10, min_effect=0.0)
+        monitor.update_many(before)
+        found[detector] = [h.blocks_seen for h in monitor.update_many(after)]
+    assert found["cusum"] and found["cusum"][0] <= 20 and found["page_hinkley"] == []
+    assert StandardCUSUM(threshold=5.0).update(6.0).drift_detected

@@ -112,10 +112,20 @@ CANDIDATES: dict[str, tuple[Callable[[np.ndarray], list[int]], bool]] = {
     "monitor KSWIN alpha=1e-4": (_monitor(detector="kswin", params={"alpha": 1e-4}), False),
     "monitor PH thr=10 delta=0.5": (_monitor(params={"threshold": 10.0, "delta": 0.5,
                                                      "min_instances": 5, "alpha": 1.0}), False),
-    "monitor PH thr=15 delta=0.5": (_monitor(params={"threshold": 15.0, "delta": 0.5,
-                                                     "min_instances": 5, "alpha": 1.0}), False),
-    "monitor PH thr=25 delta=0.5 (default)": (_monitor(), False),
-    "monitor PH thr=25, no effect guard": (_monitor(min_effect=0.0), False),
+    "monitor PH thr=25 delta=0.5": (_monitor(
+        detector="page_hinkley", params={"threshold": 25.0, "delta": 0.5,
+                                         "min_instances": 5, "alpha": 1.0}), False),
+    "monitor CUSUM thr=10 delta=0.5": (_monitor(params={"threshold": 10.0, "delta": 0.5}),
+                                       False),
+    "monitor CUSUM thr=15 delta=0.5": (_monitor(params={"threshold": 15.0, "delta": 0.5}),
+                                       False),
+    "monitor CUSUM thr=20 delta=0.5 (default)": (_monitor(), False),
+    "monitor CUSUM thr=20, no effect guard": (_monitor(min_effect=0.0), False),
+    "monitor PH thr=25, blocks of 32, 30-block warm-up (before)": (_monitor(
+        detector="page_hinkley",
+        params={"threshold": 25.0, "delta": 0.5, "min_instances": 5, "alpha": 1.0},
+        block_size=32, warmup_blocks=30, reference_blocks=30, cooldown_blocks=30,
+        min_effect=1.0), False),
 }
 
 

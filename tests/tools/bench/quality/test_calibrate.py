@@ -6,7 +6,7 @@ from driftloop.tools.bench.quality.calibrate import CANDIDATES, SCENARIOS, measu
 
 
 def test_default_monitor_has_no_false_alarm_and_finds_every_shift():
-    results = measure(["monitor PH thr=25 delta=0.5 (default)"], runs=4, seed=99)
+    results = measure(["monitor CUSUM thr=20 delta=0.5 (default)"], runs=4, seed=99)
     assert {m.scenario for m in results} == set(SCENARIOS)
     for m in results:
         if m.scenario.startswith("stable"):
