@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ...schemas import VersionStatus
 from .live import LoopOutcome
+from .shifts import shift_results, version_at
 from .traffic import DemoData
 from .verdict import DomainResult, Verdict, VersionScorer, live_results
 
@@ -40,7 +41,18 @@ def final_verdict(scorer: VersionScorer, data: DemoData, outcome: LoopOutcome) -
         rows.append(DomainResult(domain, scorer.score(static, data.heldout[domain]),
                                  scorer.score(final, data.heldout[domain]),
                                  live_served, live_static, events))
+    versions = {v.version_id: v for v in state.versions} | {static.version_id: static}
+
+    def score(version_id: str, domain: str) -> float:
+        return scorer.score(versions[version_id], data.heldout[domain])
+
+    shifts = shift_results(served, domains, outcome.domain_starts, outcome.label_times,
+                           static.version_id, score)
+    at_first_shift = version_at(served, outcome.domain_starts.get(domains[1], float("inf")),
+                                static.version_id) if len(domains) > 1 else final.version_id
+    before_shift = sum(score(at_first_shift, d) for d in domains[1:]) / max(len(domains) - 1, 1)
     return Verdict(rows, best, best_version, static.version_id, final.version_id,
                    promoted=len(promoted) - 1,
                    rejected=len(state.with_status(VersionStatus.REJECTED)),
-                   alerts=len(state.alerts), shifted=domains[1:])
+                   alerts=len(state.alerts), shifted=domains[1:], shifts=shifts,
+                   at_first_shift=before_shift)

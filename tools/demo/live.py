@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...schemas import LabelRequest, ModelVersion, VersionStatus
 from ...schemas.settings import Settings
@@ -47,6 +47,8 @@ class LoopOutcome:
     feedback_sent: int
     noisy_feedback: int
     reviewer_answers: int
+    label_times: list[float] = field(default_factory=list)
+    """When each label (a user's or the reviewer's) was accepted."""
 
 
 def progress_text(state: ProgressState, driver: TrafficDriver | None, total: int) -> str:
@@ -89,12 +91,15 @@ class ReviewDesk:
         self.reviewer = reviewer
         self.endpoints = endpoints
         self.reviewed = 0  # answers the service accepted
+        self.times: list[float] = []  # when each was accepted
 
     async def answer(self, request: LabelRequest) -> None:
         body = self.reviewer.answer(request)
         if body is not None:
             status, _ = await self.endpoints.post("/feedback", body)
-            self.reviewed += status == 202
+            if status == 202:
+                self.reviewed += 1
+                self.times.append(time.time())
 
 
 class VersionWatch:
@@ -199,7 +204,8 @@ async def run_loop(settings: Settings, children: ChildProcesses, data: DemoData,
             return LoopOutcome(state, served, driver.domain_started, static,
                                feedback_sent=driver.feedback_sent,
                                noisy_feedback=driver.noisy_sent,
-                               reviewer_answers=len(reviewer.answered))
+                               reviewer_answers=len(reviewer.answered),
+                               label_times=sorted(driver.label_times + desk.times))
         finally:
             await observer.stop()
 

@@ -112,6 +112,8 @@ def run_demo(base: Settings, *, quick: bool = False, broker: str | None = None,
         noisy_feedback=loop.noisy_feedback, reviewer_answers=loop.reviewer_answers,
         wall_s=time.monotonic() - began)
     say(render_table(verdict))
+    for shift in verdict.shifts:
+        say(shift.line())
     say(f"report: {report_path}")
     say(f"{result.wall_s:.0f} s; {verdict.line()}")
     return result

@@ -271,6 +271,7 @@ class TrafficDriver:
         self.in_flight = in_flight
         self.served: list[ServedPrediction] = []
         self.feedback_sent = 0
+        self.label_times: list[float] = []  # when each label was accepted (time.time())
         self.noisy_sent = 0
         self.failures = 0
         self.current_domain = ""
@@ -342,6 +343,7 @@ class TrafficDriver:
                 "source": FeedbackSource.USER.value})
             if status == 202:
                 self.feedback_sent += 1
+                self.label_times.append(time.time())
                 self.noisy_sent += planned.noisy
             else:
                 self.failures += 1

@@ -23,6 +23,7 @@ from typing import Any
 
 from ...schemas import ModelVersion
 from ...schemas.settings import Settings
+from .shifts import ShiftResult
 from .traffic import ServedPrediction, StreamItem
 
 __all__ = ["DomainResult", "Verdict", "VersionScorer", "accuracy", "render_table"]
@@ -148,6 +149,10 @@ class Verdict:
     rejected: int
     alerts: int
     shifted: list[str] = field(default_factory=list)
+    shifts: list[ShiftResult] = field(default_factory=list)
+    at_first_shift: float | None = None
+    """Held-out accuracy on the shifted domains of the version serving at the first shift:
+    what updates on the first domain alone gained."""
 
     def _shifted(self, attr: str, weighted: bool) -> float:
         rows = [d for d in self.domains if d.domain in self.shifted]
@@ -185,19 +190,27 @@ class Verdict:
 
         >>> rows = [DomainResult("tweets", .8, .79, .8, .8, 10),
         ...         DomainResult("movies", .6, .7, .68, .6, 10)]
-        >>> print(Verdict(rows, .82, "v2", "v1", "v3", 3, 1, 2, ["movies"]).line())
-        ... # doctest: +NORMALIZE_WHITESPACE
-        verdict: driftloop 0.70 vs static 0.60 on shifted domains (movies; held-out), served
-        live 0.68 vs static 0.60; tweets best 0.82 now 0.79 (forgetting 0.03); 3 updates
-        promoted, 1 rejected, 2 drift alerts
+        >>> shift = ShiftResult("movies", "v2", .64, "v3", .7, 120)
+        >>> print(Verdict(rows, .82, "v2", "v1", "v3", 3, 1, 2, ["movies"], [shift],
+        ...               .64).line())  # doctest: +NORMALIZE_WHITESPACE
+        verdict: driftloop 0.70 vs static 0.60 on shifted domains (movies; held-out), +0.04
+        from updates before the first shift and +0.06 after it; served live 0.68 vs static
+        0.60; tweets best 0.82 now 0.79 (forgetting 0.03); 3 updates promoted, 1 rejected, 2
+        drift alerts; a better version served after 1 of 1 shift
         """
         first = self.domains[0]
+        split = "" if self.at_first_shift is None else (
+            f", {self.at_first_shift - self.shifted_static:+.2f} from updates before the first "
+            f"shift and {self.shifted_final - self.at_first_shift:+.2f} after it")
+        answered = sum(s.better is not None for s in self.shifts)
         return (f"verdict: driftloop {self.shifted_final:.2f} vs static {self.shifted_static:.2f}"
-                f" on shifted domains ({', '.join(self.shifted)}; held-out), served live "
+                f" on shifted domains ({', '.join(self.shifted)}; held-out){split}; served live "
                 f"{self.live_served:.2f} vs static {self.live_static:.2f}; {first.domain} best "
                 f"{self.first_domain_best:.2f} now {first.heldout_final:.2f} (forgetting "
                 f"{self.forgetting:.2f}); {_count(self.promoted, 'update')} promoted, "
-                f"{self.rejected} rejected, {_count(self.alerts, 'drift alert')}")
+                f"{self.rejected} rejected, {_count(self.alerts, 'drift alert')}"
+                + (f"; a better version served after {answered} of "
+                   f"{_count(len(self.shifts), 'shift')}" if self.shifts else ""))
 
 
 def _count(n: int, noun: str) -> str:

@@ -6,6 +6,7 @@ from driftloop.schemas import ModelVersion, VersionStatus
 from driftloop.tools.demo.judge import final_verdict
 from driftloop.tools.demo.live import LoopOutcome
 from driftloop.tools.demo.progress import ProgressState
+from driftloop.tools.demo.shifts import ShiftResult
 from driftloop.tools.demo.traffic import DemoData, ServedPrediction, StreamItem
 from driftloop.tools.demo.verdict import DomainResult
 
@@ -51,9 +52,11 @@ def test_the_verdict_compares_the_last_promoted_version_with_the_static_one() ->
               ServedPrediction(stream[3], "negative", "v3", 4.0)]
     outcome = LoopOutcome(ProgressState(versions=[v0, v1, v2, v3]), served,
                           domain_starts={"tweets": 1.0, "movies": 3.0}, static=v0,
-                          feedback_sent=0, noisy_feedback=0, reviewer_answers=0)
+                          feedback_sent=0, noisy_feedback=0, reviewer_answers=0,
+                          label_times=[1.5, 2.5, 3.2, 3.5, 3.8])
     scorer = TableScorer({("v0", "tweets"): 0.6, ("v1", "tweets"): 0.8, ("v3", "tweets"): 0.7,
-                          ("v0", "movies"): 0.5, ("v3", "movies"): 0.75})
+                          ("v0", "movies"): 0.5, ("v1", "movies"): 0.45,
+                          ("v3", "movies"): 0.75})
 
     verdict = final_verdict(scorer, data, outcome)
 
@@ -63,3 +66,7 @@ def test_the_verdict_compares_the_last_promoted_version_with_the_static_one() ->
                                DomainResult("movies", 0.5, 0.75, 0.5, 0.0, 2)]
     assert (verdict.promoted, verdict.rejected, verdict.shifted) == (2, 1, ["movies"])
     assert round(verdict.forgetting, 2) == 0.1
+    # Movies began under v0 (0.5); v1 (0.45) was no better, v3 (0.75) was: three labels came
+    # between the start of movies (3.0) and v3's first answer (4.0).
+    assert verdict.shifts == [ShiftResult("movies", "v0", 0.5, "v3", 0.75, 3)]
+    assert verdict.at_first_shift == 0.5
