@@ -29,7 +29,7 @@ from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.resident import BaseModel, ResidentModels
 from .forward_passes import ForwardPassQueue
 
-__all__ = ["ModelHost", "Prediction"]
+__all__ = ["ModelHost", "Prediction", "input_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """One answer: the label (or generated text), its probability, all probabilities and the
-    pooled embedding; a generation answer has no probabilities and no embedding.
+    pooled embedding; a generation answer has no probabilities, and its embedding is the mean
+    of the base model's input embeddings of the text (see :func:`input_embeddings`).
 
     A generation answer keeps the generated text in ``output``; when its prompt template has
     choices, ``label`` is the choice read from the text and ``classified`` says one was found.
@@ -212,11 +213,14 @@ class ModelHost:
                                    max_new_tokens=self.max_new_tokens,
                                    batch_size=self.max_batch)
         answers = []
-        for answer in generator.generate(hosted.peft_model, list(texts)):
+        embeddings = input_embeddings(hosted.peft_model, hosted.tokenizer, texts,
+                                      max_length=self.max_length)
+        for answer, embedding in zip(generator.generate(hosted.peft_model, list(texts)),
+                                     embeddings, strict=True):
             text = answer.strip()
             choice = template.read_answer(text)
-            answers.append(Prediction(choice or text, None, {}, [], version_id, output=text,
-                                      classified=choice is not None))
+            answers.append(Prediction(choice or text, None, {}, embedding, version_id,
+                                      output=text, classified=choice is not None))
         return answers
 
     def evict(self, task: str, keep: set[str]) -> list[str]:
@@ -260,3 +264,22 @@ class ModelHost:
         """Stop the host thread (idempotent); loaded models are released with the host."""
         self._thread.shutdown(wait=True)
         self._tasks.clear()
+
+
+def input_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], *,
+                     max_length: int) -> list[list[float]]:
+    """The mean of the base model's input (token) embeddings of each text.
+
+    What a generation interaction carries for input drift: the embedding table is not
+    adapted (LoRA sits on attention), so the signal does not move when the served version
+    does, and it costs a table lookup, not a forward pass.
+    """
+    import torch
+
+    encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                        add_special_tokens=False, return_tensors="pt")
+    with torch.inference_mode():
+        vectors = model.get_input_embeddings()(encoded["input_ids"]).float()
+        mask = encoded["attention_mask"].unsqueeze(-1).to(vectors.dtype)
+        pooled = (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return [[round(v, 6) for v in row] for row in pooled.tolist()]

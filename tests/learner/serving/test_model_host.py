@@ -141,8 +141,12 @@ def test_generation_versions_answer_with_text_under_their_template(  # type: ign
         first = host.predict("moviegen", "g1", prompts)
         second = host.predict("moviegen", "g2", prompts)
         assert [a.version_id for a in first + second] == ["g1", "g1", "g2", "g2"]
-        assert all(isinstance(a.label, str) and a.confidence is None and not a.embedding
-                   for a in first + second)
+        assert all(isinstance(a.label, str) and a.confidence is None for a in first + second)
+        # An input embedding for drift: the base model's token embeddings, so two versions
+        # give the same one for the same text, and two texts two different ones.
+        assert [a.embedding for a in first] == [a.embedding for a in second]
+        assert first[0].embedding != first[1].embedding
+        assert len(first[0].embedding) == base.model.config.hidden_size
         assert [a.output for a in first] != [a.output for a in second]
         for a in first + second:  # the template's choices read the text: a class, or the text
             assert (a.classified, a.label) == ((True, a.label) if a.label in
