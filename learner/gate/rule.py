@@ -84,7 +84,7 @@ class GateRule:
     replay_tolerance: float = 0.02
     challenge_tolerance: float = 0.02
     min_stability: float | None = None
-    alpha: float = 0.05
+    alpha: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 0.5:

@@ -24,7 +24,17 @@ def test_every_child_reads_valid_settings_from_the_environment(tmp_path: Path,
     assert seen.kafka.topic("feedback") == "demo-x.feedback"
     assert seen.task("sentiment").labels == ("negative", "positive")
     assert (seen.worker.web_port, seen.serving.port) == (16066, 18080)
-    assert seen.worker.drift.block_size * seen.worker.drift.warmup_blocks <= 100  # < a domain
+    # The loop runs at driftloop's defaults: nothing of drift, triggers or learning is tuned.
+    defaults = Settings()
+    assert (seen.worker.drift, seen.worker.triggers, seen.worker.buffer, seen.worker.active) \
+        == (defaults.worker.drift, defaults.worker.triggers, defaults.worker.buffer,
+            defaults.worker.active)
+    assert seen.learner.model_copy(update={"torch_threads": None, "cache_dir": None,
+                                           "group_id": None}) == \
+        defaults.learner.model_copy(update={"torch_threads": None, "cache_dir": None,
+                                            "group_id": None})
+    drift = seen.worker.drift
+    assert drift.block_size * drift.warmup_blocks < DemoProfile.named(quick=True).per_domain
     assert seen.worker.app_id == "driftloop-demo-x" and seen.worker.data_dir == tmp_path / "worker"
     assert json.loads(env["DRIFTLOOP_TASKS"])["sentiment"]["kind"] == "classification"
 
