@@ -33,6 +33,13 @@ def projection_matrix(dim: int, count: int, seed: int = 0) -> np.ndarray:
     return matrix
 
 
+def _family(component: str) -> str:
+    """The signal a monitor's component belongs to (the embedding has several)."""
+    if component == "centroid_distance" or component.startswith("projection_"):
+        return DriftSignal.EMBEDDING.value
+    return component
+
+
 @dataclass(frozen=True, slots=True)
 class DriftFinding:
     """An alert of one signal of one domain, ready to become a ``DriftAlert``."""
@@ -101,6 +108,17 @@ class DomainDrift:
                 continue
             self._silent_until[signal] = self.events + self._cooldown_events()
             findings.append(DriftFinding("", signal, component, detection))
+            self._rereference_siblings(component)
+
+    def _rereference_siblings(self, component: str) -> None:
+        """One shift, one alert per signal: the components of the signal that alerted (the
+        centroid distance and the projections of an embedding) learn the new regime as the
+        alerting one does, instead of alerting again on the same shift once the signal's
+        cooldown ends because they were slower to cross their threshold."""
+        family = _family(component)
+        for name, monitor in self.monitors.items():
+            if name != component and _family(name) == family:
+                monitor.rereference()
 
     def update(self, *, confidences: np.ndarray | None = None,
                embeddings: np.ndarray | None = None,
