@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["PairedComparison", "binomial_tail", "compare"]
+__all__ = ["PairedComparison", "binomial_tail", "compare", "pool"]
 
 _Z = {0.80: 1.2816, 0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
 
@@ -113,3 +113,17 @@ def compare(candidate: Sequence[bool], parent: Sequence[bool]) -> PairedComparis
     return PairedComparison(n=n, wins=wins, losses=losses,
                             parent_score=sum(parent) / n if n else 0.0,
                             candidate_score=sum(candidate) / n if n else 0.0)
+
+
+def pool(*comparisons: PairedComparison) -> PairedComparison:
+    """The comparisons of disjoint slices as one (their pairs added up).
+
+    >>> both = pool(compare([True, False], [False, False]), compare([True], [False]))
+    >>> both.n, both.wins, both.losses, round(both.candidate_score, 3)
+    (3, 2, 0, 0.667)
+    """
+    n = sum(c.n for c in comparisons)
+    return PairedComparison(
+        n=n, wins=sum(c.wins for c in comparisons), losses=sum(c.losses for c in comparisons),
+        parent_score=sum(c.parent_score * c.n for c in comparisons) / n if n else 0.0,
+        candidate_score=sum(c.candidate_score * c.n for c in comparisons) / n if n else 0.0)

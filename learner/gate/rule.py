@@ -7,9 +7,11 @@ forgetting) and (c) the task's challenge-prompt suite.
 
 With each version's per-example outcomes (the learner's gate), (a) and (b) are paired tests
 with a stated error rate (:mod:`.paired`, McNemar's exact test): the candidate is promoted
-when it is better on (a) at level ``alpha`` (so a candidate that is no better than its
-parent is promoted at most that often), not significantly worse on (b) at the same level,
-and (c) stays within a tolerance. A candidate that only matches its parent is not promoted.
+when it is better on (a) at level ``alpha``, or, when (a) alone is too small to show it,
+better on (a) and (b) pooled at level ``alpha`` and not behind on (a); in both cases it must
+not be significantly worse on (b) at the same level, and (c) stays within a tolerance. A
+candidate no better than its parent is promoted at most ``2 * alpha`` of the time (two
+tests, a union bound); one that only matches its parent is not promoted.
 Each reason names the test's figures: scores, effect, its 95% interval, the discordant
 pairs and the p-value.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .paired import PairedComparison
+from .paired import PairedComparison, pool
 
 __all__ = ["GateDecision", "GateRule"]
 
@@ -117,7 +119,8 @@ class GateRule:
 
     def _paired(self, paired: Mapping[str, PairedComparison], reasons: list[str]) -> bool:
         recent = paired["holdout"]
-        better = recent.p_better < self.alpha and recent.effect > self.min_improvement
+        old = paired.get("replay")
+        better = self._shown_better(recent)
         if better:
             verdict = f"< {self.alpha:g}: better"
         elif recent.p_better >= self.alpha:
@@ -125,13 +128,23 @@ class GateRule:
         else:
             verdict = f"< {self.alpha:g}, but the effect is not above {self.min_improvement:g}"
         reasons.append(f"recent: {recent.describe()} {verdict}")
-        old = paired.get("replay")
         if old is None or not old.n:
             return better
         worse = old.p_worse < self.alpha
         reasons.append(f"older: {old.describe()}, p(worse)={old.p_worse:.2g}"
                        + (" (forgetting)" if worse else ""))
-        return better and not worse
+        if better or worse:
+            return better and not worse
+        # A shift seen on few labels: the recent slice alone is too small to show a gain the
+        # older one shows too. Better on both together, and not behind on the recent one.
+        both = pool(recent, old)
+        overall = self._shown_better(both) and recent.effect >= 0.0
+        reasons.append(f"both: {both.describe()} "
+                       + (f"< {self.alpha:g}: better" if overall else "not shown better"))
+        return overall
+
+    def _shown_better(self, comparison: PairedComparison) -> bool:
+        return comparison.p_better < self.alpha and comparison.effect > self.min_improvement
 
     def _improved(self, before: Metrics, after: Metrics, reasons: list[str]) -> bool:
         ok = True

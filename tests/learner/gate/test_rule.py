@@ -99,6 +99,39 @@ def test_a_paired_gate_refuses_forgetting_shown_on_older_traffic() -> None:
     assert not forgot.promote and "(forgetting)" in forgot.summary
 
 
+def test_a_gain_too_small_to_show_on_recent_texts_alone_is_shown_on_both_slices() -> None:
+    # The demo's case: 1 won 0 lost on 22 recent texts, 6 won 2 lost on 87 older ones.
+    rule = GateRule(alpha=0.1)
+    decision = rule.decide(BEFORE, after(), {"holdout": paired_run(1, 0, same=21),
+                                             "replay": paired_run(6, 2, same=79)})
+    assert decision.promote, decision.summary
+    assert "not shown better" in decision.reasons[0]
+    assert "both: " in decision.summary and "7 won 2 lost" in decision.summary
+    # Behind on the recent texts: the older ones cannot carry it.
+    behind = rule.decide(BEFORE, after(), {"holdout": paired_run(1, 2, same=21),
+                                           "replay": paired_run(9, 1, same=79)})
+    assert not behind.promote and "both: " in behind.summary
+    # Neither slice nor both together show a gain: not promoted.
+    matched = rule.decide(BEFORE, after(), {"holdout": paired_run(2, 1, same=21),
+                                            "replay": paired_run(4, 3, same=79)})
+    assert not matched.promote
+
+
+def test_a_candidate_no_better_than_its_parent_is_promoted_at_most_twice_alpha() -> None:
+    # Simulated under the null: every discordant pair is a fair coin.
+    import random
+
+    rng = random.Random(3)
+    rule, promoted, trials = GateRule(alpha=0.1), 0, 2_000
+    for _ in range(trials):
+        recent = [rng.random() < 0.5 for _ in range(rng.randint(2, 15))]
+        older = [rng.random() < 0.5 for _ in range(rng.randint(2, 40))]
+        slices = {"holdout": paired_run(sum(recent), len(recent) - sum(recent), same=20),
+                  "replay": paired_run(sum(older), len(older) - sum(older), same=80)}
+        promoted += rule.decide(BEFORE, after(), slices).promote
+    assert promoted / trials <= 2 * 0.1
+
+
 def test_alpha_outside_its_range_is_refused() -> None:
     with pytest.raises(ValueError, match="alpha"):
         GateRule(alpha=0.5)
