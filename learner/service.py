@@ -24,7 +24,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ..client.kafka import new_consumer, new_producer
 from ..schemas.codec import decode, encode
-from ..schemas.enums import VersionStatus
+from ..schemas.enums import DeadLetterReason, VersionStatus
 from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
@@ -123,7 +123,8 @@ class LearnerService:
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         if record.value is None:
             log.warning("training request %s has no value (a tombstone?)", where)
-            await self._dead_letter(record, "empty", "message has no value (a tombstone?)")
+            await self._dead_letter(record, DeadLetterReason.EMPTY,
+                                    "message has no value (a tombstone?)")
             return
         try:
             request = decode(record.value, TrainingRequest,
@@ -147,13 +148,13 @@ class LearnerService:
             if exc.retriable:
                 raise
             log.warning("request %s (%s) cannot be trained: %s", request.id, where, exc)
-            await self._dead_letter(record, "untrainable_request", str(exc))
+            await self._dead_letter(record, DeadLetterReason.UNTRAINABLE_REQUEST, str(exc))
             return
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             # Data the contract let through but training cannot read. Re-raising would crash
             # the learner on the same request after every restart and stop all training.
             log.exception("request %s (%s) broke training", request.id, where)
-            await self._dead_letter(record, "untrainable_request",
+            await self._dead_letter(record, DeadLetterReason.UNTRAINABLE_REQUEST,
                                     f"{type(exc).__name__}: {exc}")
             return
         await self._hold_if_asked(result.event)
@@ -203,7 +204,8 @@ class LearnerService:
                     event.version_id)
         await asyncio.Event().wait()  # until the process is killed
 
-    async def _dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
+    async def _dead_letter(self, record: ConsumerRecord, reason: DeadLetterReason,
+                           error: str) -> None:
         assert self._producer is not None
         raw = record.value or b""
         letter = DeadLetter(

@@ -34,6 +34,7 @@ from .commands import (
 from .contracts import JSON_SCHEMA_NAMES, json_schema
 from .enums import (
     CommandKind,
+    DeadLetterReason,
     DriftSignal,
     ExampleOrigin,
     FeedbackKind,
@@ -78,6 +79,7 @@ __all__ = [
     "CommandError",
     "CommandKind",
     "DeadLetter",
+    "DeadLetterReason",
     "DriftAlert",
     "DriftSignal",
     "DriftloopError",

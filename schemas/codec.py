@@ -20,6 +20,7 @@ import orjson
 import pydantic
 from pydantic_core import PydanticSerializationError
 
+from .enums import DeadLetterReason
 from .errors import FieldError, ValidationError, show_value
 from .events import EVENT_TYPES, WIRE, DeadLetter, Event, Interaction, TrainingRequest
 from .fields import SchemaVersion
@@ -97,7 +98,7 @@ def _dumps(events: Sequence[Event], what: str, envelope: bool) -> bytes:
     # An unknown field holding an object JSON cannot spell, or an integer past 64 bits.
     except (orjson.JSONEncodeError, PydanticSerializationError) as exc:
         raise ValidationError.single(what, f"cannot be encoded as JSON: {exc}",
-                                     code="unencodable") from None
+                                     code=DeadLetterReason.UNENCODABLE) from None
 
 
 def encode(event: Event) -> bytes:
@@ -130,7 +131,7 @@ def _as_bytes(raw: Raw, what: str) -> bytes | bytearray:
     if isinstance(raw, bytes | bytearray):
         return raw
     raise ValidationError.single(what, f"expected bytes or str, got {type(raw).__name__}",
-                                 code="invalid_json")
+                                 code=DeadLetterReason.INVALID_JSON)
 
 
 def _loads(raw: Raw, max_bytes: int, what: str) -> Any:
@@ -138,22 +139,26 @@ def _loads(raw: Raw, max_bytes: int, what: str) -> Any:
     size = len(raw)
     if size > max_bytes:
         raise ValidationError.single(what, f"payload is {size} bytes, limit is {max_bytes}",
-                                     code="too_large")
+                                     code=DeadLetterReason.TOO_LARGE)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         msg = str(exc)
         if "utf-8" in msg.lower():
             raise ValidationError.single(what, f"payload is not valid UTF-8: {msg}",
-                                         code="invalid_utf8") from None
+                                         code=DeadLetterReason.INVALID_UTF8) from None
         raise ValidationError.single(what, f"payload is not valid JSON: {msg}",
-                                     code="invalid_json") from None
+                                     code=DeadLetterReason.INVALID_JSON) from None
 
 
 def _validate(data: Any, cls: type[E], embedding_dim: int | None) -> E:
     prefix = event_short_name(cls)
     if not isinstance(data, dict):
         raise ValidationError.single(prefix, f"expected an object, got {show_value(data)}")
+    name = data.get("schema_name")
+    if isinstance(name, str) and name not in EVENT_TYPES:
+        raise ValidationError.single(f"{prefix}.schema_name", f"unknown schema {show_value(name)}",
+                                     code=DeadLetterReason.UNKNOWN_SCHEMA)
     try:
         event = cls.model_validate(data, context=WIRE)
     except pydantic.ValidationError as exc:
@@ -203,12 +208,12 @@ def decode_any(raw: Raw, *, max_bytes: int | None = None) -> Event:
         if not isinstance(data, dict):
             raise ValidationError.single("event", f"expected an object, got {show_value(data)}")
         raise ValidationError.single("event.schema_name", f"unknown schema {show_value(name)}",
-                                     code="unknown_schema")
+                                     code=DeadLetterReason.UNKNOWN_SCHEMA)
     size = len(payload)
     if max_bytes is None and size > max_bytes_for(cls):
         raise ValidationError.single(
             event_short_name(cls), f"payload is {size} bytes, limit is {max_bytes_for(cls)}",
-            code="too_large")
+            code=DeadLetterReason.TOO_LARGE)
     return _validate(data, cls, None)
 
 
@@ -231,7 +236,7 @@ def _check_envelope(data: dict[str, Any]) -> list[Any]:
     elif not isinstance(events, list):
         problems.append(FieldError("batch.events", f"expected an array, got {show_value(events)}"))
     if problems:
-        raise ValidationError(problems, code="invalid_batch")
+        raise ValidationError(problems, code=DeadLetterReason.INVALID_BATCH)
     return events  # type: ignore[return-value]
 
 
@@ -267,7 +272,7 @@ def decode_batch(raw: Raw, cls: type[E], *, max_bytes: int | None = None,
         if len(payload) > event_limit:
             raise ValidationError.single(
                 prefix, f"event is {len(payload)} bytes, limit is {event_limit}",
-                code="too_large")
+                code=DeadLetterReason.TOO_LARGE)
         return [_validate(data, cls, embedding_dim)]
     # Only a message larger than one event may is worth measuring event by event.
     measure = len(payload) > event_limit
@@ -300,4 +305,4 @@ def _check_event_size(item: Any, limit: int, prefix: str) -> None:
         return  # an integer past 64 bits: validation names it
     if size > limit:
         raise ValidationError.single(prefix, f"event is {size} bytes, limit is {limit}",
-                                     code="too_large")
+                                     code=DeadLetterReason.TOO_LARGE)

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 __all__ = [
     "CommandKind",
+    "DeadLetterReason",
     "DriftSignal",
     "ExampleOrigin",
     "FeedbackKind",
@@ -36,6 +37,25 @@ class LabelRequestReason(StrEnum):
     ENTROPY = "entropy"
     DRIFT = "drift"
     DISAGREEMENT = "disagreement"
+
+
+class DeadLetterReason(StrEnum):
+    """Why a record became a dead letter (``DeadLetter.reason``)."""
+
+    EMPTY = "empty"  # no value: a tombstone or a producer's null
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    TOO_LARGE = "too_large"
+    UNKNOWN_SCHEMA = "unknown_schema"  # a schema_name driftloop does not know
+    INVALID_EVENT = "invalid_event"  # a known event that breaks its contract
+    INVALID_BATCH = "invalid_batch"  # a batch envelope that breaks its contract
+    UNENCODABLE = "unencodable"  # an event that cannot be written as JSON
+    EMBEDDING_DIM = "embedding_dim"  # an embedding of another size than the task's
+    WRONG_PARTITION = "wrong_partition"  # read off the partition its task's key goes to
+    INVALID_COMMAND = "invalid_command"
+    UNTRAINABLE_REQUEST = "untrainable_request"  # valid, yet training cannot read it
+    SITE_ADAPTER_REFUSED = "site_adapter_refused"  # a federated offer the merge refused
+    INTERNAL = "internal"  # a bug in driftloop's decoder; the record is kept
 
 
 class DriftSignal(StrEnum):

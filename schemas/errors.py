@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .enums import DeadLetterReason
+
 __all__ = ["CommandError", "DriftloopError", "FieldError", "SettingsError", "ValidationError",
            "show_value"]
 
@@ -40,33 +42,36 @@ class ValidationError(DriftloopError, ValueError):
 
     The message names the field and the reason, for example
     ``feedback.value: expected a number for kind=rating, got "five"``; ``errors`` holds
-    every violation found, ``code`` a short machine-readable category used for dead-letter
-    metrics (``invalid_json``, ``invalid_utf8``, ``too_large``, ``invalid_event``,
-    ``unknown_schema``, ``invalid_batch``). ``event_index`` is the position of the bad
-    event inside a batch envelope, None outside one.
+    every violation found, ``code`` the :class:`~driftloop.schemas.DeadLetterReason` the record
+    is dead-lettered under (``invalid_json``, ``invalid_utf8``, ``too_large``,
+    ``invalid_event``, ``unknown_schema``, ``invalid_batch``...). ``event_index`` is the
+    position of the bad event inside a batch envelope, None outside one.
 
     Examples
     --------
     >>> err = ValidationError([FieldError("feedback.value", 'expected a number, got "five"')])
     >>> str(err)
     'feedback.value: expected a number, got "five"'
-    >>> err.code
+    >>> err.code.value
     'invalid_event'
     """
 
-    def __init__(self, errors: list[FieldError], *, code: str = "invalid_event",
+    def __init__(self, errors: list[FieldError], *,
+                 code: DeadLetterReason | str = DeadLetterReason.INVALID_EVENT,
                  event_index: int | None = None) -> None:
         if not errors:
             raise ValueError("ValidationError needs at least one FieldError")
         self.errors = list(errors)
-        self.code = code
+        self.code = DeadLetterReason(code)  # an unlisted code is a bug: fail where it is made
         self.event_index = event_index
         first = str(self.errors[0])
         more = len(self.errors) - 1
         super().__init__(first if more == 0 else f"{first} (and {more} more)")
 
     @classmethod
-    def single(cls, path: str, reason: str, *, code: str = "invalid_event") -> ValidationError:
+    def single(cls, path: str, reason: str, *,
+               code: DeadLetterReason | str = DeadLetterReason.INVALID_EVENT
+               ) -> ValidationError:
         return cls([FieldError(path, reason)], code=code)
 
 
@@ -80,13 +85,13 @@ class CommandError(ValidationError):
     Examples
     --------
     >>> err = CommandError("command must be a JSON object")
-    >>> str(err), err.code, err.errors[0].path
+    >>> str(err), err.code.value, err.errors[0].path
     ('command must be a JSON object', 'invalid_command', 'command')
     """
 
     def __init__(self, message: str) -> None:
         self.errors = [FieldError("command", message)]
-        self.code = "invalid_command"
+        self.code = DeadLetterReason.INVALID_COMMAND
         self.event_index = None
         Exception.__init__(self, message)
 

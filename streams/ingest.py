@@ -19,6 +19,7 @@ from typing import TypeVar
 import orjson
 
 from ..schemas.codec import decode_batch
+from ..schemas.enums import DeadLetterReason
 from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, Event, Interaction
 from .partitioning import WRONG_PARTITION, TaskPartitions
@@ -40,7 +41,8 @@ class DecodedMessage:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def dead_letter(raw: bytes | None, *, topic: str, partition: int, offset: int, reason: str,
+def dead_letter(raw: bytes | None, *, topic: str, partition: int, offset: int,
+                reason: DeadLetterReason,
                 error: str, event_index: int | None = None, key: bytes | None = None,
                 consumer: str | None = None, now: float | None = None) -> DeadLetter:
     """A dead letter holding ``raw`` (base64, cut to :data:`MAX_DEAD_LETTER_PAYLOAD`)."""
@@ -49,7 +51,7 @@ def dead_letter(raw: bytes | None, *, topic: str, partition: int, offset: int, r
     return DeadLetter(
         ts=time.time() if now is None else now,
         source_topic=topic, partition=partition, offset=offset, event_index=event_index,
-        reason=reason[:256] or "unknown", error=error[:4096] or reason,
+        reason=reason, error=error[:4096] or reason,
         payload_b64=base64.b64encode(cut).decode("ascii"), payload_size=len(payload),
         truncated=len(cut) < len(payload),
         key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
@@ -88,22 +90,23 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
     >>> len(out.events), len(out.dead_letters)
     (1, 0)
     >>> bad = decode_message(b"{not json", Feedback, topic="feedback", partition=0, offset=8)
-    >>> bad.dead_letters[0].reason, bad.dead_letters[0].offset
+    >>> bad.dead_letters[0].reason.value, bad.dead_letters[0].offset
     ('invalid_json', 8)
     >>> moved = decode_message(good, Feedback, topic="feedback", partition=0, offset=9,
     ...                        owners=TaskPartitions(6))
-    >>> moved.dead_letters[0].reason, moved.dead_letters[0].error[:48]
+    >>> moved.dead_letters[0].reason.value, moved.dead_letters[0].error[:48]
     ('wrong_partition', "task 't' arrived on feedback partition 0 but bel")
     """
     out = DecodedMessage()
 
-    def reject(reason: str, error: str, index: int | None, payload: bytes | None) -> None:
+    def reject(reason: DeadLetterReason, error: str, index: int | None,
+               payload: bytes | None) -> None:
         out.dead_letters.append(dead_letter(
             payload, topic=topic, partition=partition, offset=offset, reason=reason,
             error=error, event_index=index, key=key, consumer=consumer))
 
     if raw is None:
-        reject("empty", "message has no value (a tombstone?)", None, raw)
+        reject(DeadLetterReason.EMPTY, "message has no value (a tombstone?)", None, raw)
         return out
     try:
         results = decode_batch(raw, cls, max_bytes=max_bytes, max_event_bytes=max_event_bytes)
@@ -111,7 +114,7 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
         reject(exc.code, str(exc), None, raw)
         return out
     except Exception as exc:  # a decoder bug must not stop the worker either
-        reject("internal", f"{type(exc).__name__}: {exc}", None, raw)
+        reject(DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", None, raw)
         return out
     batched = len(results) > 1 or (raw.lstrip()[:1] == b"{" and b'"driftloop.batch"' in raw[:200])
     for index, result in enumerate(results):
@@ -128,7 +131,8 @@ def decode_message(raw: bytes | None, cls: type[E], *, topic: str, partition: in
 
 
 def _refusal(event: Event, *, topic: str, partition: int, owners: TaskPartitions | None,
-             embedding_dims: Callable[[str], int | None] | None) -> tuple[str, str] | None:
+             embedding_dims: Callable[[str], int | None] | None
+             ) -> tuple[DeadLetterReason, str] | None:
     """Why a well-formed event cannot be applied here (reason, error), or None."""
     task: str = event.task  # type: ignore[attr-defined]
     if owners is not None and owners[task] != partition:
@@ -137,6 +141,6 @@ def _refusal(event: Event, *, topic: str, partition: int, owners: TaskPartitions
             and event.embedding is not None:
         want = embedding_dims(task)
         if want is not None and len(event.embedding) != want:
-            return ("embedding_dim", f"interaction.embedding: expected {want} dimensions, "
-                                     f"got {len(event.embedding)}")
+            return (DeadLetterReason.EMBEDDING_DIM, f"interaction.embedding: expected {want} "
+                    f"dimensions, got {len(event.embedding)}")
     return None

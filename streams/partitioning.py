@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
+from ..schemas.enums import DeadLetterReason
+
 __all__ = ["WRONG_PARTITION", "TaskPartitions", "task_partition"]
 
 # The dead-letter reason (and metric label) of an event that arrived off its task's partition.
-WRONG_PARTITION = "wrong_partition"
+WRONG_PARTITION = DeadLetterReason.WRONG_PARTITION
 
 
 def task_partition(task: str, partitions: int) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..schemas.codec import encode
 from ..schemas.commands import COMMAND_HEADER, decode_command
+from ..schemas.enums import DeadLetterReason
 from ..schemas.errors import CommandError
 from ..schemas.events import DeadLetter, Event, Feedback, Interaction, ModelVersion
 from ..schemas.settings import Settings
@@ -187,7 +188,8 @@ class Step:
         self._write(command.task, state, self.tables.join(command.task), buffer, effects,
                     canary)
 
-    async def _reject_command(self, message: Any, reason: str, error: str) -> None:
+    async def _reject_command(self, message: Any, reason: DeadLetterReason,
+                              error: str) -> None:
         await self._dead_letters([dead_letter(
             message.value, topic=message.topic, partition=message.partition,
             offset=message.offset, reason=reason, error=error, key=message.key,

@@ -25,6 +25,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ...client.kafka import new_producer
 from ...schemas.codec import decode, encode
+from ...schemas.enums import DeadLetterReason
 from ...schemas.errors import ValidationError
 from ...schemas.events import DeadLetter, ModelVersion, SiteAdapter, TrainingExample
 from ...schemas.settings import Settings
@@ -103,8 +104,8 @@ async def run_round(settings: Settings, task: str, eval_examples: Sequence[Train
     try:
         async with new_producer(settings, enable_idempotence=True) as producer:
             inputs = await asyncio.to_thread(aggregator.collect, task, offers, workdir)
-            for refusal, reason in [(r, "invalid_event") for r in unreadable] + [
-                    (r, "site_adapter_refused") for r in inputs.refused]:
+            for refusal, reason in [(r, DeadLetterReason.INVALID_EVENT) for r in unreadable] + [
+                    (r, DeadLetterReason.SITE_ADAPTER_REFUSED) for r in inputs.refused]:
                 log.warning("refused site adapter %s: %s", refusal.offer.where, refusal.reason)
                 await _dead_letter(producer, settings, topic, refusal, reason)
                 outcome.refused.append(refusal.reason)

@@ -4,7 +4,7 @@ Examples
 --------
 >>> DeadLetter(ts=6.0, source_topic="feedback", partition=1, offset=7, reason="invalid_command",
 ...            error="command must be a JSON object", payload_b64="W10=", payload_size=2).reason
-'invalid_command'
+<DeadLetterReason.INVALID_COMMAND: 'invalid_command'>
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ..enums import DeadLetterReason
 from ..fields import Base64, Count, Flag, Name, Text, Timestamp, WholeNumber
 from .base import Event
 
@@ -40,7 +41,7 @@ class DeadLetter(Event):
     partition: Annotated[WholeNumber, Field(ge=-1)]
     offset: Annotated[WholeNumber, Field(ge=-1)]
     event_index: Count | None = None
-    reason: Name
+    reason: DeadLetterReason
     error: Text
     payload_b64: Base64
     payload_size: Count
