@@ -15,6 +15,8 @@ from driftloop.tools.demo.run import DemoProfile, run_demo
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+# issue 20: at the defaults (400 texts a domain) seed 0 ended 0.75 vs static 0.62 held-out,
+# two updates promoted, the first 197 labels after the shift to movies.
 # issue 7: with the gate pool, four quick runs in a row passed (held-out shifted 0.70, 0.75,
 # 0.69, 0.74 against a static 0.67), each later gate judging on 33-95 held-out texts.
 def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_model(
