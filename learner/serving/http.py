@@ -19,14 +19,15 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from ...client.kafka import new_producer
+from ...schemas.enums import TaskKind
 from ...schemas.settings import Settings
 from ...schemas.topics import EVENT_TOPIC_MAX_BYTES, Topic
 from ..errors import VersionNotServedError
-from ..models.resident import ResidentModels
+from ..models.resident import ResidentModels, default_base_model
 from .acks import AckPublisher
 from .batcher import EventBatcher
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics
-from .model_host import ModelHost, Prediction
+from .model_host import ModelHost, Prediction, zero_shot_version
 from .request_body import BadRequest, PredictRequest, feedback_event, json_object
 from .subscriber import AdapterSubscriber
 
@@ -175,12 +176,18 @@ class ServingService:
         if self.settings.serving.tasks and task not in self.settings.serving.tasks:
             raise VersionNotServedError(f"task {task!r} is not served by this replica")
         version = self.subscriber.route(task, request.ids[0])
+        if version is None and self._zero_shot_ready(task):
+            spec = self.settings.tasks[task]
+            base = spec.base_model or default_base_model(TaskKind.GENERATION)
+            return zero_shot_version(task), await self.host.azero_shot(
+                task, base, spec.prompt_template_id, request.texts)
         if version is None:
             raise VersionNotServedError(
                 f"task {task!r} has no promoted version yet: train a first one from labelled "
                 f"examples with `driftloop learner bootstrap --task {task} --from FILE` "
                 f"(JSONL or CSV of input and target), or let the loop's first update publish "
-                f"it")
+                f"it; a generation task configured as kind = \"generation\" answers with its "
+                f"base model until then")
         try:
             return version, await self.host.apredict(task, version, request.texts)
         except VersionNotServedError:
@@ -190,6 +197,13 @@ class ServingService:
             if rerouted is None or rerouted == version:
                 raise
             return rerouted, await self.host.apredict(task, rerouted, request.texts)
+
+    def _zero_shot_ready(self, task: str) -> bool:
+        """A prompted generation task configured here answers with its base model until its
+        first version is served (``serving.zero_shot``); a classifier has no zero-shot head."""
+        spec = self.settings.tasks.get(task)
+        return (self.settings.serving.zero_shot and spec is not None
+                and TaskKind(spec.kind) is TaskKind.GENERATION)
 
     async def post_feedback(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Publish one Feedback (``id`` and ``ts`` default to a fresh id and now)."""

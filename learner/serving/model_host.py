@@ -29,7 +29,7 @@ from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.resident import BaseModel, ResidentModels
 from .forward_passes import ForwardPassQueue
 
-__all__ = ["ModelHost", "Prediction", "input_embeddings"]
+__all__ = ["ModelHost", "Prediction", "input_embeddings", "zero_shot_version"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,15 @@ class Prediction:
     version_id: str
     output: str | None = None
     classified: bool = True
+
+
+def zero_shot_version(task: str) -> str:
+    """The ``model_version`` of answers a task's base model gives before any version exists.
+
+    >>> zero_shot_version("reviews")
+    'reviews-zero-shot'
+    """
+    return f"{task}-zero-shot"
 
 
 @dataclass(slots=True)
@@ -203,19 +212,31 @@ class ModelHost:
 
     def _generate(self, hosted: _TaskModel, version_id: str,
                   texts: Sequence[str]) -> list[Prediction]:
+        return self._answer_with(hosted.peft_model, hosted.tokenizer,
+                                 hosted.templates[version_id], version_id, texts)
+
+    def zero_shot(self, task: str, base_model_id: str, prompt_template_id: str | None,
+                  texts: Sequence[str]) -> list[Prediction]:
+        """Answer a generation task that has no version yet with its base model alone,
+        under the task's prompt template; the answers name :func:`zero_shot_version`."""
+        base: BaseModel = self.models.get(base_model_id, TaskKind.GENERATION)
+        return self._answer_with(base.model, base.tokenizer, prompt_template_id,
+                                 zero_shot_version(task), texts)
+
+    def _answer_with(self, model: Any, tokenizer: Any, prompt_template_id: str | None,
+                     version_id: str, texts: Sequence[str]) -> list[Prediction]:
         from ..models.device import select_device
         from ..models.generation import GenerationTask
         from ..models.prompts import get_template
 
-        template = get_template(hosted.templates[version_id])
-        generator = GenerationTask(hosted.tokenizer, template,
+        template = get_template(prompt_template_id)
+        generator = GenerationTask(tokenizer, template,
                                    select_device("cpu"), max_length=self.max_length,
                                    max_new_tokens=self.max_new_tokens,
                                    batch_size=self.max_batch)
         answers = []
-        embeddings = input_embeddings(hosted.peft_model, hosted.tokenizer, texts,
-                                      max_length=self.max_length)
-        for answer, embedding in zip(generator.generate(hosted.peft_model, list(texts)),
+        embeddings = input_embeddings(model, tokenizer, texts, max_length=self.max_length)
+        for answer, embedding in zip(generator.generate(model, list(texts)),
                                      embeddings, strict=True):
             text = answer.strip()
             choice = template.read_answer(text)
@@ -253,6 +274,10 @@ class ModelHost:
                        texts: Sequence[str]) -> list[Prediction]:
         """Classify on the host thread, batched with the requests waiting beside this one."""
         return await self._passes.submit(task, version_id, texts)
+
+    async def azero_shot(self, task: str, base_model_id: str, prompt_template_id: str | None,
+                         texts: Sequence[str]) -> list[Prediction]:
+        return await self._run(self.zero_shot, task, base_model_id, prompt_template_id, texts)
 
     async def aevict(self, task: str, keep: set[str]) -> list[str]:
         return await self._run(self.evict, task, keep)

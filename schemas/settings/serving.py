@@ -27,6 +27,9 @@ class ServingSettings(Section):
         description="name of this replica in acknowledgements; None = <hostname>-<pid>")
     tasks: tuple[str, ...] = Field(
         (), description="tasks this replica serves; empty = every task on model-versions")
+    zero_shot: bool = Field(
+        True, description="a generation task ([tasks.<name>] kind = generation) with no version "
+                          "yet answers with its base model under its prompt template")
     keep_versions: int = Field(
         3, gt=0, description="adapters kept loaded per task (the serving one + instant rollbacks)")
     canary_fraction: float = Field(

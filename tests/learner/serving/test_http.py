@@ -215,3 +215,41 @@ async def test_the_canary_answers_its_share_and_interactions_say_so(  # type: ig
                 'version="v2"} 2.0') in metrics
     finally:
         await client.close()
+
+
+async def test_a_generation_task_without_a_version_answers_zero_shot_and_feeds_the_loop(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, tmp_path: Path) -> None:
+    from driftloop.schemas.settings import TaskSettings
+
+    settings = serving_settings(kafka_settings, tmp_path, "replica-zero", tasks=["reviews"])
+    settings = settings.model_copy(update={"tasks": {
+        "reviews": TaskSettings(kind="generation", prompt_template_id="sentiment")}})
+    client = await running(settings, resident_models)
+    try:
+        response = await client.post("/predict", json={
+            "task": "reviews", "inputs": ["A triumph of a film.", "Dreadful from start to end."]})
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        assert body["model_version"] == "reviews-zero-shot"
+        # The base model's answers go out as interactions the worker joins feedback to.
+        records = await consume_until(
+            settings, Topic.INTERACTIONS,
+            lambda rs: sum(len(_events(r.value)) for r in rs) >= 2, timeout=15.0)
+        events = [e for r in records for e in _events(r.value)]
+        assert {e.model_version for e in events} == {"reviews-zero-shot"}
+        assert all(e.embedding and e.task == "reviews" for e in events)
+        assert [e.input for e in events] == ["A triumph of a film.", "Dreadful from start to end."]
+
+        # Turned off, the task is refused until a version exists, and the reason says how.
+        off = settings.model_copy(update={
+            "serving": settings.serving.model_copy(update={"zero_shot": False,
+                                                           "replica_id": "replica-off"})})
+        refusing = await running(off, resident_models)
+        try:
+            refused = await refusing.post("/predict", json={"task": "reviews", "input": "x"})
+            assert refused.status == 503
+            assert "bootstrap --task reviews" in (await refused.json())["error"]
+        finally:
+            await refusing.close()
+    finally:
+        await client.close()
