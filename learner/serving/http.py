@@ -186,8 +186,8 @@ class ServingService:
                 f"task {task!r} has no promoted version yet: train a first one from labelled "
                 f"examples with `driftloop learner bootstrap --task {task} --from FILE` "
                 f"(JSONL or CSV of input and target), or let the loop's first update publish "
-                f"it; a generation task configured as kind = \"generation\" answers with its "
-                f"base model until then")
+                f"it" + ("; a task configured here with kind = \"generation\" answers with its "
+                        "base model until then" if self.settings.serving.zero_shot else ""))
         try:
             return version, await self.host.apredict(task, version, request.texts)
         except VersionNotServedError:
