@@ -11,6 +11,7 @@ held-out text of the domains seen so far); and alerts far from any shift.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,14 +56,13 @@ def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]
     for domain, start, end in boundaries[1:]:
         serving = _serving_at(record.versions, start)
         before = serving.heldout.get(domain, 0.0)
-        at_shift = labels_by(label_marks, start)
-        better = [v for v in record.versions if v.promoted and start <= v.at_event < end
-                  and v.heldout.get(domain, 0.0) > before]
-        best = max([before] + [v.heldout.get(domain, 0.0) for v in record.versions
-                               if v.promoted and start <= v.at_event < end])
+        during = [v for v in record.versions if v.promoted and start <= v.at_event < end]
+        better = next((v for v in during if v.heldout.get(domain, 0.0) > before), None)
+        best = max([before] + [v.heldout.get(domain, 0.0) for v in during])
         outcomes.append(ShiftOutcome(
             domain, start, before,
-            better[0].labels_seen - at_shift if better else None, best))
+            None if better is None else better.labels_seen - labels_by(label_marks, start),
+            best))
     return outcomes
 
 
@@ -121,7 +121,7 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
         "live_shifted": _mean(live), "static_live_shifted": _mean(static_live),
         "promotions": promotions, "false_promotions": worse,
         "requests": len(record.requests),
-        "requests_by_trigger": _count(r[1].value for r in record.requests),
+        "requests_by_trigger": dict(Counter(r[1].value for r in record.requests)),
         "alerts": len(record.alerts), "alerts_far_from_shifts": len(far),
         "examples_trained": sum(r[3] for r in record.requests),
         "labels": record.labels, "update_seconds": round(record.update_seconds, 1),
@@ -133,9 +133,3 @@ def _mean(values: Any) -> float:
     values = list(values)
     return round(sum(values) / len(values), 4) if values else 0.0
 
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
