@@ -20,6 +20,8 @@ __all__ = [
     "TeacherError",
     "TrainingRequestError",
     "UnservableAdapterError",
+    "UntrustedModelError",
+    "UntrustedVersionError",
     "VersionNotServedError",
 ]
 
@@ -51,6 +53,16 @@ class MixedDomainError(TrainingRequestError):
 
 class CentroidError(TrainingRequestError):
     """Domain embedding centroids that cannot be compared (other dimensions, zero length)."""
+
+
+class UntrustedModelError(TrainingRequestError):
+    """A base model outside the deployment's trust list (``[trust]``), or a listed local
+    model whose weights no longer hash to their digest. Never loaded, never retried."""
+
+
+class UntrustedVersionError(LearnerError):
+    """A version event a process must not act on: unsigned or wrongly signed when the
+    deployment signs, or naming an untrusted base model."""
 
 
 class PromptTemplateError(LearnerError):

@@ -29,7 +29,7 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
-from .errors import LearnerError
+from .errors import LearnerError, UntrustedModelError
 from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
@@ -144,6 +144,10 @@ class LearnerService:
         log.info("training %s for request %s (%s)", version_id, request.id, where)
         try:
             result = await asyncio.to_thread(self.updater.update, request, versions)
+        except UntrustedModelError as exc:
+            log.warning("request %s (%s) refused: %s", request.id, where, exc)
+            await self._dead_letter(record, DeadLetterReason.UNTRUSTED_MODEL, str(exc))
+            return
         except LearnerError as exc:
             if exc.retriable:
                 raise

@@ -54,6 +54,7 @@ class DeadLetterReason(StrEnum):
     WRONG_PARTITION = "wrong_partition"  # read off the partition its task's key goes to
     INVALID_COMMAND = "invalid_command"
     UNTRAINABLE_REQUEST = "untrainable_request"  # valid, yet training cannot read it
+    UNTRUSTED_MODEL = "untrusted_model"  # names a base model outside the trust settings
     SITE_ADAPTER_REFUSED = "site_adapter_refused"  # a federated offer the merge refused
     INTERNAL = "internal"  # a bug in driftloop's decoder; the record is kept
 

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_EMBEDDING_DIM",
     "MAX_SAFE_INTEGER",
     "SHA256_PATTERN",
+    "SIGNATURE_PATTERN",
     "SLUG_PATTERN",
     "Base64",
     "Count",
@@ -39,6 +40,7 @@ __all__ = [
     "Probability",
     "SchemaVersion",
     "Sha256",
+    "Signature",
     "Slug",
     "Text",
     "TextOrNumber",
@@ -53,6 +55,8 @@ MAX_EMBEDDING_DIM = 8192
 # Task and domain names end up in metric labels, table keys and file names.
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+# An HMAC-SHA256 over an event's canonical JSON, named by its algorithm.
+SIGNATURE_PATTERN = r"^hmac-sha256:[0-9a-f]{64}$"
 # Canonical, padded base64 (RFC 4648 section 4): the only form Python's b64encode writes.
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
@@ -70,6 +74,7 @@ Name = Annotated[str, Strict(), Field(min_length=1, max_length=256)]
 Uri = Annotated[str, Strict(), Field(min_length=1, max_length=2048)]
 Slug = Annotated[str, Strict(), Field(min_length=1, max_length=128, pattern=SLUG_PATTERN)]
 Sha256 = Annotated[str, Strict(), Field(pattern=SHA256_PATTERN)]
+Signature = Annotated[str, Strict(), Field(pattern=SIGNATURE_PATTERN)]
 Base64 = Annotated[str, Strict(), Field(pattern=BASE64_PATTERN)]
 Flag = Annotated[bool, Strict()]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]

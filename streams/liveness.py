@@ -41,6 +41,8 @@ class Liveness:
     # model-versions records that were no ModelVersion: logged and skipped, never dead-lettered
     # (the learner owns that log; every worker reading it would write its own copy).
     unreadable_versions: int = 0
+    # model-versions entries without a valid signature when the deployment signs: skipped.
+    untrusted_versions: int = 0
 
     def handled(self, now: float) -> None:
         """One more source record handled, at ``now``."""
@@ -74,5 +76,6 @@ class Liveness:
                 "skip_gaps": float(order.gaps_seen if order else 0),
                 "records_read_back": float(order.records_recovered if order else 0),
                 "unreadable_model_versions": float(self.unreadable_versions),
+                "untrusted_model_versions": float(self.untrusted_versions),
                 "seconds_since_last_message": round(now - self.last_progress, 3),
                 "uptime_seconds": round(now - self.started_at, 3)}

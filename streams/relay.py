@@ -19,6 +19,7 @@ from ..schemas.commands import Command, encode_command
 from ..schemas.errors import ValidationError
 from ..schemas.events import ModelVersion
 from ..schemas.settings import Settings
+from ..schemas.signing import deployment_key, version_signature_ok
 from .commands import clock_tick, commands_from_version
 from .liveness import Liveness
 from .ownership import Ownership
@@ -74,13 +75,22 @@ class CommandRelay:
         return len(tasks)
 
     async def forward_version(self, value: bytes) -> None:
-        """The commands a ``model-versions`` entry means, sent; an unreadable entry is
-        logged, counted and skipped (the learner owns that log)."""
+        """The commands a ``model-versions`` entry means, sent; an unreadable entry, or one a
+        signing deployment cannot verify, is logged, counted and skipped (the learner owns
+        that log)."""
         try:
             version = decode(value, ModelVersion)
         except ValidationError as exc:
             self.liveness.unreadable_versions += 1
             log.error("unreadable model-versions entry skipped (%s): %s", exc.code, exc)
+            return
+        key = deployment_key(self.settings)
+        if key is not None and not version_signature_ok(version, key):
+            # A forged entry must not set a parent, start a canary or re-learn references.
+            self.liveness.untrusted_versions += 1
+            log.error("model-versions entry %s of task %s skipped: %s (trust.signing_key "
+                      "is set)", version.version_id, version.task,
+                      "unsigned" if version.signature is None else "wrong signature")
             return
         worker = self.settings.worker
         for command in commands_from_version(

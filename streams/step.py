@@ -33,6 +33,7 @@ from ..schemas.enums import DeadLetterReason
 from ..schemas.errors import CommandError
 from ..schemas.events import DeadLetter, Event, Feedback, Interaction, ModelVersion
 from ..schemas.settings import Settings
+from ..schemas.signing import deployment_key, sign_version
 from ..schemas.topics import Topic
 from .buffer import ReplayBuffer
 from .canary import CANARY_COMMAND_KINDS, CanaryComparison
@@ -214,7 +215,10 @@ class Step:
     async def _publish(self, task: str, effects: Effects,
                        versions: list[ModelVersion] | None = None) -> None:
         key = task.encode()
-        for version in versions or ():  # canary decisions (streams/canary.py)
+        signing_key = deployment_key(self.settings)
+        for version in versions or ():  # canary decisions (streams/canary.py), signed
+            if signing_key is not None:  # like the learner's, so replicas believe them
+                version = sign_version(version, signing_key)
             await self.topics[Topic.MODEL_VERSIONS].send(key=key, value=encode(version))
         for alert in effects.drift_alerts:
             await self.topics[Topic.DRIFT_ALERTS].send(key=key, value=encode(alert))

@@ -58,6 +58,8 @@ class VersionLog:
     events_seen: int = 0
     unreadable: int = 0
     """Records of the log that were no ModelVersion, skipped by :func:`read_version_log`."""
+    untrusted: int = 0
+    """Events skipped by :func:`read_version_log` for a missing or wrong signature."""
 
     def apply(self, event: ModelVersion) -> VersionLog:
         if event.version_id not in self._latest:

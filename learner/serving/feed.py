@@ -28,6 +28,7 @@ from ...schemas.settings import Settings
 from ...schemas.topics import Topic
 from ..errors import ServingError
 from ..registry.version_log import VersionLog
+from ..trust import Trust
 
 __all__ = ["VersionFeed"]
 
@@ -52,6 +53,7 @@ class VersionFeed:
         self.versions = VersionLog()
         self.bad_records = 0
         """Records that were not a readable ModelVersion (skipped)."""
+        self.trust = Trust(settings)
         self._consumer: AIOKafkaConsumer | None = None
         self._ends: dict[TopicPartition, int] = {}
         self._behind: set[TopicPartition] = set()
@@ -106,6 +108,9 @@ class VersionFeed:
                     self.bad_records += 1
                     log.error("skipping unreadable model-versions record %s[%d]@%d (%s): %s",
                               record.topic, record.partition, record.offset, exc.code, exc)
+                    continue
+                if not self.trust.signed_by_us(event):
+                    self.versions.untrusted += 1  # a forged event never replaces a version
                     continue
                 self.versions.apply(event)
                 events.append(event)

@@ -22,6 +22,7 @@ from ...schemas.events import ModelVersion
 from ...schemas.settings import Settings
 from ..errors import LearnerError, UnservableAdapterError
 from ..registry.store import ArtifactStore
+from ..trust import Trust
 from .model_host import ModelHost
 
 __all__ = ["SUPPORTED_FORMATS", "AdapterLoader", "LoadResult", "serving_store"]
@@ -56,9 +57,13 @@ class AdapterLoader:
     >>> host.close()
     """
 
-    def __init__(self, store: ArtifactStore, host: ModelHost) -> None:
+    def __init__(self, store: ArtifactStore, host: ModelHost, *,
+                 trust: Trust | None = None) -> None:
         self.store = store
         self.host = host
+        self.trust = trust
+        """The deployment's trust policy; None loads any base model (a library user's own
+        checks)."""
 
     async def load(self, event: ModelVersion) -> LoadResult:
         """Make ``event``'s adapter servable (no-op when loaded already), or refuse it."""
@@ -75,6 +80,8 @@ class AdapterLoader:
     async def _load(self, event: ModelVersion) -> float:
         if event.version_id in self.host.versions(event.task):
             return 0.0
+        if self.trust is not None:
+            self.trust.check_version(event)  # before any byte is fetched or loaded
         if event.format not in SUPPORTED_FORMATS:
             raise UnservableAdapterError(f"format {event.format!r} is not one of "
                                          f"{sorted(SUPPORTED_FORMATS)}")

@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 from ...schemas.events import ModelVersion, ServingAck
 from ...schemas.settings import Settings
 from ..errors import ServingError
+from ..trust import Trust
 from .acks import AckPublisher
 from .choice import newest_candidate, served_target
 from .feed import VersionFeed
@@ -90,7 +91,7 @@ class AdapterSubscriber:
         self.store = serving_store(settings)
         self.feed = VersionFeed(settings)
         self.versions = self.feed.versions  # the folded log (the feed keeps this one object)
-        self.loader = AdapterLoader(self.store, host)
+        self.loader = AdapterLoader(self.store, host, trust=Trust(settings))
         self.slots = ServedVersions(keep_versions=settings.serving.keep_versions,
                                     canary_fraction=settings.serving.canary_fraction)
         self.refusals = RefusedVersions()

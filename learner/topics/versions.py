@@ -22,6 +22,7 @@ from ...schemas.settings import Settings
 from ...schemas.topics import Topic
 from ..errors import RegistryError
 from ..registry.version_log import VersionLog
+from ..trust import Trust
 
 __all__ = ["publish_versions", "read_to_end", "read_version_log"]
 
@@ -50,24 +51,33 @@ async def read_version_log(settings: Settings, *, timeout: float = 30.0) -> Vers
     """The registry as of now: every event on ``model-versions`` up to its end offsets.
 
     Undecodable records are logged, counted (``unreadable``) and skipped (the registry must
-    stay readable); a topic that does not exist is an error naming it.
+    stay readable), and so are events a signing deployment cannot verify (``untrusted``):
+    a forged event never becomes a parent. A topic that does not exist is an error naming it.
     """
     versions = VersionLog()
+    trust = Trust(settings)
     for record in await read_to_end(settings, Topic.MODEL_VERSIONS, timeout=timeout):
         try:
-            versions.apply(decode(record.value, ModelVersion))
+            event = decode(record.value, ModelVersion)
         except ValidationError as exc:
             versions.unreadable += 1
             log.warning("skipping unreadable record %s[%d]@%d (%s): %s", record.topic,
                         record.partition, record.offset, exc.code, exc)
+            continue
+        if trust.signed_by_us(event):
+            versions.apply(event)
+        else:
+            versions.untrusted += 1
     return versions
 
 
 async def publish_versions(producer: AIOKafkaProducer, settings: Settings,
                            events: Sequence[ModelVersion]) -> None:
-    """Append events to ``model-versions`` (keyed by task) and wait until acknowledged."""
+    """Append events to ``model-versions`` (keyed by task) and wait until acknowledged; each
+    is signed first when the deployment signs (``trust.signing_key``)."""
     topic = settings.kafka.topic(Topic.MODEL_VERSIONS)
-    sent = [await producer.send(topic, encode(event), key=event.task.encode())
+    trust = Trust(settings)
+    sent = [await producer.send(topic, encode(trust.sign(event)), key=event.task.encode())
             for event in events]
     await asyncio.gather(*sent)
 

@@ -38,6 +38,7 @@ from ..models.resident import BaseModel, ResidentModels
 from ..models.task_model import TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog
+from ..trust import Trust
 from .distill import Distillation, distillation_for
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
@@ -123,6 +124,7 @@ class IncrementalUpdater:
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
             seed=cfg.seed)
+        self.trust = Trust(settings)
         self.pools = TaskGatePools(
             GatePoolFile(self.store.fs, self.store.root), capacity=cfg.gate_pool_size,
             max_bytes=cfg.gate_pool_max_bytes, holdout_fraction=cfg.holdout_fraction,
@@ -141,6 +143,11 @@ class IncrementalUpdater:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         plan = plan_update(request, versions, self.settings, self.pools.pool(request.task))
+        # The parent's (and a registry teacher's) base model is what an event on
+        # model-versions says: checked before anything reaches from_pretrained.
+        self.trust.check_base_model(plan.base_model)
+        if plan.task.teacher is not None and plan.task.teacher in versions:
+            self.trust.check_base_model(versions.get(plan.task.teacher).base_model)
         workdir = Path(tempfile.mkdtemp(prefix="driftloop-update-"))
         try:
             start = self._start(plan, versions, workdir, timings)

@@ -16,7 +16,18 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..enums import ServingStatus, VersionStatus
-from ..fields import Count, Name, Number, Sha256, Slug, Text, Timestamp, Uri, WholeNumber
+from ..fields import (
+    Count,
+    Name,
+    Number,
+    Sha256,
+    Signature,
+    Slug,
+    Text,
+    Timestamp,
+    Uri,
+    WholeNumber,
+)
 from .base import Event, Metadata, Metrics
 
 __all__ = ["ModelVersion", "ServingAck", "SiteAdapter"]
@@ -51,6 +62,9 @@ class ModelVersion(Event):
     status: VersionStatus
     reason: Text = ""
     metadata: Metadata = Field(default_factory=dict)
+    signature: Signature | None = None
+    """``hmac-sha256:<hex>`` over the event's other fields, when the deployment signs
+    (``trust.signing_key``; see :mod:`driftloop.learner.trust`)."""
 
     def with_status(self, status: VersionStatus | str, *, ts: float,
                     reason: str = "") -> ModelVersion:
@@ -65,7 +79,7 @@ class ModelVersion(Event):
         ('promoted', 9.0, True)
         """
         return self.model_copy(update={"status": VersionStatus(status), "ts": ts,
-                                       "reason": reason})
+                                       "reason": reason, "signature": None})
 
 
 class ServingAck(Event):

@@ -3,8 +3,9 @@
 Settings live beside the contracts because they are one: ``streams`` and ``learner`` share
 nothing else, and must agree on the broker, the topic names and the artifact store.
 One module per section family: :mod:`.kafka` (the broker), :mod:`.artifacts` (the adapter
-store), :mod:`.tasks`, :mod:`.worker`, :mod:`.learner`, :mod:`.serving`, and :mod:`.loading`
-(the :class:`Settings` object and :func:`load_settings`: TOML file and environment).
+store), :mod:`.tasks`, :mod:`.worker`, :mod:`.learner`, :mod:`.serving`, :mod:`.trust` (what
+may be loaded) and :mod:`.loading` (the :class:`Settings` object and :func:`load_settings`:
+TOML file and environment).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .learner import LearnerSettings
 from .loading import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings, load_settings
 from .serving import ServingSettings
 from .tasks import TaskSettings
+from .trust import TrustSettings
 from .worker import (
     ABTestSettings,
     ActiveSettings,
@@ -42,6 +44,7 @@ __all__ = [
     "SettingsError",
     "TaskSettings",
     "TriggerSettings",
+    "TrustSettings",
     "WorkerSettings",
     "load_settings",
 ]

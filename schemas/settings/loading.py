@@ -27,6 +27,7 @@ from .kafka import KafkaSettings
 from .learner import LearnerSettings
 from .serving import ServingSettings
 from .tasks import TaskSettings
+from .trust import TrustSettings
 from .worker import WorkerSettings
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_FILE", "Settings", "load_settings"]
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     learner: LearnerSettings = Field(default_factory=LearnerSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
 
     def __init__(self, /, **values: Any) -> None:

@@ -19,4 +19,5 @@ def test_figures_of_a_running_consumer():
         "messages_handled": 1.0, "assigned_partitions": 3.0, "paused_partitions": 1.0,
         "watchdog_checks": 4.0, "watchdog_kicks": 1.0, "skip_gaps": 2.0,
         "records_read_back": 5.0, "unreadable_model_versions": 0.0,
+        "untrusted_model_versions": 0.0,
         "seconds_since_last_message": 10.0, "uptime_seconds": 60.0}

@@ -7,15 +7,27 @@ Faust against the real broker in test_agents.py and test_agents_bad_input.py.
 
 from __future__ import annotations
 
+import asyncio
+
 from worker_fakes import dict_tables, fake_topics, record
 
-from driftloop.schemas import DeadLetter, Feedback, Interaction, Topic, TrainingRequest, decode
+from driftloop.schemas import (
+    DeadLetter,
+    Feedback,
+    Interaction,
+    ModelVersion,
+    Topic,
+    TrainingRequest,
+    decode,
+)
 from driftloop.schemas import encode as encode_event
 from driftloop.schemas.commands import COMMAND_HEADER, encode_command, manual_trigger
 from driftloop.schemas.settings import Settings
+from driftloop.schemas.signing import version_signature_ok
 from driftloop.streams.liveness import Liveness
 from driftloop.streams.ownership import Ownership
 from driftloop.streams.partitioning import task_partition
+from driftloop.streams.pipeline import Effects
 from driftloop.streams.source_order import SourceOrder
 from driftloop.streams.step import Step
 
@@ -107,3 +119,18 @@ async def test_records_faust_skipped_are_applied_first_in_order():
     state = step.tables.states["sentiment"]
     assert state.counters["interactions"] == 3 and state.applied == {f"{IX}:{HOME}": 2}
     assert step.order.expected(IX, HOME) == 3 and step.liveness.messages == 3
+
+
+def test_a_signing_worker_signs_the_canary_decisions_it_publishes():
+    key = "a shared key of the deployment"
+    settings = Settings(trust={"signing_key": key})
+    topics = fake_topics(settings)
+    step = Step(settings, topics, dict_tables(settings), Ownership(None, settings),
+                SourceOrder(settings, group_id="driftloop-worker"), Liveness(),
+                consumer_id="worker-1")
+    decision = ModelVersion(version_id="v2", ts=1.0, task="sentiment", base_model="m",
+                            adapter_uri="file:///a/" + "0" * 64, sha256="0" * 64,
+                            size_bytes=1, status="promoted")
+    asyncio.run(step._publish("sentiment", Effects(), [decision]))
+    [value] = [value for _, value, _ in topics[Topic.MODEL_VERSIONS].sent]
+    assert version_signature_ok(decode(value, ModelVersion), key)

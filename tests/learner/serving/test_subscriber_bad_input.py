@@ -20,8 +20,9 @@ from driftloop.learner.serving import (
     ServingChange,
     read_acks,
 )
-from driftloop.learner.topics.versions import read_version_log
+from driftloop.learner.topics.versions import publish_with_new_producer, read_version_log
 from driftloop.schemas import Feedback, ServingStatus, Topic, encode
+from driftloop.schemas.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -49,6 +50,8 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
         "v-http": version_event("v-http", good).model_copy(
             update={"adapter_uri": f"http://example.invalid/{good.sha256}"}),
         "v-pickle": version_event("v-pickle", good, format="pytorch-pickle"),
+        "v-untrusted": version_event("v-untrusted", good).model_copy(
+            update={"base_model": "someone/else"}),
     }
     producer = new_producer(settings)
     host = ModelHost(resident_models, max_length=32)
@@ -75,6 +78,7 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
             assert "not an adapter of the store" in refused["v-dotdot"]
             assert "scheme 'http'" in refused["v-http"]
             assert "'pytorch-pickle' is not one of" in refused["v-pickle"]
+            assert "'someone/else' is not trusted" in refused["v-untrusted"]
             # The next good version is served as if nothing had happened.
             await publish(settings, version_event("v-good", good))
             await until(lambda: [c.version_id for c in served] == ["v-good"], 60,
@@ -89,3 +93,31 @@ async def test_adversarial_versions_are_refused_and_bad_records_skipped(  # type
     assert "not valid UTF-8" in skipped[0]
     ack = latest[("r-bad", TASK)]
     assert (ack.status, ack.version_id) == (ServingStatus.SERVING, "v-good")
+
+
+async def test_a_signing_replica_serves_signed_versions_and_ignores_forged_ones(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "r-sign").model_copy(update={
+        "trust": Settings(trust={"signing_key": "a shared key of the deployment"}).trust})
+    neg, pos = store(settings, probes["neg"]), store(settings, probes["pos"])
+    host = ModelHost(resident_models, max_length=32)
+    subscriber = AdapterSubscriber(settings, host, replica="r-sign")
+    try:
+        async with subscriber:
+            await subscriber.wait_caught_up(30)
+            await publish_with_new_producer(settings, [version_event("v-signed", neg)])
+            await until(lambda: subscriber.serving(TASK) == "v-signed", 60, "v-signed served")
+            # Without the key: a forged promotion, and the signed event altered to point at
+            # other weights under the same version id.
+            signed = (await read_version_log(settings)).get("v-signed")
+            await publish(settings, version_event("v-forged", pos),
+                          signed.model_copy(update={"adapter_uri": pos.uri,
+                                                    "sha256": pos.sha256}))
+            await until(lambda: subscriber.versions.untrusted == 2, 60, "both forgeries seen")
+            assert subscriber.serving(TASK) == "v-signed" and "v-forged" not in subscriber.versions
+            assert subscriber.versions.get("v-signed").sha256 == neg.sha256
+            # The next signed version is served as usual.
+            await publish_with_new_producer(settings, [version_event("v-next", pos)])
+            await until(lambda: subscriber.serving(TASK) == "v-next", 60, "v-next served")
+    finally:
+        host.close()

@@ -3,6 +3,7 @@ masked (``schemas/settings/loading.py``); the Kafka section's own checks are in 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import orjson
@@ -158,3 +159,13 @@ def test_the_config_command_reports_invalid_settings_as_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid settings (from ") and "worker.web_port:" in err
     assert err.count("\n") == 1
+
+
+def test_the_signing_key_comes_from_the_environment_and_never_shows(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("DRIFTLOOP_TRUST__SIGNING_KEY", "sixteen-or-more-chars-secret")
+    settings = load_settings(None)
+    assert settings.trust.signing_key.get_secret_value() == "sixteen-or-more-chars-secret"
+    assert "sixteen-or-more" not in repr(settings) + str(settings.safe_dict())
+    logging.getLogger("driftloop.test").warning("key is sixteen-or-more-chars-secret")
+    assert "sixteen-or-more" not in caplog.text
