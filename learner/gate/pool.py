@@ -8,7 +8,7 @@ candidate on the request's own held-out examples plus the pooled ones of the sam
 and evidence accumulates across updates.
 
 The pool is bounded (the last ``capacity`` examples per domain, ``max_bytes`` of text in
-all) and is saved as JSON next to the adapter store (:class:`GatePoolFile`), so a restarted
+all) and is saved as JSON next to the adapter store (:mod:`.pool_file`), so a restarted
 learner, or the group member that takes the task over, continues with it. Loading re-checks
 every entry against the current seed and holdout fraction, so a pool written under other
 settings never puts a trainable example into a gate.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -27,7 +26,7 @@ from typing import Any
 from ...schemas.events import TrainingExample
 from .split import held_out
 
-__all__ = ["GatePool", "GatePoolFile", "TaskGatePools"]
+__all__ = ["GatePool"]
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +174,11 @@ class GatePool:
 
     def withdraw(self, texts: Iterable[str]) -> int:
         """Remove (and refuse from now on) examples with these inputs; return how many left."""
+        return self._withdraw_digests(_digest(text) for text in texts)
+
+    def _withdraw_digests(self, digests: Iterable[str]) -> int:
         removed = 0
-        for text in texts:
-            digest = _digest(text)
+        for digest in digests:
             for bucket in [b for b, kept in self._buckets.items() if digest in kept]:
                 self._drop(bucket, digest)
                 removed += 1
@@ -186,6 +187,30 @@ class GatePool:
             while len(self._withdrawn) > max(self.capacity, 1) * 16:
                 self._withdrawn.popitem(last=False)
         return removed
+
+    def merge(self, record: Any) -> int:
+        """Fold in another writer's :meth:`to_dict` record; return how many examples it added.
+
+        What either side withdrew stays withdrawn, every example either side pooled is kept
+        (this pool's stay the newest), and the bounds apply to the union.
+
+        >>> a = GatePool(capacity=9, max_bytes=10_000, holdout_fraction=0.999)
+        >>> b = GatePool(capacity=9, max_bytes=10_000, holdout_fraction=0.999)
+        >>> _ = a.admit([TrainingExample(input="mine", target="x")])
+        >>> _ = b.admit([TrainingExample(input=t, target="x") for t in ("theirs", "gone")])
+        >>> _ = b.withdraw(["gone"])
+        >>> a.merge(b.to_dict()), sorted(e.input for e in a.examples({"default"}))
+        (1, ['mine', 'theirs'])
+        """
+        theirs = GatePool(capacity=self.capacity, max_bytes=self.max_bytes,
+                          holdout_fraction=self.holdout_fraction, seed=self.seed).load(record)
+        ours = self.to_dict()
+        before = {digest for _, digest in self._order}
+        theirs._withdraw_digests(list(self._withdrawn))  # both sides' withdrawals
+        self.load(theirs.to_dict())  # their examples first, then ours on top: ours newest
+        self.admit([TrainingExample(input=text, target=target, domain=domain, regime=regime)
+                    for domain, text, target, regime in ours["examples"]])
+        return len({digest for _, digest in self._order} - before)
 
     def _drop(self, bucket: Bucket, digest: str) -> None:
         example = self._buckets[bucket].pop(digest)
@@ -240,130 +265,3 @@ class GatePool:
 
 def _size(example: TrainingExample) -> int:
     return len(example.input.encode()) + len(example.target.encode())
-
-
-class GatePoolFile:
-    """Where a task's gate pool is saved: ``<store root>/gate-pool/<task>.json``.
-
-    The store is shared by every learner of a deployment (adapters live there), so the pool
-    survives a restart and follows the task when the group hands it to another learner.
-    The name is not a sha256, so the store never takes it for an adapter.
-
-    Parameters
-    ----------
-    fs, root
-        An fsspec filesystem and the store's root on it (:class:`ArtifactStore` ``fs`` and
-        ``root``).
-
-    Examples
-    --------
-    >>> import tempfile, fsspec
-    >>> file = GatePoolFile(fsspec.filesystem("file"), tempfile.mkdtemp())
-    >>> pool = GatePool(capacity=5, max_bytes=1000, holdout_fraction=0.5)
-    >>> pool.admit([TrainingExample(input=f"t{i}", target="a") for i in range(6)])
-    3
-    >>> file.save("sentiment", pool)
-    >>> len(file.load("sentiment", GatePool(capacity=5, max_bytes=1000, holdout_fraction=0.5)))
-    3
-    >>> len(file.load("other", GatePool(capacity=5, max_bytes=1000, holdout_fraction=0.5)))
-    0
-    """
-
-    def __init__(self, fs: Any, root: str) -> None:
-        self.fs = fs
-        self.root = root.rstrip("/")
-
-    def path(self, task: str) -> str:
-        return f"{self.root}/gate-pool/{task}.json"
-
-    def load(self, task: str, pool: GatePool) -> GatePool:
-        """``pool`` filled from the saved file; empty (and a warning) if the file is bad."""
-        path = self.path(task)
-        try:
-            if not self.fs.exists(path):
-                return pool.clear()
-            size = self.fs.size(path)
-            # Text plus JSON quoting and the withdrawn digests: far below this when sound.
-            limit = 4 * pool.max_bytes + 80 * 16 * max(pool.capacity, 1) + (1 << 20)
-            if size is not None and size > limit:
-                raise ValueError(f"{size} bytes, more than a pool of {pool.max_bytes} bytes "
-                                 "can take")
-            with self.fs.open(path, "rb") as handle:
-                record = json.loads(handle.read())
-            return pool.load(record)
-        except (OSError, ValueError) as exc:  # json's errors are ValueErrors too
-            log.warning("gate pool %s unreadable (%s): starting with an empty pool", path, exc)
-            return pool.clear()
-
-    def save(self, task: str, pool: GatePool) -> None:
-        """Write the pool (to a temporary name, then moved over the old file)."""
-        path = self.path(task)
-        self.fs.makedirs(f"{self.root}/gate-pool", exist_ok=True)
-        staging = f"{path}.incoming"
-        with self.fs.open(staging, "wb") as handle:
-            handle.write(json.dumps(pool.to_dict(), ensure_ascii=False).encode())
-        self.fs.mv(staging, path)
-
-
-class TaskGatePools:
-    """The gate pool of every task a learner updates, read on first use, saved after each.
-
-    Parameters
-    ----------
-    file
-        Where the pools are kept.
-    capacity, max_bytes, holdout_fraction, seed
-        As :class:`GatePool`'s; a ``capacity`` of 0 switches pooling off (nothing is saved).
-
-    Examples
-    --------
-    >>> import tempfile, fsspec
-    >>> file = GatePoolFile(fsspec.filesystem("file"), tempfile.mkdtemp())
-    >>> pools = TaskGatePools(file, capacity=5, max_bytes=1000, holdout_fraction=0.5)
-    >>> split = [TrainingExample(input=f"t{i}", target="a") for i in range(6)]
-    >>> pools.after_update("sentiment", trained=[], holdout=split)
-    >>> len(pools.pool("sentiment")), len(TaskGatePools(file, capacity=5, max_bytes=1000,
-    ...                                               holdout_fraction=0.5).pool("sentiment"))
-    (3, 3)
-    """
-
-    def __init__(self, file: GatePoolFile, *, capacity: int, max_bytes: int,
-                 holdout_fraction: float, seed: int = 0) -> None:
-        self.file = file
-        self.capacity, self.max_bytes = capacity, max_bytes
-        self.holdout_fraction, self.seed = holdout_fraction, seed
-        self._pools: dict[str, GatePool] = {}
-
-    def pool(self, task: str) -> GatePool:
-        """The task's pool of earlier held-out examples (read from the store on first use)."""
-        if task not in self._pools:
-            pool = GatePool(capacity=self.capacity, max_bytes=self.max_bytes,
-                            holdout_fraction=self.holdout_fraction, seed=self.seed)
-            if self.capacity:
-                self.file.load(task, pool)
-            self._pools[task] = pool
-        return self._pools[task]
-
-    def clear(self, task: str) -> None:
-        """Empty the task's pool, in memory and in the store (a fresh experiment)."""
-        self.pool(task).clear()
-        self._save(task)
-
-    def after_update(self, task: str, *, trained: Iterable[TrainingExample],
-                     holdout: Sequence[TrainingExample]) -> None:
-        """Pool an update's held-out new examples; drop any pooled text it trained on."""
-        pool = self.pool(task)
-        # Held out by content but trained on: a request whose every new example hashed to
-        # the holdout lent one to training (split._take_by_content).
-        pool.withdraw(e.input for e in trained
-                      if held_out(e.input, self.holdout_fraction, self.seed))
-        pool.admit(holdout)
-        self._save(task)
-
-    def _save(self, task: str) -> None:
-        if not self.capacity:
-            return
-        try:
-            self.file.save(task, self.pool(task))
-        except OSError as exc:  # the next restart starts from the last saved pool
-            log.warning("gate pool of %s not saved to %s: %s", task, self.file.path(task), exc)

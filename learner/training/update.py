@@ -28,7 +28,8 @@ from ..errors import TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
 from ..gate.evidence import Metrics, Outcomes, parent_misses, score_for_gate
 from ..gate.paired import compare
-from ..gate.pool import GatePool, GatePoolFile, TaskGatePools
+from ..gate.pool import GatePool
+from ..gate.pool_file import GatePoolFile, TaskGatePools
 from ..gate.rule import GateDecision, GateRule
 from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics

@@ -1,36 +1,13 @@
+"""The gate pool in memory: what it admits, keeps, withdraws and merges."""
+
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
-
-import fsspec
 import pytest
+from pool_helpers import FRACTION, examples, held_texts, pool
 
-from driftloop.learner.gate.pool import GatePool, GatePoolFile
+from driftloop.learner.gate.pool import GatePool
 from driftloop.learner.gate.split import held_out
 from driftloop.schemas.events import TrainingExample
-
-FRACTION = 0.25
-
-
-def held_texts(n: int, prefix: str = "text") -> list[str]:
-    """``n`` texts that the split holds out under FRACTION and seed 0."""
-    texts = (f"{prefix} {i}" for i in range(100_000))
-    return [t for t in texts if held_out(t, FRACTION)][:n]
-
-
-def examples(texts: list[str], domain: str = "movies") -> list[TrainingExample]:
-    return [TrainingExample(input=t, target="positive", domain=domain) for t in texts]
-
-
-def pool(capacity: int = 10, max_bytes: int = 100_000, **kw: float) -> GatePool:
-    return GatePool(capacity=capacity, max_bytes=max_bytes,
-                    holdout_fraction=kw.get("fraction", FRACTION), seed=int(kw.get("seed", 0)))
-
-
-def pool_file(tmp_path: Path) -> GatePoolFile:
-    return GatePoolFile(fsspec.filesystem("file"), str(tmp_path))
 
 
 def test_only_examples_held_out_by_content_are_admitted() -> None:
@@ -95,57 +72,6 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
         GatePool(**kwargs)
 
 
-def test_round_trip_through_the_store(tmp_path: Path) -> None:
-    p = pool()
-    p.admit(examples(held_texts(4)) + examples(held_texts(2, "news"), "nyt"))
-    p.withdraw([held_texts(5)[4]])
-    pool_file(tmp_path).save("sentiment", p)
-    assert (tmp_path / "gate-pool" / "sentiment.json").is_file()
-    again = pool_file(tmp_path).load("sentiment", pool())
-    assert again.to_dict() == p.to_dict()
-    assert again.admit(examples(held_texts(5)[4:])) == 0  # still withdrawn
-
-
-def test_other_settings_drop_entries_that_are_no_longer_held_out(tmp_path: Path) -> None:
-    p = pool()
-    p.admit(examples(held_texts(40)))
-    pool_file(tmp_path).save("sentiment", p)
-    again = pool_file(tmp_path).load("sentiment", pool(seed=1))
-    assert 0 < len(again) < 40
-    assert all(held_out(e.input, FRACTION, 1) for e in again.examples({"movies"}))
-
-
-@pytest.mark.parametrize("content", [
-    b"not json", b"[]", b'{"format": 99, "examples": []}',
-    b'{"format": 1, "examples": {"a": 1}}', b'{"format": 1, "examples": [["movies", 3, "a"]]}',
-    b'{"format": 1, "examples": [["Not A Slug!", "t", "a"]]}',
-    b'{"format": 1, "examples": [], "withdrawn": [1, 2]}', b"\xff\xfe",
-])
-def test_a_corrupt_file_is_logged_and_the_pool_starts_empty(
-        tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "gate-pool").mkdir()
-    (tmp_path / "gate-pool" / "sentiment.json").write_bytes(content)
-    p = pool()
-    p.admit(examples(held_texts(2)))
-    with caplog.at_level(logging.WARNING, logger="driftloop.learner.gate.pool"):
-        assert len(pool_file(tmp_path).load("sentiment", p)) == 0
-    assert "unreadable" in caplog.text
-
-
-def test_an_oversized_file_is_not_read(tmp_path: Path,
-                                       caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "gate-pool").mkdir()
-    record = {"format": 1, "examples": [["movies", "x" * 1000, "a"]] * 3000}
-    (tmp_path / "gate-pool" / "sentiment.json").write_text(json.dumps(record))
-    with caplog.at_level(logging.WARNING, logger="driftloop.learner.gate.pool"):
-        assert len(pool_file(tmp_path).load("sentiment", pool(max_bytes=1000))) == 0
-    assert "more than a pool" in caplog.text
-
-
-def test_a_missing_file_is_an_empty_pool(tmp_path: Path) -> None:
-    assert len(pool_file(tmp_path).load("sentiment", pool())) == 0
-
-
 def test_regimes_are_kept_apart_and_older_ones_are_what_must_not_be_forgotten() -> None:
     texts = held_texts(30)
     kept = pool(capacity=10)
@@ -160,15 +86,13 @@ def test_regimes_are_kept_apart_and_older_ones_are_what_must_not_be_forgotten() 
     assert len(kept.older(2, limit=5)) == 5 and kept.older(0) == []
 
 
-def test_regimes_survive_the_store_and_a_format_1_file_reads_as_regime_0(
-        tmp_path: Path) -> None:
-    texts = held_texts(4)
-    saved = pool()
-    saved.admit([TrainingExample(input=t, target="positive", regime=3) for t in texts])
-    file = pool_file(tmp_path)
-    file.save("t", saved)
-    assert {e.regime for e in file.load("t", pool()).examples({"default"})} == {3}
-    old = {"format": 1, "seed": 0, "holdout_fraction": FRACTION, "withdrawn": [],
-           "examples": [["default", t, "positive"] for t in texts]}
-    (tmp_path / "gate-pool" / "t.json").write_text(json.dumps(old))
-    assert {e.regime for e in file.load("t", pool()).examples({"default"})} == {0}
+def test_a_merge_keeps_both_sides_and_both_withdrawals() -> None:
+    texts = held_texts(8)
+    ours, theirs = pool(), pool()
+    ours.admit(examples(texts[:4]))
+    theirs.admit(examples(texts[3:]))
+    ours.withdraw([texts[7]])
+    theirs.withdraw([texts[0]])
+    assert ours.merge(theirs.to_dict()) == 3  # texts 4, 5, 6 (7 we withdrew, 3 we had)
+    assert {e.input for e in ours.examples({"movies"})} == set(texts[1:7])
+    assert ours.admit(examples([texts[0], texts[7]])) == 0  # withdrawn for good

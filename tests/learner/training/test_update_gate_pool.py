@@ -60,11 +60,12 @@ def test_a_corrupt_pool_file_starts_an_empty_pool(
     (store / "gate-pool" / "sentiment.json").write_text("{truncated")
     updater = IncrementalUpdater(learner_settings(str(store), gate_pool_size=50),
                                  models=resident_models)
-    with caplog.at_level(logging.WARNING, logger="driftloop.learner.gate.pool"):
+    with caplog.at_level(logging.WARNING, logger="driftloop.learner.gate.pool_file"):
         assert len(updater.gate_pool("sentiment")) == 0
     assert "unreadable" in caplog.text
-    updater.clear_gate_pool("sentiment")  # and the next save replaces the bad file
-    assert (store / "gate-pool" / "sentiment.json").read_text().startswith('{"format": 2')
+    updater.clear_gate_pool("sentiment")  # and the next save is a sound generation
+    saved = store / "gate-pool" / "sentiment" / "000000000001.json"
+    assert saved.read_text().startswith('{"format": 2')
 
 
 def test_a_zero_sized_pool_is_neither_read_nor_written(
