@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..schemas.errors import DriftloopError
 
 __all__ = [
+    "BASE_MODEL_EXIT_STATUS",
     "AdapterFormatError",
     "ArtifactError",
     "ArtifactIntegrityError",
@@ -26,12 +27,23 @@ __all__ = [
 ]
 
 
+BASE_MODEL_EXIT_STATUS = 3
+"""``driftloop learner`` exits with this when a base model cannot be loaded at all."""
+
+
 class LearnerError(DriftloopError):
     """Root of the errors raised by ``driftloop.learner``."""
 
 
 class ModelLoadError(LearnerError):
-    """A base model (hub name, local path or packaged file) could not be found or loaded."""
+    """A base model (hub name, local path or packaged file) could not be found or loaded.
+
+    An infrastructure fault, not the request's: the learner records the attempt and exits
+    with :data:`BASE_MODEL_EXIT_STATUS` for its supervisor (a request that keeps meeting it
+    becomes a dead letter after ``learner.max_attempts``).
+    """
+
+    exit_status = BASE_MODEL_EXIT_STATUS
 
 
 class TrainingRequestError(LearnerError):

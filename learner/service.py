@@ -4,8 +4,12 @@ One request at a time: decode it, read the registry, skip it when its version is
 published (a re-read after a crash or a rebalance), else train, gate and store in a worker
 thread (the event loop keeps the consumer's heartbeats going), publish the version event,
 wait for the broker's acknowledgement and only then commit the request's offset. A request
-that can never train (malformed, unknown parent, bad labels) becomes a dead letter. SIGTERM
-stops after the request in hand; nothing half-done is committed.
+that can never train (malformed, unknown parent, bad labels, an untrusted base model) becomes
+a dead letter. Any other failure is retried, and each attempt is counted in the consumer
+group's commits (:mod:`.attempts`), crashes included: after ``learner.max_attempts`` the
+request is a dead letter (``training_failed``) and the learner goes on, so one poisoned
+request cannot stop every task behind it. SIGTERM stops after the request in hand; nothing
+half-done is committed.
 """
 
 from __future__ import annotations
@@ -20,24 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from ..client.kafka import new_consumer, new_producer
+from ..client.kafka import admin_client, new_consumer, new_producer
 from ..schemas.codec import decode, encode
 from ..schemas.enums import DeadLetterReason, VersionStatus
 from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
-from .errors import LearnerError, UntrustedModelError
+from .attempts import AttemptLedger
+from .errors import LearnerError, ModelLoadError, UntrustedModelError
 from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
-from .registry.version_log import version_id_for
+from .registry.version_log import VersionLog, version_id_for
 from .topics.sites import offer_for, publish_offer
 from .topics.versions import publish_versions, read_version_log
-from .training.update import IncrementalUpdater
+from .training.update import IncrementalUpdater, UpdateResult
 
 __all__ = ["HOLD_BEFORE_PUBLISH_ENV", "LearnerService", "LearnerStats", "install_signal_handlers"]
 
@@ -58,6 +63,7 @@ class LearnerStats:
     published: list[ModelVersion] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     dead_letters: int = 0
+    failed_attempts: int = 0
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -87,6 +93,7 @@ class LearnerService:
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._ledger: AttemptLedger | None = None
 
     def stop(self) -> None:
         """Ask the loop to stop after the request in hand (idempotent, signal-safe)."""
@@ -102,7 +109,9 @@ class LearnerService:
         self._producer = new_producer(self.settings, enable_idempotence=True)
         heartbeat = Heartbeat(self.settings.learner.cache_dir / HEARTBEAT_FILE,
                               status=lambda: {"handled": self.stats.handled})
-        async with self._producer, self._consumer, heartbeat:
+        async with (self._producer, self._consumer, heartbeat,
+                    admin_client(self.settings) as admin):
+            self._ledger = AttemptLedger(self._consumer, admin, consumer_group(self.settings))
             await self._loop()
         return self.stats
 
@@ -114,25 +123,27 @@ class LearnerService:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=1)
             for tp, records in batches.items():
                 for record in records:
-                    await self._handle(record)
+                    if not await self._handle(record):
+                        return  # stopped while waiting to retry: nothing committed
                     # The effect (version or dead letter) is acknowledged: now the offset.
                     await self._consumer.commit({tp: record.offset + 1})
 
-    async def _handle(self, record: ConsumerRecord) -> None:
+    async def _handle(self, record: ConsumerRecord) -> bool:
+        """Handle one record; False when stopped before it was done (not to be committed)."""
         consumed = time.perf_counter()
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         if record.value is None:
             log.warning("training request %s has no value (a tombstone?)", where)
             await self._dead_letter(record, DeadLetterReason.EMPTY,
                                     "message has no value (a tombstone?)")
-            return
+            return True
         try:
             request = decode(record.value, TrainingRequest,
                              max_bytes=TRAINING_REQUEST_MAX_BYTES)
         except ValidationError as exc:
             log.warning("bad training request %s: %s", where, exc)
             await self._dead_letter(record, exc.code, str(exc))
-            return
+            return True
         versions = await read_version_log(self.settings)
         version_id = version_id_for(request.task, request.id)
         if version_id in versions:
@@ -140,27 +151,12 @@ class LearnerService:
                      version_id)
             grow_from_request(self.settings, request)  # in case a crash came before it
             self.stats.skipped.append(version_id)
-            return
+            return True
         log.info("training %s for request %s (%s)", version_id, request.id, where)
-        try:
-            result = await asyncio.to_thread(self.updater.update, request, versions)
-        except UntrustedModelError as exc:
-            log.warning("request %s (%s) refused: %s", request.id, where, exc)
-            await self._dead_letter(record, DeadLetterReason.UNTRUSTED_MODEL, str(exc))
-            return
-        except LearnerError as exc:
-            if exc.retriable:
-                raise
-            log.warning("request %s (%s) cannot be trained: %s", request.id, where, exc)
-            await self._dead_letter(record, DeadLetterReason.UNTRAINABLE_REQUEST, str(exc))
-            return
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            # Data the contract let through but training cannot read. Re-raising would crash
-            # the learner on the same request after every restart and stop all training.
-            log.exception("request %s (%s) broke training", request.id, where)
-            await self._dead_letter(record, DeadLetterReason.UNTRAINABLE_REQUEST,
-                                    f"{type(exc).__name__}: {exc}")
-            return
+        outcome = await self._train(record, request, versions)
+        if not isinstance(outcome, UpdateResult):
+            return outcome
+        result = outcome
         await self._hold_if_asked(result.event)
         assert self._producer is not None
         await self._offer_to_federation(result.event)
@@ -172,6 +168,78 @@ class LearnerService:
         self.stats.latencies.append(latency)
         log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,
                  result.event.status, latency, where, result.event.reason)
+        return True
+
+    async def _train(self, record: ConsumerRecord, request: TrainingRequest,
+                     versions: VersionLog) -> UpdateResult | bool:
+        """Train ``request`` under the failure policy: the result, or True once it is a dead
+        letter, or False when stopped before a retry.
+
+        Every attempt is recorded in the group's commits first (:mod:`.attempts`), so a
+        process that dies while training counts too. A request that cannot be trained as
+        asked is a dead letter at once; any other exception is retried (after a backoff,
+        out of memory first with half the batch) until ``learner.max_attempts``, then it is
+        a dead letter with its traceback's tail. A base model that cannot be loaded at all
+        ends the process (``ModelLoadError``, exit status 3).
+        """
+        assert self._ledger is not None
+        cfg = self.settings.learner
+        tp = TopicPartition(record.topic, record.partition)
+        note = await self._ledger.previous(tp, record.offset, request.id)
+        batch_size: int | None = None
+        while True:
+            if note.attempt >= cfg.max_attempts:
+                last = note.error or "the learner ended while training it (killed or crashed)"
+                log.error("request %s failed %d times: dead letter", request.id, note.attempt)
+                await self._dead_letter(record, DeadLetterReason.TRAINING_FAILED,
+                                        f"{request.id}: {note.attempt} of {cfg.max_attempts} "
+                                        f"attempts failed; the last: {last}")
+                return True
+            note = await self._ledger.begin(tp, record.offset, request.id, note)
+            try:
+                smaller = {} if batch_size is None else {"batch_size": batch_size}
+                return await asyncio.to_thread(self.updater.update, request, versions,
+                                               **smaller)
+            except UntrustedModelError as exc:
+                log.warning("request %s refused: %s", request.id, exc)
+                await self._dead_letter(record, DeadLetterReason.UNTRUSTED_MODEL, str(exc))
+                return True
+            except ModelLoadError as exc:
+                await self._ledger.failed(tp, record.offset, note, exc)
+                raise  # infrastructure: the supervisor sees exit status 3
+            except LearnerError as exc:
+                if exc.retriable:
+                    raise
+                log.warning("request %s cannot be trained: %s", request.id, exc)
+                await self._dead_letter(record, DeadLetterReason.UNTRAINABLE_REQUEST, str(exc))
+                return True
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                # Data the contract let through but training cannot read: the same every time.
+                log.exception("request %s broke training", request.id)
+                await self._dead_letter(record, DeadLetterReason.UNTRAINABLE_REQUEST,
+                                        f"{type(exc).__name__}: {exc}")
+                return True
+            except Exception as exc:  # anything else may pass: retried, then a dead letter
+                note = await self._ledger.failed(tp, record.offset, note, exc)
+                self.stats.failed_attempts += 1
+                if _out_of_memory(exc) and batch_size is None:
+                    batch_size = max(cfg.batch_size // 2, 1)
+                    log.warning("request %s ran out of memory (attempt %d): retrying with "
+                                "batch size %d", request.id, note.attempt, batch_size)
+                    continue
+                log.exception("request %s failed (attempt %d of %d)", request.id, note.attempt,
+                              cfg.max_attempts)
+                if note.attempt < cfg.max_attempts and not await self._backoff(note.attempt):
+                    return False
+
+    async def _backoff(self, attempt: int) -> bool:
+        """Wait before retry ``attempt + 1``; False when a stop was asked meanwhile."""
+        delay = self.settings.learner.retry_backoff_s * 2 ** (attempt - 1)
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            return True
+        return False
 
     def _grow_challenges(self, task: str, cases: list[ChallengeCase]) -> None:
         """Add the promoted version's parent errors to the suite, after publishing.
@@ -230,3 +298,10 @@ def install_signal_handlers(service: LearnerService) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stop)
 
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """CUDA's out-of-memory error (a RuntimeError subclass), or the host's MemoryError."""
+    import torch
+
+    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))

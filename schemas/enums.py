@@ -55,6 +55,7 @@ class DeadLetterReason(StrEnum):
     INVALID_COMMAND = "invalid_command"
     UNTRAINABLE_REQUEST = "untrainable_request"  # valid, yet training cannot read it
     UNTRUSTED_MODEL = "untrusted_model"  # names a base model outside the trust settings
+    TRAINING_FAILED = "training_failed"  # training raised max_attempts times (or crashed)
     SITE_ADAPTER_REFUSED = "site_adapter_refused"  # a federated offer the merge refused
     INTERNAL = "internal"  # a bug in driftloop's decoder; the record is kept
 

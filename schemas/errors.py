@@ -20,10 +20,13 @@ class DriftloopError(Exception):
     """Root of every error driftloop raises on purpose.
 
     ``retriable`` tells a caller whether trying the same thing again may succeed
-    (a broker that is still starting) or never will (a malformed event).
+    (a broker that is still starting) or never will (a malformed event); ``exit_status`` is
+    the status the command line exits with when the error ends a process (1 unless a
+    supervisor needs to tell the cause apart).
     """
 
     retriable: bool = False
+    exit_status: int = 1
 
 
 @dataclass(frozen=True, slots=True)

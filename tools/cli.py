@@ -71,7 +71,8 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: driftloop errors print as one line and exit with status 1."""
+    """Console entry point: driftloop errors print as one line and exit with their
+    ``exit_status`` (1; 3 when the learner cannot load a base model)."""
     try:
         cli.main(args=argv, prog_name="driftloop", standalone_mode=False)
     except click.exceptions.Abort:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except DriftloopError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_status)
     except KafkaError as exc:  # broker unreachable, not authorised, ...: one line, no trace
         # A wrong SASL password also ends here; the client's log line above says which.
         hint = (" (is the broker running? driftloop kafka status; do kafka.security_protocol "

@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,13 @@ class IncrementalUpdater:
         """Empty the task's gate pool, in memory and in the store (a fresh experiment)."""
         self.pools.clear(task)
 
-    def update(self, request: TrainingRequest, versions: VersionLog) -> UpdateResult:
-        """Train, gate and store one request; return the event (not yet published)."""
+    def update(self, request: TrainingRequest, versions: VersionLog, *,
+               batch_size: int | None = None) -> UpdateResult:
+        """Train, gate and store one request; return the event (not yet published).
+
+        ``batch_size`` overrides the settings' for this update (the learner halves it to
+        retry a request that ran out of memory).
+        """
         timings: dict[str, float] = {}
         started = time.perf_counter()
         plan = plan_update(request, versions, self.settings, self.pools.pool(request.task))
@@ -159,9 +164,10 @@ class IncrementalUpdater:
             with _phase(timings, "score_parent_seconds"):
                 before = score_for_gate(task_model, model, plan.gate_split, suite, parent_hits)
                 misses = self._parent_misses(plan, task_model, model)
+            config = (self.train_config if batch_size is None
+                      else replace(self.train_config, batch_size=batch_size))
             report = train_adapter(distillation.wrap(task_model), model,
-                                   list(plan.split.train), list(plan.split.validation),
-                                   self.train_config)
+                                   list(plan.split.train), list(plan.split.validation), config)
             timings["train_seconds"] = report.seconds
             candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):
@@ -189,7 +195,8 @@ class IncrementalUpdater:
             plan, stored, before=before, after=after, decision=decision,
             passed=self.passed_status, prompt_template_id=_template_ref(task_model),
             metadata=(update_metadata(task_model, plan, report, timings, self.device.type)
-                      | pool_metadata(plan.pooled) | distillation.lineage | lineage))
+                      | {"batch_size": config.batch_size} | pool_metadata(plan.pooled)
+                      | distillation.lineage | lineage))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),
                                 holdout=plan.split.holdout_new)

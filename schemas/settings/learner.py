@@ -86,6 +86,13 @@ class LearnerSettings(Section):
                             "by the worker's A/B test on live feedback")
     max_poll_interval_ms: int = Field(
         1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
+    max_attempts: int = Field(
+        3, gt=0, description="tries of one training request (crashes of the process included, "
+                             "counted in the consumer group's commits) before it becomes a "
+                             "dead letter 'training_failed' and the learner goes on")
+    retry_backoff_s: float = Field(
+        2.0, ge=0.0, description="seconds before the first retry of a failed request in the "
+                                 "same process; doubled for each further one")
     site: str | None = Field(
         None, min_length=1, max_length=256,
         description="federated learning: this learner's site name; when set, every promoted "

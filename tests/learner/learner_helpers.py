@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from typing import Any
 
 from driftloop.schemas.events import TrainingRequest
 from driftloop.tools.demo.vader import balanced_sample, read_domain
@@ -47,3 +50,12 @@ def learner_settings(store: str, *, challenge_suite=None, **learner: object):  #
                     learner={**LEARNER_TEST_SETTINGS, **learner}, tasks=tasks)
 
 
+
+
+def learner_env(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment of a ``driftloop learner`` subprocess run with ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DRIFTLOOP_")}
+    for section, value in settings.model_dump(mode="json").items():
+        env[f"DRIFTLOOP_{section.upper()}"] = json.dumps(value)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
+    return env

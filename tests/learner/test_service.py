@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from kafka_helpers import consume_until, produce
-from learner_helpers import replay_tweets, sentiment_request
+from learner_helpers import learner_env, replay_tweets, sentiment_request
 from waiting import wait_until
 
 from driftloop.learner.errors import ArtifactIntegrityError
@@ -152,14 +152,6 @@ async def test_flipped_labels_are_published_as_rejected(
     assert "recent: " in event.reason and "older: " in event.reason  # each part, with its test
     registry = await read_version_log(settings)
     assert registry.head("sentiment").version_id == sentiment_v1.event.version_id
-
-
-def learner_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DRIFTLOOP_")}
-    for section, value in settings.model_dump(mode="json").items():
-        env[f"DRIFTLOOP_{section.upper()}"] = json.dumps(value)
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
-    return env
 
 
 def wait_for(condition, timeout: float, what: str, proc=None) -> None:  # type: ignore[no-untyped-def]
