@@ -145,7 +145,8 @@ class LearnerService:
             await self._dead_letter(record, exc.code, str(exc))
             return True
         versions = await read_version_log(self.settings)
-        version_id = version_id_for(request.task, request.id)
+        version_id = version_id_for(request.task, request.id,
+                                    deployment=self.settings.deployment_id)
         if version_id in versions:
             log.info("request %s (%s) already published as %s: skipping", request.id, where,
                      version_id)

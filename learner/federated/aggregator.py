@@ -187,7 +187,8 @@ class FederatedAggregator:
         model = scorer.build(merged.folder)
         after = scorer.score(model)
         decision = self.gate.decide(before, after)
-        version_id = version_id_for(inputs.task, inputs.round_id)
+        version_id = version_id_for(inputs.task, inputs.round_id,
+                                    deployment=self.settings.deployment_id)
         metadata = AdapterMetadata(inputs.kind, inputs.base_model, version_id, meta.labels,
                                    meta.prompt_template_id,
                                    extra={"federated_round": inputs.round_id})

@@ -110,7 +110,8 @@ async def run_round(settings: Settings, task: str, eval_examples: Sequence[Train
                 await _dead_letter(producer, settings, topic, refusal, reason)
                 outcome.refused.append(refusal.reason)
                 outcome.dead_letters += 1
-            version_id = version_id_for(task, inputs.round_id)
+            version_id = version_id_for(task, inputs.round_id,
+                                        deployment=settings.deployment_id)
             if inputs.accepted and version_id in versions:
                 log.info("round %s is already published as %s", inputs.round_id, version_id)
                 outcome.event, outcome.already_published = versions.get(version_id), True

@@ -2,7 +2,8 @@
 
 The store is shared by every learner of a deployment, and a rebalance can hand a task to
 another learner while the first is still in an update: both then save the same task's pool.
-Each save is a new *generation* (``<store root>/gate-pool/<task>/<generation>.json``) created
+Each save is a new *generation* (``<store root>/gate-pool/<deployment>/<task>/<generation>.json``:
+deployments sharing a store keep their pools apart) created
 only if no one took that number first (``os.link`` on a local disk, which refuses an
 existing name); a writer that finds a newer generation than the one it read merges it in
 (:meth:`~.pool.GatePool.merge`) and tries the next number. A learner also merges a newer
@@ -46,6 +47,8 @@ class GatePoolFile:
         An fsspec filesystem and the store's root on it (:class:`ArtifactStore` ``fs`` and
         ``root``). The names are not sha256 digests, so the store never takes them for
         adapters.
+    deployment
+        The deployment's name (``Settings.deployment_id``): its pools are its own.
 
     Examples
     --------
@@ -63,13 +66,14 @@ class GatePoolFile:
     0
     """
 
-    def __init__(self, fs: Any, root: str) -> None:
+    def __init__(self, fs: Any, root: str, *, deployment: str = "default") -> None:
         self.fs = fs
         self.root = root.rstrip("/")
+        self.deployment = deployment
         self.local = "file" in _protocols(fs)
 
     def folder(self, task: str) -> str:
-        return f"{self.root}/gate-pool/{task}"
+        return f"{self.root}/gate-pool/{self.deployment}/{task}"
 
     def path(self, task: str, generation: int | None = None) -> str:
         """The file of one generation (the newest when None; the pre-generation name when

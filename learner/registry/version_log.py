@@ -23,13 +23,18 @@ __all__ = ["DOMAIN_METADATA_KEY", "VersionLog", "version_id_for"]
 DOMAIN_METADATA_KEY = "domain"
 
 
-def version_id_for(task: str, training_request_id: str) -> str:
-    """The version id a training request produces: stable across reads and restarts.
+def version_id_for(task: str, training_request_id: str, *, deployment: str) -> str:
+    """The version id a training request produces in a deployment: stable across reads,
+    restarts and replays, and another in another deployment (request ids like
+    ``tr-sentiment-000001`` repeat across deployments).
 
-    >>> version_id_for("sentiment", "req-1")
-    'sentiment-00e7231faa1e079e'
+    >>> version_id_for("sentiment", "req-1", deployment="eu")
+    'sentiment-a5b872abeed92790'
+    >>> version_id_for("sentiment", "req-1", deployment="us")
+    'sentiment-185418dd483b250b'
     """
-    digest = hashlib.sha256(f"{task}\0{training_request_id}".encode()).hexdigest()
+    key = f"{deployment}\0{task}\0{training_request_id}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return f"{task}-{digest[:16]}"
 
 

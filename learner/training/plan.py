@@ -143,6 +143,8 @@ def plan_update(request: TrainingRequest, versions: VersionLog, settings: Settin
     pooled = tuple(recent[len(recent) - room:]) if room else ()
     older = tuple(pool.older(regime, exclude=inputs, limit=cfg.gate_old_examples))
     return UpdatePlan(request=request, task=task, kind=task_kind(request, settings),
-                      version_id=version_id_for(request.task, request.id), split=split,
+                      version_id=version_id_for(request.task, request.id,
+                                                deployment=settings.deployment_id),
+                      split=split,
                       pooled=pooled, domain=domain, parent=parent, older=older,
                       regime=regime)

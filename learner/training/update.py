@@ -127,7 +127,8 @@ class IncrementalUpdater:
             seed=cfg.seed)
         self.trust = Trust(settings)
         self.pools = TaskGatePools(
-            GatePoolFile(self.store.fs, self.store.root), capacity=cfg.gate_pool_size,
+            GatePoolFile(self.store.fs, self.store.root, deployment=settings.deployment_id),
+            capacity=cfg.gate_pool_size,
             max_bytes=cfg.gate_pool_max_bytes, holdout_fraction=cfg.holdout_fraction,
             seed=cfg.seed)
 
@@ -195,7 +196,8 @@ class IncrementalUpdater:
             plan, stored, before=before, after=after, decision=decision,
             passed=self.passed_status, prompt_template_id=_template_ref(task_model),
             metadata=(update_metadata(task_model, plan, report, timings, self.device.type)
-                      | {"batch_size": config.batch_size} | pool_metadata(plan.pooled)
+                      | {"batch_size": config.batch_size,
+                         "deployment": self.settings.deployment_id} | pool_metadata(plan.pooled)
                       | distillation.lineage | lineage))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),

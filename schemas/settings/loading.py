@@ -8,6 +8,7 @@ and print as ``**********``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pydantic_settings import (
 )
 
 from ..errors import SettingsError
+from ..fields import SLUG_PATTERN
 from .artifacts import ArtifactSettings
 from .kafka import KafkaSettings
 from .learner import LearnerSettings
@@ -70,6 +72,13 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     trust: TrustSettings = Field(default_factory=TrustSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+    deployment: str | None = Field(
+        None, min_length=1, max_length=64, pattern=SLUG_PATTERN,
+        description="this deployment's name, unique among deployments sharing an artifact "
+                    "store or comparing registries: it is in every version id, each "
+                    "version's metadata and the gate pool's path (None = derived from "
+                    "kafka.bootstrap_servers and kafka.topic_prefix; set it when processes "
+                    "reach the broker under different addresses)")
 
     def __init__(self, /, **values: Any) -> None:
         try:
@@ -97,6 +106,21 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def deployment_id(self) -> str:
+        """``deployment``, else a name derived from the broker address and topic prefix.
+
+        >>> Settings(deployment="eu-prod").deployment_id
+        'eu-prod'
+        >>> a = Settings(kafka={"topic_prefix": "a."}).deployment_id
+        >>> a.startswith("d-"), a == Settings(kafka={"topic_prefix": "b."}).deployment_id
+        (True, False)
+        """
+        if self.deployment is not None:
+            return self.deployment
+        where = f"{self.kafka.bootstrap_servers}\0{self.kafka.topic_prefix}"
+        return f"d-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
 
     def task(self, name: str) -> TaskSettings:
         """Settings of one task; tasks not configured get the defaults."""

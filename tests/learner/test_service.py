@@ -84,7 +84,7 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
     registry = await read_version_log(settings)
     assert registry.events_seen == 1, "a request read twice must publish once"
     (event,) = versions
-    assert event.version_id == version_id_for("sentiment", "r1")
+    assert event.version_id == version_id_for("sentiment", "r1", deployment=settings.deployment_id)
     assert event.status is VersionStatus.PROMOTED, event.reason
     # Seeds fixed: the request trained again (here, through Kafka) gives the same adapter.
     assert event.sha256 == sentiment_v1.event.sha256
@@ -144,7 +144,8 @@ async def test_flipped_labels_are_published_as_rejected(
     versions = await run_service(settings, session_updater(settings, updater),
                                  [encode(flipped)], 2)
     event = versions[-1]
-    assert event.version_id == version_id_for("sentiment", "r-flip")
+    assert event.version_id == version_id_for("sentiment", "r-flip",
+                                              deployment=settings.deployment_id)
     assert event.parent_version == sentiment_v1.event.version_id
     assert event.status is VersionStatus.REJECTED
     # Published with its metrics and the rule's reasons, so operators can see why.
@@ -179,7 +180,8 @@ async def test_killed_between_training_and_publishing_publishes_once(
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    assert marker.read_text() == version_id_for("sentiment", "r-crash")
+    assert marker.read_text() == version_id_for("sentiment", "r-crash",
+                                                deployment=settings.deployment_id)
     assert (await read_version_log(settings)).events_seen == 0
 
     second = subprocess.Popen([str(DRIFTLOOP), "learner"], stdout=subprocess.PIPE,
@@ -193,7 +195,8 @@ async def test_killed_between_training_and_publishing_publishes_once(
     assert "published 1, skipped 0" in output
     registry = await read_version_log(settings)
     assert registry.events_seen == 1
-    assert [v.version_id for v in registry.versions()] == [version_id_for("sentiment", "r-crash")]
+    assert [v.version_id for v in registry.versions()] == [version_id_for("sentiment", "r-crash",
+                                                                 deployment=settings.deployment_id)]
 
 
 async def test_sigterm_during_an_update_finishes_it_publishes_once_and_commits(
@@ -205,7 +208,8 @@ async def test_sigterm_during_an_update_finishes_it_publishes_once_and_commits(
     with open(log_path, "wb") as log:
         first = subprocess.Popen([str(DRIFTLOOP), "-v", "learner"], stdout=log,
                                  stderr=subprocess.STDOUT, env=learner_env(settings))
-    training = f"training {version_id_for('sentiment', 'r-term-1')}".encode()
+    first_id = version_id_for("sentiment", "r-term-1", deployment=settings.deployment_id)
+    training = f"training {first_id}".encode()
     try:
         await asyncio.to_thread(wait_for, lambda: training in log_path.read_bytes(), 300,
                                 "the learner to start the update", first)

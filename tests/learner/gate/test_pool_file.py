@@ -39,7 +39,7 @@ def test_round_trip_through_the_store(tmp_path: Path) -> None:
     p.admit(examples(held_texts(4)) + examples(held_texts(2, "news"), "nyt"))
     p.withdraw([held_texts(5)[4]])
     pool_file(tmp_path).save("sentiment", p, read=0)
-    assert (tmp_path / "gate-pool" / "sentiment" / "000000000001.json").is_file()
+    assert (tmp_path / "gate-pool" / "default" / "sentiment" / "000000000001.json").is_file()
     again = loaded(pool_file(tmp_path), "sentiment", pool())
     assert again.to_dict() == p.to_dict()
     assert again.admit(examples(held_texts(5)[4:])) == 0  # still withdrawn
@@ -95,7 +95,7 @@ def test_regimes_survive_the_store_and_a_format_1_file_reads_as_regime_0(
     assert {e.regime for e in loaded(file, "t", pool()).examples({"default"})} == {3}
     old = {"format": 1, "seed": 0, "holdout_fraction": FRACTION, "withdrawn": [],
            "examples": [["default", t, "positive"] for t in texts]}
-    shutil.rmtree(tmp_path / "gate-pool" / "t")  # an older driftloop's single file
+    shutil.rmtree(tmp_path / "gate-pool" / "default" / "t")  # an older driftloop's file
     (tmp_path / "gate-pool" / "t.json").write_text(json.dumps(old))
     assert {e.regime for e in loaded(file, "t", pool()).examples({"default"})} == {0}
 
@@ -147,7 +147,7 @@ def test_concurrent_savers_on_threads_lose_nothing(tmp_path: Path) -> None:
     fresh = learner(tmp_path).pool("t")
     assert {e.input for e in fresh.examples({"movies"})} == set(texts)
     # Old generations are pruned; the newest few stay.
-    assert len(list((tmp_path / "gate-pool" / "t").glob("*.json"))) <= 4
+    assert len(list((tmp_path / "gate-pool" / "default" / "t").glob("*.json"))) <= 4
 
 
 def test_a_pool_cleared_for_a_fresh_experiment_does_not_come_back(tmp_path: Path) -> None:
@@ -155,3 +155,13 @@ def test_a_pool_cleared_for_a_fresh_experiment_does_not_come_back(tmp_path: Path
     a.after_update("t", trained=[], holdout=examples(held_texts(5)))
     a.clear("t")
     assert len(learner(tmp_path).pool("t")) == 0
+
+
+def test_deployments_sharing_a_store_keep_their_pools_apart(tmp_path: Path) -> None:
+    eu = TaskGatePools(GatePoolFile(fsspec.filesystem("file"), str(tmp_path), deployment="eu"),
+                       capacity=50, max_bytes=100_000, holdout_fraction=FRACTION)
+    us = TaskGatePools(GatePoolFile(fsspec.filesystem("file"), str(tmp_path), deployment="us"),
+                       capacity=50, max_bytes=100_000, holdout_fraction=FRACTION)
+    eu.after_update("t", trained=[], holdout=examples(held_texts(4, "eu")))
+    us.after_update("t", trained=[], holdout=examples(held_texts(3, "us")))
+    assert len(eu.pool("t")) == 4 and len(us.pool("t")) == 3

@@ -15,9 +15,11 @@ def event(version: str, status: str, parent: str | None = None, task: str = "t")
 
 
 def test_version_id_is_stable_and_distinct() -> None:
-    assert version_id_for("t", "r1") == version_id_for("t", "r1")
-    assert len({version_id_for("t", "r1"), version_id_for("t", "r2"),
-                version_id_for("u", "r1")}) == 3
+    def vid(task: str, request: str, deployment: str = "eu") -> str:
+        return version_id_for(task, request, deployment=deployment)
+
+    assert vid("t", "r1") == vid("t", "r1")
+    assert len({vid("t", "r1"), vid("t", "r2"), vid("u", "r1"), vid("t", "r1", "us")}) == 4
 
 
 def test_head_follows_promotions_per_task() -> None:

@@ -295,7 +295,8 @@ MARGIN = 0.08
 
 def _distill_settings(kafka_settings: Settings, store: Path) -> Settings:
     labels = {"labels": list(LABELS)}
-    teacher = version_id_for(TEACHER_TASK, TEACHER_REQUEST)
+    teacher = version_id_for(TEACHER_TASK, TEACHER_REQUEST,
+                             deployment=kafka_settings.deployment_id)
     tasks = {
         TEACHER_TASK: TaskSettings(**labels),
         DISTILLED: TaskSettings(**labels, teacher=teacher, distill_temperature=2.0,
@@ -345,9 +346,10 @@ async def test_distilled_student_beats_the_same_student_on_labels_alone(
 
     registry = await read_version_log(settings)
     assert registry.events_seen == 3
-    teacher = registry.get(version_id_for(TEACHER_TASK, TEACHER_REQUEST))
-    distilled = registry.get(version_id_for(DISTILLED, "s1"))
-    plain = registry.get(version_id_for(PLAIN, "s1"))
+    deployment = settings.deployment_id
+    teacher = registry.get(version_id_for(TEACHER_TASK, TEACHER_REQUEST, deployment=deployment))
+    distilled = registry.get(version_id_for(DISTILLED, "s1", deployment=deployment))
+    plain = registry.get(version_id_for(PLAIN, "s1", deployment=deployment))
     assert teacher.status is VersionStatus.PROMOTED, teacher.reason
     # Lineage: the teacher, its adapter and the mix are on the distilled version only.
     lineage = distilled.metadata["distillation"]

@@ -255,8 +255,9 @@ async def test_new_domain_starts_from_the_closest_domain_and_beats_scratch(
     await run_learner(learner(holdout_fraction=0.5, max_steps=3), resident_models, new)
     records = await consume_until(base, Topic.MODEL_VERSIONS, 4, timeout=60)
     events = {e.version_id: e for e in (decode(r.value, ModelVersion) for r in records)}
-    transferred = events[version_id_for("reviews", "n-0")]
-    scratch = events[version_id_for("reviews-scratch", "n-0")]
+    transferred = events[version_id_for("reviews", "n-0", deployment=base.deployment_id)]
+    scratch = events[version_id_for("reviews-scratch", "n-0",
+                                    deployment=base.deployment_id)]
 
     origin = transferred.metadata["initialised_from"]
     nyt_head = registry.domain_head("reviews", "nyt")

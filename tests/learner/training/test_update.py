@@ -10,6 +10,7 @@ from driftloop.learner.errors import ArtifactIntegrityError, TrainingRequestErro
 from driftloop.learner.registry.version_log import VersionLog, version_id_for
 from driftloop.schemas.enums import VersionStatus
 from driftloop.schemas.events import TrainingRequest
+from driftloop.schemas.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,9 @@ def test_first_request_is_promoted_over_the_untrained_head(sentiment_v1) -> None
     event = sentiment_v1.event
     assert event.status is VersionStatus.PROMOTED, event.reason
     assert event.parent_version is None
-    assert event.version_id == version_id_for("sentiment", "r1")
+    assert event.version_id == version_id_for("sentiment", "r1",
+                                             deployment=Settings().deployment_id)
+    assert event.metadata["deployment"] == Settings().deployment_id
     assert event.metrics_after["holdout_score"] > event.metrics_before["holdout_score"]
     assert event.metrics_after["challenge_score"] >= event.metrics_before["challenge_score"]
     assert event.metadata["labels"] == ["negative", "positive"]

@@ -274,7 +274,9 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
     since = _log_size(rig, name, "learner")
     child = rig.process("learner", name, env, "-v", "learner").start()
     try:
-        training = f"training {version_id_for(requests[0].task, requests[0].id)}"
+        first = version_id_for(requests[0].task, requests[0].id,
+                               deployment=settings.deployment_id)
+        training = f"training {first}"
         await wait_until(lambda: _log_has(child, training, since), timeout=300,
                          what="the learner training the first request", check=child.check)
         # a random moment of the update (model load, training steps, scoring): the schedule
