@@ -59,6 +59,8 @@ class TrainConfig:
     patience: int = 3
     l2_to_parent: float = 0.0
     max_grad_norm: float = 1.0
+    interpolation: float = 1.0
+    """Share of the trained change kept: ``start + interpolation * (trained - start)``."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -70,6 +72,8 @@ class TrainConfig:
         for name in ("weight_decay", "l2_to_parent", "max_grad_norm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.interpolation <= 1:
+            raise ValueError(f"interpolation must be in (0, 1], got {self.interpolation}")
 
     def steps_for(self, n_examples: int) -> int:
         """Optimizer steps for ``n_examples``: the epochs, capped by the step budget."""
@@ -218,7 +222,8 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
 
     Per-example weights scale each example's loss. With ``validation`` examples, the loss on
     them is checked every ``eval_every`` steps; after ``patience`` checks without
-    improvement training stops, and the best weights seen are restored.
+    improvement training stops, and the best weights seen are restored. With
+    ``interpolation`` below 1 the result keeps only that share of the change (WiSE-FT).
     """
     if not train:
         raise TrainingRequestError("no training examples left after the held-out split")
@@ -226,6 +231,8 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
     if not params:
         raise TrainingRequestError("the model has no trainable parameters")
     generator = seed_everything(config.seed)
+    start = ({name: p.detach().clone() for name, p in params}
+             if config.interpolation < 1 else {})
     optimizer = _Optimizer(task, params, config)
     report = TrainReport()
     started = time.perf_counter()
@@ -241,6 +248,10 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
             report.stopped = "early_stop"
             break
     early_stop.restore_best()
+    if start:  # WiSE-FT: part of the way from where the update started
+        with torch.no_grad():
+            for name, p in params:
+                p.copy_(start[name] + config.interpolation * (p - start[name]))
     report.train_loss = running
     report.seconds = time.perf_counter() - started
     model.eval()

@@ -124,6 +124,7 @@ class IncrementalUpdater:
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
+            interpolation=cfg.interpolation,
             seed=cfg.seed)
         self.trust = Trust(settings)
         self.pools = TaskGatePools(
@@ -165,8 +166,11 @@ class IncrementalUpdater:
             with _phase(timings, "score_parent_seconds"):
                 before = score_for_gate(task_model, model, plan.gate_split, suite, parent_hits)
                 misses = self._parent_misses(plan, task_model, model)
-            config = (self.train_config if batch_size is None
-                      else replace(self.train_config, batch_size=batch_size))
+            config = self.train_config
+            if batch_size is not None:
+                config = replace(config, batch_size=batch_size)
+            if start.adapter_dir is None:  # an untrained start is nothing to stay near
+                config = replace(config, interpolation=1.0)
             report = train_adapter(distillation.wrap(task_model), model,
                                    list(plan.split.train), list(plan.split.validation), config)
             timings["train_seconds"] = report.seconds

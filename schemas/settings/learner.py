@@ -39,6 +39,10 @@ class LearnerSettings(Section):
     eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
     patience: int = Field(3, gt=0, description="early-stop checks without improvement")
     l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")
+    interpolation: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "
+                    "parent + interpolation * (trained - parent); 1 = the trained adapter)")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0,
                                     description="share of the request kept for the gate "
                                                 "(chosen by a hash of each example's text)")

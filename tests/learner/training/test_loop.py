@@ -83,6 +83,17 @@ def test_l2_pull_keeps_weights_near_the_parent() -> None:
     assert moved[1] < moved[0] / 2
 
 
+def test_interpolation_keeps_that_share_of_the_trained_change() -> None:
+    start, trained, half = weights(model()), model(), model()
+    config = TrainConfig(batch_size=8, learning_rate=0.1)
+    train_adapter(LinearTask(), trained, examples(64), [], config)
+    train_adapter(LinearTask(), half, examples(64), [],
+                  TrainConfig(batch_size=8, learning_rate=0.1, interpolation=0.5))
+    for s, t, h in zip(start, weights(trained), weights(half), strict=True):
+        assert torch.allclose(h, s + 0.5 * (t - s), atol=1e-6)
+    assert not all(a.equal(b) for a, b in zip(weights(half), start, strict=True))
+
+
 def test_example_weights_scale_the_loss() -> None:
     heavy = [e.model_copy(update={"weight": 100.0}) if e.target == "1" else e
              for e in examples(32)]
@@ -103,7 +114,8 @@ def test_nothing_to_train() -> None:
 
 @pytest.mark.parametrize(("field", "value"), [("learning_rate", 0.0), ("batch_size", 0),
                                               ("max_steps", 0), ("patience", 0),
-                                              ("weight_decay", -1.0), ("l2_to_parent", -0.1)])
+                                              ("weight_decay", -1.0), ("l2_to_parent", -0.1),
+                                              ("interpolation", 0.0), ("interpolation", 1.5)])
 def test_bad_config(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
