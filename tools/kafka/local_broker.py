@@ -376,6 +376,18 @@ class LocalKafka:
         self._process = None
         return stopped
 
+    def kill(self) -> bool:
+        """SIGKILL the broker (a crash: no clean shutdown, no flushed segments); False when
+        nothing was running. :meth:`start` recovers its logs from the same folder."""
+        pid = self._live_pid()
+        if pid is None:
+            return False
+        signal_group(pid, signal.SIGKILL)
+        self._wait_for_exit(pid, 30)
+        self.pid_file.unlink(missing_ok=True)
+        self._process = None
+        return True
+
     def _wait_for_exit(self, pid: int, timeout: float) -> bool:
         if self._process is not None and self._process.pid == pid:
             try:

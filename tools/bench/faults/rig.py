@@ -83,10 +83,14 @@ class FaultRig:
     def stop_broker(self) -> None:
         self.kafka.stop(timeout=60)
 
-    def restart_broker(self, outage_s: float) -> float:
-        """Stop the broker, keep it down ``outage_s`` seconds, start it; when it is back."""
-        self.say(f"  stopping the broker for {outage_s:.0f} s ...")
-        self.kafka.stop(timeout=60)
+    def restart_broker(self, outage_s: float, *, crash: bool = False) -> float:
+        """Stop the broker (SIGKILL with ``crash``), keep it down ``outage_s`` seconds, start
+        it; when it is back."""
+        self.say(f"  {'kill -9' if crash else 'stopping'} the broker for {outage_s:.0f} s ...")
+        if crash:
+            self.kafka.kill()
+        else:
+            self.kafka.stop(timeout=60)
         time.sleep(outage_s)  # the outage itself: the fault being injected, not a wait
         self.kafka.start(timeout=120)
         self.say("  broker back")

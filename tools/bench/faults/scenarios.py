@@ -6,6 +6,10 @@ check of :mod:`driftloop.tools.ops.accounting` over its own topics:
 * ``worker-kill``: the worker is killed with SIGKILL at random moments of a stream (several
   times) and restarted each time;
 * ``broker-restart``: the broker is stopped and started again while traffic flows;
+* ``broker-kill``: the broker is killed with SIGKILL while traffic flows and the learner
+  trains, then started again on the same data: the worker and the learner must recover
+  by themselves (a restart policy brings back a process that exits), and every request be
+  answered;
 * ``learner-kill``: the learner is killed with SIGKILL at a random moment of an update (model
   load, training steps, scoring), and again between storing an adapter and publishing its
   version, and restarted each time;
@@ -19,11 +23,8 @@ handling a message, the learner publishing a version, the service serving the ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 from ....learner.registry.version_log import version_id_for
 from ....learner.service import HOLD_BEFORE_PUBLISH_ENV
@@ -32,14 +33,14 @@ from ....schemas import ModelVersion, ServingAck, decode
 from ....schemas.enums import ServingStatus, VersionStatus
 from ....schemas.settings import Settings
 from ....schemas.topics import Topic
-from ...demo.processes import ChildProcess, DemoChildError, wait_until
+from ...demo.processes import DemoChildError, wait_until
 from ...kafka.topic_reader import read_snapshot
-from ...ops.accounting import Ledger, metric, take_ledger
+from ...ops.accounting import take_ledger
+from .deployment import Learner, decided, drain, log_has, log_size, stream
+from .plan import FaultPlan, ScenarioResult
 from .rig import (
     FaultRig,
-    Traffic,
     free_port,
-    metrics_text,
     send_requests,
     training_request,
 )
@@ -47,154 +48,8 @@ from .rig import (
 __all__ = ["SCENARIOS", "FaultPlan", "ScenarioResult", "run_scenario"]
 
 
-@dataclass(frozen=True, slots=True)
-class FaultPlan:
-    """Sizes of a run (``quick`` for the test suite, the default for the bench).
-
-    >>> plan = FaultPlan.named(quick=True)
-    >>> plan.kills, plan.traffic().events, len(plan.traffic().messages())
-    (2, 3000, 300)
-    """
-
-    events: int = 12_000
-    batch: int = 10  # events per message
-    rate: float = 20.0  # messages per second: the stream lasts events / batch / rate seconds
-    kills: int = 4
-    requests: int = 3
-    outage_s: float = 5.0
-    seed: int = 0
-
-    @classmethod
-    def named(cls, quick: bool, seed: int = 0) -> FaultPlan:
-        if quick:
-            return cls(events=3_000, rate=15.0, kills=2, requests=2, outage_s=3.0, seed=seed)
-        return cls(seed=seed)
-
-    def traffic(self, offset: int = 0) -> Traffic:
-        return Traffic(events=self.events, batch=self.batch, rate=self.rate,
-                       seed=self.seed + offset)
-
-
-@dataclass(slots=True)
-class ScenarioResult:
-    """What one scenario did and what the accounting found."""
-
-    name: str
-    ledger: Ledger
-    faults: int
-    recovery_s: list[float] = field(default_factory=list)
-    unplanned_restarts: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.ledger.ok
-
-    def row(self) -> dict[str, object]:
-        ledger = self.ledger
-        return {"scenario": self.name, "faults": self.faults,
-                "produced": ledger.produced_total, "processed": ledger.processed_total,
-                "dead_lettered": ledger.dead_lettered, "lost": ledger.lost,
-                "double_counted": ledger.double_counted,
-                "training_requests": ledger.training_requests,
-                "unanswered_requests": len(ledger.unanswered_requests),
-                "duplicate_versions": len(ledger.duplicate_versions),
-                "recovery_s_max": round(max(self.recovery_s), 2) if self.recovery_s else None,
-                "unplanned_restarts": self.unplanned_restarts,
-                "seconds": round(self.seconds, 1), "ok": self.ok,
-                "problems": ledger.problems()}
-
-
-Say = Callable[[str], None]
-_Run = tuple[Settings, "_Worker", Traffic, "asyncio.Task[None]"]
-
-
-class _Worker:
-    """The worker process of a scenario, restartable, with its /metrics port."""
-
-    def __init__(self, rig: FaultRig, scenario: str, settings: Settings) -> None:
-        self.rig, self.scenario = rig, scenario
-        self.port = free_port()
-        self.env = rig.env(settings, scenario, DRIFTLOOP_WORKER__WEB_PORT=str(self.port))
-        self.child: ChildProcess | None = None
-        self.unplanned_restarts = 0
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
-
-    async def start(self) -> None:
-        self.child = self.rig.process("worker", self.scenario, self.env, "worker").start()
-        await wait_until(lambda: metrics_text(self.port) is not None, timeout=120,
-                         what="the worker's /metrics", check=self.child.check)
-
-    def kill(self) -> None:
-        assert self.child is not None
-        self.child.kill()
-
-    def handled_since_start(self) -> float:
-        text = metrics_text(self.port)
-        return -1.0 if text is None else metric(text, "driftloop_worker_liveness",
-                                                measure="messages_handled")
-
-    async def keep_alive(self) -> None:
-        """An orchestrator's restart policy: a worker that exited on its own is restarted."""
-        if self.child is not None and not self.child.alive:
-            self.unplanned_restarts += 1
-            self.rig.say(f"  the worker exited by itself ({self.child.process.returncode}); "
-                         "restarting it")
-            await self.start()
-
-    def stop(self) -> int | None:
-        return self.child.stop(grace=30) if self.child else None
-
-
-async def _settle(settings: Settings, worker: _Worker, *, timeout: float) -> Ledger:
-    """Wait until every input event is processed or dead-lettered; the final ledger."""
-    ledger: Ledger | None = None
-
-    async def balanced() -> bool:
-        nonlocal ledger
-        await worker.keep_alive()
-        try:
-            ledger = await take_ledger(settings, worker.metrics_url)
-        except OSError:
-            return False  # the worker's page is not up yet
-        return ledger.lost == 0
-
-    try:
-        await wait_until(balanced, timeout=timeout, what="every event accounted for",
-                         interval=1.0)
-    except DemoChildError:
-        pass  # report the ledger as it stands: its ``lost`` says what is missing
-    if ledger is None:
-        ledger = await take_ledger(settings, None)
-    return ledger
-
-
-@contextlib.asynccontextmanager
-async def _stream(rig: FaultRig, name: str, plan: FaultPlan, offset: int) -> AsyncIterator[_Run]:
-    """A fresh deployment with its worker running and the traffic flowing into it."""
-    settings = rig.deploy(name)
-    worker = _Worker(rig, name, settings)
-    await worker.start()
-    traffic = plan.traffic(offset)
-    sending = asyncio.create_task(traffic.run(settings))
-    try:
-        yield settings, worker, traffic, sending
-    finally:
-        if not sending.done():
-            sending.cancel()
-        worker.stop()
-
-
-async def _drain(settings: Settings, worker: _Worker, sending: asyncio.Task[None]) -> Ledger:
-    await sending
-    return await _settle(settings, worker, timeout=180)
-
-
 async def worker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
-    async with _stream(rig, "worker-kill", plan, 0) as (settings, worker, traffic, sending):
+    async with stream(rig, "worker-kill", plan, 0) as (settings, worker, traffic, sending):
         expected_s = (len(traffic.messages()) + len(traffic.feedback())) / plan.rate
         began = time.monotonic()
         rng = random.Random(plan.seed)
@@ -213,12 +68,12 @@ async def worker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
             await wait_until(lambda: worker.handled_since_start() > 0 or sending.done(),
                              timeout=120, what="the restarted worker handling a message")
             recovery.append(time.monotonic() - killed_at)
-        ledger = await _drain(settings, worker, sending)
+        ledger = await drain(settings, worker, sending)
     return ScenarioResult("worker-kill", ledger, plan.kills, recovery, worker.unplanned_restarts)
 
 
 async def broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
-    async with _stream(rig, "broker-restart", plan, 1) as (settings, worker, traffic, sending):
+    async with stream(rig, "broker-restart", plan, 1) as (settings, worker, traffic, sending):
         total = len(traffic.messages()) + len(traffic.feedback())
         await wait_until(lambda: traffic.sent >= total // 3 or sending.done(), timeout=300,
                          what="a third of the traffic")
@@ -234,29 +89,49 @@ async def broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
         await wait_until(handling_again, timeout=180,
                          what="the worker handling messages after the broker restart")
         recovery = [time.monotonic() - back_at]
-        ledger = await _drain(settings, worker, sending)
+        ledger = await drain(settings, worker, sending)
     return ScenarioResult("broker-restart", ledger, 1, recovery, worker.unplanned_restarts)
 
 
-def _log_has(child: ChildProcess, text: str, since: int) -> bool:
-    try:
-        with open(child.log_path, "rb") as log:
-            log.seek(since)
-            return text.encode() in log.read()
-    except OSError:
-        return False
+async def broker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
+    name = "broker-kill"
+    async with stream(rig, name, plan, 2) as (settings, worker, _traffic, sending):
+        requests = [training_request(f"{name}-{n}", n=48, seed=plan.seed + n)
+                    for n in range(max(2, plan.requests))]
+        await send_requests(settings, requests)
+        learner = Learner(rig, name, settings)
+        learner.start()
+        try:
+            await wait_until(lambda: learner.has_logged("training "), timeout=300,
+                             what="the learner training", check=learner.check)
+            back_at = await asyncio.to_thread(rig.restart_broker, plan.outage_s, crash=True)
+            handled_before = worker.handled_since_start()
 
+            async def handling_again() -> bool:
+                await worker.keep_alive()
+                learner.keep_alive()
+                return worker.handled_since_start() > handled_before or (
+                    worker.unplanned_restarts > 0 and worker.handled_since_start() > 0)
 
-def _log_size(rig: FaultRig, scenario: str, name: str) -> int:
-    path = rig.workdir / scenario / "logs" / f"{name}.log"
-    return path.stat().st_size if path.exists() else 0
+            await wait_until(handling_again, timeout=180,
+                             what="the worker handling messages after the broker's crash")
+            recovery = [time.monotonic() - back_at]
+            wanted = {r.id for r in requests}
 
+            async def all_answered() -> bool:
+                learner.keep_alive()
+                await worker.keep_alive()
+                return wanted <= await decided(settings)
 
-async def _decided(settings: Settings) -> set[str]:
-    log = await read_version_log(settings)
-    return {v.training_request_id for v in log.versions()
-            if v.training_request_id
-            and v.status in (VersionStatus.PROMOTED, VersionStatus.REJECTED)}
+            await wait_until(all_answered, timeout=600, what="every training request answered",
+                             interval=1.0)
+            recovery.append(time.monotonic() - back_at)
+            await drain(settings, worker, sending)
+            ledger = await take_ledger(settings, worker.metrics_url)
+        finally:
+            learner.stop()
+    return ScenarioResult(name, ledger, 1, recovery,
+                          worker.unplanned_restarts + learner.unplanned_restarts)
 
 
 async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
@@ -271,13 +146,13 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
     wanted = {r.id for r in requests}
 
     # 1. SIGKILL while the first request trains.
-    since = _log_size(rig, name, "learner")
+    since = log_size(rig, name, "learner")
     child = rig.process("learner", name, env, "-v", "learner").start()
     try:
         first = version_id_for(requests[0].task, requests[0].id,
                                deployment=settings.deployment_id)
         training = f"training {first}"
-        await wait_until(lambda: _log_has(child, training, since), timeout=300,
+        await wait_until(lambda: log_has(child, training, since), timeout=300,
                          what="the learner training the first request", check=child.check)
         # a random moment of the update (model load, training steps, scoring): the schedule
         await asyncio.sleep(random.Random(plan.seed).uniform(1.0, 4.0))
@@ -288,11 +163,11 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
         child.kill()
 
     # 2. SIGKILL between storing an adapter and publishing its version.
-    since = _log_size(rig, name, "learner")
+    since = log_size(rig, name, "learner")
     child = rig.process("learner", name, {**env, HOLD_BEFORE_PUBLISH_ENV: str(marker)},
                         "-v", "learner").start()
     try:
-        await wait_until(lambda: _log_has(child, training, since), timeout=300,
+        await wait_until(lambda: log_has(child, training, since), timeout=300,
                          what="the restarted learner training again", check=child.check)
         recovery.append(time.monotonic() - killed_at)
         await wait_until(marker.exists, timeout=300, what="an adapter stored, not published",
@@ -301,14 +176,14 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
         held_at = time.monotonic()
     finally:
         child.kill()
-    decided_while_held = await _decided(settings)
+    decided_while_held = await decided(settings)
 
     # 3. A normal learner finishes the work; nothing may be lost or published twice.
     child = rig.process("learner", name, env, "-v", "learner").start()
     try:
         first = None
         deadline = time.monotonic() + 600
-        while not wanted <= (done := await _decided(settings)):
+        while not wanted <= (done := await decided(settings)):
             child.check()
             if first is None and done - decided_while_held:
                 first = time.monotonic()
@@ -374,12 +249,13 @@ async def serving_broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResu
 
 
 async def _answered(settings: Settings, request_id: str) -> bool:
-    return request_id in await _decided(settings)
+    return request_id in await decided(settings)
 
 
 SCENARIOS = {
     "worker-kill": worker_kill,
     "broker-restart": broker_restart,
+    "broker-kill": broker_kill,
     "learner-kill": learner_kill,
     "serving-broker-restart": serving_broker_restart,
 }

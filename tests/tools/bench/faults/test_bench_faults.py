@@ -1,7 +1,8 @@
 """``driftloop bench faults --quick``: every scenario on its own broker, nothing lost or twice.
 
-Each scenario is a real run: the bench starts its own broker (it restarts it in two of them),
-kills the worker or the learner with SIGKILL, and ends with the accounting check. The test
+Each scenario is a real run: the bench starts its own broker (it restarts it in three of them,
+once with SIGKILL), kills the worker or the learner with SIGKILL, and ends with the
+accounting check. The test
 reads the bench's JSON and asserts the figures the issue asks for.
 """
 
@@ -38,11 +39,11 @@ def test_quick_fault_scenario_loses_nothing_and_publishes_nothing_twice(
     assert row["scenario"] == scenario and row["ok"], (row, printed)
     assert row["lost"] == 0 and row["double_counted"] == 0 and row["duplicate_versions"] == 0
     assert row["faults"] >= 1 and row["recovery_s_max"] is not None
-    if scenario in ("worker-kill", "broker-restart"):
+    if scenario in ("worker-kill", "broker-restart", "broker-kill"):
         # the quick traffic: 3,000 interactions, feedback for about a fifth, some poison
         assert row["produced"] > 3_000 and row["dead_lettered"] > 0
         assert row["processed"] + row["dead_lettered"] == row["produced"]
-    if scenario == "learner-kill":
+    if scenario in ("learner-kill", "broker-kill"):  # the learner trained through the fault
         assert row["training_requests"] == 2 and row["unanswered_requests"] == 0
     # the table the bench prints carries the same row
     line = next(text for text in run.stdout.splitlines() if text.startswith(scenario + " "))

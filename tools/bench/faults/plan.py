@@ -1,0 +1,68 @@
+"""What a fault scenario runs (:class:`FaultPlan`) and what it found (:class:`ScenarioResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ops.accounting import Ledger
+from .rig import Traffic
+
+__all__ = ["FaultPlan", "ScenarioResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """Sizes of a run (``quick`` for the test suite, the default for the bench).
+
+    >>> plan = FaultPlan.named(quick=True)
+    >>> plan.kills, plan.traffic().events, len(plan.traffic().messages())
+    (2, 3000, 300)
+    """
+
+    events: int = 12_000
+    batch: int = 10  # events per message
+    rate: float = 20.0  # messages per second: the stream lasts events / batch / rate seconds
+    kills: int = 4
+    requests: int = 3
+    outage_s: float = 5.0
+    seed: int = 0
+
+    @classmethod
+    def named(cls, quick: bool, seed: int = 0) -> FaultPlan:
+        if quick:
+            return cls(events=3_000, rate=15.0, kills=2, requests=2, outage_s=3.0, seed=seed)
+        return cls(seed=seed)
+
+    def traffic(self, offset: int = 0) -> Traffic:
+        return Traffic(events=self.events, batch=self.batch, rate=self.rate,
+                       seed=self.seed + offset)
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    """What one scenario did and what the accounting found."""
+
+    name: str
+    ledger: Ledger
+    faults: int
+    recovery_s: list[float] = field(default_factory=list)
+    unplanned_restarts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.ledger.ok
+
+    def row(self) -> dict[str, object]:
+        ledger = self.ledger
+        return {"scenario": self.name, "faults": self.faults,
+                "produced": ledger.produced_total, "processed": ledger.processed_total,
+                "dead_lettered": ledger.dead_lettered, "lost": ledger.lost,
+                "double_counted": ledger.double_counted,
+                "training_requests": ledger.training_requests,
+                "unanswered_requests": len(ledger.unanswered_requests),
+                "duplicate_versions": len(ledger.duplicate_versions),
+                "recovery_s_max": round(max(self.recovery_s), 2) if self.recovery_s else None,
+                "unplanned_restarts": self.unplanned_restarts,
+                "seconds": round(self.seconds, 1), "ok": self.ok,
+                "problems": ledger.problems()}
