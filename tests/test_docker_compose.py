@@ -77,11 +77,34 @@ def test_kafka_is_a_single_node_kraft_3_9_with_a_health_check() -> None:
     assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) >= 16 * 1024 * 1024
 
 
-def test_startup_order_and_gpu_reservation() -> None:
+def test_startup_order_and_gpu_reservation_in_its_own_file() -> None:
     assert SERVICES["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in ("worker", "learner"):
         assert SERVICES[name]["depends_on"]["topics"]["condition"] == \
             "service_completed_successfully"
         assert "healthcheck" in SERVICES[name]
-    devices = SERVICES["learner"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["capabilities"] == ["gpu"]
+    # A host without the NVIDIA runtime must be able to start the default file.
+    assert "deploy" not in SERVICES["learner"]
+    gpu = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())["services"]
+    devices = gpu["learner"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
+
+
+def test_kafka_data_is_in_its_named_volume() -> None:
+    kafka = SERVICES["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    mounts = {mount.split(":")[1]: mount.split(":")[0] for mount in kafka["volumes"]}
+    assert mounts.get(log_dirs) in COMPOSE["volumes"], (log_dirs, mounts)
+
+
+@pytest.mark.parametrize("name", ["worker", "serve"])
+def test_scalable_services_take_no_fixed_host_port_and_listen_beyond_localhost(
+        name: str) -> None:
+    service = SERVICES[name]
+    for port in service.get("ports", []):
+        assert ":" not in str(port), f"{name}: fixed host port {port} stops --scale"
+    env = service.get("environment", {})
+    command = service["command"]
+    listens = (env.get("DRIFTLOOP_WORKER__WEB_HOST") if name == "worker"
+               else command[command.index("--host") + 1])
+    assert listens == "0.0.0.0", name
