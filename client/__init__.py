@@ -1,7 +1,9 @@
 """The light side of driftloop: what a producer or a serving team needs, without torch or Faust.
 
 :mod:`.kafka` builds the Kafka clients every driftloop process uses from one
-:class:`~driftloop.schemas.settings.Settings`, and reads topic metadata and whole topics.
+:class:`~driftloop.schemas.settings.Settings`, and reads topic metadata and whole topics;
+:mod:`.publisher` sends a service's interactions and feedback keyed by task, in batch
+envelopes. ``pip install driftloop`` (no extras) is enough for both.
 It sits below ``streams``, ``learner`` and ``tools``, above ``schemas``.
 """
 
@@ -14,6 +16,7 @@ from .kafka import (
     read_to_end_offsets,
     topic_partitions,
 )
+from .publisher import Publisher, PublishError, envelopes
 
-__all__ = ["admin_client", "new_consumer", "new_producer", "read_to_end_offsets",
-           "topic_partitions"]
+__all__ = ["PublishError", "Publisher", "admin_client", "envelopes", "new_consumer",
+           "new_producer", "read_to_end_offsets", "topic_partitions"]

@@ -70,6 +70,22 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     return load_settings(config_path, **overrides)
 
 
+# Top-level modules of each extra (pyproject.toml); the base install is the client.
+_EXTRAS = {"torch": "learner", "transformers": "learner", "peft": "learner", "gguf": "learner",
+           "fsspec": "learner", "faust": "worker", "mode": "worker", "river": "worker",
+           "aiohttp": "serve", "prometheus_client": "serve", "matplotlib": "ops",
+           "tqdm": "ops"}
+
+
+def extra_for(module: str) -> str | None:
+    """The extra that installs ``module`` (None: not one of an extra's).
+
+    >>> extra_for("torch.nn"), extra_for("faust"), extra_for("json")
+    ('learner', 'worker', None)
+    """
+    return _EXTRAS.get(module.split(".")[0])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: driftloop errors print as one line and exit with their
     ``exit_status`` (1; 3 when the learner cannot load a base model)."""
@@ -90,6 +106,13 @@ def main(argv: list[str] | None = None) -> None:
                 "and the sasl_* settings match its listener?)") \
             if isinstance(exc, KafkaConnectionError) else ""
         click.echo(f"error: kafka: {exc}{hint}", err=True)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        extra = extra_for(exc.name or "")
+        if extra is None:
+            raise
+        click.echo(f"error: this command needs the {extra!r} extra (module {exc.name!r} is "
+                   f"missing): pip install 'driftloop[{extra}]'", err=True)
         sys.exit(1)
     except SystemExit:
         raise
