@@ -40,7 +40,7 @@ WITHOUT_EXAMPLES: set[str] = {
     *(f"driftloop.tools.bench.{name}" for name in (
         "codec", "learner", "serve", "trainer_baseline", "worker", "quality.calibrate",
         "quality.embedding",
-        "quality.run")),
+        "quality.run", "faults.deployment", "faults.scenarios")),
     # The demo's run, its first version and its judging: a broker, the children and
     # trained versions; tests/tools/demo (test_bootstrap, test_judge with a stand-in
     # scorer, test_demo end to end).

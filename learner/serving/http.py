@@ -3,7 +3,8 @@
 ``POST /predict`` answers with the version the subscriber serves (or the canary candidate
 for its share) and publishes an Interaction carrying the embedding and scores;
 ``POST /feedback`` publishes Feedback; ``GET /healthz`` and ``GET /metrics`` are for the
-orchestrator and Prometheus. Versions change under it without a restart.
+orchestrator and Prometheus; ``/v1/models``, ``/v1/completions`` and ``/v1/chat/completions``
+speak OpenAI's API (:mod:`.openai_api`). Versions change under it without a restart.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .acks import AckPublisher
 from .batcher import EventBatcher
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from .model_host import ModelHost, Prediction, zero_shot_version
+from .openai_api import OpenAIEndpoints
 from .request_body import BadRequest, PredictRequest, feedback_event, json_object
 from .subscriber import AdapterSubscriber
 
@@ -134,6 +136,7 @@ class ServingService:
         app.router.add_post("/feedback", self._endpoint("feedback", self.post_feedback))
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.render_metrics)
+        OpenAIEndpoints(self).add_routes(app)  # /v1/models, /v1/(chat/)completions
         return app
 
     # -- endpoints ---------------------------------------------------------------------
@@ -157,6 +160,13 @@ class ServingService:
         """Answer ``{"task", "input"}`` (or ``"inputs": [...]``) and publish interactions."""
         request = PredictRequest.parse(body, max_inputs=self.settings.serving.max_inputs)
         version, predictions = await self._answer(request)
+        answered = self.publish_answers(request, version, predictions)
+        canary = version != self.subscriber.serving(request.task)
+        return 200, request.response(answered, version=version, canary=canary)
+
+    def publish_answers(self, request: PredictRequest, version: str,
+                        predictions: list[Prediction]) -> list[tuple[str, Prediction]]:
+        """Count the answers and publish each as an Interaction; ``(id, answer)`` pairs."""
         canary = version != self.subscriber.serving(request.task)
         self.metrics.predictions.labels(task=request.task, version=version,
                                         canary=str(canary).lower()).inc(len(request.texts))
@@ -168,7 +178,7 @@ class ServingService:
                 event_id, text, prediction, version=version, replica=self.replica,
                 canary=canary, now=now))
             answered.append((event_id, prediction))
-        return 200, request.response(answered, version=version, canary=canary)
+        return answered
 
     async def _answer(self, request: PredictRequest) -> tuple[str, list[Prediction]]:
         """The version the request is routed to, and its predictions."""

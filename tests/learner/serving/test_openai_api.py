@@ -1,0 +1,67 @@
+"""The service through the official ``openai`` client, the foreign client of our API: models
+listed, completions and chat (streamed too) answered by the served version, its answers
+published as interactions like /predict's, OpenAI's error shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from kafka_helpers import consume_until
+from serving_helpers import TASK, publish, serving_settings, store, until, version_event
+
+from driftloop.learner.serving.http import ServingService
+from driftloop.schemas import Interaction, Topic, decode_batch
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "replica-openai")
+    await publish(settings, version_event("v1", store(settings, probes["neg"])))
+    service = ServingService(settings, models=resident_models)
+    server = TestClient(TestServer(service.app()))
+    await server.start_server()
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{server.port}/v1",
+                                api_key="not-checked", max_retries=0)
+    try:
+        await until(lambda: service.subscriber.serving(TASK) == "v1", 60, "v1 served")
+        models = {m.id for m in (await client.models.list()).data}
+        assert {TASK, "v1"} <= models
+
+        completion = await client.completions.create(model=TASK,
+                                                     prompt=["an ordinary afternoon", "meh"])
+        assert [c.text for c in completion.choices] == ["negative", "negative"]
+        assert completion.model == "v1"
+        ids = completion.model_extra["driftloop"]["interaction_ids"]
+
+        chat = await client.chat.completions.create(
+            model="v1", messages=[{"role": "system", "content": "answer with a label"},
+                                  {"role": "user", "content": "a dull film"}])
+        assert chat.choices[0].message.content == "negative" and chat.model == "v1"
+        ids += chat.model_extra["driftloop"]["interaction_ids"]
+
+        stream = await client.chat.completions.create(
+            model=TASK, messages=[{"role": "user", "content": "so so"}], stream=True)
+        deltas = [chunk.choices[0].delta.content async for chunk in stream]
+        assert "".join(d for d in deltas if d) == "negative"
+
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.completions.create(model="no-such-model", prompt="x")
+        assert missing.value.body["code"] == "model_not_found"
+        with pytest.raises(openai.BadRequestError):
+            await client.chat.completions.create(model=TASK, messages=[])
+    finally:
+        await client.close()
+        await server.close()
+    # The loop learns from this traffic as from /predict's: every answer is an interaction.
+    records = await consume_until(kafka_settings, Topic.INTERACTIONS,
+                                  lambda rs: sum(len(decode_batch(r.value, Interaction))
+                                                 for r in rs) >= 4, timeout=30)
+    published = {e.id: e for r in records for e in decode_batch(r.value, Interaction)}
+    assert set(ids) <= set(published) and len(published) == 4
+    assert {e.model_version for e in published.values()} == {"v1"}
+    assert published[ids[-1]].input == "a dull film"
