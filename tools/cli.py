@@ -7,6 +7,7 @@ fast (no torch import) and each module owns its options.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -51,6 +52,8 @@ COMMANDS: Registry = {
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               envvar="DRIFTLOOP_CONFIG", help="TOML settings file (default: ./driftloop.toml).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="driftloop", prog_name="driftloop",
+                      message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """driftloop: keep a deployed model fresh from its Kafka streams.
@@ -60,7 +63,36 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_normal_noise()
     ctx.obj = {"config_path": config_path}
+
+
+class _Demote(logging.Filter):
+    """Turns a client library's ERROR about a normal, retried condition into INFO."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and self.marker in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+def quiet_normal_noise() -> None:
+    """No ERROR line and no progress bar for a normal start of a long-running process.
+
+    aiokafka logs the group coordinator's absence on a fresh broker as an ERROR although it
+    retries and succeeds (the coordinator is elected a moment later); Hugging Face draws
+    progress bars that fill daemon logs with carriage returns.
+    """
+    logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
+        _Demote("GroupCoordinatorNotAvailableError"))
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers too
+    if "transformers" in sys.modules:  # already imported: tell it directly
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:

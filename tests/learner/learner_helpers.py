@@ -56,6 +56,8 @@ def learner_env(settings: Any, **extra: str) -> dict[str, str]:
     """The environment of a ``driftloop learner`` subprocess run with ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DRIFTLOOP_")}
     for section, value in settings.model_dump(mode="json").items():
-        env[f"DRIFTLOOP_{section.upper()}"] = json.dumps(value)
+        if value is not None:  # a top-level string (deployment) goes as it is, not as JSON
+            env[f"DRIFTLOOP_{section.upper()}"] = (value if isinstance(value, str)
+                                                   else json.dumps(value))
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
     return env

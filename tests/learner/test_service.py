@@ -86,8 +86,12 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
     (event,) = versions
     assert event.version_id == version_id_for("sentiment", "r1", deployment=settings.deployment_id)
     assert event.status is VersionStatus.PROMOTED, event.reason
-    # Seeds fixed: the request trained again (here, through Kafka) gives the same adapter.
-    assert event.sha256 == sentiment_v1.event.sha256
+    # Seeds fixed: the request trained again (here, through Kafka) gives the same weights
+    # (the folders differ in the version id their metadata names: another deployment).
+    store = store_from_settings(settings)
+    weights = [(store.fetch(e.adapter_uri, e.sha256, tmp_path / n) / "adapter_model.safetensors"
+                ).read_bytes() for n, e in (("kafka", event), ("fixture", sentiment_v1.event))]
+    assert weights[0] == weights[1]
     # The promoted version's parent errors joined the challenge suite, after publishing.
     added = [c for c in ChallengeSuite.load(suite) if "from-error" in c.tags]
     assert len(added) == 3 and all("source:r1" in c.tags for c in added)
@@ -218,7 +222,10 @@ async def test_sigterm_during_an_update_finishes_it_publishes_once_and_commits(
     finally:
         if first.poll() is None:
             first.kill()
-    assert b"published 1, skipped 0" in log_path.read_bytes()
+    log_text = log_path.read_bytes()
+    assert b"published 1, skipped 0" in log_text
+    # A normal start and update: no ERROR line, no progress bar in the daemon's log.
+    assert b" ERROR " not in log_text and b"Loading weights" not in log_text, log_text[-3000:]
     assert (await read_version_log(settings)).events_seen == 1
 
     # The offset was committed with the version: a new learner skips nothing and trains only

@@ -52,6 +52,8 @@ def driftloop_env(settings: Settings, tasks: Mapping[str, Mapping[str, object]]
         **settings.kafka.child_env(),
         f"{d}ARTIFACTS__STORE_URL": settings.artifacts.store_url,
         f"{d}TASKS": json.dumps(tasks),
+        # the parent's deployment id, derived or set: children must mint the same version ids
+        f"{d}DEPLOYMENT": settings.deployment_id,
     }
 
 
