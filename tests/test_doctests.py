@@ -27,6 +27,7 @@ WITHOUT_EXAMPLES: set[str] = {
     "driftloop.learner.errors",
     "driftloop.learner.federated.round",
     "driftloop.learner.service",
+    "driftloop.learner.serving.lora_api",
     "driftloop.learner.serving.probe",
     "driftloop.learner.topics.versions",
     "driftloop.learner.training.update",

@@ -4,7 +4,9 @@
 for its share) and publishes an Interaction carrying the embedding and scores;
 ``POST /feedback`` publishes Feedback; ``GET /healthz`` and ``GET /metrics`` are for the
 orchestrator and Prometheus; ``/v1/models``, ``/v1/completions`` and ``/v1/chat/completions``
-speak OpenAI's API (:mod:`.openai_api`). Versions change under it without a restart.
+speak OpenAI's API (:mod:`.openai_api`), and ``/v1/load_lora_adapter`` and
+``/v1/unload_lora_adapter`` vLLM's runtime adapter API (:mod:`.lora_api`). Versions change
+under it without a restart.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..errors import VersionNotServedError
 from ..models.resident import ResidentModels, default_base_model
 from .acks import AckPublisher
 from .batcher import EventBatcher
+from .lora_api import LoraEndpoints
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from .model_host import ModelHost, Prediction, zero_shot_version
 from .openai_api import OpenAIEndpoints
@@ -137,6 +140,7 @@ class ServingService:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.render_metrics)
         OpenAIEndpoints(self).add_routes(app)  # /v1/models, /v1/(chat/)completions
+        LoraEndpoints(self).add_routes(app)  # vLLM's /v1/load_lora_adapter, unload
         return app
 
     # -- endpoints ---------------------------------------------------------------------

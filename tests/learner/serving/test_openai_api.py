@@ -1,9 +1,12 @@
 """The service through the official ``openai`` client, the foreign client of our API: models
 listed, completions and chat (streamed too) answered by the served version, its answers
-published as interactions like /predict's, OpenAI's error shapes."""
+published as interactions like /predict's, OpenAI's error shapes; and vLLM's runtime adapter
+API (load, unload) with vLLM's bodies and answers."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import openai
@@ -65,3 +68,49 @@ async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no
     assert set(ids) <= set(published) and len(published) == 4
     assert {e.model_version for e in published.values()} == {"v1"}
     assert published[ids[-1]].input == "a dull film"
+
+
+async def test_vllm_runtime_adapter_api_loads_and_unloads_named_adapters(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "replica-lora")
+    await publish(settings, version_event("v1", store(settings, probes["neg"])))
+    service = ServingService(settings, models=resident_models)
+    server = TestClient(TestServer(service.app()))
+    await server.start_server()
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{server.port}/v1",
+                                api_key="not-checked", max_retries=0)
+    untrusted = tmp_path / "untrusted"
+    shutil.copytree(probes["pos"], untrusted)
+    meta = json.loads((untrusted / "driftloop.json").read_text())
+    (untrusted / "driftloop.json").write_text(json.dumps({**meta, "base_model": "evil/model"}))
+
+    async def post(path: str, body: dict) -> tuple[int, str]:
+        response = await server.post(path, json=body)
+        return response.status, await response.text()
+
+    try:
+        await until(lambda: service.subscriber.serving(TASK) == "v1", 60, "v1 served")
+        # vLLM's request and answer, as a pusher sends them.
+        assert await post("/v1/load_lora_adapter",
+                          {"lora_name": "pos-probe", "lora_path": str(probes["pos"])}) == (
+            200, "Success: LoRA adapter 'pos-probe' added successfully.")
+        assert "pos-probe" in {m.id for m in (await client.models.list()).data}
+        answer = await client.completions.create(model="pos-probe", prompt="a fine film")
+        assert answer.choices[0].text == "positive" and answer.model == "pos-probe"
+        status, text = await post("/v1/load_lora_adapter",
+                                  {"lora_name": "pos-probe", "lora_path": str(probes["pos"])})
+        assert status == 400 and "has already been loaded" in text
+        status, text = await post("/v1/load_lora_adapter",
+                                  {"lora_name": "evil", "lora_path": str(untrusted)})
+        assert status == 400 and "'evil/model' is not trusted" in text
+        status, text = await post("/v1/unload_lora_adapter", {"lora_name": "v1"})
+        assert status == 400 and "answers task" in text  # the served version stays
+        assert await post("/v1/unload_lora_adapter", {"lora_name": "pos-probe"}) == (
+            200, "Success: LoRA adapter 'pos-probe' removed successfully.")
+        status, text = await post("/v1/unload_lora_adapter", {"lora_name": "pos-probe"})
+        assert status == 404 and json.loads(text)["error"]["type"] == "NotFoundError"
+        with pytest.raises(openai.NotFoundError):
+            await client.completions.create(model="pos-probe", prompt="a fine film")
+    finally:
+        await client.close()
+        await server.close()
