@@ -5,8 +5,10 @@ API (load, unload) with vLLM's bodies and answers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
@@ -17,13 +19,15 @@ from serving_helpers import TASK, publish, serving_settings, store, until, versi
 
 from driftloop.learner.serving.http import ServingService
 from driftloop.schemas import Interaction, Topic, decode_batch
+from driftloop.schemas.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no-untyped-def]
-        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
-    settings = serving_settings(kafka_settings, tmp_path, "replica-openai")
+@contextlib.asynccontextmanager
+async def serving_v1(settings: Settings, resident_models, probes  # type: ignore[no-untyped-def]
+                     ) -> AsyncIterator[tuple[TestClient, openai.AsyncOpenAI]]:
+    """A replica serving v1 (the negative probe), and an OpenAI client pointed at it."""
     await publish(settings, version_event("v1", store(settings, probes["neg"])))
     service = ServingService(settings, models=resident_models)
     server = TestClient(TestServer(service.app()))
@@ -32,6 +36,16 @@ async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no
                                 api_key="not-checked", max_retries=0)
     try:
         await until(lambda: service.subscriber.serving(TASK) == "v1", 60, "v1 served")
+        yield server, client
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    settings = serving_settings(kafka_settings, tmp_path, "replica-openai")
+    async with serving_v1(settings, resident_models, probes) as (_, client):
         models = {m.id for m in (await client.models.list()).data}
         assert {TASK, "v1"} <= models
 
@@ -57,9 +71,6 @@ async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no
         assert missing.value.body["code"] == "model_not_found"
         with pytest.raises(openai.BadRequestError):
             await client.chat.completions.create(model=TASK, messages=[])
-    finally:
-        await client.close()
-        await server.close()
     # The loop learns from this traffic as from /predict's: every answer is an interaction.
     records = await consume_until(kafka_settings, Topic.INTERACTIONS,
                                   lambda rs: sum(len(decode_batch(r.value, Interaction))
@@ -73,23 +84,16 @@ async def test_an_openai_client_lists_asks_chats_and_streams(  # type: ignore[no
 async def test_vllm_runtime_adapter_api_loads_and_unloads_named_adapters(  # type: ignore[no-untyped-def]
         kafka_settings, resident_models, probes, tmp_path: Path) -> None:
     settings = serving_settings(kafka_settings, tmp_path, "replica-lora")
-    await publish(settings, version_event("v1", store(settings, probes["neg"])))
-    service = ServingService(settings, models=resident_models)
-    server = TestClient(TestServer(service.app()))
-    await server.start_server()
-    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{server.port}/v1",
-                                api_key="not-checked", max_retries=0)
     untrusted = tmp_path / "untrusted"
     shutil.copytree(probes["pos"], untrusted)
     meta = json.loads((untrusted / "driftloop.json").read_text())
     (untrusted / "driftloop.json").write_text(json.dumps({**meta, "base_model": "evil/model"}))
 
-    async def post(path: str, body: dict) -> tuple[int, str]:
-        response = await server.post(path, json=body)
-        return response.status, await response.text()
+    async with serving_v1(settings, resident_models, probes) as (server, client):
+        async def post(path: str, body: dict) -> tuple[int, str]:
+            response = await server.post(path, json=body)
+            return response.status, await response.text()
 
-    try:
-        await until(lambda: service.subscriber.serving(TASK) == "v1", 60, "v1 served")
         # vLLM's request and answer, as a pusher sends them.
         assert await post("/v1/load_lora_adapter",
                           {"lora_name": "pos-probe", "lora_path": str(probes["pos"])}) == (
@@ -111,6 +115,3 @@ async def test_vllm_runtime_adapter_api_loads_and_unloads_named_adapters(  # typ
         assert status == 404 and json.loads(text)["error"]["type"] == "NotFoundError"
         with pytest.raises(openai.NotFoundError):
             await client.completions.create(model="pos-probe", prompt="a fine film")
-    finally:
-        await client.close()
-        await server.close()
