@@ -42,6 +42,8 @@ COMMANDS: Registry = {
                  "List, promote, roll back versions."),
     "serve": ("driftloop.tools.commands.serve", "serve",
               "Reference inference service that hot-swaps promoted adapters."),
+    "push": ("driftloop.tools.commands.push", "push",
+             "Push promoted adapters into vLLM (or any server with its adapter API)."),
     "demo": ("driftloop.tools.commands.demo", "demo",
              "The whole loop on real shifting text, with a verdict against a static model."),
 }

@@ -23,7 +23,7 @@ from ...schemas.settings import Settings
 from ..errors import LearnerError, UnservableAdapterError
 from ..registry.store import ArtifactStore
 from ..trust import Trust
-from .model_host import ModelHost
+from .adapter_host import AdapterHost
 
 __all__ = ["SUPPORTED_FORMATS", "AdapterLoader", "LoadResult", "serving_store"]
 
@@ -47,6 +47,7 @@ class AdapterLoader:
     --------
     >>> import asyncio, tempfile
     >>> from driftloop.learner.models.resident import ResidentModels
+    >>> from driftloop.learner.serving.model_host import ModelHost
     >>> host = ModelHost(ResidentModels(capacity=1))
     >>> loader = AdapterLoader(ArtifactStore(tempfile.mkdtemp()), host)
     >>> event = ModelVersion(version_id="v1", ts=1.0, task="t", base_model="m",
@@ -57,7 +58,7 @@ class AdapterLoader:
     >>> host.close()
     """
 
-    def __init__(self, store: ArtifactStore, host: ModelHost, *,
+    def __init__(self, store: ArtifactStore, host: AdapterHost, *,
                  trust: Trust | None = None) -> None:
         self.store = store
         self.host = host

@@ -104,4 +104,5 @@ class LoraEndpoints:
 
     def _tasks(self) -> set[str]:
         service = self.service
-        return set(service.settings.serving.tasks) | set(service.subscriber.served())
+        return (set(service.settings.serving.tasks) | set(service.subscriber.served())
+                | set(service.host.tasks()))

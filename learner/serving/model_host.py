@@ -260,6 +260,10 @@ class ModelHost:
             hosted.versions.remove(version_id)
         return dropped
 
+    def tasks(self) -> list[str]:
+        """Tasks with a version loaded."""
+        return [task for task, hosted in self._tasks.items() if hosted.versions]
+
     def versions(self, task: str) -> list[str]:
         """Versions of ``task`` loaded, oldest first."""
         hosted = self._tasks.get(task)

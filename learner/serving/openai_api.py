@@ -84,9 +84,12 @@ class OpenAIEndpoints:
         return {t for t in tasks if not served_only or t in served_only}
 
     def _versions(self) -> dict[str, str]:
-        """Loaded version id -> its task."""
+        """Loaded version id -> its task (loaded by the subscriber or through the adapter
+        API, on a replica that follows model-versions or not)."""
         host = self.service.host
-        return {version: task for task in self._tasks() for version in host.versions(task)}
+        served_only = self.service.settings.serving.tasks
+        return {version: task for task in host.tasks() for version in host.versions(task)
+                if not served_only or task in served_only}
 
     async def models(self, request: web.Request) -> web.Response:
         """Every task (its routed version answers) and every loaded version."""

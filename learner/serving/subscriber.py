@@ -7,8 +7,9 @@
 - :mod:`.choice` says what each task should serve: the promoted head, the last promoted
   version after a rollback, the newest candidate for a canary;
 - :class:`~.loader.AdapterLoader` fetches the adapter, verifies its sha256 and loads it
-  into the :class:`ModelHost`, or says why it cannot (:mod:`.refusals` remembers it: the
-  current version stays);
+  into the host (an :class:`~.adapter_host.AdapterHost`: driftloop's :class:`ModelHost`, or
+  :class:`~.push.PushHost` for another server), or says why it cannot (:mod:`.refusals`
+  remembers it: the current version stays);
 - :class:`~.served.ServedVersions` moves the served-version pointer in one assignment (the
   next request uses it, no request sees a mix) and keeps the previous ``keep_versions``
   loaded, so a rollback is a pointer move.
@@ -32,10 +33,10 @@ from ...schemas.settings import Settings
 from ..errors import ServingError
 from ..trust import Trust
 from .acks import AckPublisher
+from .adapter_host import AdapterHost
 from .choice import newest_candidate, served_target
 from .feed import VersionFeed
 from .loader import AdapterLoader, serving_store
-from .model_host import ModelHost
 from .refusals import RefusedVersions
 from .served import ServedVersions, ServingChange
 
@@ -48,7 +49,8 @@ Callback = Callable[[Any], Awaitable[None] | None]
 
 
 class AdapterSubscriber:
-    """Keeps a :class:`ModelHost` serving each task's promoted version.
+    """Keeps a host (:class:`ModelHost`, or any :class:`AdapterHost`) serving each task's
+    promoted version.
 
     Parameters
     ----------
@@ -66,6 +68,7 @@ class AdapterSubscriber:
     Examples
     --------
     >>> from driftloop.learner.models.resident import ResidentModels
+    >>> from driftloop.learner.serving.model_host import ModelHost
     >>> from driftloop.schemas.settings import Settings
     >>> subscriber = AdapterSubscriber(Settings(serving={"tasks": ["sentiment"]}),
     ...                                ModelHost(ResidentModels()), replica="pod-1")
@@ -75,7 +78,7 @@ class AdapterSubscriber:
     True
     """
 
-    def __init__(self, settings: Settings, host: ModelHost, *, replica: str,
+    def __init__(self, settings: Settings, host: AdapterHost, *, replica: str,
                  acks: AckPublisher | None = None,
                  on_serving: Iterable[Callback] = (),
                  on_refused: Iterable[Callback] = ()) -> None:
