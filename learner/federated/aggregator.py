@@ -276,6 +276,8 @@ def _version_event(inputs: SiteInputs, metadata: AdapterMetadata, stored: Stored
         base_model=inputs.base_model, parent_version=parent.version_id if parent else None,
         adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
         training_request_id=inputs.round_id, prompt_template_id=metadata.prompt_template_id,
+        labels=list(metadata.labels) or None,
+        max_length=getattr(scorer.task_model, "max_length", None),
         metrics_before=before, metrics_after=after,
         status=VersionStatus.PROMOTED if decision.promote else VersionStatus.REJECTED,
         reason=decision.summary,

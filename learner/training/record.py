@@ -66,7 +66,8 @@ def pool_metadata(pooled: Sequence[TrainingExample]) -> dict[str, Any]:
 
 def version_event(plan: UpdatePlan, stored: StoredArtifact, *, before: Metrics,
                   after: Metrics, decision: GateDecision, passed: VersionStatus,
-                  prompt_template_id: str | None, metadata: dict[str, Any]) -> ModelVersion:
+                  prompt_template_id: str | None, metadata: dict[str, Any],
+                  labels: Sequence[str] = (), max_length: int | None = None) -> ModelVersion:
     """The ``model-versions`` event of a gated candidate (``passed`` when the gate let it
     through: promoted, or a candidate for a canary)."""
     return ModelVersion(
@@ -74,6 +75,7 @@ def version_event(plan: UpdatePlan, stored: StoredArtifact, *, before: Metrics,
         base_model=plan.base_model, parent_version=plan.parent_id,
         adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
         training_request_id=plan.request.id, prompt_template_id=prompt_template_id,
+        labels=list(labels) or None, max_length=max_length,
         metrics_before=before, metrics_after=after,
         status=passed if decision.promote else VersionStatus.REJECTED,
         reason=decision.summary, metadata=metadata)

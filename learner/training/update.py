@@ -199,6 +199,7 @@ class IncrementalUpdater:
         event = version_event(
             plan, stored, before=before, after=after, decision=decision,
             passed=self.passed_status, prompt_template_id=_template_ref(task_model),
+            labels=task_model.labels, max_length=self.settings.learner.max_length,
             metadata=(update_metadata(task_model, plan, report, timings, self.device.type)
                       | {"batch_size": config.batch_size,
                          "deployment": self.settings.deployment_id} | pool_metadata(plan.pooled)

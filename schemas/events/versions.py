@@ -56,6 +56,10 @@ class ModelVersion(Event):
     size_bytes: Count
     format: Name = "peft-lora-safetensors"
     training_request_id: Name | None = None
+    labels: list[Name] | None = None
+    """Classification: the labels in the order of the head's outputs."""
+    max_length: Count | None = None
+    """Tokens per input the adapter was trained and is served with."""
     prompt_template_id: Name | None = None
     metrics_before: Metrics = Field(default_factory=dict)
     metrics_after: Metrics = Field(default_factory=dict)
