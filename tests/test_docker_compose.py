@@ -108,3 +108,11 @@ def test_scalable_services_take_no_fixed_host_port_and_listen_beyond_localhost(
     listens = (env.get("DRIFTLOOP_WORKER__WEB_HOST") if name == "worker"
                else command[command.index("--host") + 1])
     assert listens == "0.0.0.0", name
+
+
+def test_the_push_sidecar_is_optional_and_stages_adapters_in_the_shared_volume() -> None:
+    push = SERVICES["push"]
+    assert push["profiles"] == ["push"]  # not started by a plain `docker compose up`
+    staging = push["command"][push["command"].index("--staging") + 1]
+    mounts = {mount.split(":")[1]: mount.split(":")[0] for mount in push["volumes"]}
+    assert any(staging.startswith(path) for path in mounts), (staging, mounts)
