@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -83,15 +84,47 @@ class _Demote(logging.Filter):
         return True
 
 
+class _Throttle(logging.Filter):
+    """Lets one record per ``seconds`` through for each message that contains ``marker``.
+
+    >>> throttle = _Throttle("Unable connect", seconds=10.0, clock=iter([0.0, 1.0, 11.0]).__next__)
+    >>> record = logging.LogRecord("aiokafka", logging.ERROR, "", 0, "Unable connect to node 1",
+    ...                            None, None)
+    >>> [throttle.filter(record) for _ in range(3)]
+    [True, False, True]
+    """
+
+    def __init__(self, marker: str, *, seconds: float,
+                 clock: Any = None) -> None:
+        super().__init__()
+        self.marker, self.seconds = marker, seconds
+        self.clock = clock or time.monotonic
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.marker not in message:
+            return True
+        now = self.clock()
+        if now - self._last.get(message, -self.seconds) < self.seconds:
+            return False
+        self._last[message] = now
+        return True
+
+
 def quiet_normal_noise() -> None:
     """No ERROR line and no progress bar for a normal start of a long-running process.
 
     aiokafka logs the group coordinator's absence on a fresh broker as an ERROR although it
-    retries and succeeds (the coordinator is elected a moment later); Hugging Face draws
-    progress bars that fill daemon logs with carriage returns.
+    retries and succeeds (the coordinator is elected a moment later), and repeats its failed
+    connects hundreds of times a second while a broker is down; Hugging Face draws progress
+    bars that fill daemon logs with carriage returns.
     """
     logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
         _Demote("GroupCoordinatorNotAvailableError"))
+    # While a broker is down aiokafka logs each failed connect, about 300 lines a second:
+    # one per node every 10 s says the same.
+    logging.getLogger("aiokafka").addFilter(_Throttle("Unable connect to node", seconds=10.0))
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers too
     if "transformers" in sys.modules:  # already imported: tell it directly
         sys.modules["transformers"].utils.logging.disable_progress_bar()
