@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..schemas.events import ModelVersion
 from ..schemas.settings import Settings
-from ..schemas.signing import sign_version, version_signature_ok
+from ..schemas.signing import deployment_key, sign_version, version_signature_ok
 from .errors import UntrustedModelError, UntrustedVersionError
 from .models.resident import DEFAULT_BASE_MODELS
 
@@ -75,8 +75,7 @@ class Trust:
              *(task.base_model for task in settings.tasks.values() if task.base_model)}
             - {ANY_MODEL})
         self.digests = dict(trust.base_model_sha256)
-        self.key = (trust.signing_key.get_secret_value()
-                    if trust.signing_key is not None else None)
+        self.key = deployment_key(settings)
         self._verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256
 
     def check_base_model(self, name: str) -> None:

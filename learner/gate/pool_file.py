@@ -251,7 +251,7 @@ class TaskGatePools:
     def after_update(self, task: str, *, trained: Iterable[TrainingExample],
                      holdout: Sequence[TrainingExample]) -> None:
         """Pool an update's held-out new examples; drop any pooled text it trained on."""
-        pool = self._pools.get(task) or self.pool(task)
+        pool = self.pool_in_memory(task)
         # Held out by content but trained on: a request whose every new example hashed to
         # the holdout lent one to training (split._take_by_content).
         pool.withdraw(e.input for e in trained
@@ -271,4 +271,4 @@ class TaskGatePools:
 
     def pool_in_memory(self, task: str) -> GatePool:
         """The task's pool as this learner holds it (no store read)."""
-        return self._pools.get(task) or self.pool(task)
+        return self._pools[task] if task in self._pools else self.pool(task)

@@ -21,6 +21,7 @@ from aiohttp import web
 from ..errors import LearnerError
 from ..models.adapters import read_metadata
 from ..trust import Trust
+from .openai_api import ApiError
 
 if TYPE_CHECKING:
     from .http import ServingService
@@ -29,8 +30,8 @@ __all__ = ["LoraEndpoints"]
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind, "param": None,
-                                        "code": status}}, status=status)
+    """vLLM's error body: OpenAI's shape with the HTTP status as its code."""
+    return ApiError(status, message, kind=kind, code=status).response()
 
 
 class LoraEndpoints:

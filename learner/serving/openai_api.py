@@ -26,12 +26,15 @@ from .request_body import BadRequest, PredictRequest
 if TYPE_CHECKING:
     from .http import ServingService
 
-__all__ = ["OpenAIEndpoints", "chat_input"]
+__all__ = ["ApiError", "OpenAIEndpoints", "chat_input"]
 
 
-class _ApiError(Exception):
+class ApiError(Exception):
+    """An error answered in OpenAI's shape (``{"error": {"message", "type", "param",
+    "code"}}``), which vLLM's endpoints use too."""
+
     def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
+                 param: str | None = None, code: str | int | None = None) -> None:
         super().__init__(message)
         self.status, self.kind, self.param, self.code = status, kind, param, code
 
@@ -50,7 +53,7 @@ def chat_input(messages: Any) -> str:
     'a fine film'
     """
     if not isinstance(messages, list) or not messages:
-        raise _ApiError(400, "'messages' must be a non-empty list", param="messages")
+        raise ApiError(400, "'messages' must be a non-empty list", param="messages")
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
@@ -60,7 +63,7 @@ def chat_input(messages: Any) -> str:
             if isinstance(content, str) and content:
                 return content
             break
-    raise _ApiError(400, "no user message with text content", param="messages")
+    raise ApiError(400, "no user message with text content", param="messages")
 
 
 class OpenAIEndpoints:
@@ -110,19 +113,19 @@ class OpenAIEndpoints:
                 try:
                     body = orjson.loads(await request.read())
                 except orjson.JSONDecodeError as exc:
-                    raise _ApiError(400, f"the body is not JSON: {exc}") from None
+                    raise ApiError(400, f"the body is not JSON: {exc}") from None
                 if not isinstance(body, dict):
-                    raise _ApiError(400, "the body must be a JSON object")
+                    raise ApiError(400, "the body must be a JSON object")
                 return await handler(request, body)
-            except _ApiError as exc:
+            except ApiError as exc:
                 status = exc.status
                 return exc.response()
             except BadRequest as exc:
                 status = exc.status
-                return _ApiError(exc.status, str(exc)).response()
+                return ApiError(exc.status, str(exc)).response()
             except VersionNotServedError as exc:
                 status = 503
-                return _ApiError(503, str(exc), kind="service_unavailable").response()
+                return ApiError(503, str(exc), kind="service_unavailable").response()
             finally:
                 metrics = self.service.metrics
                 metrics.requests.labels(endpoint="openai", code=str(status)).inc()
@@ -133,7 +136,7 @@ class OpenAIEndpoints:
                       texts: list[str]) -> tuple[str, list[tuple[str, Prediction]]]:
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise _ApiError(400, "'model' must name a task or a version", param="model")
+            raise ApiError(400, "'model' must name a task or a version", param="model")
         service = self.service
         if model in self._tasks():
             request = PredictRequest.parse({"task": model, "inputs": texts},
@@ -144,7 +147,7 @@ class OpenAIEndpoints:
                                            max_inputs=service.settings.serving.max_inputs)
             version, predictions = model, await service.host.apredict(task, model, texts)
         else:
-            raise _ApiError(404, f"The model `{model}` does not exist (GET /v1/models lists "
+            raise ApiError(404, f"The model `{model}` does not exist (GET /v1/models lists "
                                  "the tasks and versions served here).", param="model",
                             code="model_not_found")
         return version, service.publish_answers(request, version, predictions)
@@ -154,7 +157,7 @@ class OpenAIEndpoints:
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, list) or not prompts or not all(
                 isinstance(p, str) and p for p in prompts):
-            raise _ApiError(400, "'prompt' must be a non-empty string or list of them",
+            raise ApiError(400, "'prompt' must be a non-empty string or list of them",
                             param="prompt")
         version, answers = await self._answer(body, prompts)
         choices = [{"index": i, "text": _text(p), "logprobs": None, "finish_reason": "stop"}
