@@ -20,7 +20,11 @@ from ..schemas.enums import ExampleOrigin
 from ..schemas.events import TrainingExample
 from .errors import ConfigurationError
 
-__all__ = ["LabeledExample", "ReplayBuffer", "draw_examples"]
+__all__ = ["BufferOp", "LabeledExample", "ReplayBuffer", "draw_examples"]
+
+BufferOp = tuple[str, Any]
+"""One change of a buffer, as :meth:`ReplayBuffer.replay` applies it again: ``("add",
+example)`` or ``("commit", domain)``."""
 
 # Per-example overhead of the JSON around input and target inside a training request.
 _JSON_OVERHEAD = 160
@@ -116,12 +120,18 @@ class ReplayBuffer:
         self._reset()
 
     def _reset(self) -> None:
+        self.step_seq = 0  # the worker's step that last wrote this buffer (streams/redo.py)
+        self._journal: list[BufferOp] = []
         self._rng = random.Random(self.seed)
         self._new: OrderedDict[str, LabeledExample] = OrderedDict()
         self._reservoir: list[LabeledExample] = []
         self._reservoir_hashes: set[str] = set()
         self._seen = 0  # examples ever offered to the reservoir
         self._bytes = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A buffer pickled before the step stamp and the journal existed.
+        self.__dict__.update({"step_seq": 0, "_journal": [], **state})
 
     # -- read-only views -----------------------------------------------------------------
     @property
@@ -146,6 +156,7 @@ class ReplayBuffer:
         key = example.content_hash
         if key in self._new or key in self._reservoir_hashes:
             return False
+        self._journal.append(("add", example))
         self._new[key] = example
         self._bytes += example.size_bytes
         while len(self._new) > self.max_new:
@@ -194,6 +205,7 @@ class ReplayBuffer:
         With ``domain``, only that domain's new examples move; the others stay new (a
         request per domain, see ``build_batch``).
         """
+        self._journal.append(("commit", domain))
         for key, example in list(self._new.items()):
             if domain is not None and example.domain != domain:
                 continue
@@ -213,6 +225,44 @@ class ReplayBuffer:
                 self._reservoir_hashes.add(key)
                 self._bytes += example.size_bytes
         self._fit_bytes()
+
+    # -- the journal of changes ---------------------------------------------------------------
+    def take_journal(self) -> tuple[BufferOp, ...]:
+        """The changes since the last call, in order; the journal starts empty again.
+
+        The worker keeps them in the step's state record, so a buffer record a kill cut off
+        can be rebuilt from the one before it (:mod:`driftloop.streams.redo`).
+
+        >>> buffer = ReplayBuffer()
+        >>> buffer.add(LabeledExample("a", "pos")), buffer.add(LabeledExample("a", "pos"))
+        (True, False)
+        >>> buffer.commit()
+        >>> [kind for kind, _ in buffer.take_journal()], buffer.take_journal()
+        (['add', 'commit'], ())
+        """
+        journal = getattr(self, "_journal", [])  # a buffer pickled before the journal existed
+        self._journal = []
+        return tuple(journal)
+
+    def replay(self, ops: Iterable[BufferOp]) -> None:
+        """Apply changes taken from another copy of this buffer (same contents, same seed):
+        the result is that copy's, byte for byte, and the changes are journaled again.
+
+        >>> one, two = ReplayBuffer(capacity=2, seed=3), ReplayBuffer(capacity=2, seed=3)
+        >>> for i in range(5):
+        ...     _ = one.add(LabeledExample(f"t{i}", "pos"))
+        >>> one.commit()
+        >>> two.replay(one.take_journal())
+        >>> two.reservoir == one.reservoir, len(two.take_journal())
+        (True, 6)
+        """
+        for kind, argument in ops:
+            if kind == "add":
+                self.add(argument)
+            elif kind == "commit":
+                self.commit(argument)
+            else:
+                raise ValueError(f"unknown buffer change {kind!r}")
 
     # -- micro-batches -------------------------------------------------------------------
     def build_batch(self, *, size: int = 256, replay_ratio: float = 0.5, balance: bool = True,

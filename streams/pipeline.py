@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from .join import JoinedPair, JoinWindow
 from .quality import QualityTracker
 from .requests import TrainingRequests
 from .shifts import ShiftAlerts
+
+if TYPE_CHECKING:
+    from .redo import StepRedo
 
 __all__ = ["Effects", "TaskState", "new_buffer", "new_drift_watch", "new_join_window"]
 
@@ -129,6 +132,11 @@ class TaskState:
     >>> [r.trigger.value for r in effects.training_requests]  # the regime's first label
     ['schedule']
     """
+
+    step_seq: int = 0
+    """Steps written (:mod:`~driftloop.streams.step`); class defaults for older pickles."""
+    redo: StepRedo | None = None
+    """What the last step wrote besides this state (:mod:`~driftloop.streams.redo`)."""
 
     def __init__(self, task: str, worker: WorkerSettings, task_settings: TaskSettings) -> None:
         self.version = STATE_VERSION

@@ -6,12 +6,13 @@ becomes a dead letter; an event or command read off its task's partition is dead
 ``wrong_partition``, see :mod:`~driftloop.streams.partitioning`), groups the events by task,
 and for each task: join, drift, active learning, buffer, triggers, the canary comparison.
 
-Effects are sent first and the tables written last, with no await in between (:meth:`Step.
-_write` is the one place that writes a task's values): a stop (SIGTERM) can only cut a step
-before its state is written, and Faust flushes the producer before it commits an offset, so
-a record is either applied whole or processed again (its effects carry the same ids, and the
-state skips the offsets it already applied). The writes of one step are still several
-changelog records, not one transaction (README, "State").
+Effects are sent first, and the step waits until the broker has them; the tables are written
+last, with no await in between (:meth:`Step._write` is the one place that writes a task's
+values). The task state is the first of those writes and carries the rest of the step
+(:mod:`~driftloop.streams.redo`), so whatever moment a stop or a kill -9 cuts, a record is
+either applied whole (a step cut after its state record is finished on the next read of the
+task) or applied again (its effects carry the same ids, and the state skips the offsets it
+already applied).
 
 Each source partition is applied in offset order, every record once: when Faust hands over a
 record beyond the next one expected (it can skip records around a recovery), the skipped
@@ -21,6 +22,7 @@ records are read back from the broker and applied first
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import defaultdict
@@ -43,6 +45,7 @@ from .liveness import Liveness
 from .ownership import Ownership
 from .partitioning import WRONG_PARTITION
 from .pipeline import Effects, TaskState
+from .redo import StepRedo
 from .source_order import MissedRecordsError, SourceOrder
 from .tables import WorkerTables
 from .watchdog import exit_for_restart
@@ -214,35 +217,50 @@ class Step:
 
     async def _publish(self, task: str, effects: Effects,
                        versions: list[ModelVersion] | None = None) -> None:
+        """Send the step's effects and wait until the broker has them all: the state record
+        written next says the step happened, and Kafka keeps no order across topics."""
         key = task.encode()
         signing_key = deployment_key(self.settings)
+        sent: list[Any] = []
         for version in versions or ():  # canary decisions (streams/canary.py), signed
             if signing_key is not None:  # like the learner's, so replicas believe them
                 version = sign_version(version, signing_key)
-            await self.topics[Topic.MODEL_VERSIONS].send(key=key, value=encode(version))
-        for alert in effects.drift_alerts:
-            await self.topics[Topic.DRIFT_ALERTS].send(key=key, value=encode(alert))
-        for request in effects.label_requests:
-            await self.topics[Topic.LABEL_REQUESTS].send(key=key, value=encode(request))
-        for request in effects.training_requests:
-            await self.topics[Topic.TRAINING_REQUESTS].send(key=key, value=encode(request))
+            sent.append(await self.topics[Topic.MODEL_VERSIONS].send(key=key,
+                                                                     value=encode(version)))
+        for topic, events in ((Topic.DRIFT_ALERTS, effects.drift_alerts),
+                              (Topic.LABEL_REQUESTS, effects.label_requests),
+                              (Topic.TRAINING_REQUESTS, effects.training_requests)):
+            for event in events:
+                sent.append(await self.topics[topic].send(key=key, value=encode(event)))
+        for delivery in sent:
+            if inspect.isawaitable(delivery):  # Faust hands back the producer's future
+                await delivery
 
     def _write(self, task: str, state: TaskState, join: JoinWindow, buffer: ReplayBuffer,
                effects: Effects, canary: CanaryComparison | None = None) -> None:
         """Write a task's values back to the tables, the last thing a step does.
 
-        No await from here on: the step's state is written as one piece. Every table write
-        of a step is here (the dead-letter counts aside, written with their letters)."""
+        No await from here on. Every table write of a step is here (the dead-letter counts
+        aside, written with their letters): the task state first, holding the step's redo,
+        then the values the redo describes (:mod:`~driftloop.streams.redo`)."""
         tables = self.tables
-        if canary is not None and (canary.take_changed() or task not in tables.canaries):
-            tables.canaries[task] = canary
+        canary_changed = canary is not None and (canary.take_changed()
+                                                 or task not in tables.canaries)
         changed, deleted = join.take_changes()
+        buffer_ops = buffer.take_journal()
+        seq = state.step_seq + 1
+        state.step_seq = seq
+        state.redo = StepRedo(seq, buffer_ops, changed, tuple(deleted),
+                              canary if canary_changed else None)
+        tables.states[task] = state  # the record that decides whether the step happened
+        if buffer_ops or task not in tables.buffers:
+            buffer.step_seq = seq
+            tables.buffers[task] = buffer
         for bucket_key, bucket in changed.items():
             tables.buckets[f"{task}|{bucket_key}"] = bucket
         for bucket_key in deleted:
             full = f"{task}|{bucket_key}"
             if full in tables.buckets:
                 del tables.buckets[full]
-        if effects.buffer_changed or effects.training_requests or task not in tables.buffers:
-            tables.buffers[task] = buffer
-        tables.states[task] = state
+        if canary_changed:
+            tables.canaries[task] = canary  # type: ignore[assignment]

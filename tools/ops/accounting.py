@@ -12,6 +12,11 @@ own counters:
   on redelivery, so keys seen twice are counted once and reported as redelivered;
 * **processed**: the worker's ``driftloop_worker_events_total`` (kinds ``interactions`` and
   ``feedback``), which live in changelogged tables and survive restarts;
+* **labels**: each feedback event naming an interaction the topics hold must be joined
+  exactly once: the worker's ``joined`` count against the topics' joinable feedback (a
+  traffic whose feedback comes within the join window of its interaction, as the fault
+  bench's does). A step whose state was kept while its join buckets were lost (or the
+  reverse) shows here, not in ``lost``;
 * **training requests and versions**: every request has exactly one decision (a promoted or
   rejected version) or a learner dead letter; a version id decided twice is a duplicate.
 
@@ -78,6 +83,9 @@ class Ledger:
     unanswered_requests: list[str] = field(default_factory=list)
     version_events: int = 0
     duplicate_versions: list[str] = field(default_factory=list)
+    labels_joinable: int = 0
+    labels_joined: int | None = None
+    """Feedback the worker joined, by its counts (None: no worker was asked)."""
 
     @property
     def produced_total(self) -> int:
@@ -98,9 +106,28 @@ class Ledger:
         return max(0, self.processed_total + self.dead_lettered - self.produced_total)
 
     @property
+    def labels_lost(self) -> int:
+        """Joinable feedback the worker never joined (0 when no worker was asked).
+
+        >>> Ledger(labels_joinable=20, labels_joined=18).labels_lost
+        2
+        """
+        if self.labels_joined is None:
+            return 0
+        return max(0, self.labels_joinable - self.labels_joined)
+
+    @property
+    def labels_twice(self) -> int:
+        """Joins counted more than once."""
+        if self.labels_joined is None:
+            return 0
+        return max(0, self.labels_joined - self.labels_joinable)
+
+    @property
     def ok(self) -> bool:
         """The check holds: nothing lost, nothing twice, every request answered once."""
         return (self.lost == 0 and self.double_counted == 0
+                and self.labels_lost == 0 and self.labels_twice == 0
                 and self.dead_lettered == self.rejected_by_codec
                 and not self.unanswered_requests and not self.duplicate_versions)
 
@@ -111,6 +138,10 @@ class Ledger:
             out.append(f"{self.lost} events neither processed nor dead-lettered")
         if self.double_counted:
             out.append(f"{self.double_counted} events counted twice")
+        if self.labels_lost:
+            out.append(f"{self.labels_lost} of {self.labels_joinable} labels never joined")
+        if self.labels_twice:
+            out.append(f"{self.labels_twice} labels joined twice")
         if self.dead_lettered != self.rejected_by_codec:
             out.append(f"{self.dead_lettered} dead letters for {self.rejected_by_codec} "
                        "events the codec rejects")
@@ -130,15 +161,20 @@ async def count_topics(settings: Settings, *, timeout: float = 120.0) -> Ledger:
     counts = await topic_partitions(settings, *inputs)
     commands: set[Position] = set()
     expected_dead: set[EventKey] = set()
+    tallies: dict[str, InputTally] = {}
     for name, (topic, cls) in _INPUTS.items():
         full = kafka.topic(topic)
         tally = tally_inputs(await read_snapshot(settings, full, timeout=timeout), cls,
                              owners=TaskPartitions(len(counts[full])) if counts.get(full)
                              else None)
+        tallies[name] = tally
         ledger.produced[name] = tally.produced
         expected_dead |= tally.expected_dead
         commands |= tally.commands
     ledger.rejected_by_codec = len(expected_dead)
+    interactions = tallies["interactions"].ids
+    ledger.labels_joinable = sum(1 for (task, interaction) in tallies["feedback"].links.values()
+                                 if (task, interaction) in interactions)
     requests_topic = kafka.topic(Topic.TRAINING_REQUESTS)
     letters = tally_dead_letters(
         await read_snapshot(settings, kafka.topic(Topic.DEAD_LETTERS), timeout=timeout),
@@ -166,6 +202,10 @@ class InputTally:
     produced: int = 0
     expected_dead: set[EventKey] = field(default_factory=set)
     commands: set[Position] = field(default_factory=set)
+    ids: set[tuple[str, str]] = field(default_factory=set)
+    """``(task, id)`` of each event read."""
+    links: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    """Feedback: ``(task, id)`` -> ``(task, interaction id)`` it labels."""
 
 
 def tally_inputs(records: Iterable[ConsumerRecord], cls: type[Interaction] | type[Feedback], *,
@@ -181,6 +221,11 @@ def tally_inputs(records: Iterable[ConsumerRecord], cls: type[Interaction] | typ
         out = decode_message(record.value, cls, topic=record.topic,
                              partition=record.partition, offset=record.offset, owners=owners)
         tally.produced += len(out.events) + len(out.dead_letters)
+        for event in out.events:
+            key = (event.task, event.id)
+            tally.ids.add(key)
+            if isinstance(event, Feedback):
+                tally.links[key] = (event.task, event.interaction_id)
         tally.expected_dead.update((record.topic, d.partition, d.offset, d.event_index)
                                    for d in out.dead_letters)
     return tally
@@ -254,11 +299,12 @@ def tally_decisions(records: Iterable[ConsumerRecord]) -> DecisionTally:
 
 
 def read_worker_counts(metrics_url: str, *, timeout: float = 5.0) -> dict[str, int]:
-    """Events the worker processed, by kind, from its ``/metrics`` page (all tasks summed)."""
+    """Events the worker processed, by kind (``interactions``, ``feedback``, ``joined``), from
+    its ``/metrics`` page (all tasks summed)."""
     with urllib.request.urlopen(metrics_url, timeout=timeout) as response:
         text = response.read().decode()
     return {kind: int(metric(text, "driftloop_worker_events_total", kind=kind))
-            for kind in _INPUTS}
+            for kind in (*_INPUTS, "joined")}
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -280,5 +326,7 @@ async def take_ledger(settings: Settings, metrics_url: str | None) -> Ledger:
     """The topics' account plus, when a worker runs, what it says it processed."""
     ledger = await count_topics(settings)
     if metrics_url is not None:
-        ledger.processed = read_worker_counts(metrics_url)
+        counts = read_worker_counts(metrics_url)
+        ledger.processed = {kind: counts[kind] for kind in _INPUTS}
+        ledger.labels_joined = counts["joined"]
     return ledger

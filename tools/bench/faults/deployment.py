@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from ....learner.topics.versions import read_version_log
 from ....schemas.enums import VersionStatus
 from ....schemas.settings import Settings
+from ....streams.write_gap import ENV as WRITE_GAP_ENV
 from ...demo.processes import ChildProcess, DemoChildError, wait_until
 from ...ops.accounting import Ledger, metric, take_ledger
 from .plan import FaultPlan
@@ -31,10 +32,13 @@ Run = tuple[Settings, "Worker", Traffic, "asyncio.Task[None]"]
 class Worker:
     """The worker process of a scenario, restartable, with its /metrics port."""
 
-    def __init__(self, rig: FaultRig, scenario: str, settings: Settings) -> None:
+    def __init__(self, rig: FaultRig, scenario: str, settings: Settings, *,
+                 write_gap_s: float = 0.0) -> None:
         self.rig, self.scenario = rig, scenario
         self.port = free_port()
-        self.env = rig.env(settings, scenario, DRIFTLOOP_WORKER__WEB_PORT=str(self.port))
+        extra = {WRITE_GAP_ENV: str(write_gap_s)} if write_gap_s else {}
+        self.env = rig.env(settings, scenario, DRIFTLOOP_WORKER__WEB_PORT=str(self.port),
+                           **extra)
         self.child: ChildProcess | None = None
         self.unplanned_restarts = 0
 
@@ -95,7 +99,7 @@ async def settle(settings: Settings, worker: Worker, *, timeout: float) -> Ledge
 async def stream(rig: FaultRig, name: str, plan: FaultPlan, offset: int) -> AsyncIterator[Run]:
     """A fresh deployment with its worker running and the traffic flowing into it."""
     settings = rig.deploy(name)
-    worker = Worker(rig, name, settings)
+    worker = Worker(rig, name, settings, write_gap_s=plan.write_gap_s)
     await worker.start()
     traffic = plan.traffic(offset)
     sending = asyncio.create_task(traffic.run(settings))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...ops.accounting import Ledger
 from .rig import Traffic
@@ -26,12 +26,26 @@ class FaultPlan:
     requests: int = 3
     outage_s: float = 5.0
     seed: int = 0
+    write_gap_s: float = 0.0
+    """The worker's pause after each state record (a test hook, streams/write_gap.py): kills
+    then land in the middle of a step's writes more often."""
 
     @classmethod
     def named(cls, quick: bool, seed: int = 0) -> FaultPlan:
         if quick:
             return cls(events=3_000, rate=15.0, kills=2, requests=2, outage_s=3.0, seed=seed)
         return cls(seed=seed)
+
+    def with_kills(self, kills: int) -> FaultPlan:
+        """The plan with ``kills`` worker kills, the stream lengthened to keep as many events
+        per kill (a worker restarts in seconds: kills closer than that would find it idle).
+
+        >>> plan = FaultPlan().with_kills(50)
+        >>> plan.kills, plan.events
+        (50, 150000)
+        """
+        per_kill = self.events // self.kills
+        return replace(self, kills=kills, events=max(self.events, per_kill * kills))
 
     def traffic(self, offset: int = 0) -> Traffic:
         return Traffic(events=self.events, batch=self.batch, rate=self.rate,
@@ -59,6 +73,7 @@ class ScenarioResult:
                 "produced": ledger.produced_total, "processed": ledger.processed_total,
                 "dead_lettered": ledger.dead_lettered, "lost": ledger.lost,
                 "double_counted": ledger.double_counted,
+                "labels_lost": ledger.labels_lost, "labels_twice": ledger.labels_twice,
                 "training_requests": ledger.training_requests,
                 "unanswered_requests": len(ledger.unanswered_requests),
                 "duplicate_versions": len(ledger.duplicate_versions),

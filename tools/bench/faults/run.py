@@ -27,7 +27,9 @@ from .scenarios import SCENARIOS, FaultPlan, ScenarioResult, run_scenario
 __all__ = ["faults", "format_table", "run_faults"]
 
 _COLUMNS = (("scenario", 24), ("faults", 6), ("produced", 9), ("processed", 9),
-            ("dead_lettered", 13), ("lost", 5), ("training_requests", 17),
+            ("dead_lettered", 13), ("lost", 5), ("double_counted", 14),
+            ("labels_lost", 11), ("labels_twice", 12),
+            ("training_requests", 17),
             ("unanswered_requests", 19), ("duplicate_versions", 18), ("recovery_s_max", 14),
             ("ok", 3))
 
@@ -39,7 +41,7 @@ def format_table(results: list[ScenarioResult]) -> str:
     >>> row = ScenarioResult("worker-kill", Ledger(produced={"interactions": 5},
     ...                      processed={"interactions": 5}), faults=3, recovery_s=[4.0, 6.5])
     >>> format_table([row]).splitlines()[1].split()
-    ['worker-kill', '3', '5', '5', '0', '0', '0', '0', '0', '6.5', 'yes']
+    ['worker-kill', '3', '5', '5', '0', '0', '0', '0', '0', '0', '0', '0', '6.5', 'yes']
     """
     lines = [" ".join(name.replace("_", " ").ljust(width) for name, width in _COLUMNS).rstrip()]
     for result in results:
@@ -76,16 +78,24 @@ def run_faults(rig: FaultRig, names: list[str], plan: FaultPlan) -> list[Scenari
               help="Run only these scenarios (repeatable; default: all).")
 @click.option("--quick", is_flag=True, help="Smaller streams and fewer faults (the test's size).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault schedule.")
+@click.option("--kills", type=click.IntRange(min=1),
+              help="Worker kills of the worker-kill scenario (the stream grows with them).")
+@click.option("--write-gap", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Seconds the worker pauses after each state record (a test hook), so "
+                   "kills land in the middle of a step's writes.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results as JSON to this file.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the broker data and process logs here (default: a temporary folder).")
 @click.pass_context
 def faults(ctx: click.Context, scenarios: tuple[str, ...], quick: bool, seed: int,
-           json_path: Path | None, workdir: Path | None) -> None:
+           kills: int | None, write_gap: float, json_path: Path | None,
+           workdir: Path | None) -> None:
     """Kill the worker and learner, restart the broker; count produced, lost, duplicated."""
     base = settings_from(ctx)
-    plan = FaultPlan.named(quick, seed)
+    plan = dataclasses.replace(FaultPlan.named(quick, seed), write_gap_s=write_gap)
+    if kills is not None:
+        plan = plan.with_kills(kills)
     # The bench's own producer retries through the broker outage it causes; aiokafka logs
     # every failed reconnect of that at ERROR. The components log to their own files.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
