@@ -60,15 +60,21 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     assert not all(a.equal(b) for a, b in zip(runs[0], runs[2], strict=True))
 
 
-def test_early_stop_keeps_the_best_weights_seen() -> None:
+def test_early_stop_keeps_the_best_trained_weights_never_the_start() -> None:
     m = model()
     start = weights(m)
+    config = TrainConfig(batch_size=4, eval_every=1, patience=2, learning_rate=0.5)
     # Validation labels contradict training: every step makes validation worse.
     report = train_adapter(LinearTask(), m, examples(64), examples(8, flip=True, start=3),
-                           TrainConfig(batch_size=4, eval_every=1, patience=2,
-                                       learning_rate=0.5))
-    assert report.stopped == "early_stop" and report.steps == 2
-    assert all(a.equal(b) for a, b in zip(weights(m), start, strict=True))
+                           config)
+    assert report.stopped == "early_stop" and report.steps == 3
+    assert report.history[0][1] < report.best_validation_loss  # the start was better...
+    one_step = model()
+    train_adapter(LinearTask(), one_step, examples(64), [], TrainConfig(
+        batch_size=4, learning_rate=0.5, max_steps=1))
+    # ... yet the update keeps its best trained weights (after step 1), not its parent's.
+    assert all(a.equal(b) for a, b in zip(weights(m), weights(one_step), strict=True))
+    assert not all(a.equal(b) for a, b in zip(weights(m), start, strict=True))
 
 
 def test_l2_pull_keeps_weights_near_the_parent() -> None:
