@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models.task_model import TaskModel
+from ..models.task_model import Evaluation, TaskModel
 from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
 from .split import RequestSplit
 
 __all__ = ["Metrics", "Outcomes", "parent_misses", "score_for_gate"]
 
 Metrics = dict[str, float]
-Outcomes = dict[str, list[bool]]
-"""Per part (``holdout``, ``replay``), whether each example was answered right: the paired
+Outcomes = dict[str, Evaluation]
+"""Per part (``holdout``, ``replay``), each example's answer and proper score: the paired
 tests of :mod:`.paired` compare parent and candidate example by example."""
 
 
@@ -29,7 +29,8 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
     >>> from driftloop.schemas.events import TrainingExample
     >>> class Echo:  # a stand-in task model whose answer is its input
     ...     def evaluate_each(self, model, examples):
-    ...         return [e.input == e.target for e in examples], 0.7
+    ...         hits = [e.input == e.target for e in examples]
+    ...         return Evaluation(hits, 0.7, [float(h) for h in hits])
     ...     def score_answers(self, model, prompts, expected):
     ...         return [p == e for p, e in zip(prompts, expected)]
     >>> held = tuple(TrainingExample(input=t, target="a") for t in ("a", "b"))
@@ -42,10 +43,10 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
     metrics: Metrics = {}
     for part, examples in (("holdout", split.holdout_new), ("replay", split.holdout_replay)):
         if examples:
-            hits, loss = task_model.evaluate_each(model, list(examples))
-            metrics[f"{part}_score"], metrics[f"{part}_loss"] = sum(hits) / len(hits), loss
+            result = task_model.evaluate_each(model, list(examples))
+            metrics[f"{part}_score"], metrics[f"{part}_loss"] = result.accuracy, result.loss
             if outcomes is not None:
-                outcomes[part] = hits
+                outcomes[part] = result
             metrics[f"{part}_count"] = float(len(examples))  # the gate's resolution
     if len(suite):
         hits = task_model.score_answers(model, [c.input for c in suite],

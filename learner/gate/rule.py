@@ -6,7 +6,10 @@ traffic (``replay``: its held-out replayed examples and the pooled ones of earli
 forgetting) and (c) the task's challenge-prompt suite.
 
 With each version's per-example outcomes (the learner's gate), (a) and (b) are paired tests
-with a stated error rate (:mod:`.paired`, McNemar's exact test): the candidate is promoted
+with a stated error rate (:mod:`.paired`): "better" is a sign-flip test on per-example proper
+scores (one minus half the Brier score) when they were measured, McNemar's exact test on the
+answers otherwise, and always needs more answers right; "worse" (forgetting) is McNemar's
+test on the answers. The candidate is promoted
 when it is better on (a) at level ``alpha``, or, when (a) alone is too small to show it,
 better on (a) and (b) pooled at level ``alpha`` and not behind on (a); in both cases it must
 not be significantly worse on (b) at the same level, and (c) stays within a tolerance. A
@@ -121,9 +124,10 @@ class GateRule:
         recent = paired["holdout"]
         old = paired.get("replay")
         better = self._shown_better(recent)
+        p = recent.p_better_scores if recent.score_diffs else recent.p_better
         if better:
             verdict = f"< {self.alpha:g}: better"
-        elif recent.p_better >= self.alpha:
+        elif p >= self.alpha:
             verdict = f">= {self.alpha:g}: not shown better"
         else:
             verdict = f"< {self.alpha:g}, but the effect is not above {self.min_improvement:g}"
@@ -144,7 +148,10 @@ class GateRule:
         return overall
 
     def _shown_better(self, comparison: PairedComparison) -> bool:
-        return comparison.p_better < self.alpha and comparison.effect > self.min_improvement
+        """Ahead on accuracy, and significantly so: on the proper scores when they were
+        measured (every example carries evidence), else by McNemar's test."""
+        p = comparison.p_better_scores if comparison.score_diffs else comparison.p_better
+        return p < self.alpha and comparison.effect > self.min_improvement
 
     def _improved(self, before: Metrics, after: Metrics, reasons: list[str]) -> bool:
         ok = True

@@ -20,6 +20,7 @@ from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
 from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
+from .task_model import Evaluation
 
 __all__ = ["ClassificationTask", "MeanPoolClassifier", "classifier_lora_config"]
 
@@ -129,11 +130,12 @@ class ClassificationTask:
         return predictions
 
     @torch.no_grad()
-    def evaluate_each(self, model: Any,
-                      examples: Sequence[TrainingExample]) -> tuple[list[bool], float]:
-        """Whether each labelled example is classified right, and the mean loss."""
+    def evaluate_each(self, model: Any, examples: Sequence[TrainingExample]) -> Evaluation:
+        """Whether each labelled example is classified right, one minus half its Brier
+        score, and the mean loss."""
         model.eval()
         hits: list[bool] = []
+        scores: list[float] = []
         total_loss = 0.0
         for start in range(0, len(examples), self.batch_size):
             chunk = examples[start:start + self.batch_size]
@@ -144,12 +146,15 @@ class ClassificationTask:
             total_loss += nn.functional.cross_entropy(logits, batch["labels"],
                                                       reduction="sum").item()
             hits += (logits.argmax(dim=-1) == batch["labels"]).tolist()
-        return hits, total_loss / len(examples)
+            truth = nn.functional.one_hot(batch["labels"], logits.shape[-1]).float()
+            brier = (logits.softmax(dim=-1) - truth).pow(2).sum(dim=-1)
+            scores += (1.0 - 0.5 * brier).tolist()
+        return Evaluation(hits, total_loss / len(examples), scores)
 
     def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
         """``(accuracy, mean loss)`` on labelled examples."""
-        hits, loss = self.evaluate_each(model, examples)
-        return sum(hits) / len(examples), loss
+        result = self.evaluate_each(model, examples)
+        return result.accuracy, result.loss
 
     def score_answers(self, model: Any, prompts: Sequence[str],
                       expected: Sequence[str]) -> list[bool]:

@@ -18,6 +18,7 @@ from ...schemas.events import TrainingExample
 from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
 from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
+from .task_model import Evaluation
 
 __all__ = ["GenerationTask", "generator_lora_config", "normalize_answer"]
 
@@ -126,9 +127,9 @@ class GenerationTask:
                 for a, e in zip(answers, expected, strict=True)]
 
     @torch.no_grad()
-    def evaluate_each(self, model: Any,
-                      examples: Sequence[TrainingExample]) -> tuple[list[bool], float]:
-        """Whether each answer matches its target, and the mean target loss."""
+    def evaluate_each(self, model: Any, examples: Sequence[TrainingExample]) -> Evaluation:
+        """Whether each answer matches its target (its score too), and the mean target
+        loss."""
         model.eval()
         hits = self.score_answers(model, [e.input for e in examples],
                                   [e.target for e in examples])
@@ -136,9 +137,9 @@ class GenerationTask:
         for start in range(0, len(examples), self.batch_size):
             batch = self.batch(examples[start:start + self.batch_size])
             total += self.example_losses(model, batch).sum().item()
-        return hits, total / len(examples)
+        return Evaluation(hits, total / len(examples), [float(h) for h in hits])
 
     def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
         """``(exact match, mean target loss)``."""
-        hits, loss = self.evaluate_each(model, examples)
-        return sum(hits) / len(examples), loss
+        result = self.evaluate_each(model, examples)
+        return result.accuracy, result.loss

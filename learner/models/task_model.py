@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -21,7 +21,29 @@ from .adapters import LoraSpec
 from .device import ComputeDevice
 from .prompts import PromptTemplate
 
-__all__ = ["TaskModel", "task_model_for"]
+__all__ = ["Evaluation", "TaskModel", "task_model_for"]
+
+
+class Evaluation(NamedTuple):
+    """One model on labelled examples, example by example.
+
+    ``scores`` is a bounded proper score per example, in [0, 1], higher is better: for a
+    classifier one minus half the Brier score of its probabilities (so a confident wrong
+    answer costs more than a hesitant one, and no answer gains by overconfidence); for a
+    generator, whether the answer matched. The paired gate compares two versions on them
+    (:mod:`driftloop.learner.gate.paired`).
+
+    >>> Evaluation([True, False], 0.4, [0.9, 0.3]).accuracy
+    0.5
+    """
+
+    hits: list[bool]
+    loss: float
+    scores: list[float]
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.hits) / len(self.hits) if self.hits else 0.0
 
 
 @runtime_checkable
@@ -74,10 +96,9 @@ class TaskModel(Protocol):
         """``(score, mean loss)`` on labelled examples."""
         ...
 
-    def evaluate_each(self, model: Any,
-                      examples: Sequence[TrainingExample]) -> tuple[list[bool], float]:
-        """Whether each labelled example is answered right (the paired gate compares two
-        versions example by example), and the mean loss."""
+    def evaluate_each(self, model: Any, examples: Sequence[TrainingExample]) -> Evaluation:
+        """Whether each labelled example is answered right, its proper score (the paired
+        gate compares two versions example by example), and the mean loss."""
         ...
 
     def score_answers(self, model: Any, prompts: Sequence[str],

@@ -178,7 +178,9 @@ class IncrementalUpdater:
             with _phase(timings, "score_candidate_seconds"):
                 after = self._score_candidate(plan, task_model, model, suite, distillation,
                                               candidate_hits)
-            paired = {part: compare(candidate_hits[part], parent_hits[part])
+            paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
+                                    candidate_scores=candidate_hits[part].scores,
+                                    parent_scores=parent_hits[part].scores)
                       for part in parent_hits}
             # A first version has no served parent to beat with evidence, only an untrained
             # start: the scores decide (better held-out score, or the same and a lower loss).
@@ -187,7 +189,9 @@ class IncrementalUpdater:
             for part, comparison in paired.items():  # the tests' figures, with the event
                 after |= {f"{part}_effect": comparison.effect,
                           f"{part}_p_better": comparison.p_better,
-                          f"{part}_p_worse": comparison.p_worse}
+                          f"{part}_p_worse": comparison.p_worse,
+                          f"{part}_score_effect": comparison.score_effect,
+                          f"{part}_p_better_scores": comparison.p_better_scores}
             for metrics in (before, after):  # how much of the holdout came from the pool
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
             with _phase(timings, "store_seconds"):

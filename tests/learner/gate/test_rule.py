@@ -132,6 +132,60 @@ def test_a_candidate_no_better_than_its_parent_is_promoted_at_most_twice_alpha()
     assert promoted / trials <= 2 * 0.1
 
 
+def scored_run(rng, n: int, shift: float, accuracy_gap: int):  # type: ignore[no-untyped-def]
+    """``n`` texts: the parent's proper scores, the candidate's moved by ``shift`` (plus
+    noise), and the candidate ahead by ``accuracy_gap`` answers."""
+    from driftloop.learner.gate.paired import compare
+
+    parent = [rng.uniform(0.3, 0.9) for _ in range(n)]
+    candidate = [min(1.0, max(0.0, p + shift + rng.gauss(0.0, 0.1))) for p in parent]
+    wins = max(accuracy_gap, 0)
+    losses = max(-accuracy_gap, 0)
+    cand_hits = [True] * wins + [False] * losses + [True] * (n - wins - losses)
+    parent_hits = [False] * wins + [True] * losses + [True] * (n - wins - losses)
+    return compare(cand_hits, parent_hits, candidate_scores=candidate, parent_scores=parent)
+
+
+def test_proper_scores_show_a_gain_that_four_wins_cannot() -> None:
+    import random
+
+    # Soon after a shift: 24 recent texts, 4 won 0 lost (McNemar p = 0.0625), and the
+    # candidate puts more probability on the true label of most texts.
+    run = scored_run(random.Random(1), 24, shift=0.08, accuracy_gap=4)
+    assert run.p_better > 0.05 and run.p_better_scores < 0.01
+    decision = GateRule(alpha=0.05).decide(BEFORE, after(), {"holdout": run})
+    assert decision.promote and "proper score +0.0" in decision.reasons[0]
+    # As confident, but no more answers right: a better score alone is not promoted.
+    same = scored_run(random.Random(1), 24, shift=0.08, accuracy_gap=0)
+    assert not GateRule(alpha=0.05).decide(BEFORE, after(), {"holdout": same}).promote
+
+
+def test_with_proper_scores_a_no_better_candidate_is_promoted_at_most_twice_alpha() -> None:
+    # Simulated under the null: score differences symmetric around 0, answers a fair coin.
+    import random
+
+    from driftloop.learner.gate.paired import compare
+
+    rng = random.Random(5)
+    rule, promoted, trials = GateRule(alpha=0.1), 0, 600
+
+    def null_run(n: int):  # type: ignore[no-untyped-def]
+        flips = [rng.random() < 0.5 for _ in range(rng.randint(0, n // 3))]
+        wins = sum(flips)
+        same = n - len(flips)
+        parent = [rng.uniform(0.3, 0.9) for _ in range(n)]
+        candidate = [p + rng.gauss(0.0, 0.1) for p in parent]
+        return compare([True] * wins + [False] * (len(flips) - wins) + [True] * same,
+                       [False] * wins + [True] * (len(flips) - wins) + [True] * same,
+                       candidate_scores=candidate, parent_scores=parent)
+
+    for _ in range(trials):
+        slices = {"holdout": null_run(rng.randint(10, 60)),
+                  "replay": null_run(rng.randint(20, 200))}
+        promoted += rule.decide(BEFORE, after(), slices).promote
+    assert promoted / trials <= 2 * 0.1
+
+
 def test_alpha_outside_its_range_is_refused() -> None:
     with pytest.raises(ValueError, match="alpha"):
         GateRule(alpha=0.5)

@@ -62,10 +62,12 @@ class ScenarioResult:
     recovery_s: list[float] = field(default_factory=list)
     unplanned_restarts: int = 0
     seconds: float = 0.0
+    not_run: str | None = None
+    """Why the scenario could not run on this machine (it then fails nothing)."""
 
     @property
     def ok(self) -> bool:
-        return self.ledger.ok
+        return self.not_run is not None or self.ledger.ok
 
     def row(self) -> dict[str, object]:
         ledger = self.ledger
@@ -80,4 +82,4 @@ class ScenarioResult:
                 "recovery_s_max": round(max(self.recovery_s), 2) if self.recovery_s else None,
                 "unplanned_restarts": self.unplanned_restarts,
                 "seconds": round(self.seconds, 1), "ok": self.ok,
-                "problems": ledger.problems()}
+                "not_run": self.not_run, "problems": ledger.problems()}

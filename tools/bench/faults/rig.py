@@ -32,6 +32,7 @@ from ...demo.processes import ChildProcess, driftloop_env
 from ...demo.vader import balanced_sample, read_domain
 from ...kafka.local_broker import LocalKafka
 from ...kafka.topic_admin import create_topics
+from .disk import SmallDisk
 
 __all__ = ["FaultRig", "Traffic", "free_port", "training_request"]
 
@@ -63,6 +64,7 @@ class FaultRig:
         self.say = say
         self.run_id = f"faults{int(time.time())}"
         self.kafka = self._new_broker("kafka")
+        self.disk: SmallDisk | None = None
 
     def _new_broker(self, folder: str) -> LocalKafka:
         return LocalKafka(home=self.workdir / folder, port=free_port(),
@@ -70,18 +72,34 @@ class FaultRig:
 
     # -- the broker --------------------------------------------------------------------------
 
-    def start_broker(self, scenario: str | None = None) -> None:
+    def start_broker(self, scenario: str | None = None, *,
+                     disk_bytes: int | None = None) -> None:
         """Start a fresh broker (one per scenario: a restart in one must not reach the next).
 
         A broker restarted by the broker-restart scenario answered its worker but then
         refused the next scenario's CreateTopics for over a minute on a loaded machine.
+        With ``disk_bytes``, its data folder is a disk of that size of its own
+        (:attr:`disk`; :class:`~.disk.DiskUnavailable` when this machine cannot mount one).
         """
         if scenario is not None:
             self.kafka = self._new_broker(f"{scenario}/kafka")
+        if disk_bytes is not None:
+            self.disk = SmallDisk(self.kafka.data_dir, size_bytes=disk_bytes)
+            self.disk.mount()
         self.kafka.start(timeout=120)
 
     def stop_broker(self) -> None:
         self.kafka.stop(timeout=60)
+        if self.disk is not None:
+            self.disk.unmount()
+            self.disk = None
+
+    def start_stopped_broker(self) -> float:
+        """Start the broker again on its data after it stopped by itself; when it is back."""
+        self.kafka.kill()  # a broker that halted leaves its pid file; nothing else runs
+        self.kafka.start(timeout=120)
+        self.say("  broker back")
+        return time.monotonic()
 
     def restart_broker(self, outage_s: float, *, crash: bool = False) -> float:
         """Stop the broker (SIGKILL with ``crash``), keep it down ``outage_s`` seconds, start

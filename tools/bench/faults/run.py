@@ -21,8 +21,10 @@ from pathlib import Path
 import click
 
 from ...cli import settings_from
+from ...ops.accounting import Ledger
+from .disk import DiskUnavailable
 from .rig import FaultRig
-from .scenarios import SCENARIOS, FaultPlan, ScenarioResult, run_scenario
+from .scenarios import DISK_SCENARIOS, SCENARIOS, FaultPlan, ScenarioResult, run_scenario
 
 __all__ = ["faults", "format_table", "run_faults"]
 
@@ -50,7 +52,7 @@ def format_table(results: list[ScenarioResult]) -> str:
         for name, width in _COLUMNS:
             value = row[name]
             if name == "ok":
-                text = "yes" if value else "NO"
+                text = "-" if result.not_run else "yes" if value else "NO"
             elif value is None:
                 text = "-"
             else:
@@ -64,7 +66,13 @@ def run_faults(rig: FaultRig, names: list[str], plan: FaultPlan) -> list[Scenari
     """Run the scenarios in order, each on a fresh broker of its own, always stopped."""
     results = []
     for name in names:
-        rig.start_broker(name)
+        try:
+            rig.start_broker(name, disk_bytes=DISK_SCENARIOS.get(name))
+        except DiskUnavailable as exc:
+            rig.stop_broker()
+            rig.say(f"{name}: not run: {exc}")
+            results.append(ScenarioResult(name, Ledger(), 0, not_run=str(exc)))
+            continue
         rig.say(f"{name}: a Kafka broker of its own at {rig.kafka.bootstrap_servers}")
         try:
             results.append(asyncio.run(run_scenario(rig, name, plan)))
@@ -112,6 +120,8 @@ def faults(ctx: click.Context, scenarios: tuple[str, ...], quick: bool, seed: in
             say(f"logs and broker data kept in {folder}")
     click.echo(format_table(results))
     for result in results:
+        if result.not_run:
+            click.echo(f"{result.name}: not run: {result.not_run}")
         for problem in result.ledger.problems():
             click.echo(f"{result.name}: {problem}")
     if json_path is not None:

@@ -14,7 +14,12 @@ check of :mod:`driftloop.tools.ops.accounting` over its own topics:
   load, training steps, scoring), and again between storing an adapter and publishing its
   version, and restarted each time;
 * ``serving-broker-restart``: the service serves a promoted version, the broker restarts,
-  and a version promoted afterwards must still reach it.
+  and a version promoted afterwards must still reach it;
+* ``broker-disk-full``: the broker's data disk (a small disk of its own,
+  :mod:`~driftloop.tools.bench.faults.disk`) fills up while traffic flows; the broker stops
+  (Kafka takes a log folder it cannot write offline, and stops with its only one), an
+  operator frees space and starts it again, and the worker and the producers carry on by
+  themselves.
 
 Recovery time is the time from the fault to the component doing its work again: the worker
 handling a message, the learner publishing a version, the service serving the new version.
@@ -45,7 +50,7 @@ from .rig import (
     training_request,
 )
 
-__all__ = ["SCENARIOS", "FaultPlan", "ScenarioResult", "run_scenario"]
+__all__ = ["DISK_SCENARIOS", "SCENARIOS", "FaultPlan", "ScenarioResult", "run_scenario"]
 
 
 async def worker_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
@@ -248,6 +253,44 @@ async def serving_broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResu
     return ScenarioResult(name, ledger, 1, recovery)
 
 
+DISK_BYTES = 1 << 30
+"""The disk-full scenario's broker disk: room for the whole run, until the ballast fills it."""
+
+
+async def broker_disk_full(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
+    name = "broker-disk-full"
+    disk = rig.disk
+    if disk is None:
+        raise RuntimeError("broker-disk-full needs the rig's broker on a disk of its own")
+    async with stream(rig, name, plan, 3) as (settings, worker, traffic, sending):
+        total = len(traffic.messages()) + len(traffic.feedback())
+        await wait_until(lambda: traffic.sent >= total // 3 or sending.done(), timeout=300,
+                         what="a third of the traffic")
+        filled = await asyncio.to_thread(disk.fill)
+        rig.say(f"  the broker's disk is full ({filled / 1e6:.0f} MB of ballast written)")
+
+        def broker_stopped() -> bool:
+            return not rig.kafka.status().running
+
+        # Kafka takes a log folder it cannot write offline and halts with its only one.
+        await wait_until(broker_stopped, timeout=180, what="the broker stopping on a full disk")
+        rig.say("  the broker stopped by itself; an operator frees space and starts it")
+        await asyncio.to_thread(disk.free)
+        back_at = await asyncio.to_thread(rig.start_stopped_broker)
+        handled_before = worker.handled_since_start()
+
+        async def handling_again() -> bool:
+            await worker.keep_alive()
+            return worker.handled_since_start() > handled_before or (
+                worker.unplanned_restarts > 0 and worker.handled_since_start() > 0)
+
+        await wait_until(handling_again, timeout=180,
+                         what="the worker handling messages after the disk was freed")
+        recovery = [time.monotonic() - back_at]
+        ledger = await drain(settings, worker, sending)
+    return ScenarioResult(name, ledger, 1, recovery, worker.unplanned_restarts)
+
+
 async def _answered(settings: Settings, request_id: str) -> bool:
     return request_id in await decided(settings)
 
@@ -258,7 +301,10 @@ SCENARIOS = {
     "broker-kill": broker_kill,
     "learner-kill": learner_kill,
     "serving-broker-restart": serving_broker_restart,
+    "broker-disk-full": broker_disk_full,
 }
+DISK_SCENARIOS = {"broker-disk-full": DISK_BYTES}
+"""Scenarios whose broker runs on a disk of its own, and its size."""
 
 
 async def run_scenario(rig: FaultRig, name: str, plan: FaultPlan) -> ScenarioResult:
