@@ -12,7 +12,6 @@ worker owns (:mod:`~driftloop.streams.ownership`) and its liveness
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,6 @@ from .source_order import SourceOrder
 from .step import Step
 from .tables import WorkerTables
 from .watchdog import StallWatchdog
-from .write_gap import ENV as WRITE_GAP_ENV
 from .write_gap import install_write_gap
 
 __all__ = ["WorkerParts", "wire"]
@@ -124,10 +122,6 @@ def wire(app: faust.App, settings: Settings) -> WorkerParts:
     _timers(app, settings, parts)
     _pages(app, parts)
     _on_revoke(app, parts)
-    if parts.tables.shared is not None and os.environ.get(WRITE_GAP_ENV):
-        changelog = parts.tables.shared.changelog_topic.get_topic_name()
-
-        @app.task
-        async def write_gap() -> None:  # a test hook (streams/write_gap.py)
-            install_write_gap(app, changelog)
+    if parts.tables.shared is not None:
+        install_write_gap(parts.tables.shared.changelog_topic)  # a test hook, off unless set
     return parts

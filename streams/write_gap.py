@@ -3,7 +3,7 @@
 A step's records reach the producer within microseconds of each other, so a kill -9 at a
 random moment almost never falls between two of them. With ``DRIFTLOOP_TEST_WRITE_GAP_S``
 set (tests and ``bench faults`` only; never a setting), the worker's producer waits that long
-after sending each record of the shared state table: a kill then cuts most steps' writes in
+after sending each record of the shared state table: a kill then cuts many steps' writes in
 the middle, the case :mod:`~driftloop.streams.redo` exists for.
 """
 
@@ -21,25 +21,28 @@ ENV = "DRIFTLOOP_TEST_WRITE_GAP_S"
 log = logging.getLogger(__name__)
 
 
-def install_write_gap(app: Any, changelog_topic: str) -> float:
-    """Wrap the producer buffer of ``app`` when the variable is set; the gap in seconds.
+def install_write_gap(changelog_topic: Any) -> float:
+    """Slow the sends of ``changelog_topic`` (a Faust topic) when the variable is set; the
+    pause in seconds (0 when unset).
+
+    Faust's producer buffer sends one record at a time through the record's topic
+    (``publish_message``), so a pause there holds back every later record, in order.
 
     >>> import os
-    >>> os.environ.pop(ENV, None), install_write_gap(object(), "worker-state-changelog")
+    >>> os.environ.pop(ENV, None), install_write_gap(object())
     (None, 0.0)
     """
     raw = os.environ.get(ENV, "")
     if not raw:
         return 0.0
     gap = float(raw)
-    buffer = app.producer.buffer
-    send = buffer._send_pending
+    publish = changelog_topic.publish_message
 
-    async def send_slowly(fut: Any) -> None:
-        await send(fut)
-        if fut.message.channel.get_topic_name() == changelog_topic:
-            await asyncio.sleep(gap)  # the hook itself: a wider window between records
+    async def publish_slowly(fut: Any, wait: bool = False) -> Any:
+        result = await publish(fut, wait=wait)
+        await asyncio.sleep(gap)  # the hook itself: a wider window between records
+        return result
 
-    buffer._send_pending = send_slowly
+    changelog_topic.publish_message = publish_slowly
     log.warning("test hook %s=%s: each state record is followed by a pause", ENV, raw)
     return gap

@@ -136,7 +136,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(
         kafka_settings, worker_factory):
     # The write-gap hook spreads each step's state records out in time, so the kills land
     # in the middle of a step's writes (streams/redo.py) as often as between steps.
-    env = {**FAST_ENV, WRITE_GAP_ENV: "0.05",
+    env = {**FAST_ENV, WRITE_GAP_ENV: "0.1",
            "DRIFTLOOP_WORKER__BUFFER__BATCH_SIZE": "512"}  # one request takes all 300 labels
     rng = random.Random()
     seed = rng.randrange(10**6)
@@ -144,20 +144,23 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(
     items = interactions(3_000)
     labelled = items[::10]
 
-    async def traffic() -> None:  # labels follow their interactions, as in production
+    async def traffic() -> None:
+        # Every other round the labels come first: they wait in the join window, and the
+        # interactions' step joins them and deletes their buckets (the write a torn step lost).
         for n in range(0, 3_000, 50):
-            await produce(kafka_settings, Topic.INTERACTIONS, batches(items[n:n + 50]),
-                          key="sentiment")
-            await produce(kafka_settings, Topic.FEEDBACK,
-                          batches(feedback_for(labelled[n // 10:(n + 50) // 10])),
-                          key="sentiment")
+            sends = [(Topic.INTERACTIONS, batches(items[n:n + 50])),
+                     (Topic.FEEDBACK, batches(feedback_for(labelled[n // 10:(n + 50) // 10])))]
+            for topic, records in sends[::-1] if n % 100 else sends:
+                await produce(kafka_settings, topic, records, key="sentiment")
             await asyncio.sleep(0.5)  # the pace of the traffic, not a synchronisation
 
     worker = worker_factory(**env).start()
     sending = asyncio.create_task(traffic())
-    for _ in range(3):
-        # the fault schedule: a uniformly random moment while the traffic flows
-        await asyncio.sleep(rng.uniform(2.0, 6.0))
+    for _ in range(4):
+        await asyncio.to_thread(worker.wait_value, "driftloop_worker_liveness", 1,
+                                timeout=120, measure="messages_handled")
+        # the fault schedule: a uniformly random moment of the worker's work
+        await asyncio.sleep(rng.uniform(0.0, 2.0))
         worker.kill()
         worker = worker_factory(**env).start()
         worker.restart_on_stall = True  # production runs the worker under a supervisor
