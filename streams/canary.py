@@ -69,7 +69,7 @@ def _candidate_event(task: str, command: Command) -> ModelVersion | None:
 
 
 class CanaryComparison:
-    """The A/B test state of one task (a value of the worker's ``ab-tests`` table).
+    """The A/B test state of one task (``canary|<task>`` in the worker's ``worker-state`` table).
 
     Parameters
     ----------
