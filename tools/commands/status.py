@@ -13,8 +13,8 @@ from ..ops.status import Status, collect_status
 __all__ = ["render_status", "status"]
 
 
-def render_status(status: Status) -> str:
-    """The status as an aligned plain-text report for a terminal."""
+def render_status(status: Status, *, max_lag: int = 10_000) -> str:
+    """The status as an aligned plain-text report for a terminal, problems last."""
     lines = [f"broker {status.bootstrap_servers}   prefix {status.topic_prefix or '(none)'}", ""]
     width = max((len(t.name) for t in status.topics), default=10)
     lines.append(f"{'topic':<{width}}  partitions  records")
@@ -28,7 +28,8 @@ def render_status(status: Status) -> str:
             lines.append(f"  {group.role:<8} {group.group}: no committed offsets yet")
             continue
         detail = ", ".join(f"{topic} {lag}" for topic, lag in sorted(group.lag.items()))
-        lines.append(f"  {group.role:<8} {group.group}: {group.total} behind ({detail})")
+        members = "" if group.members is None else f", {group.members} running"
+        lines.append(f"  {group.role:<8} {group.group}: {group.total} behind ({detail}){members}")
     lines += ["", f"model versions: {status.versions}"]
     if status.registry_error:
         lines.append(f"  registry unreadable: {status.registry_error}")
@@ -45,17 +46,30 @@ def render_status(status: Status) -> str:
             lines.append(f"    {state.replica}: {what} {state.version_id}{why}")
     if not status.promoted and not status.registry_error:
         lines.append("  no promoted version yet")
+    problems = status.problems(max_lag=max_lag)
+    lines += ["", f"problems: {len(problems)}" if problems else "problems: none"]
+    lines += [f"  {problem}" for problem in problems]
     return "\n".join(lines)
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--max-lag", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Records a worker or learner group may be behind before it is a problem.")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Topics, partitions, end offsets, worker and learner lag, promoted version per task."""
+def status(ctx: click.Context, as_json: bool, max_lag: int) -> None:
+    """Topics, partitions, end offsets, worker and learner lag, promoted version per task.
+
+    Exits 1 when something needs an operator (a missing topic, a component down or lagging
+    past --max-lag, an unreadable registry), so a probe or a script can act on it.
+    """
     result = asyncio.run(collect_status(settings_from(ctx)))
+    problems = result.problems(max_lag=max_lag)
     if as_json:
         options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS  # partition ids are ints
-        click.echo(orjson.dumps(result.to_dict(), option=options).decode())
+        click.echo(orjson.dumps({**result.to_dict(), "problems": problems},
+                                option=options).decode())
     else:
-        click.echo(render_status(result))
+        click.echo(render_status(result, max_lag=max_lag))
+    if problems:
+        ctx.exit(1)

@@ -13,7 +13,11 @@ from dataclasses import asdict, dataclass, field
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    KafkaError,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from ...client.kafka import admin_client, new_consumer, topic_partitions
@@ -53,6 +57,8 @@ class GroupLag:
     role: str
     lag: dict[str, int] = field(default_factory=dict)
     exists: bool = True
+    members: int | None = None
+    """Live members of the group (None: the broker did not say)."""
 
     @property
     def total(self) -> int:
@@ -90,6 +96,33 @@ class Status:
         head = self.promoted.get(task)
         return bool(states) and all(s.serving and s.version_id == head for s in states)
 
+    def problems(self, *, max_lag: int) -> list[str]:
+        """What an operator must look at, one line each; empty when all is well.
+
+        A topic missing, a component whose group has committed offsets but no live member
+        (it is not running), a group more than ``max_lag`` records behind, an unreadable
+        registry. A group that never committed is a component not deployed yet, not down.
+
+        >>> status = Status("b:9092", "", [], ["interactions"], [GroupLag(
+        ...     "g", "worker", {"feedback": 50}, members=0)], {}, 0)
+        >>> status.problems(max_lag=10)  # doctest: +NORMALIZE_WHITESPACE
+        ['topic interactions is missing (run: driftloop topics create)',
+         'worker g has no running member (is the worker down?)',
+         'worker g is 50 records behind (more than 10)']
+        """
+        out = [f"topic {name} is missing (run: driftloop topics create)"
+               for name in self.missing_topics]
+        for group in self.groups:
+            if group.exists and group.members == 0:
+                out.append(f"{group.role} {group.group} has no running member "
+                           f"(is the {group.role} down?)")
+            if group.total > max_lag:
+                out.append(f"{group.role} {group.group} is {group.total} records behind "
+                           f"(more than {max_lag})")
+        if self.registry_error:
+            out.append(f"registry unreadable: {self.registry_error}")
+        return out
+
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         for topic, raw in zip(self.topics, data["topics"], strict=True):
@@ -126,11 +159,26 @@ async def _committed(admin: AIOKafkaAdminClient, group: str,
 async def _group_lag(admin: AIOKafkaAdminClient, role: str, group: str,
                      ends: dict[TopicPartition, int]) -> GroupLag:
     committed = await _committed(admin, group)
-    result = GroupLag(group=group, role=role, exists=bool(committed))
+    result = GroupLag(group=group, role=role, exists=bool(committed),
+                      members=await _members(admin, group))
     for tp, meta in committed.items():
         if tp in ends and meta.offset >= 0:
             result.lag[tp.topic] = result.lag.get(tp.topic, 0) + max(0, ends[tp] - meta.offset)
     return result
+
+
+async def _members(admin: AIOKafkaAdminClient, group: str) -> int | None:
+    """How many members the group has now (None when the broker's answer is unusable)."""
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    except KafkaError:
+        return None
+    for response in responses:
+        for described in getattr(response, "groups", ()):
+            # (error_code, group_id, state, protocol_type, protocol, members, ...)
+            if len(described) > 5 and described[1] == group and not described[0]:
+                return len(described[5])
+    return None
 
 
 async def _replicas(settings: Settings) -> dict[str, list[ReplicaState]]:

@@ -93,6 +93,25 @@ async def test_status_reports_offsets_lag_and_promoted_head(kafka_settings: Sett
     text = render_status(status)
     assert "sentiment: promoted v2, served by 2/3 replicas" in text and "7 behind" in text
     assert "pod-3: refused v2 (sha256 mismatch)" in text
+    # The consumer that committed is gone: the worker's group has offsets and no member.
+    assert worker.members == 0
+    assert status.problems(max_lag=10) == [
+        f"worker {worker.group} has no running member (is the worker down?)"]
+    assert status.problems(max_lag=5)[-1] == (f"worker {worker.group} is 7 records behind "
+                                              "(more than 5)")
+    assert "problems: 1" in text
+
+
+def test_status_exits_1_when_a_component_is_down(kafka_settings: Settings, monkeypatch) -> None:
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__TOPIC_PREFIX", kafka_settings.kafka.topic_prefix)
+    interactions = kafka_settings.kafka.topic(Topic.INTERACTIONS)
+    asyncio.run(produce(kafka_settings, Topic.INTERACTIONS, [b"{}"] * 3, partition=0))
+    learner_group = dict(watched_groups(kafka_settings))["learner"]
+    asyncio.run(consume_and_commit(kafka_settings, learner_group, interactions, 3))
+    result = CliRunner().invoke(cli, ["status"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert f"learner {learner_group} has no running member" in result.output
 
 
 def test_status_command_prints_json(kafka_settings: Settings, monkeypatch) -> None:
