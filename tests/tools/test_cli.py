@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -80,6 +81,10 @@ def test_kafka_status_start_and_logs_on_a_running_broker(kafka_broker) -> None:
     code, output = run("kafka", "status", *broker_args(kafka_broker))
     assert (code, output) == (0, f"kafka running on {kafka_broker.bootstrap_servers} "
                                  f"(pid {pid})\n")
+    code, output = run("kafka", "status", "--json", *broker_args(kafka_broker))
+    assert code == 0 and json.loads(output) | {"home": None} == {
+        "running": True, "pid": pid, "bootstrap": kafka_broker.bootstrap_servers,
+        "answering": True, "home": None}
     code, output = run("kafka", "start", *broker_args(kafka_broker))
     assert code == 0
     assert "already running" in output and f"(pid {pid})" in output
@@ -129,6 +134,8 @@ def test_topics_create_then_list_under_a_prefix(kafka_broker, tmp_path: Path) ->
     assert code == 0
     expected = sorted(topic_names(Settings(kafka={"topic_prefix": prefix})))
     assert output.splitlines() == expected
+    code, output = run("topics", "list", "--prefix", prefix, "--json", env=env)
+    assert code == 0 and json.loads(output) == {"present": expected, "missing": []}
 
     result = CliRunner().invoke(cli, ["topics", "delete", "--prefix", prefix], env=env,
                                 input="n\n")

@@ -6,12 +6,14 @@ the pid file in ``--home``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+import orjson
 
 from ..kafka.local_broker import LocalKafka, default_home
 
@@ -83,13 +85,19 @@ def stop(home: Path | None, port: int, controller_port: int, timeout: float) -> 
 
 @kafka.command()
 @broker_options
-def status(home: Path | None, port: int, controller_port: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def status(home: Path | None, port: int, controller_port: int, as_json: bool) -> None:
     """Say whether the broker runs and answers.
 
     Exit status 0 when it answers, 1 when it does not (usable in scripts).
     """
-    current = _broker(home, port, controller_port).status()
-    click.echo(current.describe())
+    broker = _broker(home, port, controller_port)
+    current = broker.status()
+    if as_json:
+        click.echo(orjson.dumps({**dataclasses.asdict(current),
+                                 "home": str(broker.home)}).decode())
+    else:
+        click.echo(current.describe())
     if not current.answering:
         raise SystemExit(1)
 

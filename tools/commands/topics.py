@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import orjson
 
 from ...schemas.settings import Settings
 from ...schemas.topics import TOPIC_SPECS
@@ -48,17 +49,23 @@ def create(ctx: click.Context, prefix: str | None, partitions: int | None) -> No
 @topics.command(name="list")
 @click.option("--prefix", default=None, help=_PREFIX_HELP)
 @click.option("--all", "all_topics", is_flag=True, help="Every topic on the broker.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"present": [...], "missing": [...]} as JSON.')
 @click.pass_context
-def list_(ctx: click.Context, prefix: str | None, all_topics: bool) -> None:
+def list_(ctx: click.Context, prefix: str | None, all_topics: bool, as_json: bool) -> None:
     """List the topics under the prefix.
 
     Driftloop topics that are missing are named on stderr.
     """
     settings = _settings(ctx, prefix)
     present = list_topics(settings, all_topics=all_topics)
+    missing = [name for name in topic_names(settings) if name not in present]
+    if as_json:
+        click.echo(orjson.dumps({"present": present, "missing": missing},
+                                option=orjson.OPT_INDENT_2).decode())
+        return
     for name in present:
         click.echo(name)
-    missing = [name for name in topic_names(settings) if name not in present]
     if missing:
         click.echo(f"missing ({len(missing)} of {len(TOPIC_SPECS)}; run `driftloop topics "
                    f"create`): {', '.join(missing)}", err=True)

@@ -29,22 +29,31 @@ def versions() -> None:
 
 @versions.command("list")
 @click.option("--task", default=None, help="Only this task's versions.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_context
-def list_versions(ctx: click.Context, task: str | None) -> None:
+def list_versions(ctx: click.Context, task: str | None, as_json: bool) -> None:
     """One line per version: id, task, status, parent, held-out score before -> after."""
     registry = _read(settings_from(ctx))
-    rows = registry.versions(task)
+    rows = []
+    for v in registry.versions(task):
+        head = registry.head(v.task)
+        rows.append({"version_id": v.version_id, "task": v.task, "status": v.status.value,
+                     "parent_version": v.parent_version,
+                     "head": head is not None and head.version_id == v.version_id,
+                     "holdout_before": v.metrics_before.get("holdout_score"),
+                     "holdout_after": v.metrics_after.get("holdout_score")})
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
     if not rows:
         click.echo("no versions")
         return
-    for v in rows:
-        head = registry.head(v.task)
-        mark = "*" if head is not None and head.version_id == v.version_id else " "
-        before = v.metrics_before.get("holdout_score")
-        after = v.metrics_after.get("holdout_score")
+    for row in rows:
+        before, after = row["holdout_before"], row["holdout_after"]
         score = f"{before:.3f} -> {after:.3f}" if before is not None and after is not None else "-"
-        click.echo(f"{mark} {v.version_id:<34} {v.task:<16} {v.status.value:<11} "
-                   f"parent={v.parent_version or '-':<34} holdout {score}")
+        click.echo(f"{'*' if row['head'] else ' '} {row['version_id']:<34} {row['task']:<16} "
+                   f"{row['status']:<11} parent={row['parent_version'] or '-':<34} "
+                   f"holdout {score}")
 
 
 @versions.command()
@@ -58,25 +67,41 @@ def show(ctx: click.Context, version_id: str) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
+_YES = click.option("--yes", "-y", is_flag=True,
+                    help="Do not ask for confirmation (scripts, CI).")
+
+
 @versions.command()
 @click.argument("version_id")
 @click.option("--reason", default="promoted by an operator", help="Recorded on the event.")
+@_YES
 @click.pass_context
-def promote(ctx: click.Context, version_id: str, reason: str) -> None:
-    """Make a version its task's head (publishes a promoted status event)."""
+def promote(ctx: click.Context, version_id: str, reason: str, yes: bool) -> None:
+    """Make a version its task's head (publishes a promoted status event); every serving
+    replica switches to it. Asks first unless --yes."""
     settings = settings_from(ctx)
-    event = _read(settings).status_event(version_id, VersionStatus.PROMOTED, ts=time.time(),
-                                         reason=reason)
+    registry = _read(settings)
+    event = registry.status_event(version_id, VersionStatus.PROMOTED, ts=time.time(),
+                                  reason=reason)
+    head = registry.head(event.task)
+    if not yes:
+        click.confirm(f"promote {version_id} for task {event.task} (head now "
+                      f"{head.version_id if head else 'none'})?", abort=True)
     asyncio.run(publish_with_new_producer(settings, [event]))
     click.echo(f"promoted {version_id}")
 
 
 @versions.command()
 @click.argument("task")
+@_YES
 @click.pass_context
-def rollback(ctx: click.Context, task: str) -> None:
-    """Roll a task's head back to its parent (rolled_back, then the parent promoted again)."""
+def rollback(ctx: click.Context, task: str, yes: bool) -> None:
+    """Roll a task's head back to its parent (rolled_back, then the parent promoted again).
+    Asks first unless --yes."""
     settings = settings_from(ctx)
     events = _read(settings).rollback_events(task, ts=time.time())
+    if not yes:
+        click.confirm(f"roll {task} back from {events[0].version_id} to "
+                      f"{events[1].version_id}?", abort=True)
     asyncio.run(publish_with_new_producer(settings, events))
     click.echo(f"rolled back {events[0].version_id}; head is now {events[1].version_id}")

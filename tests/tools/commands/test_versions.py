@@ -26,10 +26,10 @@ def version(version_id: str, status: str, parent: str | None = None) -> ModelVer
                         metrics_after={"holdout_score": 0.75})
 
 
-def run(settings: Settings, *args: str):  # type: ignore[no-untyped-def]
+def run(settings: Settings, *args: str, answer: str | None = None):  # type: ignore[no-untyped-def]
     env = {f"DRIFTLOOP_{k.upper()}": json.dumps(v)
            for k, v in settings.model_dump(mode="json").items() if k in ("kafka", "artifacts")}
-    return CliRunner().invoke(cli, ["versions", *args], env=env)
+    return CliRunner().invoke(cli, ["versions", *args], env=env, input=answer)
 
 
 def test_list_show_promote_rollback(kafka_settings: Settings) -> None:
@@ -43,18 +43,25 @@ def test_list_show_promote_rollback(kafka_settings: Settings) -> None:
     lines = listed.output.splitlines()
     assert [line.split()[0] for line in lines] == ["v1", "*", "v3"]
     assert "v2" in lines[1] and "0.500 -> 0.750" in lines[1] and "rejected" in lines[2]
+    as_json = json.loads(run(kafka_settings, "list", "--json").output)
+    assert [(r["version_id"], r["head"], r["status"]) for r in as_json] == [
+        ("v1", False, "promoted"), ("v2", True, "promoted"), ("v3", False, "rejected")]
+    assert as_json[1]["holdout_after"] == 0.75
 
     shown = run(kafka_settings, "show", "v3")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["lineage"] == ["v3", "v2", "v1"]
 
-    rolled = run(kafka_settings, "rollback", "sentiment")
+    refused = run(kafka_settings, "rollback", "sentiment", answer="n\n")
+    assert refused.exit_code == 1 and "roll sentiment back from v2 to v1?" in refused.output
+    assert asyncio.run(read_version_log(kafka_settings)).head("sentiment").version_id == "v2"
+    rolled = run(kafka_settings, "rollback", "sentiment", answer="y\n")
     assert rolled.exit_code == 0, rolled.output
     registry = asyncio.run(read_version_log(kafka_settings))
     assert registry.head("sentiment").version_id == "v1"
     assert registry.get("v2").status is VersionStatus.ROLLED_BACK
 
-    promoted = run(kafka_settings, "promote", "v3", "--reason", "operator override")
+    promoted = run(kafka_settings, "promote", "v3", "--reason", "operator override", "--yes")
     assert promoted.exit_code == 0, promoted.output
     registry = asyncio.run(read_version_log(kafka_settings))
     assert registry.head("sentiment").version_id == "v3"
