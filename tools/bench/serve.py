@@ -8,7 +8,11 @@ a real TCP port, the packaged MiniLM, probe adapters in a temporary store) is me
   version (a real fetch, sha256 check and PEFT load);
 * throughput: /predict requests/s from concurrent clients with the subscriber following
   ``model-versions``, then with it stopped (the same replica, versions frozen), and their
-  ratio: what following the log costs the serving path.
+  ratio: what following the log costs the serving path;
+* with ``--via push``, the same swaps through ``driftloop push`` as well: the replica stops
+  following the log (as vLLM does not follow it), a pusher loads each promoted adapter
+  through vLLM's runtime adapter API (``/v1/load_lora_adapter``), and the clock stops at the
+  first OpenAI ``/v1/completions`` answer from the new version; both latencies are printed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,18 @@ from ..cli import settings_from
 from ..kafka.topic_admin import create_topics, delete_topics
 
 __all__ = ["serve"]
+
+
+def _spread(seconds: list[float]) -> str:
+    """Median, p95 and max of latencies, in ms.
+
+    >>> _spread([0.1, 0.2, 0.3])
+    'median 200 ms, p95 300 ms, max 300 ms'
+    """
+    ordered = sorted(seconds)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (f"median {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+            f"max {ordered[-1] * 1000:.0f} ms")
 
 TASK = "bench"
 LABELS = ("negative", "positive")
@@ -73,8 +89,50 @@ async def _swap(url: str, publish: object, event: ModelVersion, timeout: float) 
     raise click.ClickException(f"{event.version_id} was not served within {timeout} s")
 
 
+async def _swap_via_push(url: str, publish: object, event: ModelVersion,
+                         timeout: float) -> float:
+    """Publish ``event``; seconds until ``/v1/completions`` answers with that version."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        await publish(event)  # type: ignore[operator]
+        published = time.perf_counter()
+        deadline = published + timeout
+        body = {"model": event.version_id, "prompt": TEXTS[0]}
+        while time.perf_counter() < deadline:
+            async with session.post(f"{url}/v1/completions", json=body) as response:
+                if response.status == 200:
+                    return time.perf_counter() - published
+    raise click.ClickException(f"{event.version_id} was not pushed within {timeout} s")
+
+
+async def _push_swaps(settings: Settings, service: Any, url: str, publish: Any,
+                      versions: list[ModelVersion], staging: Path) -> list[float]:
+    """The replica stops following the log; a pusher loads each version into it."""
+    from ...client.kafka import new_producer
+    from ...learner.serving.acks import AckPublisher
+    from ...learner.serving.push import PushHost
+    from ...learner.serving.subscriber import AdapterSubscriber
+
+    await service.subscriber.stop()
+    # The pusher starts from an empty target, as on a fresh vLLM: what the subscriber
+    # loaded goes (its catch-up would otherwise find the head already loaded).
+    await service.host.aevict(TASK, set())
+    # Every pushed version is kept: the stopped subscriber still routes the task to the last
+    # one it served, and the target refuses to unload a version that answers its task.
+    pusher_settings = settings.model_copy(update={"serving": settings.serving.model_copy(
+        update={"replica_id": "bench-push", "keep_versions": len(versions) + 1})})
+    async with new_producer(pusher_settings) as producer:
+        pusher = AdapterSubscriber(
+            pusher_settings, PushHost(url, staging), replica="bench-push",
+            acks=AckPublisher(producer=producer, settings=pusher_settings, replica="bench-push"))
+        async with pusher:
+            await pusher.wait_caught_up(120)
+            return [await _swap_via_push(url, publish, event, 60.0) for event in versions]
+
+
 async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: int,
-                 swaps: int, port: int, rounds: int) -> dict[str, Any]:
+                 swaps: int, port: int, rounds: int, via_push: bool) -> dict[str, Any]:
     from aiohttp import web
 
     from ...client.kafka import new_producer
@@ -127,7 +185,14 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
                 frozen.append(await _throughput(url, requests, concurrency))
                 await service.subscriber.start()
                 await service.subscriber.wait_caught_up(120)
-            return {"latencies": latencies, "following": following, "frozen": frozen}
+            pushed: list[float] = []
+            if via_push:
+                pushed = await _push_swaps(
+                    settings, service, url, publish,
+                    [version(i, f"v{i - 1}") for i in range(swaps + 1, 2 * swaps + 1)],
+                    workdir / "push")
+            return {"latencies": latencies, "following": following, "frozen": frozen,
+                    "pushed": pushed}
         finally:
             await runner.cleanup()
 
@@ -140,9 +205,13 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
 @click.option("--rounds", default=3, show_default=True,
               help="Alternated throughput rounds per side (medians are reported).")
 @click.option("--torch-threads", default=2, show_default=True, help="torch threads.")
+@click.option("--via", type=click.Choice(["subscriber", "push"]), default="subscriber",
+              show_default=True,
+              help="push: also time the same swaps through driftloop push and vLLM's runtime "
+                   "adapter API (printed beside the subscriber's).")
 @click.pass_context
 def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
-          rounds: int, torch_threads: int) -> None:
+          rounds: int, torch_threads: int, via: str) -> None:
     """Swap latency (promoted event -> first answer with it) and /predict requests/s with and
     without the subscriber following model-versions."""
     import torch
@@ -158,16 +227,17 @@ def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port:
         create_topics(settings)
         try:
             result = asyncio.run(_bench(settings, workdir, requests, concurrency, swaps, port,
-                                        rounds))
+                                        rounds, via == "push"))
         finally:
             delete_topics(settings)
-    latencies = sorted(result["latencies"])
     following = statistics.median(result["following"])
     frozen = statistics.median(result["frozen"])
-    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-    click.echo(f"swap latency over {len(latencies)} promotions (event acked -> first answer): "
-               f"median {statistics.median(latencies) * 1000:.0f} ms, "
-               f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    click.echo(f"swap latency over {swaps} promotions (event acked -> first answer): "
+               + _spread(result["latencies"]) + " (the replica's subscriber, /predict)")
+    if result["pushed"]:
+        click.echo(f"swap latency over {swaps} promotions (event acked -> first answer): "
+                   + _spread(result["pushed"])
+                   + " (driftloop push, /v1/load_lora_adapter, /v1/completions)")
     rounds_text = ", ".join(f"{f:.1f}/{s:.1f}" for f, s in zip(result["following"],
                                                                result["frozen"], strict=True))
     click.echo(f"/predict with the subscriber following:  {following:10.1f} requests/s")
