@@ -6,9 +6,9 @@ traffic (``replay``: its held-out replayed examples and the pooled ones of earli
 forgetting) and (c) the task's challenge-prompt suite.
 
 With each version's per-example outcomes (the learner's gate), (a) and (b) are paired tests
-with a stated error rate (:mod:`.paired`): "better" is a sign-flip test on per-example proper
-scores (one minus half the Brier score) when they were measured, McNemar's exact test on the
-answers otherwise, and always needs more answers right; "worse" (forgetting) is McNemar's
+with a stated error rate (:mod:`.paired`): "better" is McNemar's exact test on the answers
+(or, with ``evidence="scores"``, a sign-flip test on per-example proper scores, one minus
+half the Brier score) and always needs more answers right; "worse" (forgetting) is McNemar's
 test on the answers. The candidate is promoted
 when it is better on (a) at level ``alpha``, or, when (a) alone is too small to show it,
 better on (a) and (b) pooled at level ``alpha`` and not behind on (a); in both cases it must
@@ -66,6 +66,9 @@ class GateRule:
     alpha
         Level of the paired tests: the most a candidate no better than its parent is promoted
         (per decision), and the evidence needed to call older traffic forgotten.
+    evidence
+        What "better" reads: ``"answers"`` (McNemar) or ``"scores"`` (per-example proper
+        scores, when measured).
     min_stability
         Least ``prompt_stability`` of the candidate (share of probes answered the same under
         every paraphrase of its prompt; :mod:`driftloop.learner.gate.stability`). None: not
@@ -90,10 +93,13 @@ class GateRule:
     challenge_tolerance: float = 0.02
     min_stability: float | None = None
     alpha: float = 0.1
+    evidence: str = "answers"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
+        if self.evidence not in ("answers", "scores"):
+            raise ValueError(f"evidence must be 'answers' or 'scores', got {self.evidence!r}")
         for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
                      "min_stability"):
             value = getattr(self, name)
@@ -124,7 +130,7 @@ class GateRule:
         recent = paired["holdout"]
         old = paired.get("replay")
         better = self._shown_better(recent)
-        p = recent.p_better_scores if recent.score_diffs else recent.p_better
+        p = self._p_better(recent)
         if better:
             verdict = f"< {self.alpha:g}: better"
         elif p >= self.alpha:
@@ -147,11 +153,17 @@ class GateRule:
                        + (f"< {self.alpha:g}: better" if overall else "not shown better"))
         return overall
 
+    def _p_better(self, comparison: PairedComparison) -> float:
+        if self.evidence == "scores" and comparison.score_diffs:
+            return comparison.p_better_scores
+        return comparison.p_better
+
     def _shown_better(self, comparison: PairedComparison) -> bool:
-        """Ahead on accuracy, and significantly so: on the proper scores when they were
-        measured (every example carries evidence), else by McNemar's test."""
-        p = comparison.p_better_scores if comparison.score_diffs else comparison.p_better
-        return p < self.alpha and comparison.effect > self.min_improvement
+        """Ahead on accuracy, and significantly so: by McNemar's test on the answers, or
+        with ``evidence="scores"`` on the per-example proper scores when they were measured
+        (every example carries evidence)."""
+        return (self._p_better(comparison) < self.alpha
+                and comparison.effect > self.min_improvement)
 
     def _improved(self, before: Metrics, after: Metrics, reasons: list[str]) -> bool:
         ok = True

@@ -115,7 +115,8 @@ class IncrementalUpdater:
         self.models = models or ResidentModels(capacity=cfg.resident_models)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
-                             min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha)
+                             min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha,
+                             evidence=cfg.gate_evidence)
         # learner.promotion = "canary": a gate-passing version is a candidate that serving
         # canaries and the worker's A/B test promotes or rejects on live feedback.
         self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"

@@ -153,11 +153,13 @@ def test_proper_scores_show_a_gain_that_four_wins_cannot() -> None:
     # candidate puts more probability on the true label of most texts.
     run = scored_run(random.Random(1), 24, shift=0.08, accuracy_gap=4)
     assert run.p_better > 0.05 and run.p_better_scores < 0.01
-    decision = GateRule(alpha=0.05).decide(BEFORE, after(), {"holdout": run})
+    rule = GateRule(alpha=0.05, evidence="scores")
+    decision = rule.decide(BEFORE, after(), {"holdout": run})
     assert decision.promote and "proper score +0.0" in decision.reasons[0]
+    assert not GateRule(alpha=0.05).decide(BEFORE, after(), {"holdout": run}).promote  # answers
     # As confident, but no more answers right: a better score alone is not promoted.
     same = scored_run(random.Random(1), 24, shift=0.08, accuracy_gap=0)
-    assert not GateRule(alpha=0.05).decide(BEFORE, after(), {"holdout": same}).promote
+    assert not rule.decide(BEFORE, after(), {"holdout": same}).promote
 
 
 def test_with_proper_scores_a_no_better_candidate_is_promoted_at_most_twice_alpha() -> None:
@@ -167,7 +169,7 @@ def test_with_proper_scores_a_no_better_candidate_is_promoted_at_most_twice_alph
     from driftloop.learner.gate.paired import compare
 
     rng = random.Random(5)
-    rule, promoted, trials = GateRule(alpha=0.1), 0, 600
+    rule, promoted, trials = GateRule(alpha=0.1, evidence="scores"), 0, 600
 
     def null_run(n: int):  # type: ignore[no-untyped-def]
         flips = [rng.random() < 0.5 for _ in range(rng.randint(0, n // 3))]
