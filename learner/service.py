@@ -39,6 +39,7 @@ from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
+from .metrics import LearnerMetrics
 from .registry.version_log import VersionLog, version_id_for
 from .topics.sites import offer_for, publish_offer
 from .topics.versions import publish_versions, read_version_log
@@ -90,10 +91,12 @@ class LearnerService:
         self.updater = updater or IncrementalUpdater(settings)
         self.max_requests = max_requests
         self.stats = LearnerStats()
+        self.metrics = LearnerMetrics()
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._ledger: AttemptLedger | None = None
+        self._lags: dict[TopicPartition, int] = {}
 
     def stop(self) -> None:
         """Ask the loop to stop after the request in hand (idempotent, signal-safe)."""
@@ -109,10 +112,19 @@ class LearnerService:
         self._producer = new_producer(self.settings, enable_idempotence=True)
         heartbeat = Heartbeat(self.settings.learner.cache_dir / HEARTBEAT_FILE,
                               status=lambda: {"handled": self.stats.handled})
-        async with (self._producer, self._consumer, heartbeat,
-                    admin_client(self.settings) as admin):
-            self._ledger = AttemptLedger(self._consumer, admin, consumer_group(self.settings))
-            await self._loop()
+        cfg = self.settings.learner
+        server = (self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
+                  if cfg.metrics_port is not None else None)
+        try:
+            async with (self._producer, self._consumer, heartbeat,
+                        admin_client(self.settings) as admin):
+                self._ledger = AttemptLedger(self._consumer, admin,
+                                             consumer_group(self.settings))
+                await self._loop()
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         return self.stats
 
     async def _loop(self) -> None:
@@ -127,6 +139,14 @@ class LearnerService:
                         return  # stopped while waiting to retry: nothing committed
                     # The effect (version or dead letter) is acknowledged: now the offset.
                     await self._consumer.commit({tp: record.offset + 1})
+                    self._measure_lag(tp, record.offset + 1)
+
+    def _measure_lag(self, tp: TopicPartition, position: int) -> None:
+        assert self._consumer is not None
+        end = self._consumer.highwater(tp)
+        self._lags[tp] = max(0, end - position) if end is not None else 0
+        self.metrics.queue_lag.set(sum(self._lags.values()))
+        self.metrics.resident_models.set(len(self.updater.models.resident()))
 
     async def _handle(self, record: ConsumerRecord) -> bool:
         """Handle one record; False when stopped before it was done (not to be committed)."""
@@ -152,6 +172,7 @@ class LearnerService:
                      version_id)
             grow_from_request(self.settings, request)  # in case a crash came before it
             self.stats.skipped.append(version_id)
+            self.metrics.update_ended(request.task, "skipped", {})
             return True
         log.info("training %s for request %s (%s)", version_id, request.id, where)
         outcome = await self._train(record, request, versions)
@@ -167,6 +188,8 @@ class LearnerService:
         grow_from_request(self.settings, request)  # real errors become probes, any status
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)
+        self.metrics.update_ended(request.task, result.event.status.value, result.timings,
+                                  published_in=latency)
         log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,
                  result.event.status, latency, where, result.event.reason)
         return True
@@ -223,6 +246,7 @@ class LearnerService:
             except Exception as exc:  # anything else may pass: retried, then a dead letter
                 note = await self._ledger.failed(tp, record.offset, note, exc)
                 self.stats.failed_attempts += 1
+                self.metrics.failed_attempts.inc()
                 if _out_of_memory(exc) and batch_size is None:
                     batch_size = max(cfg.batch_size // 2, 1)
                     log.warning("request %s ran out of memory (attempt %d): retrying with "
@@ -291,6 +315,10 @@ class LearnerService:
         await self._producer.send_and_wait(self.settings.kafka.topic(Topic.DEAD_LETTERS),
                                            encode(letter), key=record.topic.encode())
         self.stats.dead_letters += 1
+        key = record.key.decode(errors="replace") if record.key else ""
+        # A label per configured task only: a key is whatever the producer wrote.
+        self.metrics.update_ended(key if key in self.settings.tasks else "other",
+                                  "dead_letter", {})
 
 
 def install_signal_handlers(service: LearnerService) -> None:

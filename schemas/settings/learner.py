@@ -96,6 +96,11 @@ class LearnerSettings(Section):
         "gate", description="what a version that passes the gate becomes: 'gate' = promoted "
                             "at once; 'canary' = a candidate, canaried by serving and promoted "
                             "by the worker's A/B test on live feedback")
+    metrics_host: str = Field("127.0.0.1", description="interface of the learner's /metrics")
+    metrics_port: int | None = Field(
+        6067, gt=0, lt=65536,
+        description="port of the learner's Prometheus /metrics (None: not served; a port "
+                    "already taken is logged and the learner trains on)")
     max_poll_interval_ms: int = Field(
         1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
     max_attempts: int = Field(

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,10 +49,13 @@ def with_learner(kafka_settings: Settings, session_settings: Settings,
 
 
 async def run_service(settings: Settings, updater: IncrementalUpdater, requests: list[bytes],
-                      expect_versions: int, timeout: float = 240.0) -> list[ModelVersion]:
+                      expect_versions: int, timeout: float = 240.0,
+                      services: list[LearnerService] | None = None) -> list[ModelVersion]:
     """Produce requests, run the service until it handled them all, read the versions."""
     await produce(settings, Topic.TRAINING_REQUESTS, requests, key="sentiment")
     service = LearnerService(settings, updater=updater, max_requests=len(requests))
+    if services is not None:
+        services.append(service)
     try:
         await asyncio.wait_for(service.run(), timeout)
     finally:
@@ -67,7 +71,8 @@ def session_updater(settings: Settings, updater: IncrementalUpdater) -> Incremen
 
 
 async def test_request_yields_promoted_version_loadable_in_fresh_process(
-        kafka_settings, session_settings, updater, sentiment_v1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        kafka_settings, session_settings, updater, sentiment_v1, tmp_path,
+        unused_port) -> None:  # type: ignore[no-untyped-def]
     settings = with_learner(kafka_settings, session_settings,
                             store=session_settings.artifacts.store_url)
     suite = tmp_path / "suite.jsonl"
@@ -75,10 +80,39 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
     grown = settings.task("sentiment").model_copy(update={"challenge_suite": suite,
                                                           "challenge_growth": 3})
     settings = settings.model_copy(update={"tasks": {**settings.tasks, "sentiment": grown}})
+    port = unused_port
+    settings = settings.model_copy(update={"learner": settings.learner.model_copy(
+        update={"metrics_port": port})})
     request = sentiment_request("r1")
     # The same request twice (a producer retry) and one undecodable record.
     raw = [encode(request), encode(request), b'{"schema_name": "driftloop.training_request"}']
-    versions = await run_service(settings, session_updater(settings, updater), raw, 1)
+    scraped: list[str] = []
+
+    async def scrape() -> None:  # /metrics answers while the learner runs
+        def answered() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    scraped.append(r.read().decode())
+                return True
+            except OSError:
+                return False
+
+        await asyncio.to_thread(wait_until, answered, 120, "the learner's /metrics")
+
+    scraping = asyncio.create_task(scrape())
+    services: list[LearnerService] = []
+    versions = await run_service(settings, session_updater(settings, updater), raw, 1,
+                                 services=services)
+    await scraping
+    assert "driftloop_learner_queue_lag" in scraped[0]
+    text = services[0].metrics.render().decode()
+    for line in ('driftloop_learner_updates_total{outcome="promoted",task="sentiment"} 1.0',
+                 'driftloop_learner_updates_total{outcome="skipped",task="sentiment"} 1.0',
+                 'driftloop_learner_updates_total{outcome="dead_letter",task="sentiment"} 1.0',
+                 'driftloop_learner_update_seconds_count{phase="train"} 1.0',
+                 "driftloop_learner_publish_seconds_count 1.0",
+                 "driftloop_learner_resident_models 1.0"):
+        assert line in text, text
     dead = await consume_until(settings, Topic.DEAD_LETTERS, 1, timeout=60)
     assert decode(dead[0].value, DeadLetter).reason == "invalid_event"
     registry = await read_version_log(settings)
