@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .buffer import BufferOp
 from .canary import CanaryComparison
 from .join import Bucket
+from .state_codec import dumps
 
 if TYPE_CHECKING:
     from .tables import WorkerTables
@@ -104,8 +105,16 @@ def finish(tables: WorkerTables, task: str, redo: StepRedo) -> list[str]:
 
 
 def _differs(stored: Any, wanted: Any) -> bool:
+    """Whether the stored value is not the one the redo wants (by value, not identity).
+
+    >>> from driftloop.streams.canary import CanaryComparison
+    >>> _differs(CanaryComparison("t"), CanaryComparison("t")), _differs(None, 1)
+    (False, True)
+    """
     if stored is None:
         return True
+    if type(stored).__eq__ is object.__eq__:  # no value equality: compare what is stored
+        return dumps(stored) != dumps(wanted)
     try:
         return bool(stored != wanted)
     except (TypeError, ValueError):  # no usable equality (arrays): write again, idempotent
