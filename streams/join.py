@@ -80,6 +80,8 @@ class JoinWindow:
         self._waiting: dict[str, dict[str, str]] = {}  # interaction id -> {feedback id: key}
         self._entries = 0
         self._watermark = 0.0
+        # Event time reached on each side (interactions, feedback): see _expire.
+        self._marks: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
         self._expired_feedback = 0  # waiting feedback dropped unjoined, since the last take
@@ -129,7 +131,7 @@ class JoinWindow:
                     self._touch(fkey)
         bucket.ts = newest
         self._entries += added
-        self._after_update(key, bucket)
+        self._after_update(key, bucket, newest)
         return pairs
 
     def add_feedback(self, key: str, entries: Iterable[dict[str, Any]]) -> list[JoinedPair]:
@@ -137,7 +139,9 @@ class JoinWindow:
         interactions; keep the rest waiting."""
         bucket = self._bucket(key, FEEDBACK)
         pairs: list[JoinedPair] = []
+        newest = self._marks.get(FEEDBACK, 0.0)
         for entry in entries:
+            newest = max(newest, entry["ts"])
             interaction = self.get(entry["interaction_id"])
             if interaction is not None:
                 pairs.append(JoinedPair(interaction, entry))
@@ -150,7 +154,7 @@ class JoinWindow:
             bucket.entries[fid] = entry
             bucket.ts = max(bucket.ts, entry["ts"])
             self._entries += 1
-        self._after_update(key, bucket)
+        self._after_update(key, bucket, newest)
         return pairs
 
     def _bucket(self, key: str, kind: str) -> Bucket:
@@ -168,14 +172,40 @@ class JoinWindow:
         else:
             self._dirty.add(key)
 
-    def _after_update(self, key: str, bucket: Bucket) -> None:
-        self._watermark = max(self._watermark, bucket.ts)
+    def _after_update(self, key: str, bucket: Bucket, newest: float) -> None:
+        self._marks[bucket.kind] = max(self._marks.get(bucket.kind, 0.0), newest)
+        self._watermark = max(self._watermark, bucket.ts, newest)
         if key in self._buckets:
             self._touch(key)
         self._expire()
 
+    def horizon(self) -> float:
+        """Event time before which buckets expire.
+
+        The window runs behind the *slower* side: interactions and feedback are read from
+        two topics, and after a restart or a lag one side's backlog can run far ahead of
+        the other in event time; expiring by the faster side dropped interactions whose
+        feedback was still queued (the fault bench lost a third of its labels that way
+        over ten worker kills). The slower side holds expiry back by at most one more
+        window, which bounds the window's size when one side stops.
+
+        >>> join = JoinWindow(window_seconds=10)
+        >>> _ = join.add_interactions("a", [{"id": "i1", "ts": 100.0}])
+        >>> join.horizon()  # feedback not seen yet: the interactions decide
+        90.0
+        >>> _ = join.add_feedback("b", [{"id": "f", "interaction_id": "i0", "ts": 95.0}])
+        >>> join.horizon()  # feedback 5 s behind holds expiry back 5 s
+        85.0
+        >>> _ = join.add_interactions("c", [{"id": "i2", "ts": 200.0}])
+        >>> join.horizon()  # ... by one window at most
+        180.0
+        """
+        newest = self._watermark
+        slowest = min(self._marks.values()) if len(self._marks) == 2 else newest
+        return max(slowest, newest - self.window_seconds) - self.window_seconds
+
     def _expire(self) -> None:
-        horizon = self._watermark - self.window_seconds
+        horizon = self.horizon()
         while self._buckets:
             key, bucket = next(iter(self._buckets.items()))
             if bucket.ts >= horizon and self._entries <= self.max_entries:
@@ -232,6 +262,8 @@ class JoinWindow:
                 else:
                     self._waiting.setdefault(entry["interaction_id"], {})[entry_id] = key
             self._watermark = max(self._watermark, bucket.ts)
+        if self._buckets:  # both sides start where the state was: a backlog may follow
+            self._marks = {INTERACTIONS: self._watermark, FEEDBACK: self._watermark}
 
     def clone(self) -> JoinWindow:
         return JoinWindow(**self.get_params())

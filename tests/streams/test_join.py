@@ -32,6 +32,29 @@ def test_expiry_by_event_time_drops_old_buckets():
     assert {"old", "waiting"} <= deleted and "new" in changed
 
 
+def test_interactions_running_ahead_do_not_expire_what_queued_feedback_needs():
+    # After a restart the interactions' backlog can be read far ahead of the feedback's:
+    # the window follows the slower side (up to one extra window), so late labels still join.
+    join = JoinWindow(window_seconds=100)
+    join.add_interactions("a", [ix(1, 0)])
+    join.add_feedback("b", [fb(1, 1)])
+    join.add_interactions("c", [ix(2, 150)])  # 150 s ahead of the feedback's event time
+    assert join.get("i1") is not None
+    assert len(join.add_feedback("d", [fb(1, 2, n=1)])) == 1  # a late label still joins
+    join.add_interactions("e", [ix(3, 250)])  # beyond one extra window: i1 goes
+    assert join.get("i1") is None
+
+
+def test_a_restored_window_holds_both_sides_at_the_state_s_event_time():
+    join = JoinWindow(window_seconds=100)
+    join.add_interactions("a", [ix(1, 0)])
+    changed, _ = join.take_changes()
+    again = JoinWindow(window_seconds=100)
+    again.restore(changed.items())
+    again.add_interactions("b", [ix(2, 150)])  # the interactions' backlog comes first
+    assert len(again.add_feedback("c", [fb(1, 1)])) == 1
+
+
 def test_size_bound():
     join = JoinWindow(window_seconds=1e9, max_entries=100)
     for k in range(50):
