@@ -68,6 +68,18 @@ class Worker:
                          "restarting it")
             await self.start()
 
+    async def wait_handling_again(self, what: str, *, timeout: float = 180) -> None:
+        """Wait until the worker handles a message again after a broker fault (counted from
+        now: messages fetched before it do not count), restarting it if it exits."""
+        before = self.handled_since_start()
+
+        async def again() -> bool:
+            await self.keep_alive()
+            return self.handled_since_start() > before or (
+                self.unplanned_restarts > 0 and self.handled_since_start() > 0)
+
+        await wait_until(again, timeout=timeout, what=what)
+
     def stop(self) -> int | None:
         return self.child.stop(grace=30) if self.child else None
 

@@ -84,15 +84,7 @@ async def broker_restart(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
                          what="a third of the traffic")
         back_at = await asyncio.to_thread(rig.restart_broker, plan.outage_s)
         # counted once the broker is back: messages fetched before it went down do not count
-        handled_before = worker.handled_since_start()
-
-        async def handling_again() -> bool:
-            await worker.keep_alive()
-            return worker.handled_since_start() > handled_before or (
-                worker.unplanned_restarts > 0 and worker.handled_since_start() > 0)
-
-        await wait_until(handling_again, timeout=180,
-                         what="the worker handling messages after the broker restart")
+        await worker.wait_handling_again("the worker handling messages after the broker restart")
         recovery = [time.monotonic() - back_at]
         ledger = await drain(settings, worker, sending)
     return ScenarioResult("broker-restart", ledger, 1, recovery, worker.unplanned_restarts)
@@ -277,15 +269,7 @@ async def broker_disk_full(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
         rig.say("  the broker stopped by itself; an operator frees space and starts it")
         await asyncio.to_thread(disk.free)
         back_at = await asyncio.to_thread(rig.start_stopped_broker)
-        handled_before = worker.handled_since_start()
-
-        async def handling_again() -> bool:
-            await worker.keep_alive()
-            return worker.handled_since_start() > handled_before or (
-                worker.unplanned_restarts > 0 and worker.handled_since_start() > 0)
-
-        await wait_until(handling_again, timeout=180,
-                         what="the worker handling messages after the disk was freed")
+        await worker.wait_handling_again("the worker handling messages after the disk was freed")
         recovery = [time.monotonic() - back_at]
         ledger = await drain(settings, worker, sending)
     return ScenarioResult(name, ledger, 1, recovery, worker.unplanned_restarts)
