@@ -39,7 +39,6 @@ from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
-from .metrics import LearnerMetrics
 from .registry.version_log import VersionLog, version_id_for
 from .topics.sites import offer_for, publish_offer
 from .topics.versions import publish_versions, read_version_log
@@ -91,6 +90,10 @@ class LearnerService:
         self.updater = updater or IncrementalUpdater(settings)
         self.max_requests = max_requests
         self.stats = LearnerStats()
+        # Here, not at import: on an install without the learner extra, what is missing first
+        # is torch, and the CLI's message must name the learner extra, not prometheus_client's.
+        from .metrics import LearnerMetrics
+
         self.metrics = LearnerMetrics()
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
