@@ -28,9 +28,12 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-__all__ = ["METADATA_BYTES", "AttemptLedger", "AttemptNote", "error_tail"]
+from .errors import PartitionMovedError
+
+__all__ = ["METADATA_BYTES", "AttemptLedger", "AttemptNote", "commit_owned", "error_tail"]
 
 log = logging.getLogger(__name__)
 
@@ -105,4 +108,17 @@ class AttemptLedger:
         return failed
 
     async def _commit(self, tp: TopicPartition, offset: int, note: AttemptNote) -> None:
-        await self.consumer.commit({tp: OffsetAndMetadata(offset, note.encode())})
+        await commit_owned(self.consumer, tp, OffsetAndMetadata(offset, note.encode()))
+
+
+async def commit_owned(consumer: AIOKafkaConsumer, tp: TopicPartition,
+                       offset: int | OffsetAndMetadata) -> None:
+    """Commit ``offset`` for ``tp``; :class:`PartitionMovedError` when a rebalance took the
+    partition away (the commit is refused: the new owner starts from the last commit)."""
+    if tp not in consumer.assignment():
+        raise PartitionMovedError(f"{tp.topic}[{tp.partition}] is no longer this learner's")
+    try:
+        await consumer.commit({tp: offset})
+    except (CommitFailedError, IllegalStateError) as exc:
+        raise PartitionMovedError(f"{tp.topic}[{tp.partition}]: commit refused after a "
+                                  f"rebalance ({exc})") from exc

@@ -46,6 +46,14 @@ class ModelLoadError(LearnerError):
     exit_status = BASE_MODEL_EXIT_STATUS
 
 
+class PartitionMovedError(LearnerError):
+    """A rebalance gave the partition of the request in hand to another learner.
+
+    The new owner reads the request again from the group's committed offset, so this learner
+    publishes nothing for it and commits nothing: one version, from the owner.
+    """
+
+
 class TrainingRequestError(LearnerError):
     """A training request cannot be trained as asked (no usable examples, unknown labels...).
 

@@ -5,7 +5,7 @@ histograms, and labels are bounded (task, outcome, phase; never a version or req
 
 * ``driftloop_learner_updates_total{task, outcome}``: requests handled, by how they ended
   (``promoted``, ``rejected``, ``candidate``, ``skipped`` (already published),
-  ``dead_letter``);
+  ``dead_letter``, ``moved`` (trained, but a rebalance gave the request to another learner));
 * ``driftloop_learner_failed_attempts_total``: training attempts that raised and were retried;
 * ``driftloop_learner_update_seconds{phase}``: where an update's time goes (fetching the
   parent, scoring it, training, scoring the candidate, storing; ``update`` is the whole);

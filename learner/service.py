@@ -33,8 +33,8 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
-from .attempts import AttemptLedger
-from .errors import LearnerError, ModelLoadError, UntrustedModelError
+from .attempts import AttemptLedger, commit_owned
+from .errors import LearnerError, ModelLoadError, PartitionMovedError, UntrustedModelError
 from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
@@ -64,6 +64,7 @@ class LearnerStats:
     skipped: list[str] = field(default_factory=list)
     dead_letters: int = 0
     failed_attempts: int = 0
+    moved: int = 0  # requests whose partition went to another learner while in hand
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -138,10 +139,17 @@ class LearnerService:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=1)
             for tp, records in batches.items():
                 for record in records:
-                    if not await self._handle(record):
-                        return  # stopped while waiting to retry: nothing committed
-                    # The effect (version or dead letter) is acknowledged: now the offset.
-                    await self._consumer.commit({tp: record.offset + 1})
+                    try:
+                        if not await self._handle(record):
+                            return  # stopped while waiting to retry: nothing committed
+                        # The effect (version or dead letter) is acknowledged: now the offset.
+                        await commit_owned(self._consumer, tp, record.offset + 1)
+                    except PartitionMovedError as exc:
+                        # Its new owner reads it again from the last commit and handles it.
+                        log.info("%s@%d left to the learner that took it over: %s",
+                                 tp, record.offset, exc)
+                        self.stats.moved += 1
+                        continue
                     self._measure_lag(tp, record.offset + 1)
 
     def _measure_lag(self, tp: TopicPartition, position: int) -> None:
@@ -183,7 +191,12 @@ class LearnerService:
             return outcome
         result = outcome
         await self._hold_if_asked(result.event)
-        assert self._producer is not None
+        assert self._producer is not None and self._consumer is not None
+        tp = TopicPartition(record.topic, record.partition)
+        if tp not in self._consumer.assignment():  # trained, but no longer ours to publish
+            self.metrics.update_ended(request.task, "moved", result.timings)
+            raise PartitionMovedError(f"{where} went to another learner while {request.id} "
+                                      "trained; its version is theirs to publish")
         await self._offer_to_federation(result.event)
         await publish_versions(self._producer, self.settings, [result.event])
         latency = time.perf_counter() - consumed
