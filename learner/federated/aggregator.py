@@ -44,6 +44,7 @@ from ..models.adapters import (
     save_adapter,
 )
 from ..models.device import ComputeDevice, select_device
+from ..models.portable import to_internal
 from ..models.resident import ResidentModels, default_base_model
 from ..models.task_model import TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
@@ -112,7 +113,8 @@ class FederatedAggregator:
         self.settings = settings
         self.min_sites = min_sites
         self.device = device or select_device(cfg.device, cfg.torch_threads)
-        self.models = models or ResidentModels(capacity=cfg.resident_models)
+        self.models = models or ResidentModels(capacity=cfg.resident_models,
+                                                     paths=cfg.base_model_paths)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance)
 
@@ -150,8 +152,8 @@ class FederatedAggregator:
                                               + "; ".join(problems)))
                 continue
             try:
-                folder = self.store.fetch(adapter.adapter_uri, adapter.sha256,
-                                          workdir / f"site-{len(inputs.folders)}")
+                folder = to_internal(self.store.fetch(  # averaged in the in-memory form
+                    adapter.adapter_uri, adapter.sha256, workdir / f"site-{len(inputs.folders)}"))
                 check_safetensors_only(folder)
                 config, meta = read_lora_config(folder), read_metadata(folder)
                 shapes = _tensor_shapes(folder)
@@ -225,7 +227,7 @@ class FederatedAggregator:
         if head.base_model != inputs.base_model:
             raise FederationError(f"task {inputs.task}: the head {head.version_id} is on "
                                   f"{head.base_model}, the sites on {inputs.base_model}")
-        return self.store.fetch(head.adapter_uri, head.sha256, workdir / "head")
+        return to_internal(self.store.fetch(head.adapter_uri, head.sha256, workdir / "head"))
 
     def _task_model(self, kind: TaskKind, base: Any, meta: AdapterMetadata) -> TaskModel:
         cfg = self.settings.learner

@@ -1,9 +1,10 @@
 """LoRA adapter hyperparameters and the adapter folder layout driftloop writes.
 
 A folder is PEFT's standard layout (``adapter_config.json``, ``adapter_model.safetensors``,
-written by ``save_pretrained`` with safetensors only) plus ``driftloop.json``: what a loader
-needs besides the weights (task kind, class labels, prompt template). Any PEFT-aware server
-can ignore that file and load the adapter.
+written by ``save_pretrained`` with safetensors only, and PEFT's model card ``README.md``) in
+the portable form of :mod:`.portable` (a classifier's head and pooling beside the encoder's
+adapter), plus ``driftloop.json``: what driftloop records besides the weights (task kind,
+class labels, prompt template). A PEFT process ignores that file and loads the adapter.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 from ...schemas.enums import TaskKind
 from ..errors import AdapterFormatError
 
-__all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES", "AdapterMetadata",
-           "LoraSpec", "check_safetensors_only", "read_metadata", "save_adapter",
-           "trainable_peft_model"]
+__all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES",
+           "PROMPT_TEMPLATE_FILE", "AdapterMetadata", "LoraSpec", "check_safetensors_only",
+           "read_metadata", "save_adapter", "trainable_peft_model", "write_prompt_template"]
 
 ADAPTER_METADATA_FILE = "driftloop.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+PROMPT_TEMPLATE_FILE = "prompt_template.json"
 # torch.save / pickle formats: loading one runs whatever code its author put in it.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
@@ -77,15 +79,57 @@ class AdapterMetadata:
 
 
 def save_adapter(model: Any, folder: Path, metadata: AdapterMetadata) -> Path:
-    """Write a PEFT model's adapter (safetensors only) and ``driftloop.json`` into ``folder``."""
+    """Write a PEFT model's adapter (safetensors only, in the portable form of
+    :mod:`.portable`), PEFT's model card and ``driftloop.json`` into ``folder``."""
+    from .portable import to_portable
+
     folder.mkdir(parents=True, exist_ok=True)
-    # Embeddings are never trained here; "auto" would look for the base model's config.json
-    # (absent beside a GGUF file) to decide whether to copy them.
-    model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
-    # PEFT also writes a model card; the store accepts configs and weights only.
-    (folder / "README.md").unlink(missing_ok=True)
+    configs = list(getattr(model, "peft_config", {}).values())
+    named = [(config.base_model_name_or_path, config.revision) for config in configs]
+    revision = _hub_revision(model)
+    for config in configs:  # the model card and the config name the base model's id
+        config.base_model_name_or_path = metadata.base_model
+        config.revision = revision or config.revision
+    try:
+        # Embeddings are never trained here; "auto" would look for the base model's
+        # config.json (absent beside a GGUF file) to decide whether to copy them.
+        model.save_pretrained(str(folder), safe_serialization=True,
+                              save_embedding_layers=False)
+    finally:
+        for config, (name, rev) in zip(configs, named, strict=True):
+            config.base_model_name_or_path, config.revision = name, rev
+    to_portable(folder, metadata.task_kind, metadata.base_model)
+    if metadata.task_kind is TaskKind.GENERATION:
+        write_prompt_template(folder, metadata.prompt_template_id)
     (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     return folder
+
+
+def _hub_revision(model: Any) -> str | None:
+    """The hub commit the base model's weights were downloaded at (None for weights that
+    came from a package or a local folder: transformers records none for them)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    encoder = getattr(base, "encoder", base)  # the classifier keeps its encoder apart
+    for module in (base, encoder):
+        commit = getattr(getattr(module, "config", None), "_commit_hash", None)
+        if isinstance(commit, str) and commit:
+            return commit
+    return None
+
+
+def write_prompt_template(folder: Path, ref: str | None) -> None:
+    """Write the prompt template a generation adapter was trained under into
+    ``prompt_template.json``: a server without driftloop renders its prompts from it
+    (the user message is ``instruction``, a blank line, then ``input_format`` with the input
+    in place of ``{input}``, under the tokenizer's chat template)."""
+    from .prompts import get_template
+
+    template = get_template(ref)
+    record = {"id": template.id, "version": template.version, "ref": template.ref,
+              "instruction": template.instruction, "input_format": template.input_format,
+              "choices": list(template.choices), "sha256": template.sha256}
+    (folder / PROMPT_TEMPLATE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True)
+                                               + "\n", encoding="utf-8")
 
 
 def check_safetensors_only(folder: Path) -> None:
@@ -143,9 +187,12 @@ def read_metadata(folder: Path) -> AdapterMetadata:
 
 def trainable_peft_model(model: Any, config: Any, parent_dir: Path | None) -> Any:
     """``model`` with a trainable adapter: a fresh one from PEFT ``config``, or the parent's
-    adapter (at ``parent_dir``) loaded to continue training."""
+    adapter (at ``parent_dir``, stored form or in-memory form) loaded to continue training."""
     from peft import PeftModel, get_peft_model
+
+    from .portable import internal_layout
 
     if parent_dir is None:
         return get_peft_model(model, config)
-    return PeftModel.from_pretrained(model, str(parent_dir), is_trainable=True)
+    with internal_layout(parent_dir) as folder:
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=True)

@@ -2,9 +2,10 @@
 
 all-MiniLM-L6-v2 is a sentence-transformers checkpoint trained with mean pooling; it has no
 trained pooler, and ``AutoModelForSequenceClassification`` + LoRA collapsed to one class on
-it (NOTES.md). Mean pooling + a linear head learns well. The head rides in the adapter as a
-PEFT ``modules_to_save`` module, so ``PeftModel.from_pretrained`` restores it from the
-standard layout.
+it (NOTES.md). Mean pooling + a linear head learns well. In memory the head rides in the
+adapter as a PEFT ``modules_to_save`` module; the store keeps it apart, in
+sentence-transformers' layout beside an adapter of the encoder alone, so a process without
+driftloop loads it (:mod:`.portable`).
 """
 
 from __future__ import annotations

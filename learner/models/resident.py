@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "ResidentModels",
     "default_base_model",
     "load_base_model",
+    "local_weights",
     "resolve_base_model",
 ]
 
@@ -99,11 +100,12 @@ class BaseModel:
         return copy.deepcopy(self.model)
 
 
-def load_base_model(model_id: str, kind: TaskKind) -> BaseModel:
-    """Load tokenizer and weights for ``kind`` (an encoder, or a causal LM) from ``model_id``."""
+def load_base_model(model_id: str, kind: TaskKind, source: str | None = None) -> BaseModel:
+    """Load tokenizer and weights for ``kind`` (an encoder, or a causal LM) for ``model_id``,
+    from ``source`` when given (a local copy of that model: ``learner.base_model_paths``)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    name, gguf_file = resolve_base_model(model_id)
+    name, gguf_file = resolve_base_model(source or model_id)
     loader = AutoModelForCausalLM if TaskKind(kind) is TaskKind.GENERATION else AutoModel
     started = time.perf_counter()
     converted = _converted_dir(Path(name) / gguf_file) if gguf_file else None
@@ -149,6 +151,22 @@ def _align_stop_token(model_id: str, tokenizer: Any, model: Any) -> None:
     log.info("%s: the tokenizer ends sequences with %r, the model stops at %r: using %r",
              model_id, tokenizer.eos_token, token, token)
     tokenizer.eos_token = token
+
+
+def local_weights(model_id: str) -> Path | None:
+    """The local folder ``from_pretrained`` reads for a base model id without driftloop:
+    a packaged checkpoint's folder, the dequantized copy of a GGUF file (once a learner or
+    replica has loaded it), a local folder; None for a hub id transformers resolves itself.
+
+    >>> local_weights("gpt2") is None
+    True
+    """
+    name, gguf_file = resolve_base_model(model_id)
+    if gguf_file:
+        converted = _converted_dir(Path(name) / gguf_file)
+        return converted if converted.is_dir() else None
+    path = Path(name)
+    return path if path.is_dir() else None
 
 
 def _model_cache_home() -> Path:
@@ -217,6 +235,9 @@ class ResidentModels:
         How many base models stay in memory; the least recently used is dropped beyond it.
     loader
         Loads one base model (a parameter so tests can count loads).
+    paths
+        A local copy to load for some model ids (``learner.base_model_paths``): the id stays
+        the model's name in versions and logs.
 
     Examples
     --------
@@ -232,11 +253,13 @@ class ResidentModels:
     """
 
     def __init__(self, *, capacity: int = 2,
-                 loader: Callable[[str, TaskKind], Any] = load_base_model) -> None:
+                 loader: Callable[..., Any] = load_base_model,
+                 paths: Mapping[str, str] | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self._loader = loader
+        self.paths = dict(paths or {})
         self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     def get(self, model_id: str, kind: TaskKind | str) -> Any:
@@ -245,7 +268,9 @@ class ResidentModels:
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
-        loaded = self._loader(model_id, TaskKind(kind))
+        source = self.paths.get(model_id)
+        loaded = (self._loader(model_id, TaskKind(kind)) if source is None
+                  else self._loader(model_id, TaskKind(kind), source))
         self._models[key] = loaded
         while len(self._models) > self.capacity:
             evicted, _ = self._models.popitem(last=False)

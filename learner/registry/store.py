@@ -23,7 +23,7 @@ from ..errors import AdapterFormatError, ArtifactIntegrityError, ArtifactLocatio
 
 __all__ = ["ALLOWED_SUFFIXES", "ArtifactStore", "StoredArtifact", "adapter_digest"]
 
-ALLOWED_SUFFIXES = (".json", ".safetensors")
+ALLOWED_SUFFIXES = (".json", ".safetensors", ".md")  # .md: PEFT's model card
 _HEX = frozenset("0123456789abcdef")
 # PEFT writes three files; a folder listing thousands is not an adapter.
 MAX_ADAPTER_FILES = 32

@@ -26,6 +26,7 @@ from ...schemas.enums import TaskKind
 from ..errors import UnservableAdapterError, VersionNotServedError
 from ..models.adapters import check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
+from ..models.portable import internal_layout
 from ..models.resident import BaseModel, ResidentModels
 from .forward_passes import ForwardPassQueue
 
@@ -148,12 +149,14 @@ class ModelHost:
                 f"differs from the served versions' ({current.kind}, {list(current.labels)}, "
                 f"{current.base_model_id})")
         try:
-            if current is None:
-                current = self._first_model(version_id, folder, base_model_id, kind, labels)
-                self._tasks[task] = current
-            else:
-                current.peft_model.load_adapter(str(folder), adapter_name=version_id)
-                current.versions.append(version_id)
+            with internal_layout(folder) as inside:  # a classifier's head joins the adapter
+                if current is None:
+                    current = self._first_model(version_id, inside, base_model_id, kind,
+                                                labels)
+                    self._tasks[task] = current
+                else:
+                    current.peft_model.load_adapter(str(inside), adapter_name=version_id)
+                    current.versions.append(version_id)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
         current.templates[version_id] = metadata.prompt_template_id

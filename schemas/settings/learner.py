@@ -27,6 +27,10 @@ class LearnerSettings(Section):
     torch_threads: int | None = Field(None, gt=0)
     cache_dir: Path = Field(default_factory=lambda: data_home() / "learner")
     resident_models: int = Field(2, gt=0, description="base models kept in memory (LRU)")
+    base_model_paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="a local folder (or GGUF file) to load for a base model id, for offline "
+                    "use; versions still record the id")
     seed: int = Field(0, ge=0, description="fixed seed: a replayed request gives the same adapter")
     lora_r: int = Field(8, gt=0, description="LoRA rank")
     lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (alpha / r)")

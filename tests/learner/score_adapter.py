@@ -2,8 +2,10 @@
 
 Usage: ``python score_adapter.py SPEC.json``; SPEC holds the store URL, the version event and
 the training request. Prints ``{"accuracy": ...}`` on the request's held-out new examples.
-Only public pieces are used: the store (which verifies the sha256), the adapter's
-``driftloop.json``, the base model, and ``PeftModel.from_pretrained``.
+Only public pieces are used: the store (which verifies the sha256), the stored form turned
+back into driftloop's in-memory one (:mod:`driftloop.learner.models.portable`), the adapter's
+``driftloop.json``, the base model, and ``PeftModel.from_pretrained``. (Loading without
+driftloop at all: ``tests/learner/registry/test_portable_load.py``.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main(spec_path: str) -> None:
     from driftloop.learner.gate.split import split_request
     from driftloop.learner.models.adapters import read_metadata
     from driftloop.learner.models.classification import MeanPoolClassifier
+    from driftloop.learner.models.portable import to_internal
     from driftloop.learner.models.resident import resolve_base_model
     from driftloop.learner.registry.store import ArtifactStore
     from driftloop.schemas.events import ModelVersion, TrainingRequest
@@ -33,7 +36,7 @@ def main(spec_path: str) -> None:
     event = ModelVersion.model_validate(spec["event"])
     request = TrainingRequest.model_validate(spec["request"])
     store = ArtifactStore(spec["store_url"])
-    folder = store.fetch(event.adapter_uri, event.sha256)
+    folder = to_internal(store.fetch(event.adapter_uri, event.sha256))  # a private copy
     meta = read_metadata(folder)
     name, _ = resolve_base_model(event.base_model)
     tokenizer = AutoTokenizer.from_pretrained(name)

@@ -69,6 +69,18 @@ def test_resident_models_lru() -> None:
         ResidentModels(capacity=0)
 
 
+def test_a_local_copy_stands_in_for_a_hub_id_that_keeps_its_name(tmp_path: Path) -> None:
+    hub_id = "sentence-transformers/all-MiniLM-L6-v2"
+    copy = tmp_path / "minilm"
+    copy.symlink_to(minilm_dir(), target_is_directory=True)
+    models = ResidentModels(capacity=1, paths={hub_id: str(copy)})
+    loaded = models.get(hub_id, TaskKind.CLASSIFICATION)
+    assert loaded.model_id == hub_id  # what versions record
+    assert Path(loaded.model.config._name_or_path) == copy  # what was read
+    with pytest.raises(ModelLoadError, match="does not exist"):  # a wrong path says so
+        ResidentModels(paths={hub_id: str(tmp_path / "gone")}).get(hub_id, "classification")
+
+
 def test_resident_copy_leaves_the_base_untouched(minilm) -> None:  # type: ignore[no-untyped-def]
     copy = minilm.fresh_copy()
     first = next(copy.parameters())
