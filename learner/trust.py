@@ -29,8 +29,8 @@ from pathlib import Path
 from ..schemas.events import ModelVersion
 from ..schemas.settings import Settings
 from ..schemas.signing import deployment_key, sign_version, version_signature_ok
-from .errors import UntrustedModelError, UntrustedVersionError
-from .models.resident import DEFAULT_BASE_MODELS
+from .errors import ModelLoadError, UntrustedModelError, UntrustedVersionError
+from .models.resident import DEFAULT_BASE_MODELS, resolve_base_model
 
 __all__ = ["ANY_MODEL", "Trust", "weights_file", "weights_sha256"]
 
@@ -75,6 +75,7 @@ class Trust:
              *(task.base_model for task in settings.tasks.values() if task.base_model)}
             - {ANY_MODEL})
         self.digests = dict(trust.base_model_sha256)
+        self.paths = dict(settings.learner.base_model_paths)
         self.key = deployment_key(settings)
         self._verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256
 
@@ -94,15 +95,28 @@ class Trust:
         if not path.exists():
             raise UntrustedModelError(f"base model {name!r}: no such local path to check "
                                       "against trust.base_model_sha256")
-        weights = weights_file(path)
+        actual = self._digest(weights_file(path))
+        if actual != expected:
+            raise UntrustedModelError(f"base model {name!r}: weights hash to {actual}, "
+                                      f"trust.base_model_sha256 says {expected}")
+
+    def weights_digest(self, name: str) -> str | None:
+        """sha256 of the local weights file a base model id loads (a packaged checkpoint,
+        a GGUF file, a local copy from ``learner.base_model_paths``), recorded with every
+        adapter trained on it; None for a hub id or a folder without one weights file."""
+        try:
+            source, gguf_file = resolve_base_model(self.paths.get(name, name))
+            path = Path(source) / gguf_file if gguf_file else Path(source)
+            return self._digest(weights_file(path)) if path.exists() else None
+        except (ModelLoadError, UntrustedModelError, OSError):
+            return None
+
+    def _digest(self, weights: Path) -> str:
         stat = weights.stat()  # hashed again whenever the file changes
         key = (str(weights), stat.st_size, stat.st_mtime_ns)
         if key not in self._verified:
             self._verified[key] = weights_sha256(weights)
-        if self._verified[key] != expected:
-            raise UntrustedModelError(f"base model {name!r}: weights hash to "
-                                      f"{self._verified[key]}, trust.base_model_sha256 says "
-                                      f"{expected}")
+        return self._verified[key]
 
     def sign(self, event: ModelVersion) -> ModelVersion:
         """``event`` signed with the deployment's key (unchanged when there is none)."""

@@ -196,8 +196,9 @@ class IncrementalUpdater:
                           f"{part}_p_better_scores": comparison.p_better_scores}
             for metrics in (before, after):  # how much of the holdout came from the pool
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
+            base_digest = self.trust.weights_digest(plan.base_model)
             with _phase(timings, "store_seconds"):
-                stored = self._store(plan, task_model, model, workdir)
+                stored = self._store(plan, task_model, model, workdir, base_digest)
             timings["update_seconds"] = time.perf_counter() - started
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -208,7 +209,9 @@ class IncrementalUpdater:
             labels=task_model.labels, max_length=self.settings.learner.max_length,
             metadata=(update_metadata(task_model, plan, report, timings, self.device.type)
                       | {"batch_size": config.batch_size,
-                         "deployment": self.settings.deployment_id} | pool_metadata(plan.pooled)
+                         "deployment": self.settings.deployment_id}
+                      | ({"base_weights_sha256": base_digest} if base_digest else {})
+                      | pool_metadata(plan.pooled)
                       | distillation.lineage | lineage))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),
@@ -289,11 +292,14 @@ class IncrementalUpdater:
         return after | stability_metrics(task_model, model, suite,
                                          self.settings.learner.prompt_stability_probes)
 
-    def _store(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
-               workdir: Path) -> StoredArtifact:
-        """Save the candidate in PEFT's layout with driftloop's metadata; store it by sha256."""
+    def _store(self, plan: UpdatePlan, task_model: TaskModel, model: Any, workdir: Path,
+               base_digest: str | None = None) -> StoredArtifact:
+        """Save the candidate in PEFT's layout with driftloop's metadata (and the sha256 of
+        the base weights it was trained on, when local); store it by sha256."""
         metadata = AdapterMetadata(plan.kind, plan.base_model, plan.version_id,
-                                   task_model.labels, _template_ref(task_model))
+                                   task_model.labels, _template_ref(task_model),
+                                   extra={"base_weights_sha256": base_digest} if base_digest
+                                   else {})
         return self.store.put(save_adapter(model, workdir / "candidate", metadata))
 
     def _fetch_adapter(self, version: ModelVersion, kind: TaskKind,

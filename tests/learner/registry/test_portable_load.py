@@ -17,6 +17,7 @@ from driftloop.learner.models.packaged import minilm_dir
 from driftloop.learner.models.portable import internal_layout, is_portable_classifier
 from driftloop.learner.serving.model_host import ModelHost
 from driftloop.learner.training.update import store_from_settings
+from driftloop.learner.trust import weights_sha256
 
 README = Path(__file__).parents[3] / "README.md"
 TEXTS = ["I love this, it is wonderful!", "Terrible service, never again.", "not good at all",
@@ -52,6 +53,8 @@ def test_the_readme_lines_reproduce_the_served_probabilities(
     assert config["task_type"] == "FEATURE_EXTRACTION"
     assert config["base_model_name_or_path"] == event.base_model
     assert "base_model:" in (folder / "README.md").read_text()  # PEFT's model card, kept
+    # The weights it was trained on, by digest: the packaged checkpoint's safetensors file.
+    assert event.metadata["base_weights_sha256"] == weights_sha256(minilm_dir())
     snippet = readme_snippet("portable-classifier")
     assert len(snippet.strip().splitlines()) <= 20
     driver = DRIVER.format(site=sysconfig.get_paths()["purelib"], snippet=snippet)
