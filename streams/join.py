@@ -76,6 +76,9 @@ class JoinWindow:
 
     def _reset(self) -> None:
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        # Each side's bucket keys in arrival order: a side expires by the other's progress.
+        self._sides: dict[str, OrderedDict[str, None]] = {INTERACTIONS: OrderedDict(),
+                                                          FEEDBACK: OrderedDict()}
         self._interaction_at: dict[str, str] = {}  # interaction id -> bucket key
         self._waiting: dict[str, dict[str, str]] = {}  # interaction id -> {feedback id: key}
         self._entries = 0
@@ -162,11 +165,12 @@ class JoinWindow:
         if bucket is None:
             bucket = Bucket(kind=kind, ts=0.0)
             self._buckets[key] = bucket
+            self._sides[kind][key] = None
         return bucket
 
     def _touch(self, key: str) -> None:
         if not self._buckets[key].entries:
-            del self._buckets[key]
+            self._sides[self._buckets.pop(key).kind].pop(key, None)
             self._dirty.discard(key)
             self._deleted.add(key)
         else:
@@ -179,41 +183,53 @@ class JoinWindow:
             self._touch(key)
         self._expire()
 
-    def horizon(self) -> float:
-        """Event time before which buckets expire.
+    def horizon(self, kind: str | None = None) -> float:
+        """Event time before which buckets of ``kind`` (interactions or feedback) expire.
 
-        The window runs behind the *slower* side: interactions and feedback are read from
-        two topics, and after a restart or a lag one side's backlog can run far ahead of
-        the other in event time; expiring by the faster side dropped interactions whose
-        feedback was still queued (the fault bench lost a third of its labels that way
-        over ten worker kills). The slower side holds expiry back by at most one more
-        window, which bounds the window's size when one side stops.
+        Each side is expired by the *other* side's progress, as a two-sided stream join
+        is: an interaction can leave once the feedback read has passed it by a window (no
+        label for it is still queued), waiting feedback once the interactions read have
+        passed it by a window (its interaction is not coming). Interactions and feedback
+        are read from two topics, and after a restart or a lag one side's backlog can run
+        far ahead of the other in event time: expiring by the faster side dropped
+        interactions whose feedback was still queued (the fault bench lost a third of its
+        labels that way over ten worker kills, and most of them over fifty when the slower
+        side could hold expiry back by one window only). Until the other side has been seen
+        a side expires by its own progress; when one side stops, what the other keeps is
+        bounded by ``max_entries`` (the oldest buckets go first). Without ``kind``, the
+        earlier of the two.
 
         >>> join = JoinWindow(window_seconds=10)
         >>> _ = join.add_interactions("a", [{"id": "i1", "ts": 100.0}])
-        >>> join.horizon()  # feedback not seen yet: the interactions decide
+        >>> join.horizon(INTERACTIONS)  # no feedback seen yet: their own progress
         90.0
         >>> _ = join.add_feedback("b", [{"id": "f", "interaction_id": "i0", "ts": 95.0}])
-        >>> join.horizon()  # feedback 5 s behind holds expiry back 5 s
+        >>> join.horizon(INTERACTIONS), join.horizon(FEEDBACK)  # each by the other side
+        (85.0, 90.0)
+        >>> _ = join.add_interactions("c", [{"id": "i2", "ts": 500.0}])
+        >>> join.horizon(INTERACTIONS)  # labels still queued hold the interactions
         85.0
-        >>> _ = join.add_interactions("c", [{"id": "i2", "ts": 200.0}])
-        >>> join.horizon()  # ... by one window at most
-        180.0
         """
-        newest = self._watermark
-        slowest = min(self._marks.values()) if len(self._marks) == 2 else newest
-        return max(slowest, newest - self.window_seconds) - self.window_seconds
+        if kind is None:
+            return min(self.horizon(INTERACTIONS), self.horizon(FEEDBACK))
+        other = FEEDBACK if kind == INTERACTIONS else INTERACTIONS
+        mark = self._marks.get(other, self._marks.get(kind, self._watermark))
+        return mark - self.window_seconds
 
     def _expire(self) -> None:
-        horizon = self.horizon()
-        while self._buckets:
-            key, bucket = next(iter(self._buckets.items()))
-            if bucket.ts >= horizon and self._entries <= self.max_entries:
-                break
-            self._drop(key)
+        for kind, keys in self._sides.items():
+            horizon = self.horizon(kind)
+            while keys:
+                key = next(iter(keys))
+                if self._buckets[key].ts >= horizon:
+                    break
+                self._drop(key)
+        while self._entries > self.max_entries and self._buckets:  # oldest first
+            self._drop(next(iter(self._buckets)))
 
     def _drop(self, key: str) -> None:
         bucket = self._buckets.pop(key)
+        self._sides[bucket.kind].pop(key, None)
         for entry_id, entry in bucket.entries.items():
             self._entries -= 1
             if bucket.kind == INTERACTIONS:
@@ -255,6 +271,7 @@ class JoinWindow:
         self._reset()
         for key, bucket in sorted(buckets, key=lambda item: item[1].ts):
             self._buckets[key] = bucket
+            self._sides[bucket.kind][key] = None
             for entry_id, entry in bucket.entries.items():
                 self._entries += 1
                 if bucket.kind == INTERACTIONS:

@@ -27,22 +27,37 @@ def test_expiry_by_event_time_drops_old_buckets():
     join.add_interactions("old", [ix(1, 0)])
     join.add_feedback("waiting", [fb(9, 1)])
     join.add_interactions("new", [ix(2, 50)])
-    assert join.get("i1") is None and join.waiting_feedback == 0 and join.get("i2")
+    # The interactions read passed the waiting label by a window: its interaction is not
+    # coming. i1 stays until the feedback read passes it (a label for it may be queued).
+    assert join.waiting_feedback == 0 and join.get("i1") and join.get("i2")
+    join.add_feedback("later", [fb(2, 50)])
+    assert join.get("i1") is None and join.get("i2")
     changed, deleted = join.take_changes()
     assert {"old", "waiting"} <= deleted and "new" in changed
 
 
 def test_interactions_running_ahead_do_not_expire_what_queued_feedback_needs():
     # After a restart the interactions' backlog can be read far ahead of the feedback's:
-    # the window follows the slower side (up to one extra window), so late labels still join.
+    # interactions expire by the feedback's progress, so late labels still join.
     join = JoinWindow(window_seconds=100)
     join.add_interactions("a", [ix(1, 0)])
     join.add_feedback("b", [fb(1, 1)])
     join.add_interactions("c", [ix(2, 150)])  # 150 s ahead of the feedback's event time
     assert join.get("i1") is not None
     assert len(join.add_feedback("d", [fb(1, 2, n=1)])) == 1  # a late label still joins
-    join.add_interactions("e", [ix(3, 250)])  # beyond one extra window: i1 goes
-    assert join.get("i1") is None
+    join.add_interactions("e", [ix(3, 10_000)])  # however far ahead the interactions run
+    assert join.get("i1") is not None
+    join.add_feedback("f", [fb(3, 150)])  # the feedback read passes i1 by a window: it goes
+    assert join.get("i1") is None and join.get("i3") is not None
+
+
+def test_feedback_whose_interaction_never_comes_expires_by_the_interactions_progress():
+    join = JoinWindow(window_seconds=100)
+    join.add_feedback("a", [fb(7, 0)])  # labels an interaction that was never sent
+    join.add_interactions("b", [ix(1, 50)])
+    assert join.waiting_feedback == 1
+    join.add_interactions("c", [ix(2, 120)])
+    assert join.waiting_feedback == 0 and join.take_expired_feedback()
 
 
 def test_a_restored_window_holds_both_sides_at_the_state_s_event_time():

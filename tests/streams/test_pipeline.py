@@ -24,8 +24,8 @@ def test_feedback_that_leaves_the_join_window_unjoined_is_counted():
     early = items(3)
     state.on_feedback(labels(early), join=join, buffer=buffer, bucket="f0", now=0.0)
     assert state.counters["feedback_expired"] == 0  # still waiting for its interactions
-    # Interactions three hours later in event time move the window past the feedback (the
-    # slower side, feedback, holds expiry back by one window at most: two hours would not).
+    # Interactions three hours later in event time: waiting feedback expires by the
+    # interactions' progress (its interactions are not coming).
     state.on_interactions(items(2, start=10_800), join=join, buffer=buffer, bucket="i0", now=1.0)
     assert state.counters["feedback_expired"] == 3 and state.counters["joined"] == 0
     # Feedback that arrives late waits its turn in the window's order, then is counted too.
