@@ -40,6 +40,7 @@ from ..models.task_model import TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog
 from ..trust import Trust
+from .challenger import challenger_for
 from .distill import Distillation, distillation_for
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
@@ -72,6 +73,9 @@ class _Start:
     adapter_dir: Path | None = None
     adapter_meta: AdapterMetadata | None = None
     domain_start: DomainStart | None = None
+    parent_dir: Path | None = None
+    """The served parent's adapter, when the start is a challenger (:mod:`.challenger`)."""
+    challenger: ModelVersion | None = None
 
 
 def store_from_settings(settings: Settings) -> ArtifactStore:
@@ -163,11 +167,18 @@ class IncrementalUpdater:
             start = self._start(plan, versions, workdir, timings)
             task_model = self._task_model(plan, start)
             suite = ChallengeSuite.load(plan.task.challenge_suite)
+            # Built before the seeded trainable copy: loading draws random numbers.
+            served = (task_model.build(start.base.fresh_copy(), self._lora_spec(),
+                                       start.parent_dir)
+                      if start.challenger is not None else None)
             model, distillation = self._trainable(plan, start, task_model, versions, workdir)
             parent_hits: Outcomes = {}
             with _phase(timings, "score_parent_seconds"):
-                before = score_for_gate(task_model, model, plan.gate_split, suite, parent_hits)
-                misses = self._parent_misses(plan, task_model, model)
+                parent_model = served if served is not None else model
+                before = score_for_gate(task_model, parent_model, plan.gate_split, suite,
+                                        parent_hits)
+                misses = self._parent_misses(plan, task_model, parent_model)
+            del served, parent_model
             config = self.train_config
             if batch_size is not None:
                 config = replace(config, batch_size=batch_size)
@@ -203,6 +214,8 @@ class IncrementalUpdater:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         lineage = start.domain_start.metadata() if start.domain_start is not None else {}
+        if start.challenger is not None:
+            lineage = {**lineage, "continued_from": start.challenger.version_id}
         event = version_event(
             plan, stored, before=before, after=after, decision=decision,
             passed=self.passed_status, prompt_template_id=_template_ref(task_model),
@@ -234,6 +247,7 @@ class IncrementalUpdater:
             base = self.models.get(plan.base_model, plan.kind)
         start = _Start(base, folder, meta)
         if plan.domain is None:
+            self._continue_challenger(plan, versions, start, workdir)
             return start
         cfg = self.settings.learner
         # Cross-domain transfer: a new domain starts from the closest domain's head.
@@ -248,6 +262,22 @@ class IncrementalUpdater:
                                                                         workdir)
         return start
 
+    def _continue_challenger(self, plan: UpdatePlan, versions: VersionLog, start: _Start,
+                             workdir: Path) -> None:
+        """Start from the parent's challenger when there is one (the gate still scores the
+        served parent)."""
+        cfg = self.settings.learner
+        if not cfg.continue_rejected or plan.parent is None:
+            return
+        challenger = challenger_for(versions, plan.parent, alpha=cfg.gate_alpha,
+                                    challenge_tolerance=self.gate.challenge_tolerance)
+        if challenger is None:
+            return
+        start.parent_dir = start.adapter_dir
+        start.adapter_dir, start.adapter_meta = self._fetch_adapter(
+            challenger, plan.kind, workdir / "challenger")
+        start.challenger = challenger
+
     def _task_model(self, plan: UpdatePlan, start: _Start) -> TaskModel:
         """The task model of the plan's kind, checked against the request's examples."""
         cfg, meta = self.settings.learner, start.adapter_meta
@@ -261,13 +291,15 @@ class IncrementalUpdater:
         model.check(plan.request.examples)
         return model
 
+    def _lora_spec(self) -> LoraSpec:
+        cfg = self.settings.learner
+        return LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+
     def _trainable(self, plan: UpdatePlan, start: _Start, task_model: TaskModel,
                    versions: VersionLog, workdir: Path) -> tuple[Any, Distillation]:
         """A trainable copy of the base with the start adapter, and the teacher if any."""
-        cfg = self.settings.learner
-        spec = LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-        seed_everything(cfg.seed)  # the untrained head's initialisation
-        model = task_model.build(start.base.fresh_copy(), spec, start.adapter_dir)
+        seed_everything(self.settings.learner.seed)  # the untrained head's initialisation
+        model = task_model.build(start.base.fresh_copy(), self._lora_spec(), start.adapter_dir)
         # After the student's seeded initialisation: loading a teacher draws random numbers.
         distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
                                         versions, models=self.models, store=self.store,

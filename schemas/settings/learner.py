@@ -47,6 +47,12 @@ class LearnerSettings(Section):
         1.0, gt=0.0, le=1.0,
         description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "
                     "parent + interpolation * (trained - parent); 1 = the trained adapter)")
+    continue_rejected: bool = Field(
+        False,
+        description="an update continues from the last candidate rejected for want of "
+                    "evidence (not behind its parent, not forgetting) instead of the served "
+                    "parent; the gate still compares with the served parent (measured: "
+                    "README, Quality)")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0,
                                     description="share of the request kept for the gate "
                                                 "(chosen by a hash of each example's text)")
