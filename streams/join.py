@@ -279,8 +279,14 @@ class JoinWindow:
                 else:
                     self._waiting.setdefault(entry["interaction_id"], {})[entry_id] = key
             self._watermark = max(self._watermark, bucket.ts)
-        if self._buckets:  # both sides start where the state was: a backlog may follow
-            self._marks = {INTERACTIONS: self._watermark, FEEDBACK: self._watermark}
+        if self._buckets:
+            # Each side starts at the newest bucket it kept; a side that kept none (feedback
+            # that all joined) at the oldest bucket of the other, so nothing restored expires
+            # before that side's backlog is read again and shows how far it is.
+            oldest = min(bucket.ts for bucket in self._buckets.values())
+            newest = {kind: max((self._buckets[key].ts for key in keys), default=oldest)
+                      for kind, keys in self._sides.items()}
+            self._marks = newest
 
     def clone(self) -> JoinWindow:
         return JoinWindow(**self.get_params())

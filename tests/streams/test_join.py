@@ -70,6 +70,21 @@ def test_a_restored_window_holds_both_sides_at_the_state_s_event_time():
     assert len(again.add_feedback("c", [fb(1, 1)])) == 1
 
 
+def test_a_restored_window_keeps_interactions_until_the_feedback_read_shows_progress():
+    # Before the kill the interactions were read far ahead of their labels, which all joined
+    # (no waiting feedback was kept): the state alone does not say where the feedback was.
+    join = JoinWindow(window_seconds=100)
+    join.add_interactions("a", [ix(0, 0), ix(1, 0)])
+    assert len(join.add_feedback("x", [fb(0, 1)])) == 1  # joined: nothing of it is kept
+    join.add_interactions("b", [ix(2, 1_000)])
+    assert join.get("i1") is not None  # i1's label is still queued on the feedback topic
+    changed, _ = join.take_changes()
+    again = JoinWindow(window_seconds=100)
+    again.restore(changed.items())
+    again.add_interactions("c", [ix(3, 1_050)])
+    assert len(again.add_feedback("d", [fb(1, 1)])) == 1  # its label was still queued
+
+
 def test_size_bound():
     join = JoinWindow(window_seconds=1e9, max_entries=100)
     for k in range(50):
