@@ -103,6 +103,7 @@ class AdapterSubscriber:
         self.caught_up = False
         self.ack_failures = 0
         self._task: asyncio.Task[None] | None = None
+        self._in_hand: asyncio.Future[None] | None = None  # the switch being made
         self._caught_up = asyncio.Event()
 
     # -- what a request reads ----------------------------------------------------------
@@ -157,7 +158,8 @@ class AdapterSubscriber:
             raise ServingError(f"subscriber did not catch up within {timeout:.0f} s")
 
     async def stop(self) -> None:
-        """Stop following (idempotent); the served versions stay as they are."""
+        """Stop following (idempotent); the served versions stay as they are. A switch in
+        hand (load, evict, ack) is finished first, so what a replica serves is acked."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -165,6 +167,12 @@ class AdapterSubscriber:
                 await task
             except asyncio.CancelledError:
                 pass
+        in_hand, self._in_hand = self._in_hand, None
+        if in_hand is not None:
+            try:
+                await in_hand
+            except Exception as exc:  # the follow loop would have raised it; stopping anyway
+                log.error("the switch in hand when stopping failed: %s", exc)
         await self.feed.stop()
 
     async def __aenter__(self) -> AdapterSubscriber:
@@ -187,7 +195,10 @@ class AdapterSubscriber:
                 continue  # a fresh replica loads only the heads, not every past version
             for task, first_read in list(pending.items()):
                 del pending[task]
-                await self._reconcile(task, first_read)
+                # Shielded: stop() cancels the loop, never a switch half made.
+                self._in_hand = asyncio.ensure_future(self._reconcile(task, first_read))
+                await asyncio.shield(self._in_hand)
+                self._in_hand = None
             if not self._caught_up.is_set():
                 self.caught_up = True
                 self._caught_up.set()

@@ -146,3 +146,37 @@ async def test_a_refused_version_republished_with_its_real_artifact_is_served(  
         await publish(kafka_settings, version_event("v1", neg))
         await until(lambda: replica.subscriber.serving(TASK) == "v1", 10, "corrected v1 served")
         assert replica.subscriber.ack_failures == 0
+
+
+class HeldHost(ModelHost):
+    """A host whose loads wait until the test lets them go."""
+
+    def __init__(self, models: ResidentModels) -> None:
+        super().__init__(models, max_length=32)
+        self.loading, self.release = asyncio.Event(), asyncio.Event()
+
+    async def aload(self, task: str, version_id: str, folder: Path, base_model_id: str) -> float:
+        self.loading.set()
+        await self.release.wait()
+        return await super().aload(task, version_id, folder, base_model_id)
+
+
+async def test_stopping_during_a_switch_finishes_it_and_acks_it(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    await publish(kafka_settings, version_event("v1", store(kafka_settings, probes["neg"])))
+    settings = serving_settings(kafka_settings, tmp_path, "r-stop")
+    host = HeldHost(resident_models)
+    async with new_producer(settings) as producer:
+        subscriber = AdapterSubscriber(settings, host, replica="r-stop",
+                                       acks=AckPublisher(producer=producer, settings=settings,
+                                                         replica="r-stop"))
+        await subscriber.start()
+        await asyncio.wait_for(host.loading.wait(), 60)
+        stopping = asyncio.create_task(subscriber.stop())  # SIGTERM while the load is in hand
+        await until(lambda: not subscriber.running, 10, "the follow loop cancelled")
+        host.release.set()
+        await asyncio.wait_for(stopping, 60)
+    assert host.versions(TASK) == ["v1"] and subscriber.serving(TASK) == "v1"
+    acks = await read_acks(kafka_settings)
+    assert converged(acks, TASK, "v1", ["r-stop"]), "what the replica serves is acked"
+    host.close()
