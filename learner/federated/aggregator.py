@@ -114,7 +114,7 @@ class FederatedAggregator:
         self.min_sites = min_sites
         self.device = device or select_device(cfg.device, cfg.torch_threads)
         self.models = models or ResidentModels(capacity=cfg.resident_models,
-                                                     paths=cfg.base_model_paths)
+                                               paths=cfg.base_model_paths)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance)
 
