@@ -33,7 +33,8 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from .errors import PartitionMovedError
 
-__all__ = ["METADATA_BYTES", "AttemptLedger", "AttemptNote", "commit_owned", "error_tail"]
+__all__ = ["METADATA_BYTES", "AttemptLedger", "AttemptNote", "commit_owned", "ensure_owned",
+           "error_tail"]
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,17 @@ class AttemptLedger:
         await commit_owned(self.consumer, tp, OffsetAndMetadata(offset, note.encode()))
 
 
+def ensure_owned(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    """:class:`PartitionMovedError` unless ``tp`` is still assigned to this consumer."""
+    if tp not in consumer.assignment():
+        raise PartitionMovedError(f"{tp.topic}[{tp.partition}] went to another learner")
+
+
 async def commit_owned(consumer: AIOKafkaConsumer, tp: TopicPartition,
                        offset: int | OffsetAndMetadata) -> None:
     """Commit ``offset`` for ``tp``; :class:`PartitionMovedError` when a rebalance took the
     partition away (the commit is refused: the new owner starts from the last commit)."""
-    if tp not in consumer.assignment():
-        raise PartitionMovedError(f"{tp.topic}[{tp.partition}] is no longer this learner's")
+    ensure_owned(consumer, tp)
     try:
         await consumer.commit({tp: offset})
     except (CommitFailedError, IllegalStateError) as exc:

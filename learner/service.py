@@ -33,7 +33,7 @@ from ..schemas.errors import ValidationError
 from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
-from .attempts import AttemptLedger, commit_owned
+from .attempts import AttemptLedger, commit_owned, ensure_owned
 from .errors import LearnerError, ModelLoadError, PartitionMovedError, UntrustedModelError
 from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
@@ -192,11 +192,11 @@ class LearnerService:
         result = outcome
         await self._hold_if_asked(result.event)
         assert self._producer is not None and self._consumer is not None
-        tp = TopicPartition(record.topic, record.partition)
-        if tp not in self._consumer.assignment():  # trained, but no longer ours to publish
+        try:  # trained, but is it still ours to publish?
+            ensure_owned(self._consumer, TopicPartition(record.topic, record.partition))
+        except PartitionMovedError:
             self.metrics.update_ended(request.task, "moved", result.timings)
-            raise PartitionMovedError(f"{where} went to another learner while {request.id} "
-                                      "trained; its version is theirs to publish")
+            raise
         await self._offer_to_federation(result.event)
         await publish_versions(self._producer, self.settings, [result.event])
         latency = time.perf_counter() - consumed

@@ -183,7 +183,7 @@ class JoinWindow:
             self._touch(key)
         self._expire()
 
-    def horizon(self, kind: str | None = None) -> float:
+    def horizon(self, kind: str) -> float:
         """Event time before which buckets of ``kind`` (interactions or feedback) expire.
 
         Each side is expired by the *other* side's progress, as a two-sided stream join
@@ -196,8 +196,7 @@ class JoinWindow:
         labels that way over ten worker kills, and most of them over fifty when the slower
         side could hold expiry back by one window only). Until the other side has been seen
         a side expires by its own progress; when one side stops, what the other keeps is
-        bounded by ``max_entries`` (the oldest buckets go first). Without ``kind``, the
-        earlier of the two.
+        bounded by ``max_entries`` (the oldest buckets go first).
 
         >>> join = JoinWindow(window_seconds=10)
         >>> _ = join.add_interactions("a", [{"id": "i1", "ts": 100.0}])
@@ -210,8 +209,6 @@ class JoinWindow:
         >>> join.horizon(INTERACTIONS)  # labels still queued hold the interactions
         85.0
         """
-        if kind is None:
-            return min(self.horizon(INTERACTIONS), self.horizon(FEEDBACK))
         other = FEEDBACK if kind == INTERACTIONS else INTERACTIONS
         mark = self._marks.get(other, self._marks.get(kind, self._watermark))
         return mark - self.window_seconds
