@@ -13,8 +13,8 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("driftloop.schemas", "driftloop.client", "driftloop.streams", "driftloop.learner",
-            "driftloop.tools")
+PACKAGES = ("driftloop.schemas", "driftloop.client", "driftloop.review", "driftloop.streams",
+            "driftloop.learner", "driftloop.tools")
 
 WITHOUT_EXAMPLES: set[str] = {
     # Plain enum values.
