@@ -36,7 +36,8 @@ WITHOUT_EXAMPLES: set[str] = {
     "driftloop.tools.cli",
     "driftloop.tools.errors",
     *(f"driftloop.tools.commands.{name}" for name in (
-        "aggregate", "bench", "config", "demo", "kafka", "learner", "push", "report", "serve",
+        "aggregate", "bench", "config", "demo", "kafka", "learner", "push", "report", "review",
+        "serve",
         "status",
         "topics", "versions", "worker")),
     *(f"driftloop.tools.bench.{name}" for name in (

@@ -45,6 +45,8 @@ COMMANDS: Registry = {
               "Reference inference service that hot-swaps promoted adapters."),
     "push": ("driftloop.tools.commands.push", "push",
              "Push promoted adapters into vLLM (or any server with its adapter API)."),
+    "review": ("driftloop.tools.commands.review", "review",
+               "Label requests to people (a built-in page, Label Studio); answers as feedback."),
     "demo": ("driftloop.tools.commands.demo", "demo",
              "The whole loop on real shifting text, with a verdict against a static model."),
 }
