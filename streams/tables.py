@@ -35,20 +35,34 @@ from .join import Bucket, JoinWindow
 from .pipeline import TaskState, new_buffer, new_join_window
 from .redo import finish
 
-__all__ = ["STATE_TABLE", "Section", "WorkerTables"]
+__all__ = ["CHANGELOG_CONFIGS", "STATE_TABLE", "Section", "WorkerTables"]
 
 STATE_TABLE = "worker-state"
 """The table (and, with the app id, the changelog topic) holding every task's values."""
 
 V = TypeVar("V")
 
-# Faust's changelog topics must take the largest table value (a replay buffer).
-_CHANGELOG_CONFIGS = {"max.message.bytes": str(20 * 1024 * 1024), "cleanup.policy": "compact"}
+_MAX_RECORD_BYTES = 20 * 1024 * 1024
+CHANGELOG_CONFIGS = {
+    "cleanup.policy": "compact",
+    # Faust's changelog topics must take the largest table value (a replay buffer).
+    "max.message.bytes": str(_MAX_RECORD_BYTES),
+    # Kafka compacts closed segments only. At its defaults (1 GiB or 7 days a segment) the
+    # active segment kept every state record ever written, and a restarted worker (memory
+    # store) read all of them: the fifty-kill fault run grew one partition to 341 MB, a
+    # restart to more than the 20 s between kills, and the worker fell behind for good.
+    # Short segments let the log cleaner keep a changelog near one record per key, so a
+    # recovery reads about the state's size. A segment must hold the largest record.
+    "segment.bytes": str(32 * 1024 * 1024),
+    "segment.ms": str(60_000),
+}
+"""Topic configs of every changelog (kept up to date on existing topics by
+:func:`~driftloop.streams.changelogs.ensure_changelogs`)."""
 
 
 def _table(app: Any, name: str, partitions: int) -> Any:
     table = app.Table(name, default=None, partitions=partitions,
-                      extra_topic_configs=_CHANGELOG_CONFIGS)
+                      extra_topic_configs=CHANGELOG_CONFIGS)
     # Faust derives serializers from key/value types (json); the state needs pickle through
     # an allowlist, set before the changelog topic and the store are first built.
     table.value_serializer = STATE_CODEC
