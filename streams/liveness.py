@@ -3,8 +3,8 @@
 faust-streaming has open reports of consumers that slowly stop (faust-streaming #175, #640):
 a worker that looks up but handles nothing. The worker counts what it handles and when, the
 stall watchdog (:mod:`~driftloop.streams.watchdog`) counts its checks and kicks here, and the
-figures are served at ``/health`` and as ``driftloop_worker_liveness`` gauges, where an
-alert can watch them.
+figures are served at ``/health`` and as ``driftloop_worker_*`` metrics (see
+:data:`~driftloop.streams.metrics.LIVENESS_METRICS`), where an alert can watch them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class Liveness:
     (1.0, 30.0)
     >>> figures["assigned_partitions"], figures["uptime_seconds"]
     (0.0, 60.0)
+    >>> figures["last_message_timestamp_seconds"], figures["start_time_seconds"]
+    (130.0, 100.0)
     """
 
     started_at: float = field(default_factory=time.time)
@@ -77,5 +79,7 @@ class Liveness:
                 "records_read_back": float(order.records_recovered if order else 0),
                 "unreadable_model_versions": float(self.unreadable_versions),
                 "untrusted_model_versions": float(self.untrusted_versions),
+                "last_message_timestamp_seconds": self.last_progress,
+                "start_time_seconds": self.started_at,
                 "seconds_since_last_message": round(now - self.last_progress, 3),
                 "uptime_seconds": round(now - self.started_at, 3)}

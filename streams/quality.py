@@ -4,6 +4,8 @@ Labels and corrections say whether the model was right (a label equal to the pre
 correction equal to the output); ratings give a mean rating. Each (domain, model version)
 keeps the last ``window`` outcomes, so the figures follow the model as it changes, and the
 first full window of a task is kept as its baseline (a drop from it can trigger training).
+Only the newest ``versions_per_domain`` model versions of a domain are kept: a task that
+promotes every hour would otherwise grow its state, and the worker's metric labels, forever.
 """
 
 from __future__ import annotations
@@ -46,12 +48,23 @@ class QualityTracker:
     >>> quality.record_rating("news", "v1", 4.0)
     >>> quality.figures()[0].mean_rating
     4.0
+    >>> for version in ("v2", "v3", "v4", "v5"):
+    ...     quality.record_outcome("news", version, True)
+    >>> [fig.model_version for fig in quality.figures()]  # the newest four
+    ['v2', 'v3', 'v4', 'v5']
     """
 
-    def __init__(self, *, window: int = 500) -> None:
+    # A class default, so trackers pickled into changelogs before the bound existed get it.
+    versions_per_domain: int = 4
+
+    def __init__(self, *, window: int = 500, versions_per_domain: int = 4) -> None:
         if not isinstance(window, int) or window < 1:
             raise ConfigurationError(f"window must be a positive integer, got {window!r}")
+        if not isinstance(versions_per_domain, int) or versions_per_domain < 1:
+            raise ConfigurationError("versions_per_domain must be a positive integer, got "
+                                     f"{versions_per_domain!r}")
         self.window = window
+        self.versions_per_domain = versions_per_domain
         self._reset()
 
     def _reset(self) -> None:
@@ -66,6 +79,7 @@ class QualityTracker:
         key = (domain, model_version)
         if key not in self._outcomes:
             self._outcomes[key] = deque(maxlen=self.window)
+            self._forget_old_versions(domain)
         self._outcomes[key].append(bool(correct))
         self._recent.append(bool(correct))
         self.labels_total += 1
@@ -76,8 +90,17 @@ class QualityTracker:
         key = (domain, model_version)
         if key not in self._ratings:
             self._ratings[key] = deque(maxlen=self.window)
+            self._forget_old_versions(domain)
         self._ratings[key].append(float(rating))
         self.ratings_total += 1
+
+    def _forget_old_versions(self, domain: str) -> None:
+        """Drop the oldest versions of ``domain`` (first seen first) beyond the bound."""
+        versions = list(dict.fromkeys(version for keys in (self._outcomes, self._ratings)
+                                      for seen, version in keys if seen == domain))
+        for version in versions[:-self.versions_per_domain]:
+            self._outcomes.pop((domain, version), None)
+            self._ratings.pop((domain, version), None)
 
     def accuracy(self) -> float | None:
         """Accuracy of the task over its last ``window`` outcomes (all domains)."""
@@ -111,4 +134,4 @@ class QualityTracker:
         return QualityTracker(**self.get_params())
 
     def get_params(self) -> dict[str, Any]:
-        return {"window": self.window}
+        return {"window": self.window, "versions_per_domain": self.versions_per_domain}

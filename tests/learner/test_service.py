@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kafka_helpers import consume_until, produce
 from learner_helpers import learner_env, replay_tweets, sentiment_request
+from monitoring_names import assert_serves
 from waiting import wait_until
 
 from driftloop.learner.errors import ArtifactIntegrityError
@@ -105,6 +106,7 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
                                  services=services)
     await scraping
     assert "driftloop_learner_queue_lag" in scraped[0]
+    assert_serves(scraped[0], "learner")  # what the dashboard and alert rules read
     text = services[0].metrics.render().decode()
     for line in ('driftloop_learner_updates_total{outcome="promoted",task="sentiment"} 1.0',
                  'driftloop_learner_updates_total{outcome="skipped",task="sentiment"} 1.0',

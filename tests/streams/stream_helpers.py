@@ -55,7 +55,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "driftloop"), "worker", "--loglevel", "INFO"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.wait_for(lambda text: "driftloop_worker_liveness" in text, timeout,
+        self.wait_for(lambda text: "driftloop_worker_start_time_seconds " in text, timeout,
                       "the worker's /metrics page")
         return self
 
@@ -67,7 +67,7 @@ class WorkerProcess:
         """Sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
         total = 0.0
         for line in self.metrics().splitlines():
-            if not line.startswith(name + "{"):
+            if not line.startswith((name + "{", name + " ")):
                 continue
             head, _, number = line.rpartition(" ")
             if all(f'{k}="{v}"' in head for k, v in labels.items()):

@@ -113,7 +113,7 @@ async def test_a_stable_stream_of_50000_events_raises_no_alert(kafka_settings, w
         await produce(kafka_settings, Topic.INTERACTIONS,
                       batches(interactions(10_000, start=start)), key="sentiment")
     worker.wait_value("driftloop_worker_events_total", 50_000, timeout=120, kind="interactions")
-    assert worker.value("driftloop_drift_monitored_events", domain="news") == 50_000
+    assert worker.value("driftloop_drift_monitored_events_total", domain="news") == 50_000
     assert worker.value("driftloop_drift_alerts_total") == 0
     assert worker.stop() == 0
 
@@ -157,8 +157,8 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(
     worker = worker_factory(**env).start()
     sending = asyncio.create_task(traffic())
     for _ in range(4):
-        await asyncio.to_thread(worker.wait_value, "driftloop_worker_liveness", 1,
-                                timeout=120, measure="messages_handled")
+        await asyncio.to_thread(worker.wait_value, "driftloop_worker_messages_handled_total", 1,
+                                timeout=120)
         # the fault schedule: a uniformly random moment of the worker's work
         await asyncio.sleep(rng.uniform(0.0, 2.0))
         worker.kill()
@@ -171,7 +171,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(
     assert worker.value("driftloop_worker_events_total", kind="interactions") == 3_000, why
     assert worker.value("driftloop_worker_events_total", kind="feedback") == 300, why
     assert worker.value("driftloop_worker_events_total", kind="joined") == 300, why
-    assert worker.value("driftloop_drift_monitored_events", domain="news") == 3_000, why
+    assert worker.value("driftloop_drift_monitored_events_total", domain="news") == 3_000, why
     assert worker.value("driftloop_drift_alerts_total") == 0, why
     # Every label reached the replay buffer once: the requests sent during the run and the
     # manual one at the end carry each label as a new example exactly once (a request sent
@@ -202,7 +202,7 @@ async def test_sigterm_mid_stream_stops_gracefully_and_a_restart_counts_every_ev
     second = worker_factory(**FAST_ENV).start()
     second.wait_value("driftloop_worker_events_total", 20_000, kind="interactions")
     assert second.value("driftloop_worker_events_total", kind="interactions") == 20_000
-    assert second.value("driftloop_drift_monitored_events", domain="news") == 20_000
+    assert second.value("driftloop_drift_monitored_events_total", domain="news") == 20_000
     assert second.stop() == 0
 
 
@@ -217,7 +217,7 @@ async def test_a_second_worker_takes_over_partitions_with_their_state(kafka_sett
     first.wait_value("driftloop_worker_events_total", 6_000, kind="interactions")
     second = worker_factory(**FAST_ENV).start()
     # Wait for the group to settle: each worker owns some partitions.
-    second.wait_value("driftloop_worker_liveness", 1, timeout=60, measure="assigned_partitions")
+    second.wait_value("driftloop_worker_assigned_partitions", 1, timeout=60)
     for task in tasks:
         await produce(kafka_settings, Topic.INTERACTIONS,
                       batches(interactions(1_000, start=1_000, task=task)), key=task)
@@ -238,6 +238,6 @@ async def test_a_second_worker_takes_over_partitions_with_their_state(kafka_sett
         # Only the owner reports it: not the first worker's stale copy of a partition it
         # lost, nor either worker's standby copy.
         assert sorted(count(w, task) for w in (first, second)) == [0.0, 2_000], task
-    assert second.value("driftloop_worker_liveness", measure="messages_handled") > 0
+    assert second.value("driftloop_worker_messages_handled_total") > 0
     for worker in (first, second):
         assert worker.stop() in (0, STALL_EXIT_CODE)

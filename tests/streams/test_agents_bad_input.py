@@ -8,6 +8,7 @@ import base64
 import orjson
 import pytest
 from kafka_helpers import consume_until, produce
+from monitoring_names import assert_serves
 from stream_helpers import FAST_ENV, interactions, task_on
 
 from driftloop.client.kafka import new_producer
@@ -62,7 +63,9 @@ async def test_adversarial_records_are_dead_lettered_and_the_worker_goes_on(
                              + ["invalid_command"] * 3)
     assert all(d.error for d in letters)
     assert worker.value("driftloop_dead_letters_total") == expected
-    worker.wait_value("driftloop_worker_liveness", 2, measure="unreadable_model_versions")
+    worker.wait_value("driftloop_worker_unreadable_model_versions_total", 2)
+    # the live page serves what the shipped dashboard and alert rules read
+    assert_serves(worker.metrics(), "worker")
     assert worker.proc.poll() is None
     assert worker.stop() == 0
 

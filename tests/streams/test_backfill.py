@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 STATE = [  # (metric, labels) that make up the worker's state as seen from outside
     ("driftloop_worker_events_total", {"kind": "interactions"}),
     ("driftloop_worker_events_total", {"kind": "joined"}),
-    ("driftloop_drift_monitored_events", {"domain": "news"}),
+    ("driftloop_drift_monitored_events_total", {"domain": "news"}),
     ("driftloop_drift_alerts_total", {"signal": "embedding"}),
     ("driftloop_drift_alerts_total", {"signal": "score"}),
 ]

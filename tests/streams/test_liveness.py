@@ -20,4 +20,5 @@ def test_figures_of_a_running_consumer():
         "watchdog_checks": 4.0, "watchdog_kicks": 1.0, "skip_gaps": 2.0,
         "records_read_back": 5.0, "unreadable_model_versions": 0.0,
         "untrusted_model_versions": 0.0,
+        "last_message_timestamp_seconds": 150.0, "start_time_seconds": 100.0,
         "seconds_since_last_message": 10.0, "uptime_seconds": 60.0}

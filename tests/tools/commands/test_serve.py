@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from kafka_helpers import consume_until, free_port, produce
+from monitoring_names import assert_serves
 from waiting import wait_until_async
 
 from driftloop.learner.models.resident import ResidentModels, default_base_model
@@ -80,6 +81,8 @@ async def test_serve_answers_with_the_promoted_version_and_stops_on_sigterm(  # 
         status, answer = await asyncio.to_thread(_get, f"{url}/predict",
                                                  {"task": "sentiment", "input": "so-so"})
         assert status == 200 and (answer["output"], answer["model_version"]) == ("negative", "v1")
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as page:
+            assert_serves(page.read().decode(), "serving")  # what the dashboard reads
 
         shown = await asyncio.to_thread(CliRunner().invoke, cli, ["serve", "acks"], env=env)
         assert shown.exit_code == 0, shown.output

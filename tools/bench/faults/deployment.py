@@ -57,8 +57,8 @@ class Worker:
 
     def handled_since_start(self) -> float:
         text = metrics_text(self.port)
-        return -1.0 if text is None else metric(text, "driftloop_worker_liveness",
-                                                measure="messages_handled")
+        return -1.0 if text is None else metric(text,
+                                                "driftloop_worker_messages_handled_total")
 
     async def keep_alive(self) -> None:
         """An orchestrator's restart policy: a worker that exited on its own is restarted."""
