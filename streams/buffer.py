@@ -24,7 +24,7 @@ __all__ = ["BufferOp", "LabeledExample", "ReplayBuffer", "draw_examples"]
 
 BufferOp = tuple[str, Any]
 """One change of a buffer, as :meth:`ReplayBuffer.replay` applies it again: ``("add",
-example)`` or ``("commit", domain)``."""
+example)``, ``("revise", example)`` or ``("commit", domain)``."""
 
 # Per-example overhead of the JSON around input and target inside a training request.
 _JSON_OVERHEAD = 160
@@ -46,6 +46,9 @@ class LabeledExample:
     feedback_kind: str | None = None
     # The task's regime when the interaction was seen (see streams/requests.py).
     regime: int = 0
+    # Which answer of a reviewer gave the target: 0 the first, n the n-th change of it
+    # (feedback with ``metadata.revises``); see ReplayBuffer.revise.
+    revision: int = 0
 
     def __setstate__(self, state: list[Any]) -> None:
         # Buffers are pickled into changelogs; one written before a field was added has a
@@ -157,12 +160,53 @@ class ReplayBuffer:
         if key in self._new or key in self._reservoir_hashes:
             return False
         self._journal.append(("add", example))
+        self._insert(key, example)
+        return True
+
+    def revise(self, example: LabeledExample) -> bool:
+        """Put ``example`` in place of the examples an earlier answer gave its interaction.
+
+        A reviewer who changes their answer publishes a revision (feedback with
+        ``metadata.revises``); added beside the first answer's example, it would teach the
+        model two targets for one input. The earlier examples go, new or already in the
+        reservoir. False (nothing changes) when the buffer already holds this revision or
+        a later one for the interaction: a redelivered or late revision never undoes a
+        newer one.
+
+        >>> buffer = ReplayBuffer()
+        >>> buffer.add(LabeledExample("meh", "pos", interaction_id="i-1"))
+        True
+        >>> buffer.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=1))
+        True
+        >>> [(e.target, e.revision) for e in buffer.new_examples]
+        [('neg', 1)]
+        >>> buffer.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=1))
+        False
+        """
+        interaction = example.interaction_id
+        if interaction is None:
+            return self.add(example)
+        stale_new = [k for k, e in self._new.items() if e.interaction_id == interaction]
+        stale_kept = [i for i, e in enumerate(self._reservoir) if e.interaction_id == interaction]
+        held = [self._new[k] for k in stale_new] + [self._reservoir[i] for i in stale_kept]
+        if any(e.revision >= example.revision for e in held):
+            return False
+        self._journal.append(("revise", example))
+        for key in stale_new:
+            self._bytes -= self._new.pop(key).size_bytes
+        for index in reversed(stale_kept):  # each removal moves the last slot into its place
+            self._remove_reservoir(index)
+        key = example.content_hash
+        if key not in self._new and key not in self._reservoir_hashes:
+            self._insert(key, example)
+        return True
+
+    def _insert(self, key: str, example: LabeledExample) -> None:
         self._new[key] = example
         self._bytes += example.size_bytes
         while len(self._new) > self.max_new:
             self._drop_new()
         self._fit_bytes()
-        return True
 
     def _drop_new(self) -> None:
         _, dropped = self._new.popitem(last=False)
@@ -259,6 +303,8 @@ class ReplayBuffer:
         for kind, argument in ops:
             if kind == "add":
                 self.add(argument)
+            elif kind == "revise":
+                self.revise(argument)
             elif kind == "commit":
                 self.commit(argument)
             else:

@@ -99,6 +99,24 @@ def new_drift_watch(worker: WorkerSettings) -> DriftWatch:
                       centroid_events=worker.drift.centroid_events, seed=worker.drift.seed)
 
 
+def _revision(feedback: Feedback) -> int:
+    """Which change of a reviewer's answer ``feedback`` is: 0 for a first answer, n for
+    feedback that ``revises`` an earlier one (review/answers.py writes both keys).
+
+    >>> from driftloop.schemas import Feedback
+    >>> _revision(Feedback(id="f.2", interaction_id="i", ts=0, task="t", kind="label",
+    ...                    value="neg", metadata={"revises": "f.1", "revision": 2}))
+    2
+    >>> _revision(Feedback(id="f", interaction_id="i", ts=0, task="t", kind="label",
+    ...                    value="neg", metadata={"revision": "2"}))
+    0
+    """
+    revision = feedback.metadata.get("revision")
+    if "revises" not in feedback.metadata or type(revision) is not int or revision < 0:
+        return 0
+    return revision
+
+
 def _by_domain(domains: list[str]) -> dict[str, list[int]]:
     """The positions of each domain's events in a batch (most batches hold one domain)."""
     groups: dict[str, list[int]] = defaultdict(list)
@@ -237,7 +255,8 @@ class TaskState:
         effects = Effects()
         self.counters["feedback"] += len(events)
         entries = [{"id": e.id, "interaction_id": e.interaction_id, "ts": e.ts,
-                    "kind": e.kind.value, "value": e.value, "source": e.source.value}
+                    "kind": e.kind.value, "value": e.value, "source": e.source.value,
+                    "revision": _revision(e)}
                    for e in events]
         pairs = join.add_feedback(bucket, entries)
         self._count_expired(join)
@@ -277,8 +296,12 @@ class TaskState:
                 weight=_SOURCE_WEIGHT.get(fb["source"], 1.0),
                 difficulty=None if confidence is None else round(1.0 - confidence, 6),
                 interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"],
-                regime=ix.get("regime", 0))
-            if buffer.add(example):
+                regime=ix.get("regime", 0), revision=fb.get("revision", 0))
+            if example.revision:  # a changed answer replaces the example, it adds none
+                if buffer.revise(example):
+                    self.counters["examples_revised"] += 1
+                    effects.buffer_changed = True
+            elif buffer.add(example):
                 self.counters["examples"] += 1
                 self.training.labelled(example.regime)
                 effects.buffer_changed = True

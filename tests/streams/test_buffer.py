@@ -125,3 +125,58 @@ def test_a_domain_that_is_not_a_string_is_refused():
     with pytest.raises(ConfigurationError, match="domain"):
         ReplayBuffer().build_batch(domain=3)  # type: ignore[arg-type]
 
+
+
+def test_a_revised_answer_replaces_the_example_of_its_interaction_new_or_kept():
+    # A reviewer who changes their label publishes a revision: the buffer must not keep
+    # both targets for one input, whether the first one is still new or already kept.
+    buffer = ReplayBuffer(capacity=10, seed=2)
+    buffer.add(LabeledExample("meh", "pos", interaction_id="i-1"))
+    buffer.add(LabeledExample("fine", "pos", interaction_id="i-2"))
+    buffer.commit()  # both now in the reservoir
+    buffer.add(LabeledExample("bad", "pos", interaction_id="i-3"))
+    bytes_before = buffer.size_bytes
+
+    assert buffer.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=1))
+    assert buffer.revise(LabeledExample("bad", "neg", interaction_id="i-3", revision=1))
+    held = {(e.interaction_id, e.target, e.revision)
+            for e in (*buffer.reservoir, *buffer.new_examples)}
+    assert held == {("i-1", "neg", 1), ("i-2", "pos", 0), ("i-3", "neg", 1)}
+    assert buffer.size_bytes == bytes_before  # same sizes in, same sizes out
+    # The old target of i-1 is no longer a known content: adding it back is a new example.
+    assert LabeledExample("meh", "pos").content_hash not in {
+        e.content_hash for e in buffer.reservoir}
+
+
+def test_a_late_or_redelivered_revision_never_undoes_a_newer_one():
+    buffer = ReplayBuffer()
+    buffer.add(LabeledExample("meh", "pos", interaction_id="i-1"))
+    assert buffer.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=2))
+    assert not buffer.revise(LabeledExample("meh", "neu", interaction_id="i-1", revision=1))
+    assert not buffer.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=2))
+    assert [(e.target, e.revision) for e in buffer.new_examples] == [("neg", 2)]
+
+
+def test_a_revision_is_journaled_and_replays_to_the_same_buffer():
+    one, two = ReplayBuffer(capacity=3, seed=4), ReplayBuffer(capacity=3, seed=4)
+    for i in range(5):
+        one.add(LabeledExample(f"t{i}", "pos", interaction_id=f"i{i}"))
+    one.commit()
+    one.revise(LabeledExample("t1", "neg", interaction_id="i1", revision=1))
+    one.revise(LabeledExample("t4", "neg", interaction_id="i4", revision=1))
+    journal = one.take_journal()
+    assert [kind for kind, _ in journal][-2:] == ["revise", "revise"]
+    two.replay(journal)
+    assert two.reservoir == one.reservoir and two.new_examples == one.new_examples
+    assert two.size_bytes == one.size_bytes
+
+
+def test_a_buffer_pickled_before_revisions_existed_takes_them():
+    # The examples of a changelog written before the revision field read as revision 0.
+    old = LabeledExample.__new__(LabeledExample)
+    old.__setstate__(["meh", "pos", "default", 1.0, None, "i-1", "pos", "label", 0])
+    buffer = ReplayBuffer()
+    buffer.add(old)
+    restored = pickle.loads(pickle.dumps(buffer))
+    assert restored.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=1))
+    assert [(e.target, e.revision) for e in restored.new_examples] == [("neg", 1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,6 +69,9 @@ def _drive_buffer(b: ReplayBuffer, seed: int) -> object:
     first = b.build_batch(size=16, replay_ratio=0.25)
     b.commit()
     b.extend(_examples(seed + 1))
+    for example in _examples(seed + 2, n=5):  # reviewers changing their answers
+        b.add(replace(example, interaction_id=example.input))
+        b.revise(replace(example, target="neu", interaction_id=example.input, revision=1))
     second = b.build_batch(size=16, replay_ratio=0.25)
     return [(e.input, e.origin.value) for e in first + second], b.size_bytes
 

@@ -129,3 +129,23 @@ def test_examples_carry_what_the_model_answered_and_the_feedback_kind():
     assert seen == {"i0": ("pos", "label", "neg"), "i1": ("pos", "label", "neg"),
                     "i2": ("pos", "label", "pos"),
                     "i3": ("pos", "correction", "a better answer")}
+
+
+def test_a_revised_label_replaces_the_interactions_example_instead_of_adding_one():
+    # review/answers.py publishes a changed answer as feedback with metadata.revises; the
+    # buffer must end with the new target only, and a redelivery must change nothing.
+    state, join, buffer = fresh()
+    xs = items(2)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    first = Feedback(id="lr-i0.review", interaction_id="i0", ts=2.0, task="t", kind="label",
+                     value="neg", source="reviewer", metadata={"label_request_id": "lr-i0"})
+    revised = first.model_copy(update={
+        "id": "lr-i0.review.1", "value": "pos", "ts": 3.0,
+        "metadata": {"label_request_id": "lr-i0", "revises": "lr-i0.review", "revision": 1}})
+    state.on_feedback([first], join=join, buffer=buffer, bucket="f0", now=2.0)
+    effects = state.on_feedback([revised], join=join, buffer=buffer, bucket="f1", now=3.0)
+    assert effects.buffer_changed
+    assert [(e.interaction_id, e.target) for e in buffer.new_examples] == [("i0", "pos")]
+    again = state.on_feedback([revised], join=join, buffer=buffer, bucket="f1", now=3.0)
+    assert not again.buffer_changed and buffer.new_count == 1
+    assert state.counters["examples"] == 1 and state.counters["examples_revised"] == 1
