@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from ..schemas.settings import Settings
 
 __all__ = ["admin_client", "new_consumer", "new_producer", "read_to_end_offsets",
-           "topic_partitions"]
+           "records_to_end", "topic_partitions"]
 
 _UNKNOWN_TOPIC = 3  # Kafka error UNKNOWN_TOPIC_OR_PARTITION
 _LEADER_NOT_AVAILABLE = 5
@@ -94,8 +94,21 @@ async def read_to_end_offsets(settings: Settings, name: str, *,
     partitions = (await topic_partitions(settings, name, timeout=0)).get(name)
     if not partitions:
         return None
-    assigned = [TopicPartition(name, p) for p in sorted(partitions)]
     records: list[ConsumerRecord] = []
+    async for batch in records_to_end(settings, name, partitions, timeout=timeout):
+        records.extend(batch)
+    return records
+
+
+async def records_to_end(settings: Settings, name: str, partitions: Iterable[int], *,
+                         timeout: float) -> AsyncIterator[list[ConsumerRecord]]:
+    """The committed records of ``partitions`` of topic ``name``, batch by batch, from their
+    beginning up to their end offsets at call time (for a reader that keeps only what it
+    needs of a large topic); :class:`TimeoutError` when the end is not reached within
+    ``timeout`` seconds."""
+    assigned = [TopicPartition(name, p) for p in sorted(partitions)]
+    if not assigned:
+        return
     async with new_consumer(settings, isolation_level="read_committed",
                             max_partition_fetch_bytes=32 * 1024 * 1024,
                             fetch_max_bytes=64 * 1024 * 1024) as consumer:
@@ -109,8 +122,9 @@ async def read_to_end_offsets(settings: Settings, name: str, *,
                 raise TimeoutError(f"timed out reading {name} after {timeout:.0f} s")
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for tp, batch in batches.items():
-                records.extend(r for r in batch if r.offset < ends[tp])
+                kept = [r for r in batch if r.offset < ends[tp]]
+                if kept:
+                    yield kept
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-    return records

@@ -22,7 +22,8 @@ from ..schemas.events import Feedback, LabelRequest
 from ..schemas.settings import Settings
 
 __all__ = ["AlreadyAnswered", "InvalidAnswer", "ReviewError", "UnknownRequest",
-           "allowed_labels", "answer_kind", "feedback_id", "review_feedback"]
+           "allowed_labels", "answer_kind", "answered_request", "feedback_id",
+           "review_feedback"]
 
 
 class ReviewError(DriftloopError):
@@ -139,3 +140,22 @@ def review_feedback(settings: Settings, request: LabelRequest, value: Any, *,
     return Feedback(id=feedback_id(request.id, revision), interaction_id=request.interaction.id,
                     ts=time.time() if ts is None else ts, task=request.task, kind=kind,
                     value=value, source=FeedbackSource.REVIEWER, metadata=extra)
+
+
+def answered_request(event: Feedback) -> str | None:
+    """The label request a reviewer's feedback answers (None for any other feedback): the
+    inverse of :func:`review_feedback`.
+
+    >>> from driftloop.schemas import Feedback
+    >>> answered_request(Feedback(id="f", interaction_id="i", ts=1.0, task="t", kind="label",
+    ...                           value="neg", source="reviewer",
+    ...                           metadata={"label_request_id": "lr-i"}))
+    'lr-i'
+    >>> answered_request(Feedback(id="f", interaction_id="i", ts=1.0, task="t", kind="label",
+    ...                           value="neg", metadata={"label_request_id": "lr-i"})) is None
+    True
+    """
+    if event.source is not FeedbackSource.REVIEWER:
+        return None
+    request_id = event.metadata.get("label_request_id")
+    return request_id if isinstance(request_id, str) and request_id else None

@@ -26,7 +26,9 @@ from ..errors import SettingsError
 from ..fields import SLUG_PATTERN
 from .artifacts import ArtifactSettings
 from .kafka import KafkaSettings
+from .label_studio import LabelStudioSettings
 from .learner import LearnerSettings
+from .review import ReviewSettings
 from .serving import ServingSettings
 from .tasks import TaskSettings
 from .trust import TrustSettings
@@ -70,6 +72,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     learner: LearnerSettings = Field(default_factory=LearnerSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    label_studio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
     trust: TrustSettings = Field(default_factory=TrustSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
     deployment: str | None = Field(

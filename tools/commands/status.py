@@ -46,6 +46,13 @@ def render_status(status: Status, *, max_lag: int = 10_000) -> str:
             lines.append(f"    {state.replica}: {what} {state.version_id}{why}")
     if not status.promoted and not status.registry_error:
         lines.append("  no promoted version yet")
+    if status.reviews:
+        lines += ["", "label requests      sent  answered  pending  median time to answer"]
+        for task, counts in sorted(status.reviews.items()):
+            median = ("-" if counts.median_answer_s is None
+                      else f"{counts.median_answer_s:.0f} s")
+            lines.append(f"  {task:<16}{counts.sent:>6}{counts.answered:>10}"
+                         f"{counts.pending:>9}  {median}")
     problems = status.problems(max_lag=max_lag)
     lines += ["", f"problems: {len(problems)}" if problems else "problems: none"]
     lines += [f"  {problem}" for problem in problems]

@@ -25,9 +25,12 @@ class DemoEndpoints:
     ('http://127.0.0.1:18080', 'http://127.0.0.1:16066')
     """
 
-    def __init__(self, serve_port: int, worker_port: int) -> None:
+    def __init__(self, serve_port: int, worker_port: int, *, review_port: int | None = None,
+                 review_token: str | None = None) -> None:
         self.serve = f"http://127.0.0.1:{serve_port}"
         self.worker = f"http://127.0.0.1:{worker_port}"
+        self.review = None if review_port is None else f"http://127.0.0.1:{review_port}"
+        self._review_auth = {"Authorization": f"Bearer {review_token}"} if review_token else {}
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> DemoEndpoints:
@@ -59,6 +62,30 @@ class DemoEndpoints:
                 return await response.json() if response.status == 200 else None
         except (aiohttp.ClientError, OSError, ValueError):
             return None  # not listening yet
+
+    async def review_next(self, task: str, skip: list[str] | None = None
+                          ) -> dict[str, Any] | None:
+        """The review page's next request of ``task`` (its view) other than those in
+        ``skip``; None when none waits."""
+        assert self.session is not None and self.review is not None
+        params = {"task": task, "skip": ",".join(skip or ())}
+        async with self.session.get(f"{self.review}/api/next", params=params,
+                                    headers=self._review_auth) as response:
+            response.raise_for_status()
+            return (await response.json())["request"]
+
+    async def review_answer(self, request_id: str, value: str,
+                            reviewer: str) -> tuple[int, dict[str, Any]]:
+        """Answer a request on the review page, as its keyboard does."""
+        assert self.session is not None and self.review is not None
+        async with self.session.post(f"{self.review}/api/answer", headers=self._review_auth,
+                                     json={"request_id": request_id, "value": value,
+                                           "reviewer": reviewer}) as response:
+            return response.status, await response.json()
+
+    async def review_ok(self) -> bool:
+        """Whether the review page's ``/healthz`` answers ``ok`` (True without a page)."""
+        return self.review is None or _ok(await self.get_json(self.review + "/healthz"))
 
     async def worker_ok(self) -> bool:
         """Whether the worker's ``/health`` answers ``ok``."""

@@ -85,21 +85,58 @@ def settled(state: ProgressState) -> bool:
 
 
 class ReviewDesk:
-    """The simulated reviewer answering the worker's label requests through ``/feedback``."""
+    """The simulated reviewer answering the worker's label requests on the review page
+    (``driftloop review serve``) through its HTTP API, as a person at the keyboard would:
+    take the next request of the task, answer it with the true label, and when none waits
+    look again a little later.
 
-    def __init__(self, reviewer: SimulatedReviewer, endpoints: DemoEndpoints) -> None:
+    Without a review page (``endpoints.review`` None) it answers each request it is handed
+    through the service's ``/feedback`` instead.
+    """
+
+    def __init__(self, reviewer: SimulatedReviewer, endpoints: DemoEndpoints, *,
+                 task: str = TASK) -> None:
         self.reviewer = reviewer
         self.endpoints = endpoints
-        self.reviewed = 0  # answers the service accepted
+        self.task = task
+        self.reviewed = 0  # answers accepted (the page publishes them after its undo window)
         self.times: list[float] = []  # when each was accepted
+        self.refused: dict[int, int] = {}  # answers the page refused, by HTTP status
 
     async def answer(self, request: LabelRequest) -> None:
+        """Answer one request through ``/feedback`` (the path without a review page)."""
+        if self.endpoints.review is not None:
+            return  # the page offers it: :meth:`work` answers it there
         body = self.reviewer.answer(request)
         if body is not None:
             status, _ = await self.endpoints.post("/feedback", body)
             if status == 202:
-                self.reviewed += 1
-                self.times.append(time.time())
+                self._accepted()
+
+    async def work(self, idle_s: float = 0.5) -> None:
+        """Answer the page's requests until cancelled."""
+        unknown: list[str] = []  # requests it cannot answer (truly, or at all): passed over
+        while True:
+            view = await self.endpoints.review_next(self.task, skip=unknown)
+            if view is None or view["request_id"] in unknown:  # nothing it can answer
+                await asyncio.sleep(idle_s)  # a reviewer's pause, not a synchronisation
+                continue
+            label = self.reviewer.truth.get(view["interaction_id"])
+            if label is None:
+                unknown.append(view["request_id"])
+                continue
+            status, _ = await self.endpoints.review_answer(view["request_id"], label,
+                                                           reviewer="demo-reviewer")
+            self.reviewer.answered.add(view["interaction_id"])
+            if status == 202:
+                self._accepted()
+            else:  # counted, and not offered to this reviewer again
+                self.refused[status] = self.refused.get(status, 0) + 1
+                unknown.append(view["request_id"])
+
+    def _accepted(self) -> None:
+        self.reviewed += 1
+        self.times.append(time.time())
 
 
 class VersionWatch:
@@ -173,18 +210,21 @@ class DomainPause:
 
 
 async def run_loop(settings: Settings, children: ChildProcesses, data: DemoData,
-                   profile: DemoProfile, *, run_id: str, serve_port: int, worker_port: int,
+                   profile: DemoProfile, *, run_id: str, endpoints: DemoEndpoints,
                    seed: int, line: ProgressLine, say: Callable[[str], None],
                    scorer: VersionScorer) -> LoopOutcome:
     """The live loop against the running children (see the module docstring for the steps)."""
     reviewer = SimulatedReviewer({item.id: item.label for item in data.stream})
-    async with DemoEndpoints(serve_port, worker_port) as endpoints:
+    async with endpoints:
         desk = ReviewDesk(reviewer, endpoints)
         observer = LoopObserver(settings, on_label_request=desk.answer)
         await observer.start()
+        reviewing: asyncio.Task[None] | None = None
         try:
             state = observer.state
             await _children_ready(endpoints, children, say)
+            if endpoints.review is not None:
+                reviewing = asyncio.create_task(desk.work())
             static = await bootstrap_until_promoted(settings, data, run_id, state,
                                                     children, say)
             say(f"static model: {static.version_id} (promoted and served)")
@@ -207,15 +247,20 @@ async def run_loop(settings: Settings, children: ChildProcesses, data: DemoData,
                                reviewer_answers=len(reviewer.answered),
                                label_times=sorted(driver.label_times + desk.times))
         finally:
+            if reviewing is not None:
+                reviewing.cancel()
+                await asyncio.gather(reviewing, return_exceptions=True)
             await observer.stop()
 
 
 async def _children_ready(endpoints: DemoEndpoints, children: ChildProcesses,
                           say: Callable[[str], None]) -> None:
-    say("waiting for the worker and the service ...")
+    say("waiting for the worker, the service and the review page ...")
     await wait_until(endpoints.worker_ok, timeout=180, what="the worker's /health",
                      check=children.check)
     await wait_until(endpoints.serve_ok, timeout=180, what="the service's /healthz",
+                     check=children.check)
+    await wait_until(endpoints.review_ok, timeout=120, what="the review page's /healthz",
                      check=children.check)
 
 

@@ -75,8 +75,9 @@ class DemoProfile:
 
 
 def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id: str,
-              serve_port: int, worker_port: int) -> dict[str, str]:
-    """DRIFTLOOP_* variables shared by the three children (each reads what it needs)."""
+              serve_port: int, worker_port: int, review_port: int | None = None,
+              review_token: str | None = None) -> dict[str, str]:
+    """DRIFTLOOP_* variables shared by the children (each reads what it needs)."""
     d = "DRIFTLOOP_"
     return {
         **driftloop_env(settings, {TASK: profile.task_settings()}),
@@ -96,4 +97,8 @@ def child_env(settings: Settings, run_dir: Path, profile: DemoProfile, *, run_id
         f"{d}SERVING__REPLICA_ID": "demo-replica",
         f"{d}SERVING__CACHE_DIR": str(run_dir / "serving"),
         f"{d}SERVING__TORCH_THREADS": "1",
+        # the review page the simulated reviewer answers through, as a person would; a
+        # short undo window keeps the held answers from lagging the stream
+        **({f"{d}REVIEW__PORT": str(review_port), f"{d}REVIEW__TOKEN": review_token,
+            f"{d}REVIEW__UNDO_WINDOW_S": "1"} if review_port and review_token else {}),
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import sys
 import time
@@ -26,6 +27,7 @@ import pydantic
 
 from ...schemas.errors import SettingsError
 from ...schemas.settings import KafkaSettings, Settings
+from .endpoints import DemoEndpoints
 from .judge import final_verdict
 from .live import LoopOutcome, run_loop
 from .processes import ChildProcesses, sigterm_as_interrupt
@@ -172,19 +174,24 @@ def _run_children(settings: Settings, run_dir: Path, data: DemoData, profile: De
                   run_id: str, seed: int, out: TextIO, say: Callable[[str], None],
                   scorer: VersionScorer) -> _ChildrenRun:
     """Start the worker, the learner and the service, run the live loop, stop them all."""
-    serve_port, worker_port = _free_port(), _free_port()
+    serve_port, worker_port, review_port = _free_port(), _free_port(), _free_port()
+    review_token = secrets.token_urlsafe(24)
     env = {**os.environ, **child_env(settings, run_dir, profile, run_id=run_id,
-                                     serve_port=serve_port, worker_port=worker_port)}
+                                     serve_port=serve_port, worker_port=worker_port,
+                                     review_port=review_port, review_token=review_token)}
     line = ProgressLine(out)
     with sigterm_as_interrupt(), ChildProcesses(run_dir / "logs", env=env) as children:
         children.driftloop("worker", "worker", "--loglevel", "INFO")
         children.driftloop("learner", "-v", "learner")
         children.driftloop("serve", "-v", "serve")
+        children.driftloop("review", "review", "serve")
         pids = {c.name: c.pid or 0 for c in children.children}
+        endpoints = DemoEndpoints(serve_port, worker_port, review_port=review_port,
+                                  review_token=review_token)
         loop = asyncio.run(run_loop(settings, children, data, profile, run_id=run_id,
-                                    serve_port=serve_port, worker_port=worker_port,
-                                    seed=seed, line=line, say=say, scorer=scorer))
-        say("stopping the worker, the learner and the service ...")
+                                    endpoints=endpoints, seed=seed, line=line, say=say,
+                                    scorer=scorer))
+        say("stopping the worker, the learner, the service and the review page ...")
         exit_codes = children.stop_all()
     return _ChildrenRun(loop, pids, exit_codes)
 

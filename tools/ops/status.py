@@ -29,6 +29,7 @@ from ...schemas.enums import ServingStatus
 from ...schemas.settings import Settings
 from ...schemas.topics import TOPIC_SPECS
 from ..kafka.topic_reader import read_snapshot
+from .reviews import ReviewCounts, count_reviews
 
 __all__ = ["GroupLag", "ReplicaState", "Status", "TopicStatus", "collect_status"]
 
@@ -89,6 +90,8 @@ class Status:
     versions: int
     registry_error: str | None = None
     replicas: dict[str, list[ReplicaState]] = field(default_factory=dict)
+    reviews: dict[str, ReviewCounts] = field(default_factory=dict)
+    """Label requests per task: sent, answered by people, pending, median time to answer."""
 
     def converged(self, task: str) -> bool:
         """Every replica that acknowledged anything for ``task`` serves its promoted head."""
@@ -129,6 +132,8 @@ class Status:
             raw["partitions"], raw["records"] = topic.partitions, topic.records
         for group, raw in zip(self.groups, data["groups"], strict=True):
             raw["total"] = group.total
+        for task, counts in self.reviews.items():
+            data["reviews"][task]["pending"] = counts.pending
         return data
 
 
@@ -228,6 +233,7 @@ async def collect_status(settings: Settings) -> Status:
         registry_error = str(exc)
     return Status(
         replicas=await _replicas(settings),
+        reviews=await count_reviews(settings),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         topic_prefix=settings.kafka.topic_prefix,
         topics=topics,

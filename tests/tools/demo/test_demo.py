@@ -47,9 +47,11 @@ def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_mo
     # The simulated people took part: noisy user labels and reviewer answers.
     assert result.feedback_sent > 0.6 * len(result.served) and result.noisy_feedback > 0
     assert len(result.served) == 4 * DemoProfile.named(quick=True).per_domain
+    # the reviewer answers on the review page (driftloop review serve), as a person would
+    assert state.label_requests == 0 or result.reviewer_answers > 0, state.label_requests
 
     # Nothing is left running; the report names the alerts.
-    assert result.child_pids.keys() == {"worker", "learner", "serve"}
+    assert result.child_pids.keys() == {"worker", "learner", "serve", "review"}
     assert all(process_gone(pid) for pid in result.child_pids.values()), result.child_pids
     report = result.report_path.read_text(encoding="utf-8")
     assert result.report_path.parent == tmp_path / "run"

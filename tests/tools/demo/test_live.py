@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+
+from waiting import wait_until_async
 
 from driftloop.schemas import (
     Interaction,
@@ -70,6 +73,8 @@ def test_the_watch_scores_promoted_versions_and_notes_each_decision_once() -> No
 
 
 class AcceptingEndpoints:
+    review = None  # no review page: the desk answers through the service's /feedback
+
     def __init__(self, status: int) -> None:
         self.status = status
         self.posted: list[tuple[str, dict]] = []
@@ -98,6 +103,52 @@ async def test_the_desk_posts_the_reviewer_s_answers_and_counts_the_accepted_one
     refused = ReviewDesk(SimulatedReviewer({"i-2": "positive"}), AcceptingEndpoints(400))
     await refused.answer(label_request("i-2"))
     assert refused.reviewed == 0
+
+
+class ReviewPage:
+    """The review page's API as the desk sees it: a queue by priority, answers by id."""
+
+    review = "http://review"
+
+    def __init__(self, views: list[dict], refuse: set[str] = frozenset()) -> None:
+        self.views, self.refuse = list(views), refuse
+        self.answers: list[tuple[str, str, str]] = []
+
+    async def review_next(self, task: str, skip: list[str] | None = None) -> dict | None:
+        waiting = [v for v in self.views if v["task"] == task]
+        chosen = [v for v in waiting if v["request_id"] not in (skip or [])]
+        return (chosen or waiting or [None])[0]  # the page wraps around to skipped ones
+
+    async def review_answer(self, request_id: str, value: str, reviewer: str) -> tuple[int, dict]:
+        self.answers.append((request_id, value, reviewer))
+        if request_id in self.refuse:
+            return 400, {"error": "not a label"}
+        self.views = [v for v in self.views if v["request_id"] != request_id]
+        return 202, {}
+
+
+async def test_the_desk_answers_the_review_page_s_queue_with_the_truth() -> None:
+    def view(n: str) -> dict:
+        return {"request_id": f"lr-{n}", "interaction_id": n, "task": "sentiment",
+                "labels": ["negative", "positive"]}
+
+    page = ReviewPage([view("i-1"), view("i-stranger"), view("i-2"), view("i-3")],
+                      refuse={"lr-i-3"})
+    truth = {"i-1": "negative", "i-2": "positive", "i-3": "positive"}
+    desk = ReviewDesk(SimulatedReviewer(truth), page)  # type: ignore[arg-type]
+    await desk.answer(label_request("i-1"))  # the page offers it: not posted to /feedback
+    working = asyncio.create_task(desk.work(idle_s=0.01))
+    try:
+        await wait_until_async(lambda: len(page.answers) >= 3 and len(page.views) == 2, 10,
+                               "the page's queue answered")
+    finally:
+        working.cancel()
+    assert [(rid, value) for rid, value, _ in page.answers] == [
+        ("lr-i-1", "negative"), ("lr-i-2", "positive"), ("lr-i-3", "positive")]
+    assert {who for *_, who in page.answers} == {"demo-reviewer"}
+    assert desk.reviewed == 2 and desk.refused == {400: 1}
+    # the request it cannot answer truly is passed over, never answered with a guess
+    assert "lr-i-stranger" not in {rid for rid, *_ in page.answers}
 
 
 class MetricsPage:

@@ -139,3 +139,35 @@ def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(unused_port: in
     assert done.returncode == 1
     assert "error: kafka:" in done.stderr and "is the broker running?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_status_counts_label_requests_answered_pending_and_time_to_answer(
+        kafka_settings: Settings) -> None:
+    from driftloop.review.answers import review_feedback
+    from driftloop.schemas import Feedback, Interaction, LabelRequest
+
+    def request(n: int, task: str) -> LabelRequest:
+        seen = Interaction(id=f"i{n}", ts=100.0, task=task, model_version="v0", input=f"t{n}",
+                           scores={"probabilities": {"neg": 0.5, "pos": 0.5}})
+        return LabelRequest(id=f"lr-i{n}", ts=100.0, task=task, interaction=seen,
+                            reason="margin", priority=0.5)
+
+    asked = [request(n, "sentiment") for n in range(4)] + [request(9, "topics")]
+    # the worker re-emits a request under the same id (redelivery): one request
+    await produce(kafka_settings, Topic.LABEL_REQUESTS, [encode(r) for r in [*asked, asked[0]]])
+    answers = [review_feedback(kafka_settings, asked[0], "neg", reviewer="ann", ts=130.0),
+               review_feedback(kafka_settings, asked[1], "pos", reviewer="bob", ts=190.0),
+               # a user's label of the same interaction answers no request
+               Feedback(id="u1", interaction_id="i2", ts=120.0, task="sentiment",
+                        kind="label", value="pos")]
+    await produce(kafka_settings, Topic.FEEDBACK, [encode(a) for a in answers])
+
+    status = await collect_status(kafka_settings)
+
+    sentiment, topics = status.reviews["sentiment"], status.reviews["topics"]
+    assert (sentiment.sent, sentiment.answered, sentiment.pending) == (4, 2, 2)
+    assert sentiment.median_answer_s == 60.0  # 30 s and 90 s
+    assert (topics.sent, topics.answered, topics.median_answer_s) == (1, 0, None)
+    text = render_status(status)
+    assert "  sentiment            4         2        2  60 s" in text
+    assert status.to_dict()["reviews"]["sentiment"]["pending"] == 2
