@@ -287,16 +287,18 @@ class TaskState:
             if said is None:
                 said = ix["prediction"] if ix["prediction"] is not None else ix["output"]
             correct = said == fb["value"]
-            self.quality.record_outcome(domain, model_version, correct)
-            effects.outcomes.append((ix["id"], domain, model_version, correct))
-            errors[(domain, model_version)].append(0.0 if correct else 1.0)
+            revision = fb.get("revision", 0)
+            if not revision:  # a revised answer's interaction counted at its first answer
+                self.quality.record_outcome(domain, model_version, correct)
+                effects.outcomes.append((ix["id"], domain, model_version, correct))
+                errors[(domain, model_version)].append(0.0 if correct else 1.0)
             confidence = ix["confidence"]
             example = LabeledExample(
                 input=ix["input"], target=str(fb["value"]), domain=domain,
                 weight=_SOURCE_WEIGHT.get(fb["source"], 1.0),
                 difficulty=None if confidence is None else round(1.0 - confidence, 6),
                 interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"],
-                regime=ix.get("regime", 0), revision=fb.get("revision", 0))
+                regime=ix.get("regime", 0), revision=revision)
             if example.revision:  # a changed answer replaces the example, it adds none
                 if buffer.revise(example):
                     self.counters["examples_revised"] += 1

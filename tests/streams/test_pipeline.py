@@ -145,6 +145,10 @@ def test_a_revised_label_replaces_the_interactions_example_instead_of_adding_one
     state.on_feedback([first], join=join, buffer=buffer, bucket="f0", now=2.0)
     effects = state.on_feedback([revised], join=join, buffer=buffer, bucket="f1", now=3.0)
     assert effects.buffer_changed
+    # the interaction's outcome was counted at the first answer: not a second time (quality,
+    # error-rate detectors, the A/B test's outcomes)
+    assert effects.outcomes == []
+    assert [fig.outcomes for fig in state.quality.figures()] == [1]
     assert [(e.interaction_id, e.target) for e in buffer.new_examples] == [("i0", "pos")]
     again = state.on_feedback([revised], join=join, buffer=buffer, bucket="f1", now=3.0)
     assert not again.buffer_changed and buffer.new_count == 1
