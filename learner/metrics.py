@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["LearnerMetrics"]
+__all__ = ["LearnerMetrics", "serve_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,19 @@ class LearnerMetrics:
     def serve(self, host: str, port: int) -> Any:
         """Serve ``/metrics`` from a thread; None (with a warning) when the port is taken:
         the learner trains without its metrics rather than not at all."""
-        from prometheus_client import start_http_server
+        return serve_registry(self.registry, host, port, "learner")
 
-        try:
-            server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            log.warning("learner metrics not served on %s:%d: %s", host, port, exc)
-            return None
-        log.info("learner metrics on http://%s:%d/metrics", host, port)
-        return server
+
+def serve_registry(registry: CollectorRegistry, host: str, port: int, what: str) -> Any:
+    """Serve ``registry`` at ``http://host:port/metrics`` from a thread; None (with a
+    warning) when the port is taken: a process works on without its metrics rather than
+    not at all."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        log.warning("%s metrics not served on %s:%d: %s", what, host, port, exc)
+        return None
+    log.info("%s metrics on http://%s:%d/metrics", what, host, port)
+    return server

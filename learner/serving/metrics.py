@@ -58,6 +58,13 @@ class ServingMetrics:
 
         self.swaps.labels(task=change.task).inc()
         self.swap_seconds.labels(task=change.task).observe(time.monotonic() - change.event_read_at)
+        # version_info: one series per task, the version it is served with now
+        if change.previous_version is not None:
+            try:
+                self.served.remove(change.task, change.previous_version)
+            except KeyError:
+                pass  # never set here (the service sets the gauge when scraped)
+        self.served.labels(task=change.task, version=change.version_id).set(1)
 
     def on_refused(self, refusal: VersionRefusal) -> None:
         self.refused.labels(task=refusal.task).inc()

@@ -26,9 +26,14 @@ __all__ = ["push"]
 @click.option("--task", "tasks", multiple=True, help="Push only this task (repeatable).")
 @click.option("--replica-id", default=None,
               help="Name in acknowledgements (default: push-<target host>-<port>).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=6068, show_default=True,
+              help="Port of its Prometheus /metrics (swaps, swap time, refused versions); 0 "
+                   "turns it off.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Interface of its /metrics (0.0.0.0 in a container).")
 @click.pass_context
 def push(ctx: click.Context, target: str, staging: Path | None, tasks: tuple[str, ...],
-         replica_id: str | None) -> None:
+         replica_id: str | None, metrics_port: int, metrics_host: str) -> None:
     """Follow model-versions and load each promoted adapter into --target, verified.
 
     Each adapter's sha256 (and trusted base model, and signature when the deployment signs)
@@ -46,9 +51,15 @@ def push(ctx: click.Context, target: str, staging: Path | None, tasks: tuple[str
     folder.mkdir(parents=True, exist_ok=True)
 
     from ...client.kafka import new_producer
+    from ...learner.metrics import serve_registry
     from ...learner.serving.acks import AckPublisher
+    from ...learner.serving.metrics import ServingMetrics
     from ...learner.serving.push import PushHost
     from ...learner.serving.subscriber import AdapterSubscriber
+
+    metrics = ServingMetrics()
+    server = serve_registry(metrics.registry, metrics_host, metrics_port,
+                            "push") if metrics_port else None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -58,9 +69,14 @@ def push(ctx: click.Context, target: str, staging: Path | None, tasks: tuple[str
         async with new_producer(settings) as producer:
             subscriber = AdapterSubscriber(
                 settings, PushHost(target, folder), replica=name,
-                acks=AckPublisher(producer=producer, settings=settings, replica=name))
+                acks=AckPublisher(producer=producer, settings=settings, replica=name),
+                on_serving=[metrics.on_serving], on_refused=[metrics.on_refused])
             async with subscriber:
                 click.echo(f"pushing promoted adapters to {target} as {name}")
                 await stop.wait()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if server is not None:
+            server.shutdown()

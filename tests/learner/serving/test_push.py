@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import openai
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kafka_helpers import consume_until
+from monitoring_names import assert_serves
 from serving_helpers import TASK, publish, serving_settings, store, until, version_event
 
 from driftloop.learner.serving.http import ServingService
@@ -28,7 +30,7 @@ DRIFTLOOP = Path(sys.executable).parent / "driftloop"
 
 
 async def test_push_hot_swaps_promoted_versions_into_a_server_and_rollback_unloads(  # type: ignore[no-untyped-def]
-        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+        kafka_settings, resident_models, probes, tmp_path: Path, unused_port: int) -> None:
     target_settings = serving_settings(kafka_settings, tmp_path, "vllm-like")
     target = ServingService(target_settings, models=resident_models, subscribe=False)
     server = TestClient(TestServer(target.app()))
@@ -44,7 +46,7 @@ async def test_push_hot_swaps_promoted_versions_into_a_server_and_rollback_unloa
            "DRIFTLOOP_SERVING__KEEP_VERSIONS": "1"}
     pusher = subprocess.Popen(
         [str(DRIFTLOOP), "push", "--target", url, "--staging", str(tmp_path / "staging"),
-         "--task", TASK, "--replica-id", "pusher-1"],
+         "--task", TASK, "--replica-id", "pusher-1", "--metrics-port", str(unused_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         await until(lambda: target.host.versions(TASK) == ["v1"] or pusher.poll() is not None,
@@ -61,6 +63,12 @@ async def test_push_hot_swaps_promoted_versions_into_a_server_and_rollback_unloa
         swap = time.monotonic() - published_at
         with pytest.raises(openai.NotFoundError):
             await client.completions.create(model="v1", prompt="a fine film")
+        with urllib.request.urlopen(f"http://127.0.0.1:{unused_port}/metrics", timeout=10) as r:
+            page = r.read().decode()
+        assert f'driftloop_serving_swaps_total{{task="{TASK}"}} 2.0' in page
+        assert f'driftloop_serving_version_info{{task="{TASK}",version="v2"}} 1.0' in page
+        assert "version=\"v1\"" not in page.split("driftloop_serving_version_info", 1)[1]
+        assert_serves(page, "serving")  # what the dashboard and alert rules read
 
         rollback = version_event("v2", pos, status="rolled_back", parent="v1")
         await publish(kafka_settings, rollback)
