@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -279,9 +280,11 @@ def test_the_command_bridges_until_sigterm(kafka_settings: Settings,
            "DRIFTLOOP_LABEL_STUDIO_TOKEN": label_studio.token,
            "DRIFTLOOP_LABEL_STUDIO__PROJECT_PREFIX": settings.label_studio.project_prefix,
            "DRIFTLOOP_TASKS__SENTIMENT__LABELS": '["negative", "positive"]'}
+    metrics_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "driftloop.tools", "review", "label-studio",
-         "--url", label_studio.url, "--task", "sentiment", "--poll-interval", "0.5"],
+         "--url", label_studio.url, "--task", "sentiment", "--poll-interval", "0.5",
+         "--metrics-port", str(metrics_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         title = f"{settings.label_studio.project_prefix}sentiment"
@@ -295,6 +298,15 @@ def test_the_command_bridges_until_sigterm(kafka_settings: Settings,
                 "GET", f"/api/tasks/?project={found[0]['id']}")["tasks"]) == 2
 
         wait_until(imported, 90, "the command's two tasks in Label Studio", interval=0.5)
+
+        def scraped() -> str | None:  # the count follows the import in the same step
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                        timeout=5) as page:
+                text = page.read().decode()
+            return text if 'driftloop_review_bridge_events_total{kind="imported"} 2.0' in text \
+                else None
+
+        wait_until(scraped, 30, "the bridge's /metrics counting two imports")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -81,9 +81,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None, tasks: tuple[s
               default=None,
               help="Seconds between looks for new answers (default: label_studio."
                    "poll_interval_s, 5).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=6069, show_default=True,
+              help="Port of its Prometheus /metrics on --metrics-host; 0 turns it off.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Interface of its /metrics.")
 @click.pass_context
 def label_studio(ctx: click.Context, url: str | None, token: str | None,
-                 tasks: tuple[str, ...], poll_interval: float | None) -> None:
+                 tasks: tuple[str, ...], poll_interval: float | None, metrics_port: int,
+                 metrics_host: str) -> None:
     """Bridge label requests to a Label Studio server; publish its annotations as feedback.
 
     Each task gets a project titled 'driftloop: <task>' (found again on restart); each
@@ -118,11 +123,12 @@ def label_studio(ctx: click.Context, url: str | None, token: str | None,
                                "(Label Studio: Account & Settings, Personal Access Token)")
     try:
         from ...review.label_studio import LabelStudioBridge
+        from ...review.label_studio.metrics import BridgeMetrics
     except ModuleNotFoundError as exc:
-        if exc.name == "aiohttp":
+        if exc.name in ("aiohttp", "prometheus_client"):
             raise click.ClickException(
-                "the Label Studio bridge needs the 'label-studio' extra (module 'aiohttp' is "
-                "missing): pip install 'driftloop[label-studio]'") from None
+                f"the Label Studio bridge needs the 'label-studio' extra (module {exc.name!r} "
+                "is missing): pip install 'driftloop[label-studio]'") from None
         raise
 
     async def main() -> None:
@@ -131,10 +137,19 @@ def label_studio(ctx: click.Context, url: str | None, token: str | None,
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with LabelStudioBridge(settings) as bridge:
+            server = None
+            if metrics_port:
+                try:
+                    server = BridgeMetrics(bridge.counts).serve(metrics_host, metrics_port)
+                except OSError as exc:  # the bridge works on without its metrics
+                    click.echo(f"metrics not served on {metrics_host}:{metrics_port}: {exc}",
+                               err=True)
             click.echo(f"bridging {', '.join(section.tasks)} to Label Studio at "
                        f"{section.url} (projects {', '.join(map(str, bridge.projects.values()))})")
             await bridge.run(stop)
             counts = ", ".join(f"{k} {v}" for k, v in sorted(bridge.counts.items())) or "nothing"
             click.echo(f"stopped: {counts}")
+            if server is not None:
+                server.shutdown()
 
     asyncio.run(main())
