@@ -46,6 +46,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: held open together while the kernel picks them (two
+    calls of :func:`free_port` can return the same port, and a broker then refuses its
+    listeners: seen in a fault-bench test run).
+
+    >>> a, b = free_ports(2)
+    >>> a != b
+    True
+    """
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 class FaultRig:
     """A broker of its own and the ``driftloop`` processes of one scenario at a time.
 
@@ -67,8 +86,9 @@ class FaultRig:
         self.disk: SmallDisk | None = None
 
     def _new_broker(self, folder: str) -> LocalKafka:
-        return LocalKafka(home=self.workdir / folder, port=free_port(),
-                          controller_port=free_port(), die_with_parent=True)
+        port, controller_port = free_ports(2)
+        return LocalKafka(home=self.workdir / folder, port=port,
+                          controller_port=controller_port, die_with_parent=True)
 
     # -- the broker --------------------------------------------------------------------------
 
