@@ -195,13 +195,16 @@ class JoinWindow:
         interactions whose feedback was still queued (the fault bench lost a third of its
         labels that way over ten worker kills, and most of them over fifty when the slower
         side could hold expiry back by one window only). Until the other side has been seen
-        a side expires by its own progress; when one side stops, what the other keeps is
-        bounded by ``max_entries`` (the oldest buckets go first).
+        nothing expires by time: expiring by a side's own progress lost every old label of a
+        test whose worker, under load, read ten thousand interactions before the first
+        feedback message. A side that never sees the other (a task without feedback), or
+        whose other side stops, is bounded by ``max_entries`` (the oldest buckets go first),
+        as a busy task is anyway.
 
         >>> join = JoinWindow(window_seconds=10)
         >>> _ = join.add_interactions("a", [{"id": "i1", "ts": 100.0}])
-        >>> join.horizon(INTERACTIONS)  # no feedback seen yet: their own progress
-        90.0
+        >>> join.horizon(INTERACTIONS)  # no feedback seen yet: nothing expires by time
+        -inf
         >>> _ = join.add_feedback("b", [{"id": "f", "interaction_id": "i0", "ts": 95.0}])
         >>> join.horizon(INTERACTIONS), join.horizon(FEEDBACK)  # each by the other side
         (85.0, 90.0)
@@ -210,8 +213,9 @@ class JoinWindow:
         85.0
         """
         other = FEEDBACK if kind == INTERACTIONS else INTERACTIONS
-        mark = self._marks.get(other, self._marks.get(kind, self._watermark))
-        return mark - self.window_seconds
+        if other not in self._marks:
+            return -math.inf
+        return self._marks[other] - self.window_seconds
 
     def _expire(self) -> None:
         for kind, keys in self._sides.items():

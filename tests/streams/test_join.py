@@ -51,6 +51,26 @@ def test_interactions_running_ahead_do_not_expire_what_queued_feedback_needs():
     assert join.get("i1") is None and join.get("i3") is not None
 
 
+def test_before_the_first_label_is_read_no_interaction_expires_by_time():
+    # A worker under load read 10,000 interactions (10,000 s of event time) before the first
+    # feedback message: expiring interactions by their own progress lost every old label.
+    join = JoinWindow(window_seconds=100)
+    for n in range(100):
+        join.add_interactions(f"ix:{n}", [ix(100 * n + k, 100 * n + k) for k in range(100)])
+    assert join.interactions == 10_000
+    assert len(join.add_feedback("fb:0", [fb(5, 6), fb(42, 43)])) == 2
+    # once the feedback read shows its progress, what it has passed by a window goes
+    join.add_feedback("fb:1", [fb(9_000, 9_001)])
+    assert join.get("i5") is None and join.get("i9000") is not None
+
+
+def test_without_feedback_the_entry_bound_holds():
+    join = JoinWindow(window_seconds=10, max_entries=500)
+    for n in range(20):
+        join.add_interactions(f"ix:{n}", [ix(100 * n + k, 100 * n + k) for k in range(100)])
+    assert join.interactions == 500 and join.get("i1999") is not None
+
+
 def test_feedback_whose_interaction_never_comes_expires_by_the_interactions_progress():
     join = JoinWindow(window_seconds=100)
     join.add_feedback("a", [fb(7, 0)])  # labels an interaction that was never sent
