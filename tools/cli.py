@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from ..schemas.errors import DriftloopError
 from ..schemas.settings import Settings, load_settings
 from .lazy_group import LazyGroup, Registry
+from .options import BROKER_META_KEY, bootstrap_servers_option
 
 __all__ = ["COMMANDS", "main"]
 
@@ -57,6 +58,7 @@ COMMANDS: Registry = {
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               envvar="DRIFTLOOP_CONFIG", help="TOML settings file (default: ./driftloop.toml).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@bootstrap_servers_option()
 @click.version_option(package_name="driftloop", prog_name="driftloop",
                       message="%(prog)s %(version)s")
 @click.pass_context
@@ -133,9 +135,13 @@ def quiet_normal_noise() -> None:
 
 
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
-    """Load the settings named by the group's ``--config`` (errors become usage errors)."""
+    """Load the settings named by the group's ``--config``, with ``--bootstrap-servers``
+    (of the group or the command) over the file's and the environment's broker."""
     root = ctx.find_root()
     config_path = (root.obj or {}).get("config_path")
+    broker = ctx.meta.get(BROKER_META_KEY)
+    if broker:
+        overrides["kafka"] = {**overrides.get("kafka", {}), "bootstrap_servers": broker}
     return load_settings(config_path, **overrides)
 
 

@@ -38,6 +38,9 @@ def test_a_running_heartbeat_is_healthy_and_a_stale_one_is_not(tmp_path: Path) -
     (tmp_path / HEARTBEAT_FILE).write_bytes(orjson.dumps(stale))
     code, output = health(tmp_path, "--max-age", "60")
     assert code == 1 and "last heartbeat" in output and "s ago" in output
+    code, output = health(tmp_path, "--max-age", "60", "--json")
+    shown = orjson.loads(output)
+    assert code == 1 and shown["healthy"] is False and shown["heartbeat_age_s"] > 590
 
 
 @pytest.mark.parametrize("content", [b"", b"not json", b"[1, 2]", b'{"ts": "yesterday"}'])

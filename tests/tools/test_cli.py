@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
+from cli_tree import every_command_path
 from click.testing import CliRunner
 
 from driftloop.schemas.settings import Settings
@@ -14,23 +14,6 @@ from driftloop.schemas.topics import TOPIC_SPECS
 from driftloop.tools.cli import COMMANDS, cli, main
 from driftloop.tools.commands.bench import BENCHES
 from driftloop.tools.kafka.topic_admin import topic_names
-
-
-def every_command_path() -> list[tuple[str, ...]]:
-    """Every command and subcommand, found by walking the groups (bench's included)."""
-    paths: list[tuple[str, ...]] = []
-
-    def walk(command: click.Command, path: tuple[str, ...]) -> None:
-        paths.append(path)
-        if isinstance(command, click.Group):
-            ctx = click.Context(command, info_name=path[-1] if path else "driftloop")
-            for name in command.list_commands(ctx):
-                sub = command.get_command(ctx, name)
-                assert sub is not None, f"{' '.join(path)} lists {name} but cannot load it"
-                walk(sub, (*path, name))
-
-    walk(cli, ())
-    return paths
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

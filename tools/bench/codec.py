@@ -21,6 +21,7 @@ import click
 import orjson
 
 from ...schemas import Interaction, decode, encode
+from ..options import json_option, print_json
 
 __all__ = ["codec", "measure"]
 
@@ -62,9 +63,14 @@ def measure(dim: int = 384, number: int = 1000, rounds: int = 20) -> dict[str, f
               help="Calls per round.")
 @click.option("--rounds", default=20, show_default=True, type=click.IntRange(1),
               help="Rounds; the best one is reported.")
-def codec(dim: int, number: int, rounds: int) -> None:
+@json_option
+def codec(dim: int, number: int, rounds: int, as_json: bool) -> None:
     """Decode of an Interaction (strict contract) beside orjson.loads of the same bytes."""
     result = measure(dim, number, rounds)
+    if as_json:
+        print_json({"dim": dim, "number": number, "rounds": rounds, **result,
+                    "decode_ratio": result["decode_us"] / result["orjson_loads_us"]})
+        return
     click.echo(f"payload: Interaction with a {dim}-float embedding, {int(result['bytes'])} bytes")
     click.echo(f"orjson.loads (baseline): {result['orjson_loads_us']:8.1f} us")
     click.echo(f"decode (driftloop):      {result['decode_us']:8.1f} us  "

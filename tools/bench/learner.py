@@ -6,11 +6,13 @@ import asyncio
 import os
 import tempfile
 import uuid
+from typing import Any
 
 import click
 
 from ...schemas.enums import TaskKind
 from ..cli import settings_from
+from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
 
 __all__ = ["learner"]
 
@@ -22,15 +24,25 @@ __all__ = ["learner"]
               default=TaskKind.CLASSIFICATION.value, show_default=True,
               help="all-MiniLM-L6-v2 + head, or SmolLM2-135M-Instruct (GGUF) with a template.")
 @click.option("--domain", type=click.Choice(["tweets", "movies", "amazon", "nyt"]),
-              default="tweets", show_default=True)
+              default="tweets", show_default=True, help="VADER domain the examples come from.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: learner.torch_threads, else torch's choice).")
 @click.option("--kafka/--no-kafka", default=True, show_default=True,
               help="Also time request consumed -> version published on the configured broker.")
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
 def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
-            kafka: bool) -> None:
+            kafka: bool, as_json: bool) -> None:
     """Wall time and examples/s of one update against a cold-start Trainer run."""
+    with text_to_stderr(as_json):
+        document = _run(ctx, n, kind, domain, threads, kafka)
+    if as_json:
+        print_json(document)
+
+
+def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
+         kafka: bool) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     base = settings_from(ctx)
@@ -80,6 +92,15 @@ def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | N
         click.echo(f"request consumed -> version published (Kafka): {latency:.2f} s")
     elif kafka:
         click.echo("request consumed -> version published: broker not reachable, skipped")
+    return {"base_model": result.event.base_model, "kind": kind, "domain": domain,
+            "train_examples": len(split.train), "steps": result.train_report.steps,
+            "device": updater.device.type, "torch_threads": torch.get_num_threads(),
+            "seconds": {"training": train.seconds, "whole_update": whole.seconds,
+                        "trainer_load_and_train": cold_in_process.seconds,
+                        "trainer_cold_process": cold.seconds},
+            "ratio_cold_process_to_whole_update": cold.seconds / whole.seconds,
+            "ratio_load_and_train_to_training": cold_in_process.seconds / train.seconds,
+            "gate": result.event.status.value, "consumed_to_published_s": latency}
 
 
 def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float | None:  # type: ignore[no-untyped-def]

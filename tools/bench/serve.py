@@ -32,6 +32,7 @@ from ...schemas.events import ModelVersion
 from ...schemas.settings import Settings
 from ..cli import settings_from
 from ..kafka.topic_admin import create_topics, delete_topics
+from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
 
 __all__ = ["serve"]
 
@@ -209,11 +210,21 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
               show_default=True,
               help="push: also time the same swaps through driftloop push and vLLM's runtime "
                    "adapter API (printed beside the subscriber's).")
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
 def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
-          rounds: int, torch_threads: int, via: str) -> None:
+          rounds: int, torch_threads: int, via: str, as_json: bool) -> None:
     """Swap latency (promoted event -> first answer with it) and /predict requests/s with and
     without the subscriber following model-versions."""
+    with text_to_stderr(as_json):
+        result = _run(ctx, requests, concurrency, swaps, port, rounds, torch_threads, via)
+    if as_json:
+        print_json(result)
+
+
+def _run(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
+         rounds: int, torch_threads: int, via: str) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(torch_threads)
@@ -245,3 +256,8 @@ def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port:
     click.echo(f"ratio following/stopped:                 {following / frozen:10.2f}  "
                f"(medians of {rounds} alternated rounds: {rounds_text}; "
                f"{concurrency} clients, {requests} requests each)")
+    return {"swaps": swaps, "rounds": rounds, "concurrency": concurrency, "requests": requests,
+            "swap_latencies_s": result["latencies"], "push_swap_latencies_s": result["pushed"],
+            "following_requests_per_s": result["following"],
+            "stopped_requests_per_s": result["frozen"],
+            "ratio_following_to_stopped": following / frozen}

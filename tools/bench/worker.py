@@ -9,8 +9,8 @@ one fresh topic prefix on the configured broker:
   letters, join window, drift monitors, active learning, table writes with changelogs),
   timed from its first to its last handled event as seen on its ``/metrics`` page.
 
-The two alternate for ``--rounds`` rounds. Prints every round, then the best events/s of
-each side and their ratio (the target is >= 0.5).
+The two alternate for ``--rounds`` rounds. Prints every round's rates and ratio, then the
+median rates and the median ratio with its spread over the rounds (lowest to highest).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -36,6 +38,7 @@ from ...schemas.settings import Settings
 from ...schemas.topics import Topic
 from ..cli import settings_from
 from ..kafka.topic_admin import create_topics
+from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
 
 __all__ = ["worker"]
 
@@ -127,16 +130,25 @@ def _worker(settings: Settings, total: int, data_dir: Path, timeout: float,
 @click.option("--dim", default=16, show_default=True, help="Embedding dimensions.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds for each side.")
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
-              help="Alternate raw and worker runs this many times; the best of each counts.")
+              help="Alternate raw and worker runs this many times.")
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
 def worker(ctx: click.Context, events: int, batch: int, dim: int, timeout: float,
-           rounds: int) -> None:
+           rounds: int, as_json: bool) -> None:
     """Events/s of the worker's full path and of a raw aiokafka loop, and their ratio.
 
-    Both sides run ``--rounds`` times, alternating, and the best run of each counts: on a
-    shared machine other work only ever slows a run down, so the best is the least
-    disturbed measurement, and alternating exposes both sides to the same conditions.
+    Both sides run ``--rounds`` times, alternating, so both meet the same conditions; each
+    round's ratio is printed, then the median ratio and the spread (lowest, highest).
     """
+    with text_to_stderr(as_json):
+        document = _run(ctx, events, batch, dim, timeout, rounds)
+    if as_json:
+        print_json(document)
+
+
+def _run(ctx: click.Context, events: int, batch: int, dim: int, timeout: float,
+         rounds: int) -> dict[str, Any]:
     base = settings_from(ctx)
     settings = Settings(kafka={**base.kafka.model_dump(),
                                "topic_prefix": f"bench{uuid.uuid4().hex[:8]}."},
@@ -156,7 +168,13 @@ def worker(ctx: click.Context, events: int, batch: int, dim: int, timeout: float
                                  f"driftloop-bench-{run_id}-{round_no}"))
         click.echo(f"round {round_no}/{rounds}: raw {raws[-1]:,.0f} events/s, "
                    f"worker {fulls[-1]:,.0f} events/s ({fulls[-1] / raws[-1]:.2f})")
-    raw, full = max(raws), max(fulls)
-    click.echo(f"raw aiokafka getmany + decode_batch: {raw:12,.0f} events/s")
-    click.echo(f"driftloop worker (full path):        {full:12,.0f} events/s")
-    click.echo(f"ratio worker/raw:                    {full / raw:12.2f}  (target >= 0.50)")
+    ratios = [full / raw for raw, full in zip(raws, fulls, strict=True)]
+    raw, full = statistics.median(raws), statistics.median(fulls)
+    ratio = statistics.median(ratios)
+    click.echo(f"raw aiokafka getmany + decode_batch: {raw:12,.0f} events/s (median)")
+    click.echo(f"driftloop worker (full path):        {full:12,.0f} events/s (median)")
+    click.echo(f"ratio worker/raw:                    {ratio:12.2f}  median of {rounds} rounds, "
+               f"spread {min(ratios):.2f}-{max(ratios):.2f}")
+    return {"events": events, "batch": batch, "dim": dim, "rounds": rounds,
+            "raw_events_per_s": raws, "worker_events_per_s": fulls, "ratios": ratios,
+            "median_ratio": ratio, "min_ratio": min(ratios), "max_ratio": max(ratios)}

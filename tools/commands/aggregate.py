@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..cli import settings_from
+from ..options import bootstrap_servers_option
 
 __all__ = ["aggregate"]
 
@@ -20,6 +21,7 @@ __all__ = ["aggregate"]
                    "merge is gated on; never examples copied from a site.")
 @click.option("--min-sites", type=click.IntRange(min=1), default=2, show_default=True,
               help="Fewest accepted site adapters worth a merge.")
+@bootstrap_servers_option()
 @click.pass_context
 def aggregate(ctx: click.Context, task: str, eval_set: Path, min_sites: int) -> None:
     """Merge each site's latest adapter of TASK from site-adapters, gate and publish it.

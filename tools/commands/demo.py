@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from ..cli import settings_from
+from ..options import BROKER_META_KEY, bootstrap_servers_option
 
 __all__ = ["demo"]
 
 
 @click.command()
 @click.option("--quick", is_flag=True, help="A smaller stream: under 3 minutes.")
-@click.option("--broker", default=None, metavar="HOST:PORT",
-              help="Use this broker (default: start or reuse the local one).")
+@bootstrap_servers_option(help="Use this broker (default: start or reuse the local one).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder: logs, artifacts, worker data, report "
                    "[default: <data home>/driftloop/demo/<run id>].")
@@ -25,8 +25,7 @@ __all__ = ["demo"]
               help="classify: MiniLM with a classification head; generate: SmolLM2-135M-Instruct "
                    "answering under a prompt template (slower: about 10 minutes with --quick).")
 @click.pass_context
-def demo(ctx: click.Context, quick: bool, broker: str | None, workdir: Path | None,
-         seed: int, task: str) -> None:
+def demo(ctx: click.Context, quick: bool, workdir: Path | None, seed: int, task: str) -> None:
     """Show the loop: VADER sentiment text moves tweets -> movies -> amazon -> nyt.
 
     Starts the worker, the learner and the reference service as child processes, trains a
@@ -38,5 +37,5 @@ def demo(ctx: click.Context, quick: bool, broker: str | None, workdir: Path | No
     """
     from ..demo.run import run_demo
 
-    run_demo(settings_from(ctx), quick=quick, broker=broker, workdir=workdir, seed=seed,
-             task=task)
+    run_demo(settings_from(ctx), quick=quick, broker=ctx.meta.get(BROKER_META_KEY),
+             workdir=workdir, seed=seed, task=task)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-import orjson
 
 from ..kafka.local_broker import LocalKafka, default_home
+from ..options import json_option, print_json
 
 __all__ = ["kafka"]
 
@@ -85,7 +85,7 @@ def stop(home: Path | None, port: int, controller_port: int, timeout: float) -> 
 
 @kafka.command()
 @broker_options
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
 def status(home: Path | None, port: int, controller_port: int, as_json: bool) -> None:
     """Say whether the broker runs and answers.
 
@@ -94,8 +94,7 @@ def status(home: Path | None, port: int, controller_port: int, as_json: bool) ->
     broker = _broker(home, port, controller_port)
     current = broker.status()
     if as_json:
-        click.echo(orjson.dumps({**dataclasses.asdict(current),
-                                 "home": str(broker.home)}).decode())
+        print_json({**dataclasses.asdict(current), "home": str(broker.home)})
     else:
         click.echo(current.describe())
     if not current.answering:

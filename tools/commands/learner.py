@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..cli import settings_from
+from ..options import bootstrap_servers_option, json_option, print_json
 
 __all__ = ["learner"]
 
@@ -16,6 +17,7 @@ __all__ = ["learner"]
 @click.group(invoke_without_command=True)
 @click.option("--max-requests", type=click.IntRange(min=1), default=None,
               help="Exit after handling this many training requests.")
+@bootstrap_servers_option()
 @click.pass_context
 def learner(ctx: click.Context, max_requests: int | None) -> None:
     """Consume training-requests, train and gate LoRA adapters, publish model-versions.
@@ -44,23 +46,31 @@ def learner(ctx: click.Context, max_requests: int | None) -> None:
 @learner.command()
 @click.option("--max-age", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds a heartbeat stays fresh.")
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
-def health(ctx: click.Context, max_age: float) -> None:
+def health(ctx: click.Context, max_age: float, as_json: bool) -> None:
     """Exit 0 if the learner's heartbeat is fresh, 1 otherwise (for health checks)."""
     from ...learner.heartbeat import HEARTBEAT_FILE, read_heartbeat
 
     path = settings_from(ctx).learner.cache_dir / HEARTBEAT_FILE
     beat = read_heartbeat(path)
-    if beat is None:
+    age = None if beat is None else time.time() - float(beat["ts"])  # type: ignore[arg-type]
+    healthy = age is not None and age <= max_age
+    if as_json:
+        print_json({"healthy": healthy, "heartbeat_age_s": age, "max_age_s": max_age,
+                    "pid": None if beat is None else beat.get("pid"),
+                    "handled": None if beat is None else beat.get("handled", 0)})
+    elif beat is None:
         click.echo(f"unhealthy: no heartbeat at {path} (is the learner running?)", err=True)
-        ctx.exit(1)
-    age = time.time() - float(beat["ts"])  # type: ignore[arg-type]
-    if age > max_age:
+    elif not healthy:
         click.echo(f"unhealthy: last heartbeat {age:.0f} s ago (pid {beat.get('pid')})",
                    err=True)
+    else:
+        click.echo(f"healthy: heartbeat {age:.1f} s ago, pid {beat.get('pid')}, "
+                   f"{beat.get('handled', 0)} requests handled")
+    if not healthy:
         ctx.exit(1)
-    click.echo(f"healthy: heartbeat {age:.1f} s ago, pid {beat.get('pid')}, "
-               f"{beat.get('handled', 0)} requests handled")
 
 
 @learner.command()
@@ -69,6 +79,7 @@ def health(ctx: click.Context, max_age: float) -> None:
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labelled examples: JSON Lines (input, target[, domain, weight]) or CSV "
                    "with input/text and target/label columns.")
+@bootstrap_servers_option()
 @click.pass_context
 def bootstrap(ctx: click.Context, task: str, source: Path) -> None:
     """Train and publish a task's first version from labelled examples (the cold start).

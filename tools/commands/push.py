@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import click
 
 from ..cli import settings_from
+from ..options import bootstrap_servers_option
 from .serve import _with_serving
 
 __all__ = ["push"]
@@ -31,6 +32,7 @@ __all__ = ["push"]
                    "turns it off.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True,
               help="Interface of its /metrics (0.0.0.0 in a container).")
+@bootstrap_servers_option()
 @click.pass_context
 def push(ctx: click.Context, target: str, staging: Path | None, tasks: tuple[str, ...],
          replica_id: str | None, metrics_port: int, metrics_host: str) -> None:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ...schemas.topics import Topic
 from ..cli import settings_from
 from ..ops.replay import ReplayError, ReplaySpec, run_replay
+from ..options import bootstrap_servers_option
 
 __all__ = ["parse_time_ms", "replay"]
 
@@ -53,6 +54,7 @@ def _full_name(name: str, prefix: str) -> str:
 @click.option("--dry-run", is_flag=True, help="Only count the records that would be copied.")
 @click.option("--restart", is_flag=True, help="Forget the recorded position and start over.")
 @click.option("--into-source", is_flag=True, help="Allow writing into the source topic itself.")
+@bootstrap_servers_option()
 @click.pass_context
 def replay(ctx: click.Context, source: str, target: str, partitions: tuple[int, ...],
            from_offset: int | None, to_offset: int | None, since: str | None,

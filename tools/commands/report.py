@@ -10,6 +10,7 @@ import click
 from ..cli import settings_from
 from ..ops.report.data import collect_report_data
 from ..ops.report.page import render_report
+from ..options import bootstrap_servers_option
 
 __all__ = ["report"]
 
@@ -20,6 +21,7 @@ __all__ = ["report"]
               help="Where to write the HTML page.")
 @click.option("--window", type=int, default=None,
               help="Labels per rolling-accuracy point (default: adapts to the run).")
+@bootstrap_servers_option()
 @click.pass_context
 def report(ctx: click.Context, output: Path, window: int | None) -> None:
     """Read the topics and write one self-contained HTML report.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from ..options import bootstrap_servers_option
+
 __all__ = ["review"]
 
 
@@ -28,6 +30,7 @@ def review() -> None:
                    "else every task).")
 @click.option("--no-auth", is_flag=True,
               help="Serve without a token; allowed on 127.0.0.1 only.")
+@bootstrap_servers_option()
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, tasks: tuple[str, ...],
           no_auth: bool) -> None:
@@ -85,6 +88,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, tasks: tuple[s
               help="Port of its Prometheus /metrics on --metrics-host; 0 turns it off.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True,
               help="Interface of its /metrics.")
+@bootstrap_servers_option()
 @click.pass_context
 def label_studio(ctx: click.Context, url: str | None, token: str | None,
                  tasks: tuple[str, ...], poll_interval: float | None, metrics_port: int,

@@ -10,6 +10,7 @@ import click
 from ...schemas.enums import ServingStatus
 from ...schemas.settings import Settings
 from ..cli import settings_from
+from ..options import bootstrap_servers_option, json_option, print_json
 
 __all__ = ["serve"]
 
@@ -28,6 +29,7 @@ def _with_serving(settings: Settings, **changes: Any) -> Settings:
 @click.option("--task", "tasks", multiple=True, help="Serve only this task (repeatable).")
 @click.option("--canary-fraction", type=click.FloatRange(0.0, 1.0), default=None,
               help="Share of requests answered by the newest candidate version.")
+@bootstrap_servers_option()
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, replica_id: str | None,
           tasks: tuple[str, ...], canary_fraction: float | None) -> None:
@@ -56,8 +58,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, replica_id: st
 
 
 @serve.command()
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
-def acks(ctx: click.Context) -> None:
+def acks(ctx: click.Context, as_json: bool) -> None:
     """Each replica's latest acknowledgement per task, beside the promoted version."""
     from ...learner.serving.acks import read_acks
     from ...learner.topics.versions import read_version_log
@@ -73,13 +77,21 @@ def acks(ctx: click.Context) -> None:
     if skipped:
         click.echo(f"{len(skipped)} unreadable record(s) skipped, the first: {skipped[0]}",
                    err=True)
-    if not latest:
-        click.echo("no acknowledgements yet")
-        return
+    rows = []
     for (replica, task), ack in sorted(latest.items()):
         head = versions.head(task)
-        promoted = head.version_id if head else "-"
-        mark = "ok" if ack.status is ServingStatus.SERVING and ack.version_id == promoted \
-            else "BEHIND"
-        click.echo(f"{task:20} {replica:28} {ack.status:8} {ack.version_id:28} "
-                   f"promoted={promoted} {mark}" + (f" ({ack.reason})" if ack.reason else ""))
+        promoted = head.version_id if head else None
+        rows.append({"task": task, "replica": replica, "status": ack.status.value,
+                     "version_id": ack.version_id, "promoted": promoted, "reason": ack.reason,
+                     "converged": ack.status is ServingStatus.SERVING
+                     and ack.version_id == promoted})
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no acknowledgements yet")
+    for row in rows:
+        mark = "ok" if row["converged"] else "BEHIND"
+        click.echo(f"{row['task']:20} {row['replica']:28} {row['status']:8} "
+                   f"{row['version_id']:28} promoted={row['promoted'] or '-'} {mark}"
+                   + (f" ({row['reason']})" if row["reason"] else ""))

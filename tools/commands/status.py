@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import click
-import orjson
 
 from ..cli import settings_from
 from ..ops.status import Status, collect_status
+from ..options import bootstrap_servers_option, json_option, print_json
 
 __all__ = ["render_status", "status"]
 
@@ -60,9 +60,10 @@ def render_status(status: Status, *, max_lag: int = 10_000) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
 @click.option("--max-lag", type=click.IntRange(min=0), default=10_000, show_default=True,
               help="Records a worker or learner group may be behind before it is a problem.")
+@bootstrap_servers_option()
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, max_lag: int) -> None:
     """Topics, partitions, end offsets, worker and learner lag, promoted version per task.
@@ -73,9 +74,7 @@ def status(ctx: click.Context, as_json: bool, max_lag: int) -> None:
     result = asyncio.run(collect_status(settings_from(ctx)))
     problems = result.problems(max_lag=max_lag)
     if as_json:
-        options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS  # partition ids are ints
-        click.echo(orjson.dumps({**result.to_dict(), "problems": problems},
-                                option=options).decode())
+        print_json({**result.to_dict(), "problems": problems})  # partition ids are ints
     else:
         click.echo(render_status(result, max_lag=max_lag))
     if problems:

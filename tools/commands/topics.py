@@ -1,14 +1,14 @@
-"""``driftloop topics create|list``: the driftloop topics on the configured broker."""
+"""``driftloop topics create|list|delete``: the driftloop topics on the configured broker."""
 
 from __future__ import annotations
 
 import click
-import orjson
 
 from ...schemas.settings import Settings
 from ...schemas.topics import TOPIC_SPECS
 from ..cli import settings_from
 from ..kafka.topic_admin import create_topics, delete_topics, list_topics, topic_names
+from ..options import bootstrap_servers_option, json_option, print_json, yes_option
 
 __all__ = ["topics"]
 
@@ -30,6 +30,7 @@ def topics() -> None:
 @click.option("--prefix", default=None, help=_PREFIX_HELP)
 @click.option("--partitions", type=click.IntRange(min=1), default=None,
               help="Partitions of every new topic (default: each topic's own count).")
+@bootstrap_servers_option()
 @click.pass_context
 def create(ctx: click.Context, prefix: str | None, partitions: int | None) -> None:
     """Create the missing driftloop topics.
@@ -49,20 +50,20 @@ def create(ctx: click.Context, prefix: str | None, partitions: int | None) -> No
 @topics.command(name="list")
 @click.option("--prefix", default=None, help=_PREFIX_HELP)
 @click.option("--all", "all_topics", is_flag=True, help="Every topic on the broker.")
-@click.option("--json", "as_json", is_flag=True,
-              help='Print {"present": [...], "missing": [...]} as JSON.')
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
 def list_(ctx: click.Context, prefix: str | None, all_topics: bool, as_json: bool) -> None:
     """List the topics under the prefix.
 
-    Driftloop topics that are missing are named on stderr.
+    Driftloop topics that are missing are named on stderr; ``--json`` prints
+    ``{"present": [...], "missing": [...]}``.
     """
     settings = _settings(ctx, prefix)
     present = list_topics(settings, all_topics=all_topics)
     missing = [name for name in topic_names(settings) if name not in present]
     if as_json:
-        click.echo(orjson.dumps({"present": present, "missing": missing},
-                                option=orjson.OPT_INDENT_2).decode())
+        print_json({"present": present, "missing": missing})
         return
     for name in present:
         click.echo(name)
@@ -73,7 +74,8 @@ def list_(ctx: click.Context, prefix: str | None, all_topics: bool, as_json: boo
 
 @topics.command()
 @click.option("--prefix", default=None, help=_PREFIX_HELP)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
+@bootstrap_servers_option()
 @click.pass_context
 def delete(ctx: click.Context, prefix: str | None, yes: bool) -> None:
     """Delete the topics under the prefix.

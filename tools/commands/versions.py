@@ -14,6 +14,7 @@ from ...schemas.codec import to_dict
 from ...schemas.enums import VersionStatus
 from ...schemas.settings import Settings
 from ..cli import settings_from
+from ..options import bootstrap_servers_option, json_option, print_json, yes_option
 
 __all__ = ["versions"]
 
@@ -29,7 +30,8 @@ def versions() -> None:
 
 @versions.command("list")
 @click.option("--task", default=None, help="Only this task's versions.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
 def list_versions(ctx: click.Context, task: str | None, as_json: bool) -> None:
     """One line per version: id, task, status, parent, held-out score before -> after."""
@@ -43,7 +45,7 @@ def list_versions(ctx: click.Context, task: str | None, as_json: bool) -> None:
                      "holdout_before": v.metrics_before.get("holdout_score"),
                      "holdout_after": v.metrics_after.get("holdout_score")})
     if as_json:
-        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        print_json(rows)
         return
     if not rows:
         click.echo("no versions")
@@ -58,23 +60,29 @@ def list_versions(ctx: click.Context, task: str | None, as_json: bool) -> None:
 
 @versions.command()
 @click.argument("version_id")
+@json_option
+@bootstrap_servers_option()
 @click.pass_context
-def show(ctx: click.Context, version_id: str) -> None:
-    """The latest event of a version, and its lineage, as JSON."""
+def show(ctx: click.Context, version_id: str, as_json: bool) -> None:
+    """The latest event of a version and its lineage (oldest first)."""
     registry = _read(settings_from(ctx))
     data = to_dict(registry.get(version_id))
     data["lineage"] = [v.version_id for v in registry.lineage(version_id)]
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-_YES = click.option("--yes", "-y", is_flag=True,
-                    help="Do not ask for confirmation (scripts, CI).")
+    if as_json:
+        print_json(data)
+        return
+    width = max(len(key) for key in data)
+    for key, value in data.items():
+        if isinstance(value, dict | list):
+            value = orjson.dumps(value).decode() if value else "-"
+        click.echo(f"{key:<{width}}  {'-' if value is None else value}")
 
 
 @versions.command()
 @click.argument("version_id")
 @click.option("--reason", default="promoted by an operator", help="Recorded on the event.")
-@_YES
+@yes_option
+@bootstrap_servers_option()
 @click.pass_context
 def promote(ctx: click.Context, version_id: str, reason: str, yes: bool) -> None:
     """Make a version its task's head (publishes a promoted status event); every serving
@@ -92,8 +100,9 @@ def promote(ctx: click.Context, version_id: str, reason: str, yes: bool) -> None
 
 
 @versions.command()
-@click.argument("task")
-@_YES
+@click.option("--task", required=True, help="The task whose head goes back to its parent.")
+@yes_option
+@bootstrap_servers_option()
 @click.pass_context
 def rollback(ctx: click.Context, task: str, yes: bool) -> None:
     """Roll a task's head back to its parent (rolled_back, then the parent promoted again).

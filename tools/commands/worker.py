@@ -8,13 +8,16 @@ import asyncio
 import click
 
 from ..cli import settings_from
+from ..options import bootstrap_servers_option, json_option, print_json
 
 __all__ = ["worker"]
 
 
 @click.group(invoke_without_command=True)
 @click.option("--loglevel", default="WARNING", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              help="Log level of the Faust worker and driftloop's stream code.")
+@bootstrap_servers_option()
 @click.pass_context
 def worker(ctx: click.Context, loglevel: str) -> None:
     """Run the Faust worker (several can run in one consumer group).
@@ -32,6 +35,7 @@ def worker(ctx: click.Context, loglevel: str) -> None:
 @worker.command()
 @click.option("--task", required=True, help="The task to train.")
 @click.option("--reason", default="", help="Recorded in the training request.")
+@bootstrap_servers_option()
 @click.pass_context
 def trigger(ctx: click.Context, task: str, reason: str) -> None:
     """Ask the worker that owns TASK for a training request now (a manual trigger)."""
@@ -45,8 +49,15 @@ def trigger(ctx: click.Context, task: str, reason: str) -> None:
 
 @worker.command()
 @click.option("--runs", default=10, show_default=True, help="Seeded streams per scenario.")
-def detectors(runs: int) -> None:
+@json_option
+def detectors(runs: int, as_json: bool) -> None:
     """Measure the drift detector candidates: false alarms (stable) and delay (shifted)."""
+    import dataclasses
+
     from ..bench.quality.calibrate import measure, render
 
-    click.echo(render(measure(runs=runs)))
+    results = measure(runs=runs)
+    if as_json:
+        print_json([dataclasses.asdict(result) for result in results])
+    else:
+        click.echo(render(results))

@@ -126,7 +126,7 @@ def _check_broker(base: Settings, broker: str) -> None:
         KafkaSettings.model_validate({**base.kafka.model_dump(), "bootstrap_servers": broker})
     except pydantic.ValidationError as exc:
         problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
-        raise SettingsError(f"--broker {broker!r}: {problem}") from None
+        raise SettingsError(f"--bootstrap-servers {broker!r}: {problem}") from None
 
 
 def _data_home() -> Path:
@@ -198,8 +198,7 @@ def _run_children(settings: Settings, run_dir: Path, data: DemoData, profile: De
 
 def _write_report(settings: Settings, run_dir: Path, run_id: str) -> Path:
     """The HTML report of the run, read from its topics, in the run's folder."""
-    from ..ops.report.data import collect_report_data
-    from ..ops.report.page import render_report
+    from ..ops.report import collect_report_data, render_report
 
     report = render_report(asyncio.run(collect_report_data(settings)),
                            title=f"driftloop demo {run_id}",

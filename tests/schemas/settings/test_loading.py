@@ -126,13 +126,24 @@ def test_secrets_are_masked_everywhere_they_are_printed(tmp_path: Path) -> None:
 
 def test_the_config_command_masks_secrets(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "a.toml", SASL_TOML)
-    result = CliRunner().invoke(cli, ["--config", str(path), "config"],
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "--json"],
                                 env={"DRIFTLOOP_KAFKA__CLIENT_ID": "from-env"})
     assert result.exit_code == 0, result.output
     shown = orjson.loads(result.output)
     assert shown["kafka"]["sasl_password"] == "**********"
     assert shown["kafka"]["client_id"] == "from-env"
     assert SECRET not in result.output
+
+
+def test_the_config_commands_text_is_toml_that_loads_back_to_the_same_settings(
+        tmp_path: Path) -> None:
+    path = write_toml(tmp_path / "a.toml", '[kafka]\ntopic_prefix = "t."\n'
+                                           '[learner.base_model_paths]\n"org/m" = "/m"\n')
+    result = CliRunner().invoke(cli, ["--config", str(path), "config"])
+    assert result.exit_code == 0, result.output
+    assert 'kafka.topic_prefix = "t."' in result.output.splitlines()
+    again = write_toml(tmp_path / "again.toml", result.output)
+    assert load_settings(again).safe_dict() == load_settings(path).safe_dict()
 
 
 def test_building_settings_directly_raises_settings_error_too() -> None:
@@ -144,7 +155,7 @@ def test_secrets_from_the_environment_are_masked_in_the_config_command() -> None
     env = {"DRIFTLOOP_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
            "DRIFTLOOP_KAFKA__SASL_MECHANISM": "PLAIN", "DRIFTLOOP_KAFKA__SASL_USERNAME": "svc",
            "DRIFTLOOP_KAFKA__SASL_PASSWORD": SECRET}
-    result = CliRunner().invoke(cli, ["config"], env=env)
+    result = CliRunner().invoke(cli, ["config", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
     assert orjson.loads(result.output)["kafka"]["sasl_password"] == "**********"

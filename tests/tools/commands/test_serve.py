@@ -88,6 +88,10 @@ async def test_serve_answers_with_the_promoted_version_and_stops_on_sigterm(  # 
         assert shown.exit_code == 0, shown.output
         [line] = [line for line in shown.output.splitlines() if "proc-1" in line]
         assert "serving" in line and "v1" in line and line.rstrip().endswith("ok (promoted)")
+        shown = await asyncio.to_thread(CliRunner().invoke, cli, ["serve", "acks", "--json"],
+                                        env=env)
+        [row] = [row for row in json.loads(shown.output) if row["replica"] == "proc-1"]
+        assert (row["version_id"], row["status"], row["converged"]) == ("v1", "serving", True)
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

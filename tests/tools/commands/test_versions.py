@@ -48,14 +48,17 @@ def test_list_show_promote_rollback(kafka_settings: Settings) -> None:
         ("v1", False, "promoted"), ("v2", True, "promoted"), ("v3", False, "rejected")]
     assert as_json[1]["holdout_after"] == 0.75
 
-    shown = run(kafka_settings, "show", "v3")
+    shown = run(kafka_settings, "show", "v3", "--json")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["lineage"] == ["v3", "v2", "v1"]
+    as_text = run(kafka_settings, "show", "v3").output.splitlines()
+    assert "lineage" in as_text[-1] and '["v3","v2","v1"]' in as_text[-1]
+    assert any(line.split() == ["status", "rejected"] for line in as_text)
 
-    refused = run(kafka_settings, "rollback", "sentiment", answer="n\n")
+    refused = run(kafka_settings, "rollback", "--task", "sentiment", answer="n\n")
     assert refused.exit_code == 1 and "roll sentiment back from v2 to v1?" in refused.output
     assert asyncio.run(read_version_log(kafka_settings)).head("sentiment").version_id == "v2"
-    rolled = run(kafka_settings, "rollback", "sentiment", answer="y\n")
+    rolled = run(kafka_settings, "rollback", "--task", "sentiment", answer="y\n")
     assert rolled.exit_code == 0, rolled.output
     registry = asyncio.run(read_version_log(kafka_settings))
     assert registry.head("sentiment").version_id == "v1"
@@ -72,8 +75,8 @@ def test_errors_name_the_problem(kafka_settings: Settings) -> None:
     asyncio.run(publish_with_new_producer(kafka_settings, [version("v1", "promoted")]))
     for args, message in ((("show", "nope"), "unknown model version"),
                           (("promote", "nope"), "unknown model version"),
-                          (("rollback", "sentiment"), "no parent"),
-                          (("rollback", "other"), "no promoted version")):
+                          (("rollback", "--task", "sentiment"), "no parent"),
+                          (("rollback", "--task", "other"), "no promoted version")):
         result = run(kafka_settings, *args)
         assert isinstance(result.exception, RegistryError), result.output
         assert message in str(result.exception)

@@ -12,6 +12,6 @@ from driftloop.tools.demo.run import run_demo
 
 
 def test_a_malformed_broker_address_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="--broker 'nohost': expected host:port"):
+    with pytest.raises(SettingsError, match="--bootstrap-servers 'nohost': expected host:port"):
         run_demo(Settings(), broker="nohost", workdir=tmp_path / "run")
     assert not (tmp_path / "run").exists()

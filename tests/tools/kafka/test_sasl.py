@@ -314,7 +314,7 @@ def test_the_password_is_masked_in_settings_and_config(sasl_broker, tmp_path) ->
     for text in (repr(settings), str(settings), repr(settings.kafka), str(settings.safe_dict())):
         assert PASSWORD not in text
     env = {**os.environ, **settings.kafka.child_env()}
-    result = subprocess.run([str(DRIFTLOOP), "config"], env=env, capture_output=True, text=True,
-                            timeout=60, check=True)
+    result = subprocess.run([str(DRIFTLOOP), "config", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True)
     assert '"sasl_password": "**********"' in result.stdout
     assert PASSWORD not in result.stdout + result.stderr

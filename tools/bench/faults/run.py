@@ -22,6 +22,13 @@ import click
 
 from ...cli import settings_from
 from ...ops.accounting import Ledger
+from ...options import (
+    bootstrap_servers_option,
+    json_option,
+    output_option,
+    print_json,
+    text_to_stderr,
+)
 from .disk import DiskUnavailable
 from .rig import FaultRig
 from .scenarios import DISK_SCENARIOS, SCENARIOS, FaultPlan, ScenarioResult, run_scenario
@@ -91,15 +98,31 @@ def run_faults(rig: FaultRig, names: list[str], plan: FaultPlan) -> list[Scenari
 @click.option("--write-gap", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="Seconds the worker pauses after each state record (a test hook), so "
                    "kills land in the middle of a step's writes.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the results as JSON to this file.")
+@json_option
+@output_option
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the broker data and process logs here (default: a temporary folder).")
+@bootstrap_servers_option()
 @click.pass_context
 def faults(ctx: click.Context, scenarios: tuple[str, ...], quick: bool, seed: int,
-           kills: int | None, write_gap: float, json_path: Path | None,
+           kills: int | None, write_gap: float, as_json: bool, output: Path | None,
            workdir: Path | None) -> None:
     """Kill the worker and learner, restart the broker; count produced, lost, duplicated."""
+    with text_to_stderr(as_json):
+        plan, results = _run(ctx, scenarios, quick, seed, kills, write_gap, workdir)
+    document = {"plan": dataclasses.asdict(plan), "results": [r.row() for r in results]}
+    if output is not None:
+        output.write_text(json.dumps(document, indent=2))
+        click.echo(f"wrote {output}", err=as_json)
+    if as_json:
+        print_json(document)
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+def _run(ctx: click.Context, scenarios: tuple[str, ...], quick: bool, seed: int,
+         kills: int | None, write_gap: float,
+         workdir: Path | None) -> tuple[FaultPlan, list[ScenarioResult]]:
     base = settings_from(ctx)
     plan = dataclasses.replace(FaultPlan.named(quick, seed), write_gap_s=write_gap)
     if kills is not None:
@@ -124,9 +147,4 @@ def faults(ctx: click.Context, scenarios: tuple[str, ...], quick: bool, seed: in
             click.echo(f"{result.name}: not run: {result.not_run}")
         for problem in result.ledger.problems():
             click.echo(f"{result.name}: {problem}")
-    if json_path is not None:
-        json_path.write_text(json.dumps({"plan": dataclasses.asdict(plan),
-                                         "results": [r.row() for r in results]}, indent=2))
-        click.echo(f"wrote {json_path}")
-    if not all(r.ok for r in results):
-        sys.exit(1)
+    return plan, results

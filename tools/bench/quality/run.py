@@ -31,6 +31,8 @@ from typing import Any
 
 import click
 
+from ...options import json_option, output_option, print_json, text_to_stderr
+
 __all__ = ["SECTIONS", "quality"]
 
 SECTIONS = ("drift", "continual", "active")
@@ -220,8 +222,8 @@ def _active_table(section: dict[str, Any]) -> list[str]:
 
 @click.command()
 @click.option("--quick", is_flag=True, help="A small version (a few minutes on 2 cores).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write every figure to this JSON file.")
+@json_option
+@output_option
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="First seed.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
@@ -232,9 +234,17 @@ def _active_table(section: dict[str, Any]) -> list[str]:
               help="Run only these parts (repeatable; default: all three).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice).")
-def quality(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
+def quality(quick: bool, as_json: bool, output: Path | None, seed: int, seeds: int | None,
             streams: tuple[str, ...], only: tuple[str, ...], threads: int | None) -> None:
     """Drift detection delay and false alarms, forgetting, label efficiency (offline)."""
+    with text_to_stderr(as_json):
+        report = _run(quick, output, seed, seeds, streams, only, threads)
+    if as_json:
+        print_json(report)
+
+
+def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
+         streams: tuple[str, ...], only: tuple[str, ...], threads: int | None) -> dict[str, Any]:
     chosen = set(only or SECTIONS)
     started = time.perf_counter()
     report: dict[str, Any] = {"quick": quick, "seed": seed,
@@ -269,3 +279,4 @@ def quality(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
                f"{report['load_average_at_end'][0]:.1f})")
     if json_path is not None:
         click.echo(f"figures written to {json_path}")
+    return report

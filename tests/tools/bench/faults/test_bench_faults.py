@@ -30,7 +30,7 @@ def test_quick_fault_scenario_loses_nothing_and_publishes_nothing_twice(
     # The kills land in the middle of a step's writes more often with the write-gap hook.
     gap = ["--write-gap", "0.02"] if scenario == "worker-kill" else []
     run = subprocess.run([str(DRIFTLOOP), "bench", "faults", "--quick", "--scenario", scenario,
-                          *gap, "--json", str(out), "--workdir", str(tmp_path / "run")],
+                          *gap, "--json", "-o", str(out), "--workdir", str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=900,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     printed = run.stdout + run.stderr
@@ -38,6 +38,7 @@ def test_quick_fault_scenario_loses_nothing_and_publishes_nothing_twice(
                      for p in (tmp_path / "run").glob("*/logs/*.log"))
     assert run.returncode == 0, printed + logs
     row = json.loads(out.read_text())["results"][0]
+    assert json.loads(run.stdout) == json.loads(out.read_text())  # progress went to stderr
     if row["not_run"]:  # the disk-full scenario needs the right to mount a tmpfs
         pytest.skip(row["not_run"])
     assert row["scenario"] == scenario and row["ok"], (row, printed)

@@ -27,9 +27,10 @@ def test_the_bench_is_registered() -> None:
 def test_the_drift_part_runs_alone_and_writes_its_figures(tmp_path: Path) -> None:
     path = tmp_path / "out" / "quality.json"
     out = CliRunner().invoke(bench, ["quality", "--quick", "--only", "drift", "--seed", "3",
-                                     "--json", str(path)])
+                                     "--json", "-o", str(path)])
     assert out.exit_code == 0, out.output
     report = json.loads(path.read_text())
+    assert json.loads(out.stdout) == report  # --json: the document alone on stdout
     assert report["quick"] is True and report["seed"] == 3
     assert "continual" not in report and "active" not in report
     ours, adwin = _scores(report, DRIFTLOOP), _scores(report, ADWIN)
@@ -43,8 +44,8 @@ def test_the_drift_part_runs_alone_and_writes_its_figures(tmp_path: Path) -> Non
         if spec["kind"] == "stable":
             assert ours[name]["stable_events"] == spec["length"] * 2  # two seeded streams
             assert ours[name]["false_alarms_per_100k"] >= 0.0
-    assert "FA/100k" in out.output and "stable, bursty scores" in out.output
-    assert f"figures written to {path}" in out.output
+    assert "FA/100k" in out.stderr and "stable, bursty scores" in out.stderr
+    assert f"figures written to {path}" in out.stderr
 
 
 def test_bad_options_are_usage_errors() -> None:
@@ -61,7 +62,7 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
     torch.set_num_threads(2)
     path = tmp_path / "quality.json"
     out = CliRunner().invoke(bench, ["quality", "--quick", "--threads", "2",
-                                     "--json", str(path)])
+                                     "--output", str(path)])
     assert out.exit_code == 0, out.output
     report = json.loads(path.read_text())
     assert {"drift", "continual", "active"} <= set(report)
