@@ -48,8 +48,8 @@ WITHOUT_EXAMPLES: set[str] = {
     # trained versions; tests/tools/demo (test_bootstrap, test_judge with a stand-in
     # scorer, test_demo end to end).
     *(f"driftloop.tools.demo.{name}" for name in ("bootstrap", "judge", "run")),
-    "driftloop.tools.kafka.topic_reader",
     "driftloop.tools.ops.report.page",
+    "driftloop.tools.ops.report.reading",
     "driftloop.tools.ops.status",
 }
 

@@ -6,6 +6,7 @@ from ..schemas.errors import DriftloopError
 
 __all__ = [
     "BrokerStartError",
+    "InvalidTimeBound",
     "JarFetchError",
     "MissingDependencyError",
     "PortInUseError",
@@ -48,3 +49,8 @@ class BrokerStartError(ToolsError):
 
 class TopicsError(ToolsError):
     """The broker refused to create or describe a driftloop topic."""
+
+
+class InvalidTimeBound(ToolsError):
+    """A ``--since``/``--until`` that is neither an ISO-8601 time nor a relative one (``2h``),
+    or a window that ends before it starts."""

@@ -4,7 +4,7 @@ again, and ten feedback events on the topic.
 
 Chromium comes from ``tools/dev setup`` (apt-get); without it this test fails, it does not
 skip. It saves a screenshot of the page with requests answered and waiting; with
-``REVIEW_PAGE_SCREENSHOT=docs/review-page.png`` it also writes the README's screenshot.
+``REVIEW_PAGE_SCREENSHOT=docs/review-page.png`` it also writes the screenshot in docs/review.md.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from browser import CHROMIUM, CHROMIUM_ARGS, chromium_or_fail
 from kafka_helpers import free_port, produce
 from review_samples import TOKEN, feedback_on_topic, label_request, review_settings
 from waiting import wait_until_async
@@ -26,10 +27,6 @@ from driftloop.schemas.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 TEXTS = [
     "The plot was thin but the actors clearly had fun with it.",
     "Not the worst two hours I have spent, not far off either.",
@@ -46,16 +43,6 @@ TEXTS = [
 KEYS = [("1", "negative"), ("p", "positive"), ("n", "negative"), ("2", "positive")]
 
 
-def _chromium_or_fail() -> None:
-    if not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")):
-        pytest.fail(f"{CHROMIUM} is missing: run `tools/dev setup` (it installs Debian's "
-                    "chromium with apt-get) before the browser test")
-    try:
-        import playwright.async_api  # noqa: F401
-    except ModuleNotFoundError:
-        pytest.fail("the playwright package is missing: run `tools/dev setup` (it installs "
-                    "the dev extra)")
-
 
 def _embedding(n: int) -> list[float]:
     # Points around a circle: each request has near neighbours and far ones.
@@ -64,7 +51,7 @@ def _embedding(n: int) -> list[float]:
 
 async def test_ten_requests_are_labelled_with_the_keyboard_only(kafka_settings: Settings,
                                                                 tmp_path: Path) -> None:
-    _chromium_or_fail()
+    chromium_or_fail()
     from playwright.async_api import async_playwright
 
     settings = review_settings(kafka_settings, undo_window_s=3)
@@ -101,7 +88,7 @@ async def test_ten_requests_are_labelled_with_the_keyboard_only(kafka_settings: 
                 previous: str | None = None
                 for index in range(10):
                     rid = await shown(other_than=previous)
-                    if index == 4:  # answered ones are neighbours now: the README's picture
+                    if index == 4:  # answered ones are neighbours now: docs/review.md's picture
                         await _screenshot(page, tmp_path)
                     key, value = KEYS[index % len(KEYS)]
                     await page.keyboard.press(key)

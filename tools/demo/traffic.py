@@ -218,7 +218,7 @@ class SimulatedReviewer:
         return {"interaction_id": interaction_id, "task": request.task,
                 "kind": FeedbackKind.LABEL.value, "value": label,
                 "source": FeedbackSource.REVIEWER.value,
-                "metadata": {"label_request": request.id}}
+                "metadata": {"label_request_id": request.id}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from aiokafka import TopicPartition
@@ -31,7 +32,7 @@ from ...schemas.topics import TOPIC_SPECS
 from ..kafka.topic_reader import read_snapshot
 from .reviews import ReviewCounts, count_reviews
 
-__all__ = ["GroupLag", "ReplicaState", "Status", "TopicStatus", "collect_status"]
+__all__ = ["GroupLag", "ReplicaState", "Status", "TopicStatus", "collect_status", "latest_acks"]
 
 
 @dataclass(slots=True)
@@ -186,15 +187,16 @@ async def _members(admin: AIOKafkaAdminClient, group: str) -> int | None:
     return None
 
 
-async def _replicas(settings: Settings) -> dict[str, list[ReplicaState]]:
-    """Latest ack per (replica, task) on ``serving-acks``, undecodable records skipped."""
+def latest_acks(acks: Iterable[ServingAck]) -> dict[str, list[ReplicaState]]:
+    """The latest ack of every (replica, task), per task, replicas sorted by name.
+
+    >>> acks = [ServingAck(ts=ts, replica="pod-1", task="t", version_id=v, status="serving")
+    ...         for ts, v in ((2.0, "v2"), (1.0, "v1"))]
+    >>> [(s.replica, s.version_id) for s in latest_acks(acks)["t"]]
+    [('pod-1', 'v2')]
+    """
     latest: dict[tuple[str, str], ServingAck] = {}
-    records = await read_snapshot(settings, settings.kafka.topic(Topic.SERVING_ACKS))
-    for record in records:
-        try:
-            ack = decode(record.value or b"", ServingAck)
-        except ValidationError:
-            continue  # status reads; dead-lettering is the consumers' job
+    for ack in acks:
         key = (ack.replica, ack.task)
         if key not in latest or ack.ts >= latest[key].ts:
             latest[key] = ack
@@ -204,6 +206,18 @@ async def _replicas(settings: Settings) -> dict[str, list[ReplicaState]]:
             replica=replica, version_id=ack.version_id, ts=ack.ts, reason=ack.reason,
             serving=ack.status is ServingStatus.SERVING))
     return replicas
+
+
+async def _replicas(settings: Settings) -> dict[str, list[ReplicaState]]:
+    """Latest ack per (replica, task) on ``serving-acks``, undecodable records skipped."""
+    acks = []
+    records = await read_snapshot(settings, settings.kafka.topic(Topic.SERVING_ACKS))
+    for record in records:
+        try:
+            acks.append(decode(record.value or b"", ServingAck))
+        except ValidationError:
+            continue  # status reads; dead-lettering is the consumers' job
+    return latest_acks(acks)
 
 
 async def collect_status(settings: Settings) -> Status:

@@ -103,7 +103,7 @@ def test_the_reviewer_answers_with_the_true_label_once_per_interaction() -> None
     body = reviewer.answer(_label_request("i-1"))
     assert body == {"interaction_id": "i-1", "task": "sentiment", "kind": "label",
                     "value": "negative", "source": "reviewer",
-                    "metadata": {"label_request": "l-1"}}
+                    "metadata": {"label_request_id": "l-1"}}
     assert reviewer.answer(_label_request("i-1", "l-2")) is None  # asked twice: answered once
     assert reviewer.answer(_label_request("unknown")) is None
     assert reviewer.answer(_label_request("i-2"))["value"] == "positive"

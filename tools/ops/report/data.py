@@ -1,14 +1,9 @@
-"""What the report shows, computed from the topics: quality over time and the loop's events.
-
-Accuracy comes from the events themselves, not from a worker's metrics: a label feedback
-joined to its interaction by id is correct when it equals the interaction's prediction; a
-correction counts as an error. Every record that does not decode is counted by topic, so the
-report says what it could not read.
-"""
+"""Everything the report shows, computed from decoded events by small named steps
+(:mod:`.accuracy`, :mod:`.alerts`, :mod:`.lineage`, :mod:`.gate`, :mod:`.serving`)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,33 +11,40 @@ from ....schemas import (
     DeadLetter,
     DriftAlert,
     Feedback,
-    FeedbackKind,
     Interaction,
+    LabelRequest,
     ModelVersion,
-    Topic,
+    ServingAck,
     TrainingRequest,
-    decode,
-    decode_batch,
 )
-from ....schemas.commands import COMMAND_HEADER
-from ....schemas.errors import ValidationError
-from ....schemas.settings import Settings
-from ...kafka.topic_reader import RawRecord, decode_all, read_snapshot
+from ..reviews import ReviewCounts
+from .accuracy import AccuracyPoint, domain_spans, join_labels, rolling_accuracy, split_accuracy
+from .alerts import AlertAnswer, answer_alerts
+from .bounds import ReportBounds
+from .lineage import VersionNode, build_lineage
+from .serving import ReplicaAcks, count_label_requests, replica_acks
 
-__all__ = ["AccuracyPoint", "ReportData", "build_report_data", "collect_report_data"]
+__all__ = ["AccuracyPoint", "ReadNote", "ReportData", "TaskCurves", "build_report_data"]
 
 
 @dataclass(frozen=True, slots=True)
-class AccuracyPoint:
-    """Rolling accuracy at one labelled event: over the last ``window`` labels of the task.
+class TaskCurves:
+    """One task's accuracy: overall, per (true) domain, per serving version."""
 
-    Points start once half a window of labels has been seen.
-    """
+    overall: list[AccuracyPoint]
+    by_domain: dict[str, list[AccuracyPoint]]
+    by_version: dict[str, list[AccuracyPoint]]
+    spans: list[tuple[str, float, float]]
+    labels: int
 
-    ts: float
-    accuracy: float
-    domain: str
-    model_version: str
+
+@dataclass(frozen=True, slots=True)
+class ReadNote:
+    """How much of one topic was read: the window's records, and those the cap left out."""
+
+    topic: str
+    in_window: int
+    skipped: int
 
 
 @dataclass(slots=True)
@@ -52,53 +54,41 @@ class ReportData:
     interactions: int = 0
     feedback: int = 0
     labelled: int = 0
-    accuracy: dict[str, list[AccuracyPoint]] = field(default_factory=dict)
-    domain_spans: dict[str, list[tuple[str, float, float]]] = field(default_factory=dict)
+    window: int = 0
+    curves: dict[str, TaskCurves] = field(default_factory=dict)
     alerts: list[DriftAlert] = field(default_factory=list)
+    answers: list[AlertAnswer] = field(default_factory=list)
     requests: list[TrainingRequest] = field(default_factory=list)
     versions: list[ModelVersion] = field(default_factory=list)
+    lineage: dict[str, list[VersionNode]] = field(default_factory=dict)
+    label_requests: dict[str, ReviewCounts] = field(default_factory=dict)
+    replicas: dict[str, list[ReplicaAcks]] = field(default_factory=dict)
     dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)
     unreadable: Counter[str] = field(default_factory=Counter)
-    window: int = 0
+    bounds: ReportBounds = field(default_factory=ReportBounds)
+    reads: list[ReadNote] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> dict[str, list[AccuracyPoint]]:
+        """The overall curve of each task."""
+        return {task: curves.overall for task, curves in self.curves.items()}
 
     @property
     def tasks(self) -> list[str]:
-        names = set(self.accuracy) | {a.task for a in self.alerts}
+        names = set(self.curves) | {a.task for a in self.alerts}
         names |= {r.task for r in self.requests} | {v.task for v in self.versions}
+        names |= set(self.label_requests) | set(self.replicas)
         return sorted(names)
 
     @property
     def time_range(self) -> tuple[float, float] | None:
-        stamps = [p.ts for points in self.accuracy.values() for p in points]
+        stamps = [p.ts for curves in self.curves.values() for p in curves.overall]
         stamps += [e.ts for e in (*self.alerts, *self.requests, *self.versions)]
         return (min(stamps), max(stamps)) if stamps else None
 
-
-def _rolling_accuracy(pairs: list[tuple[Interaction, bool]], window: int) -> list[AccuracyPoint]:
-    points: list[AccuracyPoint] = []
-    recent: deque[bool] = deque()
-    hits = 0
-    for interaction, correct in pairs:
-        recent.append(correct)
-        hits += correct
-        if len(recent) > window:
-            hits -= recent.popleft()
-        if len(recent) < max(1, window // 2):
-            continue  # a rate over a handful of labels is noise, not a trend
-        points.append(AccuracyPoint(interaction.ts, hits / len(recent), interaction.domain,
-                                    interaction.model_version))
-    return points
-
-
-def _spans(pairs: list[tuple[Interaction, bool]]) -> list[tuple[str, float, float]]:
-    """Consecutive stretches of one domain: (domain, first ts, last ts)."""
-    spans: list[tuple[str, float, float]] = []
-    for interaction, _ in pairs:
-        if spans and spans[-1][0] == interaction.domain:
-            spans[-1] = (interaction.domain, spans[-1][1], interaction.ts)
-        else:
-            spans.append((interaction.domain, interaction.ts, interaction.ts))
-    return spans
+    @property
+    def capped(self) -> list[ReadNote]:
+        return [note for note in self.reads if note.skipped]
 
 
 def build_report_data(
@@ -109,12 +99,16 @@ def build_report_data(
     versions: Iterable[ModelVersion] = (),
     dead_letters: Iterable[DeadLetter] = (),
     *,
+    label_requests: Iterable[LabelRequest] = (),
+    acks: Iterable[ServingAck] = (),
     window: int | None = None,
+    bounds: ReportBounds | None = None,
 ) -> ReportData:
-    """Join and fold already decoded events into what the report shows.
+    """Join and fold already decoded events into what the report shows; events outside
+    ``bounds`` (time window, tasks) are left out before anything is counted.
 
     ``window`` is the number of labels the rolling accuracy averages over (default: about
-    a thirtieth of the labels, at least 20).
+    a thirtieth of a task's labels, at least 20).
 
     >>> from driftloop.schemas import Interaction, Feedback
     >>> seen = [Interaction(id=f"i{n}", ts=n, task="t", model_version="v0", input="x",
@@ -124,67 +118,33 @@ def build_report_data(
     >>> data = build_report_data(seen, said, window=2)
     >>> [p.accuracy for p in data.accuracy["t"]]
     [0.0, 0.5, 0.5, 0.5]
+    >>> build_report_data(seen, said, bounds=ReportBounds(since=2.0)).interactions
+    2
     """
-    by_id: dict[str, Interaction] = {}
-    data = ReportData()
-    for interaction in interactions:
-        by_id[interaction.id] = interaction
-        data.interactions += 1
-    joined: dict[str, list[tuple[Interaction, bool]]] = defaultdict(list)
-    seen_feedback: set[str] = set()
-    for item in feedback:
-        data.feedback += 1
-        interaction = by_id.get(item.interaction_id)
-        if interaction is None or item.id in seen_feedback:  # unjoined, or a duplicate
-            continue
-        seen_feedback.add(item.id)
-        if item.kind is FeedbackKind.LABEL:
-            joined[interaction.task].append((interaction, item.value == interaction.prediction))
-        elif item.kind is FeedbackKind.CORRECTION:
-            joined[interaction.task].append((interaction, False))
-    data.labelled = sum(len(pairs) for pairs in joined.values())
-    data.window = window or max(20, data.labelled // max(1, len(joined)) // 30)
-    for task, pairs in joined.items():
-        pairs.sort(key=lambda pair: pair[0].ts)
-        data.accuracy[task] = _rolling_accuracy(pairs, data.window)
-        data.domain_spans[task] = _spans(pairs)
-    data.alerts = sorted(alerts, key=lambda e: e.ts)
-    data.requests = sorted(requests, key=lambda e: e.ts)
-    data.versions = sorted(versions, key=lambda e: e.ts)
-    data.dead_letters = Counter((d.source_topic, d.reason) for d in dead_letters)
-    return data
+    bounds = bounds or ReportBounds()
 
+    def inside(events: Iterable) -> list:  # type: ignore[type-arg]
+        return sorted((e for e in events if bounds.holds(e.ts, e.task)), key=lambda e: e.ts)
 
-async def collect_report_data(settings: Settings, *, window: int | None = None) -> ReportData:
-    """Read the driftloop topics of ``settings`` (a snapshot) and build the report data."""
-    unreadable: Counter[str] = Counter()
-
-    def note(record: RawRecord, _exc: Exception) -> None:
-        unreadable[record.topic] += 1
-
-    async def events(topic: Topic, cls: type, batches: bool = False) -> list:
-        name = settings.kafka.topic(topic)
-        records = await read_snapshot(settings, name)
-        # Worker commands share the feedback topic (marked by a header); they are not events.
-        records = [r for r in records if not any(k == COMMAND_HEADER for k, _ in r.headers)]
-        if batches:
-            def split(raw: bytes) -> list:
-                decoded = decode_batch(raw, cls)
-                good = [e for e in decoded if not isinstance(e, ValidationError)]
-                if len(good) < len(decoded):  # bad events inside a batch envelope
-                    unreadable[name] += len(decoded) - len(good)
-                return good
-            return decode_all(records, split, note)
-        return decode_all(records, lambda raw: [decode(raw, cls)], note)
-
-    data = build_report_data(
-        await events(Topic.INTERACTIONS, Interaction, batches=True),
-        await events(Topic.FEEDBACK, Feedback, batches=True),
-        await events(Topic.DRIFT_ALERTS, DriftAlert),
-        await events(Topic.TRAINING_REQUESTS, TrainingRequest),
-        await events(Topic.MODEL_VERSIONS, ModelVersion),
-        await events(Topic.DEAD_LETTERS, DeadLetter),
-        window=window,
-    )
-    data.unreadable = unreadable
+    data = ReportData(bounds=bounds)
+    outcomes, data.interactions, data.feedback = join_labels(inside(interactions),
+                                                             said := inside(feedback))
+    data.labelled = sum(len(o) for o in outcomes.values())
+    data.window = window or max(20, data.labelled // max(1, len(outcomes)) // 30)
+    for task, task_outcomes in outcomes.items():
+        data.curves[task] = TaskCurves(
+            overall=rolling_accuracy(task_outcomes, data.window),
+            by_domain=split_accuracy(task_outcomes, data.window, key=lambda o: o.domain),
+            by_version=split_accuracy(task_outcomes, data.window,
+                                      key=lambda o: o.model_version),
+            spans=domain_spans(task_outcomes), labels=len(task_outcomes))
+    data.alerts = inside(alerts)
+    data.requests = inside(requests)
+    data.versions = inside(versions)
+    data.answers = answer_alerts(data.alerts, data.versions)
+    data.lineage = build_lineage(data.versions, data.requests)
+    data.label_requests = count_label_requests(inside(label_requests), said)
+    data.replicas = replica_acks(inside(acks), data.versions)
+    data.dead_letters = Counter((d.source_topic, d.reason) for d in dead_letters
+                                if bounds.in_time(d.ts))
     return data
