@@ -52,7 +52,7 @@ class LearnerSettings(Section):
         description="an update continues from the last candidate rejected for want of "
                     "evidence (not behind its parent, not forgetting) instead of the served "
                     "parent; the gate still compares with the served parent (measured: "
-                    "README, Quality)")
+                    "docs/benchmarks.md, Quality)")
     holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0,
                                     description="share of the request kept for the gate "
                                                 "(chosen by a hash of each example's text)")

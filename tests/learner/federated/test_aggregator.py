@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.asyncio(loop_scop
 
 DOMAINS = ("tweets", "amazon")
 # One fixed draw (the texts fix each site's split, SEED its sample and initialisation).
-# Checked locally over five draws (README, Federated adapters): the merge beat both sites in
+# Checked locally over five draws (docs/strategies.md): the merge beat both sites in
 # four; in the fifth the Amazon site transferred unusually well to tweets and beat the merge
 # by 1.25 points. This draw is seed 0 of that sweep (merge 0.833, sites 0.748 and 0.805).
 SEED = 0

@@ -1,5 +1,5 @@
-"""A published classification adapter loads without driftloop, with the README's lines, and
-gives the probabilities driftloop serves."""
+"""A published classification adapter loads without driftloop, with the lines in
+docs/learner.md, and gives the probabilities driftloop serves."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from driftloop.learner.serving.model_host import ModelHost
 from driftloop.learner.training.update import store_from_settings
 from driftloop.learner.trust import weights_sha256
 
-README = Path(__file__).parents[3] / "README.md"
+SNIPPETS_PAGE = Path(__file__).parents[3] / "docs" / "learner.md"
 TEXTS = ["I love this, it is wonderful!", "Terrible service, never again.", "not good at all",
          "The plot was fine, the acting less so.", "meh"]
 
@@ -37,8 +37,9 @@ assert not any(name.split(".")[0] == "driftloop" for name in sys.modules)
 
 
 def readme_snippet(marker: str) -> str:
-    found = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", README.read_text(), re.S)
-    assert found, f"README has no {marker} snippet"
+    found = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", SNIPPETS_PAGE.read_text(),
+                      re.S)
+    assert found, f"{SNIPPETS_PAGE.name} has no {marker} snippet"
     return found.group(1)
 
 
