@@ -61,6 +61,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     interpolation: float = 1.0
     """Share of the trained change kept: ``start + interpolation * (trained - start)``."""
+    warmup_steps: int = 0
+    """Steps over which the learning rate rises linearly to ``learning_rate``."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,7 +71,7 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "max_steps", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("weight_decay", "l2_to_parent", "max_grad_norm"):
+        for name in ("weight_decay", "l2_to_parent", "max_grad_norm", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.interpolation <= 1:
@@ -140,6 +142,12 @@ class _Optimizer:
                         if config.l2_to_parent > 0 else {})
         self.optimizer = torch.optim.AdamW([p for _, p in params], lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
+        # A continued update starts with a fresh optimizer: Adam's first steps move every
+        # weight by about the learning rate whatever its gradient, which a trained adapter
+        # feels. A linear warm-up lets the moment estimates settle first.
+        warmup = config.warmup_steps
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
         # fp16 autocast (CUDA without bf16) underflows small gradients unless the loss is scaled.
         self.scaler = (torch.amp.GradScaler(task.device.type)
                        if task.device.autocast_dtype is torch.float16 else None)
@@ -165,6 +173,7 @@ class _Optimizer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
 

@@ -130,7 +130,7 @@ class IncrementalUpdater:
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
-            interpolation=cfg.interpolation,
+            interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
             seed=cfg.seed)
         self.trust = Trust(settings)
         self.pools = TaskGatePools(
@@ -182,8 +182,9 @@ class IncrementalUpdater:
             config = self.train_config
             if batch_size is not None:
                 config = replace(config, batch_size=batch_size)
-            if start.adapter_dir is None:  # an untrained start is nothing to stay near
-                config = replace(config, interpolation=1.0)
+            if start.adapter_dir is None:  # an untrained start is nothing to stay near,
+                # nor to protect from a fresh optimizer's first steps
+                config = replace(config, interpolation=1.0, warmup_steps=0)
             report = train_adapter(distillation.wrap(task_model), model,
                                    list(plan.split.train), list(plan.split.validation), config)
             timings["train_seconds"] = report.seconds

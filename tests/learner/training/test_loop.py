@@ -100,6 +100,22 @@ def test_interpolation_keeps_that_share_of_the_trained_change() -> None:
     assert not all(a.equal(b) for a, b in zip(weights(half), start, strict=True))
 
 
+def test_warmup_starts_with_a_fraction_of_the_learning_rate() -> None:
+    # Adam's first step moves each weight by about the learning rate, whatever its gradient:
+    # with a warm-up of 3 steps the first step uses a quarter of it.
+    moved = []
+    for warmup in (0, 3):
+        m = model()
+        start = weights(m)
+        train_adapter(LinearTask(), m, examples(8), [],
+                      TrainConfig(batch_size=8, max_steps=1, learning_rate=0.1,
+                                  weight_decay=0.0, warmup_steps=warmup))
+        moved.append(max((a - b).abs().max().item() for a, b in zip(weights(m), start,
+                                                                     strict=True)))
+    assert moved[0] == pytest.approx(0.1, rel=0.01)
+    assert moved[1] == pytest.approx(0.1 / 4, rel=0.01)
+
+
 def test_example_weights_scale_the_loss() -> None:
     heavy = [e.model_copy(update={"weight": 100.0}) if e.target == "1" else e
              for e in examples(32)]
@@ -121,7 +137,8 @@ def test_nothing_to_train() -> None:
 @pytest.mark.parametrize(("field", "value"), [("learning_rate", 0.0), ("batch_size", 0),
                                               ("max_steps", 0), ("patience", 0),
                                               ("weight_decay", -1.0), ("l2_to_parent", -0.1),
-                                              ("interpolation", 0.0), ("interpolation", 1.5)])
+                                              ("interpolation", 0.0), ("interpolation", 1.5),
+                                              ("warmup_steps", -1)])
 def test_bad_config(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})

@@ -69,3 +69,27 @@ def test_tampered_parent_is_refused(updater, sentiment_v1, tmp_path: Path) -> No
         "adapter_uri": tampered.store.uri_for(sentiment_v1.event.sha256)})
     with pytest.raises(ArtifactIntegrityError):
         tampered.update(sentiment_request("r2", n=8), VersionLog().apply(event))
+
+
+class _Recorded(Exception):
+    """Stops an update at its training step, before it changes the session's gate pool."""
+
+
+def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, monkeypatch) -> None:
+    from driftloop.learner.training import update as update_module
+
+    configs = []
+
+    def recording(task, model, train, validation, config):  # type: ignore[no-untyped-def]
+        configs.append(config)
+        raise _Recorded
+
+    monkeypatch.setattr(update_module, "train_adapter", recording)
+    with pytest.raises(_Recorded):
+        updater.update(sentiment_request("warm-first", n=24), VersionLog())
+    with pytest.raises(_Recorded):
+        updater.update(sentiment_request("warm-child", domain="movies", n=24),
+                       VersionLog().apply(sentiment_v1.event))
+    assert [c.warmup_steps for c in configs] == [0, Settings().learner.warmup_steps]
+    assert Settings().learner.warmup_steps > 0
