@@ -14,7 +14,8 @@ Three parts, each driving driftloop's own code directly and printing it beside a
 3. active learning (:mod:`driftloop.tools.bench.quality.label_efficiency`): held-out accuracy
    per label asked, the worker's uncertainty sampler vs random picks with the same budget.
 
-``--json PATH`` writes every figure (curves and per-stream delays included).
+``--json`` prints every figure (curves and per-stream delays included) as one JSON document
+on stdout, the tables going to stderr; ``-o FILE`` writes it to a file after every part.
 """
 
 from __future__ import annotations
