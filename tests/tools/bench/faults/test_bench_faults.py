@@ -51,6 +51,6 @@ def test_quick_fault_scenario_loses_nothing_and_publishes_nothing_twice(
         assert row["labels_lost"] == 0 and row["labels_twice"] == 0  # every label joined once
     if scenario in ("learner-kill", "broker-kill"):  # the learner trained through the fault
         assert row["training_requests"] == 2 and row["unanswered_requests"] == 0
-    # the table the bench prints carries the same row
-    line = next(text for text in run.stdout.splitlines() if text.startswith(scenario + " "))
+    # the table the bench prints for people (on stderr, with --json) carries the same row
+    line = next(text for text in run.stderr.splitlines() if text.startswith(scenario + " "))
     assert line.split()[-1] == "yes"
