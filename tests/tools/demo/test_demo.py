@@ -6,10 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, chromium_or_fail
 
 from driftloop.schemas import VersionStatus
 from driftloop.schemas.settings import Settings
 from driftloop.tools.demo.processes import process_gone
+from driftloop.tools.demo.profile import TASK
 from driftloop.tools.demo.run import DemoProfile, run_demo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -59,6 +61,32 @@ def test_the_quick_demo_detects_the_shift_updates_serves_and_beats_the_static_mo
     for alert in state.alerts:
         assert f"component={alert.statistics['component']}" in report
     assert str(result.report_path) in printed
+    _report_draws_the_demo_s_domains(result.report_path, tmp_path)
+
+
+def _report_draws_the_demo_s_domains(report: Path, tmp_path: Path) -> None:
+    """The run's own report in headless Chromium: its charts are drawn, and the per-domain
+    chart names the four true domains although the traffic said ``live``."""
+    from playwright.sync_api import sync_playwright
+
+    chromium_or_fail()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            headless=True, viewport={"width": 1200, "height": 900})
+        try:
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            page.goto(report.as_uri())
+            for chart in (f"accuracy-by-domain-{TASK}", f"accuracy-by-version-{TASK}",
+                          f"lineage-{TASK}"):
+                box = page.locator(f"figure#{chart} svg").bounding_box()
+                assert box is not None and box["width"] > 300 and box["height"] > 50, chart
+            legend = " ".join(page.locator(f"figure#accuracy-by-domain-{TASK} svg text")
+                              .all_text_contents())
+            assert all(domain in legend for domain in ("tweets", "movies", "amazon", "nyt")), \
+                legend
+        finally:
+            browser.close()
 
 
 def test_a_small_generate_demo_trains_serves_and_reads_classes_from_generated_text(
