@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,8 +25,8 @@ from aiokafka.structs import ConsumerRecord
 
 from ..schemas.settings import Settings
 
-__all__ = ["Offsets", "RangePlan", "admin_client", "new_consumer", "new_producer",
-           "read_to_end_offsets", "records_to_end", "topic_partitions", "whole_topic"]
+__all__ = ["admin_client", "new_consumer", "new_producer", "read_to_end_offsets",
+           "records_to_end", "topic_partitions"]
 
 _UNKNOWN_TOPIC = 3  # Kafka error UNKNOWN_TOPIC_OR_PARTITION
 _LEADER_NOT_AVAILABLE = 5
@@ -100,24 +100,12 @@ async def read_to_end_offsets(settings: Settings, name: str, *,
     return records
 
 
-Offsets = dict[TopicPartition, int]
-RangePlan = Callable[[AIOKafkaConsumer, list[TopicPartition]], Awaitable[tuple[Offsets, Offsets]]]
-"""Given the consumer and its partitions, the ``(start, end)`` offsets to read of each."""
-
-
-async def whole_topic(consumer: AIOKafkaConsumer,
-                      assigned: list[TopicPartition]) -> tuple[Offsets, Offsets]:
-    """Each partition from its beginning to its end offset at call time."""
-    return await consumer.beginning_offsets(assigned), await consumer.end_offsets(assigned)
-
-
 async def records_to_end(settings: Settings, name: str, partitions: Iterable[int], *,
-                         timeout: float, plan: RangePlan = whole_topic,
-                         ) -> AsyncIterator[list[ConsumerRecord]]:
+                         timeout: float) -> AsyncIterator[list[ConsumerRecord]]:
     """The committed records of ``partitions`` of topic ``name``, batch by batch, from their
     beginning up to their end offsets at call time (for a reader that keeps only what it
-    needs of a large topic), or over the offsets ``plan`` chooses; :class:`TimeoutError`
-    when the end is not reached within ``timeout`` seconds."""
+    needs of a large topic); :class:`TimeoutError` when the end is not reached within
+    ``timeout`` seconds."""
     assigned = [TopicPartition(name, p) for p in sorted(partitions)]
     if not assigned:
         return
@@ -125,10 +113,9 @@ async def records_to_end(settings: Settings, name: str, partitions: Iterable[int
                             max_partition_fetch_bytes=32 * 1024 * 1024,
                             fetch_max_bytes=64 * 1024 * 1024) as consumer:
         consumer.assign(assigned)
-        starts, ends = await plan(consumer, assigned)
-        pending = {tp for tp in assigned if ends[tp] > starts[tp]}
-        for tp in pending:
-            consumer.seek(tp, starts[tp])
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        pending = {tp for tp in assigned if ends[tp] > 0}
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:

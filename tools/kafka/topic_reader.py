@@ -3,19 +3,14 @@ window of it bounded by record time and a record count."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka import TopicPartition
 
-from ...client.kafka import (
-    Offsets,
-    read_to_end_offsets,
-    records_to_end,
-    topic_partitions,
-    whole_topic,
-)
+from ...client.kafka import new_consumer, read_to_end_offsets, topic_partitions
 from ...schemas.settings import Settings
 from ..errors import ToolsError
 
@@ -109,10 +104,13 @@ async def read_window(settings: Settings, topic: str, *, since_ms: int | None = 
     partitions = (await topic_partitions(settings, topic, timeout=0)).get(topic)
     if not partitions:
         return WindowRead([], 0)
-    measured = {"in_window": 0, "skipped": 0}
-
-    async def window(consumer: Any, assigned: list[TopicPartition]) -> tuple[Offsets, Offsets]:
-        starts, ends = await whole_topic(consumer, assigned)
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    async with new_consumer(settings, isolation_level="read_committed",
+                            max_partition_fetch_bytes=32 * 1024 * 1024,
+                            fetch_max_bytes=64 * 1024 * 1024) as consumer:
+        consumer.assign(assigned)
+        starts = await consumer.beginning_offsets(assigned)
+        ends = await consumer.end_offsets(assigned)
         if since_ms is not None:
             found = await consumer.offsets_for_times({tp: since_ms for tp in assigned})
             starts = {tp: ends[tp] if found[tp] is None else max(starts[tp], found[tp].offset)
@@ -121,25 +119,33 @@ async def read_window(settings: Settings, topic: str, *, since_ms: int | None = 
             found = await consumer.offsets_for_times({tp: until_ms + 1 for tp in assigned})
             ends = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in assigned}
         lengths = {tp.partition: max(0, ends[tp] - starts[tp]) for tp in assigned}
-        measured["in_window"] = sum(lengths.values())
-        if max_records is not None and measured["in_window"] > max_records:
+        in_window = sum(lengths.values())
+        skipped = 0
+        if max_records is not None and in_window > max_records:
             kept = keep_latest(lengths, max_records)
             starts = {tp: ends[tp] - kept[tp.partition] for tp in assigned}
-            measured["skipped"] = measured["in_window"] - sum(kept.values())
-        return starts, ends
-
-    records: list[RawRecord] = []
-    try:
-        async for batch in records_to_end(settings, topic, partitions, timeout=timeout,
-                                          plan=window):
-            for r in batch:
-                record = RawRecord(r.topic, r.partition, r.offset, r.timestamp, r.key,
-                                   r.value, tuple(r.headers or ()))
-                if keep is None or keep(record):
-                    records.append(record)
-    except TimeoutError as exc:
-        raise ToolsError(str(exc)) from None
-    return WindowRead(records, measured["in_window"], measured["skipped"])
+            skipped = in_window - sum(kept.values())
+        records: list[RawRecord] = []
+        pending = {tp for tp in assigned if ends[tp] > starts[tp]}
+        for tp in pending:
+            consumer.seek(tp, starts[tp])
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise ToolsError(f"timed out reading {topic} after {timeout:.0f} s")
+            batches = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, batch in batches.items():
+                for r in batch:
+                    if r.offset >= ends[tp]:
+                        continue
+                    record = RawRecord(r.topic, r.partition, r.offset, r.timestamp, r.key,
+                                       r.value, tuple(r.headers or ()))
+                    if keep is None or keep(record):
+                        records.append(record)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    return WindowRead(records, in_window, skipped)
 
 
 def decode_all(records: list[RawRecord], decode: Callable[[bytes], list[T]],
