@@ -126,8 +126,12 @@ def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict
     shifted = [d for d, _, _ in loop.data.boundaries()[1:]]
     cumulative = sum(len(loop.data.bootstrap) + labels_by(record.label_marks, at)
                      for at, *_ in record.requests[1:])
+    # Full retraining trains on all but its own held-out and early-stop slices: the same
+    # share of what it would have been sent at each request point.
+    share = event.metadata["examples"]["train"] / len(examples)
     return {"retrain_shifted": round(sum(scores[d] for d in shifted) / len(shifted), 4),
-            "retrain_examples_at_requests": cumulative}
+            "retrain_examples_at_requests": cumulative,
+            "retrain_trained_on_at_requests": round(cumulative * share)}
 
 
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -143,7 +147,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for key in ("static_shifted", "final_shifted", "retrain_shifted", "forgetting_first",
                     "live_shifted", "static_live_shifted", "promotions", "false_promotions",
                     "requests", "alerts", "alerts_far_from_shifts", "examples_trained",
-                    "retrain_examples_at_requests", "update_seconds"):
+                    "retrain_examples_at_requests", "examples_trained_on",
+                    "retrain_trained_on_at_requests", "update_seconds"):
             values = [r[key] for r in mine if key in r]
             if values:
                 figures[key] = {"mean": round(sum(values) / len(values), 4),

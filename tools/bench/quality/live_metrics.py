@@ -18,7 +18,8 @@ from typing import Any
 
 from .live_loop import LiveRecord, VersionRecord
 
-__all__ = ["ShiftOutcome", "false_promotions", "labels_by", "live_metrics", "shift_outcomes"]
+__all__ = ["ShiftOutcome", "false_promotions", "labels_by", "live_metrics", "shift_outcomes",
+           "trained_on"]
 
 # Events after a shift within which an alert is the shift's; later ones are false alarms.
 ALERT_WINDOW = 400
@@ -124,9 +125,26 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
         "requests_by_trigger": dict(Counter(r[1].value for r in record.requests)),
         "alerts": len(record.alerts), "alerts_far_from_shifts": len(far),
         "examples_trained": sum(r[3] for r in record.requests),
+        "examples_trained_on": sum(trained_on(v) for v in record.versions),
         "labels": record.labels, "update_seconds": round(record.update_seconds, 1),
         "final_heldout": {d: round(v, 4) for d, v in final.heldout.items()},
     }
+
+
+def trained_on(version: VersionRecord) -> int:
+    """Examples a version's update took gradient steps on: its request's training part,
+    without the gate's held-out and the early-stop slices (0 when the event does not say).
+
+    >>> from driftloop.schemas.events import ModelVersion
+    >>> event = ModelVersion(version_id="v", ts=0.0, task="t", base_model="m",
+    ...                      adapter_uri="file:///s/v", sha256="0" * 64, size_bytes=1,
+    ...                      status="rejected", metadata={"examples": {"train": 150,
+    ...                                                                "holdout_new": 40}})
+    >>> trained_on(VersionRecord(event, 0, 0))
+    150
+    """
+    examples = version.event.metadata.get("examples")
+    return int(examples.get("train", 0)) if isinstance(examples, dict) else 0
 
 
 def _mean(values: Any) -> float:

@@ -195,7 +195,10 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
                            ("alerts_far_from_shifts", "alerts far from any shift"),
                            ("examples_trained", "examples trained: driftloop"),
                            ("retrain_examples_at_requests",
-                            "                  full retraining at its requests")):
+                            "                  full retraining at its requests"),
+                           ("examples_trained_on", "examples trained on: driftloop"),
+                           ("retrain_trained_on_at_requests",
+                            "                     full retraining at its requests")):
             if key in s:
                 v = s[key]
                 lines.append(f"  {label:45} {v['mean']:>9.3f} [{v['min']:.3f}, {v['max']:.3f}]")

@@ -33,7 +33,11 @@ def record() -> LiveRecord:
 
 
 def test_a_shift_is_answered_when_a_better_version_serves_and_labels_are_counted() -> None:
-    figures = live_metrics(record(), BOUNDARIES, record().label_marks,
+    rec = record()
+    for v, train in zip(rec.versions, (48, 22, 0), strict=True):
+        if train:  # the last says nothing of its split: it counts 0
+            v.event = v.event.model_copy(update={"metadata": {"examples": {"train": train}}})
+    figures = live_metrics(rec, BOUNDARIES, rec.label_marks,
                            static_served=[True] * 100 + [False] * 100)
     [shift] = figures["shifts"]
     assert shift["to"] == "b" and shift["before"] == 0.5
@@ -45,6 +49,7 @@ def test_a_shift_is_answered_when_a_better_version_serves_and_labels_are_counted
     assert figures["alerts_far_from_shifts"] == 1  # the score alert at 40, before any shift
     assert figures["requests_by_trigger"] == {"manual": 1, "drift": 1, "schedule": 1}
     assert figures["examples_trained"] == 184
+    assert figures["examples_trained_on"] == 48 + 22  # the training parts, not held-out ones
 
 
 def test_a_promotion_worse_than_its_parent_on_seen_domains_is_false() -> None:
