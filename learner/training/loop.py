@@ -63,6 +63,9 @@ class TrainConfig:
     """Share of the trained change kept: ``start + interpolation * (trained - start)``."""
     warmup_steps: int = 0
     """Steps over which the learning rate rises linearly to ``learning_rate``."""
+    averaging: float = 0.0
+    """Decay of an exponential moving average of the trained weights (0: off). With it, the
+    average is what early stop measures and what the update returns (Polyak averaging)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.interpolation <= 1:
             raise ValueError(f"interpolation must be in (0, 1], got {self.interpolation}")
+        if not 0 <= self.averaging < 1:
+            raise ValueError(f"averaging must be in [0, 1), got {self.averaging}")
 
     def steps_for(self, n_examples: int) -> int:
         """Optimizer steps for ``n_examples``: the epochs, capped by the step budget."""
@@ -196,6 +201,7 @@ class _EarlyStop:
         self.task, self.model, self.params = task, model, params
         self.validation, self.config, self.report = validation, config, report
         self.best: dict[str, torch.Tensor] | None = None
+        self.mean: dict[str, torch.Tensor] | None = None
         self.bad_checks = 0
         if validation:
             report.history.append((0, self._loss()))
@@ -207,27 +213,58 @@ class _EarlyStop:
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {name: p.detach().clone() for name, p in self.params}
 
+    def average(self) -> None:
+        """Fold the weights after a step into the moving average (``config.averaging``)."""
+        decay = self.config.averaging
+        if not decay:
+            return
+        with torch.no_grad():
+            if self.mean is None:  # the first trained weights, not the start: no pull back
+                self.mean = self._snapshot()
+                return
+            for name, p in self.params:
+                self.mean[name].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+
+    def _measured(self) -> tuple[float, dict[str, torch.Tensor] | None]:
+        """The validation loss of what the update would return now: the average when there
+        is one (swapped in for the measurement), else the current weights."""
+        if self.mean is None:
+            return self._loss(), None
+        current = self._snapshot()
+        self._load(self.mean)
+        try:
+            return self._loss(), {name: t.clone() for name, t in self.mean.items()}
+        finally:
+            self._load(current)
+
+    def _load(self, weights: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, p in self.params:
+                p.copy_(weights[name])
+
     def should_stop(self, total_steps: int) -> bool:
         """Check after a step (when due); True once ``patience`` checks did not improve."""
         steps = self.report.steps
         if not self.validation or (steps % self.config.eval_every and steps != total_steps):
             return False
-        current = self._loss()
+        current, averaged = self._measured()
         self.report.history.append((steps, current))
         assert self.report.best_validation_loss is not None
         if current < self.report.best_validation_loss:
             self.report.best_validation_loss = current
-            self.best = self._snapshot()
+            self.best = averaged if averaged is not None else self._snapshot()
             self.bad_checks = 0
             return False
         self.bad_checks += 1
         return self.bad_checks >= self.config.patience
 
     def restore_best(self) -> None:
+        """Load the best weights measured; without a validation slice, the average (if
+        any) of the whole run."""
         if self.best is not None:
-            with torch.no_grad():
-                for name, p in self.params:
-                    p.copy_(self.best[name])
+            self._load(self.best)
+        elif self.mean is not None:
+            self._load(self.mean)
 
 
 def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExample],
@@ -257,6 +294,7 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
         loss = optimizer.step(model, [train[i] for i in picked])
         report.steps += 1
         report.examples_seen += len(picked)
+        early_stop.average()
         running = loss if report.steps == 1 else 0.9 * running + 0.1 * loss
         if early_stop.should_stop(total_steps):
             report.stopped = "early_stop"

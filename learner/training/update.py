@@ -131,7 +131,7 @@ class IncrementalUpdater:
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
             interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
-            seed=cfg.seed)
+            averaging=cfg.averaging, seed=cfg.seed)
         self.trust = Trust(settings)
         self.pools = TaskGatePools(
             GatePoolFile(self.store.fs, self.store.root, deployment=settings.deployment_id),

@@ -51,6 +51,11 @@ class LearnerSettings(Section):
                     "rate. Live loop, 5 seeds, 2026-12-04, against 0: VADER live 0.717 (0.693), "
                     "5 of 15 shifts answered (4); questions final 0.763 (0.730), live 0.551 "
                     "(0.543)")
+    averaging: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="decay of an exponential moving average of the weights during an "
+                    "update (0: off); the average is what early stop measures and what the "
+                    "candidate is (Polyak averaging)")
     interpolation: float = Field(
         1.0, gt=0.0, le=1.0,
         description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "

@@ -116,6 +116,40 @@ def test_warmup_starts_with_a_fraction_of_the_learning_rate() -> None:
     assert moved[1] == pytest.approx(0.1 / 4, rel=0.01)
 
 
+def test_averaging_returns_the_moving_average_of_the_trained_weights() -> None:
+    # Record the weights after each step of a plain run; with averaging the update returns
+    # their exponential moving average, started at the first trained weights (not the start).
+    decay, steps = 0.5, 4
+    path = []
+    for k in range(1, steps + 1):
+        m = model()
+        train_adapter(LinearTask(), m, examples(32), [],
+                      TrainConfig(batch_size=8, max_steps=k, learning_rate=0.1))
+        path.append(weights(m))
+    expected = path[0]
+    for later in path[1:]:
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, later, strict=True)]
+    averaged = model()
+    train_adapter(LinearTask(), averaged, examples(32), [],
+                  TrainConfig(batch_size=8, max_steps=steps, learning_rate=0.1,
+                              averaging=decay))
+    for got, want in zip(weights(averaged), expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+    assert not all(a.equal(b) for a, b in zip(weights(averaged), path[-1], strict=True))
+
+
+def test_averaging_is_what_early_stop_measures_and_keeps() -> None:
+    m = model()
+    config = TrainConfig(batch_size=4, eval_every=2, patience=2, learning_rate=0.5,
+                         averaging=0.9)
+    report = train_adapter(LinearTask(), m, examples(64), examples(8, start=3), config)
+    assert report.best_validation_loss == min(loss for _, loss in report.history[1:])
+    # The weights returned give the best loss measured: the average's, swapped back each time.
+    from driftloop.learner.training.loop import _validation_loss
+    assert _validation_loss(LinearTask(), m, examples(8, start=3), 4) == pytest.approx(
+        report.best_validation_loss, rel=1e-6)
+
+
 def test_example_weights_scale_the_loss() -> None:
     heavy = [e.model_copy(update={"weight": 100.0}) if e.target == "1" else e
              for e in examples(32)]
@@ -138,7 +172,8 @@ def test_nothing_to_train() -> None:
                                               ("max_steps", 0), ("patience", 0),
                                               ("weight_decay", -1.0), ("l2_to_parent", -0.1),
                                               ("interpolation", 0.0), ("interpolation", 1.5),
-                                              ("warmup_steps", -1)])
+                                              ("warmup_steps", -1), ("averaging", 1.0),
+                                              ("averaging", -0.1)])
 def test_bad_config(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
