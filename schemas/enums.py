@@ -62,6 +62,7 @@ class DeadLetterReason(StrEnum):
 
 class DriftSignal(StrEnum):
     EMBEDDING = "embedding"
+    INPUT = "input"  # the input text's byte bigrams: the same whatever version served it
     SCORE = "score"
     ERROR_RATE = "error_rate"
     DOMAIN = "domain"  # a domain name the task had not seen: a shift the producer named

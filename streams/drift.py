@@ -1,11 +1,15 @@
-"""Drift of one task, per domain, on three signals: scores, embeddings and the error rate.
+"""Drift of one task, per domain, on four signals: scores, embeddings, the inputs' text and
+the error rate.
 
 Embeddings are reduced, for a whole batch at once with numpy, to a few one-dimensional
 signals: the cosine distance to a reference centroid learnt during a warm-up, and
 ``projections`` fixed random projections (seeded by the task's embedding size, so every
-worker and every restart uses the same ones). Each signal gets a
-:class:`~driftloop.streams.detectors.DriftMonitor`; the components of one signal share a
-cooldown, so a shift seen by the distance and by three projections raises one alert.
+worker and every restart uses the same ones). The input texts' hashed byte bigrams
+(:mod:`.text_features`) are reduced the same way; they do not depend on the served version,
+so they keep their reference when a promotion makes the others learn theirs again. Each
+signal gets a :class:`~driftloop.streams.detectors.DriftMonitor`; the components of one
+signal share a cooldown, so a shift seen by the distance and by three projections raises one
+alert.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from ..schemas.enums import DriftSignal
 from .detectors import Detection, DriftMonitor
 from .errors import ConfigurationError
+from .text_features import text_features
 
 __all__ = ["DomainDrift", "DriftFinding", "DriftWatch", "projection_matrix"]
 
@@ -34,10 +39,23 @@ def projection_matrix(dim: int, count: int, seed: int = 0) -> np.ndarray:
 
 
 def _family(component: str) -> str:
-    """The signal a monitor's component belongs to (the embedding has several)."""
+    """The signal a monitor's component belongs to (the embedding and the input have
+    several)."""
     if component == "centroid_distance" or component.startswith("projection_"):
         return DriftSignal.EMBEDDING.value
+    if component.startswith("input_"):
+        return DriftSignal.INPUT.value
     return component
+
+
+class _Centroid:
+    """A vector signal's reference direction, learnt from its first ``centroid_events``."""
+
+    def __init__(self) -> None:
+        self._centroid_sum: np.ndarray | None = None
+        self._centroid_n = 0
+        self.centroid: np.ndarray | None = None
+        self.dim: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +74,16 @@ class DriftFinding:
 class DomainDrift:
     """The monitors of one (task, domain)."""
 
+    input_features = 0  # a state saved before the input signal existed reads as off
+
     def __init__(self, monitor: DriftMonitor, *, projections: int, centroid_events: int,
-                 seed: int) -> None:
+                 seed: int, input_features: int = 0) -> None:
         self._template = monitor
         self.projections = projections
         self.centroid_events = centroid_events
         self.seed = seed
+        self.input_features = input_features
+        self._inputs = _Centroid()
         self.monitors: dict[str, DriftMonitor] = {}
         self._centroid_sum: np.ndarray | None = None
         self._centroid_n = 0
@@ -85,8 +107,9 @@ class DomainDrift:
         if self.version is not None and version != head:
             return False
         self.version = version
-        for monitor in self.monitors.values():
-            monitor.rereference()
+        for name, monitor in self.monitors.items():
+            if _family(name) != DriftSignal.INPUT.value:  # the text is the version's own
+                monitor.rereference()
         self._centroid_sum, self._centroid_n, self.centroid = None, 0, None
         return True
 
@@ -121,24 +144,41 @@ class DomainDrift:
                 monitor.rereference()
 
     def update(self, *, confidences: np.ndarray | None = None,
-               embeddings: np.ndarray | None = None,
-               errors: np.ndarray | None = None) -> list[DriftFinding]:
+               embeddings: np.ndarray | None = None, errors: np.ndarray | None = None,
+               texts: list[str] | None = None) -> list[DriftFinding]:
         findings: list[DriftFinding] = []
+        counted = False
         if confidences is not None and confidences.size:
             self.events += int(confidences.size)
+            counted = True
             self._feed(DriftSignal.SCORE, "confidence", confidences, findings)
         if embeddings is not None and embeddings.size:
-            if confidences is None or not confidences.size:
+            if not counted:
                 self.events += int(embeddings.shape[0])
-            self._embeddings(embeddings, findings)
+                counted = True
+            self._vectors(embeddings, findings, DriftSignal.EMBEDDING, self)
+        if texts and self.input_features:
+            if not counted:
+                self.events += len(texts)
+            if "_inputs" not in self.__dict__:
+                self._inputs = _Centroid()
+            self._vectors(text_features(texts, self.input_features), findings,
+                          DriftSignal.INPUT, self._inputs)
         if errors is not None and errors.size:
             self._feed(DriftSignal.ERROR_RATE, "error_rate", errors, findings)
         return findings
 
-    def _embeddings(self, embeddings: np.ndarray, findings: list[DriftFinding]) -> None:
-        if self.dim is None:
-            self.dim = int(embeddings.shape[1])
-        if embeddings.shape[1] != self.dim:
+    def _vectors(self, embeddings: np.ndarray, findings: list[DriftFinding],
+                 signal: DriftSignal, state: Any) -> None:
+        """Reduce a batch of vectors of ``signal`` to its components and feed them;
+        ``state`` keeps the signal's centroid (this object for the embedding)."""
+        if signal is DriftSignal.INPUT:
+            distance_name, projection_name = "input_distance", "input_projection_"
+        else:
+            distance_name, projection_name = "centroid_distance", "projection_"
+        if state.dim is None:
+            state.dim = int(embeddings.shape[1])
+        if embeddings.shape[1] != state.dim:
             return  # the decoder enforces the configured size; a changed size is not drift
         # Scaled by the largest component first: the norm of a (valid, finite) embedding of
         # huge values overflows to inf, and the event would count as a zero vector.
@@ -146,26 +186,26 @@ class DomainDrift:
         scaled = embeddings / np.where(peak > 0, peak, 1.0)
         norms = np.linalg.norm(scaled, axis=1, keepdims=True)
         unit = scaled / np.where(norms > 0, norms, 1.0)
-        if self.centroid is None:
-            need = self.centroid_events - self._centroid_n
+        if state.centroid is None:
+            need = self.centroid_events - state._centroid_n
             head = unit[:need]
-            self._centroid_sum = head.sum(axis=0) if self._centroid_sum is None \
-                else self._centroid_sum + head.sum(axis=0)
-            self._centroid_n += head.shape[0]
-            if self._centroid_n >= self.centroid_events:
-                centroid = self._centroid_sum / self._centroid_n
-                self.centroid = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
-                self._centroid_sum = None
-            unit_for_distance = unit[need:] if self.centroid is not None else unit[:0]
+            state._centroid_sum = head.sum(axis=0) if state._centroid_sum is None \
+                else state._centroid_sum + head.sum(axis=0)
+            state._centroid_n += head.shape[0]
+            if state._centroid_n >= self.centroid_events:
+                centroid = state._centroid_sum / state._centroid_n
+                state.centroid = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
+                state._centroid_sum = None
+            unit_for_distance = unit[need:] if state.centroid is not None else unit[:0]
         else:
             unit_for_distance = unit
-        if self.centroid is not None and unit_for_distance.shape[0]:
-            distance = 1.0 - unit_for_distance @ self.centroid
-            self._feed(DriftSignal.EMBEDDING, "centroid_distance", distance, findings)
+        if state.centroid is not None and unit_for_distance.shape[0]:
+            distance = 1.0 - unit_for_distance @ state.centroid
+            self._feed(signal, distance_name, distance, findings)
         if self.projections:
-            projected = unit @ projection_matrix(self.dim, self.projections, self.seed)
+            projected = unit @ projection_matrix(state.dim, self.projections, self.seed)
             for j in range(self.projections):
-                self._feed(DriftSignal.EMBEDDING, f"projection_{j}", projected[:, j], findings)
+                self._feed(signal, f"{projection_name}{j}", projected[:, j], findings)
 
 
 class DriftWatch:
@@ -184,14 +224,20 @@ class DriftWatch:
     [('embedding', 'news')]
     """
 
+    input_features = 0  # a state saved before the input signal existed reads as off
+
     def __init__(self, *, monitor: DriftMonitor | None = None, projections: int = 4,
-                 centroid_events: int = 1000, seed: int = 0) -> None:
+                 centroid_events: int = 1000, seed: int = 0, input_features: int = 0) -> None:
         if not isinstance(projections, int) or projections < 0:
             raise ConfigurationError(f"projections must be an integer >= 0, got {projections!r}")
         if not isinstance(centroid_events, int) or centroid_events < 1:
             raise ConfigurationError(
                 f"centroid_events must be a positive integer, got {centroid_events!r}")
+        if not isinstance(input_features, int) or input_features < 0:
+            raise ConfigurationError(
+                f"input_features must be an integer >= 0, got {input_features!r}")
         self.monitor = monitor if monitor is not None else DriftMonitor()
+        self.input_features = input_features
         self.projections = projections
         self.centroid_events = centroid_events
         self.seed = seed
@@ -205,21 +251,25 @@ class DriftWatch:
         if state is None:
             state = self.domains[name] = DomainDrift(
                 self.monitor, projections=self.projections,
-                centroid_events=self.centroid_events, seed=self.seed)
+                centroid_events=self.centroid_events, seed=self.seed,
+                input_features=self.input_features)
         return state
 
     def update(self, domain: str, *, confidences: np.ndarray | None = None,
                embeddings: np.ndarray | None = None, errors: np.ndarray | None = None,
-               version: str | None = None, head: str | None = None) -> list[DriftFinding]:
+               texts: list[str] | None = None, version: str | None = None,
+               head: str | None = None) -> list[DriftFinding]:
         """Feed one domain's signals of a batch; return the alerts they raised.
 
         With ``version`` (the model version that served the events) the domain's monitors
-        follow the task's ``head``: see :meth:`DomainDrift.follow`.
+        follow the task's ``head``: see :meth:`DomainDrift.follow`. ``texts`` (the inputs)
+        feed the input signal when ``input_features`` is set.
         """
         state = self.domain(domain)
         if version is not None and not state.follow(version, head):
             return []
-        findings = state.update(confidences=confidences, embeddings=embeddings, errors=errors)
+        findings = state.update(confidences=confidences, embeddings=embeddings, errors=errors,
+                                texts=texts)
         return [DriftFinding(domain, f.signal, f.component, f.detection) for f in findings]
 
     def clone(self) -> DriftWatch:
@@ -227,4 +277,5 @@ class DriftWatch:
 
     def get_params(self) -> dict[str, Any]:
         return {"monitor": self.monitor.clone(), "projections": self.projections,
-                "centroid_events": self.centroid_events, "seed": self.seed}
+                "centroid_events": self.centroid_events, "seed": self.seed,
+                "input_features": self.input_features}

@@ -96,7 +96,8 @@ def _monitor(worker: WorkerSettings) -> DriftMonitor:
 def new_drift_watch(worker: WorkerSettings) -> DriftWatch:
     """The drift monitors of one task, as the worker's settings configure them."""
     return DriftWatch(monitor=_monitor(worker), projections=worker.drift.projections,
-                      centroid_events=worker.drift.centroid_events, seed=worker.drift.seed)
+                      centroid_events=worker.drift.centroid_events, seed=worker.drift.seed,
+                      input_features=worker.drift.input_features)
 
 
 def _revision(feedback: Feedback) -> int:

@@ -7,6 +7,7 @@ deadlines. (Kept out of conftest.py: test modules import these by a unique modul
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -154,11 +155,17 @@ def interactions(n: int, *, start: int = 0, task: str = "sentiment", domain: str
     vectors = rng.normal(size=(n, dim)) * 0.5 + moved
     confidences = rng.beta(8, 2, n)
     return [Interaction(id=f"i-{start + i}", ts=1_700_000_000.0 + start + i, task=task,
-                        domain=domain, model_version="v1", input=f"text number {start + i}",
+                        domain=domain, model_version="v1", input=text_of(start + i),
                         prediction="pos" if i % 2 else "neg",
                         scores={"confidence": float(confidences[i])},
                         embedding=vectors[i].round(5).tolist())
             for i in range(n)]
+
+
+def text_of(n: int) -> str:
+    """A unique input text for interaction ``n``, alike for every ``n``: the texts of a stream
+    do not drift (a counter's digits would, and the worker watches the input's bigrams)."""
+    return "text " + hashlib.sha256(str(n).encode()).hexdigest()[:12]
 
 
 def feedback_for(items: list[Interaction], *, task: str = "sentiment") -> list[Feedback]:

@@ -5,6 +5,7 @@ one request in flight)."""
 from __future__ import annotations
 
 import numpy as np
+from stream_helpers import text_of
 
 from driftloop.schemas import Feedback, Interaction
 from driftloop.schemas.commands import Command
@@ -24,11 +25,12 @@ def fresh(worker: WorkerSettings = WORKER) -> tuple[TaskState, object, object]:
 
 
 def events(n: int, *, start: int, centre: float, version: str = "v1",
-           domain: str = "live", probe: bool = False) -> list[Interaction]:
+           domain: str = "live", probe: bool = False,
+           words: list[str] | None = None) -> list[Interaction]:
     rng = np.random.default_rng(start)
     return [Interaction(
         id=f"i{start + k}", ts=float(start + k), task="t", domain=domain, model_version=version,
-        input=f"text {start + k}", prediction="a",
+        input=text_of(start + k) if words is None else words[k % len(words)], prediction="a",
         scores={"confidence": float(np.clip(rng.normal(0.8, 0.05), 0, 1))},
         embedding=(rng.normal(size=8) * 0.1 + centre).round(4).tolist(), probe=probe)
         for k in range(n)]
@@ -148,3 +150,30 @@ def test_an_unanswered_request_stops_holding_the_next_after_the_timeout():
     assert play(state, join, buffer, events(32, start=100, centre=0.0), now=2.0) == []
     late = play(state, join, buffer, events(16, start=200, centre=0.0), now=2.0 + timeout)
     assert len(late) == 1 and late[0].id != first.id
+
+
+def test_the_input_text_keeps_its_reference_through_a_promotion():
+    # The embedding monitors learn their reference again after a promotion, blind for their
+    # warm-up; the input's bigrams do not depend on the version, so a change of vocabulary
+    # right after a promotion is still seen.
+    rng = np.random.default_rng(7)
+    tweets = [f"@user{rng.integers(99)} lol #fun {rng.integers(9)}" for _ in range(50)]
+    reviews = [f"The film's {w} is a quiet triumph of restraint."
+               for w in ("score", "cast", "pacing", "ending", "script")]
+    state, join, buffer = fresh()
+    play(state, join, buffer, events(160, start=0, centre=0.0, words=tweets), now=1.0)
+    state.on_command(Command(id="p2", task="t", kind="promoted", version="v2"), now=2.0)
+    play(state, join, buffer, events(96, start=1000, centre=0.0, version="v2", words=reviews),
+         now=3.0, labelled=False)
+    assert state.counters["drift_alerts_input"] == 1
+    assert state.counters["drift_alerts_embedding"] == 0  # still learning the new version's
+
+
+def test_without_input_features_the_text_is_not_watched():
+    worker = WORKER.model_copy(update={"drift": WORKER.drift.model_copy(
+        update={"input_features": 0})})
+    state, join, buffer = fresh(worker)
+    play(state, join, buffer, events(160, start=0, centre=0.0, words=["a b c"]), now=1.0)
+    play(state, join, buffer, events(160, start=1000, centre=0.0, words=["zz yy xx ww"]),
+         now=2.0, labelled=False)
+    assert not any(k.startswith("drift_alerts") for k, v in state.counters.items() if v)

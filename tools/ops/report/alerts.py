@@ -16,7 +16,7 @@ _MEAN_PAIRS = (("mean_before", "mean_after"), ("reference_mean", "current_mean")
 
 def alert_direction(alert: DriftAlert) -> str | None:
     """``"up"`` or ``"down"``: which way the watched signal moved (None when the
-    statistics do not say; an embedding shift has a size, not a direction).
+    statistics do not say; an embedding or input shift has a size, not a direction).
 
     >>> alert = DriftAlert(id="d", ts=0.0, task="t", signal="error_rate", detector="adwin",
     ...                    statistics={"mean_before": 0.1, "mean_after": 0.3})
@@ -34,7 +34,8 @@ def alert_direction(alert: DriftAlert) -> str | None:
         if isinstance(old, (int, float)) and isinstance(new, (int, float)) and old != new:
             return "up" if new > old else "down"
     effect = stats.get("effect_z")
-    if isinstance(effect, (int, float)) and effect and alert.signal is not DriftSignal.EMBEDDING:
+    if isinstance(effect, (int, float)) and effect and alert.signal not in (
+            DriftSignal.EMBEDDING, DriftSignal.INPUT):
         return "up" if effect > 0 else "down"
     return None
 

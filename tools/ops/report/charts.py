@@ -29,7 +29,8 @@ __all__ = ["SIGNAL_COLOURS", "accuracy_chart"]
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f", "#d62728"]
 SIGNAL_COLOURS = {DriftSignal.ERROR_RATE: "#d62728", DriftSignal.SCORE: "#ff7f0e",
-                  DriftSignal.EMBEDDING: "#8c564b", DriftSignal.DOMAIN: "#17becf"}
+                  DriftSignal.EMBEDDING: "#8c564b", DriftSignal.INPUT: "#bcbd22",
+                  DriftSignal.DOMAIN: "#17becf"}
 VERSION_MARKS = {VersionStatus.PROMOTED: ("#2ca02c", "-", "version promoted"),
                  VersionStatus.ROLLED_BACK: ("#9467bd", "-.", "version rolled back")}
 ARROWS = {"up": ("^", "↑"), "down": ("v", "↓"), None: ("D", "")}
