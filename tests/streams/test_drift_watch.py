@@ -27,3 +27,21 @@ def test_one_embedding_shift_raises_one_alert_however_slow_its_other_components(
             found += watch.update("d", embeddings=emb[start:start + 100])
         alerts.append(sum(f.signal is DriftSignal.EMBEDDING for f in found))
     assert alerts == [1] * 6
+
+
+def test_a_state_saved_before_the_input_signal_reads_as_without_it() -> None:
+    from driftloop.streams.state_codec import dumps, loads
+
+    watch = DriftWatch(projections=2, centroid_events=16, input_features=32)
+    watch.update("d", embeddings=np.ones((32, 4)), texts=["same text"] * 32)
+    assert any(name.startswith("input_") for name in watch.domain("d").monitors)
+    again = loads(dumps(watch))  # the input's centroid goes through the state allowlist
+    assert again.domain("d")._inputs.centroid is not None
+    old = DriftWatch(projections=2, centroid_events=16, input_features=32)
+    state = old.domain("d")
+    for saved in (old, state):  # what a pickle written by the previous release holds
+        del saved.__dict__["input_features"]
+    del state.__dict__["_inputs"]
+    restored = loads(dumps(old))
+    assert restored.update("d", embeddings=np.ones((32, 4)), texts=["text"] * 32) == []
+    assert not any(name.startswith("input_") for name in restored.domain("d").monitors)
