@@ -100,6 +100,24 @@ def _take_by_content(examples: Sequence[TrainingExample], fraction: float,
             [e for e in examples if e.input in held])
 
 
+def _content_rng(examples: Sequence[TrainingExample], seed: int) -> random.Random:
+    """A generator seeded by the seed and the examples' texts, not the request's id: the same
+    examples draw the same early-stop slice (a replayed or re-sent request trains the same
+    adapter), and other examples another, as a fresh draw per request did.
+
+    >>> a = [TrainingExample(input=t, target="x") for t in ("one", "two")]
+    >>> _content_rng(a, 0).random() == _content_rng(list(a), 0).random()
+    True
+    >>> _content_rng(a, 0).random() == _content_rng(a[:1], 0).random()
+    False
+    """
+    digest = hashlib.sha256(f"{seed}\0".encode())
+    for example in examples:
+        digest.update(example.input.encode())
+        digest.update(b"\0")
+    return random.Random(int.from_bytes(digest.digest()[:8], "big"))
+
+
 def split_request(request: TrainingRequest, *, holdout_fraction: float = 0.25,
                   validation_fraction: float = 0.1, seed: int = 0) -> RequestSplit:
     """Divide a request deterministically.
@@ -107,7 +125,8 @@ def split_request(request: TrainingRequest, *, holdout_fraction: float = 0.25,
     The gate's holdout is chosen by content (:func:`held_out`) and topped up so that each
     target has at least ``holdout_fraction`` of its new (and of its replayed) examples there:
     a little more than the fraction, never less. The early-stop slice is drawn from the
-    training part by the seed (the same examples, the same slice, whatever the request id).
+    training part by the seed and the examples' texts (the same examples, the same slice,
+    whatever the request id).
 
     Examples
     --------
@@ -129,12 +148,9 @@ def split_request(request: TrainingRequest, *, holdout_fraction: float = 0.25,
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
     if not 0 <= validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    # Drawn by the seed alone, not the request's id: the same examples give the same
-    # early-stop slice, so a replayed or re-sent request trains the same adapter.
-    key = hashlib.sha256(f"{seed}\0validation".encode()).digest()
-    rng = random.Random(int.from_bytes(key[:8], "big"))
     new = [e for e in request.examples if e.origin is ExampleOrigin.NEW]
     replay = [e for e in request.examples if e.origin is ExampleOrigin.REPLAY]
+    rng = _content_rng(request.examples, seed)
     train_new, holdout_new = _take_by_content(new, holdout_fraction, seed)
     train_replay, holdout_replay = _take_by_content(replay, holdout_fraction, seed)
     train = train_new + train_replay
