@@ -57,8 +57,9 @@ class DriftSettings(Section):
     input_features: int = Field(
         64, ge=0, description="hashed byte-bigram buckets of the input text watched as a "
                               "signal of its own, which no promotion re-references (0: off). "
-                              "Live loop, 5 seeds, 2026-12-04: VADER shifts answered within "
-                              "240 labels 7 of 15 (5 without); questions unchanged")
+                              "Live loop, 5 seeds, 2026-12-04 (before the early-stop slice was "
+                              "drawn by content): VADER shifts answered within 240 labels 7 of "
+                              "15 (5 without); questions unchanged")
     seed: int = 0
 
 
