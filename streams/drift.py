@@ -160,8 +160,6 @@ class DomainDrift:
         if texts and self.input_features:
             if not counted:
                 self.events += len(texts)
-            if "_inputs" not in self.__dict__:
-                self._inputs = _Centroid()
             self._vectors(text_features(texts, self.input_features), findings,
                           DriftSignal.INPUT, self._inputs)
         if errors is not None and errors.size:

@@ -62,7 +62,8 @@ class ShiftAlerts:
                 part, part_conf = group, confidences
             findings = self.drift.update(
                 domain, confidences=part_conf[np.isfinite(part_conf)],
-                embeddings=_embeddings(part), texts=[event.input for event in part],
+                embeddings=_embeddings(part),
+                texts=[event.input for event in part] if self.drift.input_features else None,
                 version=version, head=head)
             alerts += self._alerts(findings, version, now)
         return alerts
