@@ -106,6 +106,10 @@ class LearnerService:
         """Ask the loop to stop after the request in hand (idempotent, signal-safe)."""
         self._stopping.set()
 
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The request partitions this learner holds now (empty before it has joined)."""
+        return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
+
     async def run(self) -> LearnerStats:
         """Consume until stopped (or ``max_requests`` handled); return the stats."""
         self._consumer = new_consumer(

@@ -15,7 +15,7 @@ import pytest
 from kafka_helpers import consume_until, produce
 from learner_helpers import sentiment_request
 from test_service import with_learner
-from waiting import wait_until
+from waiting import wait_until, wait_until_async
 
 from driftloop.learner.gate.pool import GatePool
 from driftloop.learner.gate.pool_file import GatePoolFile
@@ -30,17 +30,24 @@ from driftloop.schemas.topics import Topic
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 DOMAINS = ("tweets", "movies", "amazon")
+HOLD_S = 180.0
 
 
 class Signalling(IncrementalUpdater):
-    """An updater that says when its first update begins."""
+    """An updater that says when its first update begins and holds it until told to go on.
+
+    Held, the first learner cannot finish every request before the second has joined (a fast
+    machine did: the second was handed partitions whose requests were all committed).
+    """
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.training = threading.Event()
+        self.go_on = threading.Event()
 
     def update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.training.set()
+        self.go_on.wait(HOLD_S)  # on time out it goes on, and the test says why it failed
         return super().update(*args, **kwargs)
 
 
@@ -65,6 +72,11 @@ async def test_two_learners_through_a_rebalance_lose_no_pooled_example(
         await asyncio.to_thread(wait_until, first.updater.training.is_set, 120,
                                 "the first learner training")
         running.append(asyncio.create_task(second.run()))  # joins: the group rebalances
+        try:  # the first learner's update is held until the second holds a partition
+            await wait_until_async(lambda: bool(second.assignment()), HOLD_S,
+                                   "the second learner holding a request partition")
+        finally:
+            first.updater.go_on.set()
 
         def every_request_published(records: list) -> bool:  # type: ignore[type-arg]
             ids = {decode(r.value, ModelVersion).training_request_id for r in records}
