@@ -18,9 +18,11 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ __all__ = [
     "load_base_model",
     "local_weights",
     "resolve_base_model",
+    "strip_adapters",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,13 @@ def resolve_base_model(model_id: str) -> tuple[str, str | None]:
 
 @dataclass(slots=True)
 class BaseModel:
-    """A loaded base model: its id, tokenizer and frozen weights (never trained in place)."""
+    """A loaded base model: its id, tokenizer and frozen weights (never trained in place).
+
+    An update borrows the weights themselves (:meth:`lent`): PEFT injects its LoRA layers
+    into them and :meth:`lent` takes them out again, so one update holds the base weights
+    once. Whoever needs a second model on the same base at the same time (the served parent
+    beside a challenger, a teacher, a serving replica's task) takes :meth:`fresh_copy`.
+    """
 
     model_id: str
     kind: TaskKind
@@ -93,11 +102,67 @@ class BaseModel:
     model: Any
     load_seconds: float = 0.0
     uses: int = field(default=0)
+    _lending: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                     compare=False)
 
     def fresh_copy(self) -> Any:
         """A private copy of the weights for one request (LoRA layers are injected in place)."""
         self.uses += 1
         return copy.deepcopy(self.model)
+
+    @contextmanager
+    def lent(self) -> Iterator[Any]:
+        """The resident weights themselves for one update, clean again on exit.
+
+        Every PEFT layer injected into them while lent is replaced by the module it wraps
+        (whose frozen weights nothing trained), PEFT's config mark is removed and the model
+        is back in eval mode, so the next update starts from the same base. While lent, a
+        second borrower (another thread) gets a private copy instead of waiting.
+        """
+        if not self._lending.acquire(blocking=False):
+            yield self.fresh_copy()
+            return
+        self.uses += 1
+        try:
+            yield self.model
+        finally:
+            try:
+                strip_adapters(self.model)
+            finally:
+                self._lending.release()
+
+
+def strip_adapters(model: Any) -> int:
+    """Take every PEFT tuner layer out of ``model`` in place; return how many were taken out.
+
+    Each layer gives back the module it wraps (``get_base_layer()``), as PEFT's ``unload()``
+    does, without needing the ``PeftModel`` that injected it.
+
+    >>> from torch import nn
+    >>> from peft import LoraConfig, get_peft_model
+    >>> base = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> original = base[0]
+    >>> _ = get_peft_model(base, LoraConfig(r=2, target_modules=["0", "2"]))
+    >>> strip_adapters(base), base[0] is original, hasattr(base, "peft_config")
+    (2, True, False)
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    outermost = []
+    for name, module in model.named_modules():
+        if not name or not isinstance(module, BaseTunerLayer):
+            continue
+        if any(name.startswith(f"{outer}.") for outer, _ in outermost):
+            continue  # a layer inside a tuner layer (its base layer, its lora_A) goes with it
+        outermost.append((name, module))
+    for name, module in outermost:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, module.get_base_layer())
+    if hasattr(model, "peft_config"):
+        del model.peft_config
+    model.eval()
+    return len(outermost)
 
 
 def load_base_model(model_id: str, kind: TaskKind, source: str | None = None) -> BaseModel:

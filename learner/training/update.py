@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,7 @@ class IncrementalUpdater:
         if plan.task.teacher is not None and plan.task.teacher in versions:
             self.trust.check_base_model(versions.get(plan.task.teacher).base_model)
         workdir = Path(tempfile.mkdtemp(prefix="driftloop-update-"))
+        lending = ExitStack()  # the resident base weights the candidate is built on
         try:
             start = self._start(plan, versions, workdir, timings)
             task_model = self._task_model(plan, start)
@@ -171,7 +172,8 @@ class IncrementalUpdater:
             served = (task_model.build(start.base.fresh_copy(), self._lora_spec(),
                                        start.parent_dir)
                       if start.challenger is not None else None)
-            model, distillation = self._trainable(plan, start, task_model, versions, workdir)
+            model, distillation = self._trainable(plan, start, task_model, versions, workdir,
+                                                  lending)
             parent_hits: Outcomes = {}
             with _phase(timings, "score_parent_seconds"):
                 parent_model = served if served is not None else model
@@ -213,6 +215,7 @@ class IncrementalUpdater:
                 stored = self._store(plan, task_model, model, workdir, base_digest)
             timings["update_seconds"] = time.perf_counter() - started
         finally:
+            lending.close()  # the base's weights without the candidate's layers, for the next
             shutil.rmtree(workdir, ignore_errors=True)
         lineage = start.domain_start.metadata() if start.domain_start is not None else {}
         if start.challenger is not None:
@@ -297,10 +300,13 @@ class IncrementalUpdater:
         return LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
 
     def _trainable(self, plan: UpdatePlan, start: _Start, task_model: TaskModel,
-                   versions: VersionLog, workdir: Path) -> tuple[Any, Distillation]:
-        """A trainable copy of the base with the start adapter, and the teacher if any."""
+                   versions: VersionLog, workdir: Path,
+                   lending: ExitStack) -> tuple[Any, Distillation]:
+        """The start adapter on the resident base (lent until ``lending`` closes: no copy of
+        the base weights), and the teacher if any."""
         seed_everything(self.settings.learner.seed)  # the untrained head's initialisation
-        model = task_model.build(start.base.fresh_copy(), self._lora_spec(), start.adapter_dir)
+        weights = lending.enter_context(start.base.lent())
+        model = task_model.build(weights, self._lora_spec(), start.adapter_dir)
         # After the student's seeded initialisation: loading a teacher draws random numbers.
         distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
                                         versions, models=self.models, store=self.store,

@@ -107,3 +107,59 @@ def test_a_gguf_model_is_dequantized_once_then_read_from_a_kept_copy(
     prompt = "What is the capital of France?"
     assert first.tokenizer(prompt)["input_ids"] == second.tokenizer(prompt)["input_ids"]
     assert first.tokenizer.chat_template == second.tokenizer.chat_template
+
+
+def _snapshot(model) -> dict:  # type: ignore[no-untyped-def]
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+
+def test_an_update_borrows_the_resident_weights_and_gives_them_back_clean(minilm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.classification import ClassificationTask
+    from driftloop.learner.models.device import select_device
+
+    before = _snapshot(minilm.model)
+    modules = {name: id(module) for name, module in minilm.model.named_modules()}
+    task = ClassificationTask(minilm.tokenizer, ["neg", "pos"], select_device("cpu"))
+    with minilm.lent() as weights:
+        assert weights is minilm.model  # no copy of the base
+        model = task.build(weights, LoraSpec(), None)
+        assert any(isinstance(m, BaseTunerLayer) for m in minilm.model.modules())
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=0.05)
+        encoded = minilm.tokenizer(["good", "bad"], return_tensors="pt", padding=True)
+        for _ in range(3):
+            logits = model(input_ids=encoded["input_ids"],
+                           attention_mask=encoded["attention_mask"])
+            torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0])).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    assert not any(isinstance(m, BaseTunerLayer) for m in minilm.model.modules())
+    assert {name: id(module) for name, module in minilm.model.named_modules()} == modules
+    assert not minilm.model.training and not hasattr(minilm.model, "peft_config")
+    after = minilm.model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(after[name].equal(tensor) for name, tensor in before.items())
+    assert not any(p.requires_grad for p in minilm.model.parameters())
+
+
+def test_a_second_borrower_gets_a_copy_and_a_failed_update_still_gives_back(minilm) -> None:  # type: ignore[no-untyped-def]
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.classification import ClassificationTask
+    from driftloop.learner.models.device import select_device
+
+    task = ClassificationTask(minilm.tokenizer, ["neg", "pos"], select_device("cpu"))
+    with pytest.raises(RuntimeError, match="out of memory"), minilm.lent() as weights:
+        with minilm.lent() as other:
+            assert other is not weights  # two models on one base at once: a private copy
+        task.build(weights, LoraSpec(), None)
+        raise RuntimeError("CUDA out of memory (a test)")
+    assert not any(isinstance(m, BaseTunerLayer) for m in minilm.model.modules())
+    with minilm.lent() as again:  # lent once more: the first lending was released
+        assert again is minilm.model
