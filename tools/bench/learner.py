@@ -13,6 +13,7 @@ import click
 from ...schemas.enums import TaskKind
 from ..cli import settings_from
 from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
+from .memory import MemoryPeak, peak_memory
 
 __all__ = ["learner"]
 
@@ -65,7 +66,10 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
         # A running learner has served requests before: one warm-up, then the measured one.
         time_incremental(updater, bench_request(n, domain=domain, kind=kind,
                                                 request_id="bench-warm-up"))
-        train, whole, result = time_incremental(updater, request)
+        with peak_memory() as memory:  # the steady state: the base resident, warmed up
+            train, whole, result = time_incremental(updater, request)
+        base = updater.models.get(result.event.base_model, kind)
+        weights = sum(p.numel() * p.element_size() for p in base.model.parameters())
         cold_in_process = time_trainer_cold_start(settings, request)
         cold = time_trainer_cold_process(settings, request)
         latency = _kafka_latency(settings, updater, n, kind, domain) if kafka else None
@@ -88,6 +92,7 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
                f"Trainer load + train / driftloop training: "
                f"{cold_in_process.seconds / train.seconds:.2f}x")
     click.echo(f"gate: {result.event.status.value} ({result.event.reason})")
+    click.echo(_memory_line(memory, weights))
     if latency is not None:
         click.echo(f"request consumed -> version published (Kafka): {latency:.2f} s")
     elif kafka:
@@ -100,7 +105,30 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
                         "trainer_cold_process": cold.seconds},
             "ratio_cold_process_to_whole_update": cold.seconds / whole.seconds,
             "ratio_load_and_train_to_training": cold_in_process.seconds / train.seconds,
-            "gate": result.event.status.value, "consumed_to_published_s": latency}
+            "gate": result.event.status.value, "consumed_to_published_s": latency,
+            "memory_bytes": {"base_weights": weights, "resident_before_update": memory.before,
+                             "peak_during_update": memory.peak,
+                             "cuda_before_update": memory.cuda_before,
+                             "cuda_peak_during_update": memory.cuda_peak},
+            "ratio_peak_to_resident": memory.ratio}
+
+
+def _memory_line(memory: MemoryPeak, weights: int) -> str:
+    """The update's peak memory against the learner's resident size, in MB.
+
+    >>> _memory_line(MemoryPeak(before=500 * 2**20, peak=550 * 2**20), 90 * 2**20)
+    'memory: resident 500 MB (base weights 90 MB), peak during the update 550 MB (1.10x, +50 MB)'
+    """
+    mb = 2**20
+    if memory.before is None or memory.peak is None or memory.ratio is None:
+        return f"memory: not measured here (no /proc); base weights {weights / mb:.0f} MB"
+    line = (f"memory: resident {memory.before / mb:.0f} MB (base weights {weights / mb:.0f} MB)"
+            f", peak during the update {memory.peak / mb:.0f} MB ({memory.ratio:.2f}x, "
+            f"+{(memory.peak - memory.before) / mb:.0f} MB)")
+    if memory.cuda_before is not None and memory.cuda_peak is not None:
+        line += (f"; CUDA allocated {memory.cuda_before / mb:.0f} MB, peak "
+                 f"{memory.cuda_peak / mb:.0f} MB")
+    return line
 
 
 def _kafka_latency(settings, updater, n: int, kind: str, domain: str) -> float | None:  # type: ignore[no-untyped-def]
