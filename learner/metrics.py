@@ -47,6 +47,9 @@ class LearnerMetrics:
         r = self.registry
         self.updates = Counter("driftloop_learner_updates", "Training requests handled, by "
                                "how they ended.", ["task", "outcome"], registry=r)
+        self.superseded = Counter("driftloop_learner_requests_superseded", "Queued training "
+                                  "requests merged into a newer one of the same task and "
+                                  "domain (coalesced backlog).", ["task"], registry=r)
         self.failed_attempts = Counter("driftloop_learner_failed_attempts", "Training "
                                        "attempts that raised and were retried.", registry=r)
         self.phase_seconds = Histogram("driftloop_learner_update_seconds", "Time of an "

@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -34,6 +34,7 @@ from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from .attempts import AttemptLedger, commit_owned, ensure_owned
+from .coalesce import SUPERSEDED_KEY, Coalesced, coalesce, coalesce_key, covered_requests
 from .errors import LearnerError, ModelLoadError, PartitionMovedError, UntrustedModelError
 from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
@@ -66,10 +67,12 @@ class LearnerStats:
     failed_attempts: int = 0
     moved: int = 0  # requests whose partition went to another learner while in hand
     latencies: list[float] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)  # merged into a newer request
 
     @property
     def handled(self) -> int:
-        return len(self.published) + len(self.skipped) + self.dead_letters
+        return (len(self.published) + len(self.skipped) + self.dead_letters
+                + len(self.superseded))
 
 
 class LearnerService:
@@ -142,9 +145,10 @@ class LearnerService:
                 return
             batches = await self._consumer.getmany(timeout_ms=500, max_records=1)
             for tp, records in batches.items():
-                for record in records:
+                for first in records:
+                    record, merged = await self._coalesce(tp, first)
                     try:
-                        if not await self._handle(record):
+                        if not await self._handle(record, merged):
                             return  # stopped while waiting to retry: nothing committed
                         # The effect (version or dead letter) is acknowledged: now the offset.
                         await commit_owned(self._consumer, tp, record.offset + 1)
@@ -163,10 +167,74 @@ class LearnerService:
         self.metrics.queue_lag.set(sum(self._lags.values()))
         self.metrics.resident_models.set(len(self.updater.models.resident()))
 
-    async def _handle(self, record: ConsumerRecord) -> bool:
-        """Handle one record; False when stopped before it was done (not to be committed)."""
+    async def _coalesce(self, tp: TopicPartition,
+                        first: ConsumerRecord) -> tuple[ConsumerRecord, Coalesced | None]:
+        """``first`` and the requests queued right behind it on ``tp`` for the same task and
+        domain, as one: the newest's record and the merged request (None: ``first`` alone).
+
+        Only records the consumer has already fetched are looked at (nothing waits); the
+        first one that cannot join (another task or domain, or unreadable) and everything
+        after it are read again by the next poll (a seek back).
+        """
+        assert self._consumer is not None
+        limit = self.settings.learner.coalesce_max
+        if limit <= 1 or first.value is None:
+            return first, None
+        queued = (await self._consumer.getmany(tp, timeout_ms=0,
+                                               max_records=limit - 1)).get(tp, [])
+        if not queued:
+            return first, None
+        run = [first]
+        requests = []
+        for record in (first, *queued):
+            try:
+                request = decode(record.value, TrainingRequest,
+                                 max_bytes=TRAINING_REQUEST_MAX_BYTES) if record.value else None
+            except ValidationError:
+                request = None
+            key = coalesce_key(request) if request is not None else None
+            if key is None or (requests and key != coalesce_key(requests[0])):
+                break
+            requests.append(request)
+            if record is not first:
+                run.append(record)
+        rest = queued[len(run) - 1:]
+        if rest:
+            self._consumer.seek(tp, rest[0].offset)
+        if len(requests) < 2:
+            return first, None
+        covered = covered_requests((await read_version_log(self.settings)).versions())
+        newest = requests[-1]
+        # A request sent twice (a producer's retry) is one request; older ones already
+        # trained (a re-read after a crash) add nothing.
+        unique = {r.id: r for r in requests[:-1] if r.id not in covered and r.id != newest.id}
+        merged = coalesce([*unique.values(), newest], max_bytes=TRAINING_REQUEST_MAX_BYTES)
+        merged = replace(merged, repeated=len(requests) - 1 - len(merged.superseded))
+        log.info("%s: %d queued request(s) of task %s superseded by %s (%d examples added, "
+                 "%d over the byte bound dropped)", tp, len(requests) - 1,
+                 requests[-1].task, requests[-1].id, merged.examples_added,
+                 merged.examples_dropped)
+        return run[-1], merged
+
+    async def _handle(self, record: ConsumerRecord, merged: Coalesced | None = None) -> bool:
+        """Handle one record (or the request ``merged`` into it); False when stopped before it
+        was done (not to be committed)."""
         consumed = time.perf_counter()
         where = f"{record.topic}[{record.partition}]@{record.offset}"
+        if merged is not None:
+            done = await self._handle_request(record, merged.request, consumed, where,
+                                              superseded=merged.superseded)
+            if done:
+                self.stats.superseded.extend(merged.superseded)
+                self.metrics.superseded.labels(task=merged.request.task).inc(
+                    len(merged.superseded))
+                # Records of requests already trained or sent twice: skipped, as alone.
+                for _ in range(merged.repeated):
+                    self.stats.skipped.append(version_id_for(
+                        merged.request.task, merged.request.id,
+                        deployment=self.settings.deployment_id))
+                    self.metrics.update_ended(merged.request.task, "skipped", {})
+            return done
         if record.value is None:
             log.warning("training request %s has no value (a tombstone?)", where)
             await self._dead_letter(record, DeadLetterReason.EMPTY,
@@ -179,10 +247,15 @@ class LearnerService:
             log.warning("bad training request %s: %s", where, exc)
             await self._dead_letter(record, exc.code, str(exc))
             return True
+        return await self._handle_request(record, request, consumed, where)
+
+    async def _handle_request(self, record: ConsumerRecord, request: TrainingRequest,
+                              consumed: float, where: str, *,
+                              superseded: tuple[str, ...] = ()) -> bool:
         versions = await read_version_log(self.settings)
         version_id = version_id_for(request.task, request.id,
                                     deployment=self.settings.deployment_id)
-        if version_id in versions:
+        if version_id in versions or request.id in covered_requests(versions.versions()):
             log.info("request %s (%s) already published as %s: skipping", request.id, where,
                      version_id)
             grow_from_request(self.settings, request)  # in case a crash came before it
@@ -194,6 +267,9 @@ class LearnerService:
         if not isinstance(outcome, UpdateResult):
             return outcome
         result = outcome
+        if superseded:  # a re-read after a crash skips them (:func:`.coalesce.covered_requests`)
+            result.event = result.event.model_copy(update={"metadata": {
+                **result.event.metadata, SUPERSEDED_KEY: list(superseded)}})
         await self._hold_if_asked(result.event)
         assert self._producer is not None and self._consumer is not None
         try:  # trained, but is it still ours to publish?

@@ -16,11 +16,31 @@ from ...schemas.enums import VersionStatus
 from ...schemas.events import ModelVersion
 from ..errors import RegistryError
 
-__all__ = ["DOMAIN_METADATA_KEY", "VersionLog", "version_id_for"]
+__all__ = ["DOMAIN_METADATA_KEY", "SUPERSEDED_METADATA_KEY", "VersionLog", "trained_requests",
+           "version_id_for"]
 
 # The metadata key of a version trained on one domain's lineage
 # (see driftloop.learner.training.transfer).
 DOMAIN_METADATA_KEY = "domain"
+# The metadata key of a version trained on a coalesced backlog: ids of the requests it
+# superseded (see driftloop.learner.coalesce).
+SUPERSEDED_METADATA_KEY = "superseded"
+
+
+def trained_requests(event: ModelVersion) -> set[str]:
+    """Ids of the training requests a version answers: its own and those it superseded.
+
+    >>> event = ModelVersion(version_id="t-v3", task="t", base_model="m", adapter_uri="file:///a",
+    ...                      sha256="0" * 64, size_bytes=1, status="promoted", ts=1.0,
+    ...                      training_request_id="r3", metadata={"superseded": ["r1", "r2"]})
+    >>> sorted(trained_requests(event))
+    ['r1', 'r2', 'r3']
+    """
+    answered = {event.training_request_id} if event.training_request_id else set()
+    superseded = event.metadata.get(SUPERSEDED_METADATA_KEY)
+    if isinstance(superseded, list):
+        answered.update(str(i) for i in superseded)
+    return answered
 
 
 def version_id_for(task: str, training_request_id: str, *, deployment: str) -> str:

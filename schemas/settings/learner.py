@@ -124,6 +124,12 @@ class LearnerSettings(Section):
         6067, gt=0, lt=65536,
         description="port of the learner's Prometheus /metrics (None: not served; a port "
                     "already taken is logged and the learner trains on)")
+    coalesce_max: int = Field(
+        8, ge=1, le=64,
+        description="most queued training requests of one task and domain, one after another "
+                    "on a partition, that one update trains on together: the newest "
+                    "supersedes the older ones and takes the examples it lacks (1: each "
+                    "request alone). Bounds the learner's lag when triggers outpace updates")
     max_poll_interval_ms: int = Field(
         1_800_000, gt=0, description="longest gap between polls (one update) before a rebalance")
     max_attempts: int = Field(

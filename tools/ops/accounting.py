@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from aiokafka.structs import ConsumerRecord
 
 from ...client.kafka import topic_partitions
+from ...learner.registry.version_log import trained_requests
 from ...schemas import Feedback, Interaction, ModelVersion, TrainingRequest, decode
 from ...schemas.commands import COMMAND_HEADER
 from ...schemas.enums import VersionStatus
@@ -293,8 +294,7 @@ def tally_decisions(records: Iterable[ConsumerRecord]) -> DecisionTally:
         tally.events += 1
         if version.status in _DECIDED:
             tally.decided[version.version_id] += 1
-            if version.training_request_id:
-                tally.answered.add(version.training_request_id)
+            tally.answered |= trained_requests(version)  # a coalesced backlog's too
     return tally
 
 

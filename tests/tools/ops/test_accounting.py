@@ -95,6 +95,17 @@ async def test_requests_need_one_decision_and_versions_may_not_repeat(kafka_sett
     assert not ledger.ok and "versions decided twice: v1" in ledger.problems()
 
 
+async def test_requests_a_coalesced_version_superseded_are_answered(kafka_settings) -> None:  # type: ignore[no-untyped-def]
+    requests = [TrainingRequest(id=f"r-{n}", ts=1.0, task="t", trigger="drift",
+                                examples=[{"input": "a", "target": "b"}]) for n in range(3)]
+    await produce(kafka_settings, "training-requests", [encode(r) for r in requests],
+                  partition=0)
+    merged = version("v2", "r-2").model_copy(update={"metadata": {"superseded": ["r-0"]}})
+    await produce(kafka_settings, "model-versions", [encode(merged)])
+    ledger = await count_topics(kafka_settings)
+    assert ledger.unanswered_requests == ["r-1"]  # r-0 answered by the version of r-2
+
+
 async def test_an_unanswered_request_is_named(kafka_settings) -> None:  # type: ignore[no-untyped-def]
     request = TrainingRequest(id="r-lonely", ts=1.0, task="t", trigger="manual",
                               examples=[{"input": "a", "target": "b"}])

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+from ....learner.registry.version_log import trained_requests
 from ....learner.topics.versions import read_version_log
 from ....schemas.enums import VersionStatus
 from ....schemas.settings import Settings
@@ -176,6 +177,6 @@ def log_size(rig: FaultRig, scenario: str, name: str) -> int:
 
 async def decided(settings: Settings) -> set[str]:
     log = await read_version_log(settings)
-    return {v.training_request_id for v in log.versions()
-            if v.training_request_id
-            and v.status in (VersionStatus.PROMOTED, VersionStatus.REJECTED)}
+    return {request for v in log.versions()
+            if v.status in (VersionStatus.PROMOTED, VersionStatus.REJECTED)
+            for request in trained_requests(v)}  # a coalesced backlog's requests too
