@@ -30,16 +30,54 @@ __all__ = ["learner"]
               help="torch threads (default: learner.torch_threads, else torch's choice).")
 @click.option("--kafka/--no-kafka", default=True, show_default=True,
               help="Also time request consumed -> version published on the configured broker.")
+@click.option("--burst", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Instead: send this many requests of one task and domain at each "
+                   "--burst-rate to the learner on the broker, with coalescing and without, "
+                   "and show its lag.")
+@click.option("--burst-rate", "burst_rates", type=click.FloatRange(min=0.01), multiple=True,
+              default=(0.5, 2.0), show_default=True, help="Requests per second of a burst.")
 @json_option
 @bootstrap_servers_option()
 @click.pass_context
 def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
-            kafka: bool, as_json: bool) -> None:
+            kafka: bool, burst: int, burst_rates: tuple[float, ...], as_json: bool) -> None:
     """Wall time and examples/s of one update against a cold-start Trainer run."""
     with text_to_stderr(as_json):
-        document = _run(ctx, n, kind, domain, threads, kafka)
+        document = (_run_burst(ctx, n, threads, burst, burst_rates) if burst
+                    else _run(ctx, n, kind, domain, threads, kafka))
     if as_json:
         print_json(document)
+
+
+def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
+               rates: tuple[float, ...]) -> dict[str, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    base = settings_from(ctx)
+    learner_cfg = base.learner.model_copy(
+        update={"torch_threads": threads or base.learner.torch_threads})
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as store:
+        settings = base.model_copy(update={
+            "learner": learner_cfg,
+            "artifacts": base.artifacts.model_copy(update={"store_url": store})})
+        from ...learner.training.update import IncrementalUpdater
+        from .learner_burst import run_burst
+        from .trainer_baseline import bench_request, time_incremental
+
+        updater = IncrementalUpdater(settings)
+        # The base model resident first, as in a running learner.
+        _, warm, _ = time_incremental(updater, bench_request(n, request_id="bench-warm-up"))
+        runs = run_burst(settings, updater, burst, rates, n)
+    click.echo(f"{burst} requests of {n} examples each, one task and domain (the warm-up "
+               f"update, base model load included, took {warm.seconds:.2f} s)")
+    click.echo(f"{'rate/s':>7} {'coalesce':>8} {'updates':>8} {'superseded':>10} "
+               f"{'max lag':>8} {'drain s':>8} {'stale p50 s':>12} {'stale max s':>12}")
+    rows = [run.summary() for run in runs]
+    for row in rows:
+        click.echo(f"{row['rate_per_s']:7.2f} {row['coalesce_max']:8d} {row['updates']:8d} "
+                   f"{row['superseded']:10d} {row['max_lag']:8d} {row['drain_s']:8.2f} "
+                   f"{row['staleness_p50_s']:12.2f} {row['staleness_max_s']:12.2f}")
+    return {"burst": burst, "examples": n, "warm_up_update_s": warm.seconds, "runs": rows}
 
 
 def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,

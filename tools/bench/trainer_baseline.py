@@ -58,10 +58,10 @@ class Timing:
 
 def bench_request(n: int, *, domain: str = "tweets",
                   kind: TaskKind = TaskKind.CLASSIFICATION,
-                  request_id: str | None = None) -> TrainingRequest:
+                  request_id: str | None = None, seed: int = 0) -> TrainingRequest:
     """A request of ``n`` balanced real VADER examples (generation: one-word answers)."""
-    examples = [{"input": e.text, "target": e.label}
-                for e in balanced_sample(read_domain(domain), n, seed=0)]
+    examples = [{"input": e.text, "target": e.label, "domain": domain}
+                for e in balanced_sample(read_domain(domain), n, seed=seed)]
     kind = TaskKind(kind)
     extra: dict[str, Any] = ({"labels": ["negative", "positive"]}
                              if kind is TaskKind.CLASSIFICATION

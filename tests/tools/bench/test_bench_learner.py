@@ -1,0 +1,35 @@
+"""``driftloop bench learner --burst`` on the real broker: a burst of requests, with the
+learner coalescing them and without, side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+DRIFTLOOP = Path(sys.executable).parent / "driftloop"
+
+
+def test_a_burst_is_coalesced_into_fewer_updates_and_every_request_is_accounted_for(
+        kafka_broker) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
+    # 50 requests/s: the burst is queued long before the first update can end.
+    run = subprocess.run([str(DRIFTLOOP), "bench", "learner", "--burst", "4", "--burst-rate",
+                          "50", "--examples", "16", "--threads", "1", "--json"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads(run.stdout)
+    coalescing, alone = document["runs"]
+    assert (coalescing["coalesce_max"], alone["coalesce_max"]) == (8, 1)
+    assert coalescing["updates"] < 4 and coalescing["updates"] + coalescing["superseded"] == 4
+    assert (alone["updates"], alone["superseded"]) == (4, 0)
+    for row in (coalescing, alone):
+        assert 0 < row["staleness_p50_s"] <= row["staleness_max_s"]
+        assert 1 <= row["max_lag"] <= 4
