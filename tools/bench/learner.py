@@ -6,11 +6,14 @@ import asyncio
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from ...schemas.enums import TaskKind
+from ...schemas.settings import Settings
 from ..cli import settings_from
 from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
 from .memory import MemoryPeak, peak_memory
@@ -49,17 +52,23 @@ def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | N
         print_json(document)
 
 
-def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
-               rates: tuple[float, ...]) -> dict[str, Any]:
+@contextmanager
+def _bench_settings(ctx: click.Context, threads: int | None) -> Iterator[Settings]:
+    """The command's settings with the thread count and a throw-away artifact store."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     base = settings_from(ctx)
     learner_cfg = base.learner.model_copy(
         update={"torch_threads": threads or base.learner.torch_threads})
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as store:
-        settings = base.model_copy(update={
+        yield base.model_copy(update={
             "learner": learner_cfg,
             "artifacts": base.artifacts.model_copy(update={"store_url": store})})
+
+
+def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
+               rates: tuple[float, ...]) -> dict[str, Any]:
+    with _bench_settings(ctx, threads) as settings:
         from ...learner.training.update import IncrementalUpdater
         from .learner_burst import run_burst
         from .trainer_baseline import bench_request, time_incremental
@@ -82,15 +91,7 @@ def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
 
 def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
          kafka: bool) -> dict[str, Any]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    base = settings_from(ctx)
-    learner_cfg = base.learner.model_copy(
-        update={"torch_threads": threads or base.learner.torch_threads})
-    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as store:
-        settings = base.model_copy(update={
-            "learner": learner_cfg,
-            "artifacts": base.artifacts.model_copy(update={"store_url": store})})
+    with _bench_settings(ctx, threads) as settings:
         from ...learner.training.update import IncrementalUpdater
         from .trainer_baseline import (
             bench_request,
