@@ -104,10 +104,11 @@ def coalesce(requests: Sequence[TrainingRequest], *, max_bytes: int) -> Coalesce
     return Coalesced(merged, superseded, added, dropped)
 
 
-def covered_requests(versions: Iterable[ModelVersion]) -> set[str]:
-    """Ids of the requests the published versions trained: their own and those superseded.
+def covered_requests(versions: Iterable[ModelVersion]) -> set[tuple[str, str]]:
+    """``(task, request id)`` of the requests the published versions trained: their own and
+    those they superseded (two tasks may use one request id).
 
     >>> covered_requests([])
     set()
     """
-    return {i for event in versions for i in trained_requests(event)}
+    return {(event.task, i) for event in versions for i in trained_requests(event)}

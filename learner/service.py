@@ -207,7 +207,8 @@ class LearnerService:
         newest = requests[-1]
         # A request sent twice (a producer's retry) is one request; older ones already
         # trained (a re-read after a crash) add nothing.
-        unique = {r.id: r for r in requests[:-1] if r.id not in covered and r.id != newest.id}
+        unique = {r.id: r for r in requests[:-1]
+                  if (r.task, r.id) not in covered and r.id != newest.id}
         merged = coalesce([*unique.values(), newest], max_bytes=TRAINING_REQUEST_MAX_BYTES)
         merged = replace(merged, repeated=len(requests) - 1 - len(merged.superseded))
         log.info("%s: %d queued request(s) of task %s superseded by %s (%d examples added, "
@@ -255,7 +256,8 @@ class LearnerService:
         versions = await read_version_log(self.settings)
         version_id = version_id_for(request.task, request.id,
                                     deployment=self.settings.deployment_id)
-        if version_id in versions or request.id in covered_requests(versions.versions()):
+        if version_id in versions or (request.task, request.id) in covered_requests(
+                versions.versions()):
             log.info("request %s (%s) already published as %s: skipping", request.id, where,
                      version_id)
             grow_from_request(self.settings, request)  # in case a crash came before it

@@ -67,5 +67,6 @@ def test_a_version_covers_its_own_request_and_those_it_superseded() -> None:
                             status="promoted", training_request_id=request_id, ts=1.0,
                             metadata=metadata)
 
-    assert covered_requests([version("r3", ["r1", "r2"]), version("r4"),
-                             version("r5", "not a list")]) == {"r1", "r2", "r3", "r4", "r5"}
+    covered = covered_requests([version("r3", ["r1", "r2"]), version("r4"),
+                                version("r5", "not a list")])
+    assert covered == {("t", i) for i in ("r1", "r2", "r3", "r4", "r5")}  # per task
