@@ -81,17 +81,26 @@ class GenerationTask:
                 "weights": torch.tensor([e.weight for e in examples], device=target)}
 
     def example_losses(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean cross-entropy over each example's target tokens."""
-        with self.device.autocast():
-            logits = model(input_ids=batch["input_ids"],
-                           attention_mask=batch["attention_mask"]).logits
-        logits = logits[:, :-1].float()
+        """Mean cross-entropy over each example's target tokens.
+
+        The LM head runs on the target positions only: the decoder's last hidden states are
+        gathered where a label is, so the logits are (target tokens x vocabulary), not
+        (batch x length x vocabulary). For SmolLM2's 49,152-token vocabulary that full
+        tensor, its float copy and its gradient were most of an update's peak memory.
+        """
         labels = batch["labels"][:, 1:]
-        token_losses = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
-            ignore_index=IGNORE_INDEX, reduction="none").view(labels.shape)
-        counts = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
-        return token_losses.sum(dim=1) / counts
+        picked = labels != IGNORE_INDEX
+        decoder, head = _decoder_and_head(model)
+        with self.device.autocast():
+            hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             use_cache=False).last_hidden_state  # no KV cache to train
+            logits = head(hidden[:, :-1][picked])
+        token_losses = nn.functional.cross_entropy(logits.float(), labels[picked],
+                                                   reduction="none")
+        rows = picked.nonzero(as_tuple=True)[0]
+        sums = torch.zeros(labels.size(0), dtype=token_losses.dtype,
+                           device=token_losses.device).index_add(0, rows, token_losses)
+        return sums / picked.sum(dim=1).clamp(min=1)
 
     @torch.no_grad()
     def generate(self, model: Any, texts: Sequence[str]) -> list[str]:
@@ -143,3 +152,10 @@ class GenerationTask:
         """``(exact match, mean target loss)``."""
         result = self.evaluate_each(model, examples)
         return result.accuracy, result.loss
+
+
+def _decoder_and_head(model: Any) -> tuple[Any, Any]:
+    """The causal LM's decoder (its last hidden states, normed) and its LM head, through
+    PEFT's wrapper (the adapter's layers are inside them)."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return causal_lm.get_decoder(), causal_lm.get_output_embeddings()

@@ -115,8 +115,9 @@ class BaseModel:
         """The resident weights themselves for one update, clean again on exit.
 
         Every PEFT layer injected into them while lent is replaced by the module it wraps
-        (whose frozen weights nothing trained), PEFT's config mark is removed and the model
-        is back in eval mode, so the next update starts from the same base. While lent, a
+        (whose frozen weights nothing trained), PEFT's config mark is removed, gradient
+        checkpointing is off and the model is back in eval mode, so the next update starts
+        from the same base. While lent, a
         second borrower (another thread) gets a private copy instead of waiting.
         """
         if not self._lending.acquire(blocking=False):
@@ -128,6 +129,8 @@ class BaseModel:
         finally:
             try:
                 strip_adapters(self.model)
+                if getattr(self.model, "is_gradient_checkpointing", False):
+                    self.model.gradient_checkpointing_disable()  # serving speed, not memory
             finally:
                 self._lending.release()
 

@@ -35,6 +35,7 @@ from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics
 from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
 from ..models.device import ComputeDevice, select_device
+from ..models.memory import release_free_memory
 from ..models.resident import BaseModel, ResidentModels
 from ..models.task_model import TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
@@ -217,6 +218,7 @@ class IncrementalUpdater:
         finally:
             lending.close()  # the base's weights without the candidate's layers, for the next
             shutil.rmtree(workdir, ignore_errors=True)
+            release_free_memory()  # what the update freed goes back to the system
         lineage = start.domain_start.metadata() if start.domain_start is not None else {}
         if start.challenger is not None:
             lineage = {**lineage, "continued_from": start.challenger.version_id}
@@ -306,6 +308,11 @@ class IncrementalUpdater:
         the base weights), and the teacher if any."""
         seed_everything(self.settings.learner.seed)  # the untrained head's initialisation
         weights = lending.enter_context(start.base.lent())
+        if self.settings.learner.gradient_checkpointing and hasattr(
+                weights, "gradient_checkpointing_enable"):
+            # Activations recomputed in the backward pass instead of kept (undone on return).
+            weights.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
         model = task_model.build(weights, self._lora_spec(), start.adapter_dir)
         # After the student's seeded initialisation: loading a teacher draws random numbers.
         distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,

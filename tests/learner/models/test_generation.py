@@ -42,6 +42,39 @@ def test_targets_end_with_the_token_generation_stops_at(smollm) -> None:  # type
     assert labels[-1] == stop
 
 
+def test_losses_from_the_target_positions_alone_equal_the_full_logits(smollm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from torch import nn
+
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.device import select_device
+    from driftloop.learner.models.generation import IGNORE_INDEX, GenerationTask
+    from driftloop.learner.models.prompts import get_template
+    from driftloop.schemas.events import TrainingExample
+
+    task = GenerationTask(smollm.tokenizer, get_template("sentiment"), select_device("cpu"))
+    _ = torch.manual_seed(0)
+    with smollm.lent() as weights:
+        model = task.build(weights, LoraSpec(), None)
+        for name, param in model.named_parameters():  # an adapter that changes the answers
+            if "lora_B" in name:
+                param.data.normal_(0, 0.02)
+        model.eval()
+        batch = task.batch([TrainingExample(input=text, target=target) for text, target in (
+            ("I loved this film, wonderful", "positive"),
+            ("bad, boring and long, and the acting was awful too", "negative"),
+            ("meh", "a longer answer of several tokens"))])
+        with torch.no_grad():
+            losses = task.example_losses(model, batch)
+            logits = model(input_ids=batch["input_ids"],
+                           attention_mask=batch["attention_mask"]).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        full = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                           ignore_index=IGNORE_INDEX, reduction="none")
+        expected = full.view(labels.shape).sum(dim=1) / (labels != IGNORE_INDEX).sum(dim=1)
+    assert torch.allclose(losses, expected, atol=1e-4), (losses, expected)
+
+
 @pytest.mark.kafka
 async def test_generation_request_publishes_a_version_no_worse_than_its_parent(
         kafka_settings, session_settings, updater, smollm) -> None:  # type: ignore[no-untyped-def]

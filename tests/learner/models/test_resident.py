@@ -163,3 +163,36 @@ def test_a_second_borrower_gets_a_copy_and_a_failed_update_still_gives_back(mini
     assert not any(isinstance(m, BaseTunerLayer) for m in minilm.model.modules())
     with minilm.lent() as again:  # lent once more: the first lending was released
         assert again is minilm.model
+
+
+def test_gradient_checkpointing_gives_the_same_gradients_and_ends_with_the_lending(minilm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.classification import ClassificationTask
+    from driftloop.learner.models.device import select_device
+
+    task = ClassificationTask(minilm.tokenizer, ["neg", "pos"], select_device("cpu"))
+    encoded = minilm.tokenizer(["a good film", "a bad one"], return_tensors="pt", padding=True)
+
+    def lora_gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        with minilm.lent() as weights:
+            if checkpointing:
+                weights.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False})
+            _ = torch.manual_seed(0)
+            model = task.build(weights, LoraSpec(), None)
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.data.normal_(0, 0.02)
+            model.train()  # dropout on: the recomputed forward must draw the same masks
+            logits = model(input_ids=encoded["input_ids"],
+                           attention_mask=encoded["attention_mask"])
+            torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0])).backward()
+            assert weights.is_gradient_checkpointing is checkpointing
+            return {n: p.grad.clone() for n, p in model.named_parameters() if "lora_A" in n}
+
+    plain, checkpointed = lora_gradients(False), lora_gradients(True)
+    assert plain.keys() == checkpointed.keys() and plain
+    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
+    assert not minilm.model.is_gradient_checkpointing  # the lending turned it off again
