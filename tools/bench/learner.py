@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
+from ...learner.models.resident import default_base_model
 from ...schemas.enums import TaskKind
 from ...schemas.settings import Settings
 from ..cli import settings_from
 from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
-from .memory import MemoryPeak, peak_memory
+from .memory import MemoryPeak, current_rss, peak_memory
 
 __all__ = ["learner"]
 
@@ -102,6 +103,8 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
 
         updater = IncrementalUpdater(settings)
         request = bench_request(n, domain=domain, kind=kind)
+        updater.models.get(default_base_model(TaskKind(kind)), kind)
+        loaded = current_rss()  # the learner with its base model, before any update
         # A running learner has served requests before: one warm-up, then the measured one.
         time_incremental(updater, bench_request(n, domain=domain, kind=kind,
                                                 request_id="bench-warm-up"))
@@ -131,7 +134,7 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
                f"Trainer load + train / driftloop training: "
                f"{cold_in_process.seconds / train.seconds:.2f}x")
     click.echo(f"gate: {result.event.status.value} ({result.event.reason})")
-    click.echo(_memory_line(memory, weights))
+    click.echo(_memory_line(memory, weights, loaded))
     if latency is not None:
         click.echo(f"request consumed -> version published (Kafka): {latency:.2f} s")
     elif kafka:
@@ -145,25 +148,29 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
             "ratio_cold_process_to_whole_update": cold.seconds / whole.seconds,
             "ratio_load_and_train_to_training": cold_in_process.seconds / train.seconds,
             "gate": result.event.status.value, "consumed_to_published_s": latency,
-            "memory_bytes": {"base_weights": weights, "resident_before_update": memory.before,
+            "memory_bytes": {"base_weights": weights, "base_model_loaded": loaded,
+                             "resident_before_update": memory.before,
                              "peak_during_update": memory.peak,
                              "cuda_before_update": memory.cuda_before,
                              "cuda_peak_during_update": memory.cuda_peak},
             "ratio_peak_to_resident": memory.ratio}
 
 
-def _memory_line(memory: MemoryPeak, weights: int) -> str:
+def _memory_line(memory: MemoryPeak, weights: int, loaded: int | None) -> str:
     """The update's peak memory against the learner's resident size, in MB.
 
-    >>> _memory_line(MemoryPeak(before=500 * 2**20, peak=550 * 2**20), 90 * 2**20)
-    'memory: resident 500 MB (base weights 90 MB), peak during the update 550 MB (1.10x, +50 MB)'
+    >>> line = _memory_line(MemoryPeak(before=500 * 2**20, peak=550 * 2**20), 90 * 2**20,
+    ...                     400 * 2**20)
+    >>> line.endswith("peak during it 550 MB (1.10x before, 1.38x loaded)")
+    True
     """
     mb = 2**20
-    if memory.before is None or memory.peak is None or memory.ratio is None:
+    if memory.before is None or memory.peak is None or memory.ratio is None or not loaded:
         return f"memory: not measured here (no /proc); base weights {weights / mb:.0f} MB"
-    line = (f"memory: resident {memory.before / mb:.0f} MB (base weights {weights / mb:.0f} MB)"
-            f", peak during the update {memory.peak / mb:.0f} MB ({memory.ratio:.2f}x, "
-            f"+{(memory.peak - memory.before) / mb:.0f} MB)")
+    line = (f"memory: base model loaded {loaded / mb:.0f} MB (its weights {weights / mb:.0f} "
+            f"MB), before the update {memory.before / mb:.0f} MB, peak during it "
+            f"{memory.peak / mb:.0f} MB ({memory.ratio:.2f}x before, "
+            f"{memory.peak / loaded:.2f}x loaded)")
     if memory.cuda_before is not None and memory.cuda_peak is not None:
         line += (f"; CUDA allocated {memory.cuda_before / mb:.0f} MB, peak "
                  f"{memory.cuda_peak / mb:.0f} MB")
