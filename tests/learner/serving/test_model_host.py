@@ -56,6 +56,37 @@ def test_loading_twice_is_a_no_op_and_eviction_keeps_what_is_asked(host: ModelHo
     assert host.evict(TASK, set()) == ["a"] and host.versions(TASK) == []
 
 
+def test_a_version_copied_into_an_evicted_slot_answers_as_when_loaded_fresh(  # type: ignore[no-untyped-def]
+        host: ModelHost, resident_models: ResidentModels, probes) -> None:
+    host.load(TASK, "a", probes["neg"], BASE)
+    host.load(TASK, "b", probes["pos"], BASE)
+    host.evict(TASK, {"b"})  # a's adapter stays as a spare slot
+    host.load(TASK, "c", probes["neg2"], BASE)  # copied into it, not built anew
+    hosted = host._tasks[TASK]
+    assert hosted.slots == {"b": "slot-1", "c": "slot-0"} and hosted.spare == []
+    fresh = ModelHost(resident_models, max_length=32)
+    try:
+        fresh.load(TASK, "c", probes["neg2"], BASE)
+        for version, other in (("c", fresh), ("b", None), ("c", None)):
+            answers = host.predict(TASK, version, TEXTS)
+            if other is not None:  # the fresh load's probabilities and embeddings (LoRA)
+                for got, want in zip(answers, other.predict(TASK, version, TEXTS), strict=True):
+                    assert got.probabilities == pytest.approx(want.probabilities, abs=1e-6)
+                    assert got.embedding == pytest.approx(want.embedding, abs=1e-5)
+            assert all(a.version_id == version for a in answers)
+        assert [a.label for a in host.predict(TASK, "b", TEXTS)] == ["positive"] * 2
+        # Reloading an evicted version goes into a spare slot too, and a third version with
+        # no spare left gets a slot of its own.
+        host.evict(TASK, {"c"})
+        host.load(TASK, "b", probes["pos"], BASE)
+        host.load(TASK, "a", probes["neg"], BASE)
+        assert sorted(hosted.slots.values()) == ["slot-0", "slot-1", "slot-2"]
+        assert [a.label for a in host.predict(TASK, "b", TEXTS)] == ["positive"] * 2
+        assert [a.label for a in host.predict(TASK, "a", TEXTS)] == ["negative"] * 2
+    finally:
+        fresh.close()
+
+
 def _edited_copy(folder: Path, dest: Path, **changes: object) -> Path:
     shutil.copytree(folder, dest)
     meta = json.loads((dest / "driftloop.json").read_text())
