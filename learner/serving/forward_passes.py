@@ -18,12 +18,17 @@ __all__ = ["ForwardPassQueue"]
 Answer = TypeVar("Answer")
 
 
+Follow = Callable[[], str | None]
+"""Names the version serving a task when the pass runs (see :meth:`ForwardPassQueue.submit`)."""
+
+
 @dataclass(slots=True)
 class _Waiting(Generic[Answer]):
     task: str
     version_id: str
     texts: list[str]
     future: asyncio.Future[list[Answer]]
+    follow: Follow | None = None
 
 
 class ForwardPassQueue(Generic[Answer]):
@@ -53,7 +58,7 @@ class ForwardPassQueue(Generic[Answer]):
     ([['A'], ['B', 'C'], ['D']], [4], 1)
     """
 
-    def __init__(self, run: Callable[[str, str, list[str]], Awaitable[list[Answer]]], *,
+    def __init__(self, run: Callable[..., Awaitable[list[Answer]]], *,
                  max_batch: int) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -64,10 +69,16 @@ class ForwardPassQueue(Generic[Answer]):
         self._waiting: list[_Waiting[Answer]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def submit(self, task: str, version_id: str, texts: Sequence[str]) -> list[Answer]:
-        """The answers to ``texts``, from the next pass of ``task`` and ``version_id``."""
+    async def submit(self, task: str, version_id: str, texts: Sequence[str], *,
+                     follow: Follow | None = None) -> list[Answer]:
+        """The answers to ``texts``, from the next pass of ``task`` and ``version_id``.
+
+        A request routed to the version serving its task may pass ``follow``: its pass then
+        runs with ``follow``'s answer at the moment it runs (``run`` gets it as a fourth
+        argument), so a request that waited through a swap is answered by the new version.
+        """
         future: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(task, version_id, list(texts), future))
+        self._waiting.append(_Waiting(task, version_id, list(texts), future, follow))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         return await future
@@ -78,7 +89,9 @@ class ForwardPassQueue(Generic[Answer]):
             first = group[0]
             texts = [text for item in group for text in item.texts]
             try:
-                answers = await self.run(first.task, first.version_id, texts)
+                answers = await (self.run(first.task, first.version_id, texts)
+                                 if first.follow is None else
+                                 self.run(first.task, first.version_id, texts, first.follow))
             except Exception as exc:
                 for item in group:
                     if not item.future.done():
@@ -93,11 +106,14 @@ class ForwardPassQueue(Generic[Answer]):
 
     def _next_group(self) -> list[_Waiting[Answer]]:
         """Take the oldest request and those of its task and version that fit beside it."""
-        key = (self._waiting[0].task, self._waiting[0].version_id)
+        def key_of(item: _Waiting[Answer]) -> tuple[str, str, bool]:
+            return item.task, item.version_id, item.follow is not None
+
+        key = key_of(self._waiting[0])
         group: list[_Waiting[Answer]] = []
         size = 0
         for item in self._waiting:
-            if (item.task, item.version_id) == key and (
+            if key_of(item) == key and (
                     not group or size + len(item.texts) <= self.max_batch):
                 group.append(item)
                 size += len(item.texts)

@@ -203,8 +203,13 @@ class ServingService:
                 f"(JSONL or CSV of input and target), or let the loop's first update publish "
                 f"it" + ("; a task configured here with kind = \"generation\" answers with its "
                         "base model until then" if self.settings.serving.zero_shot else ""))
+        # Routed to the serving version: the pass runs with the one serving when it runs,
+        # so a request that waited through a swap is answered by the new version.
+        follow = ((lambda: self.subscriber.serving(task))
+                  if version == self.subscriber.serving(task) else None)
         try:
-            return version, await self.host.apredict(task, version, request.texts)
+            predictions = await self.host.apredict(task, version, request.texts, follow=follow)
+            return (predictions[0].version_id if predictions else version), predictions
         except VersionNotServedError:
             # Unloaded while this request waited (a swap evicted it): answer with what the
             # task is routed to now rather than fail the request.

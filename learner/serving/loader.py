@@ -12,9 +12,11 @@ the replica from following versions.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +67,18 @@ class AdapterLoader:
         self.trust = trust
         """The deployment's trust policy; None loads any base model (a library user's own
         checks)."""
+        self._host_takes_then = "then" in inspect.signature(host.aload).parameters
 
-    async def load(self, event: ModelVersion) -> LoadResult:
-        """Make ``event``'s adapter servable (no-op when loaded already), or refuse it."""
+    async def load(self, event: ModelVersion, *,
+                   then: Callable[[], None] | None = None) -> LoadResult:
+        """Make ``event``'s adapter servable (no-op when loaded already), or refuse it.
+
+        ``then`` is handed to a host whose ``aload`` takes it (:class:`.ModelHost` runs it on
+        its thread right after the load); the caller does its work again afterwards anyway,
+        which must be harmless (a second promote of the same version is).
+        """
         try:
-            return LoadResult(seconds=await self._load(event))
+            return LoadResult(seconds=await self._load(event, then))
         except (LearnerError, OSError) as exc:
             return LoadResult(refused=str(exc))
         except Exception as exc:
@@ -78,7 +87,7 @@ class AdapterLoader:
             log.exception("%s: loading %s failed", event.task, event.version_id)
             return LoadResult(refused=f"{type(exc).__name__}: {exc}")
 
-    async def _load(self, event: ModelVersion) -> float:
+    async def _load(self, event: ModelVersion, then: Callable[[], None] | None) -> float:
         if event.version_id in self.host.versions(event.task):
             return 0.0
         if self.trust is not None:
@@ -89,7 +98,11 @@ class AdapterLoader:
         started = time.perf_counter()
         folder = await asyncio.to_thread(self.store.fetch, event.adapter_uri, event.sha256)
         try:
-            await self.host.aload(event.task, event.version_id, folder, event.base_model)
+            if then is not None and self._host_takes_then:
+                await self.host.aload(event.task, event.version_id, folder, event.base_model,
+                                      then=then)  # type: ignore[call-arg]
+            else:
+                await self.host.aload(event.task, event.version_id, folder, event.base_model)
         finally:
             # The weights are in memory now; the verified copy is not needed any more.
             shutil.rmtree(folder.parent, ignore_errors=True)

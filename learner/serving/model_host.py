@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from ..models.adapters import check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.portable import internal_layout
 from ..models.resident import BaseModel, ResidentModels
-from .forward_passes import ForwardPassQueue
+from .forward_passes import Follow, ForwardPassQueue
 
 __all__ = ["ModelHost", "Prediction", "input_embeddings", "zero_shot_version"]
 
@@ -131,7 +131,8 @@ class ModelHost:
         # One thread owns torch state: loads, switches and forward passes never interleave.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-host")
         self._passes: ForwardPassQueue[Prediction] = ForwardPassQueue(
-            lambda task, version_id, texts: self._run(self.predict, task, version_id, texts),
+            lambda task, version_id, texts, follow=None: self._run(
+                self.predict, task, version_id, texts, follow),
             max_batch=max_batch)
 
     @property
@@ -203,11 +204,17 @@ class ModelHost:
         head.register_forward_pre_hook(lambda _module, args: hosted.pooled.append(args[0]))
         return hosted
 
-    def predict(self, task: str, version_id: str, texts: Sequence[str]) -> list[Prediction]:
-        """Classify ``texts`` with one version of ``task`` (made active if it is not)."""
+    def predict(self, task: str, version_id: str, texts: Sequence[str],
+                follow: Follow | None = None) -> list[Prediction]:
+        """Classify ``texts`` with one version of ``task`` (made active if it is not); with
+        ``follow``, with the version it names now when that one is loaded."""
         import torch
 
         hosted = self._tasks.get(task)
+        if follow is not None and hosted is not None:
+            now = follow()
+            if now is not None and now in hosted.versions:
+                version_id = now
         if hosted is None or version_id not in hosted.versions:
             raise VersionNotServedError(
                 f"version {version_id!r} of task {task!r} is not loaded")
@@ -300,13 +307,23 @@ class ModelHost:
 
     # -- from the event loop -----------------------------------------------------------
 
-    async def aload(self, task: str, version_id: str, folder: Path, base_model_id: str) -> float:
-        return await self._run(self.load, task, version_id, folder, base_model_id)
+    async def aload(self, task: str, version_id: str, folder: Path, base_model_id: str, *,
+                    then: Callable[[], None] | None = None) -> float:
+        """:meth:`load` on the host thread; ``then`` runs there right after a load that
+        succeeded, before any forward pass queued behind it (the subscriber's swap)."""
+        def load_then() -> float:
+            seconds = self.load(task, version_id, folder, base_model_id)
+            if then is not None:
+                then()
+            return seconds
 
-    async def apredict(self, task: str, version_id: str,
-                       texts: Sequence[str]) -> list[Prediction]:
-        """Classify on the host thread, batched with the requests waiting beside this one."""
-        return await self._passes.submit(task, version_id, texts)
+        return await self._run(load_then)
+
+    async def apredict(self, task: str, version_id: str, texts: Sequence[str], *,
+                       follow: Follow | None = None) -> list[Prediction]:
+        """Classify on the host thread, batched with the requests waiting beside this one
+        (``follow``: see :meth:`.ForwardPassQueue.submit`); the answers name their version."""
+        return await self._passes.submit(task, version_id, texts, follow=follow)
 
     async def azero_shot(self, task: str, base_model_id: str, prompt_template_id: str | None,
                          texts: Sequence[str]) -> list[Prediction]:

@@ -110,14 +110,19 @@ class ServedVersions:
         return self._serving.get(task)
 
     def promote(self, task: str, version_id: str) -> None:
-        """Serve ``version_id`` for ``task`` from the next request on; keep it in the history."""
+        """Serve ``version_id`` for ``task`` from the next request on; keep it in the history.
+
+        Safe to call from the model host's thread right after the load (readers on the
+        event loop see the old state or the new, never half of it: each is one assignment).
+        """
         self._serving[task] = version_id  # the atomic swap: the next request uses it
-        history = self._history.setdefault(task, deque())
+        history = deque(self._history.get(task, ()))  # a new deque: readers keep theirs
         if version_id in history:
             history.remove(version_id)
         history.append(version_id)
         while len(history) > self.keep_versions:
             history.popleft()
+        self._history[task] = history
 
     def set_candidate(self, task: str, version_id: str | None) -> bool:
         """Make ``version_id`` the canary candidate of ``task`` (None: no candidate);

@@ -214,7 +214,10 @@ class AdapterSubscriber:
 
     async def _switch(self, task: str, event: ModelVersion, current: str | None,
                       read_at: float) -> None:
-        loaded = await self.loader.load(event)
+        # The swap on the host's thread right after the load, before the forward passes
+        # queued behind it (they follow the serving version): no stale pass in between.
+        loaded = await self.loader.load(
+            event, then=lambda: self.slots.promote(task, event.version_id))
         if loaded.refused is not None:
             await self._refuse(event, loaded.refused, current)
             return

@@ -8,7 +8,9 @@ a real TCP port, the packaged MiniLM, probe adapters in a temporary store) is me
   version (a real fetch, sha256 check and PEFT load);
 * throughput: /predict requests/s from concurrent clients with the subscriber following
   ``model-versions``, then with it stopped (the same replica, versions frozen), and their
-  ratio: what following the log costs the serving path;
+  ratio: what following the log costs the serving path; and with a promotion landing every
+  ``--swap-every`` seconds while the clients ask (each a fetch, a check, a load and a swap),
+  against the round without: what swapping costs the requests around it;
 * with ``--via push``, the same swaps through ``driftloop push`` as well: the replica stops
   following the log (as vLLM does not follow it), a pusher loads each promoted adapter
   through vLLM's runtime adapter API (``/v1/load_lora_adapter``), and the clock stops at the
@@ -18,6 +20,7 @@ a real TCP port, the packaged MiniLM, probe adapters in a temporary store) is me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -133,7 +136,8 @@ async def _push_swaps(settings: Settings, service: Any, url: str, publish: Any,
 
 
 async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: int,
-                 swaps: int, port: int, rounds: int, via_push: bool) -> dict[str, Any]:
+                 swaps: int, port: int, rounds: int, via_push: bool,
+                 swap_every: float) -> dict[str, Any]:
     from aiohttp import web
 
     from ...client.kafka import new_producer
@@ -179,9 +183,26 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
                 await asyncio.sleep(0.05)
             latencies = [await _swap(url, publish, version(i, f"v{i - 1}"), 30.0)
                          for i in range(1, swaps + 1)]
-            following, frozen = [], []
+            following, frozen, swapping = [], [], []
+            promoted = iter(range(1000, 1_000_000))  # versions promoted during rounds
+
+            async def keep_promoting(stop: asyncio.Event) -> int:
+                count = 0
+                while not stop.is_set():
+                    i = next(promoted)
+                    await publish(version(i, f"v{i - 1}"))
+                    count += 1
+                    with contextlib.suppress(TimeoutError):  # the load's pace, not a sync
+                        await asyncio.wait_for(stop.wait(), swap_every)
+                return count
+
             for _ in range(rounds):  # alternated, so load from elsewhere hits both sides alike
                 following.append(await _throughput(url, requests, concurrency))
+                stop = asyncio.Event()
+                promoting = asyncio.create_task(keep_promoting(stop))
+                swapping.append(await _throughput(url, requests, concurrency))
+                stop.set()
+                await promoting
                 await service.subscriber.stop()
                 frozen.append(await _throughput(url, requests, concurrency))
                 await service.subscriber.start()
@@ -193,7 +214,7 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
                     [version(i, f"v{i - 1}") for i in range(swaps + 1, 2 * swaps + 1)],
                     workdir / "push")
             return {"latencies": latencies, "following": following, "frozen": frozen,
-                    "pushed": pushed}
+                    "swapping": swapping, "pushed": pushed}
         finally:
             await runner.cleanup()
 
@@ -206,6 +227,8 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
 @click.option("--rounds", default=3, show_default=True,
               help="Alternated throughput rounds per side (medians are reported).")
 @click.option("--torch-threads", default=2, show_default=True, help="torch threads.")
+@click.option("--swap-every", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between promotions in the throughput rounds during swaps.")
 @click.option("--via", type=click.Choice(["subscriber", "push"]), default="subscriber",
               show_default=True,
               help="push: also time the same swaps through driftloop push and vLLM's runtime "
@@ -214,17 +237,18 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
 @bootstrap_servers_option()
 @click.pass_context
 def serve(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
-          rounds: int, torch_threads: int, via: str, as_json: bool) -> None:
+          rounds: int, torch_threads: int, swap_every: float, via: str, as_json: bool) -> None:
     """Swap latency (promoted event -> first answer with it) and /predict requests/s with and
     without the subscriber following model-versions."""
     with text_to_stderr(as_json):
-        result = _run(ctx, requests, concurrency, swaps, port, rounds, torch_threads, via)
+        result = _run(ctx, requests, concurrency, swaps, port, rounds, torch_threads, via,
+                      swap_every)
     if as_json:
         print_json(result)
 
 
 def _run(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: int,
-         rounds: int, torch_threads: int, via: str) -> dict[str, Any]:
+         rounds: int, torch_threads: int, via: str, swap_every: float) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(torch_threads)
@@ -238,7 +262,7 @@ def _run(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: 
         create_topics(settings)
         try:
             result = asyncio.run(_bench(settings, workdir, requests, concurrency, swaps, port,
-                                        rounds, via == "push"))
+                                        rounds, via == "push", swap_every))
         finally:
             delete_topics(settings)
     following = statistics.median(result["following"])
@@ -256,8 +280,17 @@ def _run(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: 
     click.echo(f"ratio following/stopped:                 {following / frozen:10.2f}  "
                f"(medians of {rounds} alternated rounds: {rounds_text}; "
                f"{concurrency} clients, {requests} requests each)")
+    swapping = statistics.median(result["swapping"])
+    swap_rounds = ", ".join(f"{w:.1f}/{f:.1f}" for w, f in zip(result["swapping"],
+                                                               result["following"], strict=True))
+    click.echo(f"/predict while a promotion lands every {swap_every * 1000:.0f} ms: "
+               f"{swapping:10.1f} requests/s")
+    click.echo(f"ratio during swaps/without:              {swapping / following:10.2f}  "
+               f"(rounds: {swap_rounds})")
     return {"swaps": swaps, "rounds": rounds, "concurrency": concurrency, "requests": requests,
             "swap_latencies_s": result["latencies"], "push_swap_latencies_s": result["pushed"],
             "following_requests_per_s": result["following"],
             "stopped_requests_per_s": result["frozen"],
-            "ratio_following_to_stopped": following / frozen}
+            "ratio_following_to_stopped": following / frozen,
+            "swapping_requests_per_s": result["swapping"], "swap_every_s": swap_every,
+            "ratio_swapping_to_following": swapping / following}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from waiting import wait_until_async
 
 from driftloop.learner.serving.forward_passes import ForwardPassQueue
 
@@ -69,3 +70,27 @@ async def test_a_client_gone_away_does_not_stop_the_others() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         ForwardPassQueue(Passes(), max_batch=0)
+
+
+async def test_a_pass_that_follows_the_serving_version_runs_with_the_one_serving_then() -> None:
+    serving = {"t": "v1"}
+    calls: list[tuple[str, str, list[str]]] = []
+
+    async def run(task: str, version_id: str, texts: list[str], follow=None) -> list[str]:  # type: ignore[no-untyped-def]
+        calls.append((task, version_id, list(texts)))
+        await asyncio.sleep(0)
+        version = (follow() or version_id) if follow is not None else version_id
+        return [f"{version}:{text}" for text in texts]
+
+    queue = ForwardPassQueue(run, max_batch=8)
+    first = asyncio.ensure_future(queue.submit("t", "v1", ["a"], follow=lambda: serving["t"]))
+    await wait_until_async(lambda: calls, 5, "the first pass", interval=0)
+    followers = [asyncio.ensure_future(queue.submit("t", "v1", [x],
+                                                    follow=lambda: serving["t"]))
+                 for x in ("b", "c")]
+    pinned = asyncio.ensure_future(queue.submit("t", "v1", ["d"]))  # a canary's, say: stays
+    serving["t"] = "v2"  # the swap, while they wait
+    answers = await asyncio.gather(first, *followers, pinned)
+    assert answers == [["v2:a"], ["v2:b"], ["v2:c"], ["v1:d"]]
+    # Followers and pinned requests never share a pass, even under one version name.
+    assert calls == [("t", "v1", ["a"]), ("t", "v1", ["b", "c"]), ("t", "v1", ["d"])]

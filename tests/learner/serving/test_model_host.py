@@ -187,3 +187,18 @@ def test_generation_versions_answer_with_text_under_their_template(  # type: ign
                                                      task_kind="classification"), BASE)
     finally:
         host.close()
+
+
+async def test_a_pass_queued_behind_a_load_follows_the_swap_made_right_after_it(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes) -> None:
+    host.load(TASK, "a", probes["neg"], BASE)
+    serving = {TASK: "a"}
+    # The load goes to the host thread first, the pass after it; the swap (then) runs on
+    # the host thread between the two, and the pass follows the serving version.
+    loading = asyncio.ensure_future(host.aload(TASK, "b", probes["pos"], BASE,
+                                               then=lambda: serving.update({TASK: "b"})))
+    following = await host.apredict(TASK, "a", TEXTS, follow=lambda: serving[TASK])
+    await loading
+    assert [(a.version_id, a.label) for a in following] == [("b", "positive")] * 2
+    pinned = await host.apredict(TASK, "a", TEXTS)  # routed to a, not following: stays
+    assert [(a.version_id, a.label) for a in pinned] == [("a", "negative")] * 2
