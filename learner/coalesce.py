@@ -20,7 +20,6 @@ from ..schemas.codec import encode
 from ..schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from .errors import TrainingRequestError
 from .registry.version_log import SUPERSEDED_METADATA_KEY, trained_requests
-from .training.transfer import request_domain
 
 __all__ = ["SUPERSEDED_KEY", "Coalesced", "coalesce", "coalesce_key", "covered_requests"]
 
@@ -36,6 +35,10 @@ def coalesce_key(request: TrainingRequest) -> tuple[object, ...] | None:
     >>> coalesce_key(request)[:3]
     ('t', 'classification', 'movies')
     """
+    # Here, not at import: the service imports this module before torch, and the message
+    # of a base install without the learner extra must come from torch's absence.
+    from .training.transfer import request_domain
+
     try:
         domain = request_domain(request)
     except TrainingRequestError:  # new examples of several domains: trained as it is
@@ -55,6 +58,8 @@ class Coalesced:
     examples_dropped: int
     repeated: int = 0
     """Records folded in that superseded nothing: the same request again, or one trained."""
+    first_offset: int | None = None
+    """Offset of the run's first record, where the learner counts the update's attempts."""
 
 
 def _example_key(example: TrainingExample) -> tuple[str, str, str | None]:

@@ -210,7 +210,8 @@ class LearnerService:
         unique = {r.id: r for r in requests[:-1]
                   if (r.task, r.id) not in covered and r.id != newest.id}
         merged = coalesce([*unique.values(), newest], max_bytes=TRAINING_REQUEST_MAX_BYTES)
-        merged = replace(merged, repeated=len(requests) - 1 - len(merged.superseded))
+        merged = replace(merged, repeated=len(requests) - 1 - len(merged.superseded),
+                         first_offset=first.offset)
         log.info("%s: %d queued request(s) of task %s superseded by %s (%d examples added, "
                  "%d over the byte bound dropped)", tp, len(requests) - 1,
                  requests[-1].task, requests[-1].id, merged.examples_added,
@@ -224,7 +225,8 @@ class LearnerService:
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         if merged is not None:
             done = await self._handle_request(record, merged.request, consumed, where,
-                                              superseded=merged.superseded)
+                                              superseded=merged.superseded,
+                                              first_offset=merged.first_offset)
             if done:
                 self.stats.superseded.extend(merged.superseded)
                 self.metrics.superseded.labels(task=merged.request.task).inc(
@@ -252,7 +254,8 @@ class LearnerService:
 
     async def _handle_request(self, record: ConsumerRecord, request: TrainingRequest,
                               consumed: float, where: str, *,
-                              superseded: tuple[str, ...] = ()) -> bool:
+                              superseded: tuple[str, ...] = (),
+                              first_offset: int | None = None) -> bool:
         versions = await read_version_log(self.settings)
         version_id = version_id_for(request.task, request.id,
                                     deployment=self.settings.deployment_id)
@@ -265,7 +268,7 @@ class LearnerService:
             self.metrics.update_ended(request.task, "skipped", {})
             return True
         log.info("training %s for request %s (%s)", version_id, request.id, where)
-        outcome = await self._train(record, request, versions)
+        outcome = await self._train(record, request, versions, first_offset)
         if not isinstance(outcome, UpdateResult):
             return outcome
         result = outcome
@@ -293,7 +296,8 @@ class LearnerService:
         return True
 
     async def _train(self, record: ConsumerRecord, request: TrainingRequest,
-                     versions: VersionLog) -> UpdateResult | bool:
+                     versions: VersionLog, first_offset: int | None = None
+                     ) -> UpdateResult | bool:
         """Train ``request`` under the failure policy: the result, or True once it is a dead
         letter, or False when stopped before a retry.
 
@@ -307,7 +311,10 @@ class LearnerService:
         assert self._ledger is not None
         cfg = self.settings.learner
         tp = TopicPartition(record.topic, record.partition)
-        note = await self._ledger.previous(tp, record.offset, request.id)
+        # Attempts are committed at the first record of a coalesced run, so that a learner
+        # that dies while training reads (and coalesces) the whole run again.
+        offset = record.offset if first_offset is None else first_offset
+        note = await self._ledger.previous(tp, offset, request.id)
         batch_size: int | None = None
         while True:
             if note.attempt >= cfg.max_attempts:
@@ -317,7 +324,7 @@ class LearnerService:
                                         f"{request.id}: {note.attempt} of {cfg.max_attempts} "
                                         f"attempts failed; the last: {last}")
                 return True
-            note = await self._ledger.begin(tp, record.offset, request.id, note)
+            note = await self._ledger.begin(tp, offset, request.id, note)
             try:
                 smaller = {} if batch_size is None else {"batch_size": batch_size}
                 return await asyncio.to_thread(self.updater.update, request, versions,
@@ -327,7 +334,7 @@ class LearnerService:
                 await self._dead_letter(record, DeadLetterReason.UNTRUSTED_MODEL, str(exc))
                 return True
             except ModelLoadError as exc:
-                await self._ledger.failed(tp, record.offset, note, exc)
+                await self._ledger.failed(tp, offset, note, exc)
                 raise  # infrastructure: the supervisor sees exit status 3
             except LearnerError as exc:
                 if exc.retriable:
@@ -342,7 +349,7 @@ class LearnerService:
                                         f"{type(exc).__name__}: {exc}")
                 return True
             except Exception as exc:  # anything else may pass: retried, then a dead letter
-                note = await self._ledger.failed(tp, record.offset, note, exc)
+                note = await self._ledger.failed(tp, offset, note, exc)
                 self.stats.failed_attempts += 1
                 self.metrics.failed_attempts.inc()
                 if _out_of_memory(exc) and batch_size is None:

@@ -38,7 +38,7 @@ from ....schemas import ModelVersion, ServingAck, decode
 from ....schemas.enums import ServingStatus, VersionStatus
 from ....schemas.settings import Settings
 from ....schemas.topics import Topic
-from ...demo.processes import DemoChildError, wait_until
+from ...demo.processes import ChildProcess, DemoChildError, wait_until
 from ...kafka.topic_reader import read_snapshot
 from ...ops.accounting import take_ledger
 from .deployment import Learner, decided, drain, log_has, log_size, stream
@@ -145,11 +145,15 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
     # 1. SIGKILL while the first request trains.
     since = log_size(rig, name, "learner")
     child = rig.process("learner", name, env, "-v", "learner").start()
+    # The learner may coalesce the queued requests and train the newest: any of them counts.
+    trainings = [f"training {version_id_for(r.task, r.id, deployment=settings.deployment_id)}"
+                 for r in requests]
+
+    def trains(child: ChildProcess, since: int) -> bool:
+        return any(log_has(child, line, since) for line in trainings)
+
     try:
-        first = version_id_for(requests[0].task, requests[0].id,
-                               deployment=settings.deployment_id)
-        training = f"training {first}"
-        await wait_until(lambda: log_has(child, training, since), timeout=300,
+        await wait_until(lambda: trains(child, since), timeout=300,
                          what="the learner training the first request", check=child.check)
         # a random moment of the update (model load, training steps, scoring): the schedule
         await asyncio.sleep(random.Random(plan.seed).uniform(1.0, 4.0))
@@ -164,7 +168,7 @@ async def learner_kill(rig: FaultRig, plan: FaultPlan) -> ScenarioResult:
     child = rig.process("learner", name, {**env, HOLD_BEFORE_PUBLISH_ENV: str(marker)},
                         "-v", "learner").start()
     try:
-        await wait_until(lambda: log_has(child, training, since), timeout=300,
+        await wait_until(lambda: trains(child, since), timeout=300,
                          what="the restarted learner training again", check=child.check)
         recovery.append(time.monotonic() - killed_at)
         await wait_until(marker.exists, timeout=300, what="an adapter stored, not published",
