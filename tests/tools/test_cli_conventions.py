@@ -26,7 +26,8 @@ IDS = [" ".join(path) or "driftloop" for path, _ in COMMANDS]
 PRINTS_DATA = {
     ("status",), ("config",), ("kafka", "status"), ("topics", "list"), ("versions", "list"),
     ("versions", "show"), ("serve", "acks"), ("learner", "health"), ("worker", "detectors"),
-    *(("bench", name) for name in ("codec", "faults", "learner", "quality", "serve", "worker")),
+    *(("bench", name) for name in ("codec", "faults", "learner", "quality", "serve", "worker",
+                                   "gpu-check")),
 }
 # Commands that change what replicas serve or delete data: each asks first unless --yes/-y.
 ASKS_FIRST = {("versions", "promote"), ("versions", "rollback"), ("topics", "delete")}

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from ..demo.vader import balanced_sample, read_domain
 __all__ = [
     "Timing",
     "bench_request",
+    "job_for",
     "time_incremental",
     "time_trainer_cold_process",
     "time_trainer_cold_start",
@@ -93,6 +94,14 @@ class _LossClassifier(MeanPoolClassifier):
 
 
 Batch = dict[str, torch.Tensor]
+
+
+def job_for(settings: Settings, request: TrainingRequest) -> Callable[..., Any]:
+    """The function that builds a baseline's model, rows and collator for the request's kind:
+    ``job(settings, request, examples) -> ((model, peft_config), rows, collate)``."""
+    kind = settings.task(request.task).kind if request.task in settings.tasks \
+        else request.task_kind
+    return _generation_job if kind is TaskKind.GENERATION else _classification_job
 
 
 def _classification_job(settings: Settings, request: TrainingRequest,
@@ -163,9 +172,7 @@ def time_trainer_cold_start(settings: Settings, request: TrainingRequest) -> Tim
     steps = TrainConfig(batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
     split = split_request(request, holdout_fraction=cfg.holdout_fraction,
                           validation_fraction=cfg.validation_fraction, seed=cfg.seed)
-    kind = settings.task(request.task).kind if request.task in settings.tasks \
-        else request.task_kind
-    job = _generation_job if kind is TaskKind.GENERATION else _classification_job
+    job = job_for(settings, request)
     started = time.perf_counter()
     (model, config), rows, collate = job(settings, request, split.train)
     torch.manual_seed(cfg.seed)
