@@ -159,16 +159,18 @@ def _sync(device: Any) -> None:
 
 
 def _driftloop_tokens_per_s(settings: Settings, request: TrainingRequest) -> tuple[float, int]:
-    """Training tokens/s of the learner's own update (its training phase), and its steps."""
+    """Training tokens/s of the learner's own update (its training phase, early-stop checks
+    included), and its steps; tokens counted as the plain loop counts them (the rendered
+    rows of the same examples)."""
     from ...learner.registry.version_log import VersionLog
     from ...learner.training.update import IncrementalUpdater
+    from .trainer_baseline import job_for
 
     updater = IncrementalUpdater(settings)
     updater.update(request.model_copy(update={"id": f"{request.id}-warm"}), VersionLog())
     result = updater.update(request, VersionLog())
-    task = updater.models.get(result.event.base_model, request.task_kind)
-    mean_tokens = sum(len(task.tokenizer(e.input)["input_ids"]) for e in result.split.train) \
-        / max(1, len(result.split.train))
+    _, rows, _ = job_for(settings, request)(settings, request, result.split.train)
+    mean_tokens = sum(len(r["input_ids"]) for r in rows) / max(1, len(rows))
     report = result.train_report
     return report.examples_seen * mean_tokens / report.seconds, report.steps
 
