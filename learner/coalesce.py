@@ -21,10 +21,7 @@ from ..schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from .errors import TrainingRequestError
 from .registry.version_log import SUPERSEDED_METADATA_KEY, trained_requests
 
-__all__ = ["SUPERSEDED_KEY", "Coalesced", "coalesce", "coalesce_key", "covered_requests"]
-
-SUPERSEDED_KEY = SUPERSEDED_METADATA_KEY
-"""Key of a version's (and a merged request's) metadata: ids of the requests it superseded."""
+__all__ = ["Coalesced", "coalesce", "coalesce_key", "covered_requests"]
 
 
 def coalesce_key(request: TrainingRequest) -> tuple[object, ...] | None:
@@ -104,7 +101,7 @@ def coalesce(requests: Sequence[TrainingRequest], *, max_bytes: int) -> Coalesce
             examples.append(example)
             added += 1
     superseded = tuple(r.id for r in requests[:-1])
-    metadata = {**newest.metadata, SUPERSEDED_KEY: list(superseded)}
+    metadata = {**newest.metadata, SUPERSEDED_METADATA_KEY: list(superseded)}
     merged = newest.model_copy(update={"examples": examples, "metadata": metadata})
     return Coalesced(merged, superseded, added, dropped)
 

@@ -34,13 +34,13 @@ from ..schemas.events import DeadLetter, ModelVersion, TrainingRequest
 from ..schemas.settings import Settings
 from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from .attempts import AttemptLedger, commit_owned, ensure_owned
-from .coalesce import SUPERSEDED_KEY, Coalesced, coalesce, coalesce_key, covered_requests
+from .coalesce import Coalesced, coalesce, coalesce_key, covered_requests
 from .errors import LearnerError, ModelLoadError, PartitionMovedError, UntrustedModelError
 from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
-from .registry.version_log import VersionLog, version_id_for
+from .registry.version_log import SUPERSEDED_METADATA_KEY, VersionLog, version_id_for
 from .topics.sites import offer_for, publish_offer
 from .topics.versions import publish_versions, read_version_log
 from .training.update import IncrementalUpdater, UpdateResult
@@ -186,6 +186,7 @@ class LearnerService:
             return first, None
         run = [first]
         requests = []
+        run_key = None
         for record in (first, *queued):
             try:
                 request = decode(record.value, TrainingRequest,
@@ -193,8 +194,9 @@ class LearnerService:
             except ValidationError:
                 request = None
             key = coalesce_key(request) if request is not None else None
-            if key is None or (requests and key != coalesce_key(requests[0])):
+            if key is None or (requests and key != run_key):
                 break
+            run_key = key
             requests.append(request)
             if record is not first:
                 run.append(record)
@@ -274,7 +276,7 @@ class LearnerService:
         result = outcome
         if superseded:  # a re-read after a crash skips them (:func:`.coalesce.covered_requests`)
             result.event = result.event.model_copy(update={"metadata": {
-                **result.event.metadata, SUPERSEDED_KEY: list(superseded)}})
+                **result.event.metadata, SUPERSEDED_METADATA_KEY: list(superseded)}})
         await self._hold_if_asked(result.event)
         assert self._producer is not None and self._consumer is not None
         try:  # trained, but is it still ours to publish?

@@ -7,7 +7,7 @@ import pytest
 from learner_helpers import sentiment_request
 from test_service import run_service, session_updater, with_learner
 
-from driftloop.learner.coalesce import SUPERSEDED_KEY
+from driftloop.learner.registry.version_log import SUPERSEDED_METADATA_KEY
 from driftloop.learner.service import LearnerService
 from driftloop.schemas.codec import encode
 from driftloop.schemas.events import TrainingRequest
@@ -37,8 +37,8 @@ async def test_a_backlog_of_one_task_and_domain_trains_once_on_the_newest(
     versions = await run_service(settings, session_updater(settings, updater), raw, 2)
 
     assert [v.training_request_id for v in versions] == ["b3", "b-nyt"]
-    assert versions[0].metadata[SUPERSEDED_KEY] == ["b0", "b1", "b2"]
-    assert SUPERSEDED_KEY not in versions[1].metadata  # another domain: trained alone
+    assert versions[0].metadata[SUPERSEDED_METADATA_KEY] == ["b0", "b1", "b2"]
+    assert SUPERSEDED_METADATA_KEY not in versions[1].metadata  # another domain: trained alone
     counts = versions[0].metadata["examples"]
     distinct = {(e.input, e.target) for r in movies for e in r.examples}
     assert sum(counts.values()) == len(distinct) > 32  # the older ones' examples joined

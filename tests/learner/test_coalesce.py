@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from driftloop.learner.coalesce import (
-    SUPERSEDED_KEY,
     coalesce,
     coalesce_key,
     covered_requests,
 )
+from driftloop.learner.registry.version_log import SUPERSEDED_METADATA_KEY
 from driftloop.schemas.codec import encode
 from driftloop.schemas.events import ModelVersion, TrainingRequest
 
@@ -26,7 +26,7 @@ def test_the_newest_keeps_its_examples_and_takes_the_older_ones_it_lacks() -> No
     assert merged.request.id == "r3"
     assert [e.input for e in merged.request.examples] == ["c", "d", "b", "a"]  # newest first
     assert merged.superseded == ("r1", "r2")
-    assert merged.request.metadata[SUPERSEDED_KEY] == ["r1", "r2"]
+    assert merged.request.metadata[SUPERSEDED_METADATA_KEY] == ["r1", "r2"]
     assert (merged.examples_added, merged.examples_dropped) == (2, 0)
 
 
@@ -61,7 +61,7 @@ def test_nothing_to_coalesce_is_a_clear_error_and_one_request_stays_itself() -> 
 
 def test_a_version_covers_its_own_request_and_those_it_superseded() -> None:
     def version(request_id: str, superseded: object = None) -> ModelVersion:
-        metadata = {} if superseded is None else {SUPERSEDED_KEY: superseded}
+        metadata = {} if superseded is None else {SUPERSEDED_METADATA_KEY: superseded}
         return ModelVersion(version_id=f"t-{request_id}", task="t", base_model="m",
                             adapter_uri="file:///a", sha256="0" * 64, size_bytes=1,
                             status="promoted", training_request_id=request_id, ts=1.0,

@@ -61,13 +61,6 @@ class AutocastAgreement:
                 and abs(self.full_score - self.autocast_score) <= SCORE_TOLERANCE)
 
 
-def _request(n: int, domain: str, request_id: str, seed: int,
-             kind: TaskKind = TaskKind.CLASSIFICATION) -> TrainingRequest:
-    from .trainer_baseline import bench_request
-
-    return bench_request(n, domain=domain, kind=kind, request_id=request_id, seed=seed)
-
-
 def autocast_agreement(settings: Settings, *, n: int = 96) -> AutocastAgreement:
     """Train a first version in full precision, then one continued update from it twice: in
     full precision and under autocast; compare the two gate decisions."""
@@ -77,6 +70,7 @@ def autocast_agreement(settings: Settings, *, n: int = 96) -> AutocastAgreement:
     from ...learner.models.resident import ResidentModels
     from ...learner.registry.version_log import VersionLog
     from ...learner.training.update import IncrementalUpdater
+    from .trainer_baseline import bench_request
 
     device = select_device(settings.learner.device, settings.learner.torch_threads).device
     dtype = (torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported()
@@ -90,12 +84,13 @@ def autocast_agreement(settings: Settings, *, n: int = 96) -> AutocastAgreement:
             "learner": settings.learner.model_copy(update={"gate_pool_size": 0})})
         first = IncrementalUpdater(first_store, models=models,
                                    device=ComputeDevice(device, None))
-        parent = first.update(_request(n, "tweets", "gpu-check-first", 0), VersionLog()).event
+        parent = first.update(bench_request(n, request_id="gpu-check-first"), VersionLog()).event
         versions = VersionLog().extend([parent])
         for name, autocast in (("full", None), ("autocast", dtype)):
             updater = IncrementalUpdater(first_store, models=models, store=first.store,
                                          device=ComputeDevice(device, autocast))
-            result = updater.update(_request(n, "movies", f"gpu-check-{name}", 1), versions)
+            request = bench_request(n, domain="movies", request_id=f"gpu-check-{name}", seed=1)
+            result = updater.update(request, versions)
             outcomes[name] = (result.decision.promote,
                               _holdout_score(result.event.metrics_after))
     return AutocastAgreement(str(dtype).removeprefix("torch."), outcomes["full"][0],
@@ -198,6 +193,8 @@ def _run(ctx: click.Context, n: int, tests: bool) -> dict[str, Any]:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from .trainer_baseline import bench_request
+
     cuda = torch.cuda.is_available()
     click.echo(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'none (CPU figures)'}")
     document: dict[str, Any] = {"cuda": cuda, "ok": True}
@@ -217,7 +214,8 @@ def _run(ctx: click.Context, n: int, tests: bool) -> dict[str, Any]:
             "artifacts": base.artifacts.model_copy(update={"store_url": store})})
         rows = []
         for kind, count in ((TaskKind.CLASSIFICATION, n), (TaskKind.GENERATION, max(16, n // 4))):
-            request = _request(count, "tweets", f"gpu-check-{kind.value}", 2, kind)
+            request = bench_request(count, kind=kind, request_id=f"gpu-check-{kind.value}",
+                                    seed=2)
             ours, steps = _driftloop_tokens_per_s(settings, request)
             plain = plain_peft_tokens_per_s(settings, request, steps)
             rows.append({"kind": kind.value, "driftloop_tokens_per_s": round(ours, 1),

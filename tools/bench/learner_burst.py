@@ -57,7 +57,7 @@ class BurstRun:
 async def _burst(settings: Any, updater: Any, n: int, rate: float, coalesce_max: int,
                  examples: int) -> BurstRun:
     from ...client.kafka import new_producer
-    from ...learner.coalesce import SUPERSEDED_KEY
+    from ...learner.registry.version_log import trained_requests
     from ...learner.service import LearnerService
     from ...schemas.codec import encode
     from ...schemas.topics import Topic
@@ -83,9 +83,8 @@ async def _burst(settings: Any, updater: Any, n: int, rate: float, coalesce_max:
             now = time.perf_counter()
             run.max_lag = max(run.max_lag, len(sent) - service.stats.handled)
             for event in service.stats.published[seen:]:
-                trained = [event.training_request_id,
-                           *event.metadata.get(SUPERSEDED_KEY, [])]
-                run.staleness.extend(now - sent[i] for i in trained if i in sent)
+                run.staleness.extend(now - sent[i] for i in trained_requests(event)
+                                     if i in sent)
             seen = len(service.stats.published)
 
         async with new_producer(bench) as producer:
