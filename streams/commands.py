@@ -66,11 +66,11 @@ def commands_from_version(version: ModelVersion, *, challenge_min_score: float |
                            kind=CommandKind.CANDIDATE, version=version.version_id, ts=version.ts,
                            event=orjson.loads(encode(version))))
     elif candidates and version.status in (VersionStatus.REJECTED, VersionStatus.ROLLED_BACK):
-        out.append(Command(id=f"rejected-{version.version_id}", task=version.task,
+        out.append(Command(id=f"rejected-{_event_key(version)}", task=version.task,
                            kind=CommandKind.REJECTED, version=version.version_id, ts=version.ts,
                            reason=version.reason[:1000]))
     if version.status is VersionStatus.PROMOTED:
-        out.append(Command(id=f"promoted-{version.version_id}", task=version.task,
+        out.append(Command(id=f"promoted-{_event_key(version)}", task=version.task,
                            kind=CommandKind.PROMOTED, version=version.version_id, ts=version.ts))
         score = version.metrics_after.get("challenge_score")
         if challenge_min_score is not None and score is not None and score < challenge_min_score:
@@ -80,3 +80,19 @@ def commands_from_version(version: ModelVersion, *, challenge_min_score: float |
                                reason=f"{version.version_id} challenge_score {score:.3f} < "
                                       f"{challenge_min_score}"))
     return out
+
+
+def _event_key(version: ModelVersion) -> str:
+    """One status event of a version: its id and the event's time. A version promoted again
+    (a rollback to it, an operator's ``versions promote``) is a new event and a new command:
+    with the version id alone the worker took it for one it had seen, and kept naming the
+    rolled-back version as the parent of its next request. Relaying the same event twice
+    gives the same key, so the worker still applies it once.
+
+    >>> event = ModelVersion(version_id="v2", ts=1.5, task="t", base_model="m",
+    ...                      adapter_uri="file:///a/v2", sha256="0" * 64, size_bytes=1,
+    ...                      status=VersionStatus.PROMOTED)
+    >>> _event_key(event), _event_key(event.with_status(VersionStatus.PROMOTED, ts=9.0))
+    ('v2@1.5', 'v2@9.0')
+    """
+    return f"{version.version_id}@{version.ts!r}"

@@ -153,3 +153,31 @@ def test_a_revised_label_replaces_the_interactions_example_instead_of_adding_one
     again = state.on_feedback([revised], join=join, buffer=buffer, bucket="f1", now=3.0)
     assert not again.buffer_changed and buffer.new_count == 1
     assert state.counters["examples"] == 1 and state.counters["examples_revised"] == 1
+
+
+def test_a_rollback_makes_the_restored_version_the_parent_of_the_next_request():
+    from driftloop.schemas import ModelVersion, VersionStatus
+    from driftloop.streams.commands import commands_from_version
+
+    def relayed(event: ModelVersion, now: float) -> None:
+        for command in commands_from_version(event, challenge_min_score=None):
+            state.on_command(command, now=now)
+
+    state, join, buffer = fresh()
+    first = ModelVersion(version_id="v7", ts=1.0, task="t", base_model="m",
+                         adapter_uri="file:///a/v7", sha256="0" * 64, size_bytes=1,
+                         status=VersionStatus.PROMOTED)
+    second = first.model_copy(update={"version_id": "v8", "ts": 2.0, "parent_version": "v7"})
+    relayed(first, 1.0)
+    relayed(second, 2.0)
+    # The rollback: v8 rolled back, v7 promoted again (the same version, a new event).
+    relayed(second.with_status(VersionStatus.ROLLED_BACK, ts=3.0), 3.0)
+    relayed(first.with_status(VersionStatus.PROMOTED, ts=3.0), 3.0)
+    relayed(first.with_status(VersionStatus.PROMOTED, ts=3.0), 3.5)  # relayed twice: once
+    assert state.counters["commands_promoted"] == 3
+    xs = items(40)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=4.0)
+    state.on_feedback(labels(xs), join=join, buffer=buffer, bucket="b1", now=4.0)
+    state.on_command(Command(id="c", task="t", kind="trigger"), now=5.0)
+    [request] = state.check_triggers(buffer, now=5.0)
+    assert request.parent_version == "v7"
