@@ -113,13 +113,24 @@ class GatePool:
         return counts
 
     def examples(self, domains: Iterable[str], *, exclude: Iterable[str] = (),
-                 regime: int | None = None) -> list[TrainingExample]:
-        """The pooled examples of ``domains`` (of one ``regime`` when given), oldest first,
-        without the texts in ``exclude``."""
+                 regime: int | None = None, since: int | None = None) -> list[TrainingExample]:
+        """The pooled examples of ``domains`` (of one ``regime`` when given, or of the regimes
+        ``since`` to ``regime``), oldest first, without the texts in ``exclude``.
+
+        >>> pool = GatePool(capacity=9, max_bytes=10_000, holdout_fraction=0.999)
+        >>> pool.admit([TrainingExample(input=f"t{i}", target="a", regime=i % 3)
+        ...             for i in range(6)])
+        6
+        >>> [e.input for e in pool.examples({"default"}, regime=2)]
+        ['t2', 't5']
+        >>> [e.input for e in pool.examples({"default"}, regime=2, since=1)]
+        ['t1', 't4', 't2', 't5']
+        """
         skip = {_digest(text) for text in exclude}
         wanted = set(domains)
+        low = regime if since is None else since
         return [example for (domain, r), kept in sorted(self._buckets.items())
-                if domain in wanted and (regime is None or r == regime)
+                if domain in wanted and (regime is None or low <= r <= regime)
                 for digest, example in kept.items() if digest not in skip]
 
     def older(self, regime: int, *, exclude: Iterable[str] = (),

@@ -16,8 +16,8 @@ from ...schemas.enums import VersionStatus
 from ...schemas.events import ModelVersion
 from ..errors import RegistryError
 
-__all__ = ["DOMAIN_METADATA_KEY", "SUPERSEDED_METADATA_KEY", "VersionLog", "trained_requests",
-           "version_id_for"]
+__all__ = ["DOMAIN_METADATA_KEY", "RECEIVED_METADATA_KEY", "REGIME_METADATA_KEY",
+           "SUPERSEDED_METADATA_KEY", "VersionLog", "trained_requests", "version_id_for"]
 
 # The metadata key of a version trained on one domain's lineage
 # (see driftloop.learner.training.transfer).
@@ -25,6 +25,12 @@ DOMAIN_METADATA_KEY = "domain"
 # The metadata key of a version trained on a coalesced backlog: ids of the requests it
 # superseded (see driftloop.learner.coalesce).
 SUPERSEDED_METADATA_KEY = "superseded"
+# The metadata key of when the learner received the version's request (seconds since the
+# epoch), set by the learner service.
+RECEIVED_METADATA_KEY = "received_ts"
+# The metadata key of the worker's regime of the newest examples a version trained on (see
+# driftloop.learner.training.plan.recent_since).
+REGIME_METADATA_KEY = "regime"
 
 
 def trained_requests(event: ModelVersion) -> set[str]:

@@ -19,6 +19,7 @@ from ..gate.split import RequestSplit
 from ..gate.stability import prompt_record
 from ..models.task_model import TaskModel
 from ..registry.store import StoredArtifact
+from ..registry.version_log import REGIME_METADATA_KEY
 from .loop import TrainReport
 from .plan import UpdatePlan
 
@@ -38,6 +39,7 @@ def update_metadata(task_model: TaskModel, plan: UpdatePlan, report: TrainReport
         "examples_per_second": round(report.examples_per_second, 3),
         "device": device_type,
         "timings": {k: round(v, 4) for k, v in timings.items()},
+        REGIME_METADATA_KEY: plan.regime,
         **prompt_record(task_model),
     }
 

@@ -45,6 +45,30 @@ def test_the_gate_judges_the_current_regime_apart_from_the_older_ones() -> None:
     assert {e.regime for e in first.pooled} <= {0}
 
 
+def test_recent_traffic_is_every_regime_since_the_one_the_parent_trained_on() -> None:
+    from driftloop.schemas import ModelVersion
+
+    pool = GatePool(capacity=100, max_bytes=1_000_000, holdout_fraction=0.25)
+    pool.admit([TrainingExample(input=t, target="a", domain="live", regime=r)
+                for r in (0, 1, 2, 3) for t in held(20, f"old {r}")])
+
+    def parent(metadata: dict[str, object]) -> VersionLog:
+        return VersionLog().apply(ModelVersion(
+            version_id="p", ts=1.0, task="t", base_model="m", adapter_uri="file:///p",
+            sha256="0" * 64, size_bytes=1, status="promoted", metadata=metadata))
+
+    # Trained up to regime 1: regimes 2 and 3 are new to it (two signals of one shift).
+    plan = plan_update(request(regime=3), parent({"regime": 1}), SETTINGS, pool)
+    assert plan.parent is not None and plan.parent.version_id == "p"
+    assert {e.regime for e in plan.pooled} == {2, 3} and len(plan.pooled) == 40
+    assert {e.regime for e in plan.older} == {0, 1}
+    # Trained in the current regime, or a version that does not say: the current one only.
+    for metadata in ({"regime": 3}, {}, {"regime": "3"}):
+        plan = plan_update(request(regime=3), parent(metadata), SETTINGS, pool)
+        assert {e.regime for e in plan.pooled} == {3}, metadata
+        assert {e.regime for e in plan.older} == {0, 1, 2}
+
+
 def test_a_request_without_two_new_examples_is_refused_before_any_model_loads() -> None:
     pool = GatePool(capacity=10, max_bytes=10_000, holdout_fraction=0.25)
     with pytest.raises(TrainingRequestError, match="at least two new examples"):
