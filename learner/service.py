@@ -40,7 +40,12 @@ from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
-from .registry.version_log import SUPERSEDED_METADATA_KEY, VersionLog, version_id_for
+from .registry.version_log import (
+    RECEIVED_METADATA_KEY,
+    SUPERSEDED_METADATA_KEY,
+    VersionLog,
+    version_id_for,
+)
 from .topics.sites import offer_for, publish_offer
 from .topics.versions import publish_versions, read_version_log
 from .training.update import IncrementalUpdater, UpdateResult
@@ -274,9 +279,13 @@ class LearnerService:
         if not isinstance(outcome, UpdateResult):
             return outcome
         result = outcome
+        # When the request reached this learner (wall clock): with the update's timings, the
+        # version tells how long it queued here before training (``bench freshness``).
+        metadata = {**result.event.metadata, RECEIVED_METADATA_KEY: round(
+            time.time() - (time.perf_counter() - consumed), 4)}
         if superseded:  # a re-read after a crash skips them (:func:`.coalesce.covered_requests`)
-            result.event = result.event.model_copy(update={"metadata": {
-                **result.event.metadata, SUPERSEDED_METADATA_KEY: list(superseded)}})
+            metadata[SUPERSEDED_METADATA_KEY] = list(superseded)
+        result.event = result.event.model_copy(update={"metadata": metadata})
         await self._hold_if_asked(result.event)
         assert self._producer is not None and self._consumer is not None
         try:  # trained, but is it still ours to publish?

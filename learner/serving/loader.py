@@ -36,10 +36,13 @@ SUPPORTED_FORMATS = frozenset({"peft-lora-safetensors"})
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
-    """How a load went: the seconds it took, or why the version was refused."""
+    """How a load went: the seconds it took (fetch and verification included), or why the
+    version was refused."""
 
     seconds: float = 0.0
     refused: str | None = None
+    fetch_seconds: float = 0.0
+    """Of :attr:`seconds`, the fetch from the store and the sha256 check."""
 
 
 class AdapterLoader:
@@ -78,7 +81,7 @@ class AdapterLoader:
         which must be harmless (a second promote of the same version is).
         """
         try:
-            return LoadResult(seconds=await self._load(event, then))
+            return await self._load(event, then)
         except (LearnerError, OSError) as exc:
             return LoadResult(refused=str(exc))
         except Exception as exc:
@@ -87,9 +90,9 @@ class AdapterLoader:
             log.exception("%s: loading %s failed", event.task, event.version_id)
             return LoadResult(refused=f"{type(exc).__name__}: {exc}")
 
-    async def _load(self, event: ModelVersion, then: Callable[[], None] | None) -> float:
+    async def _load(self, event: ModelVersion, then: Callable[[], None] | None) -> LoadResult:
         if event.version_id in self.host.versions(event.task):
-            return 0.0
+            return LoadResult()
         if self.trust is not None:
             self.trust.check_version(event)  # before any byte is fetched or loaded
         if event.format not in SUPPORTED_FORMATS:
@@ -97,6 +100,7 @@ class AdapterLoader:
                                          f"{sorted(SUPPORTED_FORMATS)}")
         started = time.perf_counter()
         folder = await asyncio.to_thread(self.store.fetch, event.adapter_uri, event.sha256)
+        fetched = time.perf_counter()
         try:
             if then is not None and self._host_takes_then:
                 await self.host.aload(event.task, event.version_id, folder, event.base_model,
@@ -106,7 +110,7 @@ class AdapterLoader:
         finally:
             # The weights are in memory now; the verified copy is not needed any more.
             shutil.rmtree(folder.parent, ignore_errors=True)
-        return time.perf_counter() - started
+        return LoadResult(seconds=time.perf_counter() - started, fetch_seconds=fetched - started)
 
     async def keep_only(self, task: str, keep: set[str]) -> list[str]:
         """Unload every version of ``task`` outside ``keep``; return the ones unloaded."""

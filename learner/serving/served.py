@@ -25,11 +25,13 @@ __all__ = ["ServedVersions", "ServingChange", "canary_bucket"]
 class ServingChange:
     """A task's served version moved (promotion, rollback, or the first version).
 
-    >>> change = ServingChange("t", "v2", "v1", "promoted", event_read_at=0.0,
-    ...                        load_seconds=0.25)
+    >>> change = ServingChange("t", "v2", "v1", "promoted", event_read_at=time.monotonic(),
+    ...                        load_seconds=0.25, fetch_seconds=0.01)
     >>> ack = change.ack("pod-1")
-    >>> ack.status.value, ack.previous_version, ack.metadata
-    ('serving', 'v1', {'load_seconds': 0.25})
+    >>> ack.status.value, ack.previous_version, ack.metadata["load_seconds"]
+    ('serving', 'v1', 0.25)
+    >>> 0 <= ack.ts - ack.metadata["read_ts"] < 1
+    True
     """
 
     task: str
@@ -39,13 +41,22 @@ class ServingChange:
     event_read_at: float
     """``time.monotonic()`` when the event that caused it was read from the topic."""
     load_seconds: float
+    """Fetch, check and load of the adapter (0 when it was loaded already)."""
+    fetch_seconds: float = 0.0
+    """Of :attr:`load_seconds`, the fetch from the store and the sha256 check."""
 
     def ack(self, replica: str) -> ServingAck:
-        """``replica``'s acknowledgement: it serves :attr:`version_id` now."""
-        return ServingAck(ts=time.time(), replica=replica, task=self.task,
+        """``replica``'s acknowledgement: it serves :attr:`version_id` now. Its metadata says
+        when the event was read (``read_ts``, wall clock) and how long the fetch and the
+        whole load took (``fetch_seconds``, ``load_seconds``): the serving phases of a
+        version's way from its trigger to the first answer (``bench freshness``)."""
+        now, wall = time.monotonic(), time.time()
+        return ServingAck(ts=wall, replica=replica, task=self.task,
                           version_id=self.version_id, status=ServingStatus.SERVING,
                           reason=self.reason, previous_version=self.previous_version,
-                          metadata={"load_seconds": round(self.load_seconds, 4)})
+                          metadata={"load_seconds": round(self.load_seconds, 4),
+                                    "fetch_seconds": round(self.fetch_seconds, 4),
+                                    "read_ts": round(wall - (now - self.event_read_at), 4)})
 
 
 class ServedVersions:

@@ -224,7 +224,8 @@ class AdapterSubscriber:
         self.slots.promote(task, event.version_id)  # the atomic swap: next request uses it
         await self.loader.keep_only(task, self.slots.kept(task))
         change = ServingChange(task, event.version_id, current,
-                               event.reason or event.status.value, read_at, loaded.seconds)
+                               event.reason or event.status.value, read_at, loaded.seconds,
+                               loaded.fetch_seconds)
         log.info("%s: serving %s (was %s): %s", task, event.version_id, current, change.reason)
         await self._ack(change.ack(self.replica))
         await _notify(self.on_serving, change)

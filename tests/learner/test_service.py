@@ -123,6 +123,10 @@ async def test_request_yields_promoted_version_loadable_in_fresh_process(
     (event,) = versions
     assert event.version_id == version_id_for("sentiment", "r1", deployment=settings.deployment_id)
     assert event.status is VersionStatus.PROMOTED, event.reason
+    # When the learner took the request, before the update it timed (``bench freshness``).
+    received = event.metadata["received_ts"]
+    assert request.ts <= received <= event.ts - event.metadata["timings"]["update_seconds"]
+    assert event.metadata["regime"] == 0  # the newest regime it trained on: its gate's start
     # Seeds fixed: the request trained again (here, through Kafka) gives the same weights
     # (the folders differ in the version id their metadata names: another deployment).
     store = store_from_settings(settings)

@@ -73,6 +73,12 @@ async def test_two_fresh_replicas_converge_on_the_promoted_version_and_ack_it(  
         acks = await read_acks(kafka_settings)
         assert converged(acks, TASK, "v2", ["r-a", "r-b"])
         assert not converged(acks, TASK, "v1", ["r-a", "r-b"])
+        # Each ack says when the replica read the event and what the load took (wall clock:
+        # ``bench freshness`` lines these up with the learner's and the worker's stamps).
+        for ack in acks.values():
+            timing = ack.metadata
+            assert 0 < timing["fetch_seconds"] < timing["load_seconds"]
+            assert timing["read_ts"] + timing["load_seconds"] <= ack.ts + 1e-3
 
 
 async def test_a_rollback_without_repromotion_falls_back_to_the_last_promoted(  # type: ignore[no-untyped-def]
