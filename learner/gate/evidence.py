@@ -7,8 +7,10 @@ examples it had (``<part>_count``): the gate's resolution.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ...schemas.events import TrainingExample
 from ..models.task_model import Evaluation, TaskModel
 from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
 from .split import RequestSplit
@@ -22,9 +24,13 @@ tests of :mod:`.paired` compare parent and candidate example by example."""
 
 
 def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
-                   suite: ChallengeSuite, outcomes: Outcomes | None = None) -> Metrics:
+                   suite: ChallengeSuite, outcomes: Outcomes | None = None, *,
+                   evaluate: Callable[[list[TrainingExample]], Evaluation] | None = None
+                   ) -> Metrics:
     """Scores and losses of ``model`` on the split's held-out parts and the suite; with
-    ``outcomes``, each part's per-example results are put there too.
+    ``outcomes``, each part's per-example results are put there too. ``evaluate`` scores
+    the held-out parts instead of ``task_model.evaluate_each`` (a parent's kept results,
+    :class:`.parent_scores.ParentScores`).
 
     >>> from driftloop.schemas.events import TrainingExample
     >>> class Echo:  # a stand-in task model whose answer is its input
@@ -43,7 +49,8 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
     metrics: Metrics = {}
     for part, examples in (("holdout", split.holdout_new), ("replay", split.holdout_replay)):
         if examples:
-            result = task_model.evaluate_each(model, list(examples))
+            result = (evaluate(list(examples)) if evaluate is not None
+                      else task_model.evaluate_each(model, list(examples)))
             metrics[f"{part}_score"], metrics[f"{part}_loss"] = result.accuracy, result.loss
             if outcomes is not None:
                 outcomes[part] = result
@@ -60,12 +67,15 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
 
 
 def parent_misses(task_model: TaskModel, model: Any, split: RequestSplit, *, source: str,
-                  limit: int) -> list[ChallengeCase]:
+                  limit: int, hits: Sequence[bool] | None = None) -> list[ChallengeCase]:
     """The request's held-out examples the parent got wrong, as challenge cases (at most
-    ``limit``; ``source`` names the request they came from)."""
+    ``limit``; ``source`` names the request they came from). ``hits``: the parent's answers
+    on them, when the gate has scored them already (the first of its recent slice)."""
     if limit <= 0:
         return []
     inputs = [e.input for e in split.holdout_new]
     targets = [e.target for e in split.holdout_new]
-    return cases_from_errors(inputs, targets, task_model.score_answers(model, inputs, targets),
-                             source=source, limit=limit)
+    if hits is None or len(hits) < len(inputs):
+        hits = task_model.score_answers(model, inputs, targets)
+    return cases_from_errors(inputs, targets, list(hits)[:len(inputs)], source=source,
+                             limit=limit)

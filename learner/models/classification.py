@@ -137,20 +137,20 @@ class ClassificationTask:
         model.eval()
         hits: list[bool] = []
         scores: list[float] = []
-        total_loss = 0.0
+        losses: list[float] = []
         for start in range(0, len(examples), self.batch_size):
             chunk = examples[start:start + self.batch_size]
             batch = self.batch(chunk)
             with self.device.autocast():
                 logits = model(input_ids=batch["input_ids"],
                                attention_mask=batch["attention_mask"]).float()
-            total_loss += nn.functional.cross_entropy(logits, batch["labels"],
-                                                      reduction="sum").item()
+            losses += nn.functional.cross_entropy(logits, batch["labels"],
+                                                  reduction="none").tolist()
             hits += (logits.argmax(dim=-1) == batch["labels"]).tolist()
             truth = nn.functional.one_hot(batch["labels"], logits.shape[-1]).float()
             brier = (logits.softmax(dim=-1) - truth).pow(2).sum(dim=-1)
             scores += (1.0 - 0.5 * brier).tolist()
-        return Evaluation(hits, total_loss / len(examples), scores)
+        return Evaluation(hits, sum(losses) / len(examples), scores, losses)
 
     def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
         """``(accuracy, mean loss)`` on labelled examples."""

@@ -142,11 +142,11 @@ class GenerationTask:
         model.eval()
         hits = self.score_answers(model, [e.input for e in examples],
                                   [e.target for e in examples])
-        total = 0.0
+        losses: list[float] = []
         for start in range(0, len(examples), self.batch_size):
             batch = self.batch(examples[start:start + self.batch_size])
-            total += self.example_losses(model, batch).sum().item()
-        return Evaluation(hits, total / len(examples), [float(h) for h in hits])
+            losses += self.example_losses(model, batch).tolist()
+        return Evaluation(hits, sum(losses) / len(examples), [float(h) for h in hits], losses)
 
     def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
         """``(exact match, mean target loss)``."""

@@ -33,6 +33,9 @@ class Evaluation(NamedTuple):
     generator, whether the answer matched. The paired gate compares two versions on them
     (:mod:`driftloop.learner.gate.paired`).
 
+    ``losses`` is each example's loss (its mean is ``loss``) when the task model gives them:
+    a parent's results can then be kept per example and reused by the next gate.
+
     >>> Evaluation([True, False], 0.4, [0.9, 0.3]).accuracy
     0.5
     """
@@ -40,6 +43,7 @@ class Evaluation(NamedTuple):
     hits: list[bool]
     loss: float
     scores: list[float]
+    losses: list[float] | None = None
 
     @property
     def accuracy(self) -> float:

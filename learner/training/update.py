@@ -15,19 +15,20 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ...schemas.enums import TaskKind, VersionStatus
-from ...schemas.events import ModelVersion, TrainingRequest
+from ...schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ...schemas.settings import Settings
 from ..errors import TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
 from ..gate.evidence import Metrics, Outcomes, parent_misses, score_for_gate
 from ..gate.paired import compare
+from ..gate.parent_scores import ParentScores
 from ..gate.pool import GatePool
 from ..gate.pool_file import GatePoolFile, TaskGatePools
 from ..gate.rule import GateDecision, GateRule
@@ -37,7 +38,7 @@ from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_ada
 from ..models.device import ComputeDevice, select_device
 from ..models.memory import release_free_memory
 from ..models.resident import BaseModel, ResidentModels
-from ..models.task_model import TaskModel, task_model_for
+from ..models.task_model import Evaluation, TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog
 from ..trust import Trust
@@ -73,6 +74,8 @@ class _Start:
     base: BaseModel
     adapter_dir: Path | None = None
     adapter_meta: AdapterMetadata | None = None
+    adapter_version: str | None = None
+    """The version whose adapter :attr:`adapter_dir` holds (None: an untrained start)."""
     domain_start: DomainStart | None = None
     parent_dir: Path | None = None
     """The served parent's adapter, when the start is a challenger (:mod:`.challenger`)."""
@@ -134,6 +137,8 @@ class IncrementalUpdater:
             interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
             averaging=cfg.averaging, seed=cfg.seed)
         self.trust = Trust(settings)
+        self.parent_scores = ParentScores()
+        """The gate's results of recent parents, per example (scored once per parent)."""
         self.pools = TaskGatePools(
             GatePoolFile(self.store.fs, self.store.root, deployment=settings.deployment_id),
             capacity=cfg.gate_pool_size,
@@ -178,9 +183,12 @@ class IncrementalUpdater:
             parent_hits: Outcomes = {}
             with _phase(timings, "score_parent_seconds"):
                 parent_model = served if served is not None else model
+                scored_as = (plan.parent.version_id if served is not None and plan.parent
+                             else start.adapter_version)
                 before = score_for_gate(task_model, parent_model, plan.gate_split, suite,
-                                        parent_hits)
-                misses = self._parent_misses(plan, task_model, parent_model)
+                                        parent_hits, evaluate=self._parent_evaluator(
+                                            scored_as, task_model, parent_model))
+                misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
             del served, parent_model
             config = self.train_config
             if batch_size is not None:
@@ -248,10 +256,11 @@ class IncrementalUpdater:
         """The parent's adapter (verified), the base model, and a new domain's donor head."""
         folder = meta = None
         if plan.parent is not None:
-            folder, meta = self._fetch_adapter(plan.parent, plan.kind, workdir)
+            with _phase(timings, "fetch_parent_seconds"):
+                folder, meta = self._fetch_adapter(plan.parent, plan.kind, workdir)
         with _phase(timings, "base_model_seconds"):
             base = self.models.get(plan.base_model, plan.kind)
-        start = _Start(base, folder, meta)
+        start = _Start(base, folder, meta, plan.parent.version_id if plan.parent else None)
         if plan.domain is None:
             self._continue_challenger(plan, versions, start, workdir)
             return start
@@ -266,6 +275,7 @@ class IncrementalUpdater:
         if donor is not None and donor is not plan.parent:
             start.adapter_dir, start.adapter_meta = self._fetch_adapter(donor, plan.kind,
                                                                         workdir)
+            start.adapter_version = donor.version_id
         return start
 
     def _continue_challenger(self, plan: UpdatePlan, versions: VersionLog, start: _Start,
@@ -282,6 +292,7 @@ class IncrementalUpdater:
         start.parent_dir = start.adapter_dir
         start.adapter_dir, start.adapter_meta = self._fetch_adapter(
             challenger, plan.kind, workdir / "challenger")
+        start.adapter_version = challenger.version_id
         start.challenger = challenger
 
     def _task_model(self, plan: UpdatePlan, start: _Start) -> TaskModel:
@@ -320,13 +331,28 @@ class IncrementalUpdater:
                                         workdir=workdir)
         return model, distillation
 
-    def _parent_misses(self, plan: UpdatePlan, task_model: TaskModel,
-                       model: Any) -> list[ChallengeCase]:
-        """The parent's errors on the request's held-out examples, for the challenge suite."""
+    def _parent_evaluator(self, version_id: str | None, task_model: TaskModel,
+                          model: Any) -> Callable[[list[TrainingExample]], Evaluation] | None:
+        """Scoring of the parent's weights (version ``version_id``) through the kept
+        results of :attr:`parent_scores`; None for an untrained start (nothing to keep)."""
+        if version_id is None:
+            return None
+        template = task_model.template.ref if task_model.template is not None else None
+        key = (version_id, tuple(task_model.labels), self.settings.learner.max_length,
+               template)
+        return lambda examples: self.parent_scores.evaluate(
+            key, examples, lambda missing: task_model.evaluate_each(model, missing))
+
+    def _parent_misses(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
+                       hits: Outcomes) -> list[ChallengeCase]:
+        """The parent's errors on the request's held-out examples, for the challenge suite
+        (its answers on them are the first of the gate's recent slice)."""
         if plan.task.challenge_suite is None:
             return []
+        holdout = hits.get("holdout")
         return parent_misses(task_model, model, plan.split, source=plan.request.id,
-                             limit=plan.task.challenge_growth)
+                             limit=plan.task.challenge_growth,
+                             hits=holdout.hits if holdout is not None else None)
 
     def _score_candidate(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
                          suite: ChallengeSuite, distillation: Distillation,

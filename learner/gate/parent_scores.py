@@ -1,0 +1,83 @@
+"""A parent's gate results, kept per example: the next gate against the same parent scores
+only the texts it has not seen.
+
+The gate scores parent and candidate on every held-out text of the request and of the gate
+pool (up to ``gate_recent_examples + gate_old_examples``). A parent does not change between
+updates, and after a shift one parent often faces several candidates in a row, each judged
+on the same pooled texts plus a few new ones: scoring the parent again was a third of an
+update's time once the pool had filled. The candidate is always scored in full.
+
+Results are kept per parent version and example (its input and target), with what else
+decides the parent's answer (its label order, token budget and prompt template) in the key,
+for the last few parents, in memory only: a restarted learner scores again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+
+from ...schemas.events import TrainingExample
+from ..models.task_model import Evaluation
+
+__all__ = ["ParentScores"]
+
+Example = tuple[bool, float, float]  # hit, proper score, loss
+
+
+class ParentScores:
+    """Per-example results of recent parents, the ``parents`` newest kept.
+
+    Examples
+    --------
+    >>> calls = []
+    >>> def evaluate(examples):
+    ...     calls.append([e.input for e in examples])
+    ...     hits = [e.input == e.target for e in examples]
+    ...     return Evaluation(hits, 0.5, [float(h) for h in hits], [0.5] * len(hits))
+    >>> cache = ParentScores(parents=2)
+    >>> a, b = TrainingExample(input="x", target="x"), TrainingExample(input="y", target="n")
+    >>> cache.evaluate(("v1",), [a, b], evaluate).hits
+    [True, False]
+    >>> cache.evaluate(("v1",), [b, TrainingExample(input="z", target="z"), a], evaluate).hits
+    [False, True, True]
+    >>> calls  # the second gate scored only the text it had not seen
+    [['x', 'y'], ['z']]
+    """
+
+    def __init__(self, *, parents: int = 4, examples_per_parent: int = 20_000) -> None:
+        if parents < 1 or examples_per_parent < 1:
+            raise ValueError("parents and examples_per_parent must be >= 1")
+        self.parents = parents
+        self.examples_per_parent = examples_per_parent
+        self._kept: OrderedDict[Hashable, dict[tuple[str, str], Example]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def evaluate(self, key: Hashable, examples: Sequence[TrainingExample],
+                 evaluate: Callable[[list[TrainingExample]], Evaluation]) -> Evaluation:
+        """The parent's results on ``examples`` in order: kept ones reused, the others
+        scored by ``evaluate`` (and kept when it gives per-example losses)."""
+        kept = self._kept.setdefault(key, {})
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.parents:
+            self._kept.popitem(last=False)
+        if len(kept) + len(examples) > self.examples_per_parent:
+            kept.clear()  # bounded: start again rather than grow
+        missing = list({(e.input, e.target): e for e in examples
+                        if (e.input, e.target) not in kept}.values())
+        self.hits += len(examples) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = evaluate(missing)
+            if fresh.losses is None:  # nothing to keep per example: score all as before
+                self._kept.pop(key, None)
+                return evaluate(list(examples)) if len(missing) != len(examples) else fresh
+            for example, hit, score, loss in zip(missing, fresh.hits, fresh.scores,
+                                                 fresh.losses, strict=True):
+                kept[(example.input, example.target)] = (bool(hit), float(score), float(loss))
+        rows = [kept[(e.input, e.target)] for e in examples]
+        losses = [loss for _, _, loss in rows]
+        return Evaluation([hit for hit, _, _ in rows],
+                          sum(losses) / len(losses) if losses else 0.0,
+                          [score for _, score, _ in rows], losses)
