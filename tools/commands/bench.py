@@ -17,6 +17,8 @@ BENCHES: Registry = {
     "serve": ("driftloop.tools.bench.serve", "serve",
               "Swap latency; /predict req/s with vs without the subscriber."),
     "learner": ("driftloop.tools.bench.learner", "learner", "Incremental update vs cold Trainer."),
+    "freshness": ("driftloop.tools.bench.freshness", "freshness",
+                  "Trigger -> first answer by the promoted version, in phases."),
     "gpu-check": ("driftloop.tools.bench.gpu_check", "gpu_check",
                   "The learner on CUDA: cuda tests, tokens/s vs plain PEFT, autocast decisions."),
     "quality": ("driftloop.tools.bench.quality.run", "quality",
