@@ -7,13 +7,15 @@ updates, and after a shift one parent often faces several candidates in a row, e
 on the same pooled texts plus a few new ones: scoring the parent again was a third of an
 update's time once the pool had filled. The candidate is always scored in full.
 
-Results are kept per parent version and example (its input and target), with what else
-decides the parent's answer (its label order, token budget and prompt template) in the key,
-for the last few parents, in memory only: a restarted learner scores again.
+Results are kept per parent version and example (a 16-byte digest of its input and target,
+so long texts are not held twice), with what else decides the parent's answer (its label
+order, token budget and prompt template) in the key, for the last few parents, in memory
+only: a restarted learner scores again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
@@ -45,12 +47,12 @@ class ParentScores:
     [['x', 'y'], ['z']]
     """
 
-    def __init__(self, *, parents: int = 4, examples_per_parent: int = 20_000) -> None:
+    def __init__(self, *, parents: int = 4, examples_per_parent: int = 5_000) -> None:
         if parents < 1 or examples_per_parent < 1:
             raise ValueError("parents and examples_per_parent must be >= 1")
         self.parents = parents
         self.examples_per_parent = examples_per_parent
-        self._kept: OrderedDict[Hashable, dict[tuple[str, str], Example]] = OrderedDict()
+        self._kept: OrderedDict[Hashable, dict[bytes, Example]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -64,8 +66,9 @@ class ParentScores:
             self._kept.popitem(last=False)
         if len(kept) + len(examples) > self.examples_per_parent:
             kept.clear()  # bounded: start again rather than grow
-        missing = list({(e.input, e.target): e for e in examples
-                        if (e.input, e.target) not in kept}.values())
+        digests = [_digest(e) for e in examples]
+        missing = list({d: e for d, e in zip(digests, examples, strict=True)
+                        if d not in kept}.values())
         self.hits += len(examples) - len(missing)
         self.misses += len(missing)
         if missing:
@@ -75,9 +78,17 @@ class ParentScores:
                 return evaluate(list(examples)) if len(missing) != len(examples) else fresh
             for example, hit, score, loss in zip(missing, fresh.hits, fresh.scores,
                                                  fresh.losses, strict=True):
-                kept[(example.input, example.target)] = (bool(hit), float(score), float(loss))
-        rows = [kept[(e.input, e.target)] for e in examples]
+                kept[_digest(example)] = (bool(hit), float(score), float(loss))
+        rows = [kept[d] for d in digests]
         losses = [loss for _, _, loss in rows]
         return Evaluation([hit for hit, _, _ in rows],
                           sum(losses) / len(losses) if losses else 0.0,
                           [score for _, score, _ in rows], losses)
+
+
+def _digest(example: TrainingExample) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(example.input.encode())
+    digest.update(b"\0")
+    digest.update(example.target.encode())
+    return digest.digest()
