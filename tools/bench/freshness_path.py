@@ -1,7 +1,8 @@
 """One update's way from its trigger to the first answer of the version it made, in phases.
 
 Every process stamps its part with the wall clock of one machine: the worker the training
-request (``ts``: when the trigger fired), Kafka each record (``CreateTime``: when it was sent),
+request (``ts``: when the trigger fired), Kafka each record (``CreateTime``: when its producer was handed it, so the delivery to the
+broker counts in the next phase),
 the learner the version (``metadata.received_ts`` and the update's ``metadata.timings``, and
 ``ts`` when the update ended), the replica its acknowledgement (``metadata.read_ts``,
 ``fetch_seconds``, ``load_seconds``), and the benchmark's client the first ``/predict``
@@ -22,8 +23,8 @@ __all__ = ["PHASES", "UpdatePath", "spread", "update_path"]
 
 # In order; each is a span of the trigger -> first answer path (seconds).
 PHASES: tuple[tuple[str, str], ...] = (
-    ("request_publish", "worker: trigger fired -> request sent"),
-    ("consume", "request on Kafka -> learner took it"),
+    ("request_publish", "worker: trigger fired -> request handed to its producer"),
+    ("consume", "request sent -> learner took it (delivery, poll)"),
     ("prepare", "learner: version log, attempt ledger"),
     ("fetch_parent", "parent adapter fetched and checked"),
     ("score_parent", "parent scored for the gate"),
@@ -32,7 +33,7 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("store", "adapter written to the store"),
     ("update_other", "the rest of the update (models built, base lent)"),
     ("publish", "update ended -> version sent"),
-    ("subscribe", "version on Kafka -> replica read it"),
+    ("subscribe", "version sent -> replica read it"),
     ("fetch", "replica: adapter fetched and checked"),
     ("load", "replica: PEFT load"),
     ("switch", "loaded -> first /predict answer by it"),
