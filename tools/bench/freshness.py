@@ -134,6 +134,7 @@ class FreshnessRun:
         self.children: Any = None
         self.endpoints: Any = None
         self.texts: list[tuple[str, str]] = []
+        self._following: asyncio.Task[None] | None = None
 
     # -- the deployment ----------------------------------------------------------------------
     def run(self, folder: Path) -> None:
@@ -195,7 +196,7 @@ class FreshnessRun:
         from ..demo.endpoints import DemoEndpoints
         from ..demo.processes import wait_until
 
-        follow = asyncio.create_task(self._follow())
+        follow = self._following = asyncio.create_task(self._follow())
         try:
             async with DemoEndpoints(self.serve_port, self.worker_port) as endpoints:
                 self.endpoints = endpoints
@@ -218,7 +219,11 @@ class FreshnessRun:
                 f"(wanted {self.updates}); the learner's log says why")
 
     def _check(self) -> None:
+        """Raise when a child died or the topic reader stopped (every wait calls it)."""
         self.children.check()
+        if self._following is not None and self._following.done():
+            self._following.result()  # its exception, if any
+            raise click.ClickException("the benchmark stopped reading its topics")
 
     async def _ready(self) -> bool:
         return await self.endpoints.worker_ok() and await self.endpoints.serve_ok()
