@@ -104,23 +104,30 @@ class GenerationTask:
 
     @torch.no_grad()
     def generate(self, model: Any, texts: Sequence[str]) -> list[str]:
-        """Greedy answers, batched with left padding (where a causal LM's answer starts)."""
+        """Greedy answers, batched with left padding (where a causal LM's answer starts).
+
+        Batched by prompt length, so each batch pads to about its own length (every
+        generated token attends over the padding too), and answered in the texts' order."""
         model.eval()
-        answers: list[str] = []
+        prompts = [self.template.prompt(self.tokenizer, t) for t in texts]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        answers: list[str] = [""] * len(prompts)
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         try:
-            for start in range(0, len(texts), self.batch_size):
-                prompts = [self.template.prompt(self.tokenizer, t)
-                           for t in texts[start:start + self.batch_size]]
-                encoded = self.tokenizer(prompts, padding=True, add_special_tokens=False,
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                encoded = self.tokenizer([prompts[i] for i in chunk], padding=True,
+                                         add_special_tokens=False,
                                          return_tensors="pt").to(self.device.device)
                 with self.device.autocast():
                     output = model.generate(**encoded, max_new_tokens=self.max_new_tokens,
                                             do_sample=False,
                                             pad_token_id=self.tokenizer.pad_token_id)
                 new_tokens = output[:, encoded["input_ids"].shape[1]:]
-                answers.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+                for i, answer in zip(chunk, self.tokenizer.batch_decode(
+                        new_tokens, skip_special_tokens=True), strict=True):
+                    answers[i] = answer
         finally:
             self.tokenizer.padding_side = side
         return answers

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -34,6 +35,11 @@ __all__ = ["learner"]
               help="torch threads (default: learner.torch_threads, else torch's choice).")
 @click.option("--kafka/--no-kafka", default=True, show_default=True,
               help="Also time request consumed -> version published on the configured broker.")
+@click.option("--probes", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Give the bench task a challenge suite of this many probes (real texts of "
+                   "another domain): the update scores it for both versions, and a "
+                   "generation candidate answers its newest learner.prompt_stability_probes "
+                   "under every paraphrase of its prompt, as in a running learner.")
 @click.option("--burst", type=click.IntRange(min=0), default=0, show_default=True,
               help="Instead: send this many requests of one task and domain at each "
                    "--burst-rate to the learner on the broker, with coalescing and without, "
@@ -44,27 +50,52 @@ __all__ = ["learner"]
 @bootstrap_servers_option()
 @click.pass_context
 def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
-            kafka: bool, burst: int, burst_rates: tuple[float, ...], as_json: bool) -> None:
+            kafka: bool, probes: int, burst: int, burst_rates: tuple[float, ...],
+            as_json: bool) -> None:
     """Wall time and examples/s of one update against a cold-start Trainer run."""
     with text_to_stderr(as_json):
         document = (_run_burst(ctx, n, threads, burst, burst_rates) if burst
-                    else _run(ctx, n, kind, domain, threads, kafka))
+                    else _run(ctx, n, kind, domain, threads, kafka, probes))
     if as_json:
         print_json(document)
 
 
 @contextmanager
-def _bench_settings(ctx: click.Context, threads: int | None) -> Iterator[Settings]:
-    """The command's settings with the thread count and a throw-away artifact store."""
+def _bench_settings(ctx: click.Context, threads: int | None, *, probes: int = 0,
+                    kind: str = TaskKind.CLASSIFICATION.value,
+                    domain: str = "tweets") -> Iterator[Settings]:
+    """The command's settings with the thread count and a throw-away artifact store; with
+    ``probes``, the bench task has a challenge suite of that many real texts."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     base = settings_from(ctx)
     learner_cfg = base.learner.model_copy(
         update={"torch_threads": threads or base.learner.torch_threads})
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as store:
+        tasks = dict(base.tasks)
+        if probes:
+            tasks[f"bench-{kind}"] = _probe_task(Path(store), probes, kind, domain)
         yield base.model_copy(update={
-            "learner": learner_cfg,
+            "learner": learner_cfg, "tasks": tasks,
             "artifacts": base.artifacts.model_copy(update={"store_url": store})})
+
+
+def _probe_task(folder: Path, probes: int, kind: str, domain: str) -> Any:
+    """The bench task's settings with a challenge suite of ``probes`` balanced texts from
+    another VADER domain than the examples' (a running task's suite grows from real errors)."""
+    import orjson
+
+    from ...schemas.settings import TaskSettings
+    from ..demo.vader import balanced_sample, read_domain
+
+    other = "nyt" if domain != "nyt" else "movies"
+    path = folder / "bench-probes.jsonl"
+    path.write_bytes(b"".join(
+        orjson.dumps({"input": e.text, "expected": e.label, "id": f"probe-{i}"}) + b"\n"
+        for i, e in enumerate(balanced_sample(read_domain(other), probes, seed=1))))
+    return TaskSettings(kind=TaskKind(kind), challenge_suite=path,
+                        prompt_template_id=("sentiment" if kind == TaskKind.GENERATION.value
+                                            else None))
 
 
 def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
@@ -91,8 +122,8 @@ def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
 
 
 def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
-         kafka: bool) -> dict[str, Any]:
-    with _bench_settings(ctx, threads) as settings:
+         kafka: bool, probes: int = 0) -> dict[str, Any]:
+    with _bench_settings(ctx, threads, probes=probes, kind=kind, domain=domain) as settings:
         from ...learner.training.update import IncrementalUpdater
         from .trainer_baseline import (
             bench_request,
@@ -134,6 +165,18 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
                f"Trainer load + train / driftloop training: "
                f"{cold_in_process.seconds / train.seconds:.2f}x")
     click.echo(f"gate: {result.event.status.value} ({result.event.reason})")
+    timings = result.timings
+    phases = {key.removesuffix("_seconds"): round(value, 3) for key, value in timings.items()}
+    click.echo("phases of the update (s): " + ", ".join(f"{k} {v:.2f}"
+                                                     for k, v in phases.items()))
+    after = result.event.metrics_after
+    if probes:
+        stability = after.get("prompt_stability")
+        click.echo(f"challenge suite: {probes} probes scored for both versions"
+                   + (f"; prompt stability {stability:.3f} on "
+                      f"{after['prompt_stability_count']:.0f} probes x "
+                      f"{after['prompt_stability_variants']:.0f} wordings"
+                      if stability is not None else ""))
     click.echo(_memory_line(memory, weights, loaded))
     if latency is not None:
         click.echo(f"request consumed -> version published (Kafka): {latency:.2f} s")
@@ -148,6 +191,8 @@ def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None
             "ratio_cold_process_to_whole_update": cold.seconds / whole.seconds,
             "ratio_load_and_train_to_training": cold_in_process.seconds / train.seconds,
             "gate": result.event.status.value, "consumed_to_published_s": latency,
+            "probes": probes, "phases_s": phases,
+            "prompt_stability": after.get("prompt_stability"),
             "memory_bytes": {"base_weights": weights, "base_model_loaded": loaded,
                              "resident_before_update": memory.before,
                              "peak_during_update": memory.peak,

@@ -42,6 +42,26 @@ def test_targets_end_with_the_token_generation_stops_at(smollm) -> None:  # type
     assert labels[-1] == stop
 
 
+def test_answers_batched_by_prompt_length_come_back_in_the_texts_order(smollm) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.device import select_device
+    from driftloop.learner.models.generation import GenerationTask
+    from driftloop.learner.models.prompts import get_template
+
+    task = GenerationTask(smollm.tokenizer, get_template("sentiment"), select_device("cpu"),
+                          max_new_tokens=2)
+    task.batch_size = 2
+    # Lengths out of order: each batch holds other texts than in this order.
+    texts = ["what a wonderful, moving and beautifully acted film this was", "awful",
+             "the service was slow and the food arrived cold", "great", "not good at all"]
+    with smollm.lent() as weights:
+        model = task.build(weights, LoraSpec(), None)
+        together = task.generate(model, texts)
+        alone = [task.generate(model, [text])[0] for text in texts]
+    assert together == alone
+    assert len(set(together)) > 1, together  # else the order could not show
+
+
 def test_losses_from_the_target_positions_alone_equal_the_full_logits(smollm) -> None:  # type: ignore[no-untyped-def]
     import torch
     from torch import nn

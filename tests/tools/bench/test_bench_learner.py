@@ -33,3 +33,19 @@ def test_a_burst_is_coalesced_into_fewer_updates_and_every_request_is_accounted_
     for row in (coalescing, alone):
         assert 0 < row["staleness_p50_s"] <= row["staleness_max_s"]
         assert 1 <= row["max_lag"] <= 4
+
+
+def test_probes_give_the_bench_task_a_suite_of_real_texts_from_another_domain(
+        tmp_path: Path) -> None:
+    from driftloop.learner.gate.challenges import ChallengeSuite
+    from driftloop.tools.bench.learner import _probe_task
+    from driftloop.tools.demo.vader import read_domain
+
+    task = _probe_task(tmp_path, 12, "generation", "tweets")
+    assert task.kind.value == "generation" and task.prompt_template_id == "sentiment"
+    suite = ChallengeSuite.load(task.challenge_suite)
+    assert len(suite) == 12
+    nyt = {e.text: e.label for e in read_domain("nyt")}
+    assert all(nyt[case.input] == case.expected for case in suite)
+    assert sorted({case.expected for case in suite}) == ["negative", "positive"]
+    assert _probe_task(tmp_path, 4, "classification", "nyt").prompt_template_id is None
