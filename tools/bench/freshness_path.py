@@ -1,13 +1,12 @@
 """One update's way from its trigger to the first answer of the version it made, in phases.
 
 Every process stamps its part with the wall clock of one machine: the worker the training
-request (``ts``: when the trigger fired), Kafka each record (``CreateTime``: when its producer was handed it, so the delivery to the
-broker counts in the next phase),
-the learner the version (``metadata.received_ts`` and the update's ``metadata.timings``, and
-``ts`` when the update ended), the replica its acknowledgement (``metadata.read_ts``,
-``fetch_seconds``, ``load_seconds``), and the benchmark's client the first ``/predict``
-answer that names the version. :func:`update_path` turns those stamps into phases that add
-up to the whole.
+request (``ts``: when the trigger fired), Kafka each record (``CreateTime``: when its
+producer was handed it, so the delivery to the broker counts in the next phase), the learner
+the version (``metadata.received_ts`` and the update's ``metadata.timings``, and ``ts`` when
+the update ended), the replica its acknowledgement (``metadata.read_ts``, ``fetch_seconds``,
+``load_seconds``), and the benchmark's client the first ``/predict`` answer that names the
+version. :func:`update_path` turns those stamps into phases that add up to the whole.
 """
 
 from __future__ import annotations
