@@ -56,7 +56,8 @@ class ServingChange:
                           reason=self.reason, previous_version=self.previous_version,
                           metadata={"load_seconds": round(self.load_seconds, 4),
                                     "fetch_seconds": round(self.fetch_seconds, 4),
-                                    "read_ts": round(wall - (now - self.event_read_at), 4)})
+                                    # unrounded, as ``ts``: rounded, it could come after it
+                                    "read_ts": wall - (now - self.event_read_at)})
 
 
 class ServedVersions:
