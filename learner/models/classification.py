@@ -21,7 +21,7 @@ from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
 from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
-from .task_model import Evaluation
+from .task_model import Evaluation, length_batches
 
 __all__ = ["ClassificationTask", "MeanPoolClassifier", "classifier_lora_config"]
 
@@ -139,25 +139,23 @@ class ClassificationTask:
         a fifth faster on a thousand tweets, more on texts of mixed lengths), answered in
         the examples' order."""
         model.eval()
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].input))
-        hits: list[bool] = []
-        scores: list[float] = []
-        losses: list[float] = []
-        for start in range(0, len(examples), self.batch_size):
-            chunk = [examples[i] for i in order[start:start + self.batch_size]]
-            batch = self.batch(chunk)
+        hits: list[bool] = [False] * len(examples)
+        scores: list[float] = [0.0] * len(examples)
+        losses: list[float] = [0.0] * len(examples)
+        for chunk in length_batches([e.input for e in examples], self.batch_size):
+            batch = self.batch([examples[i] for i in chunk])
             with self.device.autocast():
                 logits = model(input_ids=batch["input_ids"],
                                attention_mask=batch["attention_mask"]).float()
-            losses += nn.functional.cross_entropy(logits, batch["labels"],
-                                                  reduction="none").tolist()
-            hits += (logits.argmax(dim=-1) == batch["labels"]).tolist()
             truth = nn.functional.one_hot(batch["labels"], logits.shape[-1]).float()
             brier = (logits.softmax(dim=-1) - truth).pow(2).sum(dim=-1)
-            scores += (1.0 - 0.5 * brier).tolist()
-        back = sorted(range(len(order)), key=order.__getitem__)  # position -> sorted index
-        return Evaluation([hits[i] for i in back], sum(losses) / len(examples),
-                          [scores[i] for i in back], [losses[i] for i in back])
+            for i, hit, score, loss in zip(
+                    chunk, (logits.argmax(dim=-1) == batch["labels"]).tolist(),
+                    (1.0 - 0.5 * brier).tolist(),
+                    nn.functional.cross_entropy(logits, batch["labels"],
+                                                reduction="none").tolist(), strict=True):
+                hits[i], scores[i], losses[i] = hit, score, loss
+        return Evaluation(hits, sum(losses) / len(examples), scores, losses)
 
     def evaluate(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[float, float]:
         """``(accuracy, mean loss)`` on labelled examples."""

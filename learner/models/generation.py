@@ -18,7 +18,7 @@ from ...schemas.events import TrainingExample
 from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
 from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
-from .task_model import Evaluation
+from .task_model import Evaluation, length_batches
 
 __all__ = ["GenerationTask", "generator_lora_config", "normalize_answer"]
 
@@ -110,13 +110,11 @@ class GenerationTask:
         generated token attends over the padding too), and answered in the texts' order."""
         model.eval()
         prompts = [self.template.prompt(self.tokenizer, t) for t in texts]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         answers: list[str] = [""] * len(prompts)
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         try:
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
+            for chunk in length_batches(prompts, self.batch_size):
                 encoded = self.tokenizer([prompts[i] for i in chunk], padding=True,
                                          add_special_tokens=False,
                                          return_tensors="pt").to(self.device.device)

@@ -21,7 +21,18 @@ from .adapters import LoraSpec
 from .device import ComputeDevice
 from .prompts import PromptTemplate
 
-__all__ = ["Evaluation", "TaskModel", "task_model_for"]
+__all__ = ["Evaluation", "TaskModel", "length_batches", "task_model_for"]
+
+
+def length_batches(texts: Sequence[str], size: int) -> list[list[int]]:
+    """Positions of ``texts`` in batches of ``size``, shortest texts first: each batch pads
+    to about its own length. The caller puts each result back at its position.
+
+    >>> length_batches(["a long one", "a", "mid", "longest of all"], 2)
+    [[1, 2], [0, 3]]
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[start:start + size] for start in range(0, len(order), size)]
 
 
 class Evaluation(NamedTuple):
