@@ -15,22 +15,26 @@ from ..models.task_model import Evaluation, TaskModel
 from .challenges import ChallengeCase, ChallengeSuite, cases_from_errors
 from .split import RequestSplit
 
-__all__ = ["Metrics", "Outcomes", "parent_misses", "score_for_gate"]
+__all__ = ["Answerer", "Metrics", "Outcomes", "parent_misses", "score_for_gate"]
 
 Metrics = dict[str, float]
 Outcomes = dict[str, Evaluation]
 """Per part (``holdout``, ``replay``), each example's answer and proper score: the paired
 tests of :mod:`.paired` compare parent and candidate example by example."""
 
+Answerer = Callable[[list[str], list[str]], list[bool]]
+"""``(prompts, expected) -> hits``: how a model's challenge answers are scored."""
+
 
 def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
                    suite: ChallengeSuite, outcomes: Outcomes | None = None, *,
-                   evaluate: Callable[[list[TrainingExample]], Evaluation] | None = None
-                   ) -> Metrics:
+                   evaluate: Callable[[list[TrainingExample]], Evaluation] | None = None,
+                   answer: Answerer | None = None) -> Metrics:
     """Scores and losses of ``model`` on the split's held-out parts and the suite; with
     ``outcomes``, each part's per-example results are put there too. ``evaluate`` scores
-    the held-out parts instead of ``task_model.evaluate_each`` (a parent's kept results,
-    :class:`.parent_scores.ParentScores`).
+    the held-out parts instead of ``task_model.evaluate_each``, and ``answer`` the suite
+    instead of ``task_model.score_answers`` (a parent's kept results,
+    :class:`.parent_scores.ParentScores`; a candidate whose answers are asked again).
 
     >>> from driftloop.schemas.events import TrainingExample
     >>> class Echo:  # a stand-in task model whose answer is its input
@@ -56,8 +60,9 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
                 outcomes[part] = result
             metrics[f"{part}_count"] = float(len(examples))  # the gate's resolution
     if len(suite):
-        hits = task_model.score_answers(model, [c.input for c in suite],
-                                        [c.expected for c in suite])
+        prompts, expected = [c.input for c in suite], [c.expected for c in suite]
+        hits = (answer(prompts, expected) if answer is not None
+                else task_model.score_answers(model, prompts, expected))
         metrics["challenge_score"] = sum(hits) / len(hits)
         metrics["challenge_count"] = float(len(hits))
         for tag in suite.tags():

@@ -8,9 +8,10 @@ on the same pooled texts plus a few new ones: scoring the parent again was a thi
 update's time once the pool had filled. The candidate is always scored in full.
 
 Results are kept per parent version and example (a 16-byte digest of its input and target,
-so long texts are not held twice), with what else decides the parent's answer (its label
-order, token budget and prompt template) in the key, for the last few parents, in memory
-only: a restarted learner scores again.
+so long texts are not held twice), the challenge suite's answers beside the held-out texts,
+with what else decides the parent's answer (its label order, token budget and prompt
+template) in the key, for the last few parents, in memory only: a restarted learner scores
+again.
 """
 
 from __future__ import annotations
@@ -60,12 +61,7 @@ class ParentScores:
                  evaluate: Callable[[list[TrainingExample]], Evaluation]) -> Evaluation:
         """The parent's results on ``examples`` in order: kept ones reused, the others
         scored by ``evaluate`` (and kept when it gives per-example losses)."""
-        kept = self._kept.setdefault(key, {})
-        self._kept.move_to_end(key)
-        while len(self._kept) > self.parents:
-            self._kept.popitem(last=False)
-        if len(kept) + len(examples) > self.examples_per_parent:
-            kept.clear()  # bounded: start again rather than grow
+        kept = self._parent(key, len(examples))
         digests = [_digest(e) for e in examples]
         missing = list({d: e for d, e in zip(digests, examples, strict=True)
                         if d not in kept}.values())
@@ -85,10 +81,53 @@ class ParentScores:
                           sum(losses) / len(losses) if losses else 0.0,
                           [score for _, score, _ in rows], losses)
 
+    def answers(self, key: Hashable, prompts: Sequence[str], expected: Sequence[str],
+                score: Callable[[list[str], list[str]], list[bool]]) -> list[bool]:
+        """The parent's challenge answers (right or wrong) on ``prompts`` in order: kept
+        ones reused, the others scored by ``score``. A running suite changes by a few cases
+        per update, and a generator's answers are most of what scoring its parent costs.
+
+        >>> cache, asked = ParentScores(), []
+        >>> def score(prompts, expected):
+        ...     asked.append(prompts)
+        ...     return [p == e for p, e in zip(prompts, expected)]
+        >>> cache.answers(("v1",), ["a", "b"], ["a", "x"], score)
+        [True, False]
+        >>> cache.answers(("v1",), ["c", "a", "b"], ["c", "a", "x"], score), asked
+        ([True, True, False], [['a', 'b'], ['c']])
+        """
+        kept = self._parent(key, len(prompts))
+        digests = [_digest_of(b"challenge", p, e)
+                   for p, e in zip(prompts, expected, strict=True)]
+        missing = list({d: (p, e) for d, p, e in zip(digests, prompts, expected, strict=True)
+                        if d not in kept}.values())
+        self.hits += len(prompts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = score([p for p, _ in missing], [e for _, e in missing])
+            for (p, e), hit in zip(missing, fresh, strict=True):
+                kept[_digest_of(b"challenge", p, e)] = (bool(hit), float(hit), 0.0)
+        return [kept[d][0] for d in digests]
+
+    def _parent(self, key: Hashable, adding: int) -> dict[bytes, Example]:
+        """The kept results of one parent, the newest ``parents`` kept, at most
+        ``examples_per_parent`` each (a parent over the bound starts again)."""
+        kept = self._kept.setdefault(key, {})
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.parents:
+            self._kept.popitem(last=False)
+        if len(kept) + adding > self.examples_per_parent:
+            kept.clear()  # bounded: start again rather than grow
+        return kept
+
 
 def _digest(example: TrainingExample) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(example.input.encode())
+    return _digest_of(b"holdout", example.input, example.target)
+
+
+def _digest_of(part: bytes, text: str, expected: str) -> bytes:
+    digest = hashlib.blake2b(digest_size=16, person=part)
+    digest.update(text.encode())
     digest.update(b"\0")
-    digest.update(example.target.encode())
+    digest.update(expected.encode())
     return digest.digest()

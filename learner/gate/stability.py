@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -104,30 +104,45 @@ class StabilityReport:
 
 
 def check_stability(task_model: GenerationTask, model: Any, probes: Sequence[str],
-                    paraphrases: ParaphraseSet) -> StabilityReport:
+                    paraphrases: ParaphraseSet,
+                    known: Mapping[str, str] | None = None) -> StabilityReport:
     """Answer ``probes`` under every wording of ``paraphrases`` with a generation task model.
 
     ``task_model`` is a :class:`~driftloop.learner.models.generation.GenerationTask`; it is copied
-    per wording, never changed.
+    per wording, never changed. ``known``: the model's answers (as generated) under its own
+    template, by probe, when it has given them already (the gate's challenge scoring): that
+    wording is not asked again.
     """
     if not probes:
         raise ValueError("no probes to check")
     wordings = paraphrases.templates()
     answers: list[list[str]] = []
     for wording in wordings:
-        asker = copy.copy(task_model)
-        asker.template = wording
-        answers.append([answer_of(wording, text) for text in asker.generate(model, probes)])
+        if (known is not None and all(text in known for text in probes)
+                and _same_wording(wording, task_model.template)):
+            said = [known[text] for text in probes]
+        else:
+            asker = copy.copy(task_model)
+            asker.template = wording
+            said = asker.generate(model, probes)
+        answers.append([answer_of(wording, text) for text in said])
     unstable = tuple(text for text, said in zip(probes, zip(*answers, strict=True), strict=True)
                      if len(set(said)) > 1)
     return StabilityReport(consistency(answers), len(probes), len(wordings), paraphrases.ref,
                            unstable)
 
 
+def _same_wording(one: PromptTemplate, other: PromptTemplate | None) -> bool:
+    """Whether two templates put the same words around an input (the same prompt)."""
+    return other is not None and one.user_message("{x}") == other.user_message("{x}")
+
+
 def stability_metrics(task_model: TaskModel, model: Any, suite: ChallengeSuite,
-                      max_probes: int) -> dict[str, float]:
+                      max_probes: int, known: Mapping[str, str] | None = None
+                      ) -> dict[str, float]:
     """The update's hook: the metrics of :func:`check_stability`, or ``{}`` when it does not
-    apply (classification, a template without paraphrases, no probes, or switched off)."""
+    apply (classification, a template without paraphrases, no probes, or switched off).
+    ``known``: answers already generated under the task's own template, by input."""
     template = task_model.template
     if template is None or max_probes <= 0 or not len(suite):
         return {}
@@ -136,7 +151,8 @@ def stability_metrics(task_model: TaskModel, model: Any, suite: ChallengeSuite,
         log.info("template %s has no paraphrases: prompt stability not measured", template.ref)
         return {}
     probes = [case.input for case in suite.cases[-max_probes:]]
-    report = check_stability(cast("GenerationTask", task_model), model, probes, paraphrases)
+    report = check_stability(cast("GenerationTask", task_model), model, probes, paraphrases,
+                             known)
     log.info("prompt stability under %s: %.3f of %d probe(s); unstable: %s", report.paraphrases_ref,
              report.consistency, report.probes, list(report.unstable))
     return report.metrics()

@@ -133,7 +133,11 @@ class GenerationTask:
     def score_answers(self, model: Any, prompts: Sequence[str],
                       expected: Sequence[str]) -> list[bool]:
         """Exact match; under a template with choices, the choice read from the answer."""
-        answers = self.generate(model, prompts)
+        return self.match_answers(self.generate(model, prompts), expected)
+
+    def match_answers(self, answers: Sequence[str], expected: Sequence[str]) -> list[bool]:
+        """Whether each generated answer says what is expected (:meth:`score_answers`'
+        rule, for answers generated already)."""
         if self.template.choices:
             return [self.template.read_answer(a) == normalize_answer(e)
                     for a, e in zip(answers, expected, strict=True)]

@@ -26,7 +26,7 @@ from ...schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ...schemas.settings import Settings
 from ..errors import TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
-from ..gate.evidence import Metrics, Outcomes, parent_misses, score_for_gate
+from ..gate.evidence import Answerer, Metrics, Outcomes, parent_misses, score_for_gate
 from ..gate.paired import compare
 from ..gate.parent_scores import ParentScores
 from ..gate.pool import GatePool
@@ -36,6 +36,7 @@ from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics
 from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
 from ..models.device import ComputeDevice, select_device
+from ..models.generation import GenerationTask
 from ..models.memory import release_free_memory
 from ..models.resident import BaseModel, ResidentModels
 from ..models.task_model import Evaluation, TaskModel, task_model_for
@@ -185,9 +186,11 @@ class IncrementalUpdater:
                 parent_model = served if served is not None else model
                 scored_as = (plan.parent.version_id if served is not None and plan.parent
                              else start.adapter_version)
-                before = score_for_gate(task_model, parent_model, plan.gate_split, suite,
-                                        parent_hits, evaluate=self._parent_evaluator(
-                                            scored_as, task_model, parent_model))
+                key = self._parent_key(scored_as, task_model)
+                before = score_for_gate(
+                    task_model, parent_model, plan.gate_split, suite, parent_hits,
+                    evaluate=self._parent_evaluator(key, task_model, parent_model),
+                    answer=self._parent_answerer(key, task_model, parent_model))
                 misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
             del served, parent_model
             config = self.train_config
@@ -331,17 +334,31 @@ class IncrementalUpdater:
                                         workdir=workdir)
         return model, distillation
 
-    def _parent_evaluator(self, version_id: str | None, task_model: TaskModel,
-                          model: Any) -> Callable[[list[TrainingExample]], Evaluation] | None:
-        """Scoring of the parent's weights (version ``version_id``) through the kept
-        results of :attr:`parent_scores`; None for an untrained start (nothing to keep)."""
+    def _parent_key(self, version_id: str | None, task_model: TaskModel) -> tuple[Any, ...] | None:
+        """What the parent's kept results are filed under: its version and what else decides
+        its answers; None for an untrained start (nothing to keep)."""
         if version_id is None:
             return None
         template = task_model.template.ref if task_model.template is not None else None
-        key = (version_id, tuple(task_model.labels), self.settings.learner.max_length,
-               template)
+        return (version_id, tuple(task_model.labels), self.settings.learner.max_length,
+                self.settings.learner.max_new_tokens, template)
+
+    def _parent_evaluator(self, key: tuple[Any, ...] | None, task_model: TaskModel,
+                          model: Any) -> Callable[[list[TrainingExample]], Evaluation] | None:
+        """Scoring of the parent's weights on held-out texts through the kept results of
+        :attr:`parent_scores`; None without a key."""
+        if key is None:
+            return None
         return lambda examples: self.parent_scores.evaluate(
             key, examples, lambda missing: task_model.evaluate_each(model, missing))
+
+    def _parent_answerer(self, key: tuple[Any, ...] | None, task_model: TaskModel,
+                         model: Any) -> Answerer | None:
+        """The parent's challenge answers through the kept results; None without a key."""
+        if key is None:
+            return None
+        return lambda prompts, expected: self.parent_scores.answers(
+            key, prompts, expected, lambda p, e: task_model.score_answers(model, p, e))
 
     def _parent_misses(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
                        hits: Outcomes) -> list[ChallengeCase]:
@@ -358,11 +375,15 @@ class IncrementalUpdater:
                          suite: ChallengeSuite, distillation: Distillation,
                          outcomes: Outcomes) -> Metrics:
         """The candidate on the parent's texts, its teacher's, and its prompt's stability."""
-        after = score_for_gate(task_model, model, plan.gate_split, suite,
-                               outcomes) | distillation.metrics
-        # Prompts in the loop: the candidate's probes under paraphrases of its template.
+        said: dict[str, str] = {}
+        after = score_for_gate(task_model, model, plan.gate_split, suite, outcomes,
+                               answer=_recording_answers(task_model, model, said)
+                               ) | distillation.metrics
+        # Prompts in the loop: the candidate's probes under paraphrases of its template
+        # (under the template itself it has just answered them).
         return after | stability_metrics(task_model, model, suite,
-                                         self.settings.learner.prompt_stability_probes)
+                                         self.settings.learner.prompt_stability_probes,
+                                         known=said)
 
     def _store(self, plan: UpdatePlan, task_model: TaskModel, model: Any, workdir: Path,
                base_digest: str | None = None) -> StoredArtifact:
@@ -387,3 +408,19 @@ class IncrementalUpdater:
 
 def _template_ref(task_model: TaskModel) -> str | None:
     return task_model.template.ref if task_model.template is not None else None
+
+
+def _recording_answers(task_model: TaskModel, model: Any, said: dict[str, str]
+                       ) -> Answerer | None:
+    """A generator's challenge answers, scored as usual and kept by prompt in ``said`` (the
+    stability check asks the newest probes again under the same template); None for a
+    classifier, whose answers cost one forward pass."""
+    if not isinstance(task_model, GenerationTask):
+        return None
+
+    def answer(prompts: list[str], expected: list[str]) -> list[bool]:
+        answers = task_model.generate(model, prompts)
+        said.update(zip(prompts, answers, strict=True))
+        return task_model.match_answers(answers, expected)
+
+    return answer

@@ -100,6 +100,38 @@ def test_where_stability_does_not_apply_no_metric_is_made(task_model: object,
     assert stability_metrics(task_model, None, suite, max_probes) == {}
 
 
+class Generator:
+    """A generator stand-in: answers by a fixed table per wording, and records what it was
+    asked under which wording."""
+
+    def __init__(self, said: dict[str, dict[str, str]]) -> None:
+        self.template = get_template("sentiment@1")
+        self.said, self.asked = said, []
+
+    def generate(self, model: object, texts: list[str]) -> list[str]:
+        wording = self.template.user_message("{x}")
+        self.asked.append((wording, list(texts)))
+        return [self.said.get(wording, {}).get(t, "Positive.") for t in texts]
+
+
+def test_answers_given_under_the_template_itself_are_not_asked_again() -> None:
+    paraphrases = paraphrases_for(get_template("sentiment@1"))
+    own = get_template("sentiment@1").user_message("{x}")
+    table = {own: {PROBES[0]: "Negative.", PROBES[1]: "negative"}}
+    asked_all = Generator(table)
+    full = check_stability(asked_all, None, PROBES, paraphrases)
+    reusing = Generator(table)
+    known = {PROBES[0]: "Negative.", PROBES[1]: "negative", "another": "x"}
+    report = check_stability(reusing, None, PROBES, paraphrases, known)
+    assert report == full and report.metrics()["prompt_stability_variants"] == 4
+    assert len(asked_all.asked) == 4 and own in [w for w, _ in asked_all.asked]
+    assert len(reusing.asked) == 3 and own not in [w for w, _ in reusing.asked]
+    # Answers to only some of the probes: the template's own wording is asked in full.
+    partial = Generator(table)
+    check_stability(partial, None, PROBES, paraphrases, {PROBES[0]: "Negative."})
+    assert len(partial.asked) == 4
+
+
 @pytest.fixture(scope="module")
 def smollm(resident_models):  # type: ignore[no-untyped-def]
     return resident_models.get(default_base_model(TaskKind.GENERATION), TaskKind.GENERATION)
@@ -121,7 +153,8 @@ def test_a_wording_that_moves_every_answer_scores_zero_and_is_refused(
 
 @pytest.mark.slow
 def test_a_generation_version_records_its_template_and_stability(
-        session_settings, updater, smollm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        session_settings, updater, smollm, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     suite = tmp_path / "suite.jsonl"
     ChallengeSuite.append(suite, [ChallengeCase(p, "negative") for p in PROBES])
     shutil.copy(suite, tmp_path / "before.jsonl")
@@ -130,8 +163,21 @@ def test_a_generation_version_records_its_template_and_stability(
         "min_prompt_stability": 1.0, "prompt_stability_probes": 2})
     settings = session_settings.model_copy(update={
         "learner": learner, "tasks": {**session_settings.tasks, "moviegen": task}})
+    asked: list[tuple[str, tuple[str, ...]]] = []
+    generate = GenerationTask.generate
+
+    def recording(self, model, texts):  # type: ignore[no-untyped-def]
+        asked.append((self.template.user_message("{x}"), tuple(texts)))
+        return generate(self, model, texts)
+
+    monkeypatch.setattr(GenerationTask, "generate", recording)
     result = IncrementalUpdater(settings, models=updater.models, device=updater.device).update(
         sentiment_request("stab-1", domain="movies", n=8, seed=4, task="moviegen"), VersionLog())
+    # The probes under the template itself: once for the untrained start, once for the
+    # candidate, whose challenge answers the stability check reuses; each paraphrase once.
+    own = get_template("sentiment@1").user_message("{x}")
+    probes = [wording for wording, texts in asked if set(PROBES) <= set(texts)]
+    assert probes.count(own) == 2 and len(probes) == 2 + 3
     event = result.event
     template = get_template("sentiment@1")
     assert event.prompt_template_id == template.ref

@@ -95,7 +95,7 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
-def test_a_parent_is_scored_once_per_text_and_its_kept_results_give_the_same_gate(  # type: ignore[no-untyped-def]
+def test_a_parent_is_scored_once_per_text_and_prompt_and_its_kept_results_give_the_same_gate(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     from driftloop.learner.training.update import IncrementalUpdater
 
@@ -109,13 +109,16 @@ def test_a_parent_is_scored_once_per_text_and_its_kept_results_give_the_same_gat
     request = sentiment_request("r-kept", domain="movies", n=32, seed=3)
     first = learner.update(request, log).event
     scored = learner.parent_scores.misses
-    assert scored == first.metrics_before["holdout_count"] + first.metrics_before.get(
-        "replay_count", 0) and learner.parent_scores.hits == 0
+    # Held-out texts and the challenge suite's prompts, each asked of the parent once.
+    assert first.metrics_before["challenge_count"] > 0
+    assert scored == sum(first.metrics_before.get(f"{part}_count", 0)
+                         for part in ("holdout", "replay", "challenge"))
+    assert learner.parent_scores.hits == 0
     # The same texts against the same parent again: nothing of the parent is scored twice,
     # and its results are those the first gate computed.
     again = learner.update(request.model_copy(update={"id": "r-kept-again"}), log).event
     assert learner.parent_scores.misses == scored and learner.parent_scores.hits == scored
-    for key in ("holdout_score", "holdout_loss", "holdout_count"):
+    for key in ("holdout_score", "holdout_loss", "holdout_count", "challenge_score"):
         assert again.metrics_before[key] == pytest.approx(first.metrics_before[key], abs=1e-6)
     assert again.metrics_after["holdout_p_better"] == pytest.approx(
         first.metrics_after["holdout_p_better"])
