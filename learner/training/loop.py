@@ -21,7 +21,8 @@ from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
 from ..models.device import ComputeDevice
 
-__all__ = ["TrainConfig", "TrainReport", "TrainableTask", "seed_everything", "train_adapter"]
+__all__ = ["TrainConfig", "TrainReport", "TrainableTask", "easy_first", "seed_everything",
+           "train_adapter"]
 
 
 class TrainableTask(Protocol):
@@ -66,6 +67,9 @@ class TrainConfig:
     averaging: float = 0.0
     """Decay of an exponential moving average of the trained weights (0: off). With it, the
     average is what early stop measures and what the update returns (Polyak averaging)."""
+    curriculum: bool = False
+    """The first epoch goes easy to hard (each example's ``difficulty``, unknown in the
+    middle); later epochs, and every epoch without it, in a seeded random order."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -127,9 +131,27 @@ def _validation_loss(task: TrainableTask, model: Any,
     return total / len(examples)
 
 
-def _picks(n_examples: int, config: TrainConfig, generator: torch.Generator) -> Iterator[list[int]]:
-    """The example indices of each step: epochs of seeded permutations, cut into batches."""
-    order: list[int] = []
+def easy_first(examples: Sequence[TrainingExample]) -> list[int]:
+    """Indices of ``examples`` from easy to hard: by ``difficulty`` (1 - the served model's
+    confidence when the label came), unknown as 0.5, ties in their order.
+
+    >>> easy_first([TrainingExample(input=t, target="a", difficulty=d)
+    ...             for t, d in (("x", 0.9), ("y", None), ("z", 0.1))])
+    [2, 1, 0]
+    """
+    return sorted(range(len(examples)),
+                  key=lambda i: 0.5 if examples[i].difficulty is None else examples[i].difficulty)
+
+
+def _picks(n_examples: int, config: TrainConfig, generator: torch.Generator,
+           first: Sequence[int] | None = None) -> Iterator[list[int]]:
+    """The example indices of each step: epochs of seeded permutations, cut into batches;
+    the first epoch in the order ``first`` when given (a curriculum).
+
+    >>> list(_picks(5, TrainConfig(batch_size=2, epochs=2), torch.Generator(), [4, 3, 2, 1, 0]))[:3]
+    [[4, 3], [2, 1], [0]]
+    """
+    order: list[int] = list(first) if first is not None else []
     for _ in range(config.steps_for(n_examples)):
         if not order:
             order = torch.randperm(n_examples, generator=generator).tolist()
@@ -290,7 +312,8 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
     total_steps = config.steps_for(len(train))
     early_stop = _EarlyStop(task, model, params, validation, config, report)
     running = 0.0
-    for picked in _picks(len(train), config, generator):
+    for picked in _picks(len(train), config, generator,
+                         easy_first(train) if config.curriculum else None):
         loss = optimizer.step(model, [train[i] for i in picked])
         report.steps += 1
         report.examples_seen += len(picked)

@@ -136,7 +136,7 @@ class IncrementalUpdater:
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
             interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
-            averaging=cfg.averaging, seed=cfg.seed)
+            averaging=cfg.averaging, curriculum=cfg.curriculum, seed=cfg.seed)
         self.trust = Trust(settings)
         self.parent_scores = ParentScores()
         """The gate's results of recent parents, per example (scored once per parent)."""

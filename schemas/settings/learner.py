@@ -56,6 +56,11 @@ class LearnerSettings(Section):
         description="decay of an exponential moving average of the weights during an "
                     "update (0: off); the average is what early stop measures and what the "
                     "candidate is (Polyak averaging)")
+    curriculum: bool = Field(
+        False,
+        description="train the first epoch easy to hard, by the difficulty the worker gives "
+                    "each example (1 - the served model's confidence); otherwise, and in "
+                    "later epochs, in a seeded random order")
     interpolation: float = Field(
         1.0, gt=0.0, le=1.0,
         description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "

@@ -160,6 +160,29 @@ def test_example_weights_scale_the_loss() -> None:
         assert m(torch.tensor([[1.0]])).argmax(-1).item() == 1
 
 
+def test_curriculum_trains_the_first_epoch_easy_to_hard() -> None:
+    class Recording(LinearTask):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def batch(self, examples):  # type: ignore[no-untyped-def]
+            self.seen += [e.input for e in examples]
+            return super().batch(examples)
+
+    train = [e.model_copy(update={"difficulty": (i * 7 % 16) / 16}) for i, e in
+             enumerate(examples(16))]
+    easy_to_hard = [e.input for e in sorted(train, key=lambda e: e.difficulty)]
+    orders = {}
+    for curriculum in (True, False):
+        task = Recording()
+        train_adapter(task, model(), train, [], TrainConfig(batch_size=4, epochs=2,
+                                                            curriculum=curriculum))
+        orders[curriculum] = task.seen
+    assert orders[True][:16] == easy_to_hard  # the first epoch easy to hard
+    assert orders[True][16:] != easy_to_hard and sorted(orders[True][16:]) == sorted(easy_to_hard)
+    assert orders[False][:16] != easy_to_hard  # off: a seeded random order
+
+
 def test_nothing_to_train() -> None:
     with pytest.raises(TrainingRequestError, match="no training examples"):
         train_adapter(LinearTask(), model(), [], [], TrainConfig())
