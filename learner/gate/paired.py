@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PairedComparison", "binomial_tail", "compare", "pool"]
+__all__ = ["PairedComparison", "binomial_tail", "compare", "pool", "stratify_weights"]
 
 _Z = {0.80: 1.2816, 0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
 _FLIPS = 4000  # random sign flips: a p-value's resolution is 1/4001
@@ -73,6 +73,15 @@ class PairedComparison:
     candidate_score: float
     score_diffs: tuple[float, ...] = ()
     """Per example, the candidate's proper score minus the parent's (empty: not measured)."""
+    weights: tuple[float, ...] = ()
+    """Post-stratified (:func:`stratify_weights`): each example's weight, beside ``diffs``;
+    empty: every example weighs 1 and McNemar's exact test decides."""
+    diffs: tuple[int, ...] = ()
+    """With ``weights``: each example's candidate outcome minus the parent's (1, 0, -1)."""
+
+    @property
+    def weighted(self) -> tuple[float, ...]:
+        return tuple(w * d for w, d in zip(self.weights, self.diffs, strict=True))
 
     @property
     def score_effect(self) -> float:
@@ -94,18 +103,34 @@ class PairedComparison:
 
     @property
     def effect(self) -> float:
-        """Candidate minus parent accuracy."""
+        """Candidate minus parent accuracy (weighted when post-stratified)."""
+        if self.weights:
+            total = sum(self.weights)
+            return sum(self.weighted) / total if total else 0.0
         return (self.wins - self.losses) / self.n if self.n else 0.0
 
     @property
     def p_better(self) -> float:
-        """One-sided p-value of "the candidate is no better than the parent"."""
+        """One-sided p-value of "the candidate is no better than the parent": McNemar's exact
+        test, or random sign flips of the weighted discordant pairs when post-stratified."""
+        if self.weights:
+            return _sign_flip_p(self.weighted)
         return binomial_tail(self.wins, self.wins + self.losses)
 
     @property
     def p_worse(self) -> float:
         """One-sided p-value of "the candidate is no worse than the parent"."""
+        if self.weights:
+            return _sign_flip_p(tuple(-v for v in self.weighted))
         return binomial_tail(self.losses, self.wins + self.losses)
+
+    def weighted_pairs(self) -> tuple[tuple[float, ...], tuple[int, ...]]:
+        """``(weights, diffs)`` of every example (weight 1 each when not post-stratified;
+        then in the order wins, losses, ties)."""
+        if self.weights:
+            return self.weights, self.diffs
+        ties = self.n - self.wins - self.losses
+        return (1.0,) * self.n, (1,) * self.wins + (-1,) * self.losses + (0,) * ties
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """A two-sided interval of :attr:`effect` (Wald, on the paired difference)."""
@@ -115,7 +140,11 @@ class PairedComparison:
         if z is None:
             raise ValueError(f"level must be one of {sorted(_Z)}, got {level}")
         d = self.effect
-        variance = ((self.wins + self.losses) / self.n - d * d) / self.n
+        if self.weights:  # the same Wald form, each example with its weight
+            w = np.asarray(self.weights)
+            variance = float(np.sum((w * (np.asarray(self.diffs) - d)) ** 2)) / w.sum() ** 2
+        else:
+            variance = ((self.wins + self.losses) / self.n - d * d) / self.n
         half = z * math.sqrt(max(variance, 0.0))
         return (max(-1.0, d - half), min(1.0, d + half))
 
@@ -130,6 +159,8 @@ class PairedComparison:
         text = (f"{self.candidate_score:.3f} vs {self.parent_score:.3f} on {self.n}: "
                 f"{self.effect:+.3f} [{low:+.3f}, {high:+.3f}], {self.wins} won "
                 f"{self.losses} lost, p(better)={self.p_better:.2g}")
+        if self.weights:
+            text += " (post-stratified by label)"
         if self.score_diffs:
             text += (f"; proper score {self.score_effect:+.3f}, "
                      f"p(better)={self.p_better_scores:.2g}")
@@ -138,9 +169,11 @@ class PairedComparison:
 
 def compare(candidate: Sequence[bool], parent: Sequence[bool], *,
             candidate_scores: Sequence[float] = (),
-            parent_scores: Sequence[float] = ()) -> PairedComparison:
+            parent_scores: Sequence[float] = (),
+            weights: Sequence[float] = ()) -> PairedComparison:
     """Pair the two versions' per-example outcomes (same examples, same order), and their
-    proper scores when both are given.
+    proper scores when both are given; with ``weights`` (:func:`stratify_weights`), the
+    accuracies, the effect and the tests are weighted.
 
     >>> c = compare([True, True, False, True], [False, True, False, False])
     >>> c.wins, c.losses, c.effect, round(c.p_better, 3)
@@ -160,10 +193,45 @@ def compare(candidate: Sequence[bool], parent: Sequence[bool], *,
                                                       strict=True))
     wins = sum(1 for a, b in zip(candidate, parent, strict=True) if a and not b)
     losses = sum(1 for a, b in zip(candidate, parent, strict=True) if b and not a)
+    if weights:
+        if len(weights) != n or any(w < 0 for w in weights) or not sum(weights):
+            raise ValueError(f"need {n} non-negative weights, not all 0, got {len(weights)}")
+        total = float(sum(weights))
+        return PairedComparison(
+            n=n, wins=wins, losses=losses,
+            parent_score=sum(w for w, b in zip(weights, parent, strict=True) if b) / total,
+            candidate_score=sum(w for w, a in zip(weights, candidate, strict=True) if a) / total,
+            score_diffs=diffs, weights=tuple(float(w) for w in weights),
+            diffs=tuple(int(a) - int(b) for a, b in zip(candidate, parent, strict=True)))
     return PairedComparison(n=n, wins=wins, losses=losses,
                             parent_score=sum(parent) / n if n else 0.0,
                             candidate_score=sum(candidate) / n if n else 0.0,
                             score_diffs=diffs)
+
+
+def stratify_weights(targets: Sequence[str], traffic: Sequence[str]) -> list[float]:
+    """Post-stratification by label: each held-out example weighs its label's share of the
+    ``traffic`` labels (add-one smoothed) over its share of ``targets``, so a small slice with
+    more of one label than the traffic counts it as the traffic does.
+
+    A gate's slice of a few dozen texts has a label mix that can be far from the traffic's
+    (a third positive where half the traffic is), and two versions that disagree on the
+    label prior are then compared on the slice's mix more than on their answers; the mix of
+    every label the request carries is known four times as well.
+
+    >>> [round(w, 2) for w in stratify_weights(["pos", "neg", "neg", "neg"],
+    ...                                        ["pos"] * 50 + ["neg"] * 50)]
+    [2.0, 0.67, 0.67, 0.67]
+    >>> stratify_weights(["pos", "neg"], [])  # nothing to stratify by: all weigh 1
+    [1.0, 1.0]
+    """
+    if not targets or not traffic:
+        return [1.0] * len(targets)
+    labels = set(targets) | set(traffic)
+    seen = {label: sum(1 for t in traffic if t == label) for label in labels}
+    held = {label: sum(1 for t in targets if t == label) for label in labels}
+    share = {label: (seen[label] + 1) / (len(traffic) + len(labels)) for label in labels}
+    return [share[t] / (held[t] / len(targets)) for t in targets]
 
 
 def pool(*comparisons: PairedComparison) -> PairedComparison:
@@ -175,6 +243,19 @@ def pool(*comparisons: PairedComparison) -> PairedComparison:
     """
     n = sum(c.n for c in comparisons)
     measured = all(len(c.score_diffs) == c.n for c in comparisons)
+    if any(c.weights for c in comparisons):
+        pairs = [c.weighted_pairs() for c in comparisons]
+        weights = [w for ws, _ in pairs for w in ws]
+        total = sum(weights)
+        return PairedComparison(
+            n=n, wins=sum(c.wins for c in comparisons),
+            losses=sum(c.losses for c in comparisons),
+            parent_score=sum(c.parent_score * sum(ws) for c, (ws, _) in zip(
+                comparisons, pairs, strict=True)) / total if total else 0.0,
+            candidate_score=sum(c.candidate_score * sum(ws) for c, (ws, _) in zip(
+                comparisons, pairs, strict=True)) / total if total else 0.0,
+            score_diffs=tuple(d for c in comparisons for d in c.score_diffs) if measured else (),
+            weights=tuple(weights), diffs=tuple(d for _, ds in pairs for d in ds))
     return PairedComparison(
         n=n, wins=sum(c.wins for c in comparisons), losses=sum(c.losses for c in comparisons),
         parent_score=sum(c.parent_score * c.n for c in comparisons) / n if n else 0.0,

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ...schemas.enums import TaskKind, VersionStatus
+from ...schemas.enums import ExampleOrigin, TaskKind, VersionStatus
 from ...schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ...schemas.settings import Settings
 from ..errors import TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
 from ..gate.evidence import Answerer, Metrics, Outcomes, parent_misses, score_for_gate
-from ..gate.paired import compare
+from ..gate.paired import compare, stratify_weights
 from ..gate.parent_scores import ParentScores
 from ..gate.pool import GatePool
 from ..gate.pool_file import GatePoolFile, TaskGatePools
@@ -206,9 +206,11 @@ class IncrementalUpdater:
             with _phase(timings, "score_candidate_seconds"):
                 after = self._score_candidate(plan, task_model, model, suite, distillation,
                                               candidate_hits)
+            weights = self._stratified(plan)
             paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
                                     candidate_scores=candidate_hits[part].scores,
-                                    parent_scores=parent_hits[part].scores)
+                                    parent_scores=parent_hits[part].scores,
+                                    weights=weights if part == "holdout" else ())
                       for part in parent_hits}
             # A first version has no served parent to beat with evidence, only an untrained
             # start: the scores decide (better held-out score, or the same and a lower loss).
@@ -333,6 +335,15 @@ class IncrementalUpdater:
                                         versions, models=self.models, store=self.store,
                                         workdir=workdir)
         return model, distillation
+
+    def _stratified(self, plan: UpdatePlan) -> list[float]:
+        """With ``learner.gate_stratify``: the recent slice's weights, post-stratified by the
+        label mix of every new example the request carries; else none (all weigh 1)."""
+        if not self.settings.learner.gate_stratify:
+            return []
+        return stratify_weights([e.target for e in plan.gate_split.holdout_new],
+                                [e.target for e in plan.request.examples
+                                 if e.origin is ExampleOrigin.NEW])
 
     def _parent_key(self, version_id: str | None, task_model: TaskModel) -> tuple[Any, ...] | None:
         """What the parent's kept results are filed under: its version and what else decides

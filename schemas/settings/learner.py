@@ -93,6 +93,12 @@ class LearnerSettings(Section):
                     "on the live loop (5 seeds, 2026-12-03): 'scores' raised VADER's live "
                     "accuracy (0.720 against 0.687) but cost questions 0.07 final accuracy and "
                     "two of five shifts, so the default stays 'answers'")
+    gate_stratify: bool = Field(
+        False,
+        description="weigh the recent slice's texts by the label mix of all the request's "
+                    "new examples (post-stratification; the tests become weighted sign "
+                    "flips): a slice of a few dozen texts can hold a label mix far from the "
+                    "traffic's")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(

@@ -7,7 +7,7 @@ from math import comb
 
 import pytest
 
-from driftloop.learner.gate.paired import binomial_tail, compare
+from driftloop.learner.gate.paired import binomial_tail, compare, pool, stratify_weights
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 5), (3, 5), (5, 5), (7, 20), (15, 20), (60, 100)])
@@ -46,3 +46,37 @@ def test_no_better_candidate_passes_at_most_alpha_of_the_time() -> None:
 def test_outcomes_of_another_length_are_refused() -> None:
     with pytest.raises(ValueError, match="3 candidate outcomes for 2"):
         compare([True, True, False], [True, False])
+
+
+def test_post_stratification_weighs_a_slice_as_the_traffic_is_mixed() -> None:
+    # A slice of 10 positives and 30 negatives from traffic that is half and half: the
+    # candidate gets every positive right and 20 negatives, the parent the other way round.
+    targets = ["pos"] * 10 + ["neg"] * 30
+    candidate = [True] * 10 + [True] * 20 + [False] * 10
+    parent = [False] * 10 + [True] * 30
+    plain = compare(candidate, parent)
+    assert plain.effect == pytest.approx(-0.0) and plain.p_better > 0.5
+    weights = stratify_weights(targets, ["pos"] * 500 + ["neg"] * 500)
+    weighted = compare(candidate, parent, weights=weights)
+    # As the traffic: positives 1.0 against 0.0, negatives 0.667 against 1.0.
+    assert weighted.candidate_score == pytest.approx((1.0 + 20 / 30) / 2, abs=1e-3)
+    assert weighted.parent_score == pytest.approx(0.5, abs=1e-3)
+    assert weighted.effect == pytest.approx(weighted.candidate_score - weighted.parent_score)
+    assert weighted.p_better < 0.05 < weighted.p_worse
+    assert (weighted.wins, weighted.losses) == (plain.wins, plain.losses)
+    assert "post-stratified by label" in weighted.describe()
+    low, high = weighted.interval()
+    assert low < weighted.effect < high
+    # Pooled with an unweighted slice, every example keeps its weight (1 for the other).
+    both = pool(weighted, compare([True, False], [False, False]))
+    assert both.n == 42 and both.wins == plain.wins + 1 and len(both.weights) == 42
+    assert sum(both.weights) == pytest.approx(sum(weights) + 2)
+
+
+def test_equal_mixes_weigh_one_and_bad_weights_are_refused() -> None:
+    weights = stratify_weights(["a", "b"] * 10, ["a", "b"] * 50)
+    assert weights == pytest.approx([1.0] * 20)
+    with pytest.raises(ValueError, match="non-negative weights"):
+        compare([True, False], [False, False], weights=[1.0])
+    with pytest.raises(ValueError, match="non-negative weights"):
+        compare([True, False], [False, False], weights=[-1.0, 2.0])

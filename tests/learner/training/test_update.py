@@ -95,6 +95,29 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
+def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    copy = tmp_path / "store"  # a gate pool of its own: the session's stays as it was
+    shutil.copytree(Path(updater.store.root), copy)
+    settings = updater.settings.model_copy(update={
+        "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)}),
+        "learner": updater.settings.learner.model_copy(update={"gate_stratify": True})})
+    learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
+    log = VersionLog().apply(sentiment_v1.event.model_copy(update={
+        "adapter_uri": learner.store.uri_for(sentiment_v1.event.sha256)}))
+    # Three positives to one negative in the request; its held-out slice has its own mix.
+    request = sentiment_request("r-strata", domain="movies", n=48, seed=5)
+    negatives = [e for e in request.examples if e.target == "negative"][:8]
+    request = request.model_copy(update={"examples": [
+        e for e in request.examples if e.target == "positive"] + negatives})
+    event = learner.update(request, log).event
+    recent = event.reason.split("recent: ", 1)[1].split(";", 1)[0]
+    assert "(post-stratified by label)" in recent
+    assert event.reason.count("post-stratified") == 1  # the recent slice only
+
+
 def test_a_parent_is_scored_once_per_text_and_prompt_and_its_kept_results_give_the_same_gate(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     from driftloop.learner.training.update import IncrementalUpdater
