@@ -98,7 +98,8 @@ class LearnerSettings(Section):
         description="weigh the recent slice's texts by the label mix of all the request's "
                     "new examples (post-stratification; the tests become weighted sign "
                     "flips): a slice of a few dozen texts can hold a label mix far from the "
-                    "traffic's")
+                    "traffic's. Live loop, 10 seeds, 2026-12-05: VADER 10 of 30 shifts "
+                    "answered (12 without), 2 false promotions (1); questions 6 of 10 (7): off")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(
