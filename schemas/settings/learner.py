@@ -60,7 +60,9 @@ class LearnerSettings(Section):
         False,
         description="train the first epoch easy to hard, by the difficulty the worker gives "
                     "each example (1 - the served model's confidence); otherwise, and in "
-                    "later epochs, in a seeded random order")
+                    "later epochs, in a seeded random order. Live loop, 10 seeds, "
+                    "2026-12-05: VADER 9 of 30 shifts answered (12 without), questions 5 of "
+                    "10 (7): off")
     interpolation: float = Field(
         1.0, gt=0.0, le=1.0,
         description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "
