@@ -178,17 +178,21 @@ async def test_requests_go_to_label_studio_and_answers_come_back_once(
             lambda: _when(reviewer.tasks(qa_project["id"]), len), 60, "the qa task")
         assert await reviewer.project(bridge.project_title("other")) is None
 
-        answered, skipped, invalid, disputed = (by_request[r.id] for r in uncertain)
-        first = await reviewer.annotate(answered["id"], choice("negative"))
-        await reviewer.annotate(skipped["id"], [], was_cancelled=True)
-        await reviewer.annotate(invalid["id"], choice("maybe"))  # Label Studio lets it in
-        await reviewer.annotate(disputed["id"], choice("positive"))
-        ann = await reviewer.call("POST", "/api/users/", {"email": "ann@driftloop.test",
-                                                          "username": "ann"})
-        dissent = await reviewer.annotate(disputed["id"], choice("negative"),
-                                          completed_by=ann["id"])
-        await reviewer.annotate(qa_task["id"], text_answer("Paris"))
+    # Answered while the bridge is down, so that it finds the two annotators' answers to the
+    # disputed task together (a running bridge may look between the two, publish the first
+    # and count the second as a later conflict), and picks them up when it starts again.
+    answered, skipped, invalid, disputed = (by_request[r.id] for r in uncertain)
+    first = await reviewer.annotate(answered["id"], choice("negative"))
+    await reviewer.annotate(skipped["id"], [], was_cancelled=True)
+    await reviewer.annotate(invalid["id"], choice("maybe"))  # Label Studio lets it in
+    await reviewer.annotate(disputed["id"], choice("positive"))
+    ann = await reviewer.call("POST", "/api/users/", {"email": "ann@driftloop.test",
+                                                      "username": "ann"})
+    dissent = await reviewer.annotate(disputed["id"], choice("negative"),
+                                      completed_by=ann["id"])
+    await reviewer.annotate(qa_task["id"], text_answer("Paris"))
 
+    async with running(settings, ["sentiment", "qa"]) as bridge:
         seen = await feedback_events(settings, lambda fs: len(fs) >= 2)
         await wait_until_async(lambda: bridge.counts["conflicts"] == 1
                                and bridge.counts["skipped"] == 1
