@@ -18,6 +18,7 @@ from typing import Any
 
 from ..schemas.enums import ExampleOrigin
 from ..schemas.events import TrainingExample
+from ..schemas.events.training import easy_first
 from .errors import ConfigurationError
 
 __all__ = ["BufferOp", "LabeledExample", "ReplayBuffer", "draw_examples"]
@@ -339,12 +340,11 @@ class ReplayBuffer:
                   for e in draw_examples(pool, new_quota, balance, rng, budget)]
         chosen += [(e, ExampleOrigin.REPLAY)
                    for e in draw_examples(self._reservoir, replay_quota, balance, rng, budget)]
-        if curriculum:
-            # Easy first: difficulty is 1 - the model's confidence; unknown sits in the middle.
-            chosen.sort(key=lambda pair: 0.5 if pair[0].difficulty is None else pair[0].difficulty)
-        else:
+        if not curriculum:
             rng.shuffle(chosen)
-        return [example.to_training(origin) for example, origin in chosen]
+        batch = [example.to_training(origin) for example, origin in chosen]
+        # Easy first: difficulty is 1 - the model's confidence (the learner's rule too).
+        return [batch[i] for i in easy_first(batch)] if curriculum else batch
 
     # -- contract helpers ----------------------------------------------------------------
     def clone(self) -> ReplayBuffer:

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 import torch
 
 from ...schemas.events import TrainingExample
+from ...schemas.events.training import easy_first
 from ..errors import TrainingRequestError
 from ..models.device import ComputeDevice
 
-__all__ = ["TrainConfig", "TrainReport", "TrainableTask", "easy_first", "seed_everything",
-           "train_adapter"]
+__all__ = ["TrainConfig", "TrainReport", "TrainableTask", "seed_everything", "train_adapter"]
 
 
 class TrainableTask(Protocol):
@@ -129,18 +129,6 @@ def _validation_loss(task: TrainableTask, model: Any,
         batch = task.batch(examples[start:start + batch_size])
         total += task.example_losses(model, batch).sum().item()
     return total / len(examples)
-
-
-def easy_first(examples: Sequence[TrainingExample]) -> list[int]:
-    """Indices of ``examples`` from easy to hard: by ``difficulty`` (1 - the served model's
-    confidence when the label came), unknown as 0.5, ties in their order.
-
-    >>> easy_first([TrainingExample(input=t, target="a", difficulty=d)
-    ...             for t, d in (("x", 0.9), ("y", None), ("z", 0.1))])
-    [2, 1, 0]
-    """
-    return sorted(range(len(examples)),
-                  key=lambda i: 0.5 if examples[i].difficulty is None else examples[i].difficulty)
 
 
 def _picks(n_examples: int, config: TrainConfig, generator: torch.Generator,

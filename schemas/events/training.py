@@ -8,6 +8,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -16,7 +17,7 @@ from ..enums import ExampleOrigin, FeedbackKind, TaskKind, TriggerKind
 from ..fields import Count, Name, Number, Probability, Slug, Text, Timestamp
 from .base import EVENT_CONFIG, Event, Metadata
 
-__all__ = ["TrainingExample", "TrainingRequest"]
+__all__ = ["TrainingExample", "TrainingRequest", "easy_first"]
 
 
 class TrainingExample(BaseModel):
@@ -39,6 +40,18 @@ class TrainingExample(BaseModel):
     # detected (a drift alert, a new domain name). The gate judges a candidate on the
     # current regime's held-out examples apart from the older ones.
     regime: Count = 0
+
+
+def easy_first(examples: Sequence[TrainingExample]) -> list[int]:
+    """Positions of ``examples`` from easy to hard (a curriculum): by ``difficulty``, an
+    unknown one in the middle (0.5), ties in their order.
+
+    >>> easy_first([TrainingExample(input=t, target="a", difficulty=d)
+    ...             for t, d in (("x", 0.9), ("y", None), ("z", 0.1))])
+    [2, 1, 0]
+    """
+    return sorted(range(len(examples)),
+                  key=lambda i: 0.5 if examples[i].difficulty is None else examples[i].difficulty)
 
 
 class TrainingRequest(Event):
