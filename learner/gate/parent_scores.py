@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
 
 from ...schemas.events import TrainingExample
 from ..models.task_model import Evaluation
@@ -26,6 +27,7 @@ from ..models.task_model import Evaluation
 __all__ = ["ParentScores"]
 
 Example = tuple[bool, float, float]  # hit, proper score, loss
+T = TypeVar("T")
 
 
 class ParentScores:
@@ -63,18 +65,15 @@ class ParentScores:
         scored by ``evaluate`` (and kept when it gives per-example losses)."""
         kept = self._parent(key, len(examples))
         digests = [_digest(e) for e in examples]
-        missing = list({d: e for d, e in zip(digests, examples, strict=True)
-                        if d not in kept}.values())
-        self.hits += len(examples) - len(missing)
-        self.misses += len(missing)
+        missing = self._missing(kept, digests, examples)
         if missing:
-            fresh = evaluate(missing)
+            fresh = evaluate(list(missing.values()))
             if fresh.losses is None:  # nothing to keep per example: score all as before
                 self._kept.pop(key, None)
                 return evaluate(list(examples)) if len(missing) != len(examples) else fresh
-            for example, hit, score, loss in zip(missing, fresh.hits, fresh.scores,
-                                                 fresh.losses, strict=True):
-                kept[_digest(example)] = (bool(hit), float(score), float(loss))
+            for digest, hit, score, loss in zip(missing, fresh.hits, fresh.scores,
+                                                fresh.losses, strict=True):
+                kept[digest] = (bool(hit), float(score), float(loss))
         rows = [kept[d] for d in digests]
         losses = [loss for _, _, loss in rows]
         return Evaluation([hit for hit, _, _ in rows],
@@ -97,17 +96,23 @@ class ParentScores:
         ([True, True, False], [['a', 'b'], ['c']])
         """
         kept = self._parent(key, len(prompts))
-        digests = [_digest_of(b"challenge", p, e)
-                   for p, e in zip(prompts, expected, strict=True)]
-        missing = list({d: (p, e) for d, p, e in zip(digests, prompts, expected, strict=True)
-                        if d not in kept}.values())
-        self.hits += len(prompts) - len(missing)
-        self.misses += len(missing)
+        pairs = list(zip(prompts, expected, strict=True))
+        digests = [_digest_of(b"challenge", p, e) for p, e in pairs]
+        missing = self._missing(kept, digests, pairs)
         if missing:
-            fresh = score([p for p, _ in missing], [e for _, e in missing])
-            for (p, e), hit in zip(missing, fresh, strict=True):
-                kept[_digest_of(b"challenge", p, e)] = (bool(hit), float(hit), 0.0)
+            fresh = score([p for p, _ in missing.values()], [e for _, e in missing.values()])
+            for digest, hit in zip(missing, fresh, strict=True):
+                kept[digest] = (bool(hit), float(hit), 0.0)
         return [kept[d][0] for d in digests]
+
+    def _missing(self, kept: dict[bytes, Example], digests: Sequence[bytes],
+                 items: Sequence[T]) -> dict[bytes, T]:
+        """The items not kept yet, once each, by digest (counted as misses; the rest as
+        hits)."""
+        missing = {d: item for d, item in zip(digests, items, strict=True) if d not in kept}
+        self.hits += len(items) - len(missing)
+        self.misses += len(missing)
+        return missing
 
     def _parent(self, key: Hashable, adding: int) -> dict[bytes, Example]:
         """The kept results of one parent, the newest ``parents`` kept, at most
