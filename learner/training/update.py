@@ -11,6 +11,7 @@ and return the :class:`~driftloop.schemas.ModelVersion` event to publish (:mod:`
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ from ...schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ...schemas.settings import Settings
 from ..errors import TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
+from ..gate.cross_fit import Fold, folds_for
 from ..gate.evidence import Answerer, Metrics, Outcomes, parent_misses, score_for_gate
-from ..gate.paired import compare, stratify_weights
+from ..gate.paired import PairedComparison, compare, pool, stratify_weights
 from ..gate.parent_scores import ParentScores
 from ..gate.pool import GatePool
 from ..gate.pool_file import GatePoolFile, TaskGatePools
@@ -182,16 +185,20 @@ class IncrementalUpdater:
             model, distillation = self._trainable(plan, start, task_model, versions, workdir,
                                                   lending)
             parent_hits: Outcomes = {}
+            folds = self._folds(plan)
             with _phase(timings, "score_parent_seconds"):
                 parent_model = served if served is not None else model
                 scored_as = (plan.parent.version_id if served is not None and plan.parent
                              else start.adapter_version)
                 key = self._parent_key(scored_as, task_model)
+                evaluate = self._parent_evaluator(key, task_model, parent_model)
                 before = score_for_gate(
                     task_model, parent_model, plan.gate_split, suite, parent_hits,
-                    evaluate=self._parent_evaluator(key, task_model, parent_model),
+                    evaluate=evaluate,
                     answer=self._parent_answerer(key, task_model, parent_model))
                 misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
+                fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
+                    [e for fold in folds for e in fold.scored]) if folds else None)
             del served, parent_model
             config = self.train_config
             if batch_size is not None:
@@ -199,6 +206,11 @@ class IncrementalUpdater:
             if start.adapter_dir is None:  # an untrained start is nothing to stay near,
                 # nor to protect from a fresh optimizer's first steps
                 config = replace(config, interpolation=1.0, warmup_steps=0)
+            cross_fit = None
+            if fold_parent is not None:
+                with _phase(timings, "cross_fit_seconds"):
+                    cross_fit = self._cross_fit(folds, fold_parent, distillation.wrap(task_model),
+                                                task_model, model, config)
             report = train_adapter(distillation.wrap(task_model), model,
                                    list(plan.split.train), list(plan.split.validation), config)
             timings["train_seconds"] = report.seconds
@@ -212,10 +224,18 @@ class IncrementalUpdater:
                                     parent_scores=parent_hits[part].scores,
                                     weights=weights if part == "holdout" else ())
                       for part in parent_hits}
+            if cross_fit is not None:
+                paired["holdout"] = pool(paired["holdout"], cross_fit)
             # A first version has no served parent to beat with evidence, only an untrained
             # start: the scores decide (better held-out score, or the same and a lower loss).
             decision = distillation.gate(self.gate.decide(
                 before, after, paired if plan.parent is not None else None), after)
+            if cross_fit is not None:
+                decision = replace(decision, reasons=(
+                    f"cross-fit: {len(folds)} fold candidates on the {cross_fit.n} new texts "
+                    f"the candidate trains on: {cross_fit.describe()} (in 'recent')",
+                    *decision.reasons))
+                after["holdout_cross_fit_count"] = float(cross_fit.n)
             for part, comparison in paired.items():  # the tests' figures, with the event
                 after |= {f"{part}_effect": comparison.effect,
                           f"{part}_p_better": comparison.p_better,
@@ -335,6 +355,34 @@ class IncrementalUpdater:
                                         versions, models=self.models, store=self.store,
                                         workdir=workdir)
         return model, distillation
+
+    def _folds(self, plan: UpdatePlan) -> list[Fold]:
+        """The fold candidates' data under ``learner.gate_cross_fit``: only for a paired gate
+        (a served parent) whose recent slice is short of ``gate_recent_examples`` texts."""
+        cfg = self.settings.learner
+        if (cfg.gate_cross_fit < 2 or plan.parent is None
+                or len(plan.gate_split.holdout_new) >= cfg.gate_recent_examples):
+            return []
+        return folds_for(plan.split, cfg.gate_cross_fit, seed=cfg.seed)
+
+    def _cross_fit(self, folds: list[Fold], parent: Evaluation, trainable: Any,
+                   task_model: TaskModel, model: Any, config: TrainConfig) -> PairedComparison:
+        """Train a copy of the start per fold on the rest, score it on its fold; compare the
+        fold texts' outcomes with the parent's (``parent``: on every fold's texts, in order).
+
+        The copies are taken before the candidate trains (``model`` is still the start), and
+        training reseeds, so the stored candidate is the same with or without them.
+        """
+        hits: list[bool] = []
+        scores: list[float] = []
+        for fold in folds:
+            candidate = copy.deepcopy(model)
+            train_adapter(trainable, candidate, list(fold.train), list(fold.validation), config)
+            result = task_model.evaluate_each(candidate, list(fold.scored))
+            hits += result.hits
+            scores += result.scores
+            del candidate
+        return compare(hits, parent.hits, candidate_scores=scores, parent_scores=parent.scores)
 
     def _stratified(self, plan: UpdatePlan) -> list[float]:
         """With ``learner.gate_stratify``: the recent slice's weights, post-stratified by the

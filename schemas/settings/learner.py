@@ -102,6 +102,13 @@ class LearnerSettings(Section):
                     "flips): a slice of a few dozen texts can hold a label mix far from the "
                     "traffic's. Live loop, 10 seeds, 2026-12-05: VADER 10 of 30 shifts "
                     "answered (12 without), 2 false promotions (1); questions 6 of 10 (7): off")
+    gate_cross_fit: int = Field(
+        0, ge=0, le=10,
+        description="folds of cross-fitting (0 or 1: off): while the gate's recent slice "
+                    "holds fewer than gate_recent_examples texts, the new examples the "
+                    "candidate trains on are split into this many folds, one fold candidate "
+                    "per fold trains on the rest and is scored on it, and those pairs join "
+                    "the recent slice's paired test (k extra trainings per update)")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(

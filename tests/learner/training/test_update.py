@@ -95,18 +95,47 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
-def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
-        updater, sentiment_v1, tmp_path: Path) -> None:
+def _own_learner(updater, parent, folder: Path, **changes):  # type: ignore[no-untyped-def]
+    """A learner on a copy of the session's store (a gate pool of its own: the session's
+    stays as it was), with learner settings ``changes``, and a log holding ``parent``."""
     from driftloop.learner.training.update import IncrementalUpdater
 
-    copy = tmp_path / "store"  # a gate pool of its own: the session's stays as it was
+    copy = folder / "store"
     shutil.copytree(Path(updater.store.root), copy)
     settings = updater.settings.model_copy(update={
         "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)}),
-        "learner": updater.settings.learner.model_copy(update={"gate_stratify": True})})
+        "learner": updater.settings.learner.model_copy(update=changes)})
     learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
-    log = VersionLog().apply(sentiment_v1.event.model_copy(update={
-        "adapter_uri": learner.store.uri_for(sentiment_v1.event.sha256)}))
+    return learner, VersionLog().apply(parent.event.model_copy(update={
+        "adapter_uri": learner.store.uri_for(parent.event.sha256)}))
+
+
+def test_cross_fitting_adds_every_trained_new_text_to_the_recent_slice_and_changes_no_byte(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    from driftloop.schemas.enums import ExampleOrigin
+
+    request = sentiment_request("r-folds", domain="movies", n=40, seed=7)
+    plain, log = _own_learner(updater, sentiment_v1, tmp_path / "plain")
+    folded, folded_log = _own_learner(updater, sentiment_v1, tmp_path / "folded",
+                                      gate_cross_fit=2)
+    without = plain.update(request, log)
+    result = folded.update(request, folded_log)
+    trained_new = [e for e in (*result.split.train, *result.split.validation)
+                   if e.origin is ExampleOrigin.NEW]
+    event = result.event
+    assert event.metrics_after["holdout_cross_fit_count"] == len(trained_new) > 0
+    assert event.reason.startswith(f"cross-fit: 2 fold candidates on the {len(trained_new)} ")
+    held = int(event.metrics_after["holdout_count"])
+    assert f" on {held + len(trained_new)}: " in event.reason.split("recent: ", 1)[1]
+    assert result.timings["cross_fit_seconds"] > 0
+    # The fold candidates are evidence only: the stored candidate is the same adapter.
+    assert event.sha256 == without.event.sha256
+    assert "cross-fit" not in without.event.reason
+
+
+def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, gate_stratify=True)
     # Three positives to one negative in the request; its held-out slice has its own mix.
     request = sentiment_request("r-strata", domain="movies", n=48, seed=5)
     negatives = [e for e in request.examples if e.target == "negative"][:8]
@@ -120,15 +149,7 @@ def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  #
 
 def test_a_parent_is_scored_once_per_text_and_prompt_and_its_kept_results_give_the_same_gate(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
-    from driftloop.learner.training.update import IncrementalUpdater
-
-    copy = tmp_path / "store"  # a gate pool of its own: the session's stays as it was
-    shutil.copytree(Path(updater.store.root), copy)
-    settings = updater.settings.model_copy(update={
-        "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)})})
-    learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
-    log = VersionLog().apply(sentiment_v1.event.model_copy(update={
-        "adapter_uri": learner.store.uri_for(sentiment_v1.event.sha256)}))
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path)
     request = sentiment_request("r-kept", domain="movies", n=32, seed=3)
     first = learner.update(request, log).event
     scored = learner.parent_scores.misses
