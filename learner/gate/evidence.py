@@ -1,8 +1,9 @@
 """What the gate judges on: parent and candidate scored on the same held-out texts.
 
 The request's held-out new examples (with the gate pool's), its held-out replayed examples
-(forgetting), and the challenge suite (with a score per tag). Each part records how many
-examples it had (``<part>_count``): the gate's resolution.
+(forgetting), the challenge suite (with a score per tag) and, when the task asks, the
+held-out texts perturbed (robust accuracy, with a score per perturbation; :mod:`.perturb`).
+Each part records how many examples it had (``<part>_count``): the gate's resolution.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ Answerer = Callable[[list[str], list[str]], list[bool]]
 def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
                    suite: ChallengeSuite, outcomes: Outcomes | None = None, *,
                    evaluate: Callable[[list[TrainingExample]], Evaluation] | None = None,
-                   answer: Answerer | None = None) -> Metrics:
+                   answer: Answerer | None = None,
+                   robust: Sequence[tuple[str, TrainingExample]] = ()) -> Metrics:
     """Scores and losses of ``model`` on the split's held-out parts and the suite; with
     ``outcomes``, each part's per-example results are put there too. ``evaluate`` scores
     the held-out parts instead of ``task_model.evaluate_each``, and ``answer`` the suite
     instead of ``task_model.score_answers`` (a parent's kept results,
     :class:`.parent_scores.ParentScores`; a candidate whose answers are asked again).
+    ``robust``: ``(perturbation, example)`` pairs (:func:`.perturb.robustness_suite`),
+    scored as the held-out parts are, into ``robust_score`` and ``robust.<perturbation>``.
 
     >>> from driftloop.schemas.events import TrainingExample
     >>> class Echo:  # a stand-in task model whose answer is its input
@@ -68,6 +72,15 @@ def score_for_gate(task_model: TaskModel, model: Any, split: RequestSplit,
         for tag in suite.tags():
             tagged = [h for h, c in zip(hits, suite, strict=True) if tag in c.tags]
             metrics[f"challenge.{tag}"] = sum(tagged) / len(tagged)
+    if robust:
+        examples = [e for _, e in robust]
+        result = (evaluate(examples) if evaluate is not None
+                  else task_model.evaluate_each(model, examples))
+        metrics["robust_score"] = result.accuracy
+        metrics["robust_count"] = float(len(examples))
+        for kind in dict.fromkeys(k for k, _ in robust):
+            kept = [h for h, (k, _) in zip(result.hits, robust, strict=True) if k == kind]
+            metrics[f"robust.{kind}"] = sum(kept) / len(kept)
     return metrics
 
 

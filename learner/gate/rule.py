@@ -63,6 +63,9 @@ class GateRule:
         How far the replay score may fall (forgetting allowed on old examples).
     challenge_tolerance
         How far the challenge-suite score may fall.
+    robust_tolerance
+        How far the robust accuracy may fall (the held-out texts perturbed,
+        :mod:`driftloop.learner.gate.perturb`; only when measured).
     alpha
         Level of the paired tests: the most a candidate no better than its parent is promoted
         (per decision), and the evidence needed to call older traffic forgotten.
@@ -94,6 +97,7 @@ class GateRule:
     min_stability: float | None = None
     alpha: float = 0.1
     evidence: str = "answers"
+    robust_tolerance: float = 0.02
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 0.5:
@@ -101,7 +105,7 @@ class GateRule:
         if self.evidence not in ("answers", "scores"):
             raise ValueError(f"evidence must be 'answers' or 'scores', got {self.evidence!r}")
         for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
-                     "min_stability"):
+                     "robust_tolerance", "min_stability"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -115,13 +119,15 @@ class GateRule:
         reasons: list[str] = []
         if paired is not None and "holdout" in paired:
             ok = self._paired(paired, reasons)
-            ok &= self._tolerated(before, after, reasons, parts=(("challenge", "challenge "
-                                                                   "prompts"),))
+            ok &= self._tolerated(before, after, reasons,
+                                  parts=(("challenge", "challenge prompts"),
+                                         ("robust", "less robust")))
         else:
             ok = self._improved(before, after, reasons)
             ok &= self._tolerated(before, after, reasons,
                                   parts=(("replay", "forgetting"),
-                                         ("challenge", "challenge prompts")))
+                                         ("challenge", "challenge prompts"),
+                                         ("robust", "less robust")))
         if self.min_stability is not None:
             ok &= _stability_reason(self.min_stability, after, reasons)
         return GateDecision(ok, tuple(reasons))
@@ -183,7 +189,8 @@ class GateRule:
     def _tolerated(self, before: Metrics, after: Metrics, reasons: list[str], *,
                    parts: tuple[tuple[str, str], ...]) -> bool:
         ok = True
-        tolerances = {"replay": self.replay_tolerance, "challenge": self.challenge_tolerance}
+        tolerances = {"replay": self.replay_tolerance, "challenge": self.challenge_tolerance,
+                      "robust": self.robust_tolerance}
         for part, why in parts:
             tol = tolerances[part]
             key = f"{part}_score"

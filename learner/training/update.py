@@ -32,6 +32,7 @@ from ..gate.cross_fit import Fold, folds_for
 from ..gate.evidence import Answerer, Metrics, Outcomes, parent_misses, score_for_gate
 from ..gate.paired import PairedComparison, compare, pool, stratify_weights
 from ..gate.parent_scores import ParentScores
+from ..gate.perturb import robustness_suite
 from ..gate.pool import GatePool
 from ..gate.pool_file import GatePoolFile, TaskGatePools
 from ..gate.rule import GateDecision, GateRule
@@ -129,7 +130,7 @@ class IncrementalUpdater:
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
                              min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha,
-                             evidence=cfg.gate_evidence)
+                             evidence=cfg.gate_evidence, robust_tolerance=cfg.robust_tolerance)
         # learner.promotion = "canary": a gate-passing version is a candidate that serving
         # canaries and the worker's A/B test promotes or rejects on live feedback.
         self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"
@@ -186,6 +187,7 @@ class IncrementalUpdater:
                                                   lending)
             parent_hits: Outcomes = {}
             folds = self._folds(plan)
+            robust = self._robustness(plan)
             with _phase(timings, "score_parent_seconds"):
                 parent_model = served if served is not None else model
                 scored_as = (plan.parent.version_id if served is not None and plan.parent
@@ -195,7 +197,7 @@ class IncrementalUpdater:
                 before = score_for_gate(
                     task_model, parent_model, plan.gate_split, suite, parent_hits,
                     evaluate=evaluate,
-                    answer=self._parent_answerer(key, task_model, parent_model))
+                    answer=self._parent_answerer(key, task_model, parent_model), robust=robust)
                 misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
                 fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
                     [e for fold in folds for e in fold.scored]) if folds else None)
@@ -217,7 +219,7 @@ class IncrementalUpdater:
             candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):
                 after = self._score_candidate(plan, task_model, model, suite, distillation,
-                                              candidate_hits)
+                                              candidate_hits, robust)
             weights = self._stratified(plan)
             paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
                                     candidate_scores=candidate_hits[part].scores,
@@ -365,6 +367,17 @@ class IncrementalUpdater:
             return []
         return folds_for(plan.split, cfg.gate_cross_fit, seed=cfg.seed)
 
+    def _robustness(self, plan: UpdatePlan) -> list[tuple[str, TrainingExample]]:
+        """The task's robustness checks: the gate's held-out texts (recent and older),
+        perturbed; empty when the task asks for none."""
+        if not plan.task.robustness:
+            return []
+        split = plan.gate_split
+        return robustness_suite([*split.holdout_new, *split.holdout_replay],
+                                plan.task.robustness, negation=plan.task.negation_labels,
+                                limit=self.settings.learner.robust_examples,
+                                seed=self.settings.learner.seed)
+
     def _cross_fit(self, folds: list[Fold], parent: Evaluation, trainable: Any,
                    task_model: TaskModel, model: Any, config: TrainConfig) -> PairedComparison:
         """Train a copy of the start per fold on the rest, score it on its fold; compare the
@@ -432,12 +445,14 @@ class IncrementalUpdater:
 
     def _score_candidate(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
                          suite: ChallengeSuite, distillation: Distillation,
-                         outcomes: Outcomes) -> Metrics:
-        """The candidate on the parent's texts, its teacher's, and its prompt's stability."""
+                         outcomes: Outcomes,
+                         robust: list[tuple[str, TrainingExample]]) -> Metrics:
+        """The candidate on the parent's texts (and their perturbations), its teacher's,
+        and its prompt's stability."""
         said: dict[str, str] = {}
         after = score_for_gate(task_model, model, plan.gate_split, suite, outcomes,
-                               answer=_recording_answers(task_model, model, said)
-                               ) | distillation.metrics
+                               answer=_recording_answers(task_model, model, said),
+                               robust=robust) | distillation.metrics
         # Prompts in the loop: the candidate's probes under paraphrases of its template
         # (under the template itself it has just answered them).
         return after | stability_metrics(task_model, model, suite,

@@ -129,6 +129,11 @@ class LearnerSettings(Section):
                                                 "accepts")
     challenge_tolerance: float = Field(0.02, ge=0.0, le=1.0,
                                        description="challenge score drop the gate accepts")
+    robust_tolerance: float = Field(
+        0.02, ge=0.0, le=1.0,
+        description="robust accuracy drop the gate accepts (a task's robustness checks)")
+    robust_examples: int = Field(
+        200, gt=0, description="most held-out texts each robustness check perturbs")
     prompt_stability_probes: int = Field(
         16, ge=0, description="newest challenge probes a generation candidate answers under "
                               "each paraphrase of its prompt template (0: no stability check)")

@@ -14,13 +14,17 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for TaskSetting
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from ..enums import TaskKind
 from .section import Section
 
-__all__ = ["TaskSettings"]
+__all__ = ["Perturbation", "TaskSettings"]
+
+Perturbation = Literal["typo", "char_swap", "case", "punctuation", "word_swap", "negation"]
+"""The robustness checks a gate can run (``driftloop.learner.gate.perturb``)."""
 
 
 class TaskSettings(Section):
@@ -63,6 +67,31 @@ class TaskSettings(Section):
         None, ge=0.0, le=1.0,
         description="gate: the student's held-out score must reach the teacher's minus this "
                     "(None: the teacher's score is recorded, not required)")
+
+    robustness: tuple[Perturbation, ...] = Field(
+        (), description="perturbations of the gate's held-out texts asked of parent and "
+                        "candidate (typo, char_swap, case, punctuation, word_swap, negation); "
+                        "the candidate's robust accuracy may fall at most "
+                        "learner.robust_tolerance below its parent's (empty: off)")
+    negation_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="for the negation perturbation: the label a negated text takes "
+                    "(e.g. positive = negative); texts of other labels are not negated")
+
+    @model_validator(mode="after")
+    def _check_robustness(self) -> TaskSettings:
+        if "negation" in self.robustness:
+            if not self.negation_labels:
+                raise ValueError("robustness: negation needs negation_labels (which label a "
+                                 "negated text takes)")
+            if self.kind is not TaskKind.CLASSIFICATION:
+                raise ValueError("robustness: negation changes a label, so it is for "
+                                 "classification tasks only")
+        unknown = set(self.negation_labels) | set(self.negation_labels.values())
+        if self.labels and unknown - set(self.labels):
+            raise ValueError(f"negation_labels: {sorted(unknown - set(self.labels))} not "
+                             f"among the task's labels {list(self.labels)}")
+        return self
 
     @model_validator(mode="after")
     def _check_distillation(self) -> TaskSettings:

@@ -95,16 +95,19 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
-def _own_learner(updater, parent, folder: Path, **changes):  # type: ignore[no-untyped-def]
+def _own_learner(updater, parent, folder: Path, *, task=None, **changes):  # type: ignore[no-untyped-def]
     """A learner on a copy of the session's store (a gate pool of its own: the session's
-    stays as it was), with learner settings ``changes``, and a log holding ``parent``."""
+    stays as it was), with learner settings ``changes`` (and the sentiment task's ``task``),
+    and a log holding ``parent``."""
     from driftloop.learner.training.update import IncrementalUpdater
 
     copy = folder / "store"
     shutil.copytree(Path(updater.store.root), copy)
     settings = updater.settings.model_copy(update={
         "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)}),
-        "learner": updater.settings.learner.model_copy(update=changes)})
+        "learner": updater.settings.learner.model_copy(update=changes),
+        "tasks": {**updater.settings.tasks, "sentiment": updater.settings.tasks[
+            "sentiment"].model_copy(update=task or {})}})
     learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
     return learner, VersionLog().apply(parent.event.model_copy(update={
         "adapter_uri": learner.store.uri_for(parent.event.sha256)}))
@@ -131,6 +134,22 @@ def test_cross_fitting_adds_every_trained_new_text_to_the_recent_slice_and_chang
     # The fold candidates are evidence only: the stored candidate is the same adapter.
     assert event.sha256 == without.event.sha256
     assert "cross-fit" not in without.event.reason
+
+
+def test_robustness_checks_score_both_versions_on_the_same_perturbed_texts(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    kinds = ("typo", "case", "negation")
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, robust_examples=10, task={
+        "robustness": kinds, "negation_labels": {"positive": "negative",
+                                                 "negative": "positive"}})
+    event = learner.update(sentiment_request("r-robust", domain="movies", n=32, seed=9),
+                           log).event
+    for metrics in (event.metrics_before, event.metrics_after):
+        assert 20 < metrics["robust_count"] <= 30  # ten per kind (fewer to negate)
+        assert {f"robust.{kind}" for kind in kinds} <= set(metrics)
+    assert "robust: " in event.reason
+    # The parent's answers on the perturbed texts are kept like its held-out ones.
+    assert learner.parent_scores.misses >= 30
 
 
 def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
