@@ -66,6 +66,10 @@ class GateRule:
     robust_tolerance
         How far the robust accuracy may fall (the held-out texts perturbed,
         :mod:`driftloop.learner.gate.perturb`; only when measured).
+    slice_tolerance
+        How far the accuracy of any one slice (``slice.<name>`` metrics,
+        :mod:`driftloop.learner.gate.slices`) may fall, even when the mean rises; at least
+        one text of the slice. None: the worst slice is reported, never refused.
     alpha
         Level of the paired tests: the most a candidate no better than its parent is promoted
         (per decision), and the evidence needed to call older traffic forgotten.
@@ -98,6 +102,7 @@ class GateRule:
     alpha: float = 0.1
     evidence: str = "answers"
     robust_tolerance: float = 0.02
+    slice_tolerance: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 0.5:
@@ -105,7 +110,7 @@ class GateRule:
         if self.evidence not in ("answers", "scores"):
             raise ValueError(f"evidence must be 'answers' or 'scores', got {self.evidence!r}")
         for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
-                     "robust_tolerance", "min_stability"):
+                     "robust_tolerance", "slice_tolerance", "min_stability"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -130,7 +135,39 @@ class GateRule:
                                          ("robust", "less robust")))
         if self.min_stability is not None:
             ok &= _stability_reason(self.min_stability, after, reasons)
+        ok &= self._worst_slice(before, after, reasons)
         return GateDecision(ok, tuple(reasons))
+
+    def _worst_slice(self, before: Metrics, after: Metrics, reasons: list[str]) -> bool:
+        """Name the slice whose accuracy fell most; with ``slice_tolerance``, refuse when it
+        fell by more (at least one of its texts' worth).
+
+        >>> reasons = []
+        >>> GateRule(slice_tolerance=0.05)._worst_slice(
+        ...     {"slice.domain=a": 0.9, "slice.domain=b": 0.5},
+        ...     {"slice.domain=a": 0.7, "slice.domain=a_count": 40.0, "slice.domain=b": 0.8},
+        ...     reasons), reasons
+        (False, ['worst slice: domain=a 0.700 vs 0.900 on 40 (-0.200 > 0.05: a slice fell)'])
+        """
+        names = [key for key in after if key.startswith("slice.")
+                 and not key.endswith("_count") and key in before]
+        if not names:
+            return True
+        worst = max(names, key=lambda key: before[key] - after[key])
+        drop = before[worst] - after[worst]
+        count = after.get(f"{worst}_count")
+        text = (f"worst slice: {worst.removeprefix('slice.')} {after[worst]:.3f} vs "
+                f"{before[worst]:.3f}" + (f" on {count:.0f}" if count else "")
+                + f" ({-drop:+.3f}")
+        if self.slice_tolerance is None:
+            reasons.append(text + ")")
+            return True
+        tolerance = _resolution_floor(self.slice_tolerance, count)
+        if drop > tolerance + 1e-9:
+            reasons.append(text + f" > {tolerance:.3g}: a slice fell)")
+            return False
+        reasons.append(text + f" within {tolerance:.3g})")
+        return True
 
     def _paired(self, paired: Mapping[str, PairedComparison], reasons: list[str]) -> bool:
         recent = paired["holdout"]

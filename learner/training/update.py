@@ -36,6 +36,7 @@ from ..gate.perturb import robustness_suite
 from ..gate.pool import GatePool
 from ..gate.pool_file import GatePoolFile, TaskGatePools
 from ..gate.rule import GateDecision, GateRule
+from ..gate.slices import slice_metrics
 from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics
 from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
@@ -130,7 +131,8 @@ class IncrementalUpdater:
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
                              min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha,
-                             evidence=cfg.gate_evidence, robust_tolerance=cfg.robust_tolerance)
+                             evidence=cfg.gate_evidence, robust_tolerance=cfg.robust_tolerance,
+                             slice_tolerance=cfg.slice_tolerance)
         # learner.promotion = "canary": a gate-passing version is a candidate that serving
         # canaries and the worker's A/B test promotes or rejects on live feedback.
         self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"
@@ -220,6 +222,8 @@ class IncrementalUpdater:
             with _phase(timings, "score_candidate_seconds"):
                 after = self._score_candidate(plan, task_model, model, suite, distillation,
                                               candidate_hits, robust)
+            before |= self._slices(plan, parent_hits)
+            after |= self._slices(plan, candidate_hits)
             weights = self._stratified(plan)
             paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
                                     candidate_scores=candidate_hits[part].scores,
@@ -366,6 +370,17 @@ class IncrementalUpdater:
                 or len(plan.gate_split.holdout_new) >= cfg.gate_recent_examples):
             return []
         return folds_for(plan.split, cfg.gate_cross_fit, seed=cfg.seed)
+
+    def _slices(self, plan: UpdatePlan, outcomes: Outcomes) -> Metrics:
+        """One version's accuracy per slice of the gate's held-out texts, recent and older
+        together (:mod:`driftloop.learner.gate.slices`)."""
+        split = plan.gate_split
+        examples, hits = [], []
+        for part, held in (("holdout", split.holdout_new), ("replay", split.holdout_replay)):
+            if part in outcomes:
+                examples += held
+                hits += outcomes[part].hits
+        return slice_metrics(examples, hits, min_examples=self.settings.learner.slice_min_examples)
 
     def _robustness(self, plan: UpdatePlan) -> list[tuple[str, TrainingExample]]:
         """The task's robustness checks: the gate's held-out texts (recent and older),

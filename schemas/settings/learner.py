@@ -134,6 +134,13 @@ class LearnerSettings(Section):
         description="robust accuracy drop the gate accepts (a task's robustness checks)")
     robust_examples: int = Field(
         200, gt=0, description="most held-out texts each robustness check perturbs")
+    slice_tolerance: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="most the accuracy of any one slice of the gate's held-out texts (a "
+                    "domain, a length bucket) may fall, even when the mean rises (None: the "
+                    "worst slice is reported in every decision, never refused)")
+    slice_min_examples: int = Field(
+        20, gt=0, description="fewest held-out texts a slice needs to be reported and judged")
     prompt_stability_probes: int = Field(
         16, ge=0, description="newest challenge probes a generation candidate answers under "
                               "each paraphrase of its prompt template (0: no stability check)")

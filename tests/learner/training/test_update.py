@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from learner_helpers import sentiment_request
+from learner_helpers import replay_tweets, sentiment_request
 
 from driftloop.learner.errors import ArtifactIntegrityError, TrainingRequestError
 from driftloop.learner.registry.version_log import VersionLog, version_id_for
@@ -150,6 +150,26 @@ def test_robustness_checks_score_both_versions_on_the_same_perturbed_texts(  # t
     assert "robust: " in event.reason
     # The parent's answers on the perturbed texts are kept like its held-out ones.
     assert learner.parent_scores.misses >= 30
+
+
+def test_every_gate_reports_accuracy_per_slice_and_can_refuse_on_the_worst(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, slice_min_examples=4,
+                                slice_tolerance=0.5)
+    replay = [(text, label) for text, label in replay_tweets(12)]
+    request = sentiment_request("r-slices", domain="movies", n=32, seed=11, replay=replay)
+    request = request.model_copy(update={"examples": [
+        e.model_copy(update={"domain": "movies" if e.origin == "new" else "tweets"})
+        for e in request.examples]})
+    event = learner.update(request, log).event
+    for metrics in (event.metrics_before, event.metrics_after):
+        assert {"slice.domain=movies", "slice.domain=tweets"} <= set(metrics)
+        assert metrics["slice.domain=movies_count"] >= 4
+        assert all(0.0 <= metrics[k] <= 1.0 for k in metrics
+                   if k.startswith("slice.") and not k.endswith("_count"))
+    worst = next(r for r in event.reason.split("; ") if r.startswith("worst slice: "))
+    assert "within 0.5" in worst or "a slice fell" in worst
+    assert learner.gate.slice_tolerance == 0.5
 
 
 def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
