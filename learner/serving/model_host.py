@@ -31,6 +31,7 @@ from ..models.adapters import check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.portable import internal_layout
 from ..models.resident import BaseModel, ResidentModels
+from ..models.retrieval import RetrievalBank
 from .forward_passes import Follow, ForwardPassQueue
 
 __all__ = ["ModelHost", "Prediction", "input_embeddings", "zero_shot_version"]
@@ -88,6 +89,8 @@ class _TaskModel:
     spare: list[str] = field(default_factory=list)
     """Adapter names of evicted versions: the next compatible version is copied into one."""
     made: int = 1
+    banks: dict[str, RetrievalBank] = field(default_factory=dict)
+    """Version id -> its retrieval bank (:mod:`driftloop.learner.models.retrieval`), if any."""
 
     def new_slot(self) -> str:
         self.made += 1
@@ -157,6 +160,8 @@ class ModelHost:
         if kind is TaskKind.CLASSIFICATION and len(metadata.labels) < 2:
             raise UnservableAdapterError(f"{version_id}: the adapter names no label set")
         labels = metadata.labels if kind is TaskKind.CLASSIFICATION else ()
+        bank = (RetrievalBank.load(folder, metadata.extra.get("retrieval"), len(labels))
+                if kind is TaskKind.CLASSIFICATION else None)
         current = self._tasks.get(task)
         if current is not None and version_id in current.versions:
             return 0.0
@@ -178,6 +183,8 @@ class ModelHost:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
         current.templates[version_id] = metadata.prompt_template_id
+        if bank is not None:  # its answers are mixed with its neighbours' votes
+            current.banks[version_id] = bank
         seconds = time.perf_counter() - started
         log.info("loaded %s for %s in %.3f s", version_id, task, seconds)
         return seconds
@@ -229,7 +236,11 @@ class ModelHost:
         with torch.inference_mode():
             logits = hosted.peft_model(input_ids=encoded["input_ids"],
                                        attention_mask=encoded["attention_mask"])
-            probabilities = logits.float().softmax(dim=-1).tolist()
+            probs = logits.float().softmax(dim=-1)
+            bank = hosted.banks.get(version_id)
+            if bank is not None:
+                probs = bank.mix(probs, hosted.pooled[-1])
+            probabilities = probs.tolist()
             embeddings = hosted.pooled[-1].float().tolist()
         hosted.pooled.clear()
         answers = []
@@ -294,6 +305,7 @@ class ModelHost:
                 hosted.peft_model.delete_adapter(slot)
             hosted.versions.remove(version_id)
             hosted.templates.pop(version_id, None)
+            hosted.banks.pop(version_id, None)
         return dropped
 
     def tasks(self) -> list[str]:

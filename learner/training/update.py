@@ -44,10 +44,19 @@ from ..models.device import ComputeDevice, select_device
 from ..models.generation import GenerationTask
 from ..models.memory import release_free_memory
 from ..models.resident import BaseModel, ResidentModels
+from ..models.retrieval import RetrievalBank, RetrievalClassifier
 from ..models.task_model import Evaluation, TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog
 from ..trust import Trust
+from .arms import (
+    RETRIEVAL_KEY,
+    bank_of,
+    choose_arm,
+    new_bank,
+    retrieval_view,
+    save_retrieval_candidate,
+)
 from .challenger import challenger_for
 from .distill import Distillation, distillation_for
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
@@ -191,7 +200,10 @@ class IncrementalUpdater:
             folds = self._folds(plan)
             robust = self._robustness(plan)
             with _phase(timings, "score_parent_seconds"):
-                parent_model = served if served is not None else model
+                parent_folder = start.parent_dir if served is not None else start.adapter_dir
+                parent_bank, parent_model = self._with_bank(plan, task_model, parent_folder,
+                                                            served if served is not None
+                                                            else model)
                 scored_as = (plan.parent.version_id if served is not None and plan.parent
                              else start.adapter_version)
                 key = self._parent_key(scored_as, task_model)
@@ -203,6 +215,13 @@ class IncrementalUpdater:
                 misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
                 fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
                     [e for fold in folds for e in fold.scored]) if folds else None)
+            retrieval = None
+            if self._retrieval(plan) and parent_folder is not None:
+                with _phase(timings, "retrieval_seconds"):
+                    retrieval = self._retrieval_candidate(plan, task_model, parent_model,
+                                                          parent_bank, suite, robust)
+            if isinstance(parent_model, RetrievalClassifier):
+                parent_model.close()
             del served, parent_model
             config = self.train_config
             if batch_size is not None:
@@ -220,8 +239,19 @@ class IncrementalUpdater:
             timings["train_seconds"] = report.seconds
             candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):
-                after = self._score_candidate(plan, task_model, model, suite, distillation,
+                trained_bank, candidate = self._trained_bank(plan, task_model, model)
+                after = self._score_candidate(plan, task_model, candidate, suite, distillation,
                                               candidate_hits, robust)
+                if isinstance(candidate, RetrievalClassifier):
+                    candidate.close()
+            arm: dict[str, Any] = {}
+            if retrieval is not None:
+                choice = choose_arm(candidate_hits, retrieval.outcomes, self.gate.alpha)
+                arm = choice.metadata(retrieval.metrics, after)
+                if choice.arm == "retrieval":  # the cheaper candidate goes before the gate
+                    after = retrieval.metrics | distillation.metrics
+                    candidate_hits = retrieval.outcomes
+                    cross_fit = None  # evidence about the trained candidate, not this one
             before |= self._slices(plan, parent_hits)
             after |= self._slices(plan, candidate_hits)
             weights = self._stratified(plan)
@@ -252,7 +282,13 @@ class IncrementalUpdater:
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
             base_digest = self.trust.weights_digest(plan.base_model)
             with _phase(timings, "store_seconds"):
-                stored = self._store(plan, task_model, model, workdir, base_digest)
+                if arm.get("arm") == "retrieval":
+                    assert retrieval is not None and parent_folder is not None
+                    stored = self._store(plan, task_model, model, workdir, base_digest,
+                                         bank=retrieval.bank, weights_from=parent_folder)
+                else:
+                    stored = self._store(plan, task_model, model, workdir, base_digest,
+                                         bank=trained_bank)
             timings["update_seconds"] = time.perf_counter() - started
         finally:
             lending.close()  # the base's weights without the candidate's layers, for the next
@@ -269,7 +305,7 @@ class IncrementalUpdater:
                       | {"batch_size": config.batch_size,
                          "deployment": self.settings.deployment_id}
                       | ({"base_weights_sha256": base_digest} if base_digest else {})
-                      | pool_metadata(plan.pooled)
+                      | pool_metadata(plan.pooled) | arm
                       | distillation.lineage | lineage))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),
@@ -382,6 +418,53 @@ class IncrementalUpdater:
                 hits += outcomes[part].hits
         return slice_metrics(examples, hits, min_examples=self.settings.learner.slice_min_examples)
 
+    def _retrieval(self, plan: UpdatePlan) -> bool:
+        """Whether this update builds retrieval banks (``learner.retrieval``, classifiers)."""
+        return self.settings.learner.retrieval and plan.kind is TaskKind.CLASSIFICATION
+
+    def _with_bank(self, plan: UpdatePlan, task_model: TaskModel, folder: Path | None,
+                   model: Any) -> tuple[RetrievalBank | None, Any]:
+        """The bank of the adapter at ``folder`` and the model answering as that version
+        serves (with the bank's votes); the model alone when neither has a use for one."""
+        if plan.kind is not TaskKind.CLASSIFICATION:
+            return None, model
+        bank = bank_of(folder, task_model)
+        if bank is None and not self._retrieval(plan):
+            return None, model
+        return bank, retrieval_view(model, bank)
+
+    def _retrieval_candidate(self, plan: UpdatePlan, task_model: TaskModel,
+                             parent: RetrievalClassifier, bank: RetrievalBank | None,
+                             suite: ChallengeSuite,
+                             robust: list[tuple[str, TrainingExample]]) -> _RetrievalCandidate:
+        """The parent's adapter with the request's training texts added to its bank,
+        scored on the gate's texts (before the parent's weights are trained in place)."""
+        cfg = self.settings.learner
+        grown = new_bank(parent, task_model, [*plan.split.train, *plan.split.validation],
+                         base=bank, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
+                         limit=cfg.retrieval_bank_size)
+        parent.bank = grown
+        try:
+            outcomes: Outcomes = {}
+            metrics = score_for_gate(task_model, parent, plan.gate_split, suite, outcomes,
+                                     robust=robust)
+        finally:
+            parent.bank = bank
+        return _RetrievalCandidate(grown, outcomes, metrics)
+
+    def _trained_bank(self, plan: UpdatePlan, task_model: TaskModel,
+                      model: Any) -> tuple[RetrievalBank | None, Any]:
+        """With ``learner.retrieval``: the trained candidate's bank (the request's training
+        texts under its own encoder) and the candidate answering with it."""
+        if not self._retrieval(plan):
+            return None, model
+        cfg = self.settings.learner
+        view = retrieval_view(model, None)
+        view.bank = new_bank(view, task_model, [*plan.split.train, *plan.split.validation],
+                             base=None, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
+                             limit=cfg.retrieval_bank_size)
+        return view.bank, view
+
     def _robustness(self, plan: UpdatePlan) -> list[tuple[str, TrainingExample]]:
         """The task's robustness checks: the gate's held-out texts (recent and older),
         perturbed; empty when the task asks for none."""
@@ -475,14 +558,24 @@ class IncrementalUpdater:
                                          known=said)
 
     def _store(self, plan: UpdatePlan, task_model: TaskModel, model: Any, workdir: Path,
-               base_digest: str | None = None) -> StoredArtifact:
+               base_digest: str | None = None, *, bank: RetrievalBank | None = None,
+               weights_from: Path | None = None) -> StoredArtifact:
         """Save the candidate in PEFT's layout with driftloop's metadata (and the sha256 of
-        the base weights it was trained on, when local); store it by sha256."""
+        the base weights it was trained on, when local), with its retrieval bank if any;
+        store it by sha256. ``weights_from``: a retrieval candidate's adapter folder (the
+        parent's weights, copied as they are) instead of ``model``'s weights."""
+        extra: dict[str, Any] = {"base_weights_sha256": base_digest} if base_digest else {}
+        if bank is not None:
+            extra[RETRIEVAL_KEY] = bank.settings()
         metadata = AdapterMetadata(plan.kind, plan.base_model, plan.version_id,
-                                   task_model.labels, _template_ref(task_model),
-                                   extra={"base_weights_sha256": base_digest} if base_digest
-                                   else {})
-        return self.store.put(save_adapter(model, workdir / "candidate", metadata))
+                                   task_model.labels, _template_ref(task_model), extra=extra)
+        folder = workdir / "candidate"
+        if weights_from is not None and bank is not None:
+            return self.store.put(save_retrieval_candidate(weights_from, folder, metadata, bank))
+        save_adapter(model, folder, metadata)
+        if bank is not None:
+            bank.save(folder)
+        return self.store.put(folder)
 
     def _fetch_adapter(self, version: ModelVersion, kind: TaskKind,
                        workdir: Path) -> tuple[Path, AdapterMetadata]:
@@ -493,6 +586,15 @@ class IncrementalUpdater:
             raise TrainingRequestError(f"parent {version.version_id} is a "
                                        f"{meta.task_kind} adapter, not {kind}")
         return folder, meta
+
+
+@dataclass(slots=True)
+class _RetrievalCandidate:
+    """The retrieval arm of an update: its bank, and its results on the gate's texts."""
+
+    bank: RetrievalBank
+    outcomes: Outcomes
+    metrics: Metrics
 
 
 def _template_ref(task_model: TaskModel) -> str | None:

@@ -141,6 +141,18 @@ class LearnerSettings(Section):
                     "worst slice is reported in every decision, never refused)")
     slice_min_examples: int = Field(
         20, gt=0, description="fewest held-out texts a slice needs to be reported and judged")
+    retrieval: bool = Field(
+        False,
+        description="classification: every update also builds a retrieval candidate (the "
+                    "parent's adapter, its answers mixed with the votes of the nearest "
+                    "labelled texts of the request and the parent's bank), and the trained "
+                    "candidate carries a bank of its own; the trained one serves only when "
+                    "significantly better than the retrieval one (paired test at gate_alpha)")
+    retrieval_k: int = Field(8, ge=1, le=256, description="neighbours that vote")
+    retrieval_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the neighbours' votes in an answer")
+    retrieval_bank_size: int = Field(
+        2048, ge=1, le=1_000_000, description="most labelled texts a bank keeps (newest)")
     prompt_stability_probes: int = Field(
         16, ge=0, description="newest challenge probes a generation candidate answers under "
                               "each paraphrase of its prompt template (0: no stability check)")

@@ -172,6 +172,63 @@ def test_every_gate_reports_accuracy_per_slice_and_can_refuse_on_the_worst(  # t
     assert learner.gate.slice_tolerance == 0.5
 
 
+@pytest.mark.parametrize("forced", [None, "retrieval", "lora"])
+def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it_was_gated(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path, monkeypatch, forced) -> None:
+    import json
+    from dataclasses import replace
+
+    from driftloop.learner.models.retrieval import BANK_FILE
+    from driftloop.learner.serving.model_host import ModelHost
+    from driftloop.learner.training import update as update_module
+
+    if forced is not None:  # each arm's storage and serving, whichever the test would pick
+        chosen = update_module.choose_arm
+        monkeypatch.setattr(update_module, "choose_arm",
+                            lambda *a: replace(chosen(*a), arm=forced))
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True)
+    learner.clear_gate_pool("sentiment")  # the gate's recent slice: this request's holdout
+    request = sentiment_request("r-arms", domain="movies", n=48, seed=13)
+    result = learner.update(request, log)
+    event = result.event
+    arm = event.metadata["arm"]
+    assert arm in ("retrieval", "lora")
+    arms = event.metadata["arms"]
+    assert 0 <= arms["retrieval_holdout_score"] <= 1 and 0 <= arms["lora_holdout_score"] <= 1
+    assert "p(better)=" in arms["lora_over_retrieval"]
+    assert event.metrics_after["holdout_score"] == arms[f"{arm}_holdout_score"]
+    folder = learner.store.fetch(event.adapter_uri, event.sha256, tmp_path / "got")
+    trained = {e.input for e in (*result.split.train, *result.split.validation)}
+    meta = json.loads((folder / "driftloop.json").read_text())
+    assert meta["extra"]["retrieval"]["size"] == len(trained)
+    assert (folder / BANK_FILE).is_file()
+    parent = learner.store.fetch(learner.store.uri_for(sentiment_v1.event.sha256),
+                                 sentiment_v1.event.sha256, tmp_path / "parent")
+    same_weights = ((folder / "adapter_model.safetensors").read_bytes()
+                    == (parent / "adapter_model.safetensors").read_bytes())
+    assert same_weights == (arm == "retrieval")  # the retrieval arm trains nothing
+
+    # Served, the version answers with its bank: what the gate scored.
+    host = ModelHost(learner.models)
+    host.load("sentiment", event.version_id, folder, event.base_model)
+    held = list(result.split.holdout_new)
+    answers = host.predict("sentiment", event.version_id, [e.input for e in held])
+    served = sum(a.label == e.target for a, e in zip(answers, held, strict=True)) / len(held)
+    assert event.metrics_after["holdout_pooled_count"] == 0
+    assert served == pytest.approx(event.metrics_after["holdout_score"], abs=1e-9)
+    bankless = tmp_path / "bankless"
+    bankless.mkdir()
+    for path in folder.iterdir():
+        if path.name != BANK_FILE:
+            (bankless / path.name).write_bytes(path.read_bytes())
+    meta["extra"].pop("retrieval")
+    (bankless / "driftloop.json").write_text(json.dumps(meta))
+    host.load("sentiment", "no-bank", bankless, event.base_model)
+    plain = host.predict("sentiment", "no-bank", [e.input for e in held])
+    assert [a.probabilities for a in plain] != [a.probabilities for a in answers]
+    host.close()
+
+
 def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     learner, log = _own_learner(updater, sentiment_v1, tmp_path, gate_stratify=True)

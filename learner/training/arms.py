@@ -1,0 +1,119 @@
+"""Two candidates per classification update: retrieval first, fine-tune second.
+
+With ``learner.retrieval`` an update builds, beside the trained (LoRA) candidate, a
+retrieval candidate: the parent's adapter unchanged, its answers mixed with the votes of the
+nearest labelled texts (:mod:`driftloop.learner.models.retrieval`): the request's training
+texts embedded by the parent's encoder, added to the parent's own bank. It costs one forward
+pass over the request and no training. The trained candidate carries a bank of the request's
+texts under its own encoder (the parent's bank was made by another encoder).
+
+Both are scored on the gate's texts; the cheaper, retrieval, is the update's candidate
+unless the trained one is significantly better than it on the recent slice (McNemar's exact
+test at the gate's level): the prompt-first rule of fine-tuning against prompt engineering.
+The chosen one then faces the parent at the gate as any candidate does; the version's
+``metadata.arm`` says which one it is and ``metadata.arms`` both scores and the test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...schemas.events import TrainingExample
+from ..gate.evidence import Metrics, Outcomes
+from ..gate.paired import PairedComparison, compare
+from ..models.adapters import ADAPTER_METADATA_FILE, AdapterMetadata, read_metadata
+from ..models.classification import HEAD_MODULE
+from ..models.retrieval import BANK_FILE, RetrievalBank, RetrievalClassifier
+from ..models.task_model import TaskModel
+
+__all__ = [
+    "RETRIEVAL_KEY",
+    "ArmChoice",
+    "bank_of",
+    "choose_arm",
+    "new_bank",
+    "retrieval_view",
+    "save_retrieval_candidate",
+]
+
+RETRIEVAL_KEY = "retrieval"
+"""The ``driftloop.json`` entry (under ``extra``) describing an adapter's bank."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArmChoice:
+    """Which candidate the update puts before the gate, and the test that chose it."""
+
+    arm: str
+    comparison: PairedComparison
+
+    def metadata(self, retrieval: Metrics, trained: Metrics) -> dict[str, Any]:
+        return {"arm": self.arm, "arms": {
+            "retrieval_holdout_score": retrieval.get("holdout_score"),
+            "lora_holdout_score": trained.get("holdout_score"),
+            "lora_over_retrieval": self.comparison.describe()}}
+
+
+def retrieval_view(model: Any, bank: RetrievalBank | None) -> RetrievalClassifier:
+    """``model`` (a classification PEFT model) answering with ``bank``'s votes mixed in."""
+    return RetrievalClassifier(model, getattr(model.base_model.model, HEAD_MODULE), bank)
+
+
+def bank_of(folder: Path | None, task_model: TaskModel) -> RetrievalBank | None:
+    """The bank an adapter folder carries, or None (no folder, or a folder without one)."""
+    if folder is None:
+        return None
+    settings = read_metadata(folder).extra.get(RETRIEVAL_KEY)
+    return RetrievalBank.load(folder, settings, len(task_model.labels))
+
+
+def new_bank(view: RetrievalClassifier, task_model: Any, examples: Sequence[TrainingExample],
+             *, base: RetrievalBank | None, k: int, weight: float,
+             limit: int) -> RetrievalBank:
+    """``base`` (made by the same encoder) and ``examples`` embedded by ``view``'s model, the
+    newest ``limit`` kept."""
+    texts = list(dict.fromkeys(e.input for e in examples))
+    target = {e.input: e.target for e in examples}
+    index = {label: i for i, label in enumerate(task_model.labels)}
+    rows = view.embed(task_model.tokenizer, texts, device=task_model.device.device,
+                      max_length=task_model.max_length)
+    labels = torch.tensor([index[target[t]] for t in texts], dtype=torch.long)
+    if base is None:
+        return RetrievalBank(rows[-limit:], labels[-limit:], len(task_model.labels), k=k,
+                             weight=weight)
+    return base.extend(rows, labels, limit=limit)
+
+
+def choose_arm(trained: Outcomes, retrieval: Outcomes, alpha: float) -> ArmChoice:
+    """Retrieval, unless the trained candidate is significantly better on the recent slice.
+
+    >>> from driftloop.learner.models.task_model import Evaluation
+    >>> e = lambda hits: {"holdout": Evaluation(hits, 0.5, [float(h) for h in hits])}
+    >>> choose_arm(e([True] * 12), e([False] * 12), 0.1).arm
+    'lora'
+    >>> choose_arm(e([True] * 12), e([True] * 10 + [False] * 2), 0.1).arm  # 2 of 2: p 0.25
+    'retrieval'
+    """
+    comparison = compare(trained["holdout"].hits, retrieval["holdout"].hits,
+                         candidate_scores=trained["holdout"].scores,
+                         parent_scores=retrieval["holdout"].scores)
+    better = comparison.p_better < alpha and comparison.effect > 0
+    return ArmChoice("lora" if better else "retrieval", comparison)
+
+
+def save_retrieval_candidate(parent: Path, folder: Path, metadata: AdapterMetadata,
+                             bank: RetrievalBank) -> Path:
+    """The parent's adapter files (weights untouched) with ``metadata`` and ``bank``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in parent.iterdir():
+        if path.is_file() and path.name not in (ADAPTER_METADATA_FILE, BANK_FILE):
+            shutil.copy2(path, folder / path.name)
+    bank.save(folder)
+    (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
+    return folder
