@@ -108,7 +108,9 @@ class LearnerSettings(Section):
                     "holds fewer than gate_recent_examples texts, the new examples the "
                     "candidate trains on are split into this many folds, one fold candidate "
                     "per fold trains on the rest and is scored on it, and those pairs join "
-                    "the recent slice's paired test (k extra trainings per update)")
+                    "the recent slice's paired test (k extra trainings per update). Live "
+                    "loop, 10 seeds, 2026-12-05, k=2: VADER 13 of 30 shifts answered (12), "
+                    "questions 6 of 10 (7): off")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(
