@@ -226,6 +226,23 @@ def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it
     host.load("sentiment", "no-bank", bankless, event.base_model)
     plain = host.predict("sentiment", "no-bank", [e.input for e in held])
     assert [a.probabilities for a in plain] != [a.probabilities for a in answers]
+    if forced == "retrieval":
+        # A parent with a bank is judged as it serves, by a learner that builds no banks.
+        from driftloop.learner.training.update import IncrementalUpdater
+
+        later = IncrementalUpdater(learner.settings.model_copy(update={
+            "learner": learner.settings.learner.model_copy(update={"retrieval": False})}),
+            models=learner.models, device=learner.device)
+        later.clear_gate_pool("sentiment")
+        child = later.update(sentiment_request("r-after", domain="amazon", n=24, seed=2,
+                                               parent=event.version_id), log.apply(event))
+        assert child.event.parent_version == event.version_id
+        assert "arm" not in child.event.metadata
+        assert child.event.metrics_before["holdout_pooled_count"] == 0
+        held = list(child.split.holdout_new)
+        got = host.predict("sentiment", event.version_id, [e.input for e in held])
+        served = sum(a.label == e.target for a, e in zip(got, held, strict=True)) / len(held)
+        assert child.event.metrics_before["holdout_score"] == pytest.approx(served, abs=1e-9)
     host.close()
 
 
