@@ -5,7 +5,9 @@ driftloop's default settings (only the task's labels and the artifact store are 
 under the conditions of a live deployment (noisy, late user labels; a reviewer answering
 label requests; domains the producers do not name), then measures it
 (:func:`~.live_metrics.live_metrics`) against the bootstrap version served throughout
-(static) and against full retraining on every label the run received.
+(static) and against full retraining on every label the run received. Robust accuracy: the
+static and the final version on the shifted domains' held-out texts under the gate's
+label-keeping perturbations (:mod:`driftloop.learner.gate.perturb`).
 """
 
 from __future__ import annotations
@@ -70,9 +72,15 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
         record = loop.run(_request("bootstrap", stream.labels,
                                    [(i.text, i.label, i.domain) for i in stream.data.bootstrap]))
         static = record.versions[0].event.version_id
-        static_served = _static_answers(loop, static)
+        static_host = _static_host(loop, static)
+        static_served = _answers(static_host, "static", static, loop.data.stream)
         figures = live_metrics(record, stream.data.boundaries(), record.label_marks,
                                static_served)
+        final = [v for v in record.versions if v.promoted][-1].event.version_id
+        shifted = [d for d, _, _ in stream.data.boundaries()[1:]]
+        held = [item for d in shifted for item in loop.data.heldout[d]]
+        figures |= {"robust_static_shifted": _robust(static_host, "static", static, held),
+                    "robust_final_shifted": _robust(loop.host, TASK, final, held)}
         if retrain:
             figures |= _full_retraining(loop, stream.labels, record)
     return {"stream": stream_name, "seed": seed, "seconds": round(time.perf_counter() - started),
@@ -86,22 +94,45 @@ def _request(request_id: str, labels: Sequence[str],
         examples=[TrainingExample(input=t, target=y, domain=d) for t, y, d in examples])
 
 
-def _static_answers(loop: LiveLoop, static: str) -> list[bool]:
-    """The bootstrap version's answers on the whole stream (the static model's live score)."""
+def _static_host(loop: LiveLoop, static: str) -> Any:
+    """A model host serving the bootstrap version alone (task ``static``)."""
     from ....learner.serving.model_host import ModelHost
 
     event = loop.versions.get(static)
     host = ModelHost(loop.updater.models)
     folder = loop.updater.store.fetch(event.adapter_uri, event.sha256, loop.workdir / "static")
     host.load("static", static, folder, event.base_model)
-    items = loop.data.stream
+    return host
+
+
+def _answers(host: Any, task: str, version: str, items: Sequence[Any]) -> list[bool]:
+    """Whether ``version`` answers each item (``.text``, ``.label``) right."""
     answers = []
     for start in range(0, len(items), 64):
         chunk = items[start:start + 64]
         answers += [a.label == item.label
-                    for a, item in zip(host.predict("static", static, [i.text for i in chunk]),
+                    for a, item in zip(host.predict(task, version, [i.text for i in chunk]),
                                        chunk, strict=True)]
     return answers
+
+
+def _robust(host: Any, task: str, version: str, items: Sequence[Any]) -> float:
+    """Accuracy on ``items`` under every label-keeping perturbation (each text once per
+    kind that applies to it)."""
+    from ....learner.gate.perturb import PERTURBATIONS, robustness_suite
+
+    kinds = [k for k in PERTURBATIONS if k != "negation"]  # a label change needs a task map
+    suite = robustness_suite([TrainingExample(input=i.text, target=i.label) for i in items],
+                             kinds, limit=len(items))
+    perturbed = [_Item(e.input, e.target) for _, e in suite]
+    hits = _answers(host, task, version, perturbed)
+    return round(sum(hits) / len(hits), 4) if hits else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    text: str
+    label: str
 
 
 def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict[str, Any]:
@@ -145,10 +176,12 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         figures: dict[str, Any] = {"seeds": len(mine), "shifts": len(shifts),
                                    "shifts_better_within_240_labels": len(served)}
         for key in ("static_shifted", "final_shifted", "retrain_shifted", "forgetting_first",
+                    "robust_static_shifted", "robust_final_shifted",
                     "live_shifted", "static_live_shifted", "promotions", "false_promotions",
                     "requests", "alerts", "alerts_far_from_shifts", "examples_trained",
                     "retrain_examples_at_requests", "examples_trained_on",
-                    "retrain_trained_on_at_requests", "update_seconds"):
+                    "retrain_trained_on_at_requests", "update_seconds", "arm_retrieval",
+                    "arm_retrieval_promoted", "arm_lora", "arm_lora_promoted"):
             values = [r[key] for r in mine if key in r]
             if values:
                 figures[key] = {"mean": round(sum(values) / len(values), 4),

@@ -18,8 +18,8 @@ from typing import Any
 
 from .live_loop import LiveRecord, VersionRecord
 
-__all__ = ["ShiftOutcome", "false_promotions", "labels_by", "live_metrics", "shift_outcomes",
-           "trained_on"]
+__all__ = ["ShiftOutcome", "arm_counts", "false_promotions", "labels_by", "live_metrics",
+           "shift_outcomes", "trained_on"]
 
 # Events after a shift within which an alert is the shift's; later ones are false alarms.
 ALERT_WINDOW = 400
@@ -128,7 +128,20 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
         "examples_trained_on": sum(trained_on(v) for v in record.versions),
         "labels": record.labels, "update_seconds": round(record.update_seconds, 1),
         "final_heldout": {d: round(v, 4) for d, v in final.heldout.items()},
-    }
+    } | arm_counts(record.versions)
+
+
+def arm_counts(versions: Sequence[VersionRecord]) -> dict[str, int]:
+    """With ``learner.retrieval``: how many updates put each arm before the gate, and how
+    many of each were promoted (nothing without it)."""
+    arms = [(v.event.metadata.get("arm"), v.promoted) for v in versions]
+    counts: dict[str, int] = {}
+    for arm, promoted in arms:
+        if arm is None:
+            continue
+        counts[f"arm_{arm}"] = counts.get(f"arm_{arm}", 0) + 1
+        counts[f"arm_{arm}_promoted"] = counts.get(f"arm_{arm}_promoted", 0) + int(promoted)
+    return counts
 
 
 def trained_on(version: VersionRecord) -> int:

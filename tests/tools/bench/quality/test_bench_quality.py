@@ -75,6 +75,9 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         assert 0.0 <= run["final_shifted"] <= 1.0 and 0.0 <= run["retrain_shifted"] <= 1.0
         assert run["requests"] >= 1 and run["examples_trained"] > 0
         assert run["requests_by_trigger"]  # what fired, by trigger
+        # Perturbed held-out texts: harder than clean ones for the same version, not 0.
+        assert 0.0 < run["robust_static_shifted"] <= run["static_shifted"] + 0.05
+        assert 0.0 < run["robust_final_shifted"] <= 1.0
     questions = next(r for r in continual["runs"] if r["stream"] == "questions")
     # The loop learns the shifted question topics: beyond the static bootstrap version.
     assert questions["final_shifted"] > questions["static_shifted"]
@@ -86,5 +89,5 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         assert curve["labels"] and curve["labels"] == sorted(curve["labels"])
         assert all(0.0 <= a <= 1.0 for a in curve["accuracy"])
     for heading in ("drift detection", "continual learning under live conditions",
-                    "active learning", "full retraining", "uncertainty"):
+                    "active learning", "full retraining", "uncertainty", "perturbed held-out"):
         assert heading in out.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from driftloop.schemas.enums import TriggerKind
 from driftloop.schemas.events import ModelVersion
 from driftloop.tools.bench.quality.live_loop import LiveRecord, VersionRecord
-from driftloop.tools.bench.quality.live_metrics import labels_by, live_metrics
+from driftloop.tools.bench.quality.live_metrics import arm_counts, labels_by, live_metrics
 
 BOUNDARIES = [("a", 0, 100), ("b", 100, 200)]
 
@@ -61,3 +61,12 @@ def test_a_promotion_worse_than_its_parent_on_seen_domains_is_false() -> None:
 
 def test_labels_by_reads_the_marks_up_to_an_event() -> None:
     assert labels_by([(16, 5), (32, 12)], 0) == 0 and labels_by([(16, 5), (32, 12)], 99) == 12
+
+
+def test_arms_are_counted_when_the_versions_name_one() -> None:
+    versions = record().versions
+    assert arm_counts(versions) == {}
+    for v, arm in zip(versions, ("retrieval", "lora", "retrieval"), strict=True):
+        v.event.metadata["arm"] = arm
+    assert arm_counts(versions) == {"arm_retrieval": 2, "arm_retrieval_promoted": 2,
+                                    "arm_lora": 1, "arm_lora_promoted": 0}
