@@ -244,40 +244,23 @@ class IncrementalUpdater:
                                               candidate_hits, robust)
                 if isinstance(candidate, RetrievalClassifier):
                     candidate.close()
-            arm: dict[str, Any] = {}
-            if retrieval is not None:
-                choice = choose_arm(candidate_hits, retrieval.outcomes, self.gate.alpha)
-                arm = choice.metadata(retrieval.metrics, after)
-                if choice.arm == "retrieval":  # the cheaper candidate goes before the gate
-                    after = retrieval.metrics | distillation.metrics
-                    candidate_hits = retrieval.outcomes
-                    cross_fit = None  # evidence about the trained candidate, not this one
             before |= self._slices(plan, parent_hits)
-            after |= self._slices(plan, candidate_hits)
-            weights = self._stratified(plan)
-            paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
-                                    candidate_scores=candidate_hits[part].scores,
-                                    parent_scores=parent_hits[part].scores,
-                                    weights=weights if part == "holdout" else ())
-                      for part in parent_hits}
-            if cross_fit is not None:
-                paired["holdout"] = pool(paired["holdout"], cross_fit)
-            # A first version has no served parent to beat with evidence, only an untrained
-            # start: the scores decide (better held-out score, or the same and a lower loss).
-            decision = distillation.gate(self.gate.decide(
-                before, after, paired if plan.parent is not None else None), after)
-            if cross_fit is not None:
-                decision = replace(decision, reasons=(
-                    f"cross-fit: {len(folds)} fold candidates on the {cross_fit.n} new texts "
-                    f"the candidate trains on: {cross_fit.describe()} (in 'recent')",
-                    *decision.reasons))
-                after["holdout_cross_fit_count"] = float(cross_fit.n)
-            for part, comparison in paired.items():  # the tests' figures, with the event
-                after |= {f"{part}_effect": comparison.effect,
-                          f"{part}_p_better": comparison.p_better,
-                          f"{part}_p_worse": comparison.p_worse,
-                          f"{part}_score_effect": comparison.score_effect,
-                          f"{part}_p_better_scores": comparison.p_better_scores}
+            arm: dict[str, Any] = {}
+            if retrieval is None:
+                decision, after = self._judge(plan, self.gate, before, after, parent_hits,
+                                              candidate_hits, distillation, cross_fit, len(folds))
+            else:
+                # Two candidates, two shots at the gate: each at half the level (a union
+                # bound keeps the update's false-promotion rate at gate_alpha).
+                half = replace(self.gate, alpha=self.gate.alpha / 2)
+                trained = self._judge(plan, half, before, after, parent_hits, candidate_hits,
+                                      distillation, cross_fit, len(folds))
+                cheap = self._judge(plan, half, before, retrieval.metrics | distillation.metrics,
+                                    parent_hits, retrieval.outcomes, distillation, None, 0)
+                choice = choose_arm(candidate_hits, retrieval.outcomes, self.gate.alpha,
+                                    passed=(trained[0].promote, cheap[0].promote))
+                arm = choice.metadata(retrieval.metrics, after)
+                decision, after = cheap if choice.arm == "retrieval" else trained
             for metrics in (before, after):  # how much of the holdout came from the pool
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
             base_digest = self.trust.weights_digest(plan.base_model)
@@ -417,6 +400,37 @@ class IncrementalUpdater:
                 examples += held
                 hits += outcomes[part].hits
         return slice_metrics(examples, hits, min_examples=self.settings.learner.slice_min_examples)
+
+    def _judge(self, plan: UpdatePlan, rule: GateRule, before: Metrics, after: Metrics,
+               parent_hits: Outcomes, candidate_hits: Outcomes, distillation: Distillation,
+               cross_fit: PairedComparison | None, folds: int) -> tuple[GateDecision, Metrics]:
+        """The gate's decision on one candidate, and its metrics with the tests' figures."""
+        after = after | self._slices(plan, candidate_hits)
+        weights = self._stratified(plan)
+        paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
+                                candidate_scores=candidate_hits[part].scores,
+                                parent_scores=parent_hits[part].scores,
+                                weights=weights if part == "holdout" else ())
+                  for part in parent_hits}
+        if cross_fit is not None:
+            paired["holdout"] = pool(paired["holdout"], cross_fit)
+        # A first version has no served parent to beat with evidence, only an untrained
+        # start: the scores decide (better held-out score, or the same and a lower loss).
+        decision = distillation.gate(rule.decide(
+            before, after, paired if plan.parent is not None else None), after)
+        if cross_fit is not None:
+            decision = replace(decision, reasons=(
+                f"cross-fit: {folds} fold candidates on the {cross_fit.n} new texts "
+                f"the candidate trains on: {cross_fit.describe()} (in 'recent')",
+                *decision.reasons))
+            after["holdout_cross_fit_count"] = float(cross_fit.n)
+        for part, comparison in paired.items():  # the tests' figures, with the event
+            after |= {f"{part}_effect": comparison.effect,
+                      f"{part}_p_better": comparison.p_better,
+                      f"{part}_p_worse": comparison.p_worse,
+                      f"{part}_score_effect": comparison.score_effect,
+                      f"{part}_p_better_scores": comparison.p_better_scores}
+        return decision, after
 
     def _retrieval(self, plan: UpdatePlan) -> bool:
         """Whether this update builds retrieval banks (``learner.retrieval``, classifiers)."""

@@ -185,7 +185,7 @@ def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it
     if forced is not None:  # each arm's storage and serving, whichever the test would pick
         chosen = update_module.choose_arm
         monkeypatch.setattr(update_module, "choose_arm",
-                            lambda *a: replace(chosen(*a), arm=forced))
+                            lambda *a, **k: replace(chosen(*a, **k), arm=forced))
     learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True)
     learner.clear_gate_pool("sentiment")  # the gate's recent slice: this request's holdout
     request = sentiment_request("r-arms", domain="movies", n=48, seed=13)
@@ -197,6 +197,8 @@ def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it
     assert 0 <= arms["retrieval_holdout_score"] <= 1 and 0 <= arms["lora_holdout_score"] <= 1
     assert "p(better)=" in arms["lora_over_retrieval"]
     assert event.metrics_after["holdout_score"] == arms[f"{arm}_holdout_score"]
+    half = f"{learner.gate.alpha / 2:g}"  # two candidates, each judged at half the level
+    assert f"< {half}" in event.reason or f">= {half}" in event.reason
     folder = learner.store.fetch(event.adapter_uri, event.sha256, tmp_path / "got")
     trained = {e.input for e in (*result.split.train, *result.split.validation)}
     meta = json.loads((folder / "driftloop.json").read_text())
