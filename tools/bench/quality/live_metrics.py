@@ -19,7 +19,7 @@ from typing import Any
 from .live_loop import LiveRecord, VersionRecord
 
 __all__ = ["ShiftOutcome", "arm_counts", "false_promotions", "labels_by", "live_metrics",
-           "shift_outcomes", "trained_on"]
+           "shift_outcomes", "trained_on", "worst_slice_change"]
 
 # Events after a shift within which an alert is the shift's; later ones are false alarms.
 ALERT_WINDOW = 400
@@ -128,7 +128,21 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
         "examples_trained_on": sum(trained_on(v) for v in record.versions),
         "labels": record.labels, "update_seconds": round(record.update_seconds, 1),
         "final_heldout": {d: round(v, 4) for d, v in final.heldout.items()},
-    } | arm_counts(record.versions)
+    } | arm_counts(record.versions) | worst_slice_change(record.versions)
+
+
+def worst_slice_change(versions: Sequence[VersionRecord]) -> dict[str, float]:
+    """The mean, over gated versions after the first, of the accuracy change of the slice
+    of the gate's texts that moved most against the candidate (``slice.*`` metrics; nothing
+    when no gate measured slices)."""
+    changes = []
+    for version in versions[1:]:
+        before, after = version.event.metrics_before, version.event.metrics_after
+        moved = [after[k] - before[k] for k in after
+                 if k.startswith("slice.") and not k.endswith("_count") and k in before]
+        if moved:
+            changes.append(min(moved))
+    return {"worst_slice_change": round(sum(changes) / len(changes), 4)} if changes else {}
 
 
 def arm_counts(versions: Sequence[VersionRecord]) -> dict[str, int]:

@@ -195,6 +195,8 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
                            ("promotions", "promotions"), ("false_promotions",
                                                           "false promotions (> 1 point worse)"),
                            ("requests", "training requests"),
+                           ("worst_slice_change",
+                            "worst slice's change per gated candidate"),
                            ("arm_retrieval", "candidates: retrieval arm"),
                            ("arm_retrieval_promoted", "            promoted"),
                            ("arm_lora", "            LoRA arm"),

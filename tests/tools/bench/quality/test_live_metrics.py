@@ -5,7 +5,12 @@ from __future__ import annotations
 from driftloop.schemas.enums import TriggerKind
 from driftloop.schemas.events import ModelVersion
 from driftloop.tools.bench.quality.live_loop import LiveRecord, VersionRecord
-from driftloop.tools.bench.quality.live_metrics import arm_counts, labels_by, live_metrics
+from driftloop.tools.bench.quality.live_metrics import (
+    arm_counts,
+    labels_by,
+    live_metrics,
+    worst_slice_change,
+)
 
 BOUNDARIES = [("a", 0, 100), ("b", 100, 200)]
 
@@ -70,3 +75,15 @@ def test_arms_are_counted_when_the_versions_name_one() -> None:
         v.event.metadata["arm"] = arm
     assert arm_counts(versions) == {"arm_retrieval": 2, "arm_retrieval_promoted": 2,
                                     "arm_lora": 1, "arm_lora_promoted": 0}
+
+
+def test_the_worst_slice_change_is_averaged_over_gated_versions() -> None:
+    versions = record().versions
+    assert worst_slice_change(versions) == {}
+    versions[1].event.metrics_before.update({"slice.domain=a": 0.8, "slice.domain=b": 0.5,
+                                             "slice.domain=b_count": 30.0})
+    versions[1].event.metrics_after.update({"slice.domain=a": 0.7, "slice.domain=b": 0.9,
+                                            "slice.domain=b_count": 30.0})
+    versions[2].event.metrics_before.update({"slice.length=short": 0.6})
+    versions[2].event.metrics_after.update({"slice.length=short": 0.7})
+    assert worst_slice_change(versions) == {"worst_slice_change": 0.0}  # (-0.1 + 0.1) / 2
