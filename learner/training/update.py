@@ -453,10 +453,7 @@ class IncrementalUpdater:
                              robust: list[tuple[str, TrainingExample]]) -> _RetrievalCandidate:
         """The parent's adapter with the request's training texts added to its bank,
         scored on the gate's texts (before the parent's weights are trained in place)."""
-        cfg = self.settings.learner
-        grown = new_bank(parent, task_model, [*plan.split.train, *plan.split.validation],
-                         base=bank, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
-                         limit=cfg.retrieval_bank_size)
+        grown = self._bank(plan, task_model, parent, base=bank)
         parent.bank = grown
         try:
             outcomes: Outcomes = {}
@@ -472,12 +469,18 @@ class IncrementalUpdater:
         texts under its own encoder) and the candidate answering with it."""
         if not self._retrieval(plan):
             return None, model
-        cfg = self.settings.learner
         view = retrieval_view(model, None)
-        view.bank = new_bank(view, task_model, [*plan.split.train, *plan.split.validation],
-                             base=None, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
-                             limit=cfg.retrieval_bank_size)
+        view.bank = self._bank(plan, task_model, view, base=None)
         return view.bank, view
+
+    def _bank(self, plan: UpdatePlan, task_model: TaskModel, view: RetrievalClassifier, *,
+              base: RetrievalBank | None) -> RetrievalBank:
+        """``base`` and the request's training texts embedded by ``view``'s encoder, under
+        the settings' ``retrieval_*``."""
+        cfg = self.settings.learner
+        return new_bank(view, task_model, [*plan.split.train, *plan.split.validation],
+                        base=base, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
+                        limit=cfg.retrieval_bank_size)
 
     def _robustness(self, plan: UpdatePlan) -> list[tuple[str, TrainingExample]]:
         """The task's robustness checks: the gate's held-out texts (recent and older),
