@@ -22,6 +22,7 @@ from typing import Any
 from ....schemas.enums import TriggerKind
 from ....schemas.events import TrainingExample, TrainingRequest
 from ....schemas.settings import Settings
+from ...demo.traffic import StreamItem
 from .live_loop import TASK, LiveConditions, LiveLoop
 from .live_metrics import labels_by, live_metrics
 from .live_streams import STREAMS
@@ -124,15 +125,10 @@ def _robust(host: Any, task: str, version: str, items: Sequence[Any]) -> float:
     kinds = [k for k in PERTURBATIONS if k != "negation"]  # a label change needs a task map
     suite = robustness_suite([TrainingExample(input=i.text, target=i.label) for i in items],
                              kinds, limit=len(items))
-    perturbed = [_Item(e.input, e.target) for _, e in suite]
+    perturbed = [StreamItem(f"{kind}-{i}", "perturbed", e.input, e.target)
+                 for i, (kind, e) in enumerate(suite)]
     hits = _answers(host, task, version, perturbed)
     return round(sum(hits) / len(hits), 4) if hits else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    text: str
-    label: str
 
 
 def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict[str, Any]:
