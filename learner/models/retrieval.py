@@ -91,8 +91,7 @@ class RetrievalBank:
     def extend(self, embeddings: torch.Tensor, labels: torch.Tensor, *,
                limit: int) -> RetrievalBank:
         """This bank and ``embeddings`` (newest last), the newest ``limit`` kept."""
-        both = torch.cat([self.embeddings, torch.nn.functional.normalize(
-            embeddings.detach().float().cpu(), dim=-1)])[-limit:]
+        both = torch.cat([self.embeddings, embeddings.detach().float().cpu()])[-limit:]
         return RetrievalBank(both, torch.cat([self.labels, labels.long().cpu()])[-limit:],
                              self.num_labels, self.k, self.weight, self.temperature)
 
@@ -106,7 +105,10 @@ class RetrievalBank:
         from safetensors.torch import save_file
 
         path = folder / BANK_FILE
-        save_file({"embeddings": self.embeddings.half().contiguous(),
+        # Float32, as the gate scored them: half precision rounds each coordinate by up to
+        # 5e-4 of its value, which can reorder near neighbours, so a served answer could
+        # differ from the gated one.
+        save_file({"embeddings": self.embeddings.contiguous(),
                    "labels": self.labels.contiguous()}, str(path))
         return path
 
