@@ -41,6 +41,7 @@ __all__ = [
     "SchemaVersion",
     "Sha256",
     "Signature",
+    "SliceValue",
     "Slug",
     "Text",
     "TextOrNumber",
@@ -73,6 +74,8 @@ Text = Annotated[str, Strict()]
 Name = Annotated[str, Strict(), Field(min_length=1, max_length=256)]
 Uri = Annotated[str, Strict(), Field(min_length=1, max_length=2048)]
 Slug = Annotated[str, Strict(), Field(min_length=1, max_length=128, pattern=SLUG_PATTERN)]
+SliceValue = Annotated[str, Strict(), Field(min_length=1, max_length=128)]
+"""A slice's value as a training example carries it (``language``: ``de``)."""
 Sha256 = Annotated[str, Strict(), Field(pattern=SHA256_PATTERN)]
 Signature = Annotated[str, Strict(), Field(pattern=SIGNATURE_PATTERN)]
 Base64 = Annotated[str, Strict(), Field(pattern=BASE64_PATTERN)]

@@ -50,6 +50,8 @@ class LabeledExample:
     # Which answer of a reviewer gave the target: 0 the first, n the n-th change of it
     # (feedback with ``metadata.revises``); see ReplayBuffer.revise.
     revision: int = 0
+    # The slices the producer named (``(key, value)`` pairs under the task's slice_keys).
+    slices: tuple[tuple[str, str], ...] = ()
 
     def __setstate__(self, state: list[Any]) -> None:
         # Buffers are pickled into changelogs; one written before a field was added has a
@@ -71,15 +73,16 @@ class LabeledExample:
     @property
     def size_bytes(self) -> int:
         answer = len(self.model_answer.encode("utf-8", "surrogatepass")) if self.model_answer else 0
+        named = sum(len(k) + len(v) + 6 for k, v in self.slices)
         return (len(self.input.encode("utf-8", "surrogatepass")) + len(self.target) + answer
-                + _JSON_OVERHEAD)
+                + named + _JSON_OVERHEAD)
 
     def to_training(self, origin: ExampleOrigin) -> TrainingExample:
         return TrainingExample(input=self.input, target=self.target, weight=self.weight,
                                origin=origin, difficulty=self.difficulty, domain=self.domain,
                                interaction_id=self.interaction_id,
                                model_answer=self.model_answer, feedback_kind=self.feedback_kind,
-                               regime=self.regime)
+                               regime=self.regime, slices=dict(self.slices))
 
 
 class ReplayBuffer:

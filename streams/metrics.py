@@ -131,6 +131,10 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
                     "Rolling mean rating per task, domain and model version.")
     outcomes = Family("driftloop_quality_outcomes", "gauge",
                       "Labels and corrections in the rolling window.")
+    slice_accuracy = Family("driftloop_quality_slice_accuracy_ratio", "gauge",
+                            "Rolling accuracy per task and named slice (metadata key=value).")
+    slice_outcomes = Family("driftloop_quality_slice_outcomes", "gauge",
+                            "Labels and corrections in a named slice's rolling window.")
     dead = Family("driftloop_dead_letters", "counter",
                   "Messages or events sent to dead-letters, by source topic and reason.")
     monitored = Family("driftloop_drift_monitored_events", "counter",
@@ -153,6 +157,9 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
             error_rate.add(fig.error_rate, **labels)
             rating.add(fig.mean_rating, **labels)
             outcomes.add(fig.outcomes, **labels)
+        for named in getattr(state.quality, "slice_figures", list)():  # type: ignore[attr-defined]
+            slice_accuracy.add(named.accuracy, task=task, slice=named.name)
+            slice_outcomes.add(named.outcomes, task=task, slice=named.name)
     for key, value in dead_letters.items():
         source, _, reason = key.partition("|")
         dead.add(value, topic=source.rsplit(":", 1)[0], reason=reason)
@@ -161,8 +168,8 @@ def worker_families(states: Iterable[object], dead_letters: Mapping[str, int],
         family = Family(name, kind, help_text)
         family.add(liveness.get(figure))
         live.append(family)
-    return [events, alerts, trainings, accuracy, error_rate, rating, outcomes, dead, monitored,
-            *live]
+    return [events, alerts, trainings, accuracy, error_rate, rating, outcomes, slice_accuracy,
+            slice_outcomes, dead, monitored, *live]
 
 
 def canary_families(comparisons: Iterable[CanaryComparison]) -> list[Family]:

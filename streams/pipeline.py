@@ -18,6 +18,7 @@ requests is :func:`~driftloop.streams.active.label_requests`.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +157,8 @@ class TaskState:
     """Steps written (:mod:`~driftloop.streams.step`); class defaults for older pickles."""
     redo: StepRedo | None = None
     """What the last step wrote besides this state (:mod:`~driftloop.streams.redo`)."""
+    slice_keys: tuple[str, ...] = ()
+    """The task's ``slice_keys`` (set from the settings whenever the state is read)."""
 
     def __init__(self, task: str, worker: WorkerSettings, task_settings: TaskSettings) -> None:
         self.version = STATE_VERSION
@@ -167,6 +170,7 @@ class TaskState:
         self.sampler = ActiveSampler(strategy=a.strategy, threshold=a.threshold,
                                      budget=a.budget, window_seconds=a.window_s)
         self.training = TrainingRequests(task, worker, task_settings)
+        self.slice_keys = tuple(task_settings.slice_keys)
         self.counters: Counter[str] = Counter()
         self.domain_counts: Counter[str] = Counter()
         self.applied: dict[str, int] = {}
@@ -202,6 +206,7 @@ class TaskState:
         last_ts = self.last_event_ts
         nan = float("nan")
         regime = self.training.regime
+        keys = self.slice_keys
         for event in events:
             scores = event.scores
             probs = scores.probabilities or None
@@ -215,7 +220,8 @@ class TaskState:
             add_entry({"id": event.id, "ts": ts, "input": event.input,
                        "prediction": event.prediction, "output": event.output,
                        "confidence": conf, "domain": domain,
-                       "model_version": event.model_version, "regime": regime})
+                       "model_version": event.model_version, "regime": regime,
+                       "slices": self._slices(event.metadata) if keys else ()})
             if ts > last_ts:
                 last_ts = ts
         self.last_event_ts = last_ts
@@ -240,6 +246,24 @@ class TaskState:
         self._on_pairs(pairs, buffer, effects, now)
         effects.training_requests += self.check_triggers(buffer, now=now)
         return effects
+
+    def _slices(self, metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The (key, value) slices an interaction's metadata names under the task's keys.
+
+        A value that cannot name a slice (not a string, number or boolean, or longer than
+        128 characters) is counted in ``slice_values_refused`` and left out."""
+        named = []
+        for key in self.slice_keys:
+            value = metadata.get(key)
+            if value is None:
+                continue
+            text = (str(value).lower() if isinstance(value, bool)
+                    else str(value) if isinstance(value, str | int | float) else "")
+            if 0 < len(text) <= 128:
+                named.append((key, text))
+            else:
+                self.counters["slice_values_refused"] += 1
+        return tuple(named)
 
     def _alert(self, alerts: list[DriftAlert], effects: Effects) -> None:
         """Publish the alerts, wake the drift trigger and open a new regime."""
@@ -290,7 +314,8 @@ class TaskState:
             correct = said == fb["value"]
             revision = fb.get("revision", 0)
             if not revision:  # a revised answer's interaction counted at its first answer
-                self.quality.record_outcome(domain, model_version, correct)
+                self.quality.record_outcome(domain, model_version, correct,
+                                            slices=ix.get("slices", ()))
                 effects.outcomes.append((ix["id"], domain, model_version, correct))
                 errors[(domain, model_version)].append(0.0 if correct else 1.0)
             confidence = ix["confidence"]
@@ -299,7 +324,8 @@ class TaskState:
                 weight=_SOURCE_WEIGHT.get(fb["source"], 1.0),
                 difficulty=None if confidence is None else round(1.0 - confidence, 6),
                 interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"],
-                regime=ix.get("regime", 0), revision=revision)
+                regime=ix.get("regime", 0), revision=revision,
+                slices=tuple(map(tuple, ix.get("slices", ()))))
             if example.revision:  # a changed answer replaces the example, it adds none
                 if buffer.revise(example):
                     self.counters["examples_revised"] += 1

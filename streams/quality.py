@@ -11,12 +11,13 @@ promotes every hour would otherwise grow its state, and the worker's metric labe
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["QualityFigures", "QualityTracker"]
+__all__ = ["QualityFigures", "QualityTracker", "SliceFigures"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,16 @@ class QualityFigures:
     @property
     def error_rate(self) -> float | None:
         return None if self.accuracy is None else 1.0 - self.accuracy
+
+
+@dataclass(frozen=True, slots=True)
+class SliceFigures:
+    """Accuracy of one slice the producers named (``language=de``) over its rolling window,
+    whatever the domain and model version."""
+
+    name: str
+    accuracy: float
+    outcomes: int
 
 
 class QualityTracker:
@@ -56,6 +67,10 @@ class QualityTracker:
 
     # A class default, so trackers pickled into changelogs before the bound existed get it.
     versions_per_domain: int = 4
+    max_slices: int = 64
+    """Most slices tracked; beyond it the one updated longest ago is forgotten."""
+    _slice_outcomes: dict[str, deque[bool]] | None = None
+    """Outcomes per named slice (a class default for trackers pickled before slices)."""
 
     def __init__(self, *, window: int = 500, versions_per_domain: int = 4) -> None:
         if not isinstance(window, int) or window < 1:
@@ -74,8 +89,14 @@ class QualityTracker:
         self.baseline: float | None = None
         self.labels_total = 0
         self.ratings_total = 0
+        self._slice_outcomes = None
 
-    def record_outcome(self, domain: str, model_version: str, correct: bool) -> None:
+    def record_outcome(self, domain: str, model_version: str, correct: bool, *,
+                       slices: Iterable[tuple[str, str]] = ()) -> None:
+        """One label's verdict on ``model_version``'s answer in ``domain``; ``slices``: the
+        (key, value) pairs the interaction's producer named, each tracked on its own."""
+        for key_value in slices:
+            self._record_slice("=".join(key_value), bool(correct))
         key = (domain, model_version)
         if key not in self._outcomes:
             self._outcomes[key] = deque(maxlen=self.window)
@@ -85,6 +106,29 @@ class QualityTracker:
         self.labels_total += 1
         if self.baseline is None and len(self._recent) == self.window:
             self.baseline = sum(self._recent) / self.window
+
+    def _record_slice(self, name: str, correct: bool) -> None:
+        if self._slice_outcomes is None:
+            self._slice_outcomes = {}
+        window = self._slice_outcomes.pop(name, None)  # re-inserted: the newest updated
+        if window is None:
+            window = deque(maxlen=self.window)
+            while len(self._slice_outcomes) >= self.max_slices:
+                del self._slice_outcomes[next(iter(self._slice_outcomes))]
+        window.append(correct)
+        self._slice_outcomes[name] = window
+
+    def slice_figures(self) -> list[SliceFigures]:
+        """Accuracy of every named slice over its last ``window`` outcomes, by name.
+
+        >>> quality = QualityTracker(window=10)
+        >>> quality.record_outcome("news", "v1", True, slices=[("language", "de")])
+        >>> quality.record_outcome("news", "v2", False, slices=[("language", "de")])
+        >>> quality.slice_figures()
+        [SliceFigures(name='language=de', accuracy=0.5, outcomes=2)]
+        """
+        return [SliceFigures(name, sum(window) / len(window), len(window))
+                for name, window in sorted((self._slice_outcomes or {}).items())]
 
     def record_rating(self, domain: str, model_version: str, rating: float) -> None:
         key = (domain, model_version)

@@ -133,12 +133,15 @@ class WorkerTables:
     canaries: MutableMapping[str, CanaryComparison | None]
     joins: dict[str, JoinWindow] = field(default_factory=dict)
     _per_domain: dict[str, bool] = field(default_factory=dict)
+    _slice_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _checked: set[str] = field(default_factory=set)
     shared: Any = None
 
     def __post_init__(self) -> None:
         # Looked up once per state read on the hot path: a plain dict, not Settings.task().
         self._per_domain = {name: task.adapter_per_domain
+                            for name, task in self.settings.tasks.items()}
+        self._slice_keys = {name: tuple(task.slice_keys)
                             for name, task in self.settings.tasks.items()}
 
     @classmethod
@@ -172,6 +175,7 @@ class WorkerTables:
         # The learner's settings decide whether it takes one request per domain; a state
         # persisted before the setting changed (or before it existed) follows them too.
         state.training.adapter_per_domain = self._per_domain.get(task, False)
+        state.slice_keys = self._slice_keys.get(task, ())  # the settings' keys, as they are now
         return state
 
     def _finish_last_step(self, task: str) -> None:

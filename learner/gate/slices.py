@@ -3,8 +3,10 @@
 A candidate can raise the mean and lose a slice: a domain the new regime crowds out, or
 short texts when the new traffic is long. The gate already has each version's answer on
 every held-out text (recent and older, :mod:`.evidence`); grouping them by slice costs
-nothing. Slices are the text's domain and its length bucket (by words); a slice with fewer
-than ``min_examples`` texts is not reported (its accuracy moves by noise).
+nothing. Slices are the text's domain, its length bucket (by words) and any slice its
+producer named in the interaction's metadata under the task's ``slice_keys`` (language,
+customer tier); a slice with fewer than ``min_examples`` texts is not reported (its accuracy
+moves by noise).
 
 Metrics: ``slice.<name>`` is the version's accuracy on the slice and
 ``slice.<name>_count`` its size, for parent (``metrics_before``) and candidate
@@ -25,14 +27,19 @@ LENGTH_BUCKETS: tuple[tuple[int, str], ...] = ((10, "short"), (40, "medium"))
 
 
 def slices_of(example: TrainingExample) -> tuple[str, ...]:
-    """The slices a held-out text belongs to.
+    """The slices a held-out text belongs to: its domain, its length bucket and the slices
+    its producer named (the task's ``slice_keys``, carried on the example by the worker).
 
     >>> slices_of(TrainingExample(input="so good", target="positive", domain="tweets"))
     ('domain=tweets', 'length=short')
+    >>> slices_of(TrainingExample(input="gut", target="positive", slices={"language": "de"}))
+    ('domain=default', 'length=short', 'language=de')
     """
     words = len(example.input.split())
     length = next((name for bound, name in LENGTH_BUCKETS if words <= bound), "long")
-    return (f"domain={example.domain}", f"length={length}")
+    named = tuple(f"{key}={value}" for key, value in sorted(example.slices.items())
+                  if key not in ("domain", "length"))
+    return (f"domain={example.domain}", f"length={length}", *named)
 
 
 def slice_metrics(examples: Sequence[TrainingExample], hits: Sequence[bool], *,

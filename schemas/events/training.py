@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from ..enums import ExampleOrigin, FeedbackKind, TaskKind, TriggerKind
-from ..fields import Count, Name, Number, Probability, Slug, Text, Timestamp
+from ..fields import Count, Name, Number, Probability, SliceValue, Slug, Text, Timestamp
 from .base import EVENT_CONFIG, Event, Metadata
 
 __all__ = ["TrainingExample", "TrainingRequest", "easy_first"]
@@ -40,6 +40,9 @@ class TrainingExample(BaseModel):
     # detected (a drift alert, a new domain name). The gate judges a candidate on the
     # current regime's held-out examples apart from the older ones.
     regime: Count = 0
+    # Slices the interaction's producer named in its metadata, under the task's
+    # ``slice_keys`` (language, customer tier, ...): the gate reports accuracy per slice.
+    slices: dict[Text, SliceValue] = Field(default_factory=dict)
 
 
 def easy_first(examples: Sequence[TrainingExample]) -> list[int]:

@@ -47,6 +47,12 @@ class TaskSettings(Section):
         True, description="with adapter_per_domain: a new domain's first adapter starts from "
                           "the head of the domain with the closest embedding centroid "
                           "(cosine); False = from scratch")
+    slice_keys: list[str] = Field(
+        default_factory=list, max_length=8,
+        description="keys of an interaction's metadata whose values are slices of the traffic "
+                    "(language, customer tier): the worker tracks accuracy per slice and "
+                    "names them on training examples, and every gate decision reports them "
+                    "beside domain and length")
     challenge_error_cap: int = Field(
         200, ge=0, description="most probes from corrected interactions (real errors) the "
                                "challenge suite holds; once reached none are added (0: none)")

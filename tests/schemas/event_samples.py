@@ -46,7 +46,8 @@ FULL: list[Event] = [
         examples=[{"input": "awful", "target": "negative", "origin": "replay",
                    "difficulty": 0.2, "weight": 0.5, "domain": "tweets",
                    "interaction_id": "i-0", "teacher_logits": [0.1, 0.9],
-                   "model_answer": "positive", "feedback_kind": "label"},
+                   "model_answer": "positive", "feedback_kind": "label", "regime": 2,
+                   "slices": {"language": "en", "tier": "gold"}},
                   {"input": "fine film", "target": "positive"}],
         budget_s=60),
     ModelVersion(

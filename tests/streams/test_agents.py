@@ -35,8 +35,12 @@ pytestmark = [pytest.mark.kafka]
 
 async def test_feedback_before_its_interaction_is_joined_and_poison_is_dead_lettered(
         kafka_settings, worker_factory):
-    worker = worker_factory(**FAST_ENV).start()
-    items = interactions(40)
+    worker = worker_factory(**FAST_ENV,
+                            DRIFTLOOP_TASKS__SENTIMENT__SLICE_KEYS='["language"]').start()
+    # Producers name a slice of their traffic in metadata; the task watches "language".
+    items = [ix.model_copy(update={"metadata": {"language": "de" if n % 4 else "en",
+                                                "tier": "gold"}})
+             for n, ix in enumerate(interactions(40))]
     # Feedback first: it must wait in the join window for its interaction.
     await produce(kafka_settings, Topic.FEEDBACK, batches(feedback_for(items)), key="sentiment")
     poison = [b"{not json", b'{"schema_name": "driftloop.interaction"}', b"\xff\xfe"]
@@ -63,6 +67,11 @@ async def test_feedback_before_its_interaction_is_joined_and_poison_is_dead_lett
     request = decode(records[0].value, TrainingRequest)
     assert request.trigger.value == "manual" and request.id == "tr-sentiment-000001"
     assert len(request.examples) == 40
+    # The named slice travels with each example (what the gate's per-slice figures read),
+    # and the worker's quality figures are kept per slice too; "tier" is not a slice key.
+    assert sorted(e.slices["language"] for e in request.examples) == ["de"] * 30 + ["en"] * 10
+    assert worker.value("driftloop_quality_slice_outcomes", slice="language=de") == 30
+    assert worker.value("driftloop_quality_slice_outcomes", slice="language=en") == 10
     assert worker.stop() == 0
 
 

@@ -20,7 +20,7 @@ def test_families_from_state_dead_letters_and_liveness():
     state = TaskState("sent", WorkerSettings(), TaskSettings())
     state.counters.update({"interactions": 7, "drift_alerts_embedding": 1,
                            "training_requests_drift": 1})
-    state.quality.record_outcome("news", "v1", True)
+    state.quality.record_outcome("news", "v1", True, slices=[("language", "de")])
     state.quality.record_outcome("news", "v1", False)
     text = render(worker_families([state], {"ix:0|invalid_json": 2, "ix:1|invalid_json": 1},
                                   {"last_message_timestamp_seconds": 1.5e9,
@@ -30,6 +30,8 @@ def test_families_from_state_dead_letters_and_liveness():
     assert 'driftloop_training_requests_total{task="sent",trigger="drift"} 1.0' in text
     assert ('driftloop_quality_accuracy_ratio{domain="news",model_version="v1",task="sent"} 0.5'
             in text)
+    assert 'driftloop_quality_slice_accuracy_ratio{slice="language=de",task="sent"} 1.0' in text
+    assert 'driftloop_quality_slice_outcomes{slice="language=de",task="sent"} 1.0' in text
     assert 'driftloop_dead_letters_total{reason="invalid_json",topic="ix"} 3.0' in text
     assert "driftloop_worker_last_message_timestamp_seconds 1.5e+09" in text
     assert "seconds_since_last_message" not in text  # a relative time: /health only

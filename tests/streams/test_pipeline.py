@@ -131,6 +131,47 @@ def test_examples_carry_what_the_model_answered_and_the_feedback_kind():
                     "i3": ("pos", "correction", "a better answer")}
 
 
+def test_slices_named_in_metadata_reach_quality_and_examples_and_bad_values_are_counted():
+    from task_helpers import WORKER
+
+    state = TaskState("t", WORKER, TaskSettings(slice_keys=["language", "tier"]))
+    join, buffer = new_join_window(WORKER), new_buffer(WORKER)
+    named = [{"language": "de", "tier": 2, "app": "x"}, {"language": "en", "tier": True},
+             {"language": {"nested": 1}}, {"language": "x" * 129}, {}]
+    xs = [x.model_copy(update={"metadata": m}) for x, m in zip(items(5), named, strict=True)]
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    assert state.counters["slice_values_refused"] == 2  # a nested and an over-long value
+    state.on_feedback(labels(xs[:1], "pos") + labels(xs[1:], "neg"), join=join, buffer=buffer,
+                      bucket="b1", now=1.0)
+    assert [(f.name, f.accuracy, f.outcomes) for f in state.quality.slice_figures()] == [
+        ("language=de", 1.0, 1), ("language=en", 0.0, 1), ("tier=2", 1.0, 1),
+        ("tier=true", 0.0, 1)]
+    state.on_command(Command(id="c-slices", task="t", kind="trigger"), now=2.0)
+    [request] = state.check_triggers(buffer, now=2.0)
+    assert {e.interaction_id: e.slices for e in request.examples} == {
+        "i0": {"language": "de", "tier": "2"}, "i1": {"language": "en", "tier": "true"},
+        "i2": {}, "i3": {}, "i4": {}}
+    # A state without slice keys names none (and a state from before slices has none).
+    plain, join, buffer = fresh()
+    plain.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    assert plain.counters["slice_values_refused"] == 0
+
+
+def test_a_quality_tracker_keeps_its_newest_slices_and_one_from_before_slices_reads_none():
+    from driftloop.streams.quality import QualityTracker
+
+    quality = QualityTracker(window=4)
+    quality.max_slices = 2
+    for value in ("a", "b", "a", "c"):
+        quality.record_outcome("d", "v1", True, slices=[("k", value)])
+    assert [f.name for f in quality.slice_figures()] == ["k=a", "k=c"]  # b updated longest ago
+    old = QualityTracker(window=4)
+    del old.__dict__["_slice_outcomes"]  # as unpickled from a state written before slices
+    assert old.slice_figures() == []
+    old.record_outcome("d", "v1", False, slices=[("k", "a")])
+    assert old.slice_figures()[0].accuracy == 0.0
+
+
 def test_a_revised_label_replaces_the_interactions_example_instead_of_adding_one():
     # review/answers.py publishes a changed answer as feedback with metadata.revises; the
     # buffer must end with the new target only, and a redelivery must change nothing.
