@@ -20,7 +20,7 @@ encoder that made them: a bank travels with the adapter weights it was computed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,13 @@ import torch
 
 from ..errors import AdapterFormatError
 
-__all__ = ["BANK_FILE", "RetrievalBank", "RetrievalClassifier"]
+__all__ = ["BANK_FILE", "WEIGHT_GRID", "RetrievalBank", "RetrievalClassifier"]
 
 BANK_FILE = "retrieval_bank.safetensors"
+
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75)
+"""The neighbours' shares :meth:`RetrievalBank.fitted` chooses from (all votes and no
+classifier is left out: one label's run of texts would outvote a model that knows better)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,18 @@ class RetrievalBank:
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
 
-    def votes(self, queries: torch.Tensor) -> torch.Tensor:
-        """``[q, num_labels]``: each query's neighbours' votes, summing to one."""
+    def votes(self, queries: torch.Tensor, *, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """``[q, num_labels]``: each query's neighbours' votes, summing to one.
+
+        ``exclude``: ``[q]`` a row of the bank each query may not vote with (its own, when
+        the query is one of the bank's texts; -1 for none)."""
         if not len(self):
             return torch.full((queries.shape[0], self.num_labels), 1.0 / self.num_labels)
         similar = torch.nn.functional.normalize(queries.float().cpu(), dim=-1) @ self.embeddings.T
+        if exclude is not None:
+            own = exclude.long().cpu()
+            mine = own >= 0
+            similar[mine.nonzero().squeeze(-1), own[mine]] = -math.inf
         top, index = similar.topk(min(self.k, len(self)), dim=-1)
         weights = torch.softmax(top / self.temperature, dim=-1)
         votes = torch.zeros(queries.shape[0], self.num_labels)
@@ -87,6 +98,35 @@ class RetrievalBank:
         mixed = ((1.0 - self.weight) * probabilities.float().cpu()
                  + self.weight * self.votes(queries))
         return mixed.to(probabilities.device)
+
+    def hits(self, probabilities: torch.Tensor, rows: torch.Tensor,
+             weight: float) -> list[bool]:
+        """Whether the answer mixed at ``weight`` is right for each of the bank's own texts at
+        ``rows``, each voted on by its neighbours other than itself (leave one out) and mixed
+        with ``probabilities`` (``[len(rows), num_labels]``, the classifier's on them)."""
+        index = rows.long().cpu()
+        votes = self.votes(self.embeddings[index], exclude=index)
+        mixed = (1.0 - weight) * probabilities.float().cpu() + weight * votes
+        return (mixed.argmax(dim=-1) == self.labels[index]).tolist()
+
+    def fitted(self, probabilities: torch.Tensor, rows: torch.Tensor,
+               grid: tuple[float, ...] = WEIGHT_GRID) -> RetrievalBank:
+        """This bank with the weight from ``grid`` whose mixed answers get most of the bank's
+        own texts at ``rows`` right (:meth:`hits`; ``probabilities`` must come from a
+        classifier not trained on them); the smallest weight on a tie, 0 when ``rows`` is
+        empty.
+
+        >>> bank = RetrievalBank(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]),
+        ...                      torch.tensor([0, 0, 1, 1]), num_labels=2, k=1)
+        >>> bank.fitted(torch.tensor([[0.4, 0.6]] * 4), torch.arange(4)).weight  # a bad model
+        0.25
+        >>> bank.fitted(torch.tensor([[0.9, 0.1]] * 2 + [[0.1, 0.9]] * 2), torch.arange(4)).weight
+        0.0
+        """
+        if not len(rows):
+            return replace(self, weight=0.0)
+        right = [sum(self.hits(probabilities, rows, w)) for w in grid]
+        return replace(self, weight=grid[right.index(max(right))])
 
     def extend(self, embeddings: torch.Tensor, labels: torch.Tensor, *,
                limit: int) -> RetrievalBank:
@@ -167,15 +207,19 @@ class RetrievalClassifier:
 
     @torch.no_grad()
     def embed(self, tokenizer: Any, texts: list[str], *, device: torch.device,
-              max_length: int, batch_size: int = 32) -> torch.Tensor:
-        """``[len(texts), hidden]``: the pooled embeddings of ``texts`` (the head's input)."""
+              max_length: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[len(texts), hidden]``, the pooled embeddings of ``texts`` (the head's input),
+        and ``[len(texts), labels]``, the classifier's own probabilities (without the bank)."""
         self.model.eval()
-        rows = []
+        rows, probabilities = [], []
         for start in range(0, len(texts), batch_size):
             encoded = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
                                 max_length=max_length, return_tensors="pt")
-            self.model(input_ids=encoded["input_ids"].to(device),
-                       attention_mask=encoded["attention_mask"].to(device))
+            logits = self.model(input_ids=encoded["input_ids"].to(device),
+                                attention_mask=encoded["attention_mask"].to(device))
             assert self.pooled is not None
             rows.append(self.pooled.float().cpu())
-        return torch.cat(rows) if rows else torch.zeros(0, 0)
+            probabilities.append(logits.float().softmax(dim=-1).cpu())
+        if not rows:
+            return torch.zeros(0, 0), torch.zeros(0, 0)
+        return torch.cat(rows), torch.cat(probabilities)

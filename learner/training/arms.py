@@ -7,6 +7,18 @@ texts embedded by the parent's encoder, added to the parent's own bank. It costs
 pass over the request and no training. The trained candidate carries a bank of the request's
 texts under its own encoder (the parent's bank was made by another encoder).
 
+How much the neighbours weigh (``learner.retrieval_weight``) is fitted per candidate unless
+set: the share from :data:`~driftloop.learner.models.retrieval.WEIGHT_GRID` that answers
+most of a set of the request's texts right, each voted on by the rest of the bank (leave one
+out), mixed with the answers of a classifier that was not trained on them (the parent on the
+request's new texts, the trained candidate on its early-stop texts); it is kept only when
+the mix beats the classifier alone there by McNemar's exact test at ``gate_alpha``. A
+retrieval candidate whose share comes to 0 is not built, and the update's one candidate
+faces the gate at its whole level; a trained candidate whose share is 0 keeps no bank. The
+fixed share of the first version of this arm (0.5) helped TREC questions, whose topics
+neighbours tell well, and hurt VADER sentiment, whose neighbours share topics more than
+sentiment; a share that each stream's texts choose is the one setting for both.
+
 Both face the parent at the gate, each at half the gate's level (two shots: a union bound
 keeps the update's false-promotion rate at ``gate_alpha``). The one that passes is the
 update's version; when both pass (or neither does), the cheaper, retrieval, unless the
@@ -22,8 +34,8 @@ a trained one that would have passed was never judged.)
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +91,41 @@ def bank_of(folder: Path | None, task_model: TaskModel) -> RetrievalBank | None:
 
 
 def new_bank(view: RetrievalClassifier, task_model: Any, examples: Sequence[TrainingExample],
-             *, base: RetrievalBank | None, k: int, weight: float,
-             limit: int) -> RetrievalBank:
+             *, base: RetrievalBank | None, k: int, weight: float | None, limit: int,
+             fit_on: Collection[str] = (), alpha: float = 0.1) -> RetrievalBank:
     """``base`` (made by the same encoder) and ``examples`` embedded by ``view``'s model, the
-    newest ``limit`` kept."""
+    newest ``limit`` kept.
+
+    ``weight`` None: the neighbours' share is fitted (:meth:`RetrievalBank.fitted`) on the
+    texts of ``fit_on`` among ``examples`` (texts ``view``'s model was not trained on), each
+    voted on by the rest of the bank, and kept only when the mixed answers are better than
+    the classifier's alone there by McNemar's exact test at ``alpha``; else it is 0.
+    """
     texts = list(dict.fromkeys(e.input for e in examples))
     target = {e.input: e.target for e in examples}
     index = {label: i for i, label in enumerate(task_model.labels)}
-    rows = view.embed(task_model.tokenizer, texts, device=task_model.device.device,
-                      max_length=task_model.max_length)
+    rows, probabilities = view.embed(task_model.tokenizer, texts,
+                                     device=task_model.device.device,
+                                     max_length=task_model.max_length)
     labels = torch.tensor([index[target[t]] for t in texts], dtype=torch.long)
     if base is None:
-        return RetrievalBank(rows[-limit:], labels[-limit:], len(task_model.labels), k=k,
-                             weight=weight)
-    return base.extend(rows, labels, limit=limit)
+        bank = RetrievalBank(rows[-limit:], labels[-limit:], len(task_model.labels), k=k,
+                             weight=weight or 0.0)
+    else:
+        bank = base.extend(rows, labels, limit=limit)
+        bank = bank if weight is None else replace(bank, weight=weight)
+    if weight is not None:
+        return bank
+    first = len(bank) - len(texts)  # the bank's row of texts[0] (the newest rows are last)
+    fit = [i for i, text in enumerate(texts) if text in fit_on and first + i >= 0]
+    fit_rows = torch.tensor(fit, dtype=torch.long) + first
+    bank = bank.fitted(probabilities[fit], fit_rows)
+    if bank.weight > 0.0:
+        gain = compare(bank.hits(probabilities[fit], fit_rows, bank.weight),
+                       bank.hits(probabilities[fit], fit_rows, 0.0))
+        if not gain.p_better < alpha:
+            bank = replace(bank, weight=0.0)
+    return bank
 
 
 def choose_arm(trained: Outcomes, retrieval: Outcomes, alpha: float, *,

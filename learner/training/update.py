@@ -449,11 +449,17 @@ class IncrementalUpdater:
 
     def _retrieval_candidate(self, plan: UpdatePlan, task_model: TaskModel,
                              parent: RetrievalClassifier, bank: RetrievalBank | None,
-                             suite: ChallengeSuite,
-                             robust: list[tuple[str, TrainingExample]]) -> _RetrievalCandidate:
+                             suite: ChallengeSuite, robust: list[tuple[str, TrainingExample]]
+                             ) -> _RetrievalCandidate | None:
         """The parent's adapter with the request's training texts added to its bank,
-        scored on the gate's texts (before the parent's weights are trained in place)."""
-        grown = self._bank(plan, task_model, parent, base=bank)
+        scored on the gate's texts (before the parent's weights are trained in place); None
+        when the neighbours' fitted share is 0 (they do not help the parent on the request's
+        new texts)."""
+        new = {e.input for e in (*plan.split.train, *plan.split.validation)
+               if e.origin is ExampleOrigin.NEW}  # replayed ones the parent trained on
+        grown = self._bank(plan, task_model, parent, base=bank, fit_on=new)
+        if grown.weight == 0.0:
+            return None
         parent.bank = grown
         try:
             outcomes: Outcomes = {}
@@ -466,21 +472,28 @@ class IncrementalUpdater:
     def _trained_bank(self, plan: UpdatePlan, task_model: TaskModel,
                       model: Any) -> tuple[RetrievalBank | None, Any]:
         """With ``learner.retrieval``: the trained candidate's bank (the request's training
-        texts under its own encoder) and the candidate answering with it."""
+        texts under its own encoder) and the candidate answering with it; no bank when the
+        neighbours' fitted share is 0 (they do not help it on the early-stop texts)."""
         if not self._retrieval(plan):
             return None, model
         view = retrieval_view(model, None)
-        view.bank = self._bank(plan, task_model, view, base=None)
-        return view.bank, view
+        bank = self._bank(plan, task_model, view, base=None,
+                          fit_on={e.input for e in plan.split.validation})
+        if bank.weight == 0.0:
+            view.close()
+            return None, model
+        view.bank = bank
+        return bank, view
 
     def _bank(self, plan: UpdatePlan, task_model: TaskModel, view: RetrievalClassifier, *,
-              base: RetrievalBank | None) -> RetrievalBank:
+              base: RetrievalBank | None, fit_on: set[str]) -> RetrievalBank:
         """``base`` and the request's training texts embedded by ``view``'s encoder, under
-        the settings' ``retrieval_*``."""
+        the settings' ``retrieval_*`` (the weight fitted on ``fit_on`` when not set, kept
+        when significant at the gate's level)."""
         cfg = self.settings.learner
         return new_bank(view, task_model, [*plan.split.train, *plan.split.validation],
                         base=base, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
-                        limit=cfg.retrieval_bank_size)
+                        limit=cfg.retrieval_bank_size, fit_on=fit_on, alpha=cfg.gate_alpha)
 
     def _robustness(self, plan: UpdatePlan) -> list[tuple[str, TrainingExample]]:
         """The task's robustness checks: the gate's held-out texts (recent and older),

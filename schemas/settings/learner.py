@@ -155,8 +155,13 @@ class LearnerSettings(Section):
                     "VADER 7 of 30 shifts answered (12), questions 9 of 10 (7), final "
                     "questions 0.730 (0.641), VADER 0.698 (0.754): off")
     retrieval_k: int = Field(8, ge=1, le=256, description="neighbours that vote")
-    retrieval_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="share of the neighbours' votes in an answer")
+    retrieval_weight: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="share of the neighbours' votes in an answer (None: fitted per candidate "
+                    "from 0, 0.25, 0.5, 0.75 on texts it was not trained on, each voted on "
+                    "by the rest of the bank, and kept only when the mix is significantly "
+                    "better there at gate_alpha; a retrieval candidate whose share is 0 is "
+                    "not built, a trained one keeps no bank)")
     retrieval_bank_size: int = Field(
         2048, ge=1, le=1_000_000, description="most labelled texts a bank keeps (newest)")
     prompt_stability_probes: int = Field(

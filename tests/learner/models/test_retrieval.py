@@ -88,3 +88,26 @@ def test_a_retrieval_view_answers_with_log_probabilities_of_the_mix() -> None:
     plain = RetrievalClassifier(model, model.head, None)
     logits = plain(input_ids=torch.tensor([[0.0, 1.0]]), attention_mask=torch.ones(1, 2))
     assert torch.equal(logits, model(torch.tensor([[0.0, 1.0]]), torch.ones(1, 2)))
+
+
+def test_a_text_in_the_bank_can_be_kept_from_voting_on_itself() -> None:
+    bank = _bank(k=1)
+    assert bank.votes(bank.embeddings[:1]).argmax().item() == 0
+    # Left out, its nearest other text (row 1, the same label) votes instead: never itself.
+    alone = RetrievalBank(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]),
+                          num_labels=2, k=1)
+    assert alone.votes(alone.embeddings, exclude=torch.tensor([0, -1])).tolist() == [
+        [0.0, 1.0], [0.0, 1.0]]
+
+
+def test_the_fitted_weight_is_the_smallest_that_gets_most_texts_right() -> None:
+    bank = _bank(k=1)
+    wrong = torch.tensor([[0.3, 0.7]] * 2 + [[0.7, 0.3]] * 2)  # a model wrong on all four
+    assert bank.fitted(wrong, torch.arange(4)).weight == 0.5  # 0.25 still loses to 0.7
+    right = torch.tensor([[0.9, 0.1]] * 2 + [[0.1, 0.9]] * 2)
+    assert bank.fitted(right, torch.arange(4)).weight == 0.0  # neighbours add nothing
+    assert bank.fitted(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)).weight == 0.0
+    # Each text is judged without its own vote: a lone text of its label gets the other's.
+    odd = RetrievalBank(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.1, 0.9]]),
+                        torch.tensor([0, 1, 1]), num_labels=2, k=1)
+    assert odd.fitted(torch.tensor([[0.4, 0.6]]), torch.tensor([0])).weight == 0.0

@@ -186,7 +186,8 @@ def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it
         chosen = update_module.choose_arm
         monkeypatch.setattr(update_module, "choose_arm",
                             lambda *a, **k: replace(chosen(*a, **k), arm=forced))
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True)
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
+                               retrieval_weight=0.5)
     learner.clear_gate_pool("sentiment")  # the gate's recent slice: this request's holdout
     request = sentiment_request("r-arms", domain="movies", n=48, seed=13)
     result = learner.update(request, log)
@@ -246,6 +247,23 @@ def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it
         served = sum(a.label == e.target for a, e in zip(got, held, strict=True)) / len(held)
         assert child.event.metrics_before["holdout_score"] == pytest.approx(served, abs=1e-9)
     host.close()
+
+
+def test_neighbours_with_no_share_build_no_retrieval_candidate_and_no_bank(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    from driftloop.learner.models.retrieval import BANK_FILE
+
+    # A share of 0 is what a fitted weight comes to where neighbours do not help.
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
+                                retrieval_weight=0.0)
+    learner.clear_gate_pool("sentiment")
+    result = learner.update(sentiment_request("r-no-share", domain="movies", n=32, seed=4), log)
+    assert "arm" not in result.event.metadata and "retrieval_seconds" in result.timings
+    folder = learner.store.fetch(result.event.adapter_uri, result.event.sha256,
+                                 tmp_path / "got")
+    assert not (folder / BANK_FILE).exists()
+    assert f"< {learner.gate.alpha:g}" in result.event.reason or (
+        f">= {learner.gate.alpha:g}" in result.event.reason)  # one candidate, the whole level
 
 
 def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
