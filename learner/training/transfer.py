@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -188,6 +188,10 @@ class DonorChoice:
     distance: float | None
     distances: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    heads: tuple[ModelVersion, ...] = ()
+    """Every comparable head of another domain, by domain name."""
+    merged: bool = False
+    """The start is the average of :attr:`heads` (``domain_start = "merge"``), not the donor."""
 
 
 def closest_domain_head(versions: VersionLog, task: str, domain: str,
@@ -214,6 +218,7 @@ def closest_domain_head(versions: VersionLog, task: str, domain: str,
     best: tuple[float, str] | None = None
     distances: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    comparable: list[ModelVersion] = []
     heads = versions.domain_heads(task)
     for other in sorted(heads):
         head = heads[other]
@@ -232,13 +237,14 @@ def closest_domain_head(versions: VersionLog, task: str, domain: str,
             skipped[head.version_id] = str(exc)
             continue
         distances[other] = round(distance, 6)
+        comparable.append(head)
         if best is None or distance < best[0]:
             best = (distance, other)
     if skipped:
         log.warning("task %s, new domain %s: heads not compared: %s", task, domain, skipped)
     if best is None:
         return DonorChoice(None, None, distances, skipped)
-    return DonorChoice(heads[best[1]], best[0], distances, skipped)
+    return DonorChoice(heads[best[1]], best[0], distances, skipped, tuple(comparable))
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,22 +263,38 @@ class DomainStart:
 
     @property
     def start(self) -> ModelVersion | None:
+        """The one version training continues from (None: from scratch or an average)."""
         if self.parent is not None or self.choice is None:
             return self.parent
-        return self.choice.donor
+        return None if self.choice.merged else self.choice.donor
+
+    @property
+    def merged_from(self) -> tuple[ModelVersion, ...]:
+        """The heads whose average the adapter starts from (empty: one donor or none)."""
+        if self.parent is not None or self.choice is None or not self.choice.merged:
+            return ()
+        return self.choice.heads
 
     def metadata(self) -> dict[str, Any]:
         """What the version event records: domain, centroid and, for a first version, its
-        ``initialised_from`` (``version_id`` and ``domain`` ``None`` when from scratch)."""
+        ``initialised_from`` (``version_id`` and ``domain`` ``None`` when from scratch or
+        from an average; ``method`` says which, ``merged_from`` names the heads averaged)."""
         data: dict[str, Any] = {DOMAIN_METADATA_KEY: self.domain,
                                 CENTROID_METADATA_KEY: self.centroid}
         if self.choice is not None:
             donor = self.choice.donor
+            merged = self.merged_from
+            if merged:
+                donor = None
             data[INITIALISED_FROM_METADATA_KEY] = {
+                "method": "merge" if merged else "nearest" if donor else "scratch",
+                "merged_from": [{"version_id": h.version_id,
+                                 "domain": h.metadata.get(DOMAIN_METADATA_KEY)}
+                                for h in merged],
                 "version_id": donor.version_id if donor else None,
                 "domain": donor.metadata.get(DOMAIN_METADATA_KEY) if donor else None,
                 "distance": (round(self.choice.distance, 6)
-                             if self.choice.distance is not None else None),
+                             if self.choice.distance is not None and donor else None),
                 "metric": "cosine",
                 "distances": self.choice.distances,
                 "skipped": self.choice.skipped,
@@ -282,13 +304,15 @@ class DomainStart:
 
 def plan_domain_start(request: TrainingRequest, versions: VersionLog, *, domain: str,
                       parent: ModelVersion | None, base: Any, transfer: bool, device: Any,
-                      max_length: int) -> DomainStart:
+                      max_length: int, merge: bool = False) -> DomainStart:
     """Measure the request's centroid and, for a domain without a head, choose its donor.
 
     ``parent`` is what the request names or the domain's head (``None``: a new domain).
     A parent the request names must belong to its domain, or to no domain (a version from
     before the task had one adapter per domain, whose lineage the domain then continues).
-    With ``transfer`` off, a new domain starts from scratch, recorded as such.
+    With ``transfer`` off, a new domain starts from scratch, recorded as such; with
+    ``merge``, from the average of every other domain's head when there are two or more
+    (:mod:`.domain_merge`), else from the closest.
     """
     theirs = parent.metadata.get(DOMAIN_METADATA_KEY) if parent is not None else None
     if parent is not None and isinstance(theirs, str) and theirs != domain:
@@ -305,7 +329,12 @@ def plan_domain_start(request: TrainingRequest, versions: VersionLog, *, domain:
         choice = (closest_domain_head(versions, request.task, domain, centroid,
                                       base_model=base.model_id)
                   if transfer else DonorChoice(None, None, {}, {}))
-        if choice.donor is not None:
+        if merge and len(choice.heads) >= 2:
+            choice = replace(choice, merged=True)
+            log.info("request %s: new domain %s of task %s starts from the average of %s",
+                     request.id, domain, request.task,
+                     ", ".join(h.version_id for h in choice.heads))
+        elif choice.donor is not None:
             log.info("request %s: new domain %s of task %s starts from %s (domain %s, cosine "
                      "distance %.3f)", request.id, domain, request.task, choice.donor.version_id,
                      choice.donor.metadata.get(DOMAIN_METADATA_KEY), choice.distance)

@@ -59,6 +59,7 @@ from .arms import (
 )
 from .challenger import challenger_for
 from .distill import Distillation, distillation_for
+from .domain_merge import merge_adapter_folders
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
 from .record import pool_metadata, update_metadata, version_event
@@ -319,13 +320,19 @@ class IncrementalUpdater:
         start.domain_start = plan_domain_start(
             plan.request, versions, domain=plan.domain, parent=plan.parent, base=base,
             transfer=plan.task.domain_transfer, device=self.device.device,
-            max_length=cfg.max_length)
+            max_length=cfg.max_length, merge=plan.task.domain_start == "merge")
         timings["centroid_seconds"] = start.domain_start.seconds
         donor = start.domain_start.start
         if donor is not None and donor is not plan.parent:
             start.adapter_dir, start.adapter_meta = self._fetch_adapter(donor, plan.kind,
                                                                         workdir)
             start.adapter_version = donor.version_id
+        elif merged := start.domain_start.merged_from:
+            with _phase(timings, "merge_start_seconds"):
+                heads = [self._fetch_adapter(h, plan.kind, workdir)[0] for h in merged]
+                start.adapter_dir = merge_adapter_folders(heads, workdir / "merged-start")
+            start.adapter_meta = read_metadata(start.adapter_dir)
+            start.adapter_version = "average of " + " ".join(h.version_id for h in merged)
         return start
 
     def _continue_challenger(self, plan: UpdatePlan, versions: VersionLog, start: _Start,

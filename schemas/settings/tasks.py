@@ -53,6 +53,10 @@ class TaskSettings(Section):
                     "(language, customer tier): the worker tracks accuracy per slice and "
                     "names them on training examples, and every gate decision reports them "
                     "beside domain and length")
+    domain_start: Literal["nearest", "merge"] = Field(
+        "nearest", description="with domain_transfer: where a new domain's first adapter "
+                               "starts: the closest domain's head, or the average of every "
+                               "other domain's head (a Reptile-style meta start; needs two)")
     challenge_error_cap: int = Field(
         200, ge=0, description="most probes from corrected interactions (real errors) the "
                                "challenge suite holds; once reached none are added (0: none)")

@@ -168,6 +168,52 @@ def test_a_named_parent_of_another_domain_is_refused() -> None:
                           max_length=64)
 
 
+def test_a_merged_start_averages_every_comparable_head_and_says_so() -> None:
+    from dataclasses import replace
+
+    from driftloop.learner.training.transfer import DomainStart
+
+    log = VersionLog().extend([head("tw", "tweets", [1.0, 0.0]), head("ny", "nyt", [0.6, 0.8]),
+                               head("old", "legacy")])
+    choice = closest_domain_head(log, "t", "movies", [0.5, 0.9], base_model="m")
+    assert [h.version_id for h in choice.heads] == ["ny", "tw"]  # by domain; "old" skipped
+    merged = DomainStart("movies", [0.5, 0.9], None, replace(choice, merged=True))
+    assert merged.start is None and [h.version_id for h in merged.merged_from] == ["ny", "tw"]
+    record = merged.metadata()["initialised_from"]
+    assert record["method"] == "merge" and record["version_id"] is None
+    assert record["merged_from"] == [{"version_id": "ny", "domain": "nyt"},
+                                     {"version_id": "tw", "domain": "tweets"}]
+    nearest = DomainStart("movies", [0.5, 0.9], None, choice).metadata()["initialised_from"]
+    assert nearest["method"] == "nearest" and nearest["version_id"] == "ny"
+    assert nearest["merged_from"] == []
+    # A lineage that has its head continues it, whatever the setting.
+    own = DomainStart("movies", [0.5, 0.9], log.get("tw"), replace(choice, merged=True))
+    assert own.start is log.get("tw") and own.merged_from == ()
+
+
+def test_merging_adapters_averages_their_heads_and_needs_two(minilm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.torch import load_file
+
+    from driftloop.learner.errors import FederationError
+    from driftloop.learner.models.portable import internal_layout
+    from driftloop.learner.serving.probe import write_probe_adapter
+    from driftloop.learner.training.domain_merge import merge_adapter_folders
+
+    folders = [write_probe_adapter(minilm, tmp_path / label, version_id=label, labels=LABELS,
+                                   favour=label, seed=i) for i, label in enumerate(LABELS)]
+    merged = merge_adapter_folders(folders, tmp_path / "merged")
+    state = load_file(str(merged / "adapter_model.safetensors"))
+    heads = []
+    for folder in folders:
+        with internal_layout(folder) as inside:
+            heads.append(load_file(str(inside / "adapter_model.safetensors")))
+    bias = next(k for k in state if k.endswith("bias") and "lora" not in k)
+    assert np.allclose(state[bias].numpy(), (heads[0][bias] + heads[1][bias]).numpy() / 2)
+    assert (state[bias][0] - state[bias][1]).abs() < 1e-5  # favour +6 each way: no lean
+    with pytest.raises(FederationError, match="two adapters or more"):
+        merge_adapter_folders(folders[:1], tmp_path / "alone")
+
+
 # -- the updater under adapter_per_domain -----------------------------------------------------
 
 def _never_loaded(model_id, kind):  # type: ignore[no-untyped-def]
@@ -180,6 +226,36 @@ def test_updater_refuses_a_mixed_domain_request_before_loading(tmp_path) -> None
     updater = IncrementalUpdater(settings, models=ResidentModels(loader=_never_loaded))
     with pytest.raises(MixedDomainError, match="tweets"):
         updater.update(request("r", ["movies", "tweets"] * 4), VersionLog())
+
+
+def test_a_new_domain_trains_from_the_average_of_the_other_domains_heads(  # type: ignore[no-untyped-def]
+        minilm, resident_models, tmp_path) -> None:
+    from driftloop.learner.serving.probe import write_probe_adapter
+
+    settings = Settings(artifacts={"store_url": str(tmp_path / "store")},
+                        learner=LEARNER_TEST_SETTINGS,
+                        tasks={"t": {"labels": LABELS, "adapter_per_domain": True,
+                                     "domain_start": "merge"}})
+    updater = IncrementalUpdater(settings, models=resident_models)
+    heads = []
+    for i, (domain, label) in enumerate(zip(("nyt", "tweets"), LABELS, strict=True)):
+        stored = updater.store.put(write_probe_adapter(
+            minilm, tmp_path / domain, version_id=domain, labels=LABELS, favour=label, seed=i))
+        centroid = [1.0 if j == i else 0.0 for j in range(384)]
+        heads.append(ModelVersion(
+            version_id=f"t-{domain}", ts=1.0, task="t", base_model=minilm.model_id,
+            adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
+            status=VersionStatus.PROMOTED,
+            metadata={"domain": domain, "domain_centroid": centroid}))
+    examples = [{"input": e.text, "target": e.label, "domain": "movies"}
+                for e in balanced_sample(read_domain("movies"), 24, seed=3)]
+    result = updater.update(TrainingRequest(id="r-movies", ts=1.0, task="t", trigger="manual",
+                                            examples=examples), VersionLog().extend(heads))
+    record = result.event.metadata["initialised_from"]
+    assert record["method"] == "merge" and record["version_id"] is None
+    assert [m["version_id"] for m in record["merged_from"]] == ["t-nyt", "t-tweets"]
+    assert result.event.parent_version is None and result.event.metadata["domain"] == "movies"
+    assert "merge_start_seconds" in result.timings
 
 
 # -- the effect, on a real broker -------------------------------------------------------------

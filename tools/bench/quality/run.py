@@ -12,7 +12,10 @@ Three parts, each driving driftloop's own code directly and printing it beside a
    retraining: shifts answered, held-out and live accuracy, forgetting, false promotions,
    examples trained;
 3. active learning (:mod:`driftloop.tools.bench.quality.label_efficiency`): held-out accuracy
-   per label asked, the worker's uncertainty sampler vs random picks with the same budget.
+   per label asked, the worker's uncertainty sampler vs random picks with the same budget;
+4. only when asked (``--only meta-start``; :mod:`driftloop.tools.bench.quality.meta_start`):
+   few-shot accuracy on a domain the task has not seen, from an untrained adapter, from the
+   nearest known domain's and from the average of every known domain's.
 
 ``--json`` prints every figure (curves and per-stream delays included) as one JSON document
 on stdout, the tables going to stderr; ``-o FILE`` writes it to a file after every part.
@@ -25,7 +28,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,8 @@ from ...options import json_option, output_option, print_json, text_to_stderr
 
 __all__ = ["SECTIONS", "quality"]
 
-SECTIONS = ("drift", "continual", "active")
+SECTIONS = ("drift", "continual", "active", "meta-start")
+DEFAULT_SECTIONS = SECTIONS[:3]
 
 
 def _bar(total: int, desc: str) -> Any:
@@ -132,6 +136,19 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _each_run(seeds: range, streams: tuple[str, ...], what: str,
+              run: Callable[[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``run(stream, seed)`` for every stream and seed, with a progress bar."""
+    runs = []
+    with _bar(len(seeds) * len(streams), what) as bar:
+        for stream in streams:
+            for seed in seeds:
+                bar.set_postfix_str(f"{stream} seed {seed}")
+                runs.append(run(stream, seed))
+                bar.update(1)
+    return runs
+
+
 def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
                threads: int | None) -> dict[str, Any]:
     _offline()
@@ -139,16 +156,24 @@ def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
 
     sizes = LiveSizes.named(quick=quick)
     started = time.perf_counter()
-    runs = []
-    with _bar(len(seeds) * len(streams), "live-loop runs") as bar:
-        for stream in streams:
-            for seed in seeds:
-                bar.set_postfix_str(f"{stream} seed {seed}")
-                runs.append(run_live(stream, seed=seed, sizes=sizes, torch_threads=threads))
-                bar.update(1)
+    runs = _each_run(seeds, streams, "live-loop runs", lambda stream, seed: run_live(
+        stream, seed=seed, sizes=sizes, torch_threads=threads))
     return {"sizes": {"per_domain": sizes.per_domain, "heldout": sizes.heldout,
                       "bootstrap": sizes.bootstrap},
             "settings": "driftloop's defaults", "runs": runs, "summary": summarise(runs),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _meta_start(quick: bool, seeds: range, streams: tuple[str, ...],
+                threads: int | None) -> dict[str, Any]:
+    _offline()
+    from .meta_start import meta_start, summarise_meta
+
+    known, heldout = (32, 80) if quick else (128, 200)
+    started = time.perf_counter()
+    runs = _each_run(seeds, streams, "meta-start runs", lambda stream, seed: meta_start(
+        stream, seed=seed, known=known, heldout=heldout, torch_threads=threads))
+    return {"known": known, "heldout": heldout, "runs": runs, "summary": summarise_meta(runs),
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -214,6 +239,20 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _meta_table(section: dict[str, Any]) -> list[str]:
+    lines = [f"a new domain's first adapter ({section['known']} labels per known domain, each "
+             f"domain left out in turn): held-out accuracy by labels of the new domain; mean "
+             f"[min, max] over seeds"]
+    for stream, s in section["summary"].items():
+        shots = s["shots"]
+        lines.append(f"{stream} ({s['seeds']} seeds)" + "".join(f" {k:>19}" for k in shots))
+        for start, row in s["starts"].items():
+            lines.append(f"  {start:10}" + "".join(
+                f" {row[str(k)]['mean']:.3f} [{row[str(k)]['min']:.2f},{row[str(k)]['max']:.2f}]"
+                for k in shots))
+    return lines
+
+
 def _active_table(section: dict[str, Any]) -> list[str]:
     curves = {c["sampler"]: c for c in section["curves"]}
     labels = sorted(set.intersection(*(set(c["labels"]) for c in curves.values())))
@@ -244,7 +283,7 @@ def _active_table(section: dict[str, Any]) -> list[str]:
 @click.option("--stream", "streams", type=click.Choice(["vader", "questions"]), multiple=True,
               help="Streams of the continual part (repeatable; default: both).")
 @click.option("--only", "only", type=click.Choice(SECTIONS), multiple=True,
-              help="Run only these parts (repeatable; default: all three).")
+              help="Run only these parts (repeatable; default: the first three).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice).")
 def quality(quick: bool, as_json: bool, output: Path | None, seed: int, seeds: int | None,
@@ -258,7 +297,7 @@ def quality(quick: bool, as_json: bool, output: Path | None, seed: int, seeds: i
 
 def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
          streams: tuple[str, ...], only: tuple[str, ...], threads: int | None) -> dict[str, Any]:
-    chosen = set(only or SECTIONS)
+    chosen = set(only or DEFAULT_SECTIONS)
     started = time.perf_counter()
     report: dict[str, Any] = {"quick": quick, "seed": seed,
                               "load_average_at_start": list(os.getloadavg())}
@@ -269,21 +308,27 @@ def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
 
-    if "drift" in chosen:
-        report["drift"] = _drift(quick, seed)
+    def part(key: str, section: dict[str, Any], table: list[str]) -> None:
+        report[key] = section
         save()
-        click.echo("\n".join(_drift_table(report["drift"])))
+        click.echo("\n" + "\n".join(table))
+
+    both = streams or ("vader", "questions")
+    if "drift" in chosen:
+        section = _drift(quick, seed)
+        part("drift", section, _drift_table(section))
     if "continual" in chosen:
         count = seeds or (1 if quick else 5)
-        report["continual"] = _continual(quick, range(seed, seed + count),
-                                         streams or ("vader", "questions"), threads)
-        save()
-        click.echo("\n" + "\n".join(_continual_table(report["continual"])))
+        section = _continual(quick, range(seed, seed + count), both, threads)
+        part("continual", section, _continual_table(section))
     if "active" in chosen:
         with _embedder(seed, threads) as embedder:
-            report["active"] = _active(embedder, quick, seed)
-        save()
-        click.echo("\n" + "\n".join(_active_table(report["active"])))
+            section = _active(embedder, quick, seed)
+        part("active", section, _active_table(section))
+    if "meta-start" in chosen:
+        count = seeds or (1 if quick else 3)
+        section = _meta_start(quick, range(seed, seed + count), both, threads)
+        part("meta_start", section, _meta_table(section))
     report["load_average_at_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 2)
     save()

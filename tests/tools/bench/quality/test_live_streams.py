@@ -29,3 +29,14 @@ def test_question_domains_split_every_topic_by_its_fine_labels() -> None:
     assert not {q.text for q in first} & {q.text for q in second}
     with pytest.raises(LearnerError, match="unknown question domain"):
         read_questions("sports")
+
+
+def test_question_groups_hold_every_topic_and_split_the_fine_labels() -> None:
+    from driftloop.tools.bench.quality.questions import read_question_groups
+
+    groups = read_question_groups(4)
+    fines = [{q.fine for q in g} for g in groups.values()]
+    assert all({q.label for q in g} == set(LABELS) for g in groups.values())
+    assert sum(len(f) for f in fines) == len(set().union(*fines))  # each fine label once
+    with pytest.raises(LearnerError, match="2 to 4 groups"):
+        read_question_groups(5)
