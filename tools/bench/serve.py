@@ -25,6 +25,8 @@ import statistics
 import tempfile
 import time
 import uuid
+from functools import partial
+from operator import contains
 from pathlib import Path
 from typing import Any
 
@@ -78,19 +80,43 @@ async def _throughput(url: str, requests: int, concurrency: int) -> float:
         return per_client * concurrency / (time.perf_counter() - started)
 
 
-async def _swap(url: str, publish: object, event: ModelVersion, timeout: float) -> float:
+async def _swap(url: str, publish: object, event: ModelVersion,
+                timeout: float) -> tuple[float, float]:
+    """Publish ``event``; ``time.monotonic()`` when the broker acknowledged it and when a
+    ``/predict`` answer first named it."""
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
         await publish(event)  # type: ignore[operator]
-        published = time.perf_counter()
+        published = time.monotonic()
         deadline = published + timeout
-        while time.perf_counter() < deadline:
+        while time.monotonic() < deadline:
             async with session.post(f"{url}/predict",
                                     json={"task": TASK, "input": TEXTS[0]}) as response:
                 if (await response.json()).get("model_version") == event.version_id:
-                    return time.perf_counter() - published
+                    return published, time.monotonic()
     raise click.ClickException(f"{event.version_id} was not served within {timeout} s")
+
+
+PHASES = ("delivery", "fetch", "load", "answer")
+"""Where a swap's time goes: the event from the broker's acknowledgement to the subscriber
+reading it; the adapter's fetch from the store and sha256 check; the host's load (waiting
+for the forward pass in flight, reading and copying the weights) up to the swap; from the
+swap to the first answer naming the version (the client's next forward pass)."""
+
+
+def swap_phases(published: float, answered: float, change: Any) -> dict[str, float]:
+    """One swap's :data:`PHASES`, in seconds, from the ``ServingChange`` it caused.
+
+    >>> from driftloop.learner.serving.served import ServingChange
+    >>> change = ServingChange("t", "v2", "v1", "promoted", event_read_at=10.01,
+    ...                        load_seconds=0.02, fetch_seconds=0.005)
+    >>> {k: round(v, 3) for k, v in swap_phases(10.0, 10.04, change).items()}
+    {'delivery': 0.01, 'fetch': 0.005, 'load': 0.015, 'answer': 0.01}
+    """
+    swapped = change.event_read_at + change.load_seconds
+    return {"delivery": change.event_read_at - published, "fetch": change.fetch_seconds,
+            "load": change.load_seconds - change.fetch_seconds, "answer": answered - swapped}
 
 
 async def _swap_via_push(url: str, publish: object, event: ModelVersion,
@@ -181,8 +207,24 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
                 if time.monotonic() > deadline:
                     raise click.ClickException("the first version was not served within 120 s")
                 await asyncio.sleep(0.05)
-            latencies = [await _swap(url, publish, version(i, f"v{i - 1}"), 30.0)
-                         for i in range(1, swaps + 1)]
+            changes: dict[str, Any] = {}
+            told = asyncio.Condition()
+
+            async def note(change: Any) -> None:  # after the swap, its ack and evictions
+                async with told:
+                    changes[change.version_id] = change
+                    told.notify_all()
+
+            service.subscriber.on_serving.append(note)
+            latencies, phases = [], []
+            for i in range(1, swaps + 1):
+                event = version(i, f"v{i - 1}")
+                published, answered = await _swap(url, publish, event, 30.0)
+                latencies.append(answered - published)
+                async with told:
+                    await asyncio.wait_for(told.wait_for(partial(contains, changes,
+                                                                 event.version_id)), 30.0)
+                phases.append(swap_phases(published, answered, changes[event.version_id]))
             following, frozen, swapping = [], [], []
             promoted = iter(range(1000, 1_000_000))  # versions promoted during rounds
 
@@ -213,7 +255,8 @@ async def _bench(settings: Settings, workdir: Path, requests: int, concurrency: 
                     settings, service, url, publish,
                     [version(i, f"v{i - 1}") for i in range(swaps + 1, 2 * swaps + 1)],
                     workdir / "push")
-            return {"latencies": latencies, "following": following, "frozen": frozen,
+            return {"latencies": latencies, "phases": phases, "following": following,
+                    "frozen": frozen,
                     "swapping": swapping, "pushed": pushed}
         finally:
             await runner.cleanup()
@@ -269,6 +312,8 @@ def _run(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: 
     frozen = statistics.median(result["frozen"])
     click.echo(f"swap latency over {swaps} promotions (event acked -> first answer): "
                + _spread(result["latencies"]) + " (the replica's subscriber, /predict)")
+    for phase in PHASES:
+        click.echo(f"  {phase:9} " + _spread([p[phase] for p in result["phases"]]))
     if result["pushed"]:
         click.echo(f"swap latency over {swaps} promotions (event acked -> first answer): "
                    + _spread(result["pushed"])
@@ -289,6 +334,7 @@ def _run(ctx: click.Context, requests: int, concurrency: int, swaps: int, port: 
                f"(rounds: {swap_rounds})")
     return {"swaps": swaps, "rounds": rounds, "concurrency": concurrency, "requests": requests,
             "swap_latencies_s": result["latencies"], "push_swap_latencies_s": result["pushed"],
+            "swap_phases_s": result["phases"],
             "following_requests_per_s": result["following"],
             "stopped_requests_per_s": result["frozen"],
             "ratio_following_to_stopped": following / frozen,

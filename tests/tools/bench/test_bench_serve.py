@@ -28,4 +28,7 @@ def test_bench_serve_via_push_prints_both_swap_latencies(kafka_broker, unused_po
     assert [how for *_, how in found] == ["the replica's subscriber", "driftloop push"], \
         run.stdout
     assert all(0 < int(median) <= int(high) for median, _, high, _ in found)
+    # Where the subscriber's swaps spent their time, phase by phase.
+    phases = re.findall(r"^  (delivery|fetch|load|answer) +median (\d+) ms", run.stdout, re.M)
+    assert [name for name, _ in phases] == ["delivery", "fetch", "load", "answer"], run.stdout
     assert "ERROR" not in run.stderr and "WARNING" not in run.stderr, run.stderr
