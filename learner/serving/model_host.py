@@ -34,7 +34,8 @@ from ..models.resident import BaseModel, ResidentModels
 from ..models.retrieval import RetrievalBank
 from .forward_passes import Follow, ForwardPassQueue
 
-__all__ = ["ModelHost", "Prediction", "input_embeddings", "zero_shot_version"]
+__all__ = ["ModelHost", "Prediction", "PreparedAdapter", "input_embeddings",
+           "zero_shot_version"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,21 @@ class Prediction:
     version_id: str
     output: str | None = None
     classified: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAdapter:
+    """An adapter folder as :meth:`ModelHost.prepare` read it, ready to load."""
+
+    folder: Path
+    kind: TaskKind
+    labels: tuple[str, ...]
+    prompt_template_id: str | None
+    bank: RetrievalBank | None
+    config: Any
+    """PEFT's ``LoraConfig`` of the adapter (its in-memory layout)."""
+    state: dict[str, Any]
+    """Its weights, keyed as PEFT saves them."""
 
 
 def zero_shot_version(task: str) -> str:
@@ -145,15 +161,19 @@ class ModelHost:
 
     # -- on the host thread ------------------------------------------------------------
 
-    def load(self, task: str, version_id: str, folder: Path, base_model_id: str) -> float:
-        """Load a verified adapter folder as ``version_id`` of ``task``; return the seconds.
+    def prepare(self, version_id: str, folder: Path) -> PreparedAdapter:
+        """Read and check a verified adapter folder: what :meth:`load` needs of its files.
 
-        Classification adapters answer with a label, generation adapters (a causal LM under
-        the version's prompt template) with text. Raises :class:`UnservableAdapterError` for
-        a task kind, label set or base model that differs from the versions already loaded
-        for the task, and :class:`AdapterFormatError` for a malformed folder.
+        Thread-safe and free of the host's state: :meth:`aload` runs it off the host thread,
+        so the forward passes go on while the files are read. Raises
+        :class:`AdapterFormatError` for a malformed folder and
+        :class:`UnservableAdapterError` for one without a label set or unreadable weights.
         """
-        started = time.perf_counter()
+        from peft import LoraConfig
+        from safetensors.torch import load_file
+
+        from ..models.adapters import ADAPTER_WEIGHTS_FILE
+
         check_safetensors_only(folder)
         metadata = read_metadata(folder)
         kind = metadata.task_kind
@@ -162,9 +182,31 @@ class ModelHost:
         labels = metadata.labels if kind is TaskKind.CLASSIFICATION else ()
         bank = (RetrievalBank.load(folder, metadata.extra.get("retrieval"), len(labels))
                 if kind is TaskKind.CLASSIFICATION else None)
+        try:
+            with internal_layout(folder) as inside:  # a classifier's head joins the adapter
+                config = LoraConfig.from_pretrained(str(inside))
+                state = load_file(str(inside / ADAPTER_WEIGHTS_FILE))
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
+        return PreparedAdapter(folder, kind, labels, metadata.prompt_template_id, bank, config,
+                               state)
+
+    def load(self, task: str, version_id: str, folder: Path, base_model_id: str, *,
+             prepared: PreparedAdapter | None = None) -> float:
+        """Load a verified adapter folder as ``version_id`` of ``task``; return the seconds.
+
+        Classification adapters answer with a label, generation adapters (a causal LM under
+        the version's prompt template) with text. Raises :class:`UnservableAdapterError` for
+        a task kind, label set or base model that differs from the versions already loaded
+        for the task, and :class:`AdapterFormatError` for a malformed folder. ``prepared``:
+        the folder as :meth:`prepare` read it (read here when not given).
+        """
+        started = time.perf_counter()
         current = self._tasks.get(task)
         if current is not None and version_id in current.versions:
             return 0.0
+        ready = prepared if prepared is not None else self.prepare(version_id, folder)
+        kind, labels = ready.kind, ready.labels
         if current is not None and (current.kind, current.labels, current.base_model_id) != (
                 kind, labels, base_model_id):
             raise UnservableAdapterError(
@@ -172,19 +214,19 @@ class ModelHost:
                 f"differs from the served versions' ({current.kind}, {list(current.labels)}, "
                 f"{current.base_model_id})")
         try:
-            with internal_layout(folder) as inside:  # a classifier's head joins the adapter
-                if current is None:
+            if current is None:
+                with internal_layout(folder) as inside:
                     current = self._first_model(version_id, inside, base_model_id, kind,
                                                 labels)
-                    self._tasks[task] = current
-                else:
-                    current.slots[version_id] = _load_into_slot(current, inside)
-                    current.versions.append(version_id)
+                self._tasks[task] = current
+            else:
+                current.slots[version_id] = _load_into_slot(current, ready)
+                current.versions.append(version_id)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
-        current.templates[version_id] = metadata.prompt_template_id
-        if bank is not None:  # its answers are mixed with its neighbours' votes
-            current.banks[version_id] = bank
+        current.templates[version_id] = ready.prompt_template_id
+        if ready.bank is not None:  # its answers are mixed with its neighbours' votes
+            current.banks[version_id] = ready.bank
         seconds = time.perf_counter() - started
         log.info("loaded %s for %s in %.3f s", version_id, task, seconds)
         return seconds
@@ -320,14 +362,24 @@ class ModelHost:
     # -- from the event loop -----------------------------------------------------------
 
     async def aload(self, task: str, version_id: str, folder: Path, base_model_id: str, *,
-                    then: Callable[[], None] | None = None) -> float:
+                    then: Callable[[], None] | None = None,
+                    prepared: PreparedAdapter | None = None) -> float:
         """:meth:`load` on the host thread; ``then`` runs there right after a load that
-        succeeded, before any forward pass queued behind it (the subscriber's swap)."""
+        succeeded, before any forward pass queued behind it (the subscriber's swap).
+
+        The files are read and checked first (:meth:`prepare`, on another thread, unless
+        ``prepared`` is given) while forward passes go on; the host thread then only copies
+        the weights into a slot and swaps. The seconds returned include both."""
+        started = time.perf_counter()
+        if prepared is None and version_id not in self.versions(task):  # else nothing to read
+            prepared = await asyncio.to_thread(self.prepare, version_id, folder)
+        read = time.perf_counter() - started
+
         def load_then() -> float:
-            seconds = self.load(task, version_id, folder, base_model_id)
+            seconds = self.load(task, version_id, folder, base_model_id, prepared=prepared)
             if then is not None:
                 then()
-            return seconds
+            return read + seconds
 
         return await self._run(load_then)
 
@@ -353,37 +405,34 @@ class ModelHost:
         self._tasks.clear()
 
 
-def _load_into_slot(hosted: _TaskModel, folder: Path) -> str:
-    """Load the adapter at ``folder`` (PEFT's layout) into a slot of ``hosted``; its name.
+def _load_into_slot(hosted: _TaskModel, adapter: PreparedAdapter) -> str:
+    """Load a prepared adapter into a slot of ``hosted``; its name.
 
     A spare slot whose LoRA config matches takes the new weights by a copy into its tensors
     (``set_peft_model_state_dict``), where PEFT's ``load_adapter`` builds and injects new LoRA
     layers into every target module (a host load of a MiniLM adapter: 25 ms before, 10-12 ms
-    now, reading the files included). Otherwise the adapter is loaded fresh into a new slot.
+    with the file reads, which :meth:`ModelHost.prepare` now does off the host thread).
+    Otherwise the adapter is loaded fresh into a new slot.
     """
-    from peft import LoraConfig, set_peft_model_state_dict
-    from safetensors.torch import load_file
+    from peft import set_peft_model_state_dict
 
-    from ..models.adapters import ADAPTER_WEIGHTS_FILE
-
-    config = LoraConfig.from_pretrained(str(folder))
     model = hosted.peft_model
     for slot in hosted.spare:
-        if _same_layout(model.peft_config[slot], config):
-            state = load_file(str(folder / ADAPTER_WEIGHTS_FILE))
-            result = set_peft_model_state_dict(model, state, adapter_name=slot)
+        if _same_layout(model.peft_config[slot], adapter.config):
+            result = set_peft_model_state_dict(model, adapter.state, adapter_name=slot)
             missing = [k for k in result.missing_keys if f".{slot}." in k]
             if not missing and not result.unexpected_keys:
                 hosted.spare.remove(slot)
                 return slot
             log.warning("adapter at %s did not fill %s (%d missing, %d unexpected keys): "
-                        "loading it fresh", folder, slot, len(missing),
+                        "loading it fresh", adapter.folder, slot, len(missing),
                         len(result.unexpected_keys))
             hosted.spare.remove(slot)
             model.delete_adapter(slot)
             break
     slot = hosted.new_slot()
-    model.load_adapter(str(folder), adapter_name=slot)
+    with internal_layout(adapter.folder) as inside:
+        model.load_adapter(str(inside), adapter_name=slot)
     return slot
 
 

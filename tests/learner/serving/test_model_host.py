@@ -189,13 +189,29 @@ def test_generation_versions_answer_with_text_under_their_template(  # type: ign
         host.close()
 
 
+def test_a_prepared_adapter_loads_into_a_spare_slot_without_reading_its_files(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes, tmp_path) -> None:
+    host.load(TASK, "a", probes["neg"], BASE)
+    host.load(TASK, "b", probes["pos"], BASE)
+    host.evict(TASK, {"b"})  # a's slot is spare now
+    copy = Path(shutil.copytree(probes["neg"], tmp_path / "c"))
+    prepared = host.prepare("c", copy)
+    shutil.rmtree(copy)  # the host thread's part must not need the files
+    host.load(TASK, "c", copy, BASE, prepared=prepared)
+    assert [a.label for a in host.predict(TASK, "c", TEXTS)] == ["negative"] * 2
+    with pytest.raises(AdapterFormatError):
+        host.prepare("d", tmp_path / "missing")
+
+
 async def test_a_pass_queued_behind_a_load_follows_the_swap_made_right_after_it(  # type: ignore[no-untyped-def]
         host: ModelHost, probes) -> None:
     host.load(TASK, "a", probes["neg"], BASE)
     serving = {TASK: "a"}
-    # The load goes to the host thread first, the pass after it; the swap (then) runs on
-    # the host thread between the two, and the pass follows the serving version.
-    loading = asyncio.ensure_future(host.aload(TASK, "b", probes["pos"], BASE,
+    # Its files read already (aload reads them off the host thread first, while passes go
+    # on), the load goes to the host thread first, the pass after it; the swap (then) runs
+    # on the host thread between the two, and the pass follows the serving version.
+    prepared = host.prepare("b", probes["pos"])
+    loading = asyncio.ensure_future(host.aload(TASK, "b", probes["pos"], BASE, prepared=prepared,
                                                then=lambda: serving.update({TASK: "b"})))
     following = await host.apredict(TASK, "a", TEXTS, follow=lambda: serving[TASK])
     await loading
