@@ -216,11 +216,11 @@ class IncrementalUpdater:
                 misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
                 fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
                     [e for fold in folds for e in fold.scored]) if folds else None)
-            retrieval = None
+            retrieval = share = None
             if self._retrieval(plan) and parent_folder is not None:
                 with _phase(timings, "retrieval_seconds"):
-                    retrieval = self._retrieval_candidate(plan, task_model, parent_model,
-                                                          parent_bank, suite, robust)
+                    retrieval, share = self._retrieval_candidate(
+                        plan, task_model, parent_model, parent_bank, suite, robust)
             if isinstance(parent_model, RetrievalClassifier):
                 parent_model.close()
             del served, parent_model
@@ -240,7 +240,7 @@ class IncrementalUpdater:
             timings["train_seconds"] = report.seconds
             candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):
-                trained_bank, candidate = self._trained_bank(plan, task_model, model)
+                trained_bank, candidate = self._trained_bank(plan, task_model, model, share)
                 after = self._score_candidate(plan, task_model, candidate, suite, distillation,
                                               candidate_hits, robust)
                 if isinstance(candidate, RetrievalClassifier):
@@ -457,16 +457,17 @@ class IncrementalUpdater:
     def _retrieval_candidate(self, plan: UpdatePlan, task_model: TaskModel,
                              parent: RetrievalClassifier, bank: RetrievalBank | None,
                              suite: ChallengeSuite, robust: list[tuple[str, TrainingExample]]
-                             ) -> _RetrievalCandidate | None:
-        """The parent's adapter with the request's training texts added to its bank,
-        scored on the gate's texts (before the parent's weights are trained in place); None
-        when the neighbours' fitted share is 0 (they do not help the parent on the request's
-        new texts)."""
+                             ) -> tuple[_RetrievalCandidate | None, float]:
+        """The parent's adapter with the request's training texts added to its bank, scored
+        on the gate's texts (before the parent's weights are trained in place), and the
+        neighbours' share fitted on the parent's answers to the request's new texts. No
+        candidate when that share is 0 (they do not help the parent there) or when
+        ``learner.retrieval_arm`` is off (the share then goes to the trained candidate)."""
         new = {e.input for e in (*plan.split.train, *plan.split.validation)
                if e.origin is ExampleOrigin.NEW}  # replayed ones the parent trained on
         grown = self._bank(plan, task_model, parent, base=bank, fit_on=new)
-        if grown.weight == 0.0:
-            return None
+        if grown.weight == 0.0 or not self.settings.learner.retrieval_arm:
+            return None, grown.weight
         parent.bank = grown
         try:
             outcomes: Outcomes = {}
@@ -474,18 +475,22 @@ class IncrementalUpdater:
                                      robust=robust)
         finally:
             parent.bank = bank
-        return _RetrievalCandidate(grown, outcomes, metrics)
+        return _RetrievalCandidate(grown, outcomes, metrics), grown.weight
 
-    def _trained_bank(self, plan: UpdatePlan, task_model: TaskModel,
-                      model: Any) -> tuple[RetrievalBank | None, Any]:
+    def _trained_bank(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
+                      share: float | None) -> tuple[RetrievalBank | None, Any]:
         """With ``learner.retrieval``: the trained candidate's bank (the request's training
         texts under its own encoder) and the candidate answering with it; no bank when the
-        neighbours' fitted share is 0 (they do not help it on the early-stop texts)."""
+        neighbours' share is 0. The share is fitted on the early-stop texts, or, without a
+        retrieval arm, is the one fitted on the parent's answers (``share``)."""
         if not self._retrieval(plan):
             return None, model
         view = retrieval_view(model, None)
-        bank = self._bank(plan, task_model, view, base=None,
-                          fit_on={e.input for e in plan.split.validation})
+        if self.settings.learner.retrieval_arm or share is None:
+            bank = self._bank(plan, task_model, view, base=None,
+                              fit_on={e.input for e in plan.split.validation})
+        else:
+            bank = self._bank(plan, task_model, view, base=None, fit_on=set(), weight=share)
         if bank.weight == 0.0:
             view.close()
             return None, model
@@ -493,13 +498,15 @@ class IncrementalUpdater:
         return bank, view
 
     def _bank(self, plan: UpdatePlan, task_model: TaskModel, view: RetrievalClassifier, *,
-              base: RetrievalBank | None, fit_on: set[str]) -> RetrievalBank:
+              base: RetrievalBank | None, fit_on: set[str],
+              weight: float | None = None) -> RetrievalBank:
         """``base`` and the request's training texts embedded by ``view``'s encoder, under
-        the settings' ``retrieval_*`` (the weight fitted on ``fit_on`` when not set, kept
-        when significant at the gate's level)."""
+        the settings' ``retrieval_*`` (``weight``, else the setting's, else fitted on
+        ``fit_on`` and kept when significant at the gate's level)."""
         cfg = self.settings.learner
         return new_bank(view, task_model, [*plan.split.train, *plan.split.validation],
-                        base=base, k=cfg.retrieval_k, weight=cfg.retrieval_weight,
+                        base=base, k=cfg.retrieval_k,
+                        weight=weight if weight is not None else cfg.retrieval_weight,
                         limit=cfg.retrieval_bank_size, fit_on=fit_on, alpha=cfg.gate_alpha)
 
     def _robustness(self, plan: UpdatePlan) -> list[tuple[str, TrainingExample]]:

@@ -154,6 +154,11 @@ class LearnerSettings(Section):
                     "2026-12-05: "
                     "VADER 7 of 30 shifts answered (12), questions 9 of 10 (7), final "
                     "questions 0.730 (0.641), VADER 0.698 (0.754): off")
+    retrieval_arm: bool = Field(
+        True, description="with retrieval: build the retrieval candidate (the parent with a "
+                          "grown bank) beside the trained one, each at half the gate's level; "
+                          "False: the trained candidate alone, its bank's share the one "
+                          "fitted on the parent's answers to the request's new texts")
     retrieval_k: int = Field(8, ge=1, le=256, description="neighbours that vote")
     retrieval_weight: float | None = Field(
         None, ge=0.0, le=1.0,

@@ -266,6 +266,24 @@ def test_neighbours_with_no_share_build_no_retrieval_candidate_and_no_bank(  # t
         f">= {learner.gate.alpha:g}" in result.event.reason)  # one candidate, the whole level
 
 
+def test_without_a_retrieval_arm_the_trained_candidate_takes_the_parents_share(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    import json
+
+    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
+                                retrieval_arm=False, retrieval_weight=0.25)
+    learner.clear_gate_pool("sentiment")
+    result = learner.update(sentiment_request("r-joined", domain="movies", n=32, seed=4), log)
+    assert "arm" not in result.event.metadata  # one candidate, judged at the whole level
+    assert f"{learner.gate.alpha:g}" in result.event.reason
+    assert f"{learner.gate.alpha / 2:g}" not in result.event.reason
+    folder = learner.store.fetch(result.event.adapter_uri, result.event.sha256,
+                                 tmp_path / "got")
+    bank = json.loads((folder / "driftloop.json").read_text())["extra"]["retrieval"]
+    trained = {e.input for e in (*result.split.train, *result.split.validation)}
+    assert bank["weight"] == 0.25 and bank["size"] == len(trained)
+
+
 def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     learner, log = _own_learner(updater, sentiment_v1, tmp_path, gate_stratify=True)
