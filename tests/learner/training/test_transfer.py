@@ -260,7 +260,7 @@ def test_a_new_domain_trains_from_the_average_of_the_other_domains_heads(  # typ
 
 # -- the effect, on a real broker -------------------------------------------------------------
 
-TASKS = {"reviews": {"labels": LABELS, "adapter_per_domain": True},
+TASKS = {"reviews": {"labels": LABELS, "adapter_per_domain": True, "domain_start": "nearest"},
          "reviews-scratch": {"labels": LABELS, "adapter_per_domain": True,
                              "domain_transfer": False}}
 # Sizes checked locally over several seeds (see the test's docstring). NYT goes first: the
