@@ -268,6 +268,13 @@ class DomainStart:
             return self.parent
         return None if self.choice.merged else self.choice.donor
 
+    def nearest_only(self) -> DomainStart:
+        """This start with the closest head alone instead of an average (heads that cannot
+        be averaged)."""
+        if self.choice is None:
+            return self
+        return replace(self, choice=replace(self.choice, merged=False))
+
     @property
     def merged_from(self) -> tuple[ModelVersion, ...]:
         """The heads whose average the adapter starts from (empty: one donor or none)."""

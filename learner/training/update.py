@@ -26,7 +26,7 @@ from typing import Any
 from ...schemas.enums import ExampleOrigin, TaskKind, VersionStatus
 from ...schemas.events import ModelVersion, TrainingExample, TrainingRequest
 from ...schemas.settings import Settings
-from ..errors import TrainingRequestError
+from ..errors import FederationError, TrainingRequestError
 from ..gate.challenges import ChallengeCase, ChallengeSuite
 from ..gate.cross_fit import Fold, folds_for
 from ..gate.evidence import Answerer, Metrics, Outcomes, parent_misses, score_for_gate
@@ -322,17 +322,24 @@ class IncrementalUpdater:
             transfer=plan.task.domain_transfer, device=self.device.device,
             max_length=cfg.max_length, merge=plan.task.domain_start == "merge")
         timings["centroid_seconds"] = start.domain_start.seconds
+        if merged := start.domain_start.merged_from:
+            try:
+                with _phase(timings, "merge_start_seconds"):
+                    heads = [self._fetch_adapter(h, plan.kind, workdir)[0] for h in merged]
+                    start.adapter_dir = merge_adapter_folders(heads, workdir / "merged-start")
+            except FederationError as exc:  # heads of other LoRA shapes: the nearest one
+                log.warning("request %s: the heads of %s cannot be averaged (%s); starting "
+                            "from the closest", plan.request.id, plan.request.task, exc)
+                start.domain_start = start.domain_start.nearest_only()
+            else:
+                start.adapter_meta = read_metadata(start.adapter_dir)
+                start.adapter_version = "average of " + " ".join(h.version_id for h in merged)
+                return start
         donor = start.domain_start.start
         if donor is not None and donor is not plan.parent:
             start.adapter_dir, start.adapter_meta = self._fetch_adapter(donor, plan.kind,
                                                                         workdir)
             start.adapter_version = donor.version_id
-        elif merged := start.domain_start.merged_from:
-            with _phase(timings, "merge_start_seconds"):
-                heads = [self._fetch_adapter(h, plan.kind, workdir)[0] for h in merged]
-                start.adapter_dir = merge_adapter_folders(heads, workdir / "merged-start")
-            start.adapter_meta = read_metadata(start.adapter_dir)
-            start.adapter_version = "average of " + " ".join(h.version_id for h in merged)
         return start
 
     def _continue_challenger(self, plan: UpdatePlan, versions: VersionLog, start: _Start,

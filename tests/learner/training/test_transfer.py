@@ -229,7 +229,7 @@ def test_updater_refuses_a_mixed_domain_request_before_loading(tmp_path) -> None
 
 
 def test_a_new_domain_trains_from_the_average_of_the_other_domains_heads(  # type: ignore[no-untyped-def]
-        minilm, resident_models, tmp_path) -> None:
+        minilm, resident_models, tmp_path, monkeypatch, caplog) -> None:
     from driftloop.learner.serving.probe import write_probe_adapter
 
     settings = Settings(artifacts={"store_url": str(tmp_path / "store")},
@@ -256,6 +256,21 @@ def test_a_new_domain_trains_from_the_average_of_the_other_domains_heads(  # typ
     assert [m["version_id"] for m in record["merged_from"]] == ["t-nyt", "t-tweets"]
     assert result.event.parent_version is None and result.event.metadata["domain"] == "movies"
     assert "merge_start_seconds" in result.timings
+
+    # Heads that cannot be averaged (other LoRA shapes): the closest one alone, said so.
+    from driftloop.learner.errors import FederationError
+    from driftloop.learner.training import update as update_module
+
+    def refuse(*_args: object) -> None:
+        raise FederationError("lora_A shapes differ")
+
+    monkeypatch.setattr(update_module, "merge_adapter_folders", refuse)
+    examples = [{**e, "domain": "amazon"} for e in examples]
+    fallback = updater.update(TrainingRequest(id="r-amazon", ts=1.0, task="t", trigger="manual",
+                                              examples=examples), VersionLog().extend(heads))
+    record = fallback.event.metadata["initialised_from"]
+    assert record["method"] == "nearest" and record["version_id"] in ("t-nyt", "t-tweets")
+    assert "cannot be averaged" in caplog.text
 
 
 # -- the effect, on a real broker -------------------------------------------------------------
