@@ -153,7 +153,8 @@ class LearnerSettings(Section):
                     "significantly better than the retrieval one. Live loop, 10 seeds, "
                     "2026-12-05: "
                     "VADER 7 of 30 shifts answered (12), questions 9 of 10 (7), final "
-                    "questions 0.730 (0.641), VADER 0.698 (0.754): off")
+                    "questions 0.730 (0.641), VADER 0.698 (0.754) with a share of 0.5; "
+                    "fitted share: VADER 11 of 30, questions 5 of 10: off")
     retrieval_arm: bool = Field(
         True, description="with retrieval: build the retrieval candidate (the parent with a "
                           "grown bank) beside the trained one, each at half the gate's level; "
