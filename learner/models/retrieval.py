@@ -20,6 +20,7 @@ encoder that made them: a bank travels with the adapter weights it was computed 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,14 +101,17 @@ class RetrievalBank:
         return mixed.to(probabilities.device)
 
     def hits(self, probabilities: torch.Tensor, rows: torch.Tensor,
-             weight: float) -> list[bool]:
-        """Whether the answer mixed at ``weight`` is right for each of the bank's own texts at
-        ``rows``, each voted on by its neighbours other than itself (leave one out) and mixed
-        with ``probabilities`` (``[len(rows), num_labels]``, the classifier's on them)."""
+             weights: Sequence[float]) -> list[list[bool]]:
+        """For each of ``weights``: whether the answer mixed at that weight is right for each
+        of the bank's own texts at ``rows``, each voted on by its neighbours other than
+        itself (leave one out; the votes are counted once for every weight) and mixed with
+        ``probabilities`` (``[len(rows), num_labels]``, the classifier's on them)."""
         index = rows.long().cpu()
         votes = self.votes(self.embeddings[index], exclude=index)
-        mixed = (1.0 - weight) * probabilities.float().cpu() + weight * votes
-        return (mixed.argmax(dim=-1) == self.labels[index]).tolist()
+        probabilities = probabilities.float().cpu()
+        truth = self.labels[index]
+        return [(((1.0 - w) * probabilities + w * votes).argmax(dim=-1) == truth).tolist()
+                for w in weights]
 
     def fitted(self, probabilities: torch.Tensor, rows: torch.Tensor,
                grid: tuple[float, ...] = WEIGHT_GRID) -> RetrievalBank:
@@ -125,7 +129,7 @@ class RetrievalBank:
         """
         if not len(rows):
             return replace(self, weight=0.0)
-        right = [sum(self.hits(probabilities, rows, w)) for w in grid]
+        right = [sum(hits) for hits in self.hits(probabilities, rows, grid)]
         return replace(self, weight=grid[right.index(max(right))])
 
     def extend(self, embeddings: torch.Tensor, labels: torch.Tensor, *,

@@ -121,8 +121,7 @@ def new_bank(view: RetrievalClassifier, task_model: Any, examples: Sequence[Trai
     fit_rows = torch.tensor(fit, dtype=torch.long) + first
     bank = bank.fitted(probabilities[fit], fit_rows)
     if bank.weight > 0.0:
-        gain = compare(bank.hits(probabilities[fit], fit_rows, bank.weight),
-                       bank.hits(probabilities[fit], fit_rows, 0.0))
+        gain = compare(*bank.hits(probabilities[fit], fit_rows, (bank.weight, 0.0)))
         if not gain.p_better < alpha:
             bank = replace(bank, weight=0.0)
     return bank
