@@ -4,9 +4,11 @@ the error rate.
 Embeddings are reduced, for a whole batch at once with numpy, to a few one-dimensional
 signals: the cosine distance to a reference centroid learnt during a warm-up, and
 ``projections`` fixed random projections (seeded by the task's embedding size, so every
-worker and every restart uses the same ones). The input texts' hashed byte bigrams
-(:mod:`.text_features`) are reduced the same way; they do not depend on the served version,
-so they keep their reference when a promotion makes the others learn theirs again. Each
+worker and every restart uses the same ones). The inputs are reduced the same way: their
+version-free embeddings when the events carry them (``Interaction.input_embedding``, the
+mean of the base model's input-token embeddings from driftloop's service), else the texts'
+hashed byte bigrams (:mod:`.text_features`); neither depends on the served version, so they
+keep their reference when a promotion makes the others learn theirs again. Each
 signal gets a :class:`~driftloop.streams.detectors.DriftMonitor`; the components of one
 signal share a cooldown, so a shift seen by the distance and by three projections raises one
 alert.
@@ -145,7 +147,8 @@ class DomainDrift:
 
     def update(self, *, confidences: np.ndarray | None = None,
                embeddings: np.ndarray | None = None, errors: np.ndarray | None = None,
-               texts: list[str] | None = None) -> list[DriftFinding]:
+               texts: list[str] | None = None,
+               inputs: np.ndarray | None = None) -> list[DriftFinding]:
         findings: list[DriftFinding] = []
         counted = False
         if confidences is not None and confidences.size:
@@ -157,14 +160,24 @@ class DomainDrift:
                 self.events += int(embeddings.shape[0])
                 counted = True
             self._vectors(embeddings, findings, DriftSignal.EMBEDDING, self)
-        if texts and self.input_features:
+        if self.input_features and (texts or (inputs is not None and inputs.size)):
+            vectors = inputs if inputs is not None and inputs.size else \
+                text_features(texts or [], self.input_features)
             if not counted:
-                self.events += len(texts)
-            self._vectors(text_features(texts, self.input_features), findings,
-                          DriftSignal.INPUT, self._inputs)
+                self.events += int(vectors.shape[0])
+            if self._inputs.dim is not None and vectors.shape[1] != self._inputs.dim:
+                self._restart_inputs()  # the producer began (or stopped) sending embeddings
+            self._vectors(vectors, findings, DriftSignal.INPUT, self._inputs)
         if errors is not None and errors.size:
             self._feed(DriftSignal.ERROR_RATE, "error_rate", errors, findings)
         return findings
+
+    def _restart_inputs(self) -> None:
+        """Learn the input signal from scratch: its vectors changed kind (byte bigrams to
+        embeddings, or back), so its centroid and monitors describe nothing comparable."""
+        self._inputs = _Centroid()
+        for name in [n for n in self.monitors if _family(n) == DriftSignal.INPUT.value]:
+            del self.monitors[name]
 
     def _vectors(self, embeddings: np.ndarray, findings: list[DriftFinding],
                  signal: DriftSignal, state: Any) -> None:
@@ -255,19 +268,21 @@ class DriftWatch:
 
     def update(self, domain: str, *, confidences: np.ndarray | None = None,
                embeddings: np.ndarray | None = None, errors: np.ndarray | None = None,
-               texts: list[str] | None = None, version: str | None = None,
+               texts: list[str] | None = None, inputs: np.ndarray | None = None,
+               version: str | None = None,
                head: str | None = None) -> list[DriftFinding]:
         """Feed one domain's signals of a batch; return the alerts they raised.
 
         With ``version`` (the model version that served the events) the domain's monitors
-        follow the task's ``head``: see :meth:`DomainDrift.follow`. ``texts`` (the inputs)
-        feed the input signal when ``input_features`` is set.
+        follow the task's ``head``: see :meth:`DomainDrift.follow`. ``inputs`` (the events'
+        version-free input embeddings, one row each) or else ``texts`` (the inputs) feed the
+        input signal when ``input_features`` is set.
         """
         state = self.domain(domain)
         if version is not None and not state.follow(version, head):
             return []
         findings = state.update(confidences=confidences, embeddings=embeddings, errors=errors,
-                                texts=texts)
+                                texts=texts, inputs=inputs)
         return [DriftFinding(domain, f.signal, f.component, f.detection) for f in findings]
 
     def clone(self) -> DriftWatch:

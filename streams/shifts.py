@@ -23,7 +23,17 @@ __all__ = ["ShiftAlerts"]
 def _embeddings(group: list[Interaction]) -> np.ndarray | None:
     """The group's embeddings as one (n, d) array; None without any, or of mixed sizes (no
     size configured for the task): not drift."""
-    vectors = [e.embedding for e in group if e.embedding is not None]
+    return _rows([e.embedding for e in group if e.embedding is not None])
+
+
+def _input_embeddings(group: list[Interaction]) -> np.ndarray | None:
+    """The group's version-free input embeddings when every event carries one of one size
+    (else its texts' byte bigrams stand for the inputs, all of them alike)."""
+    vectors = [e.input_embedding for e in group if e.input_embedding is not None]
+    return _rows(vectors) if len(vectors) == len(group) else None
+
+
+def _rows(vectors: list[list[float]]) -> np.ndarray | None:
     if not vectors:
         return None
     try:
@@ -60,10 +70,12 @@ class ShiftAlerts:
                 part, part_conf = [group[i] for i in picked], confidences[picked]
             else:
                 part, part_conf = group, confidences
+            inputs = _input_embeddings(part) if self.drift.input_features else None
             findings = self.drift.update(
                 domain, confidences=part_conf[np.isfinite(part_conf)],
-                embeddings=_embeddings(part),
-                texts=[event.input for event in part] if self.drift.input_features else None,
+                embeddings=_embeddings(part), inputs=inputs,
+                texts=[event.input for event in part]
+                if self.drift.input_features and inputs is None else None,
                 version=version, head=head)
             alerts += self._alerts(findings, version, now)
         return alerts

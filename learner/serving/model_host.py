@@ -35,7 +35,7 @@ from ..models.retrieval import RetrievalBank
 from .forward_passes import Follow, ForwardPassQueue
 
 __all__ = ["ModelHost", "Prediction", "PreparedAdapter", "input_embeddings",
-           "zero_shot_version"]
+           "token_embedding_means", "zero_shot_version"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ class Prediction:
     version_id: str
     output: str | None = None
     classified: bool = True
+    input_embedding: list[float] | None = None
+    """Classification: the mean of the base model's input-token embeddings of the text's
+    words (special tokens left out), which no adapter changes (:func:`token_embedding_means`):
+    the worker's input-drift signal, the same whatever version answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,13 +288,18 @@ class ModelHost:
                 probs = bank.mix(probs, hosted.pooled[-1])
             probabilities = probs.tolist()
             embeddings = hosted.pooled[-1].float().tolist()
+            table = hosted.peft_model.base_model.model.encoder.get_input_embeddings()
+            words = encoded["attention_mask"] * ~torch.isin(  # [CLS], [SEP] say nothing
+                encoded["input_ids"], torch.tensor(hosted.tokenizer.all_special_ids))
+            inputs = token_embedding_means(table, encoded["input_ids"], words).tolist()
         hosted.pooled.clear()
         answers = []
-        for probs, embedding in zip(probabilities, embeddings, strict=True):
+        for probs, embedding, input_embedding in zip(probabilities, embeddings, inputs,
+                                                     strict=True):
             best = max(range(len(probs)), key=probs.__getitem__)
             answers.append(Prediction(hosted.labels[best], probs[best],
                                       dict(zip(hosted.labels, probs, strict=True)),
-                                      embedding, version_id))
+                                      embedding, version_id, input_embedding=input_embedding))
         return answers
 
     def _generate(self, hosted: _TaskModel, version_id: str,
@@ -472,7 +481,29 @@ def input_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], *,
     encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
                         add_special_tokens=False, return_tensors="pt")
     with torch.inference_mode():
-        vectors = model.get_input_embeddings()(encoded["input_ids"]).float()
-        mask = encoded["attention_mask"].unsqueeze(-1).to(vectors.dtype)
-        pooled = (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-    return [[round(v, 6) for v in row] for row in pooled.tolist()]
+        pooled = token_embedding_means(model.get_input_embeddings(), encoded["input_ids"],
+                                       encoded["attention_mask"], decimals=6)
+    return pooled.tolist()
+
+
+def token_embedding_means(table: Any, input_ids: Any, attention_mask: Any, *,
+                          decimals: int = 5) -> Any:
+    """The mean of each row's token embeddings (``table``, the model's input embedding
+    layer), padding left out, rounded to ``decimals``: a (batch, hidden) float tensor.
+
+    LoRA adapts attention and the head, never the embedding table, so the means are the
+    same whatever adapter serves: a drift signal that a promotion does not move.
+
+    >>> import torch
+    >>> table = torch.nn.Embedding(4, 2)
+    >>> _ = table.weight.data.copy_(torch.tensor([[0., 0.], [1., 3.], [3., 1.], [9., 9.]]))
+    >>> token_embedding_means(table, torch.tensor([[1, 2, 0]]), torch.tensor([[1, 1, 0]]))
+    tensor([[2., 2.]], dtype=torch.float64)
+    """
+    import torch
+
+    with torch.inference_mode():
+        vectors = table(input_ids).double()  # rounded in float64: short JSON numbers
+        mask = attention_mask.unsqueeze(-1).to(vectors.dtype)
+        means = (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return torch.round(means, decimals=decimals)

@@ -109,6 +109,7 @@ class PredictRequest:
                 scores={"confidence": prediction.confidence,
                         "probabilities": prediction.probabilities or None},
                 embedding=prediction.embedding or None,
+                input_embedding=prediction.input_embedding or None,
                 metadata={**self.metadata, "replica": replica, "canary": canary},
                 probe=self.probe)
         except pydantic.ValidationError as exc:

@@ -61,6 +61,11 @@ class Interaction(Event):
     label: Text | None = None
     scores: Scores = Field(default_factory=Scores)
     embedding: Embedding | None = None
+    input_embedding: Embedding | None = None
+    """A version-free embedding of the input (driftloop's service sends the mean of the base
+    model's input-token embeddings, which no adapter changes): the input-drift signal, which
+    a promotion does not re-reference; without it the worker watches the text's byte
+    bigrams."""
     metadata: Metadata = Field(default_factory=dict)
     # Monitoring traffic (a health check, a synthetic probe): served and counted, never
     # learnt from and never a drift signal.

@@ -55,11 +55,9 @@ class DriftSettings(Section):
     projections: int = Field(4, ge=0, description="random projections of embeddings")
     centroid_events: int = Field(160, gt=0, description="embeddings that learn the centroid")
     input_features: int = Field(
-        64, ge=0, description="hashed byte-bigram buckets of the input text watched as a "
-                              "signal of its own, which no promotion re-references (0: off). "
-                              "Live loop, 5 seeds, 2026-12-04 (before the early-stop slice was "
-                              "drawn by content): VADER shifts answered within 240 labels 7 of "
-                              "15 (5 without); questions unchanged")
+        64, ge=0, description="the input signal, which no promotion re-references (0: off): "
+                              "the events' input_embedding when they carry one, else the "
+                              "text's byte bigrams hashed into this many buckets")
     seed: int = 0
 
 

@@ -45,3 +45,39 @@ def test_a_state_saved_before_the_input_signal_reads_as_without_it() -> None:
     restored = loads(dumps(old))
     assert restored.update("d", embeddings=np.ones((32, 4)), texts=["text"] * 32) == []
     assert not any(name.startswith("input_") for name in restored.domain("d").monitors)
+
+
+def _inputs(rng: np.random.Generator, n: int, centre: np.ndarray) -> np.ndarray:
+    return rng.normal(size=(n, centre.size)) * 0.3 + centre
+
+
+def test_input_embeddings_keep_their_reference_when_a_promotion_comes_just_before_a_shift(
+        ) -> None:
+    # The embedding the served model computes is learnt again after a promotion (160 events
+    # blind); a version-free input embedding is not, so a shift 80 events later alerts.
+    found_input = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        before, after = np.ones(24), np.ones(24) * np.random.default_rng(9).choice([0.6, 1.4], 24)
+        watch = DriftWatch(projections=4, centroid_events=160, input_features=64)
+        found = []
+        for version, centre, n in (("v1", before, 800), ("v2", before, 80), ("v2", after, 320)):
+            rows = _inputs(rng, n, centre)
+            for k in range(0, n, 16):
+                found += watch.update("d", inputs=rows[k:k + 16], version=version, head=version)
+        assert all(f.signal is DriftSignal.INPUT for f in found)
+        found_input += len(found) == 1
+    assert found_input == 5
+
+
+def test_a_producer_that_starts_sending_input_embeddings_restarts_the_input_signal() -> None:
+    watch = DriftWatch(projections=2, centroid_events=16, input_features=32)
+    watch.update("d", texts=["some words"] * 32)
+    assert watch.domain("d")._inputs.dim == 32  # byte bigrams
+    rng = np.random.default_rng(0)
+    assert watch.update("d", inputs=_inputs(rng, 32, np.ones(5))) == []
+    state = watch.domain("d")
+    assert state._inputs.dim == 5 and state._inputs.centroid is not None
+    seen = {n: m.events_seen for n, m in state.monitors.items() if n.startswith("input_")}
+    # Only the embeddings were counted (the distance after its 16-event centroid).
+    assert seen == {"input_distance": 16, "input_projection_0": 32, "input_projection_1": 32}

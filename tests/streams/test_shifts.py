@@ -177,3 +177,20 @@ def test_without_input_features_the_text_is_not_watched():
     play(state, join, buffer, events(160, start=1000, centre=0.0, words=["zz yy xx ww"]),
          now=2.0, labelled=False)
     assert not any(k.startswith("drift_alerts") for k, v in state.counters.items() if v)
+
+
+def test_input_embeddings_stand_for_the_inputs_when_every_event_carries_one() -> None:
+    from driftloop.streams.drift import DriftWatch
+    from driftloop.streams.shifts import ShiftAlerts
+
+    group = events(16, start=0, centre=1.0)
+    carried = [e.model_copy(update={"input_embedding": [0.1 * k, 0.2, 0.3]})
+               for k, e in enumerate(group)]
+    dims = []
+    for batch in (carried, carried[:8] + group[8:]):  # all carry one; only half do
+        shifts = ShiftAlerts("t", DriftWatch(projections=2, centroid_events=8,
+                                             input_features=16))
+        assert shifts.on_interactions("live", batch, np.full(16, 0.8), head="v1",
+                                      now=1.0) == []
+        dims.append(shifts.drift.domain("live")._inputs.dim)
+    assert dims == [3, 16]  # the embeddings, else every text's byte bigrams

@@ -42,6 +42,23 @@ def test_each_version_answers_as_its_adapter_says(host: ModelHost, probes) -> No
     assert host.versions(TASK) == ["v-neg", "v-pos"]
 
 
+def test_every_version_answers_with_the_same_input_embedding(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes, resident_models: ResidentModels) -> None:
+    # The input-drift signal must not move when a promotion changes the adapter.
+    host.load(TASK, "v-neg", probes["neg"], BASE)
+    host.load(TASK, "v-pos", probes["pos"], BASE)
+    neg, pos = host.predict(TASK, "v-neg", TEXTS), host.predict(TASK, "v-pos", TEXTS)
+    assert [a.input_embedding for a in neg] == [a.input_embedding for a in pos]
+    assert [a.embedding for a in neg] != [a.embedding for a in pos]  # the adapted view moves
+    assert neg[0].input_embedding != neg[1].input_embedding
+    base = resident_models.get(BASE, "classification")
+    ids = base.tokenizer(TEXTS[0], add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    expected = base.model.get_input_embeddings()(ids).double().mean(dim=0)
+    assert len(neg[0].input_embedding) == 384
+    assert torch.allclose(torch.tensor(neg[0].input_embedding, dtype=torch.float64), expected,
+                          atol=1e-5)
+
+
 def test_loading_twice_is_a_no_op_and_eviction_keeps_what_is_asked(host: ModelHost,  # type: ignore[no-untyped-def]
                                                                   probes) -> None:
     host.load(TASK, "a", probes["neg"], BASE)

@@ -14,7 +14,8 @@ from driftloop.learner.serving.request_body import (
 )
 from driftloop.schemas import Interaction
 
-POSITIVE = Prediction("positive", 0.9, {"negative": 0.1, "positive": 0.9}, [0.5] * 4, "v1")
+POSITIVE = Prediction("positive", 0.9, {"negative": 0.1, "positive": 0.9}, [0.5] * 4, "v1",
+                      input_embedding=[0.25] * 3)
 GENERATED = Prediction("a long answer", None, {}, [], "v1", output="a long answer",
                        classified=False)
 
@@ -54,11 +55,12 @@ def test_the_interaction_carries_the_answer_scores_and_where_it_came_from() -> N
     assert (event.id, event.ts, event.task, event.model_version, event.output,
             event.prediction) == ("r1", 5.0, "t", "v1", "positive", "positive")
     assert event.scores.confidence == 0.9 and event.embedding == [0.5] * 4
+    assert event.input_embedding == [0.25] * 3  # the worker's version-free input signal
     assert event.metadata == {"k": 1, "replica": "pod-1", "canary": True}
     generated = request.interaction("r1", "great", GENERATED, version="v1", replica="pod-1",
                                     canary=False, now=5.0)
     assert generated.output == "a long answer" and generated.prediction is None
-    assert generated.embedding is None
+    assert generated.embedding is None and generated.input_embedding is None
 
 
 def test_a_domain_the_contract_refuses_is_a_bad_request() -> None:

@@ -159,7 +159,8 @@ class LiveLoop:
                 model_version=self.head, input=item.text, prediction=answer.label,
                 scores={"confidence": answer.confidence,
                         "probabilities": answer.probabilities},
-                embedding=answer.embedding, metadata={"true_domain": item.domain}))
+                embedding=answer.embedding, input_embedding=answer.input_embedding,
+                metadata={"true_domain": item.domain}))
             self.users.react(item, now=self.now)
         self._apply(self.state.on_interactions(events, join=self.join, buffer=self.buffer,
                                                bucket=self._bucket(), now=self.now))
