@@ -18,6 +18,7 @@ from ...schemas.events import TrainingExample
 from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
 from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
+from .shared_prefix import MIN_SHARED, common_prefix, generate_after, prefix_cache
 from .task_model import Evaluation, length_batches
 
 __all__ = ["GenerationTask", "generator_lora_config", "normalize_answer"]
@@ -53,6 +54,8 @@ class GenerationTask:
         self.max_length = max_length
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.share_prefix = True
+        """Compute the prompts' shared beginning once per :meth:`generate` call."""
 
     def check(self, examples: Sequence[TrainingExample]) -> None:
         for example in examples:  # raises PromptTemplateError for targets that cannot fit
@@ -107,10 +110,29 @@ class GenerationTask:
         """Greedy answers, batched with left padding (where a causal LM's answer starts).
 
         Batched by prompt length, so each batch pads to about its own length (every
-        generated token attends over the padding too), and answered in the texts' order."""
+        generated token attends over the padding too), and answered in the texts' order.
+        With ``share_prefix``, the tokens every prompt begins with go through the model
+        once (:mod:`.shared_prefix`)."""
         model.eval()
         prompts = [self.template.prompt(self.tokenizer, t) for t in texts]
         answers: list[str] = [""] * len(prompts)
+        rows = ([self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+                if self.share_prefix and len(prompts) > 1 else [])
+        shared = common_prefix(rows)
+        if shared >= MIN_SHARED:  # the template's beginning, computed once
+            prefix = rows[0][:shared]
+            with self.device.autocast():
+                cache = prefix_cache(model, prefix, self.device.device)
+            for chunk in length_batches(prompts, self.batch_size):
+                with self.device.autocast():
+                    new_tokens = generate_after(
+                        model, cache, prefix, [rows[i][shared:] for i in chunk],
+                        pad_token_id=self.tokenizer.pad_token_id,
+                        max_new_tokens=self.max_new_tokens, device=self.device.device)
+                for i, answer in zip(chunk, self.tokenizer.batch_decode(
+                        new_tokens, skip_special_tokens=True), strict=True):
+                    answers[i] = answer
+            return answers
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         try:

@@ -62,6 +62,39 @@ def test_answers_batched_by_prompt_length_come_back_in_the_texts_order(smollm) -
     assert len(set(together)) > 1, together  # else the order could not show
 
 
+def test_the_prompts_shared_beginning_computed_once_gives_the_same_answers(smollm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.device import select_device
+    from driftloop.learner.models.generation import GenerationTask
+    from driftloop.learner.models.prompts import get_template
+    from driftloop.learner.models.shared_prefix import MIN_SHARED, common_prefix
+
+    template = get_template("sentiment")
+    task = GenerationTask(smollm.tokenizer, template, select_device("cpu"), max_new_tokens=8)
+    task.batch_size = 4
+    texts = ["what a wonderful, moving and beautifully acted film this was", "awful",
+             "the service was slow and the food arrived cold", "great", "not good at all",
+             "The senate passed the bill after a long debate", "meh", "I would buy it again",
+             "a film that never finds its feet", "it broke after two days, avoid"]
+    rows = [smollm.tokenizer(template.prompt(smollm.tokenizer, t),
+                             add_special_tokens=False)["input_ids"] for t in texts]
+    assert common_prefix(rows) >= MIN_SHARED  # the cache path is the one taken
+    _ = torch.manual_seed(1)
+    with smollm.lent() as weights:
+        model = task.build(weights, LoraSpec(), None)
+        for name, param in model.named_parameters():  # answers of several tokens, not one
+            if "lora_B" in name:
+                param.data.normal_(0, 0.01)
+        task.share_prefix = False
+        whole = task.generate(model, texts)
+        task.share_prefix = True
+        shared = task.generate(model, texts)
+    assert shared == whole
+    assert len(set(whole)) > 1, whole
+
+
 def test_losses_from_the_target_positions_alone_equal_the_full_logits(smollm) -> None:  # type: ignore[no-untyped-def]
     import torch
     from torch import nn
