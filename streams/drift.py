@@ -160,8 +160,10 @@ class DomainDrift:
                 self.events += int(embeddings.shape[0])
                 counted = True
             self._vectors(embeddings, findings, DriftSignal.EMBEDDING, self)
-        if self.input_features and (texts or (inputs is not None and inputs.size)):
-            vectors = inputs if inputs is not None and inputs.size else \
+        if inputs is not None and not inputs.size:
+            inputs = None
+        if self.input_features and (texts or inputs is not None):
+            vectors = inputs if inputs is not None else \
                 text_features(texts or [], self.input_features)
             if not counted:
                 self.events += int(vectors.shape[0])

@@ -119,38 +119,36 @@ class GenerationTask:
         rows = ([self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
                 if self.share_prefix and len(prompts) > 1 else [])
         shared = common_prefix(rows)
+        cache = None
         if shared >= MIN_SHARED:  # the template's beginning, computed once
             prefix = rows[0][:shared]
             with self.device.autocast():
                 cache = prefix_cache(model, prefix, self.device.device)
-            for chunk in length_batches(prompts, self.batch_size):
-                with self.device.autocast():
-                    new_tokens = generate_after(
-                        model, cache, prefix, [rows[i][shared:] for i in chunk],
-                        pad_token_id=self.tokenizer.pad_token_id,
-                        max_new_tokens=self.max_new_tokens, device=self.device.device)
-                for i, answer in zip(chunk, self.tokenizer.batch_decode(
-                        new_tokens, skip_special_tokens=True), strict=True):
-                    answers[i] = answer
-            return answers
+        for chunk in length_batches(prompts, self.batch_size):
+            with self.device.autocast():
+                new_tokens = (self._whole_prompts(model, [prompts[i] for i in chunk])
+                              if cache is None else generate_after(
+                                  model, cache, prefix, [rows[i][shared:] for i in chunk],
+                                  pad_token_id=self.tokenizer.pad_token_id,
+                                  max_new_tokens=self.max_new_tokens,
+                                  device=self.device.device))
+            for i, answer in zip(chunk, self.tokenizer.batch_decode(
+                    new_tokens, skip_special_tokens=True), strict=True):
+                answers[i] = answer
+        return answers
+
+    def _whole_prompts(self, model: Any, prompts: list[str]) -> torch.Tensor:
+        """Greedy new tokens for whole prompts, left-padded together."""
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         try:
-            for chunk in length_batches(prompts, self.batch_size):
-                encoded = self.tokenizer([prompts[i] for i in chunk], padding=True,
-                                         add_special_tokens=False,
-                                         return_tensors="pt").to(self.device.device)
-                with self.device.autocast():
-                    output = model.generate(**encoded, max_new_tokens=self.max_new_tokens,
-                                            do_sample=False,
-                                            pad_token_id=self.tokenizer.pad_token_id)
-                new_tokens = output[:, encoded["input_ids"].shape[1]:]
-                for i, answer in zip(chunk, self.tokenizer.batch_decode(
-                        new_tokens, skip_special_tokens=True), strict=True):
-                    answers[i] = answer
+            encoded = self.tokenizer(prompts, padding=True, add_special_tokens=False,
+                                     return_tensors="pt").to(self.device.device)
         finally:
             self.tokenizer.padding_side = side
-        return answers
+        output = model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        return output[:, encoded["input_ids"].shape[1]:]
 
     def score_answers(self, model: Any, prompts: Sequence[str],
                       expected: Sequence[str]) -> list[bool]:

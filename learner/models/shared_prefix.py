@@ -41,7 +41,7 @@ def common_prefix(rows: Sequence[Sequence[int]]) -> int:
     shared = 0
     while shared < limit and all(row[shared] == first[shared] for row in rows):
         shared += 1
-    return max(shared, 0)
+    return shared
 
 
 def prefix_cache(model: Any, prefix: Sequence[int], device: Any) -> Any:
