@@ -79,6 +79,9 @@ class TriggerKind(StrEnum):
 class ExampleOrigin(StrEnum):
     NEW = "new"
     REPLAY = "replay"
+    SYNTHETIC = "synthetic"
+    """Written by a model from a real example (learner.synthetic_share): trained on, never
+    held out."""
 
 
 class VersionStatus(StrEnum):

@@ -123,7 +123,8 @@ def split_request(request: TrainingRequest, *, holdout_fraction: float = 0.25,
     """Divide a request deterministically.
 
     The gate's holdout is chosen by content (:func:`held_out`) and topped up so that each
-    target has at least ``holdout_fraction`` of its new (and of its replayed) examples there:
+    target has at least ``holdout_fraction`` of its new (and of its replayed) examples there
+    (``synthetic`` examples, written by a model, only ever train):
     a little more than the fraction, never less. The early-stop slice is drawn from the
     training part by the seed and the examples' texts (the same examples, the same slice,
     whatever the request id).
@@ -150,12 +151,15 @@ def split_request(request: TrainingRequest, *, holdout_fraction: float = 0.25,
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     new = [e for e in request.examples if e.origin is ExampleOrigin.NEW]
     replay = [e for e in request.examples if e.origin is ExampleOrigin.REPLAY]
-    rng = _content_rng(request.examples, seed)
+    real = [e for e in request.examples if e.origin is not ExampleOrigin.SYNTHETIC]
+    rng = _content_rng(real, seed)  # model-written texts change no real example's side
     train_new, holdout_new = _take_by_content(new, holdout_fraction, seed)
     train_replay, holdout_replay = _take_by_content(replay, holdout_fraction, seed)
     train = train_new + train_replay
     validation: list[TrainingExample] = []
     if round(len(train) * validation_fraction) >= MIN_VALIDATION:
         train, validation = _take(train, validation_fraction, rng)
+    # Written by a model: trained on, never a held-out or early-stop text.
+    train += [e for e in request.examples if e.origin is ExampleOrigin.SYNTHETIC]
     return RequestSplit(tuple(train), tuple(validation), tuple(holdout_new),
                         tuple(holdout_replay))

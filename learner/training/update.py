@@ -43,7 +43,8 @@ from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_ada
 from ..models.device import ComputeDevice, select_device
 from ..models.generation import GenerationTask
 from ..models.memory import release_free_memory
-from ..models.resident import BaseModel, ResidentModels
+from ..models.prompts import normalize_answer
+from ..models.resident import BaseModel, ResidentModels, default_base_model
 from ..models.retrieval import RetrievalBank, RetrievalClassifier
 from ..models.task_model import Evaluation, TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
@@ -63,6 +64,7 @@ from .domain_merge import merge_adapter_folders
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
 from .record import pool_metadata, update_metadata, version_event
+from .synthesis import SynthesisPlan, SynthesisReport, TextWriter, synthesize
 from .transfer import DomainStart, plan_domain_start
 
 __all__ = ["IncrementalUpdater", "UpdateResult", "store_from_settings"]
@@ -195,8 +197,16 @@ class IncrementalUpdater:
             served = (task_model.build(start.base.fresh_copy(), self._lora_spec(),
                                        start.parent_dir)
                       if start.challenger is not None else None)
-            model, distillation = self._trainable(plan, start, task_model, versions, workdir,
-                                                  lending)
+            model = self._trainable(start, task_model, lending)
+            with _phase(timings, "synthesis_seconds"):
+                plan, synthetic = self._synthesize(plan, task_model,
+                                                   model if served is None else served,
+                                                   start.adapter_dir is not None)
+            # After the student's seeded initialisation: loading a teacher draws random
+            # numbers. The teacher reads the variants too.
+            distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
+                                            versions, models=self.models, store=self.store,
+                                            workdir=workdir)
             parent_hits: Outcomes = {}
             folds = self._folds(plan)
             robust = self._robustness(plan)
@@ -290,6 +300,7 @@ class IncrementalUpdater:
                          "deployment": self.settings.deployment_id}
                       | ({"base_weights_sha256": base_digest} if base_digest else {})
                       | pool_metadata(plan.pooled) | arm
+                      | ({"synthetic": synthetic.metadata()} if synthetic else {})
                       | distillation.lineage | lineage))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),
@@ -376,11 +387,9 @@ class IncrementalUpdater:
         cfg = self.settings.learner
         return LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
 
-    def _trainable(self, plan: UpdatePlan, start: _Start, task_model: TaskModel,
-                   versions: VersionLog, workdir: Path,
-                   lending: ExitStack) -> tuple[Any, Distillation]:
+    def _trainable(self, start: _Start, task_model: TaskModel, lending: ExitStack) -> Any:
         """The start adapter on the resident base (lent until ``lending`` closes: no copy of
-        the base weights), and the teacher if any."""
+        the base weights)."""
         seed_everything(self.settings.learner.seed)  # the untrained head's initialisation
         weights = lending.enter_context(start.base.lent())
         if self.settings.learner.gradient_checkpointing and hasattr(
@@ -388,12 +397,42 @@ class IncrementalUpdater:
             # Activations recomputed in the backward pass instead of kept (undone on return).
             weights.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
-        model = task_model.build(weights, self._lora_spec(), start.adapter_dir)
-        # After the student's seeded initialisation: loading a teacher draws random numbers.
-        distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
-                                        versions, models=self.models, store=self.store,
-                                        workdir=workdir)
-        return model, distillation
+        return task_model.build(weights, self._lora_spec(), start.adapter_dir)
+
+    def _synthesize(self, plan: UpdatePlan, task_model: TaskModel, current: Any,
+                    trained: bool) -> tuple[UpdatePlan, SynthesisReport | None]:
+        """The plan with model-written variants of its short domains' training examples in
+        its training part (``learner.synthetic_share``; :mod:`.synthesis`). ``current`` is
+        the model the update starts from, which must give each variant the label asked
+        for; an untrained start (``trained`` False) has no labels to give, so a first
+        version trains on real examples only."""
+        cfg = self.settings.learner
+        spec = SynthesisPlan(share=cfg.synthetic_share, below=cfg.synthetic_below,
+                             per_example=cfg.synthetic_per_example,
+                             contrast=cfg.synthetic_contrast)
+        if not trained or not spec.sources(plan.split.train):
+            return plan, None
+        generator = cfg.synthetic_generator or default_base_model(TaskKind.GENERATION)
+        self.trust.check_base_model(generator)
+        if plan.kind is TaskKind.CLASSIFICATION:
+            answer, same = partial(task_model.predict, current), str.__eq__
+        else:
+            answer = partial(task_model.generate, current)
+            same = lambda given, target: normalize_answer(given) == normalize_answer(target)  # noqa: E731
+        gate = plan.gate_split
+        known = [e.input for part in (gate.holdout_new, gate.holdout_replay, gate.validation)
+                 for e in part]
+        base = self.models.get(generator, TaskKind.GENERATION)
+        with base.lent() as weights:  # a private copy when the task trains this very base
+            writer = TextWriter(weights, base.tokenizer, self.device.device)
+            report = synthesize(plan.split.train, plan=spec, writer=writer, answer=answer,
+                                labels=task_model.labels, same=same, known=known,
+                                seed=cfg.seed)
+        report.generator = generator
+        log.info("request %s: %d of %d model-written variants kept (%s)", plan.request.id,
+                 len(report.examples), report.asked, report.dropped)
+        split = replace(plan.split, train=plan.split.train + tuple(report.examples))
+        return replace(plan, split=split), report
 
     def _folds(self, plan: UpdatePlan) -> list[Fold]:
         """The fold candidates' data under ``learner.gate_cross_fit``: only for a paired gate
@@ -511,7 +550,9 @@ class IncrementalUpdater:
         the settings' ``retrieval_*`` (``weight``, else the setting's, else fitted on
         ``fit_on`` and kept when significant at the gate's level)."""
         cfg = self.settings.learner
-        return new_bank(view, task_model, [*plan.split.train, *plan.split.validation],
+        real = [e for e in (*plan.split.train, *plan.split.validation)
+                if e.origin is not ExampleOrigin.SYNTHETIC]
+        return new_bank(view, task_model, real,
                         base=base, k=cfg.retrieval_k,
                         weight=weight if weight is not None else cfg.retrieval_weight,
                         limit=cfg.retrieval_bank_size, fit_on=fit_on, alpha=cfg.gate_alpha)

@@ -170,6 +170,25 @@ class LearnerSettings(Section):
                     "not built, a trained one keeps no bank)")
     retrieval_bank_size: int = Field(
         2048, ge=1, le=1_000_000, description="most labelled texts a bank keeps (newest)")
+    synthetic_share: float = Field(
+        0.0, ge=0.0, le=0.5,
+        description="data from prompts: most of an update's training part that variants "
+                    "written by a generation model may be (paraphrases of the request's "
+                    "training examples, and contrast rewrites asking for another label), "
+                    "each kept only when the current model gives it the label asked for "
+                    "(0: off; learner/training/synthesis.py)")
+    synthetic_below: int = Field(
+        64, ge=1, description="a domain whose new training examples in a request are fewer "
+                              "than this gets variants (with synthetic_share)")
+    synthetic_per_example: int = Field(
+        2, ge=1, le=8, description="variants asked of each source example")
+    synthetic_contrast: bool = Field(
+        True, description="ask for contrast rewrites (another label) beside paraphrases "
+                          "(classification tasks)")
+    synthetic_generator: str | None = Field(
+        None, min_length=1, max_length=512,
+        description="base model that writes the variants (None: the default generation base "
+                    "model, SmolLM2-135M-Instruct)")
     prompt_stability_probes: int = Field(
         16, ge=0, description="newest challenge probes a generation candidate answers under "
                               "each paraphrase of its prompt template (0: no stability check)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from driftloop.schemas.events import TrainingRequest
@@ -61,3 +63,22 @@ def learner_env(settings: Any, **extra: str) -> dict[str, str]:
                                                    else json.dumps(value))
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
     return env
+
+
+def own_learner(updater, parent, folder: Path, *, task=None, **changes):  # type: ignore[no-untyped-def]
+    """A learner on a copy of the session's store (a gate pool of its own: the session's
+    stays as it was), with learner settings ``changes`` (and the sentiment task's ``task``),
+    and a log holding ``parent``."""
+    from driftloop.learner.registry.version_log import VersionLog
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    copy = folder / "store"
+    shutil.copytree(Path(updater.store.root), copy)
+    settings = updater.settings.model_copy(update={
+        "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)}),
+        "learner": updater.settings.learner.model_copy(update=changes),
+        "tasks": {**updater.settings.tasks, "sentiment": updater.settings.tasks[
+            "sentiment"].model_copy(update=task or {})}})
+    learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
+    return learner, VersionLog().apply(parent.event.model_copy(update={
+        "adapter_uri": learner.store.uri_for(parent.event.sha256)}))

@@ -230,7 +230,7 @@ def test_nested_paths_follow_json() -> None:
     with pytest.raises(ValidationError) as caught:
         decode(orjson.dumps(bad), TrainingRequest)
     assert [str(e) for e in caught.value.errors] == [
-        "training_request.examples[0].origin: expected 'new' or 'replay', got \"old\"",
+        "training_request.examples[0].origin: expected 'new', 'replay' or 'synthetic', got \"old\"",
         "training_request.examples[1].weight: expected a number > 0, got 0",
     ]
     assert str(caught.value).endswith("(and 1 more)")

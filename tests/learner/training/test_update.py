@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from learner_helpers import replay_tweets, sentiment_request
+from learner_helpers import own_learner, replay_tweets, sentiment_request
 
 from driftloop.learner.errors import ArtifactIntegrityError, TrainingRequestError
 from driftloop.learner.registry.version_log import VersionLog, version_id_for
@@ -95,31 +95,13 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
-def _own_learner(updater, parent, folder: Path, *, task=None, **changes):  # type: ignore[no-untyped-def]
-    """A learner on a copy of the session's store (a gate pool of its own: the session's
-    stays as it was), with learner settings ``changes`` (and the sentiment task's ``task``),
-    and a log holding ``parent``."""
-    from driftloop.learner.training.update import IncrementalUpdater
-
-    copy = folder / "store"
-    shutil.copytree(Path(updater.store.root), copy)
-    settings = updater.settings.model_copy(update={
-        "artifacts": updater.settings.artifacts.model_copy(update={"store_url": str(copy)}),
-        "learner": updater.settings.learner.model_copy(update=changes),
-        "tasks": {**updater.settings.tasks, "sentiment": updater.settings.tasks[
-            "sentiment"].model_copy(update=task or {})}})
-    learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
-    return learner, VersionLog().apply(parent.event.model_copy(update={
-        "adapter_uri": learner.store.uri_for(parent.event.sha256)}))
-
-
 def test_cross_fitting_adds_every_trained_new_text_to_the_recent_slice_and_changes_no_byte(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     from driftloop.schemas.enums import ExampleOrigin
 
     request = sentiment_request("r-folds", domain="movies", n=40, seed=7)
-    plain, log = _own_learner(updater, sentiment_v1, tmp_path / "plain")
-    folded, folded_log = _own_learner(updater, sentiment_v1, tmp_path / "folded",
+    plain, log = own_learner(updater, sentiment_v1, tmp_path / "plain")
+    folded, folded_log = own_learner(updater, sentiment_v1, tmp_path / "folded",
                                       gate_cross_fit=2)
     without = plain.update(request, log)
     result = folded.update(request, folded_log)
@@ -139,7 +121,7 @@ def test_cross_fitting_adds_every_trained_new_text_to_the_recent_slice_and_chang
 def test_robustness_checks_score_both_versions_on_the_same_perturbed_texts(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     kinds = ("typo", "case", "negation")
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, robust_examples=10, task={
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, robust_examples=10, task={
         "robustness": kinds, "negation_labels": {"positive": "negative",
                                                  "negative": "positive"}})
     event = learner.update(sentiment_request("r-robust", domain="movies", n=32, seed=9),
@@ -154,7 +136,7 @@ def test_robustness_checks_score_both_versions_on_the_same_perturbed_texts(  # t
 
 def test_every_gate_reports_accuracy_per_slice_and_can_refuse_on_the_worst(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, slice_min_examples=4,
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, slice_min_examples=4,
                                 slice_tolerance=0.5)
     replay = [(text, label) for text, label in replay_tweets(12)]
     request = sentiment_request("r-slices", domain="movies", n=32, seed=11, replay=replay)
@@ -186,7 +168,7 @@ def test_a_retrieval_update_puts_the_cheaper_arm_first_and_serving_answers_as_it
         chosen = update_module.choose_arm
         monkeypatch.setattr(update_module, "choose_arm",
                             lambda *a, **k: replace(chosen(*a, **k), arm=forced))
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
                                retrieval_weight=0.5)
     learner.clear_gate_pool("sentiment")  # the gate's recent slice: this request's holdout
     request = sentiment_request("r-arms", domain="movies", n=48, seed=13)
@@ -254,7 +236,7 @@ def test_neighbours_with_no_share_build_no_retrieval_candidate_and_no_bank(  # t
     from driftloop.learner.models.retrieval import BANK_FILE
 
     # A share of 0 is what a fitted weight comes to where neighbours do not help.
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
                                 retrieval_weight=0.0)
     learner.clear_gate_pool("sentiment")
     result = learner.update(sentiment_request("r-no-share", domain="movies", n=32, seed=4), log)
@@ -270,7 +252,7 @@ def test_without_a_retrieval_arm_the_trained_candidate_takes_the_parents_share( 
         updater, sentiment_v1, tmp_path: Path) -> None:
     import json
 
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, retrieval=True,
                                 retrieval_arm=False, retrieval_weight=0.25)
     learner.clear_gate_pool("sentiment")
     result = learner.update(sentiment_request("r-joined", domain="movies", n=32, seed=4), log)
@@ -286,7 +268,7 @@ def test_without_a_retrieval_arm_the_trained_candidate_takes_the_parents_share( 
 
 def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path, gate_stratify=True)
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, gate_stratify=True)
     # Three positives to one negative in the request; its held-out slice has its own mix.
     request = sentiment_request("r-strata", domain="movies", n=48, seed=5)
     negatives = [e for e in request.examples if e.target == "negative"][:8]
@@ -300,7 +282,7 @@ def test_a_stratified_gate_weighs_the_recent_slice_by_the_requests_label_mix(  #
 
 def test_a_parent_is_scored_once_per_text_and_prompt_and_its_kept_results_give_the_same_gate(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
-    learner, log = _own_learner(updater, sentiment_v1, tmp_path)
+    learner, log = own_learner(updater, sentiment_v1, tmp_path)
     request = sentiment_request("r-kept", domain="movies", n=32, seed=3)
     first = learner.update(request, log).event
     scored = learner.parent_scores.misses

@@ -1,0 +1,308 @@
+"""Data from prompts: labelled variants of a request's real examples, written by a model.
+
+When a domain brings fewer labelled examples than an update needs (``learner.synthetic_below``
+new training examples in the request), a generation model (the default generation base
+model, or ``learner.synthetic_generator``) is asked, with prompt templates, to write variants
+of the request's *training* examples of that domain:
+
+* a **paraphrase** keeps the example's target (:data:`PARAPHRASE`);
+* a **contrast** rewrite asks for another label of a classification task, so the pair
+  differs in what matters (:data:`CONTRAST`).
+
+A variant joins the update's training part only when it passes every check, and the counts
+of each reason it did not are recorded: a cleaned, non-empty single text
+(``unusable``), of a plausible length beside its source (``length``), not the same text as
+any real input of the request or of the gate's slices, nor as another variant, after
+normalising case, spaces and punctuation (``duplicate``); and the current model (the
+version the update starts from) gives it the label the writer was asked for (``disagree``:
+the writer and the current model must agree, so a rewrite that did not flip, or drifted off
+its meaning, is dropped). Variants are at most ``learner.synthetic_share`` of the training
+part, carry ``origin="synthetic"``, the source's domain, regime and weight, and are never
+held out, used for early stop or pooled for later gates (:func:`~..gate.split.split_request`).
+
+Sampling is seeded (``learner.seed``): the same request and settings write the same
+variants on the same hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import string
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from ...schemas.enums import ExampleOrigin
+from ...schemas.events import TrainingExample
+from ..errors import TrainingRequestError
+
+__all__ = [
+    "CONTRAST",
+    "PARAPHRASE",
+    "SynthesisPlan",
+    "SynthesisReport",
+    "TextWriter",
+    "Writer",
+    "clean_variant",
+    "synthesize",
+    "variant_key",
+]
+
+log = logging.getLogger(__name__)
+
+PARAPHRASE = "Paraphrase this text. Keep its meaning.\nText: {text}\nParaphrase:"
+"""The prompt of a variant that keeps its source's target."""
+CONTRAST = ("Rewrite this text so that its label is \"{label}\" instead of \"{target}\". "
+            "Change as few words as you can.\nText: {text}\nRewritten:")
+"""The prompt of a variant that should take another label (classification only)."""
+
+_PREAMBLE = re.compile(r"^(?:paraphrase|rewritten|text|answer|output)\s*:\s*", re.IGNORECASE)
+_QUOTES = "\"'\u201c\u201d\u2018\u2019"
+
+
+def clean_variant(raw: str) -> str | None:
+    """The variant a writer's raw answer holds, or None when it holds none.
+
+    The first line that is not a preamble ("Here is a paraphrase:"), without a leading
+    ``Paraphrase:``-style label and surrounding quotes.
+
+    >>> clean_variant('Paraphrase: "The film was dull."')
+    'The film was dull.'
+    >>> clean_variant("Here's a revised version:\\n\\nThe blender broke quickly.")
+    'The blender broke quickly.'
+    >>> clean_variant("  \\n ") is None
+    True
+    """
+    for line in raw.splitlines():
+        text = _PREAMBLE.sub("", line.strip()).strip().strip(_QUOTES).strip()
+        if text and not text.endswith(":"):
+            return text
+    return None
+
+
+def variant_key(text: str) -> str:
+    """What two texts must differ in to count as different: case, spaces and punctuation
+    do not count.
+
+    >>> variant_key("The  Film, was DULL!") == variant_key("the film was dull")
+    True
+    """
+    kept = text.casefold().translate(str.maketrans("", "", string.punctuation))
+    return " ".join(kept.split())
+
+
+@dataclass(frozen=True, slots=True)
+class SynthesisPlan:
+    """How many variants of which examples to ask for.
+
+    Examples
+    --------
+    >>> plan = SynthesisPlan(share=0.25, below=64, per_example=2)
+    >>> plan.limit(90)  # a quarter of the training part once they are in: 30 of 120
+    30
+    >>> SynthesisPlan(share=0.0, below=64).limit(90)
+    0
+    """
+
+    share: float
+    """Most of the training part variants may be, once they are in it (0: off)."""
+    below: int
+    """A domain with fewer new training examples than this gets variants."""
+    per_example: int = 2
+    """Variants asked of each source example (alternately paraphrase and contrast)."""
+    contrast: bool = True
+    """Ask for contrast rewrites (classification tasks with two labels or more)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share < 1.0:
+            raise ValueError(f"share must be in [0, 1), got {self.share}")
+        if self.below < 0 or self.per_example < 1:
+            raise ValueError("below must be >= 0 and per_example >= 1")
+
+    def limit(self, real: int) -> int:
+        """Most variants beside ``real`` training examples."""
+        return math.floor(self.share * real / (1.0 - self.share) + 1e-9)
+
+    def sources(self, train: Sequence[TrainingExample]) -> list[TrainingExample]:
+        """The new training examples of the domains short of :attr:`below`, newest first
+        (the request's order is oldest first), as many as the limit can use."""
+        new = [e for e in train if e.origin is ExampleOrigin.NEW]
+        counts: dict[str, int] = {}
+        for example in new:
+            counts[example.domain] = counts.get(example.domain, 0) + 1
+        short = [e for e in reversed(new) if counts[e.domain] < self.below]
+        return short[:math.ceil(self.limit(len(train)) / self.per_example)]
+
+
+@dataclass(slots=True)
+class SynthesisReport:
+    """What one update's synthesis asked for, kept, and why the rest was dropped."""
+
+    examples: list[TrainingExample] = field(default_factory=list)
+    asked: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    generator: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The version's ``metadata.synthetic`` entry."""
+        return {"generator": self.generator, "asked": self.asked, "kept": len(self.examples),
+                "dropped": dict(sorted(self.dropped.items())), "seconds": round(self.seconds, 3)}
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+class TextWriter:
+    """Sampled continuations of chat prompts from a causal LM (the variants' writer).
+
+    Parameters
+    ----------
+    model, tokenizer
+        A causal LM and its tokenizer (a chat template is used when the tokenizer has one).
+    device
+        Where the model's weights are.
+    max_new_tokens
+        Longest variant, in tokens.
+    batch_size
+        Prompts per forward pass.
+
+    Examples
+    --------
+    >>> class Echo:  # a stand-in: the real writer is any transformers causal LM
+    ...     def write(self, prompts, seed):
+    ...         return [p.rsplit("Text: ", 1)[1].split("\\n")[0] + " indeed" for p in prompts]
+    >>> Echo().write([PARAPHRASE.format(text="good film")], seed=0)
+    ['good film indeed']
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device | str = "cpu", *,
+                 max_new_tokens: int = 48, batch_size: int = 16) -> None:
+        self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def _chat(self, message: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": message}], tokenize=False,
+                add_generation_prompt=True)
+        return message
+
+    @torch.no_grad()
+    def write(self, prompts: Sequence[str], seed: int) -> list[str]:
+        """One sampled answer per prompt (nucleus sampling, seeded), in the prompts' order."""
+        tokenizer = self.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"  # answers start aligned
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
+            else tokenizer.eos_token_id
+        was_training = self.model.training
+        self.model.eval()
+        torch.manual_seed(seed)
+        answers: list[str] = []
+        try:
+            for start in range(0, len(prompts), self.batch_size):
+                chats = [self._chat(p) for p in prompts[start:start + self.batch_size]]
+                encoded = tokenizer(chats, return_tensors="pt", padding=True,
+                                    add_special_tokens=False).to(self.device)
+                out = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                          do_sample=True, top_p=0.9, temperature=0.7,
+                                          pad_token_id=pad)
+                answers += tokenizer.batch_decode(out[:, encoded["input_ids"].shape[1]:],
+                                                  skip_special_tokens=True)
+        finally:
+            tokenizer.padding_side = side
+            self.model.train(was_training)
+        return answers
+
+
+class Writer(Protocol):
+    """What :func:`synthesize` needs of a writer (a :class:`TextWriter`)."""
+
+    def write(self, prompts: Sequence[str], seed: int) -> list[str]: ...
+
+
+def _requests(sources: Sequence[TrainingExample], plan: SynthesisPlan,
+              labels: Sequence[str]) -> list[tuple[TrainingExample, str, str]]:
+    """``(source, prompt, target asked for)`` per variant: paraphrases and contrasts taking
+    turns, the contrasts of successive sources asking for each other label in turn."""
+    contrast = plan.contrast and len(labels) >= 2
+    asked = []
+    for n, source in enumerate(sources):
+        for k in range(plan.per_example):
+            if contrast and (n + k) % 2 == 1 and source.target in labels:
+                others = [label for label in labels if label != source.target]
+                other = others[n % len(others)]
+                asked.append((source, CONTRAST.format(text=source.input, label=other,
+                                                      target=source.target), other))
+            else:
+                asked.append((source, PARAPHRASE.format(text=source.input), source.target))
+    return asked
+
+
+def synthesize(train: Sequence[TrainingExample], *, plan: SynthesisPlan, writer: Writer,
+               answer: Callable[[list[str]], list[str]], labels: Sequence[str] = (),
+               same: Callable[[str, str], bool] = str.__eq__, known: Iterable[str] = (),
+               seed: int = 0) -> SynthesisReport:
+    """Variants of ``train``'s examples of short domains that pass every check.
+
+    ``answer`` is the current model (texts to answers); ``same`` says whether an answer is
+    the target asked for; ``known`` are the other real texts no variant may repeat (the
+    request's held-out ones, the gate's pooled ones).
+
+    Examples
+    --------
+    >>> class Writer:
+    ...     def write(self, prompts, seed):
+    ...         return ["Paraphrase: " + p.split("Text: ")[1].split("\\n")[0].upper() + "!"
+    ...                 if p.startswith("Paraphrase") else "" for p in prompts]
+    >>> train = [TrainingExample(input=f"text {i} was fine", target="pos") for i in range(4)]
+    >>> report = synthesize(train, plan=SynthesisPlan(share=0.5, below=8, per_example=1,
+    ...                     contrast=False), writer=Writer(), answer=lambda t: ["pos"] * len(t))
+    >>> [e.input for e in report.examples], report.dropped  # upper case: a duplicate
+    ([], {'duplicate': 4})
+    """
+    started = time.perf_counter()
+    report = SynthesisReport()
+    sources = plan.sources(train)
+    if not sources or plan.limit(len(train)) == 0:
+        return report
+    asked = _requests(sources, plan, labels)
+    report.asked = len(asked)
+    raw = writer.write([prompt for _, prompt, _ in asked], seed)
+    if len(raw) != len(asked):
+        raise TrainingRequestError(f"the variants' writer answered {len(raw)} of "
+                                   f"{len(asked)} prompts")
+    seen = {variant_key(e.input) for e in train} | {variant_key(t) for t in known}
+    kept: list[tuple[TrainingExample, str, str]] = []
+    for (source, _, target), text in zip(asked, raw, strict=True):
+        variant = clean_variant(text)
+        if variant is None:
+            report.drop("unusable")
+            continue
+        words, source_words = len(variant.split()), len(source.input.split())
+        if not max(2, source_words // 3) <= words <= 3 * source_words + 5:
+            report.drop("length")
+            continue
+        key = variant_key(variant)
+        if key in seen:
+            report.drop("duplicate")
+            continue
+        seen.add(key)
+        kept.append((source, variant, target))
+    answers = answer([variant for _, variant, _ in kept]) if kept else []
+    for (source, variant, target), given in zip(kept, answers, strict=True):
+        if not same(given, target):
+            report.drop("disagree")
+            continue
+        report.examples.append(TrainingExample(
+            input=variant, target=target, weight=source.weight,
+            origin=ExampleOrigin.SYNTHETIC, domain=source.domain, regime=source.regime,
+            slices=source.slices))
+    report.examples = report.examples[:plan.limit(len(train))]
+    report.seconds = time.perf_counter() - started
+    return report
