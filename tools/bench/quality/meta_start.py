@@ -45,7 +45,8 @@ from ...demo.traffic import DEMO_DOMAINS, build_demo_data
 from .questions import LABELS as QUESTION_LABELS
 from .questions import read_question_groups
 
-__all__ = ["SHOTS", "STARTS", "MetaStream", "meta_start", "summarise_meta"]
+__all__ = ["META_STREAMS", "SHOTS", "STARTS", "FewShotTrainer", "MetaStream", "meta_start",
+           "summarise_meta"]
 
 SHOTS = (0, 16, 32, 64)
 STARTS = ("scratch", "nearest", "merge")
@@ -91,65 +92,87 @@ def _questions(seed: int, *, pool: int, heldout: int) -> MetaStream:
 META_STREAMS: dict[str, Callable[..., MetaStream]] = {"vader": _vader, "questions": _questions}
 
 
+class FewShotTrainer:
+    """The learner's trainer, base model and task model for one stream's labels, with a
+    scratch store: trains adapters from a start as an update of that size would.
+
+    Used as a context manager (the scratch folder goes on exit)."""
+
+    def __init__(self, labels: Sequence[str], *, torch_threads: int | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="driftloop-fewshot-")
+        self.folder = Path(self._tmp.name)
+        self.settings = Settings(artifacts={"store_url": str(self.folder / "store")},
+                                 learner={"torch_threads": torch_threads})
+        self.learner = IncrementalUpdater(self.settings)
+        self.labels = tuple(labels)
+        self.base_model = default_base_model(TaskKind.CLASSIFICATION)
+        self.base = self.learner.models.get(self.base_model, TaskKind.CLASSIFICATION)
+        self.task_model = task_model_for(TaskKind.CLASSIFICATION, self.base.tokenizer,
+                                         self.learner.device, labels=self.labels,
+                                         max_length=self.settings.learner.max_length)
+        cfg = self.settings.learner
+        self.spec = LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+
+    def __enter__(self) -> FewShotTrainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def train(self, start: Path | None, examples: Sequence[TrainingExample],
+              folder: Path | None = None) -> Any:
+        """An adapter from ``start`` (None: untrained) trained on ``examples``, saved to
+        ``folder`` when given."""
+        seed_everything(self.settings.learner.seed)  # the untrained head's and LoRA's init
+        model = self.task_model.build(self.base.fresh_copy(), self.spec, start)
+        config = self.learner.train_config
+        if start is None:  # as the learner trains from an untrained start
+            config = replace(config, interpolation=1.0, warmup_steps=0)
+        if examples:
+            train_adapter(self.task_model, model, list(examples), [], config)
+        if folder is not None:
+            save_adapter(model, folder, AdapterMetadata(
+                TaskKind.CLASSIFICATION, self.base_model, folder.name, self.labels, None))
+        return model
+
+    def accuracy(self, model: Any, examples: Sequence[TrainingExample]) -> float:
+        return self.task_model.evaluate_each(model, examples).accuracy
+
+
 def meta_start(stream_name: str, *, seed: int, known: int = 128, heldout: int = 200,
                shots: Sequence[int] = SHOTS, torch_threads: int | None = None
                ) -> dict[str, Any]:
     """One stream, one seed: accuracy on each left-out domain per start and labels seen
     (``shots``: how many labels of the new domain, 0 for the start as it is)."""
     stream = META_STREAMS[stream_name](seed, pool=max(known, *shots), heldout=heldout)
-    with tempfile.TemporaryDirectory(prefix="driftloop-meta-") as tmp:
-        settings = Settings(artifacts={"store_url": str(Path(tmp) / "store")},
-                            learner={"torch_threads": torch_threads})
-        learner = IncrementalUpdater(settings)
-        base_model = default_base_model(TaskKind.CLASSIFICATION)
-        base = learner.models.get(base_model, TaskKind.CLASSIFICATION)
-        task_model = task_model_for(TaskKind.CLASSIFICATION, base.tokenizer, learner.device,
-                                    labels=stream.labels,
-                                    max_length=settings.learner.max_length)
-        cfg = settings.learner
-        spec = LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-
-        def train(start: Path | None, examples: Sequence[TrainingExample],
-                  folder: Path | None = None) -> Any:
-            seed_everything(cfg.seed)  # the untrained head's and LoRA's initialisation
-            model = task_model.build(base.fresh_copy(), spec, start)
-            config = learner.train_config
-            if start is None:  # as the learner trains from an untrained start
-                config = replace(config, interpolation=1.0, warmup_steps=0)
-            if examples:
-                train_adapter(task_model, model, list(examples), [], config)
-            if folder is not None:
-                save_adapter(model, folder, AdapterMetadata(
-                    TaskKind.CLASSIFICATION, base_model, folder.name,
-                    stream.labels, None))
-            return model
-
-        def accuracy(model: Any, domain: str) -> float:
-            return task_model.evaluate_each(model, stream.heldout[domain]).accuracy
+    with FewShotTrainer(stream.labels, torch_threads=torch_threads) as trainer:
+        tmp = trainer.folder
 
         def centroid(examples: Sequence[TrainingExample]) -> list[float]:
-            return embedding_centroid(base.model, base.tokenizer, [e.input for e in examples],
-                                      device=learner.device.device,
-                                      max_length=settings.learner.max_length)
+            return embedding_centroid(trainer.base.model, trainer.base.tokenizer,
+                                      [e.input for e in examples],
+                                      device=trainer.learner.device.device,
+                                      max_length=trainer.settings.learner.max_length)
 
         for domain in stream.pools:  # each known domain's adapter, from the same start
-            train(None, stream.pools[domain][:known], Path(tmp) / f"known-{domain}")
+            trainer.train(None, stream.pools[domain][:known], tmp / f"known-{domain}")
         centroids = {d: centroid(stream.pools[d][:known]) for d in stream.pools}
         results: dict[str, dict[str, dict[int, float]]] = {}
         for new in stream.pools:
             others = [d for d in stream.pools if d != new]
-            merged = merge_adapter_folders([Path(tmp) / f"known-{d}" for d in others],
-                            Path(tmp) / f"merge-{new}")
+            merged = merge_adapter_folders([tmp / f"known-{d}" for d in others],
+                                           tmp / f"merge-{new}")
             curves: dict[str, dict[int, float]] = {s: {} for s in STARTS}
             for seen in shots:
                 few = stream.pools[new][:seen]
                 # The donor is chosen on what the learner would have: the new texts so far.
                 here = centroid(few or stream.pools[new][:16])
                 nearest = min(others, key=lambda d: cosine_distance(here, centroids[d]))
-                starts = {"scratch": None, "nearest": Path(tmp) / f"known-{nearest}",
+                starts = {"scratch": None, "nearest": tmp / f"known-{nearest}",
                           "merge": merged}
                 for name, start in starts.items():
-                    curves[name][seen] = accuracy(train(start, few), new)
+                    curves[name][seen] = trainer.accuracy(trainer.train(start, few),
+                                                          stream.heldout[new])
             results[new] = curves
     return {"stream": stream_name, "seed": seed, "known": known, "shots": list(shots),
             "domains": results}

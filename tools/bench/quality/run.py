@@ -15,7 +15,10 @@ Three parts, each driving driftloop's own code directly and printing it beside a
    per label asked, the worker's uncertainty sampler vs random picks with the same budget;
 4. only when asked (``--only meta-start``; :mod:`driftloop.tools.bench.quality.meta_start`):
    few-shot accuracy on a domain the task has not seen, from an untrained adapter, from the
-   nearest known domain's and from the average of every known domain's.
+   nearest known domain's and from the average of every known domain's;
+5. only when asked (``--only synthetic``; :mod:`driftloop.tools.bench.quality.synthetic_gain`):
+   accuracy on a later domain after 16, 32 and 64 of its labels, with and without the
+   variants a generation model writes of them (data from prompts).
 
 ``--json`` prints every figure (curves and per-stream delays included) as one JSON document
 on stdout, the tables going to stderr; ``-o FILE`` writes it to a file after every part.
@@ -39,7 +42,7 @@ from ...options import json_option, output_option, print_json, text_to_stderr
 
 __all__ = ["SECTIONS", "quality"]
 
-SECTIONS = ("drift", "continual", "active", "meta-start")
+SECTIONS = ("drift", "continual", "active", "meta-start", "synthetic")
 DEFAULT_SECTIONS = SECTIONS[:3]
 
 
@@ -164,16 +167,21 @@ def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _meta_start(quick: bool, seeds: range, streams: tuple[str, ...],
-                threads: int | None) -> dict[str, Any]:
+def _few_shot(part: str, quick: bool, seeds: range, streams: tuple[str, ...],
+              threads: int | None) -> dict[str, Any]:
+    """A part that learns a new domain from a few labels (``meta-start`` or ``synthetic``):
+    each stream and seed run, and the summary."""
     _offline()
     from .meta_start import meta_start, summarise_meta
+    from .synthetic_gain import summarise_synthetic, synthetic_gain
 
+    run, summarise = {"meta-start": (meta_start, summarise_meta),
+                      "synthetic": (synthetic_gain, summarise_synthetic)}[part]
     known, heldout = (32, 80) if quick else (128, 200)
     started = time.perf_counter()
-    runs = _each_run(seeds, streams, "meta-start runs", lambda stream, seed: meta_start(
+    runs = _each_run(seeds, streams, f"{part} runs", lambda stream, seed: run(
         stream, seed=seed, known=known, heldout=heldout, torch_threads=threads))
-    return {"known": known, "heldout": heldout, "runs": runs, "summary": summarise_meta(runs),
+    return {"known": known, "heldout": heldout, "runs": runs, "summary": summarise(runs),
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -240,16 +248,38 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
 
 
 def _meta_table(section: dict[str, Any]) -> list[str]:
-    lines = [f"a new domain's first adapter ({section['known']} labels per known domain, each "
-             f"domain left out in turn): held-out accuracy by labels of the new domain; mean "
-             f"[min, max] over seeds"]
+    return _few_shot_table(
+        f"a new domain's first adapter ({section['known']} labels per known domain, each "
+        f"domain left out in turn): held-out accuracy by labels of the new domain; mean "
+        f"[min, max] over seeds", section,
+        lambda s: "", lambda s: [(start, row, False) for start, row in s["starts"].items()])
+
+
+def _synthetic_table(section: dict[str, Any]) -> list[str]:
+    return _few_shot_table(
+        f"data from prompts: held-out accuracy on a later domain by its labels, from a first "
+        f"version of {section['known']} labels, without and with model-written variants of "
+        f"those labels; mean [min, max] over seeds", section,
+        lambda s: (f", {s['variants_kept']} variants kept, {100 * s['kept_share']:.0f}% of "
+                   f"those asked, {s['writing_seconds']:.0f} s writing"),
+        lambda s: [*((arm, row, False) for arm, row in s["arms"].items()),
+                   ("gain", s["gain"], True)])
+
+
+def _few_shot_table(title: str, section: dict[str, Any], about: Callable[[Any], str],
+                    rows: Callable[[Any], list[tuple[str, Any, bool]]]) -> list[str]:
+    """A few-shot part's table: per stream, one line per row, mean [min, max] per number
+    of labels (``signed`` rows are differences)."""
+    lines = [title]
     for stream, s in section["summary"].items():
         shots = s["shots"]
-        lines.append(f"{stream} ({s['seeds']} seeds)" + "".join(f" {k:>19}" for k in shots))
-        for start, row in s["starts"].items():
-            lines.append(f"  {start:10}" + "".join(
-                f" {row[str(k)]['mean']:.3f} [{row[str(k)]['min']:.2f},{row[str(k)]['max']:.2f}]"
-                for k in shots))
+        lines.append(f"{stream} ({s['seeds']} seeds{about(s)})"
+                     + "".join(f" {k:>19}" for k in shots))
+        for name, row, signed in rows(s):
+            sign = "+" if signed else ""
+            lines.append(f"  {name:10}" + "".join(
+                f" {row[str(k)]['mean']:{sign}.3f} [{row[str(k)]['min']:{sign}.2f},"
+                f"{row[str(k)]['max']:{sign}.2f}]" for k in shots))
     return lines
 
 
@@ -327,8 +357,12 @@ def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
         part("active", section, _active_table(section))
     if "meta-start" in chosen:
         count = seeds or (1 if quick else 3)
-        section = _meta_start(quick, range(seed, seed + count), both, threads)
+        section = _few_shot("meta-start", quick, range(seed, seed + count), both, threads)
         part("meta_start", section, _meta_table(section))
+    if "synthetic" in chosen:
+        count = seeds or (1 if quick else 3)
+        section = _few_shot("synthetic", quick, range(seed, seed + count), both, threads)
+        part("synthetic", section, _synthetic_table(section))
     report["load_average_at_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 2)
     save()
