@@ -29,7 +29,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..schemas.events import Feedback, LabelRequest
+from ..schemas.events import Feedback, Interaction, LabelRequest
 from ..schemas.settings import Settings
 from .answers import AlreadyAnswered, ReviewError, UnknownRequest, review_feedback
 
@@ -268,7 +268,7 @@ class ReviewQueue:
              if h.request.id == rid), None)
         if request is None or k < 1:
             return []
-        target = self._unit.get(rid) or _unit(request.interaction.embedding)
+        target = self._unit.get(rid) or _unit(_vector(request.interaction))
         if target is None:
             return []
         found: dict[str, Neighbour] = {}
@@ -376,7 +376,7 @@ class ReviewQueue:
 
     def _add_pending(self, request: LabelRequest) -> None:
         self._pending[request.id] = request
-        unit = _unit(request.interaction.embedding)
+        unit = _unit(_vector(request.interaction))
         if unit is not None:
             self._unit[request.id] = unit
 
@@ -393,6 +393,12 @@ class ReviewQueue:
 
 def _offer_order(request: LabelRequest) -> tuple[float, float, str]:
     return -request.priority, request.ts, request.id
+
+
+def _vector(interaction: Interaction) -> list[float] | None:
+    """What neighbours are found by: the model's embedding, else (a generation task, whose
+    service sends none) the version-free input embedding."""
+    return interaction.embedding or interaction.input_embedding
 
 
 def _unit(vector: list[float] | None) -> _Unit:

@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """One answer: the label (or generated text), its probability, all probabilities and the
-    pooled embedding; a generation answer has no probabilities, and its embedding is the mean
-    of the base model's input embeddings of the text (see :func:`input_embeddings`).
+    pooled embedding; a generation answer has no probabilities and no pooled embedding
+    (``embedding`` is empty), only the version-free ``input_embedding``.
 
     A generation answer keeps the generated text in ``output``; when its prompt template has
     choices, ``label`` is the choice read from the text and ``classified`` says one was found.
@@ -58,9 +58,9 @@ class Prediction:
     output: str | None = None
     classified: bool = True
     input_embedding: list[float] | None = None
-    """Classification: the mean of the base model's input-token embeddings of the text's
-    words (special tokens left out), which no adapter changes (:func:`token_embedding_means`):
-    the worker's input-drift signal, the same whatever version answered."""
+    """The mean of the base model's input-token embeddings of the text's words (special
+    tokens left out), which no adapter changes (:func:`token_embedding_means`): the worker's
+    input-drift signal, the same whatever version answered (either task kind)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,8 +332,11 @@ class ModelHost:
                                      embeddings, strict=True):
             text = answer.strip()
             choice = template.read_answer(text)
-            answers.append(Prediction(choice or text, None, {}, embedding, version_id,
-                                      output=text, classified=choice is not None))
+            # The vector no adapter changes is an input embedding, watched as such and
+            # never re-learnt after a promotion; a causal LM has no pooled embedding.
+            answers.append(Prediction(choice or text, None, {}, [], version_id,
+                                      output=text, classified=choice is not None,
+                                      input_embedding=embedding))
         return answers
 
     def evict(self, task: str, keep: set[str]) -> list[str]:
@@ -472,7 +475,7 @@ def input_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], *,
                      max_length: int) -> list[list[float]]:
     """The mean of the base model's input (token) embeddings of each text.
 
-    What a generation interaction carries for input drift: the embedding table is not
+    What a generation interaction carries as its ``input_embedding``: the table is not
     adapted (LoRA sits on attention), so the signal does not move when the served version
     does, and it costs a table lookup, not a forward pass.
     """

@@ -20,7 +20,8 @@ LABELS = ("negative", "positive")
 def label_request(n: int, *, task: str = "sentiment", priority: float = 0.5,
                   interaction: str | None = None, embedding: Sequence[float] | None = None,
                   ts: float | None = None, request_id: str | None = None,
-                  text: str | None = None) -> LabelRequest:
+                  text: str | None = None,
+                  input_embedding: Sequence[float] | None = None) -> LabelRequest:
     """Request number ``n`` for interaction ``i<n>`` (or ``interaction``), as the worker
     makes them (``lr-<interaction id>``), the model unsure between the two labels."""
     iid = interaction or f"i{n}"
@@ -28,7 +29,9 @@ def label_request(n: int, *, task: str = "sentiment", priority: float = 0.5,
                        input=text or f"review text number {n}", prediction="positive",
                        scores={"confidence": 0.52,
                                "probabilities": {"negative": 0.48, "positive": 0.52}},
-                       embedding=list(embedding) if embedding is not None else None)
+                       embedding=list(embedding) if embedding is not None else None,
+                       input_embedding=(list(input_embedding) if input_embedding is not None
+                                        else None))
     return LabelRequest(id=request_id or f"lr-{iid}", ts=1000.0 + n if ts is None else ts,
                         task=task, interaction=seen, reason="margin", priority=priority)
 

@@ -240,6 +240,18 @@ def test_neighbours_are_the_closest_requests_of_the_task_by_cosine(queue: Review
     assert [(n.request_id, n.label) for n in queue.neighbours("lr-i1", 1)] == [("lr-i2", None)]
 
 
+def test_generation_requests_find_neighbours_by_their_input_embedding(
+        queue: ReviewQueue) -> None:
+    # driftloop's service sends a generation answer's version-free vector as its input
+    # embedding and no model embedding: neighbours are found by it.
+    queue.offer(label_request(1, input_embedding=[1.0, 0.0]))
+    queue.offer(label_request(2, input_embedding=[0.8, 0.6]))
+    queue.offer(label_request(3, input_embedding=[0.0, 1.0]))
+    near = queue.neighbours("lr-i1", 2)
+    assert [n.request_id for n in near] == ["lr-i2", "lr-i3"]
+    assert near[0].similarity == pytest.approx(0.8)
+
+
 def test_labelled_neighbours_are_bounded_by_memory(clock: Clock) -> None:
     queue = ReviewQueue(Settings(), undo_window_s=0, memory=2, clock=clock)
     for n in range(1, 6):

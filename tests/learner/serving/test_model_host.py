@@ -191,10 +191,13 @@ def test_generation_versions_answer_with_text_under_their_template(  # type: ign
         assert [a.version_id for a in first + second] == ["g1", "g1", "g2", "g2"]
         assert all(isinstance(a.label, str) and a.confidence is None for a in first + second)
         # An input embedding for drift: the base model's token embeddings, so two versions
-        # give the same one for the same text, and two texts two different ones.
-        assert [a.embedding for a in first] == [a.embedding for a in second]
-        assert first[0].embedding != first[1].embedding
-        assert len(first[0].embedding) == base.model.config.hidden_size
+        # give the same one for the same text, and two texts two different ones; a causal
+        # LM has no pooled embedding to send.
+        assert [a.input_embedding for a in first] == [a.input_embedding for a in second]
+        assert first[0].input_embedding != first[1].input_embedding
+        assert first[0].input_embedding is not None
+        assert len(first[0].input_embedding) == base.model.config.hidden_size
+        assert all(a.embedding == [] for a in first + second)
         assert [a.output for a in first] != [a.output for a in second]
         for a in first + second:  # the template's choices read the text: a class, or the text
             assert (a.classified, a.label) == ((True, a.label) if a.label in

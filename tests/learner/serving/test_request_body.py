@@ -17,7 +17,7 @@ from driftloop.schemas import Interaction
 POSITIVE = Prediction("positive", 0.9, {"negative": 0.1, "positive": 0.9}, [0.5] * 4, "v1",
                       input_embedding=[0.25] * 3)
 GENERATED = Prediction("a long answer", None, {}, [], "v1", output="a long answer",
-                       classified=False)
+                       classified=False, input_embedding=[0.125] * 3)
 
 
 @pytest.mark.parametrize("body, reason", [
@@ -60,7 +60,7 @@ def test_the_interaction_carries_the_answer_scores_and_where_it_came_from() -> N
     generated = request.interaction("r1", "great", GENERATED, version="v1", replica="pod-1",
                                     canary=False, now=5.0)
     assert generated.output == "a long answer" and generated.prediction is None
-    assert generated.embedding is None and generated.input_embedding is None
+    assert generated.embedding is None and generated.input_embedding == [0.125] * 3
 
 
 def test_a_domain_the_contract_refuses_is_a_bad_request() -> None:
