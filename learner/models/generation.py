@@ -132,8 +132,10 @@ class GenerationTask:
                                   pad_token_id=self.tokenizer.pad_token_id,
                                   max_new_tokens=self.max_new_tokens,
                                   device=self.device.device))
+            # Said outright: a BPE tokenizer ignores the clean-up, and warns on every call.
             for i, answer in zip(chunk, self.tokenizer.batch_decode(
-                    new_tokens, skip_special_tokens=True), strict=True):
+                    new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False),
+                                 strict=True):
                 answers[i] = answer
         return answers
 

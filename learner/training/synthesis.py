@@ -213,7 +213,8 @@ class TextWriter:
                                           do_sample=True, top_p=0.9, temperature=0.7,
                                           pad_token_id=pad)
                 answers += tokenizer.batch_decode(out[:, encoded["input_ids"].shape[1]:],
-                                                  skip_special_tokens=True)
+                                                  skip_special_tokens=True,
+                                                  clean_up_tokenization_spaces=False)
         finally:
             tokenizer.padding_side = side
             self.model.train(was_training)
