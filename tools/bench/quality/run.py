@@ -215,7 +215,9 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
              f"domain, a {sizes['bootstrap']}-example bootstrap; mean [min, max] over seeds"]
     for stream, s in section["summary"].items():
         lines.append(f"{stream}: {s['seeds']} seeds, {s['shifts']} shifts, a better version "
-                     f"served within 240 labels after {s['shifts_better_within_240_labels']}")
+                     f"served within 240 labels after {s['shifts_better_within_240_labels']}, "
+                     f"before the next shift (or the end) after "
+                     f"{s.get('shifts_better_within_the_domain', '?')}")
         for key, label in (("static_shifted", "held-out, shifted domains: static"),
                            ("final_shifted", "                          driftloop"),
                            ("retrain_shifted", "                          full retraining"),

@@ -82,6 +82,11 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
     # The loop learns the shifted question topics: beyond the static bootstrap version.
     assert questions["final_shifted"] > questions["static_shifted"]
     assert set(continual["summary"]) == {"vader", "questions"}
+    for stream, figures in continual["summary"].items():
+        answered = sum(s["labels_until_better"] is not None for r in continual["runs"]
+                       if r["stream"] == stream for s in r["shifts"])
+        assert figures["shifts_better_within_the_domain"] == answered
+        assert figures["shifts_better_within_240_labels"] <= answered <= figures["shifts"]
 
     curves = {c["sampler"]: c for c in report["active"]["curves"]}
     assert set(curves) == {"uncertainty", "random"}
