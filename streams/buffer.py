@@ -25,7 +25,8 @@ __all__ = ["BufferOp", "LabeledExample", "ReplayBuffer", "draw_examples"]
 
 BufferOp = tuple[str, Any]
 """One change of a buffer, as :meth:`ReplayBuffer.replay` applies it again: ``("add",
-example)``, ``("revise", example)`` or ``("commit", domain)``."""
+example)``, ``("revise", example)``, ``("commit", domain)``, ``("carry", domain)`` or
+``("settle", None)``."""
 
 # Per-example overhead of the JSON around input and target inside a training request.
 _JSON_OVERHEAD = 160
@@ -131,14 +132,17 @@ class ReplayBuffer:
         self._journal: list[BufferOp] = []
         self._rng = random.Random(self.seed)
         self._new: OrderedDict[str, LabeledExample] = OrderedDict()
+        # Sent in a request, and no version trained on them promoted yet (carry/settle).
+        self._carried: OrderedDict[str, LabeledExample] = OrderedDict()
         self._reservoir: list[LabeledExample] = []
         self._reservoir_hashes: set[str] = set()
         self._seen = 0  # examples ever offered to the reservoir
         self._bytes = 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A buffer pickled before the step stamp and the journal existed.
-        self.__dict__.update({"step_seq": 0, "_journal": [], **state})
+        # A buffer pickled before the step stamp, the journal or carried examples existed.
+        self.__dict__.update({"step_seq": 0, "_journal": [], "_carried": OrderedDict(),
+                              **state})
 
     # -- read-only views -----------------------------------------------------------------
     @property
@@ -154,6 +158,11 @@ class ReplayBuffer:
         return tuple(self._new.values())
 
     @property
+    def carried_examples(self) -> tuple[LabeledExample, ...]:
+        """Examples sent in a request that no promoted version has trained on yet."""
+        return tuple(self._carried.values())
+
+    @property
     def size_bytes(self) -> int:
         return self._bytes
 
@@ -161,7 +170,7 @@ class ReplayBuffer:
     def add(self, example: LabeledExample) -> bool:
         """Add a new example; False when the same content is already in the buffer."""
         key = example.content_hash
-        if key in self._new or key in self._reservoir_hashes:
+        if key in self._new or key in self._carried or key in self._reservoir_hashes:
             return False
         self._journal.append(("add", example))
         self._insert(key, example)
@@ -191,17 +200,22 @@ class ReplayBuffer:
         if interaction is None:
             return self.add(example)
         stale_new = [k for k, e in self._new.items() if e.interaction_id == interaction]
+        stale_sent = [k for k, e in self._carried.items() if e.interaction_id == interaction]
         stale_kept = [i for i, e in enumerate(self._reservoir) if e.interaction_id == interaction]
-        held = [self._new[k] for k in stale_new] + [self._reservoir[i] for i in stale_kept]
+        held = ([self._new[k] for k in stale_new] + [self._carried[k] for k in stale_sent]
+                + [self._reservoir[i] for i in stale_kept])
         if any(e.revision >= example.revision for e in held):
             return False
         self._journal.append(("revise", example))
         for key in stale_new:
             self._bytes -= self._new.pop(key).size_bytes
+        for key in stale_sent:
+            self._bytes -= self._carried.pop(key).size_bytes
         for index in reversed(stale_kept):  # each removal moves the last slot into its place
             self._remove_reservoir(index)
         key = example.content_hash
-        if key not in self._new and key not in self._reservoir_hashes:
+        if key not in self._new and key not in self._carried \
+                and key not in self._reservoir_hashes:
             self._insert(key, example)
         return True
 
@@ -217,9 +231,12 @@ class ReplayBuffer:
         self._bytes -= dropped.size_bytes
 
     def _fit_bytes(self) -> None:
-        # Old knowledge goes first (a random reservoir slot), the newest examples last.
+        # Old knowledge goes first (a random reservoir slot), then the oldest examples sent
+        # and not yet learnt by a promoted version, the newest examples last.
         while self._bytes > self.max_bytes and self._reservoir:
             self._remove_reservoir(self._rng.randrange(len(self._reservoir)))
+        while self._bytes > self.max_bytes and self._carried:
+            self._bytes -= self._carried.popitem(last=False)[1].size_bytes
         while self._bytes > self.max_bytes and len(self._new) > 1:
             self._drop_new()
 
@@ -258,21 +275,64 @@ class ReplayBuffer:
             if domain is not None and example.domain != domain:
                 continue
             del self._new[key]
-            self._seen += 1
-            if len(self._reservoir) < self.capacity:
-                self._reservoir.append(example)
-                self._reservoir_hashes.add(key)
-                continue
-            self._bytes -= example.size_bytes  # refused or replacing: not both counted
-            slot = self._rng.randrange(self._seen)
-            if slot < self.capacity:
-                old = self._reservoir[slot]
-                self._reservoir_hashes.discard(old.content_hash)
-                self._bytes -= old.size_bytes
-                self._reservoir[slot] = example
-                self._reservoir_hashes.add(key)
-                self._bytes += example.size_bytes
+            self._offer(key, example)
         self._fit_bytes()
+
+    def carry(self, domain: str | None = None) -> None:
+        """Set the new examples aside as sent but not yet learnt (instead of :meth:`commit`):
+        later requests carry them again as new examples, until :meth:`settle` (a version
+        trained on them was promoted). A rejected candidate's labels are then not lost to
+        the next one; triggers count only the examples never sent. Beyond ``max_new`` sent
+        examples, the oldest go to the reservoir.
+
+        >>> buffer = ReplayBuffer()
+        >>> buffer.extend([LabeledExample("a", "pos"), LabeledExample("b", "neg")])
+        2
+        >>> buffer.carry(); buffer.new_count, len(buffer.carried_examples)
+        (0, 2)
+        >>> _ = buffer.add(LabeledExample("c", "pos"))
+        >>> sorted(e.input for e in buffer.build_batch(size=8, replay_ratio=0.0))
+        ['a', 'b', 'c']
+        >>> buffer.settle(); len(buffer.carried_examples), len(buffer.reservoir)
+        (0, 2)
+        """
+        self._journal.append(("carry", domain))
+        for key, example in list(self._new.items()):
+            if domain is not None and example.domain != domain:
+                continue
+            del self._new[key]
+            self._carried[key] = example
+        while len(self._carried) > self.max_new:
+            self._offer(*self._carried.popitem(last=False))
+        self._fit_bytes()
+
+    def settle(self) -> None:
+        """A version trained on the carried examples was promoted: into the reservoir they
+        go (Algorithm R), replayed from now on like any learnt example."""
+        if not self._carried:
+            return
+        self._journal.append(("settle", None))
+        for key, example in list(self._carried.items()):
+            del self._carried[key]
+            self._offer(key, example)
+        self._fit_bytes()
+
+    def _offer(self, key: str, example: LabeledExample) -> None:
+        """Offer one example no longer new to the reservoir (Algorithm R)."""
+        self._seen += 1
+        if len(self._reservoir) < self.capacity:
+            self._reservoir.append(example)
+            self._reservoir_hashes.add(key)
+            return
+        self._bytes -= example.size_bytes  # refused or replacing: not both counted
+        slot = self._rng.randrange(self._seen)
+        if slot < self.capacity:
+            old = self._reservoir[slot]
+            self._reservoir_hashes.discard(old.content_hash)
+            self._bytes -= old.size_bytes
+            self._reservoir[slot] = example
+            self._reservoir_hashes.add(key)
+            self._bytes += example.size_bytes
 
     # -- the journal of changes ---------------------------------------------------------------
     def take_journal(self) -> tuple[BufferOp, ...]:
@@ -311,6 +371,10 @@ class ReplayBuffer:
                 self.revise(argument)
             elif kind == "commit":
                 self.commit(argument)
+            elif kind == "carry":
+                self.carry(argument)
+            elif kind == "settle":
+                self.settle()
             else:
                 raise ValueError(f"unknown buffer change {kind!r}")
 
@@ -332,7 +396,8 @@ class ReplayBuffer:
             raise ConfigurationError(f"replay_ratio must be in [0, 1), got {replay_ratio!r}")
         if domain is not None and not isinstance(domain, str):
             raise ConfigurationError(f"domain must be a string or None, got {domain!r}")
-        pool = [e for e in self._new.values() if domain is None or e.domain == domain]
+        pool = [e for e in (*self._carried.values(), *self._new.values())
+                if domain is None or e.domain == domain]
         seed = f"{self.seed}:{self._seen}:{len(self._new)}"
         rng = random.Random(seed if domain is None else f"{seed}:{domain}")
         new_quota = min(len(pool), size - math.floor(size * replay_ratio))
@@ -363,7 +428,8 @@ class ReplayBuffer:
 
     def __repr__(self) -> str:
         return (f"ReplayBuffer(capacity={self.capacity}, new={len(self._new)}, "
-                f"reservoir={len(self._reservoir)}, bytes={self._bytes})")
+                f"carried={len(self._carried)}, reservoir={len(self._reservoir)}, "
+                f"bytes={self._bytes})")
 
 
 def draw_examples(pool: list[LabeledExample], quota: int, balance: bool, rng: random.Random,

@@ -340,8 +340,10 @@ class TaskState:
                         effects)
 
     # -- commands ----------------------------------------------------------------------------
-    def on_command(self, command: Command, *, now: float) -> bool:
-        """Apply an operator or registry command once; False when already seen."""
+    def on_command(self, command: Command, *, now: float,
+                   buffer: ReplayBuffer | None = None) -> bool:
+        """Apply an operator or registry command once; False when already seen. A promotion
+        settles the ``buffer``'s examples sent and not yet learnt (they join the reservoir)."""
         if command.kind is CommandKind.TICK:
             # Only a reason to check the triggers: recording thousands of ticks would push
             # real command ids out of the bounded memory below.
@@ -356,6 +358,8 @@ class TaskState:
         self.training.take(command)
         if command.kind is CommandKind.PROMOTED:
             self.quality.reset_baseline()
+            if buffer is not None:
+                buffer.settle()
         return True
 
     # -- triggers ----------------------------------------------------------------------------

@@ -226,5 +226,8 @@ class TrainingRequests:
             task_kind=self.task_kind, trigger=decision.kind, reason=decision.reason[:1000],
             parent_version=parent, prompt_template_id=self.prompt_template_id,
             labels=self.labels, examples=examples, metadata=metadata)
-        buffer.commit(domain)
+        if getattr(b, "resend_until_promoted", False):  # settings pickled before: off
+            buffer.carry(domain)  # sent again until a version is promoted
+        else:
+            buffer.commit(domain)
         return request

@@ -178,14 +178,14 @@ class Step:
         state = self.tables.state(command.task)
         if state.seen(message.topic, message.partition, message.offset):
             return
-        state.on_command(command, now=now)
+        buffer = self.tables.buffer(command.task)
+        state.on_command(command, now=now, buffer=buffer)
         # The canary comparison keeps its own idempotence (by version): not tied to the
         # state's bounded memory of command ids.
         canary = self.tables.canary(command.task) if (
             command.kind in CANARY_COMMAND_KINDS and self.settings.worker.ab_test.enabled) \
             else None
         decisions = canary.on_command(command, now=now) if canary is not None else []
-        buffer = self.tables.buffer(command.task)
         effects = Effects(training_requests=state.check_triggers(buffer, now=now))
         effects.buffer_changed = bool(effects.training_requests)
         await self._publish(command.task, effects, decisions)

@@ -81,6 +81,13 @@ class BufferSettings(Section):
     balance: bool = True
     curriculum: bool = True
     batch_max_bytes: int = Field(1024 * 1024, gt=0, description="bound of one request's examples")
+    resend_until_promoted: bool = Field(
+        False,
+        description="a request's new examples stay new, and later requests send them again, "
+                    "until a version is promoted (then they join the reservoir): a candidate "
+                    "rejected for want of evidence does not take its labels with it, and the "
+                    "next one trains on every label its parent never learnt (bounded by "
+                    "batch_size); triggers count only examples never sent")
     seed: int = 0
 
 

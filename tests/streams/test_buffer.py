@@ -180,3 +180,46 @@ def test_a_buffer_pickled_before_revisions_existed_takes_them():
     restored = pickle.loads(pickle.dumps(buffer))
     assert restored.revise(LabeledExample("meh", "neg", interaction_id="i-1", revision=1))
     assert [(e.target, e.revision) for e in restored.new_examples] == [("neg", 1)]
+
+
+def test_carried_examples_are_sent_again_as_new_until_a_promotion_settles_them():
+    buffer = ReplayBuffer(capacity=100, seed=1)
+    for i in range(4):
+        buffer.add(ex(i))
+    buffer.carry()
+    assert buffer.new_count == 0 and len(buffer.carried_examples) == 4
+    assert not buffer.add(ex(2))  # still known content: not new twice
+    buffer.add(ex(9))
+    batch = buffer.build_batch(size=16, replay_ratio=0.0)
+    assert sorted(e.input[:4] for e in batch) == ["0000", "0001", "0002", "0003", "0009"]
+    assert all(e.origin is ExampleOrigin.NEW for e in batch)
+    buffer.carry()
+    buffer.settle()
+    assert buffer.carried_examples == () and len(buffer.reservoir) == 5
+    assert all(e.origin is ExampleOrigin.REPLAY
+               for e in buffer.build_batch(size=16, replay_ratio=0.5))
+    assert buffer.build_batch(size=16, replay_ratio=0.5) == []  # nothing new: no batch
+
+
+def test_carrying_is_bounded_journaled_and_revisable():
+    one, two = ReplayBuffer(capacity=3, max_new=2, seed=4), ReplayBuffer(capacity=3, max_new=2,
+                                                                       seed=4)
+    for i in range(3):
+        one.add(LabeledExample(f"t{i}", "pos", interaction_id=f"i{i}"))
+        one.carry()  # beyond max_new the oldest sent example goes to the reservoir
+    assert [e.input for e in one.carried_examples] == ["t1", "t2"]
+    assert [e.input for e in one.reservoir] == ["t0"]
+    assert one.revise(LabeledExample("t2", "neg", interaction_id="i2", revision=1))
+    assert [e.input for e in one.carried_examples] == ["t1"]  # the revision is new again
+    assert [(e.input, e.target) for e in one.new_examples] == [("t2", "neg")]
+    one.settle()
+    journal = one.take_journal()
+    assert [kind for kind, _ in journal] == ["add", "carry"] * 3 + ["revise", "settle"]
+    two.replay(journal)
+    assert two.reservoir == one.reservoir and two.new_examples == one.new_examples
+    assert two.carried_examples == one.carried_examples and two.size_bytes == one.size_bytes
+    # A buffer pickled before carrying existed reads back with nothing carried.
+    old = pickle.loads(pickle.dumps(ReplayBuffer()))
+    del old.__dict__["_carried"]
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.carried_examples == ()

@@ -140,3 +140,39 @@ def test_per_domain_a_domain_whose_new_examples_cannot_fit_a_request_is_not_sent
     state.on_command(Command(id="m2", task="t", kind="trigger"), now=3.0)
     assert state.check_triggers(buffer, now=3.0) == [] and buffer.new_count == 0
     assert state.counters["oversized_examples_skipped"] == 1 and state.training.sequence == 1
+
+
+def test_resent_examples_ride_every_request_until_a_promotion_settles_them():
+    from driftloop.schemas.enums import ExampleOrigin
+
+    worker = WorkerSettings(triggers={"min_examples": 1, "cooldown_s": 0,
+                                      "metric_threshold": None, "metric_max_drop": None,
+                                      "regime_growth": None},
+                            buffer={"resend_until_promoted": True, "replay_ratio": 0.5})
+    state, buffer = TaskState("t", worker, TaskSettings()), new_buffer(worker)
+
+    def manual(n: int) -> list:
+        state.on_command(Command(id=f"m{n}", task="t", kind="trigger"), now=n, buffer=buffer)
+        return state.check_triggers(buffer, now=float(n))
+
+    buffer.extend(LabeledExample(f"first {n}", "pos") for n in range(4))
+    [one] = manual(1)
+    assert buffer.new_count == 0  # nothing unsent: no trigger counts these again
+    assert state.check_triggers(buffer, now=1.5) == []
+    buffer.extend(LabeledExample(f"second {n}", "neg") for n in range(2))
+    [two] = manual(2)  # the rejected first candidate's labels go again, as new ones
+    assert sorted(e.input for e in two.examples if e.origin is ExampleOrigin.NEW) == sorted(
+        [e.input for e in one.examples] + [f"second {n}" for n in range(2)])
+    state.on_command(Command(id="p", task="t", kind="promoted", version="v2"), now=3,
+                     buffer=buffer)
+    assert buffer.carried_examples == () and len(buffer.reservoir) == 6
+    buffer.add(LabeledExample("third", "pos"))
+    [three] = manual(4)
+    assert [e.input for e in three.examples if e.origin is ExampleOrigin.NEW] == ["third"]
+    assert three.parent_version == "v2"
+    # Off (the default), a request's examples are replayed, never new again.
+    plain_state, plain = TaskState("t", WORKER, TaskSettings()), new_buffer(WORKER)
+    plain.extend(LabeledExample(f"first {n}", "pos") for n in range(4))
+    plain_state.on_command(Command(id="m", task="t", kind="trigger"), now=1, buffer=plain)
+    assert plain_state.check_triggers(plain, now=1.0)
+    assert plain.carried_examples == () and len(plain.reservoir) == 4

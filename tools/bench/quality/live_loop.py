@@ -223,7 +223,7 @@ class LiveLoop:
         for command in commands_from_version(
                 event, challenge_min_score=worker.triggers.challenge_min_score,
                 candidates=worker.ab_test.enabled):
-            if self.state.on_command(command, now=self.now):
+            if self.state.on_command(command, now=self.now, buffer=self.buffer):
                 self._apply(Effects(
                     training_requests=self.state.check_triggers(self.buffer, now=self.now)))
 
