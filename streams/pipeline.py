@@ -231,11 +231,11 @@ class TaskState:
             if not self.domain_counts[domain] and self.domain_counts:
                 self._alert([self.shifts.new_domain(
                     domain, events[indices[0]].model_version, known=len(self.domain_counts),
-                    now=now)], effects)
+                    now=now)], effects, buffer)
             self.domain_counts[domain] += len(indices)
             self._alert(self.shifts.on_interactions(
                 domain, [events[i] for i in indices], conf_array[indices],
-                head=self.training.parent_version, now=now), effects)
+                head=self.training.parent_version, now=now), effects, buffer)
         asked = label_requests(self.sampler, self.task, events, conf_array, probabilities,
                                now=now)
         if asked is not None:
@@ -265,13 +265,19 @@ class TaskState:
                 self.counters["slice_values_refused"] += 1
         return tuple(named)
 
-    def _alert(self, alerts: list[DriftAlert], effects: Effects) -> None:
-        """Publish the alerts, wake the drift trigger and open a new regime."""
+    def _alert(self, alerts: list[DriftAlert], effects: Effects, buffer: ReplayBuffer) -> None:
+        """Publish the alerts, wake the drift trigger and open a new regime. Examples sent
+        and not yet learnt (``buffer.resend_until_promoted``) are the old regime's traffic
+        from then on: they join the reservoir, so later requests' new examples (and the
+        gate's recent slice) are the new regime's."""
         for alert in alerts:
             self.counters[f"drift_alerts_{alert.signal.value}"] += 1
             self.training.pending_drift.append(f"{alert.domain}/{alert.signal.value}")
             if self.training.new_regime():
                 self.counters["regimes"] += 1
+                if buffer.carried_examples:
+                    buffer.settle()
+                    effects.buffer_changed = True
             effects.drift_alerts.append(alert)
 
     # -- feedback ----------------------------------------------------------------------------
@@ -337,7 +343,7 @@ class TaskState:
         for (domain, version), bits in errors.items():
             self._alert(self.shifts.on_errors(domain, version, np.asarray(bits),
                                               head=self.training.parent_version, now=now),
-                        effects)
+                        effects, buffer)
 
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, command: Command, *, now: float,

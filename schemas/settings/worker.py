@@ -84,7 +84,8 @@ class BufferSettings(Section):
     resend_until_promoted: bool = Field(
         False,
         description="a request's new examples stay new, and later requests send them again, "
-                    "until a version is promoted (then they join the reservoir): a candidate "
+                    "until a version is promoted or a shift opens a new regime (then they "
+                    "join the reservoir): a candidate "
                     "rejected for want of evidence does not take its labels with it, and the "
                     "next one trains on every label its parent never learnt (bounded by "
                     "batch_size); triggers count only examples never sent")

@@ -176,3 +176,25 @@ def test_resent_examples_ride_every_request_until_a_promotion_settles_them():
     plain_state.on_command(Command(id="m", task="t", kind="trigger"), now=1, buffer=plain)
     assert plain_state.check_triggers(plain, now=1.0)
     assert plain.carried_examples == () and len(plain.reservoir) == 4
+
+
+def test_a_new_regime_sends_the_examples_carried_so_far_to_the_reservoir():
+    worker = WorkerSettings(triggers={"min_examples": 1, "cooldown_s": 0,
+                                      "metric_threshold": None, "metric_max_drop": None,
+                                      "regime_growth": None},
+                            buffer={"resend_until_promoted": True})
+    state, join, buffer = (TaskState("t", worker, TaskSettings()), new_join_window(worker),
+                           new_buffer(worker))
+    xs = items(4, domain="tweets")
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="i", now=1.0)
+    state.on_feedback(labels(xs, "pos"), join=join, buffer=buffer, bucket="f", now=1.0)
+    state.on_command(Command(id="m", task="t", kind="trigger"), now=2.0, buffer=buffer)
+    assert state.check_triggers(buffer, now=2.0)
+    assert len(buffer.carried_examples) == 4
+    # A domain the task has not seen opens a regime: what was carried is old traffic now,
+    # replayed, and no longer sent as new beside the new regime's labels.
+    effects = state.on_interactions(items(2, start=50, domain="movies"), join=join,
+                                    buffer=buffer, bucket="i2", now=3.0)
+    assert effects.drift_alerts and state.training.regime == 1
+    assert buffer.carried_examples == () and len(buffer.reservoir) == 4
+    assert effects.buffer_changed
