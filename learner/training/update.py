@@ -100,6 +100,11 @@ class _Start:
     challenger: ModelVersion | None = None
 
 
+def _same_answer(given: str, target: str) -> bool:
+    """A generated answer says the target (case, spaces and final punctuation aside)."""
+    return normalize_answer(given) == normalize_answer(target)
+
+
 def store_from_settings(settings: Settings) -> ArtifactStore:
     """The artifact store the settings name."""
     artifacts = settings.artifacts
@@ -417,8 +422,7 @@ class IncrementalUpdater:
         if plan.kind is TaskKind.CLASSIFICATION:
             answer, same = partial(task_model.predict, current), str.__eq__
         else:
-            answer = partial(task_model.generate, current)
-            same = lambda given, target: normalize_answer(given) == normalize_answer(target)  # noqa: E731
+            answer, same = partial(task_model.generate, current), _same_answer
         gate = plan.gate_split
         known = [e.input for part in (gate.holdout_new, gate.holdout_replay, gate.validation)
                  for e in part]
