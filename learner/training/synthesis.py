@@ -17,8 +17,9 @@ normalising case, spaces and punctuation (``duplicate``); and the current model 
 version the update starts from) gives it the label the writer was asked for (``disagree``:
 the writer and the current model must agree, so a rewrite that did not flip, or drifted off
 its meaning, is dropped). Variants are at most ``learner.synthetic_share`` of the training
-part, carry ``origin="synthetic"``, the source's domain, regime and weight, and are never
-held out, used for early stop or pooled for later gates (:func:`~..gate.split.split_request`).
+part (the rest: ``over_share``), carry ``origin="synthetic"``, the source's domain, regime
+and weight, and are never held out, used for early stop or pooled for later gates
+(:func:`~driftloop.learner.gate.split.split_request`).
 
 Sampling is seeded (``learner.seed``): the same request and settings write the same
 variants on the same hardware.
@@ -26,7 +27,6 @@ variants on the same hardware.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import string
@@ -52,8 +52,6 @@ __all__ = [
     "synthesize",
     "variant_key",
 ]
-
-log = logging.getLogger(__name__)
 
 PARAPHRASE = "Paraphrase this text. Keep its meaning.\nText: {text}\nParaphrase:"
 """The prompt of a variant that keeps its source's target."""
@@ -304,6 +302,9 @@ def synthesize(train: Sequence[TrainingExample], *, plan: SynthesisPlan, writer:
             input=variant, target=target, weight=source.weight,
             origin=ExampleOrigin.SYNTHETIC, domain=source.domain, regime=source.regime,
             slices=source.slices))
-    report.examples = report.examples[:plan.limit(len(train))]
+    limit = plan.limit(len(train))
+    for _ in report.examples[limit:]:
+        report.drop("over_share")
+    report.examples = report.examples[:limit]
     report.seconds = time.perf_counter() - started
     return report

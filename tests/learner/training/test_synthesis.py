@@ -172,3 +172,15 @@ def test_an_update_trains_on_kept_variants_and_records_them(  # type: ignore[no-
     assert result.event.metadata["examples"]["train"] == (
         without.event.metadata["examples"]["train"] + len(written))
     assert "synthetic" not in without.event.metadata
+
+
+def test_variants_beyond_the_share_are_counted_as_dropped() -> None:
+    train = [_example(f"review number {i} is lovely", domain="movies") for i in range(12)]
+    writer = Scripted({(kind, e.input): e.input.replace("lovely", f"very nice, {kind}")
+                       for e in train for kind in ("paraphrase", "contrast")})
+    plan = SynthesisPlan(share=0.2, below=64, per_example=2)  # 3 variants: 2 sources x 2
+    report = synthesize(train, plan=plan, writer=writer, labels=LABELS,
+                        answer=lambda texts: ["negative" if "contrast" in t else "positive"
+                                              for t in texts])
+    assert report.asked == 4 and len(report.examples) == 3
+    assert report.dropped == {"over_share": 1}
