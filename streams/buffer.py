@@ -293,8 +293,8 @@ class ReplayBuffer:
         >>> _ = buffer.add(LabeledExample("c", "pos"))
         >>> sorted(e.input for e in buffer.build_batch(size=8, replay_ratio=0.0))
         ['a', 'b', 'c']
-        >>> buffer.settle(); len(buffer.carried_examples), len(buffer.reservoir)
-        (0, 2)
+        >>> buffer.settle(), len(buffer.carried_examples), len(buffer.reservoir)
+        (True, 0, 2)
         """
         self._journal.append(("carry", domain))
         for key, example in list(self._new.items()):
@@ -306,16 +306,18 @@ class ReplayBuffer:
             self._offer(*self._carried.popitem(last=False))
         self._fit_bytes()
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """A version trained on the carried examples was promoted: into the reservoir they
-        go (Algorithm R), replayed from now on like any learnt example."""
+        go (Algorithm R), replayed from now on like any learnt example. False when none
+        were carried (nothing changes)."""
         if not self._carried:
-            return
+            return False
         self._journal.append(("settle", None))
         for key, example in list(self._carried.items()):
             del self._carried[key]
             self._offer(key, example)
         self._fit_bytes()
+        return True
 
     def _offer(self, key: str, example: LabeledExample) -> None:
         """Offer one example no longer new to the reservoir (Algorithm R)."""

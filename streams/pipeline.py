@@ -275,8 +275,7 @@ class TaskState:
             self.training.pending_drift.append(f"{alert.domain}/{alert.signal.value}")
             if self.training.new_regime():
                 self.counters["regimes"] += 1
-                if buffer.carried_examples:
-                    buffer.settle()
+                if buffer.settle():
                     effects.buffer_changed = True
             effects.drift_alerts.append(alert)
 

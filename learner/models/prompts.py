@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import PromptTemplateError
 
-__all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "PromptTemplate", "get_template",
+__all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "PromptTemplate", "chat_prompt", "get_template",
            "normalize_answer", "register", "versions"]
 
 # Label value PyTorch's cross-entropy skips: prompt tokens carry no loss.
@@ -87,10 +87,7 @@ class PromptTemplate:
     def prompt(self, tokenizer: Any, text: str) -> str:
         """The full prompt text, ending where the model's answer starts."""
         message = self.user_message(text)
-        if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template([{"role": "user", "content": message}],
-                                                 add_generation_prompt=True, tokenize=False)
-        return f"{message}\nAnswer: "
+        return chat_prompt(tokenizer, message) or f"{message}\nAnswer: "
 
     def encode(self, tokenizer: Any, text: str, target: str,
                max_length: int) -> tuple[list[int], list[int]]:
@@ -112,6 +109,15 @@ class PromptTemplate:
 
 
 BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {}
+
+
+def chat_prompt(tokenizer: Any, message: str) -> str | None:
+    """``message`` as the user's turn in the tokenizer's chat template, ending where the
+    model's answer starts; None when the tokenizer has no chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    return tokenizer.apply_chat_template([{"role": "user", "content": message}],
+                                         add_generation_prompt=True, tokenize=False)
 
 
 def register(template: PromptTemplate) -> PromptTemplate:

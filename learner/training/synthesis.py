@@ -40,6 +40,7 @@ import torch
 from ...schemas.enums import ExampleOrigin
 from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
+from ..models.prompts import chat_prompt
 
 __all__ = [
     "CONTRAST",
@@ -184,13 +185,6 @@ class TextWriter:
         self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
-    def _chat(self, message: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=False,
-                add_generation_prompt=True)
-        return message
-
     @torch.no_grad()
     def write(self, prompts: Sequence[str], seed: int) -> list[str]:
         """One sampled answer per prompt (nucleus sampling, seeded), in the prompts' order."""
@@ -204,7 +198,8 @@ class TextWriter:
         answers: list[str] = []
         try:
             for start in range(0, len(prompts), self.batch_size):
-                chats = [self._chat(p) for p in prompts[start:start + self.batch_size]]
+                chats = [chat_prompt(tokenizer, p) or p
+                         for p in prompts[start:start + self.batch_size]]
                 encoded = tokenizer(chats, return_tensors="pt", padding=True,
                                     add_special_tokens=False).to(self.device)
                 out = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
