@@ -294,7 +294,7 @@ class LearnerService:
             self.metrics.update_ended(request.task, "moved", result.timings)
             raise
         await self._offer_to_federation(result.event)
-        await publish_versions(self._producer, self.settings, [result.event])
+        await publish_versions(self._producer, self.settings, result.events)
         latency = time.perf_counter() - consumed
         self._grow_challenges(request.task, result.challenge_additions)
         grow_from_request(self.settings, request)  # real errors become probes, any status
@@ -304,6 +304,9 @@ class LearnerService:
                                   published_in=latency)
         log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,
                  result.event.status, latency, where, result.event.reason)
+        for event in result.also:
+            log.info("published %s (%s) on its second look: %s", event.version_id,
+                     event.status, event.reason)
         return True
 
     async def _train(self, record: ConsumerRecord, request: TrainingRequest,

@@ -36,6 +36,7 @@ from ..gate.perturb import robustness_suite
 from ..gate.pool import GatePool
 from ..gate.pool_file import GatePoolFile, TaskGatePools
 from ..gate.rule import GateDecision, GateRule
+from ..gate.second_look import Ledger, SecondLooks, digests, second_look
 from ..gate.slices import slice_metrics
 from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics
@@ -83,6 +84,14 @@ class UpdateResult:
     timings: dict[str, float] = field(default_factory=dict)
     # Held-out examples the parent got wrong, for the challenge suite once published.
     challenge_additions: list[ChallengeCase] = field(default_factory=list)
+    also: list[ModelVersion] = field(default_factory=list)
+    """Events to publish after :attr:`event`: an earlier candidate of the same parent that
+    its second look promoted (:mod:`driftloop.learner.gate.second_look`)."""
+
+    @property
+    def events(self) -> list[ModelVersion]:
+        """Every event of the update, in the order they are published."""
+        return [self.event, *self.also]
 
 
 @dataclass(slots=True)
@@ -98,6 +107,16 @@ class _Start:
     parent_dir: Path | None = None
     """The served parent's adapter, when the start is a challenger (:mod:`.challenger`)."""
     challenger: ModelVersion | None = None
+
+
+@dataclass(slots=True)
+class _Look:
+    """A second look due in this update: the earlier candidate's ledger, the request's texts
+    that are new evidence about it, and the parent's results on them."""
+
+    ledger: Ledger
+    fresh: list[TrainingExample]
+    parent: Evaluation | None = None
 
 
 def _same_answer(given: str, target: str) -> bool:
@@ -163,6 +182,8 @@ class IncrementalUpdater:
         self.trust = Trust(settings)
         self.parent_scores = ParentScores()
         """The gate's results of recent parents, per example (scored once per parent)."""
+        self.second_looks = SecondLooks()
+        """Rejected candidates' evidence, for their second look (``gate_second_look``)."""
         self.pools = TaskGatePools(
             GatePoolFile(self.store.fs, self.store.root, deployment=settings.deployment_id),
             capacity=cfg.gate_pool_size,
@@ -214,6 +235,7 @@ class IncrementalUpdater:
                                             workdir=workdir)
             parent_hits: Outcomes = {}
             folds = self._folds(plan)
+            look = self._look_due(plan, versions)
             robust = self._robustness(plan)
             with _phase(timings, "score_parent_seconds"):
                 parent_folder = start.parent_dir if served is not None else start.adapter_dir
@@ -231,6 +253,9 @@ class IncrementalUpdater:
                 misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
                 fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
                     [e for fold in folds for e in fold.scored]) if folds else None)
+                if look is not None:  # before the start's weights are trained in place
+                    look.parent = (evaluate or partial(task_model.evaluate_each, parent_model))(
+                        look.fresh)
             retrieval = share = None
             if self._retrieval(plan) and parent_folder is not None:
                 with _phase(timings, "retrieval_seconds"):
@@ -279,6 +304,15 @@ class IncrementalUpdater:
                 decision, after = cheap if choice.arm == "retrieval" else trained
             for metrics in (before, after):  # how much of the holdout came from the pool
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
+            also: list[ModelVersion] = []
+            looked: dict[str, Any] = {}
+            if look is not None and not decision.promote:
+                with _phase(timings, "second_look_seconds"):
+                    looked, also = self._second_look(plan, versions, look, task_model, start,
+                                                     workdir)
+            # A promoted earlier candidate is the next parent: nothing left to look at.
+            self._keep_ledger(plan, decision, before, after, parent_hits, candidate_hits,
+                              eligible=not arm and not also)
             base_digest = self.trust.weights_digest(plan.base_model)
             with _phase(timings, "store_seconds"):
                 if arm.get("arm") == "retrieval":
@@ -306,7 +340,8 @@ class IncrementalUpdater:
                       | ({"base_weights_sha256": base_digest} if base_digest else {})
                       | pool_metadata(plan.pooled) | arm
                       | ({"synthetic": synthetic.metadata()} if synthetic else {})
-                      | distillation.lineage | lineage))
+                      | distillation.lineage | lineage
+                      | ({"second_look": looked} if looked else {})))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),
                                 holdout=plan.split.holdout_new)
@@ -314,7 +349,7 @@ class IncrementalUpdater:
                  event.status, decision.summary, len(plan.gate_split.holdout_new),
                  len(plan.pooled))
         return UpdateResult(event, decision, report, plan.split, timings,
-                            misses if decision.promote else [])
+                            misses if decision.promote else [], also)
 
     # -- the steps ----------------------------------------------------------------------------
 
@@ -374,6 +409,83 @@ class IncrementalUpdater:
             challenger, plan.kind, workdir / "challenger")
         start.adapter_version = challenger.version_id
         start.challenger = challenger
+
+    def _look_due(self, plan: UpdatePlan, versions: VersionLog) -> _Look | None:
+        """The second look this update owes the parent's latest candidate, when it was
+        rejected for want of evidence and its ledger is kept (``gate_second_look``)."""
+        if not self.settings.learner.gate_second_look or plan.parent is None:
+            return None
+        challenger = challenger_for(versions, plan.parent, alpha=self.gate.alpha,
+                                    challenge_tolerance=self.gate.challenge_tolerance)
+        if challenger is None:
+            return None
+        ledger = self.second_looks.get(plan.request.task, plan.parent.version_id,
+                                       challenger.version_id)
+        if ledger is None:
+            return None
+        fresh = ledger.fresh([*plan.gate_split.holdout_new, *plan.split.train,
+                              *plan.split.validation])
+        return _Look(ledger, fresh) if fresh else None
+
+    def _second_look(self, plan: UpdatePlan, versions: VersionLog, look: _Look,
+                     task_model: TaskModel, start: _Start, workdir: Path
+                     ) -> tuple[dict[str, Any], list[ModelVersion]]:
+        """Score the earlier candidate on the request's new texts, pool them into its
+        ledger and judge it again: what the look found (for this update's event), and the
+        earlier candidate's promotion event when it passed."""
+        assert plan.parent is not None and look.parent is not None
+        task = plan.request.task
+        self.second_looks.close(task, plan.parent.version_id)  # one more look, not more
+        earlier = versions.get(look.ledger.version_id)
+        folder, _ = self._fetch_adapter(earlier, plan.kind, workdir / "second-look")
+        model = task_model.build(start.base.fresh_copy(), self._lora_spec(), folder)
+        _, model = self._with_bank(plan, task_model, folder, model)
+        try:
+            result = task_model.evaluate_each(model, look.fresh)
+        finally:
+            if isinstance(model, RetrievalClassifier):
+                model.close()
+        ledger = look.ledger.add([e.input for e in look.fresh], compare(
+            result.hits, look.parent.hits, candidate_scores=result.scores,
+            parent_scores=look.parent.scores))
+        decision = second_look(self.gate, ledger)
+        log.info("%s, second look: %s", earlier.version_id, decision.summary)
+        recent = ledger.recent
+        looked = {"of": earlier.version_id, "new_texts": len(look.fresh), "texts": recent.n,
+                  "effect": round(recent.effect, 4), "p_better": round(recent.p_better, 6),
+                  "promoted": decision.promote}
+        if not decision.promote:
+            return looked, []
+        metrics = {**earlier.metrics_after, "second_look_count": float(recent.n),
+                   "second_look_effect": recent.effect, "second_look_p_better": recent.p_better}
+        return looked, [earlier.with_status(self.passed_status, ts=time.time(),
+                                            reason=decision.summary).model_copy(
+            update={"metrics_after": metrics,
+                    "metadata": {**earlier.metadata, "second_look_by": plan.request.id}})]
+
+    def _keep_ledger(self, plan: UpdatePlan, decision: GateDecision, before: Metrics,
+                     after: Metrics, parent_hits: Outcomes, candidate_hits: Outcomes, *,
+                     eligible: bool) -> None:
+        """After a decision: a rejected candidate's evidence is kept for its second look; a
+        promotion ends the parent's ledger."""
+        cfg, task = self.settings.learner, plan.request.task
+        if not cfg.gate_second_look or plan.parent is None:
+            return
+        if decision.promote or not eligible or plan.kind is not TaskKind.CLASSIFICATION:
+            self.second_looks.close(task, plan.parent.version_id)
+            return
+        if "holdout" not in parent_hits:
+            return
+        paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
+                                candidate_scores=candidate_hits[part].scores,
+                                parent_scores=parent_hits[part].scores)
+                  for part in parent_hits}
+        trained = (*plan.split.train, *plan.split.validation)
+        self.second_looks.open(task, Ledger(
+            plan.version_id, plan.parent.version_id, trained=digests(e.input for e in trained),
+            counted=digests(e.input for e in plan.gate_split.holdout_new),
+            recent=paired["holdout"], old=paired.get("replay"), before=dict(before),
+            after=dict(after)))
 
     def _task_model(self, plan: UpdatePlan, start: _Start) -> TaskModel:
         """The task model of the plan's kind, checked against the request's examples."""

@@ -111,6 +111,13 @@ class LearnerSettings(Section):
                     "the recent slice's paired test (k extra trainings per update). Live "
                     "loop, 10 seeds, 2026-12-05, k=2: VADER 13 of 30 shifts answered (12), "
                     "questions 6 of 10 (7): off")
+    gate_second_look: bool = Field(
+        False,
+        description="a candidate rejected for want of evidence is judged once more by the "
+                    "next update of its parent, on every new label that came since (texts "
+                    "it never trained on) pooled with its own held-out ones, at half "
+                    "gate_alpha; when it passes it is promoted beside the update's own "
+                    "candidate (classification tasks; learner/gate/second_look.py)")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(

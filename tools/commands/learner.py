@@ -106,7 +106,7 @@ def bootstrap(ctx: click.Context, task: str, source: Path) -> None:
     request = bootstrap_request(task, examples, labels=labels)
     click.echo(f"training the first version of {task} on {len(examples)} examples", err=True)
     result = IncrementalUpdater(settings).update(request, versions)
-    asyncio.run(publish_with_new_producer(settings, [result.event]))
+    asyncio.run(publish_with_new_producer(settings, result.events))
     event = result.event
     click.echo(f"{event.version_id} {event.status.value}: {event.reason}")
     if not result.decision.promote:

@@ -207,7 +207,8 @@ class LiveLoop:
                                          len(request.examples)))
             result = self.updater.update(request, self.versions)
             self.record.update_seconds += result.timings.get("update_seconds", 0.0)
-            self._publish(result.event)
+            for event in result.events:
+                self._publish(event)
 
     def _publish(self, event: ModelVersion) -> None:
         self.versions.apply(event)
