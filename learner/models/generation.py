@@ -7,6 +7,7 @@ right when ``positive`` is expected).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from torch import nn
 from ...schemas.events import TrainingExample
 from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
+from .prompt_policy import ShotIndex
 from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
 from .shared_prefix import MIN_SHARED, common_prefix, generate_after, prefix_cache
 from .task_model import Evaluation, length_batches
+from .token_means import input_embeddings
 
 __all__ = ["GenerationTask", "generator_lora_config", "normalize_answer"]
 
@@ -56,6 +59,24 @@ class GenerationTask:
         self.batch_size = batch_size
         self.share_prefix = True
         """Compute the prompts' shared beginning once per :meth:`generate` call."""
+        self.shots: ShotIndex | None = None
+        """Worked examples shown before each input (:mod:`.prompt_policy`); None: none."""
+
+    def with_prompt(self, template: PromptTemplate, shots: ShotIndex | None) -> GenerationTask:
+        """The same task answering under another template and worked examples (training
+        batches and their loss keep the template alone: the adapter trains so)."""
+        twin = copy.copy(self)
+        twin.template, twin.shots = template, shots
+        return twin
+
+    def prompts(self, model: Any, texts: Sequence[str]) -> list[str]:
+        """The prompts the model answers: each text under the template, after its worked
+        examples when the task has any."""
+        if self.shots is None or not self.shots.policy.shots:
+            return [self.template.prompt(self.tokenizer, t) for t in texts]
+        vectors = input_embeddings(model, self.tokenizer, texts, max_length=self.max_length)
+        return [self.template.prompt(self.tokenizer, text, shots) for text, shots in
+                zip(texts, self.shots.shots_for(texts, vectors), strict=True)]
 
     def check(self, examples: Sequence[TrainingExample]) -> None:
         for example in examples:  # raises PromptTemplateError for targets that cannot fit
@@ -114,7 +135,7 @@ class GenerationTask:
         With ``share_prefix``, the tokens every prompt begins with go through the model
         once (:mod:`.shared_prefix`)."""
         model.eval()
-        prompts = [self.template.prompt(self.tokenizer, t) for t in texts]
+        prompts = self.prompts(model, texts)
         answers: list[str] = [""] * len(prompts)
         rows = ([self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
                 if self.share_prefix and len(prompts) > 1 else [])

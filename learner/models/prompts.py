@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import string
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -80,13 +81,28 @@ class PromptTemplate:
         words = [normalize_answer(word) for word in text.split()]
         return next((word for word in words if word in self.choices), None)
 
-    def user_message(self, text: str) -> str:
-        body = self.input_format.replace("{input}", text)
-        return f"{self.instruction}\n\n{body}" if self.instruction else body
+    def user_message(self, text: str, shots: Sequence[tuple[str, str]] = ()) -> str:
+        """The user's turn: the instruction, then worked examples (``shots``: ``(input,
+        answer)`` pairs shown before the text), then the text.
 
-    def prompt(self, tokenizer: Any, text: str) -> str:
+        >>> t = PromptTemplate("s", 1, "One word.", "Text: {input}")
+        >>> print(t.user_message("so bad", shots=[("so good", "positive")]))
+        One word.
+        <BLANKLINE>
+        Text: so good
+        Answer: positive
+        <BLANKLINE>
+        Text: so bad
+        """
+        parts = [self.instruction] if self.instruction else []
+        parts += [f"{self.input_format.replace('{input}', shot)}\nAnswer: {answer}"
+                  for shot, answer in shots]
+        parts.append(self.input_format.replace("{input}", text))
+        return "\n\n".join(parts)
+
+    def prompt(self, tokenizer: Any, text: str, shots: Sequence[tuple[str, str]] = ()) -> str:
         """The full prompt text, ending where the model's answer starts."""
-        message = self.user_message(text)
+        message = self.user_message(text, shots)
         return chat_prompt(tokenizer, message) or f"{message}\nAnswer: "
 
     def encode(self, tokenizer: Any, text: str, target: str,

@@ -30,8 +30,10 @@ from ..errors import UnservableAdapterError, VersionNotServedError
 from ..models.adapters import check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.portable import internal_layout
+from ..models.prompt_policy import PromptPolicy, ShotIndex
 from ..models.resident import BaseModel, ResidentModels
 from ..models.retrieval import RetrievalBank
+from ..models.token_means import input_embeddings, token_embedding_means
 from .forward_passes import Follow, ForwardPassQueue
 
 __all__ = ["ModelHost", "Prediction", "PreparedAdapter", "input_embeddings",
@@ -76,6 +78,8 @@ class PreparedAdapter:
     """PEFT's ``LoraConfig`` of the adapter (its in-memory layout)."""
     state: dict[str, Any]
     """Its weights, keyed as PEFT saves them."""
+    policy: PromptPolicy | None = None
+    """A generation version's prompt policy (:mod:`driftloop.learner.models.prompt_policy`)."""
 
 
 def zero_shot_version(task: str) -> str:
@@ -111,6 +115,8 @@ class _TaskModel:
     made: int = 1
     banks: dict[str, RetrievalBank] = field(default_factory=dict)
     """Version id -> its retrieval bank (:mod:`driftloop.learner.models.retrieval`), if any."""
+    shots: dict[str, ShotIndex] = field(default_factory=dict)
+    """Version id -> the worked examples its prompts show (a generation version's policy)."""
 
     def new_slot(self) -> str:
         self.made += 1
@@ -192,8 +198,9 @@ class ModelHost:
                 state = load_file(str(inside / ADAPTER_WEIGHTS_FILE))
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
+        policy = PromptPolicy.load(folder) if kind is TaskKind.GENERATION else None
         return PreparedAdapter(folder, kind, labels, metadata.prompt_template_id, bank, config,
-                               state)
+                               state, policy)
 
     def load(self, task: str, version_id: str, folder: Path, base_model_id: str, *,
              prepared: PreparedAdapter | None = None) -> float:
@@ -231,6 +238,12 @@ class ModelHost:
         current.templates[version_id] = ready.prompt_template_id
         if ready.bank is not None:  # its answers are mixed with its neighbours' votes
             current.banks[version_id] = ready.bank
+        if ready.policy is not None:  # its prompts as the learner's gate rendered them
+            current.templates[version_id] = ready.policy.template_ref
+            if ready.policy.shots:
+                current.shots[version_id] = ShotIndex.build(
+                    ready.policy, current.peft_model, current.tokenizer,
+                    max_length=self.max_length)
         seconds = time.perf_counter() - started
         log.info("loaded %s for %s in %.3f s", version_id, task, seconds)
         return seconds
@@ -305,7 +318,8 @@ class ModelHost:
     def _generate(self, hosted: _TaskModel, version_id: str,
                   texts: Sequence[str]) -> list[Prediction]:
         return self._answer_with(hosted.peft_model, hosted.tokenizer,
-                                 hosted.templates[version_id], version_id, texts)
+                                 hosted.templates[version_id], version_id, texts,
+                                 shots=hosted.shots.get(version_id))
 
     def zero_shot(self, task: str, base_model_id: str, prompt_template_id: str | None,
                   texts: Sequence[str]) -> list[Prediction]:
@@ -316,7 +330,8 @@ class ModelHost:
                                  zero_shot_version(task), texts)
 
     def _answer_with(self, model: Any, tokenizer: Any, prompt_template_id: str | None,
-                     version_id: str, texts: Sequence[str]) -> list[Prediction]:
+                     version_id: str, texts: Sequence[str], *,
+                     shots: ShotIndex | None = None) -> list[Prediction]:
         from ..models.device import select_device
         from ..models.generation import GenerationTask
         from ..models.prompts import get_template
@@ -326,6 +341,7 @@ class ModelHost:
                                    select_device("cpu"), max_length=self.max_length,
                                    max_new_tokens=self.max_new_tokens,
                                    batch_size=self.max_batch)
+        generator.shots = shots
         answers = []
         embeddings = input_embeddings(model, tokenizer, texts, max_length=self.max_length)
         for answer, embedding in zip(generator.generate(model, list(texts)),
@@ -360,6 +376,7 @@ class ModelHost:
             hosted.versions.remove(version_id)
             hosted.templates.pop(version_id, None)
             hosted.banks.pop(version_id, None)
+            hosted.shots.pop(version_id, None)
         return dropped
 
     def tasks(self) -> list[str]:
@@ -469,44 +486,3 @@ def _same_layout(a: Any, b: Any) -> bool:
         return layout(a) == layout(b)
     except AttributeError:  # another kind of adapter: never swapped into
         return False
-
-
-def input_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], *,
-                     max_length: int) -> list[list[float]]:
-    """The mean of the base model's input (token) embeddings of each text.
-
-    What a generation interaction carries as its ``input_embedding``: the table is not
-    adapted (LoRA sits on attention), so the signal does not move when the served version
-    does, and it costs a table lookup, not a forward pass.
-    """
-    import torch
-
-    encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                        add_special_tokens=False, return_tensors="pt")
-    with torch.inference_mode():
-        pooled = token_embedding_means(model.get_input_embeddings(), encoded["input_ids"],
-                                       encoded["attention_mask"], decimals=6)
-    return pooled.tolist()
-
-
-def token_embedding_means(table: Any, input_ids: Any, attention_mask: Any, *,
-                          decimals: int = 5) -> Any:
-    """The mean of each row's token embeddings (``table``, the model's input embedding
-    layer), padding left out, rounded to ``decimals``: a (batch, hidden) float tensor.
-
-    LoRA adapts attention and the head, never the embedding table, so the means are the
-    same whatever adapter serves: a drift signal that a promotion does not move.
-
-    >>> import torch
-    >>> table = torch.nn.Embedding(4, 2)
-    >>> _ = table.weight.data.copy_(torch.tensor([[0., 0.], [1., 3.], [3., 1.], [9., 9.]]))
-    >>> token_embedding_means(table, torch.tensor([[1, 2, 0]]), torch.tensor([[1, 1, 0]]))
-    tensor([[2., 2.]], dtype=torch.float64)
-    """
-    import torch
-
-    with torch.inference_mode():
-        vectors = table(input_ids).double()  # rounded in float64: short JSON numbers
-        mask = attention_mask.unsqueeze(-1).to(vectors.dtype)
-        means = (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return torch.round(means, decimals=decimals)

@@ -69,12 +69,14 @@ class ArmChoice:
 
     arm: str
     comparison: PairedComparison
+    cheap: str = "retrieval"
+    """The arm that costs no training (``retrieval`` or ``prompt``)."""
 
-    def metadata(self, retrieval: Metrics, trained: Metrics) -> dict[str, Any]:
+    def metadata(self, cheap: Metrics, trained: Metrics) -> dict[str, Any]:
         return {"arm": self.arm, "arms": {
-            "retrieval_holdout_score": retrieval.get("holdout_score"),
+            f"{self.cheap}_holdout_score": cheap.get("holdout_score"),
             "lora_holdout_score": trained.get("holdout_score"),
-            "lora_over_retrieval": self.comparison.describe()}}
+            f"lora_over_{self.cheap}": self.comparison.describe()}}
 
 
 def retrieval_view(model: Any, bank: RetrievalBank | None) -> RetrievalClassifier:
@@ -128,10 +130,11 @@ def new_bank(view: RetrievalClassifier, task_model: Any, examples: Sequence[Trai
 
 
 def choose_arm(trained: Outcomes, retrieval: Outcomes, alpha: float, *,
-               passed: tuple[bool, bool] = (True, True)) -> ArmChoice:
-    """The candidate that passed its gate (``passed``: the trained one's, the retrieval
-    one's); when both or neither did, retrieval, unless the trained candidate is
-    significantly better than it on the recent slice.
+               passed: tuple[bool, bool] = (True, True), cheap: str = "retrieval"
+               ) -> ArmChoice:
+    """The candidate that passed its gate (``passed``: the trained one's, the cheap one's:
+    retrieval, or a prompt, :mod:`.prompt_arm`); when both or neither did, the cheap one,
+    unless the trained candidate is significantly better than it on the recent slice.
 
     >>> from driftloop.learner.models.task_model import Evaluation
     >>> e = lambda hits: {"holdout": Evaluation(hits, 0.5, [float(h) for h in hits])}
@@ -146,9 +149,9 @@ def choose_arm(trained: Outcomes, retrieval: Outcomes, alpha: float, *,
                          candidate_scores=trained["holdout"].scores,
                          parent_scores=retrieval["holdout"].scores)
     if passed[0] != passed[1]:
-        return ArmChoice("lora" if passed[0] else "retrieval", comparison)
+        return ArmChoice("lora" if passed[0] else cheap, comparison, cheap)
     better = comparison.p_better < alpha and comparison.effect > 0
-    return ArmChoice("lora" if better else "retrieval", comparison)
+    return ArmChoice("lora" if better else cheap, comparison, cheap)
 
 
 def save_retrieval_candidate(parent: Path, folder: Path, metadata: AdapterMetadata,

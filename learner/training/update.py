@@ -44,6 +44,7 @@ from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_ada
 from ..models.device import ComputeDevice, select_device
 from ..models.generation import GenerationTask
 from ..models.memory import release_free_memory
+from ..models.prompt_policy import PromptPolicy
 from ..models.prompts import normalize_answer
 from ..models.resident import BaseModel, ResidentModels, default_base_model
 from ..models.retrieval import RetrievalBank, RetrievalClassifier
@@ -64,6 +65,15 @@ from .distill import Distillation, distillation_for
 from .domain_merge import merge_adapter_folders
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
+from .prompt_arm import (
+    PromptCandidate,
+    PromptSearch,
+    prompted,
+    revisions,
+    save_prompt_candidate,
+    search_prompt,
+    worked_examples,
+)
 from .record import pool_metadata, update_metadata, version_event
 from .synthesis import SynthesisPlan, SynthesisReport, TextWriter, synthesize
 from .transfer import DomainStart, plan_domain_start
@@ -244,13 +254,18 @@ class IncrementalUpdater:
                                                             else model)
                 scored_as = (plan.parent.version_id if served is not None and plan.parent
                              else start.adapter_version)
-                key = self._parent_key(scored_as, task_model)
-                evaluate = self._parent_evaluator(key, task_model, parent_model)
+                # A version served under a prompt policy answers under it (prompt_arm.py).
+                parent_policy = (PromptPolicy.load(parent_folder)
+                                 if parent_folder is not None
+                                 and plan.kind is TaskKind.GENERATION else None)
+                parent_task = prompted(task_model, parent_policy, parent_model)
+                key = self._parent_key(scored_as, parent_task)
+                evaluate = self._parent_evaluator(key, parent_task, parent_model)
                 before = score_for_gate(
-                    task_model, parent_model, plan.gate_split, suite, parent_hits,
+                    parent_task, parent_model, plan.gate_split, suite, parent_hits,
                     evaluate=evaluate,
-                    answer=self._parent_answerer(key, task_model, parent_model), robust=robust)
-                misses = self._parent_misses(plan, task_model, parent_model, parent_hits)
+                    answer=self._parent_answerer(key, parent_task, parent_model), robust=robust)
+                misses = self._parent_misses(plan, parent_task, parent_model, parent_hits)
                 fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
                     [e for fold in folds for e in fold.scored]) if folds else None)
                 if look is not None:  # before the start's weights are trained in place
@@ -261,6 +276,12 @@ class IncrementalUpdater:
                 with _phase(timings, "retrieval_seconds"):
                     retrieval, share = self._retrieval_candidate(
                         plan, task_model, parent_model, parent_bank, suite, robust)
+            prompt: PromptCandidate | None = None
+            search: PromptSearch | None = None
+            if self._prompt_arm(plan) and parent_folder is not None:
+                with _phase(timings, "prompt_arm_seconds"):  # before the weights train
+                    prompt, search = self._prompt_candidate(
+                        plan, task_model, parent_model, parent_policy, suite, robust)
             if isinstance(parent_model, RetrievalClassifier):
                 parent_model.close()
             del served, parent_model
@@ -287,21 +308,26 @@ class IncrementalUpdater:
                     candidate.close()
             before |= self._slices(plan, parent_hits)
             arm: dict[str, Any] = {}
-            if retrieval is None:
+            other = (("retrieval", retrieval) if retrieval is not None
+                     else ("prompt", prompt) if prompt is not None else None)
+            if other is None:
                 decision, after = self._judge(plan, self.gate, before, after, parent_hits,
                                               candidate_hits, distillation, cross_fit, len(folds))
             else:
                 # Two candidates, two shots at the gate: each at half the level (a union
                 # bound keeps the update's false-promotion rate at gate_alpha).
+                name, rival = other
                 half = replace(self.gate, alpha=self.gate.alpha / 2)
                 trained = self._judge(plan, half, before, after, parent_hits, candidate_hits,
                                       distillation, cross_fit, len(folds))
-                cheap = self._judge(plan, half, before, retrieval.metrics | distillation.metrics,
-                                    parent_hits, retrieval.outcomes, distillation, None, 0)
-                choice = choose_arm(candidate_hits, retrieval.outcomes, self.gate.alpha,
-                                    passed=(trained[0].promote, cheap[0].promote))
-                arm = choice.metadata(retrieval.metrics, after)
-                decision, after = cheap if choice.arm == "retrieval" else trained
+                cheap = self._judge(plan, half, before, rival.metrics | distillation.metrics,
+                                    parent_hits, rival.outcomes, distillation, None, 0)
+                choice = choose_arm(candidate_hits, rival.outcomes, self.gate.alpha,
+                                    passed=(trained[0].promote, cheap[0].promote), cheap=name)
+                arm = choice.metadata(rival.metrics, after)
+                decision, after = cheap if choice.arm == name else trained
+            if search is not None:
+                arm["prompt_search"] = search.metadata()
             for metrics in (before, after):  # how much of the holdout came from the pool
                 metrics["holdout_pooled_count"] = float(len(plan.pooled))
             also: list[ModelVersion] = []
@@ -314,11 +340,18 @@ class IncrementalUpdater:
             self._keep_ledger(plan, decision, before, after, parent_hits, candidate_hits,
                               eligible=not arm and not also)
             base_digest = self.trust.weights_digest(plan.base_model)
+            template_ref = _template_ref(task_model)
             with _phase(timings, "store_seconds"):
                 if arm.get("arm") == "retrieval":
                     assert retrieval is not None and parent_folder is not None
                     stored = self._store(plan, task_model, model, workdir, base_digest,
                                          bank=retrieval.bank, weights_from=parent_folder)
+                elif arm.get("arm") == "prompt":
+                    assert prompt is not None and parent_folder is not None
+                    template_ref = prompt.policy.template_ref
+                    arm["prompt_policy"] = prompt.policy.metadata()
+                    stored = self._store(plan, task_model, model, workdir, base_digest,
+                                         policy=prompt.policy, weights_from=parent_folder)
                 else:
                     stored = self._store(plan, task_model, model, workdir, base_digest,
                                          bank=trained_bank)
@@ -332,7 +365,7 @@ class IncrementalUpdater:
             lineage = {**lineage, "continued_from": start.challenger.version_id}
         event = version_event(
             plan, stored, before=before, after=after, decision=decision,
-            passed=self.passed_status, prompt_template_id=_template_ref(task_model),
+            passed=self.passed_status, prompt_template_id=template_ref,
             labels=task_model.labels, max_length=self.settings.learner.max_length,
             metadata=(update_metadata(task_model, plan, report, timings, self.device.type)
                       | {"batch_size": config.batch_size,
@@ -449,7 +482,7 @@ class IncrementalUpdater:
             result.hits, look.parent.hits, candidate_scores=result.scores,
             parent_scores=look.parent.scores))
         decision = second_look(self.gate, ledger)
-        log.info("%s, second look: %s", earlier.version_id, decision.summary)
+        log.info("%s: %s", earlier.version_id, decision.summary)
         recent = ledger.recent
         looked = {"of": earlier.version_id, "new_texts": len(look.fresh), "texts": recent.n,
                   "effect": round(recent.effect, 4), "p_better": round(recent.p_better, 6),
@@ -639,6 +672,38 @@ class IncrementalUpdater:
             parent.bank = bank
         return _RetrievalCandidate(grown, outcomes, metrics), grown.weight
 
+    def _prompt_arm(self, plan: UpdatePlan) -> bool:
+        """Whether this update builds a prompt candidate (``learner.prompt_arm``, generation
+        tasks)."""
+        return self.settings.learner.prompt_arm and plan.kind is TaskKind.GENERATION
+
+    def _prompt_candidate(self, plan: UpdatePlan, task_model: TaskModel, parent: Any,
+                          policy: PromptPolicy | None, suite: ChallengeSuite,
+                          robust: list[tuple[str, TrainingExample]]
+                          ) -> tuple[PromptCandidate | None, PromptSearch | None]:
+        """The parent's adapter under the revised prompt that answers most of the request's
+        new training texts right, scored on the gate's texts (before the parent's weights
+        are trained in place); None when no revision beats the parent's prompt there."""
+        assert isinstance(task_model, GenerationTask)
+        cfg = self.settings.learner
+        training = (*plan.split.train, *plan.split.validation)
+        texts = [e for e in training if e.origin is ExampleOrigin.NEW][-cfg.prompt_arm_texts:]
+        if not texts:
+            return None, None
+        own = policy or PromptPolicy(task_model.template.ref)
+        examples = worked_examples(training, policy, limit=cfg.prompt_arm_examples)
+        search = search_prompt(task_model, parent, own, revisions(
+            own, task_model.template, shots=cfg.prompt_arm_shots, examples=examples), texts)
+        log.info("request %s: prompt search on %d texts: parent %.3f, %s", plan.request.id,
+                 search.texts, search.parent, search.tried)
+        if search.chosen is None:
+            return None, search
+        candidate = PromptCandidate(search.chosen)
+        candidate.metrics = score_for_gate(prompted(task_model, search.chosen, parent), parent,
+                                           plan.gate_split, suite, candidate.outcomes,
+                                           robust=robust)
+        return candidate, search
+
     def _trained_bank(self, plan: UpdatePlan, task_model: TaskModel, model: Any,
                       share: float | None) -> tuple[RetrievalBank | None, Any]:
         """With ``learner.retrieval``: the trained candidate's bank (the request's training
@@ -714,12 +779,14 @@ class IncrementalUpdater:
 
     def _parent_key(self, version_id: str | None, task_model: TaskModel) -> tuple[Any, ...] | None:
         """What the parent's kept results are filed under: its version and what else decides
-        its answers; None for an untrained start (nothing to keep)."""
+        its answers (its prompt too); None for an untrained start (nothing to keep)."""
         if version_id is None:
             return None
         template = task_model.template.ref if task_model.template is not None else None
+        shots = getattr(task_model, "shots", None)
         return (version_id, tuple(task_model.labels), self.settings.learner.max_length,
-                self.settings.learner.max_new_tokens, template)
+                self.settings.learner.max_new_tokens, template,
+                shots.policy.digest if shots is not None else None)
 
     def _parent_evaluator(self, key: tuple[Any, ...] | None, task_model: TaskModel,
                           model: Any) -> Callable[[list[TrainingExample]], Evaluation] | None:
@@ -767,17 +834,22 @@ class IncrementalUpdater:
 
     def _store(self, plan: UpdatePlan, task_model: TaskModel, model: Any, workdir: Path,
                base_digest: str | None = None, *, bank: RetrievalBank | None = None,
+               policy: PromptPolicy | None = None,
                weights_from: Path | None = None) -> StoredArtifact:
         """Save the candidate in PEFT's layout with driftloop's metadata (and the sha256 of
-        the base weights it was trained on, when local), with its retrieval bank if any;
-        store it by sha256. ``weights_from``: a retrieval candidate's adapter folder (the
-        parent's weights, copied as they are) instead of ``model``'s weights."""
+        the base weights it was trained on, when local), with its retrieval bank or prompt
+        policy if any; store it by sha256. ``weights_from``: a retrieval or prompt
+        candidate's adapter folder (the parent's weights, copied as they are) instead of
+        ``model``'s weights."""
         extra: dict[str, Any] = {"base_weights_sha256": base_digest} if base_digest else {}
         if bank is not None:
             extra[RETRIEVAL_KEY] = bank.settings()
+        template = policy.template_ref if policy is not None else _template_ref(task_model)
         metadata = AdapterMetadata(plan.kind, plan.base_model, plan.version_id,
-                                   task_model.labels, _template_ref(task_model), extra=extra)
+                                   task_model.labels, template, extra=extra)
         folder = workdir / "candidate"
+        if weights_from is not None and policy is not None:
+            return self.store.put(save_prompt_candidate(weights_from, folder, metadata, policy))
         if weights_from is not None and bank is not None:
             return self.store.put(save_retrieval_candidate(weights_from, folder, metadata, bank))
         save_adapter(model, folder, metadata)

@@ -177,6 +177,20 @@ class LearnerSettings(Section):
                     "not built, a trained one keeps no bank)")
     retrieval_bank_size: int = Field(
         2048, ge=1, le=1_000_000, description="most labelled texts a bank keeps (newest)")
+    prompt_arm: bool = Field(
+        False,
+        description="generation: every update with a served parent also builds a prompt "
+                    "candidate (the parent's adapter under a revised prompt: another version "
+                    "of the task's template, or worked examples retrieved by input "
+                    "embedding) chosen on the request's new training texts; both face the "
+                    "gate at half its level and the prompt serves unless the trained one is "
+                    "significantly better (learner/training/prompt_arm.py)")
+    prompt_arm_shots: int = Field(4, ge=1, le=16,
+                                  description="worked examples a revised prompt shows")
+    prompt_arm_examples: int = Field(
+        256, ge=1, le=10_000, description="most labelled pairs a prompt's examples hold")
+    prompt_arm_texts: int = Field(
+        32, ge=1, le=1_000, description="most new training texts the prompt search tries")
     synthetic_share: float = Field(
         0.0, ge=0.0, le=0.5,
         description="data from prompts: most of an update's training part that variants "
