@@ -18,7 +18,10 @@ Three parts, each driving driftloop's own code directly and printing it beside a
    nearest known domain's and from the average of every known domain's;
 5. only when asked (``--only synthetic``; :mod:`driftloop.tools.bench.quality.synthetic_gain`):
    accuracy on a later domain after 16, 32 and 64 of its labels, with and without the
-   variants a generation model writes of them (data from prompts).
+   variants a generation model writes of them (data from prompts);
+6. only when asked (``--only prompt-arm``; :mod:`driftloop.tools.bench.quality.prompt_arms`):
+   a generation task's updates after a shift with and without a prompt candidate beside the
+   trained one: how often the prompt was the version, its cost, the served accuracy.
 
 ``--json`` prints every figure (curves and per-stream delays included) as one JSON document
 on stdout, the tables going to stderr; ``-o FILE`` writes it to a file after every part.
@@ -42,7 +45,7 @@ from ...options import json_option, output_option, print_json, text_to_stderr
 
 __all__ = ["SECTIONS", "quality"]
 
-SECTIONS = ("drift", "continual", "active", "meta-start", "synthetic")
+SECTIONS = ("drift", "continual", "active", "meta-start", "synthetic", "prompt-arm")
 DEFAULT_SECTIONS = SECTIONS[:3]
 
 
@@ -185,6 +188,21 @@ def _few_shot(part: str, quick: bool, seeds: range, streams: tuple[str, ...],
             "seconds": round(time.perf_counter() - started, 2)}
 
 
+def _prompt_arm(quick: bool, seeds: range, streams: tuple[str, ...],
+                threads: int | None) -> dict[str, Any]:
+    """A generation task's updates after a shift, with and without the prompt arm."""
+    _offline()
+    from .prompt_arms import prompt_arms, summarise_prompt_arms
+
+    sizes = ({"known": 16, "per_update": 12, "updates": 1, "heldout": 24} if quick
+             else {"known": 32, "per_update": 24, "updates": 2, "heldout": 60})
+    started = time.perf_counter()
+    runs = _each_run(seeds, streams, "prompt-arm runs", lambda stream, seed: prompt_arms(
+        stream, seed=seed, torch_threads=threads, **sizes))
+    return {**sizes, "runs": runs, "summary": summarise_prompt_arms(runs),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
 # -- tables ------------------------------------------------------------------------------
 
 def _drift_table(section: dict[str, Any]) -> list[str]:
@@ -266,6 +284,27 @@ def _synthetic_table(section: dict[str, Any]) -> list[str]:
                    f"those asked, {s['writing_seconds']:.0f} s writing"),
         lambda s: [*((arm, row, False) for arm, row in s["arms"].items()),
                    ("gain", s["gain"], True)])
+
+
+def _prompt_arm_table(section: dict[str, Any]) -> list[str]:
+    lines = [f"prompt first, fine-tune second (generation, SmolLM2): a first version of "
+             f"{section['known']} labels, then {section['updates']} updates of "
+             f"{section['per_update']} labels of the next domain; exact match of the served "
+             f"version on its held-out texts by labels, mean [min, max] over seeds"]
+    for stream, s in section["summary"].items():
+        lines.append(f"{stream} ({s['seeds']} seeds; the prompt candidate was the update's "
+                     f"version in {100 * s['prompt_chosen']:.0f}% of updates, promoted in "
+                     f"{100 * s['prompt_promoted']:.0f}% of those)"
+                     + "".join(f" {n:>19}" for n in s["labels"]))
+        for arm, row in s["served"].items():
+            cost = s["seconds"][arm]
+            lines.append(f"  {arm:8}" + "".join(
+                f" {row[str(n)]['mean']:.3f} [{row[str(n)]['min']:.2f},{row[str(n)]['max']:.2f}]"
+                for n in s["labels"])
+                + f"   {s['promoted'][arm]} promoted; per update {cost['update_seconds']:.0f} s "
+                  f"(prompt search {cost['prompt_seconds']:.0f} s, training "
+                  f"{cost['train_seconds']:.0f} s)")
+    return lines
 
 
 def _few_shot_table(title: str, section: dict[str, Any], about: Callable[[Any], str],
@@ -365,6 +404,10 @@ def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
         count = seeds or (1 if quick else 3)
         section = _few_shot("synthetic", quick, range(seed, seed + count), both, threads)
         part("synthetic", section, _synthetic_table(section))
+    if "prompt-arm" in chosen:
+        count = seeds or (1 if quick else 2)
+        section = _prompt_arm(quick, range(seed, seed + count), both, threads)
+        part("prompt_arm", section, _prompt_arm_table(section))
     report["load_average_at_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 2)
     save()
