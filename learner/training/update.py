@@ -46,7 +46,7 @@ from ..models.generation import GenerationTask
 from ..models.memory import release_free_memory
 from ..models.prompt_policy import PromptPolicy
 from ..models.prompts import normalize_answer
-from ..models.resident import BaseModel, ResidentModels, default_base_model
+from ..models.resident import BaseModel, ResidentModels, default_base_model, strip_adapters
 from ..models.retrieval import RetrievalBank, RetrievalClassifier
 from ..models.task_model import Evaluation, TaskModel, task_model_for
 from ..registry.store import ArtifactStore, StoredArtifact
@@ -471,7 +471,9 @@ class IncrementalUpdater:
         self.second_looks.close(task, plan.parent.version_id)  # one more look, not more
         earlier = versions.get(look.ledger.version_id)
         folder, _ = self._fetch_adapter(earlier, plan.kind, workdir / "second-look")
-        model = task_model.build(start.base.fresh_copy(), self._lora_spec(), folder)
+        weights = start.base.fresh_copy()
+        strip_adapters(weights)  # the lent base holds this update's candidate's layers
+        model = task_model.build(weights, self._lora_spec(), folder)
         _, model = self._with_bank(plan, task_model, folder, model)
         try:
             result = task_model.evaluate_each(model, look.fresh)

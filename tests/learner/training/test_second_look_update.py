@@ -24,7 +24,7 @@ def test_the_next_update_looks_again_at_a_rejected_candidate(updater, sentiment_
                                                parent=sentiment_v1.event.version_id),
                              VersionLog().apply(sentiment_v1.event)).event
     learner, log = own_learner(updater, sentiment_v1, tmp_path, gate_second_look=True,
-                               learning_rate=1e-9)  # a store copy; updates barely move
+                               learning_rate=0.5)  # updates that go wrong: rejected
     parent = flipped.model_copy(update={"status": VersionStatus.PROMOTED,
                                         "adapter_uri": learner.store.uri_for(flipped.sha256)})
     earlier = log.get(sentiment_v1.event.version_id).model_copy(update={
