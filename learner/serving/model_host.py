@@ -117,6 +117,8 @@ class _TaskModel:
     """Version id -> its retrieval bank (:mod:`driftloop.learner.models.retrieval`), if any."""
     shots: dict[str, ShotIndex] = field(default_factory=dict)
     """Version id -> the worked examples its prompts show (a generation version's policy)."""
+    special_ids: Any = None
+    """The tokenizer's special token ids as a tensor (made on the first forward pass)."""
 
     def new_slot(self) -> str:
         self.made += 1
@@ -302,8 +304,10 @@ class ModelHost:
             probabilities = probs.tolist()
             embeddings = hosted.pooled[-1].float().tolist()
             table = hosted.peft_model.base_model.model.encoder.get_input_embeddings()
-            words = encoded["attention_mask"] * ~torch.isin(  # [CLS], [SEP] say nothing
-                encoded["input_ids"], torch.tensor(hosted.tokenizer.all_special_ids))
+            if hosted.special_ids is None:  # [CLS], [SEP] say nothing
+                hosted.special_ids = torch.tensor(hosted.tokenizer.all_special_ids)
+            words = encoded["attention_mask"] * ~torch.isin(encoded["input_ids"],
+                                                            hosted.special_ids)
             inputs = token_embedding_means(table, encoded["input_ids"], words).tolist()
         hosted.pooled.clear()
         answers = []

@@ -238,6 +238,8 @@ class IncrementalUpdater:
                 plan, synthetic = self._synthesize(plan, task_model,
                                                    model if served is None else served,
                                                    start.adapter_dir is not None)
+            if synthetic is None:  # a phase only when variants were written
+                timings.pop("synthesis_seconds")
             # After the student's seeded initialisation: loading a teacher draws random
             # numbers. The teacher reads the variants too.
             distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
