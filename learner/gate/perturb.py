@@ -26,6 +26,13 @@ Kinds
     positive to negative and back). Texts whose label the map does not name are left out.
     Rule-written negations are crude (sarcasm, double negatives): the kind reports how
     often a version follows a negation, which both versions face alike.
+``paraphrase``
+    The text rewritten by a generation model (``paraphrase``: a function from texts to
+    their rewrites, the learner's :func:`driftloop.learner.training.synthesis.paraphraser`),
+    the label kept; a rewrite that is empty or says the same words is left out. Written once
+    per update, so parent and candidate see the same ones; at most ``paraphrase_limit``
+    texts (a generation each). The only kind that reads a model: it catches a version
+    that learnt the wording of its texts rather than what they say.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ...schemas.events import TrainingExample
 
-__all__ = ["PERTURBATIONS", "perturb", "robustness_suite"]
+__all__ = ["MODEL_WRITTEN", "PERTURBATIONS", "perturb", "robustness_suite"]
 
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _AUXILIARY = re.compile(r"\b(is|was|are|were|do|does|did|can|could|will|would|should|has|"
@@ -102,6 +109,9 @@ def _negate(text: str, rng: random.Random) -> str | None:
 _KINDS: dict[str, Callable[[str, random.Random], str | None]] = {
     "typo": _typo, "char_swap": _char_swap, "case": _case, "punctuation": _punctuation,
     "word_swap": _word_swap, "negation": _negate}
+MODEL_WRITTEN = ("paraphrase",)
+"""The kinds a model writes (not a rule of :data:`PERTURBATIONS`)."""
+
 PERTURBATIONS: tuple[str, ...] = tuple(_KINDS)
 
 
@@ -127,7 +137,9 @@ def perturb(text: str, kind: str, seed: int = 0) -> str | None:
 
 def robustness_suite(examples: Sequence[TrainingExample], kinds: Sequence[str], *,
                      negation: Mapping[str, str] | None = None, limit: int = 200,
-                     seed: int = 0) -> list[tuple[str, TrainingExample]]:
+                     seed: int = 0,
+                     paraphrase: Callable[[list[str]], list[str | None]] | None = None,
+                     paraphrase_limit: int = 32) -> list[tuple[str, TrainingExample]]:
     """``(kind, perturbed example)`` for each kind and up to ``limit`` of ``examples``.
 
     Which texts each kind takes is a hash of the text and the seed (the same texts for the
@@ -153,6 +165,12 @@ def robustness_suite(examples: Sequence[TrainingExample], kinds: Sequence[str], 
                              "(which label a negated text takes)")
         ranked = sorted(unique, key=lambda e: hashlib.sha256(
             f"{seed}\0{kind}\0{e.input}".encode()).digest())
+        if kind == "paraphrase":
+            if paraphrase is None:
+                raise ValueError("the paraphrase perturbation needs a paraphraser (a model "
+                                 "that rewrites texts)")
+            suite += _paraphrased(ranked[:min(limit, paraphrase_limit)], paraphrase)
+            continue
         taken = 0
         for example in ranked:
             if taken >= limit:
@@ -169,3 +187,26 @@ def robustness_suite(examples: Sequence[TrainingExample], kinds: Sequence[str], 
                                                             "target": target})))
             taken += 1
     return suite
+
+
+def _paraphrased(examples: Sequence[TrainingExample],
+                 paraphrase: Callable[[list[str]], list[str | None]]
+                 ) -> list[tuple[str, TrainingExample]]:
+    """The examples rewritten by ``paraphrase``, label kept; rewrites that are empty or the
+    same words left out.
+
+    >>> held = [TrainingExample(input="Loved it.", target="positive"),
+    ...         TrainingExample(input="Dull.", target="negative")]
+    >>> _paraphrased(held, lambda texts: ["I adored it.", "dull"])
+    [('paraphrase', TrainingExample(input='I adored it.', target='positive', ...))]
+    """
+    if not examples:
+        return []
+    written = paraphrase([e.input for e in examples])
+    if len(written) != len(examples):
+        raise ValueError(f"{len(written)} paraphrases for {len(examples)} texts")
+    same = str.maketrans("", "", ".,;:!?'\"")
+    return [("paraphrase", e.model_copy(update={"input": text}))
+            for e, text in zip(examples, written, strict=True)
+            if text and text.casefold().translate(same).split()
+            != e.input.casefold().translate(same).split()]

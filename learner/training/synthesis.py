@@ -50,6 +50,7 @@ __all__ = [
     "TextWriter",
     "Writer",
     "clean_variant",
+    "paraphraser",
     "synthesize",
     "variant_key",
 ]
@@ -93,6 +94,23 @@ def variant_key(text: str) -> str:
     """
     kept = text.casefold().translate(str.maketrans("", "", string.punctuation))
     return " ".join(kept.split())
+
+
+def paraphraser(writer: Writer, *, seed: int = 0) -> Callable[[list[str]], list[str | None]]:
+    """Texts to their paraphrases by ``writer`` (None where its answer holds no text): the
+    robustness checks' ``paraphrase`` kind (:mod:`driftloop.learner.gate.perturb`).
+
+    >>> class Echo:
+    ...     def write(self, prompts, seed):
+    ...         return [p.rsplit("Text: ", 1)[1].split("\\n")[0] + " indeed" for p in prompts]
+    >>> paraphraser(Echo())(["good film"])
+    ['good film indeed']
+    """
+    def rewrite(texts: list[str]) -> list[str | None]:
+        answers = writer.write([PARAPHRASE.format(text=text) for text in texts], seed)
+        return [clean_variant(answer) for answer in answers]
+
+    return rewrite
 
 
 @dataclass(frozen=True, slots=True)

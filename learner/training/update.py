@@ -75,7 +75,7 @@ from .prompt_arm import (
     worked_examples,
 )
 from .record import pool_metadata, update_metadata, version_event
-from .synthesis import SynthesisPlan, SynthesisReport, TextWriter, synthesize
+from .synthesis import SynthesisPlan, SynthesisReport, TextWriter, paraphraser, synthesize
 from .transfer import DomainStart, plan_domain_start
 
 __all__ = ["IncrementalUpdater", "UpdateResult", "store_from_settings"]
@@ -233,6 +233,8 @@ class IncrementalUpdater:
             served = (task_model.build(start.base.fresh_copy(), self._lora_spec(),
                                        start.parent_dir)
                       if start.challenger is not None else None)
+            # Before the base is lent: a paraphrase check's writer may be that very base.
+            robust = self._robustness(plan)
             model = self._trainable(start, task_model, lending)
             with _phase(timings, "synthesis_seconds"):
                 plan, synthetic = self._synthesize(plan, task_model,
@@ -248,7 +250,6 @@ class IncrementalUpdater:
             parent_hits: Outcomes = {}
             folds = self._folds(plan)
             look = self._look_due(plan, versions)
-            robust = self._robustness(plan)
             with _phase(timings, "score_parent_seconds"):
                 parent_folder = start.parent_dir if served is not None else start.adapter_dir
                 parent_bank, parent_model = self._with_bank(plan, task_model, parent_folder,
@@ -747,11 +748,19 @@ class IncrementalUpdater:
         perturbed; empty when the task asks for none."""
         if not plan.task.robustness:
             return []
-        split = plan.gate_split
+        cfg, split = self.settings.learner, plan.gate_split
+        writer = None
+        if "paraphrase" in plan.task.robustness:  # rewritten by the generation model
+            generator = cfg.synthetic_generator or default_base_model(TaskKind.GENERATION)
+            self.trust.check_base_model(generator)
+            base = self.models.get(generator, TaskKind.GENERATION)
+            writer = TextWriter(base.model, base.tokenizer, self.device.device)
         return robustness_suite([*split.holdout_new, *split.holdout_replay],
                                 plan.task.robustness, negation=plan.task.negation_labels,
-                                limit=self.settings.learner.robust_examples,
-                                seed=self.settings.learner.seed)
+                                limit=cfg.robust_examples, seed=cfg.seed,
+                                paraphrase=(paraphraser(writer, seed=cfg.seed)
+                                            if writer is not None else None),
+                                paraphrase_limit=cfg.robust_paraphrases)
 
     def _cross_fit(self, folds: list[Fold], parent: Evaluation, trainable: Any,
                    task_model: TaskModel, model: Any, config: TrainConfig) -> PairedComparison:

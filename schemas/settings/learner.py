@@ -143,6 +143,10 @@ class LearnerSettings(Section):
         description="robust accuracy drop the gate accepts (a task's robustness checks)")
     robust_examples: int = Field(
         200, gt=0, description="most held-out texts each robustness check perturbs")
+    robust_paraphrases: int = Field(
+        32, ge=1, le=1_000,
+        description="most held-out texts the paraphrase check has rewritten per update (a "
+                    "generation each, by synthetic_generator or the default generation base)")
     slice_tolerance: float | None = Field(
         None, ge=0.0, le=1.0,
         description="most the accuracy of any one slice of the gate's held-out texts (a "

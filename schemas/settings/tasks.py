@@ -23,7 +23,8 @@ from .section import Section
 
 __all__ = ["Perturbation", "TaskSettings"]
 
-Perturbation = Literal["typo", "char_swap", "case", "punctuation", "word_swap", "negation"]
+Perturbation = Literal["typo", "char_swap", "case", "punctuation", "word_swap", "negation",
+                       "paraphrase"]
 """The robustness checks a gate can run (``driftloop.learner.gate.perturb``)."""
 
 
@@ -84,7 +85,8 @@ class TaskSettings(Section):
 
     robustness: tuple[Perturbation, ...] = Field(
         (), description="perturbations of the gate's held-out texts asked of parent and "
-                        "candidate (typo, char_swap, case, punctuation, word_swap, negation); "
+                        "candidate (typo, char_swap, case, punctuation, word_swap, negation, "
+                        "and paraphrase: rewritten by the generation base model); "
                         "the candidate's robust accuracy may fall at most "
                         "learner.robust_tolerance below its parent's (empty: off)")
     negation_labels: dict[str, str] = Field(

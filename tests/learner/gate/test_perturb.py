@@ -5,7 +5,12 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from driftloop.learner.gate.perturb import PERTURBATIONS, perturb, robustness_suite
+from driftloop.learner.gate.perturb import (
+    MODEL_WRITTEN,
+    PERTURBATIONS,
+    perturb,
+    robustness_suite,
+)
 from driftloop.learner.gate.rule import GateRule
 from driftloop.schemas.events import TrainingExample
 from driftloop.schemas.settings import TaskSettings
@@ -16,7 +21,7 @@ TEXTS = ["The service was slow and the food cold.", "Absolutely loved the new al
 
 
 def test_the_settings_name_every_perturbation_the_gate_knows() -> None:
-    assert set(get_args(Perturbation)) == set(PERTURBATIONS)
+    assert set(get_args(Perturbation)) == set(PERTURBATIONS) | set(MODEL_WRITTEN)
 
 
 @pytest.mark.parametrize("kind", PERTURBATIONS)
@@ -95,3 +100,28 @@ def test_the_gate_refuses_a_candidate_less_robust_than_its_parent_beyond_the_tol
                                  "robust_count": 200.0})
     assert not worse.promote
     assert worse.reasons[-1] == "robust: 0.700 < 0.800 - 0.05 (less robust)"
+
+
+def test_paraphrases_keep_the_label_leave_out_copies_and_respect_their_limit() -> None:
+    held = [TrainingExample(input=t, target=str(i)) for i, t in enumerate(TEXTS)]
+    asked: list[list[str]] = []
+
+    def rewrite(texts: list[str]) -> list[str | None]:
+        asked.append(texts)
+        # a rewrite, an empty answer, the same words, then rewrites again
+        return [f"In other words: {t}" if i % 3 == 0 else None if i % 3 == 1 else t.upper()
+                for i, t in enumerate(texts)]
+
+    suite = robustness_suite(held, ["paraphrase", "case"], paraphrase=rewrite,
+                             paraphrase_limit=4)
+    written = [e for kind, e in suite if kind == "paraphrase"]
+    assert len(asked) == 1 and len(asked[0]) == 4  # one batch, at most the limit
+    assert [e.input for e in written] == [f"In other words: {t}" for t in asked[0][::3]]
+    source = {e.input: e.target for e in held}
+    assert all(e.target == source[e.input.removeprefix("In other words: ")] for e in written)
+    assert any(kind == "case" for kind, _ in suite)
+    with pytest.raises(ValueError, match="needs a paraphraser"):
+        robustness_suite(held, ["paraphrase"])
+    with pytest.raises(ValueError, match="1 paraphrases for 2 texts"):
+        robustness_suite(held, ["paraphrase"], paraphrase=lambda texts: ["x"],
+                         paraphrase_limit=2)

@@ -134,6 +134,19 @@ def test_robustness_checks_score_both_versions_on_the_same_perturbed_texts(  # t
     assert learner.parent_scores.misses >= 30
 
 
+@pytest.mark.slow
+def test_a_paraphrase_check_asks_both_versions_the_texts_a_model_rewrote(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, tmp_path: Path) -> None:
+    learner, log = own_learner(updater, sentiment_v1, tmp_path, robust_paraphrases=4,
+                               task={"robustness": ("paraphrase",)})
+    event = learner.update(sentiment_request("r-paraphrase", domain="movies", n=32, seed=9),
+                           log).event
+    for metrics in (event.metrics_before, event.metrics_after):
+        # SmolLM2 rewrote at most four held-out texts; copies and empty answers left out.
+        assert 1 <= metrics["robust_count"] <= 4 and "robust.paraphrase" in metrics
+    assert event.metrics_before["robust_count"] == event.metrics_after["robust_count"]
+
+
 def test_every_gate_reports_accuracy_per_slice_and_can_refuse_on_the_worst(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     learner, log = own_learner(updater, sentiment_v1, tmp_path, slice_min_examples=4,
