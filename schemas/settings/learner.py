@@ -117,7 +117,9 @@ class LearnerSettings(Section):
                     "next update of its parent, on every new label that came since (texts "
                     "it never trained on) pooled with its own held-out ones, at half "
                     "gate_alpha; when it passes it is promoted beside the update's own "
-                    "candidate (classification tasks; learner/gate/second_look.py)")
+                    "candidate (classification tasks; learner/gate/second_look.py). Live "
+                    "loop, 10 seeds, 2026-12-06: VADER 12 of 30 shifts within 240 labels "
+                    "(12), 2 false promotions (1); questions unchanged: off")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(
