@@ -56,7 +56,11 @@ __all__ = ["PromptCandidate", "PromptSearch", "prompted", "revisions", "save_pro
 
 @dataclass(slots=True)
 class PromptCandidate:
-    """The prompt arm of an update: its policy and its results on the gate's texts."""
+    """The prompt arm of an update: its policy and its results on the gate's texts.
+
+    >>> PromptCandidate(PromptPolicy("s@1")).policy.describe()
+    's@1 alone'
+    """
 
     policy: PromptPolicy
     outcomes: Outcomes = field(default_factory=dict)
@@ -66,7 +70,11 @@ class PromptCandidate:
 @dataclass(slots=True)
 class PromptSearch:
     """What the search tried, on how many texts, and what it chose (None: nothing beat the
-    parent's prompt)."""
+    parent's prompt).
+
+    >>> PromptSearch(12, 0.25, [("s@1 alone", 0.5)], PromptPolicy("s@1")).metadata()
+    {'texts': 12, 'parent': 0.25, 'tried': {'s@1 alone': 0.5}, 'chosen': 's@1 alone'}
+    """
 
     texts: int
     parent: float
