@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import posixpath
+import random
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -31,7 +33,10 @@ log = logging.getLogger(__name__)
 
 KEEP_GENERATIONS = 3
 """Generations kept per task (older ones are deleted after a save)."""
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 32
+"""Saves tried before giving up (the pool stays in memory; the next save carries it)."""
+BACKOFF_SECONDS = 0.002
+"""First bound of the random wait between two attempts (doubling, at most 64 times it)."""
 
 
 class PoolContentionError(OSError):
@@ -121,16 +126,42 @@ class GatePoolFile:
         """Write ``pool`` as the generation after ``read``; if another writer got there
         first, merge what it wrote and try the next number. Returns the generation written.
         """
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             read = self.merge_newer(task, pool, read)
             target = read + 1
-            if self._create(self.path(task, target), pool.to_dict()):
+            # A number below the newest is not free but pruned: a save under it would be
+            # orphaned below the newest, its examples lost to every reader (seen with four
+            # savers on threads, one run in six). Checked just before the write, and after
+            # it, since a writer can stall between the two while others save and prune.
+            if self.latest(task) < target and self._create(self.path(task, target),
+                                                           pool.to_dict()):
                 self._prune(task, target)
-                return target
+                if self._kept_by_newest(task, pool, target):
+                    return target
+                log.info("gate pool of %s: generation %d was saved under a pruned number; "
+                         "saving again", task, target)
+                continue
             log.info("gate pool of %s: generation %d taken by another learner; merging",
                      task, target)
+            # Jittered, growing waits: a writer that keeps losing the race to busier ones
+            # (seen with four savers on two loaded cores) lets them finish, then wins.
+            time.sleep(random.uniform(0.0, BACKOFF_SECONDS * 2 ** min(attempt, 6)))
         raise PoolContentionError(f"gate pool of {task}: {MAX_ATTEMPTS} saves in a row found "
                                   "a newer generation")
+
+    def _kept_by_newest(self, task: str, pool: GatePool, written: int) -> bool:
+        """Whether the newest generation holds what ``pool`` holds: it is the one just
+        ``written``, or a later one that merged it."""
+        newest = self.latest(task)
+        if newest == written:
+            return True
+        record = self._read(task, newest, pool, fill=False)
+        if record is None:
+            return False
+        ours = pool.to_dict()
+        theirs = {(e[0], e[1]) for e in record.get("examples", [])}
+        return ({(e[0], e[1]) for e in ours["examples"]} <= theirs
+                and set(ours["withdrawn"]) <= set(record.get("withdrawn", [])))
 
     # -- the file operations ------------------------------------------------------------------
 
