@@ -102,9 +102,14 @@ def prompt_arms(stream_name: str, *, seed: int, known: int = 32, per_update: int
         learners = {arm: IncrementalUpdater(_settings(store, template, arm=arm,
                                                       torch_threads=torch_threads),
                                             models=models) for arm in ARMS}
-        start = learners["lora"].update(_request("first", stream.pools[first][:known], None),
-                                        VersionLog()).event  # no parent: no prompt arm yet
-        before = _served_accuracy(learners["lora"], start, stream.heldout[shifted])
+        # The first version under a deployment of its own: neither arm's gate pool holds
+        # its held-out texts, so both judge their updates on the same evidence.
+        first_learner = IncrementalUpdater(_settings(store, template, arm="first",
+                                                     torch_threads=torch_threads),
+                                           models=models)
+        start = first_learner.update(_request("first", stream.pools[first][:known], None),
+                                     VersionLog()).event  # no parent: no prompt arm yet
+        before = _served_accuracy(first_learner, start, stream.heldout[shifted])
         for arm, updater in learners.items():
             log = VersionLog().apply(start)
             served = start
