@@ -29,10 +29,11 @@ Kinds
 ``paraphrase``
     The text rewritten by a generation model (``paraphrase``: a function from texts to
     their rewrites, the learner's :func:`driftloop.learner.training.synthesis.paraphraser`),
-    the label kept; a rewrite that is empty or says the same words is left out. Written once
-    per update, so parent and candidate see the same ones; at most ``paraphrase_limit``
-    texts (a generation each). The only kind that reads a model: it catches a version
-    that learnt the wording of its texts rather than what they say.
+    the label kept; a rewrite that is empty or says the same words (case, spaces and
+    punctuation aside) is left out. Written once per update, so parent and candidate see
+    the same ones; at most ``paraphrase_limit`` texts (a generation each). The only kind
+    that reads a model: it catches a version that learnt the wording of its texts rather
+    than what they say.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from ...schemas.events import TrainingExample
+from ..models.prompts import variant_key
 
 __all__ = ["MODEL_WRITTEN", "PERTURBATIONS", "perturb", "robustness_suite"]
 
@@ -205,8 +207,6 @@ def _paraphrased(examples: Sequence[TrainingExample],
     written = paraphrase([e.input for e in examples])
     if len(written) != len(examples):
         raise ValueError(f"{len(written)} paraphrases for {len(examples)} texts")
-    same = str.maketrans("", "", ".,;:!?'\"")
     return [("paraphrase", e.model_copy(update={"input": text}))
             for e, text in zip(examples, written, strict=True)
-            if text and text.casefold().translate(same).split()
-            != e.input.casefold().translate(same).split()]
+            if text and variant_key(text) != variant_key(e.input)]

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import PromptTemplateError
 
 __all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "PromptTemplate", "chat_prompt", "get_template",
-           "normalize_answer", "register", "versions"]
+           "normalize_answer", "register", "variant_key", "versions"]
 
 # Label value PyTorch's cross-entropy skips: prompt tokens carry no loss.
 IGNORE_INDEX = -100
@@ -153,6 +153,17 @@ def normalize_answer(text: str) -> str:
     'paris'
     """
     return text.strip().strip(string.punctuation + " ").casefold()
+
+
+def variant_key(text: str) -> str:
+    """What two texts must differ in to count as different: case, spaces and punctuation
+    do not count.
+
+    >>> variant_key("The  Film, was DULL!") == variant_key("the film was dull")
+    True
+    """
+    kept = text.casefold().translate(str.maketrans("", "", string.punctuation))
+    return " ".join(kept.split())
 
 
 def versions(template_id: str) -> list[PromptTemplate]:

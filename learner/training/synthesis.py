@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ import torch
 from ...schemas.enums import ExampleOrigin
 from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
-from ..models.prompts import chat_prompt
+from ..models.prompts import chat_prompt, variant_key
 
 __all__ = [
     "CONTRAST",
@@ -83,17 +82,6 @@ def clean_variant(raw: str) -> str | None:
         if text and not text.endswith(":"):
             return text
     return None
-
-
-def variant_key(text: str) -> str:
-    """What two texts must differ in to count as different: case, spaces and punctuation
-    do not count.
-
-    >>> variant_key("The  Film, was DULL!") == variant_key("the film was dull")
-    True
-    """
-    kept = text.casefold().translate(str.maketrans("", "", string.punctuation))
-    return " ".join(kept.split())
 
 
 def paraphraser(writer: Writer, *, seed: int = 0) -> Callable[[list[str]], list[str | None]]:
