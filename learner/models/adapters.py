@@ -10,6 +10,8 @@ class labels, prompt template). A PEFT process ignores that file and loads the a
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from ..errors import AdapterFormatError
 
 __all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES",
            "PROMPT_TEMPLATE_FILE", "AdapterMetadata", "LoraSpec", "check_safetensors_only",
-           "read_metadata", "save_adapter", "trainable_peft_model", "write_prompt_template"]
+           "read_metadata", "save_adapter", "save_on_parent_weights", "trainable_peft_model",
+           "write_prompt_template"]
 
 ADAPTER_METADATA_FILE = "driftloop.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -115,6 +118,33 @@ def _hub_revision(model: Any) -> str | None:
         if isinstance(commit, str) and commit:
             return commit
     return None
+
+
+def save_on_parent_weights(parent: Path, folder: Path, metadata: AdapterMetadata, *,
+                           replaced: Collection[str], write: Callable[[Path], object]) -> Path:
+    """A candidate that serves its parent's weights untouched (a retrieval bank, a prompt
+    policy): the parent's files but its metadata and ``replaced``, then ``write(folder)``
+    adds the candidate's own, then ``metadata``.
+
+    >>> import tempfile
+    >>> parent, folder = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()) / "c"
+    >>> for name in ("adapter_model.safetensors", "bank.safetensors", ADAPTER_METADATA_FILE):
+    ...     _ = (parent / name).write_text(name)
+    >>> meta = AdapterMetadata(TaskKind.CLASSIFICATION, "m", "c", ("a", "b"))
+    >>> _ = save_on_parent_weights(parent, folder, meta, replaced=("bank.safetensors",),
+    ...                            write=lambda f: (f / "bank.safetensors").write_text("new"))
+    >>> sorted(p.name for p in folder.iterdir()), (folder / "bank.safetensors").read_text()
+    (['adapter_model.safetensors', 'bank.safetensors', 'driftloop.json'], 'new')
+    >>> read_metadata(folder).version_id
+    'c'
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in parent.iterdir():
+        if path.is_file() and path.name != ADAPTER_METADATA_FILE and path.name not in replaced:
+            shutil.copy2(path, folder / path.name)
+    write(folder)
+    (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
+    return folder
 
 
 def write_prompt_template(folder: Path, ref: str | None) -> None:

@@ -33,7 +33,6 @@ a trained one that would have passed was never judged.)
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,7 +43,7 @@ import torch
 from ...schemas.events import TrainingExample
 from ..gate.evidence import Metrics, Outcomes
 from ..gate.paired import PairedComparison, compare
-from ..models.adapters import ADAPTER_METADATA_FILE, AdapterMetadata, read_metadata
+from ..models.adapters import AdapterMetadata, read_metadata, save_on_parent_weights
 from ..models.classification import HEAD_MODULE
 from ..models.retrieval import BANK_FILE, RetrievalBank, RetrievalClassifier
 from ..models.task_model import TaskModel
@@ -157,10 +156,5 @@ def choose_arm(trained: Outcomes, retrieval: Outcomes, alpha: float, *,
 def save_retrieval_candidate(parent: Path, folder: Path, metadata: AdapterMetadata,
                              bank: RetrievalBank) -> Path:
     """The parent's adapter files (weights untouched) with ``metadata`` and ``bank``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in parent.iterdir():
-        if path.is_file() and path.name not in (ADAPTER_METADATA_FILE, BANK_FILE):
-            shutil.copy2(path, folder / path.name)
-    bank.save(folder)
-    (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
-    return folder
+    return save_on_parent_weights(parent, folder, metadata, replaced=(BANK_FILE,),
+                                  write=bank.save)

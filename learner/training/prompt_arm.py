@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +40,9 @@ from ...schemas.enums import ExampleOrigin
 from ...schemas.events import TrainingExample
 from ..gate.evidence import Metrics, Outcomes
 from ..models.adapters import (
-    ADAPTER_METADATA_FILE,
     PROMPT_TEMPLATE_FILE,
     AdapterMetadata,
+    save_on_parent_weights,
     write_prompt_template,
 )
 from ..models.generation import GenerationTask
@@ -147,13 +146,11 @@ def search_prompt(task_model: GenerationTask, model: Any, parent: PromptPolicy,
 
 def save_prompt_candidate(parent: Path, folder: Path, metadata: AdapterMetadata,
                           policy: PromptPolicy) -> Path:
-    """The parent's adapter files (weights untouched) with ``metadata`` and ``policy``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in parent.iterdir():
-        if path.is_file() and path.name not in (ADAPTER_METADATA_FILE, POLICY_FILE,
-                                                PROMPT_TEMPLATE_FILE):
-            shutil.copy2(path, folder / path.name)
-    policy.save(folder)
-    write_prompt_template(folder, policy.template_ref)  # a server without driftloop reads it
-    (folder / ADAPTER_METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
-    return folder
+    """The parent's adapter files (weights untouched) with ``metadata`` and ``policy``, and
+    the policy's template in ``prompt_template.json`` (a server without driftloop reads it)."""
+    def write(into: Path) -> None:
+        policy.save(into)
+        write_prompt_template(into, policy.template_ref)
+
+    return save_on_parent_weights(parent, folder, metadata,
+                                  replaced=(POLICY_FILE, PROMPT_TEMPLATE_FILE), write=write)
