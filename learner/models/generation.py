@@ -69,12 +69,14 @@ class GenerationTask:
         twin.template, twin.shots = template, shots
         return twin
 
-    def prompts(self, model: Any, texts: Sequence[str]) -> list[str]:
+    def prompts(self, model: Any, texts: Sequence[str], vectors: Any = None) -> list[str]:
         """The prompts the model answers: each text under the template, after its worked
-        examples when the task has any."""
+        examples when the task has any (chosen by ``vectors``, the texts' input embeddings:
+        computed here unless the caller has them)."""
         if self.shots is None or not self.shots.policy.shots:
             return [self.template.prompt(self.tokenizer, t) for t in texts]
-        vectors = input_embeddings(model, self.tokenizer, texts, max_length=self.max_length)
+        if vectors is None:
+            vectors = input_embeddings(model, self.tokenizer, texts, max_length=self.max_length)
         return [self.template.prompt(self.tokenizer, text, shots) for text, shots in
                 zip(texts, self.shots.shots_for(texts, vectors), strict=True)]
 
@@ -127,15 +129,16 @@ class GenerationTask:
         return sums / picked.sum(dim=1).clamp(min=1)
 
     @torch.no_grad()
-    def generate(self, model: Any, texts: Sequence[str]) -> list[str]:
+    def generate(self, model: Any, texts: Sequence[str], *, vectors: Any = None) -> list[str]:
         """Greedy answers, batched with left padding (where a causal LM's answer starts).
 
         Batched by prompt length, so each batch pads to about its own length (every
         generated token attends over the padding too), and answered in the texts' order.
         With ``share_prefix``, the tokens every prompt begins with go through the model
-        once (:mod:`.shared_prefix`)."""
+        once (:mod:`.shared_prefix`). ``vectors``: the texts' input embeddings, when the
+        caller has them (worked examples are chosen by them)."""
         model.eval()
-        prompts = self.prompts(model, texts)
+        prompts = self.prompts(model, texts, vectors)
         answers: list[str] = [""] * len(prompts)
         rows = ([self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
                 if self.share_prefix and len(prompts) > 1 else [])

@@ -347,8 +347,9 @@ class ModelHost:
                                    batch_size=self.max_batch)
         generator.shots = shots
         answers = []
+        # One lookup per pass: the answers carry them, and worked examples are chosen by them.
         embeddings = input_embeddings(model, tokenizer, texts, max_length=self.max_length)
-        for answer, embedding in zip(generator.generate(model, list(texts)),
+        for answer, embedding in zip(generator.generate(model, list(texts), vectors=embeddings),
                                      embeddings, strict=True):
             text = answer.strip()
             choice = template.read_answer(text)

@@ -269,11 +269,11 @@ class IncrementalUpdater:
                     evaluate=evaluate,
                     answer=self._parent_answerer(key, parent_task, parent_model), robust=robust)
                 misses = self._parent_misses(plan, parent_task, parent_model, parent_hits)
-                fold_parent = ((evaluate or partial(task_model.evaluate_each, parent_model))(
-                    [e for fold in folds for e in fold.scored]) if folds else None)
+                score_parent = evaluate or partial(task_model.evaluate_each, parent_model)
+                fold_parent = (score_parent([e for fold in folds for e in fold.scored])
+                               if folds else None)
                 if look is not None:  # before the start's weights are trained in place
-                    look.parent = (evaluate or partial(task_model.evaluate_each, parent_model))(
-                        look.fresh)
+                    look.parent = score_parent(look.fresh)
             retrieval = share = None
             if self._retrieval(plan) and parent_folder is not None:
                 with _phase(timings, "retrieval_seconds"):
