@@ -26,7 +26,7 @@ from typing import Any
 from ...schemas.events import TrainingExample
 from .split import held_out
 
-__all__ = ["GatePool"]
+__all__ = ["GatePool", "text_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ FORMAT = 2  # 2: each entry carries its regime; format 1 entries read as regime 
 Bucket = tuple[str, int]  # (domain, regime)
 
 
-def _digest(text: str) -> str:
+def text_digest(text: str) -> str:
+    """What the gate remembers of a text: its sha256, in hex (pooled, withdrawn, and a
+    rejected candidate's ledger, :mod:`.second_look`)."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -126,7 +128,7 @@ class GatePool:
         >>> [e.input for e in pool.examples({"default"}, regime=2, since=1)]
         ['t1', 't4', 't2', 't5']
         """
-        skip = {_digest(text) for text in exclude}
+        skip = {text_digest(text) for text in exclude}
         wanted = set(domains)
         low = regime if since is None else since
         return [example for (domain, r), kept in sorted(self._buckets.items())
@@ -147,7 +149,7 @@ class GatePool:
         >>> len(pool.older(2, limit=4))
         4
         """
-        skip = {_digest(text) for text in exclude}
+        skip = {text_digest(text) for text in exclude}
         buckets = [[e for digest, e in reversed(kept.items()) if digest not in skip]
                    for (_, r), kept in sorted(self._buckets.items()) if r < regime]
         picked: list[TrainingExample] = []
@@ -165,7 +167,7 @@ class GatePool:
             if self.capacity == 0 or not held_out(example.input, self.holdout_fraction,
                                                   self.seed):
                 continue
-            digest = _digest(example.input)
+            digest = text_digest(example.input)
             if digest in self._withdrawn:
                 continue
             bucket = (example.domain, example.regime)
@@ -185,7 +187,7 @@ class GatePool:
 
     def withdraw(self, texts: Iterable[str]) -> int:
         """Remove (and refuse from now on) examples with these inputs; return how many left."""
-        return self._withdraw_digests(_digest(text) for text in texts)
+        return self._withdraw_digests(text_digest(text) for text in texts)
 
     def _withdraw_digests(self, digests: Iterable[str]) -> int:
         removed = 0

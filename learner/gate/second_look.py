@@ -40,29 +40,25 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ...schemas.enums import ExampleOrigin
 from ...schemas.events import TrainingExample
 from .paired import PairedComparison, pool
+from .pool import text_digest
 from .rule import GateDecision, GateRule, Metrics
 
 __all__ = ["Ledger", "SecondLooks", "digests", "second_look"]
 
 
 def digests(texts: Iterable[str]) -> frozenset[str]:
-    """Short digests of texts (what a ledger remembers of them).
+    """The gate's digests of texts (what a ledger remembers of them, as the pool does).
 
     >>> digests(["a", "a", "b"]) == digests(["b", "a"])
     True
     """
-    return frozenset(_digest(text) for text in texts)
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    return frozenset(text_digest(text) for text in texts)
 
 
 @dataclass(slots=True)
@@ -104,7 +100,7 @@ class Ledger:
         for example in examples:
             if example.origin is not ExampleOrigin.NEW:
                 continue
-            key = _digest(example.input)
+            key = text_digest(example.input)
             if key not in seen:
                 seen.add(key)
                 out.append(example)
