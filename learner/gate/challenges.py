@@ -78,6 +78,17 @@ class ChallengeSuite:
     def tags(self) -> list[str]:
         return sorted({tag for case in self.cases for tag in case.tags})
 
+    def without(self, inputs: Iterable[str]) -> ChallengeSuite:
+        """The suite less the cases whose input is one of ``inputs``.
+
+        >>> suite = ChallengeSuite((ChallengeCase("a", "x"), ChallengeCase("b", "y")))
+        >>> [case.input for case in suite.without(["a"])]
+        ['b']
+        """
+        left_out = set(inputs)
+        return ChallengeSuite(tuple(c for c in self.cases if c.input not in left_out),
+                              self.source)
+
     @classmethod
     def load(cls, path: Path | str | None) -> ChallengeSuite:
         """Read a suite; ``None`` is the empty suite, a named missing file is an error."""

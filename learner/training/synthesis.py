@@ -12,13 +12,21 @@ of the request's *training* examples of that domain:
 A variant joins the update's training part only when it passes every check, and the counts
 of each reason it did not are recorded: a cleaned, non-empty single text
 (``unusable``), of a plausible length beside its source (``length``), not the same text as
-any real input of the request or of the gate's slices, nor as another variant, after
-normalising case, spaces and punctuation (``duplicate``); and the current model (the
-version the update starts from) gives it the label the writer was asked for (``disagree``:
-the writer and the current model must agree, so a rewrite that did not flip, or drifted off
-its meaning, is dropped). Variants are at most ``learner.synthetic_share`` of the training
-part (the rest: ``over_share``), carry ``origin="synthetic"``, the source's domain, regime
-and weight, and are never held out, used for early stop or pooled for later gates
+any real input of the request, of the gate's slices or of the challenge suite, nor as
+another variant, after normalising case, spaces and punctuation (``duplicate``); and the
+current model (the version the update starts from) gives it the label the writer was asked
+for (``disagree``: the writer and the current model must agree, so a rewrite that did not
+flip, or drifted off its meaning, is dropped); with a teacher (the task's
+``synthetic_teacher``) it must give that label too (``teacher_disagree``).
+
+With the task's ``synthetic_probes`` the challenge probes the current model fails are
+sources too, ahead of the examples; the current model's label is no check of their variants
+(it fails their source), so the teacher's alone is, and the gate's challenge check leaves
+out the probes whose variants train (it stays a regression check on the others).
+
+Variants are at most ``learner.synthetic_share`` of the training part (the rest:
+``over_share``), carry ``origin="synthetic"``, the source's domain, regime and weight, and
+are never held out, used for early stop or pooled for later gates
 (:func:`~driftloop.learner.gate.split.split_request`).
 
 Sampling is seeded (``learner.seed``): the same request and settings write the same
@@ -39,6 +47,7 @@ import torch
 from ...schemas.enums import ExampleOrigin
 from ...schemas.events import TrainingExample
 from ..errors import TrainingRequestError
+from ..gate.challenges import ChallengeCase
 from ..models.prompts import chat_prompt, variant_key
 
 __all__ = [
@@ -49,6 +58,7 @@ __all__ = [
     "TextWriter",
     "Writer",
     "clean_variant",
+    "failed_probes",
     "paraphraser",
     "synthesize",
     "variant_key",
@@ -153,11 +163,22 @@ class SynthesisReport:
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     generator: str | None = None
+    teacher: str | None = None
+    probes: int = 0
+    """Failed challenge probes that were sources."""
+    trained_probes: frozenset[str] = frozenset()
+    """The inputs of the probes with a variant in :attr:`examples`."""
 
     def metadata(self) -> dict[str, Any]:
         """The version's ``metadata.synthetic`` entry."""
-        return {"generator": self.generator, "asked": self.asked, "kept": len(self.examples),
-                "dropped": dict(sorted(self.dropped.items())), "seconds": round(self.seconds, 3)}
+        entry = {"generator": self.generator, "asked": self.asked, "kept": len(self.examples),
+                 "dropped": dict(sorted(self.dropped.items())),
+                 "seconds": round(self.seconds, 3)}
+        if self.teacher is not None:
+            entry["teacher"] = self.teacher
+        if self.probes:
+            entry["probes"] = {"failed": self.probes, "trained": len(self.trained_probes)}
+        return entry
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -244,15 +265,41 @@ def _requests(sources: Sequence[TrainingExample], plan: SynthesisPlan,
     return asked
 
 
+def failed_probes(suite: Iterable[ChallengeCase], answers: Sequence[str], *,
+                  labels: Sequence[str], domain: str) -> list[TrainingExample]:
+    """The probes of ``suite`` whose answer (``answers``, in suite order) is not the expected
+    label, as examples (their source's domain, else ``domain``); probes whose expected answer
+    is not one of ``labels`` are left out.
+
+    >>> suite = [ChallengeCase("not bad", "positive", source={"domain": "movies"}),
+    ...          ChallengeCase("awful", "negative"), ChallengeCase("meh", "neutral")]
+    >>> [(e.input, e.target, e.domain) for e in failed_probes(
+    ...     suite, ["negative", "negative", "positive"], labels=("negative", "positive"),
+    ...     domain="live")]
+    [('not bad', 'positive', 'movies')]
+    """
+    failed = []
+    for case, given in zip(suite, answers, strict=True):
+        if case.expected in labels and given != case.expected:
+            source = case.source or {}
+            failed.append(TrainingExample(input=case.input, target=case.expected,
+                                          domain=source.get("domain") or domain))
+    return failed
+
+
 def synthesize(train: Sequence[TrainingExample], *, plan: SynthesisPlan, writer: Writer,
                answer: Callable[[list[str]], list[str]], labels: Sequence[str] = (),
                same: Callable[[str, str], bool] = str.__eq__, known: Iterable[str] = (),
-               seed: int = 0) -> SynthesisReport:
+               seed: int = 0, teacher: Callable[[list[str]], list[str]] | None = None,
+               probes: Sequence[TrainingExample] = ()) -> SynthesisReport:
     """Variants of ``train``'s examples of short domains that pass every check.
 
     ``answer`` is the current model (texts to answers); ``same`` says whether an answer is
     the target asked for; ``known`` are the other real texts no variant may repeat (the
-    request's held-out ones, the gate's pooled ones).
+    request's held-out ones, the gate's pooled ones). ``teacher`` (texts to answers) is a
+    second check every variant must pass; ``probes`` are challenge probes the current model
+    fails, as examples: sources ahead of ``train``'s, checked by ``teacher`` alone (which
+    they need).
 
     Examples
     --------
@@ -266,10 +313,13 @@ def synthesize(train: Sequence[TrainingExample], *, plan: SynthesisPlan, writer:
     >>> [e.input for e in report.examples], report.dropped  # upper case: a duplicate
     ([], {'duplicate': 4})
     """
+    if probes and teacher is None:
+        raise ValueError("variants of failed probes need a teacher to check their labels")
     started = time.perf_counter()
-    report = SynthesisReport()
-    sources = plan.sources(train)
-    if not sources or plan.limit(len(train)) == 0:
+    report = SynthesisReport(probes=len(probes))
+    limit = plan.limit(len(train))
+    sources = [*probes, *plan.sources(train)][:math.ceil(limit / plan.per_example)]
+    if not sources or limit == 0:
         return report
     asked = _requests(sources, plan, labels)
     report.asked = len(asked)
@@ -277,7 +327,7 @@ def synthesize(train: Sequence[TrainingExample], *, plan: SynthesisPlan, writer:
     if len(raw) != len(asked):
         raise TrainingRequestError(f"the variants' writer answered {len(raw)} of "
                                    f"{len(asked)} prompts")
-    seen = {variant_key(e.input) for e in train} | {variant_key(t) for t in known}
+    seen = {variant_key(e.input) for e in (*train, *probes)} | {variant_key(t) for t in known}
     kept: list[tuple[TrainingExample, str, str]] = []
     for (source, _, target), text in zip(asked, raw, strict=True):
         variant = clean_variant(text)
@@ -294,18 +344,41 @@ def synthesize(train: Sequence[TrainingExample], *, plan: SynthesisPlan, writer:
             continue
         seen.add(key)
         kept.append((source, variant, target))
-    answers = answer([variant for _, variant, _ in kept]) if kept else []
-    for (source, variant, target), given in zip(kept, answers, strict=True):
-        if not same(given, target):
-            report.drop("disagree")
-            continue
-        report.examples.append(TrainingExample(
-            input=variant, target=target, weight=source.weight,
-            origin=ExampleOrigin.SYNTHETIC, domain=source.domain, regime=source.regime,
-            slices=source.slices))
-    limit = plan.limit(len(train))
-    for _ in report.examples[limit:]:
+    probe_ids = {id(p) for p in probes}
+    kept = _agreed(kept, answer, same, report, "disagree",
+                   skip=lambda source: id(source) in probe_ids)
+    if teacher is not None:
+        kept = _agreed(kept, teacher, same, report, "teacher_disagree")
+    for _ in kept[limit:]:
         report.drop("over_share")
-    report.examples = report.examples[:limit]
+    kept = kept[:limit]
+    report.examples = [TrainingExample(
+        input=variant, target=target, weight=source.weight, origin=ExampleOrigin.SYNTHETIC,
+        domain=source.domain, regime=source.regime, slices=source.slices)
+        for source, variant, target in kept]
+    report.trained_probes = frozenset(source.input for source, _, _ in kept
+                                      if id(source) in probe_ids)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _agreed(kept: list[tuple[TrainingExample, str, str]],
+            answer: Callable[[list[str]], list[str]], same: Callable[[str, str], bool],
+            report: SynthesisReport, reason: str,
+            skip: Callable[[TrainingExample], bool] = lambda source: False,
+            ) -> list[tuple[TrainingExample, str, str]]:
+    """The variants ``answer`` gives the target asked for (or whose source ``skip`` names);
+    each other one counts under ``reason``."""
+    asked = [variant for source, variant, _ in kept if not skip(source)]
+    answers = answer(asked) if asked else []
+    if len(answers) != len(asked):
+        raise TrainingRequestError(f"a label check answered {len(answers)} of {len(asked)} "
+                                   "variants")
+    given = iter(answers)
+    agreed = []
+    for source, variant, target in kept:
+        if skip(source) or same(next(given), target):
+            agreed.append((source, variant, target))
+        else:
+            report.drop(reason)
+    return agreed

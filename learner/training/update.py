@@ -61,7 +61,7 @@ from .arms import (
     save_retrieval_candidate,
 )
 from .challenger import challenger_for
-from .distill import Distillation, distillation_for
+from .distill import Distillation, distillation_for, load_teacher
 from .domain_merge import merge_adapter_folders
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
@@ -75,7 +75,14 @@ from .prompt_arm import (
     worked_examples,
 )
 from .record import pool_metadata, update_metadata, version_event
-from .synthesis import SynthesisPlan, SynthesisReport, TextWriter, paraphraser, synthesize
+from .synthesis import (
+    SynthesisPlan,
+    SynthesisReport,
+    TextWriter,
+    failed_probes,
+    paraphraser,
+    synthesize,
+)
 from .transfer import DomainStart, plan_domain_start
 
 __all__ = ["IncrementalUpdater", "UpdateResult", "store_from_settings"]
@@ -221,8 +228,9 @@ class IncrementalUpdater:
         # The parent's (and a registry teacher's) base model is what an event on
         # model-versions says: checked before anything reaches from_pretrained.
         self.trust.check_base_model(plan.base_model)
-        if plan.task.teacher is not None and plan.task.teacher in versions:
-            self.trust.check_base_model(versions.get(plan.task.teacher).base_model)
+        for teacher in (plan.task.teacher, plan.task.synthetic_teacher):
+            if teacher is not None and teacher in versions:
+                self.trust.check_base_model(versions.get(teacher).base_model)
         workdir = Path(tempfile.mkdtemp(prefix="driftloop-update-"))
         lending = ExitStack()  # the resident base weights the candidate is built on
         try:
@@ -239,9 +247,12 @@ class IncrementalUpdater:
             with _phase(timings, "synthesis_seconds"):
                 plan, synthetic = self._synthesize(plan, task_model,
                                                    model if served is None else served,
-                                                   start.adapter_dir is not None)
+                                                   start.adapter_dir is not None, suite=suite,
+                                                   versions=versions, workdir=workdir)
             if synthetic is None:  # a phase only when variants were written
                 timings.pop("synthesis_seconds")
+            elif synthetic.trained_probes:  # a regression check on the probes not trained
+                suite = suite.without(synthetic.trained_probes)
             # After the student's seeded initialisation: loading a teacher draws random
             # numbers. The teacher reads the variants too.
             distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
@@ -555,17 +566,28 @@ class IncrementalUpdater:
         return task_model.build(weights, self._lora_spec(), start.adapter_dir)
 
     def _synthesize(self, plan: UpdatePlan, task_model: TaskModel, current: Any,
-                    trained: bool) -> tuple[UpdatePlan, SynthesisReport | None]:
-        """The plan with model-written variants of its short domains' training examples in
-        its training part (``learner.synthetic_share``; :mod:`.synthesis`). ``current`` is
-        the model the update starts from, which must give each variant the label asked
-        for; an untrained start (``trained`` False) has no labels to give, so a first
-        version trains on real examples only."""
+                    trained: bool, *, suite: ChallengeSuite, versions: VersionLog,
+                    workdir: Path) -> tuple[UpdatePlan, SynthesisReport | None]:
+        """The plan with model-written variants of its short domains' training examples
+        (and, with the task's ``synthetic_probes``, of the challenge probes ``current``
+        fails) in its training part (``learner.synthetic_share``; :mod:`.synthesis`).
+        ``current`` is the model the update starts from, which must give each variant of
+        an example the label asked for, and so must the task's ``synthetic_teacher``; an
+        untrained start (``trained`` False) has no labels to give, so a first version
+        trains on real examples only."""
         cfg = self.settings.learner
         spec = SynthesisPlan(share=cfg.synthetic_share, below=cfg.synthetic_below,
                              per_example=cfg.synthetic_per_example,
                              contrast=cfg.synthetic_contrast)
-        if not trained or not spec.sources(plan.split.train):
+        if not trained or spec.limit(len(plan.split.train)) == 0:
+            return plan, None
+        probes = []
+        if plan.task.synthetic_probes and len(suite):
+            newest = [e for e in plan.split.train if e.origin is ExampleOrigin.NEW]
+            probes = failed_probes(suite, task_model.predict(current, [c.input for c in suite]),
+                                   labels=task_model.labels,
+                                   domain=newest[-1].domain if newest else "default")
+        if not probes and not spec.sources(plan.split.train):
             return plan, None
         generator = cfg.synthetic_generator or default_base_model(TaskKind.GENERATION)
         self.trust.check_base_model(generator)
@@ -575,14 +597,27 @@ class IncrementalUpdater:
             answer, same = partial(task_model.generate, current), _same_answer
         gate = plan.gate_split
         known = [e.input for part in (gate.holdout_new, gate.holdout_replay, gate.validation)
-                 for e in part]
+                 for e in part] + [case.input for case in suite]  # no variant is a probe
+        teacher = None
+        if plan.task.synthetic_teacher is not None:
+            teacher = load_teacher(plan.task.synthetic_teacher, versions, models=self.models,
+                                   store=self.store, device=task_model.device,
+                                   workdir=workdir / "synthesis",
+                                   max_length=task_model.max_length)
         base = self.models.get(generator, TaskKind.GENERATION)
         with base.lent() as weights:  # a private copy when the task trains this very base
             writer = TextWriter(weights, base.tokenizer, self.device.device)
             report = synthesize(plan.split.train, plan=spec, writer=writer, answer=answer,
                                 labels=task_model.labels, same=same, known=known,
-                                seed=cfg.seed)
-        report.generator = generator
+                                seed=cfg.seed, probes=probes,
+                                teacher=None if teacher is None else partial(
+                                    teacher.predict, labels=task_model.labels))
+        del teacher
+        report.generator, report.teacher = generator, plan.task.synthetic_teacher
+        if report.trained_probes:
+            log.info("request %s: variants of %d failed challenge probes train; the "
+                     "challenge check leaves them out", plan.request.id,
+                     len(report.trained_probes))
         log.info("request %s: %d of %d model-written variants kept (%s)", plan.request.id,
                  len(report.examples), report.asked, report.dropped)
         split = replace(plan.split, train=plan.split.train + tuple(report.examples))

@@ -82,6 +82,19 @@ class TaskSettings(Section):
         None, ge=0.0, le=1.0,
         description="gate: the student's held-out score must reach the teacher's minus this "
                     "(None: the teacher's score is recorded, not required)")
+    synthetic_teacher: str | None = Field(
+        None, min_length=1,
+        description="a second label check of model-written variants (learner.synthetic_share): "
+                    "a model version id from the registry or a fine-tuned "
+                    "sequence-classification model over the task's labels, resolved like "
+                    "teacher; a variant is kept only when it also gives the label asked for "
+                    "(None: the current model's check alone)")
+    synthetic_probes: bool = Field(
+        False,
+        description="also write variants of the challenge probes the current model fails; "
+                    "the current model's label is no check of those, so it needs a "
+                    "synthetic_teacher, and the gate's challenge check leaves out the probes "
+                    "whose variants trained (a regression check on the others)")
 
     robustness: tuple[Perturbation, ...] = Field(
         (), description="perturbations of the gate's held-out texts asked of parent and "
@@ -116,4 +129,11 @@ class TaskSettings(Section):
                              "only (token-level distillation of generation is not)")
         if self.teacher_tolerance is not None and self.teacher is None:
             raise ValueError("teacher_tolerance needs a teacher")
+        if self.synthetic_teacher is not None and self.kind is not TaskKind.CLASSIFICATION:
+            raise ValueError("synthetic_teacher: a teacher's label check is implemented for "
+                             "classification tasks only")
+        if self.synthetic_probes and self.synthetic_teacher is None:
+            raise ValueError("synthetic_probes needs a synthetic_teacher: the current model "
+                             "fails those probes, so only a teacher can check their "
+                             "variants' labels")
         return self

@@ -82,3 +82,25 @@ def own_learner(updater, parent, folder: Path, *, task=None, **changes):  # type
     learner = IncrementalUpdater(settings, models=updater.models, device=updater.device)
     return learner, VersionLog().apply(parent.event.model_copy(update={
         "adapter_uri": learner.store.uri_for(parent.event.sha256)}))
+
+
+def tiny_bert_classifier(folder: Path, tokenizer: Any, labels: Sequence[str], *,
+                    bias: Sequence[float] | None = None) -> Any:
+    """A one-layer BERT sequence classifier over ``labels`` on ``tokenizer``, saved in
+    ``folder`` as a hub model would be (seeded; ``bias``: fixed logits, whatever the text)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=16,
+                        id2label=dict(enumerate(labels)),
+                        label2id={label: i for i, label in enumerate(labels)})
+    model = BertForSequenceClassification(config).eval()
+    if bias is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor(list(bias)))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from kafka_helpers import consume_until, produce
-from learner_helpers import LEARNER_TEST_SETTINGS
+from learner_helpers import LEARNER_TEST_SETTINGS, tiny_bert_classifier
 
 from driftloop.learner.errors import TeacherError
 from driftloop.learner.gate.rule import GateDecision
@@ -238,18 +238,8 @@ def test_a_generation_adapter_as_teacher_is_refused_before_any_model_loads(
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory: pytest.TempPathFactory, minilm):  # type: ignore[no-untyped-def]
     """A small BERT sequence classifier on MiniLM's tokenizer, labels in reverse order."""
-    from transformers import BertConfig, BertForSequenceClassification
-
     folder = tmp_path_factory.mktemp("teacher-model")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=16,
-                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                        id2label={0: "positive", 1: "negative"},
-                        label2id={"positive": 0, "negative": 1})
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(folder)
-    minilm.tokenizer.save_pretrained(folder)
-    return folder, model
+    return folder, tiny_bert_classifier(folder, minilm.tokenizer, ("positive", "negative"))
 
 
 def test_a_classification_model_teaches_in_the_students_label_order(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from learner_helpers import own_learner, sentiment_request
+from learner_helpers import own_learner, sentiment_request, tiny_bert_classifier
 
 from driftloop.learner.errors import TrainingRequestError
 from driftloop.learner.training.synthesis import (
@@ -184,3 +184,129 @@ def test_variants_beyond_the_share_are_counted_as_dropped() -> None:
                                               for t in texts])
     assert report.asked == 4 and len(report.examples) == 3
     assert report.dropped == {"over_share": 1}
+
+
+# -- a teacher's second check, and variants of the probes that failed --------------------
+
+def _says(label_of: dict[str, str], default: str = "positive"):  # type: ignore[no-untyped-def]
+    """A model answering by the first key found in each text."""
+    def answer(texts: list[str]) -> list[str]:
+        return [next((v for k, v in label_of.items() if k in t), default) for t in texts]
+    return answer
+
+
+def test_a_teacher_must_give_the_label_asked_for_too() -> None:
+    train = [_example("the plot was gripping from start to end", domain="movies"),
+             _example("the music carried every scene well", domain="movies")]
+    writer = Scripted({
+        ("paraphrase", "the plot was gripping from start to end"):
+            "The story held me from the first minute to the last.",
+        ("paraphrase", "the music carried every scene well"):
+            "Each scene was lifted by the score, somewhat.",
+    })
+    plan = SynthesisPlan(share=0.5, below=8, per_example=1, contrast=False)
+    alone = synthesize(train, plan=plan, writer=writer, answer=_says({}))
+    checked = synthesize(train, plan=plan, writer=writer, answer=_says({}),
+                         teacher=_says({"somewhat": "negative"}))
+    assert len(alone.examples) == 2
+    assert [e.input for e in checked.examples] == [
+        "The story held me from the first minute to the last."]
+    assert checked.dropped == {"teacher_disagree": 1}
+
+
+def test_failed_probes_are_sources_first_and_only_the_teacher_checks_them() -> None:
+    train = [_example(f"review number {i} was lovely", domain="movies") for i in range(6)]
+    probe = _example("not bad at all, honestly", "positive", domain="tweets")
+    writer = Scripted({("paraphrase", e.input): e.input.replace("lovely", "really quite nice")
+                       for e in train}
+                      | {("paraphrase", probe.input): "Honestly, it was not bad at all."})
+    # The current model fails the probe (it reads "bad" as negative) and would fail its
+    # paraphrase too; the teacher gets it right.
+    current = _says({"bad": "negative"})
+    plan = SynthesisPlan(share=0.25, below=64, per_example=1, contrast=False)  # 2 variants
+    report = synthesize(train, plan=plan, writer=writer, answer=current, probes=[probe],
+                        teacher=_says({}))
+    assert [e.input for e in report.examples] == ["Honestly, it was not bad at all.",
+                                                  "review number 5 was really quite nice"]
+    assert report.examples[0].domain == "tweets"
+    assert report.trained_probes == {probe.input}
+    assert report.metadata()["probes"] == {"failed": 1, "trained": 1}
+    with pytest.raises(ValueError, match="need a teacher"):
+        synthesize(train, plan=plan, writer=writer, answer=current, probes=[probe])
+
+
+def test_failed_probes_and_a_suite_without_the_trained_ones() -> None:
+    from driftloop.learner.gate.challenges import ChallengeCase, ChallengeSuite
+    from driftloop.learner.training.synthesis import failed_probes
+
+    suite = ChallengeSuite((ChallengeCase("not bad", "positive", source={"domain": "tweets"}),
+                            ChallengeCase("awful", "negative"),
+                            ChallengeCase("so-so", "neutral")))
+    failed = failed_probes(suite, ["negative", "negative", "negative"], labels=LABELS,
+                           domain="movies")
+    assert [(e.input, e.target, e.domain) for e in failed] == [("not bad", "positive",
+                                                                "tweets")]
+    assert [c.input for c in suite.without({"not bad"})] == ["awful", "so-so"]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"synthetic_probes": True}, "synthetic_probes needs a synthetic_teacher"),
+    ({"kind": "generation", "prompt_template_id": "sentiment", "synthetic_teacher": "v1"},
+     "synthetic_teacher: a teacher's label check is implemented for classification"),
+])
+def test_synthesis_settings_that_cannot_work_are_refused(fields: dict, message: str) -> None:
+    from pydantic import ValidationError
+
+    from driftloop.schemas.settings import TaskSettings
+
+    with pytest.raises(ValidationError, match=message):
+        TaskSettings(**fields)
+
+
+@pytest.fixture(scope="module")
+def negative_teacher(tmp_path_factory: pytest.TempPathFactory, minilm):  # type: ignore[no-untyped-def]
+    """A small sequence classifier on MiniLM's tokenizer that answers "negative" always."""
+    folder = tmp_path_factory.mktemp("negative-teacher")
+    tiny_bert_classifier(folder, minilm.tokenizer, LABELS, bias=(10.0, -10.0))
+    return folder
+
+
+# Plainly positive texts filed as negative probes: the parent fails those it reads as
+# positive, and the always-negative teacher agrees with their paraphrases.
+WRONG_PROBES = ["I absolutely loved this wonderful film, the best I have seen.",
+                "What a fantastic, joyful and beautiful day with my friends!",
+                "This is the greatest phone I have ever owned, I love it.",
+                "Brilliant acting and a moving story, a real delight to watch.",
+                "Thank you all so much, I am so happy and grateful today!",
+                "Superb food and friendly staff, we will certainly come back."]
+
+
+def test_an_update_trains_on_variants_of_failed_probes_checked_by_a_teacher(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, negative_teacher, tmp_path: Path) -> None:
+    import json
+
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text("".join(json.dumps({"input": text, "expected": "negative"}) + "\n"
+                             for text in WRONG_PROBES))
+    request = sentiment_request("r-probes", domain="movies", n=40, seed=11)
+    learner, log = own_learner(
+        updater, sentiment_v1, tmp_path / "probes", synthetic_share=0.25, synthetic_below=64,
+        task={"challenge_suite": suite, "synthetic_teacher": str(negative_teacher),
+              "synthetic_probes": True})
+    result = learner.update(request, log)
+    meta = result.event.metadata["synthetic"]
+    assert meta["teacher"] == str(negative_teacher)
+    failed = meta["probes"]["failed"]
+    assert failed > 0
+    written = [e for e in result.split.train if e.origin is ExampleOrigin.SYNTHETIC]
+    # Every variant kept passed the always-negative teacher.
+    assert written and all(e.target == "negative" for e in written)
+    assert meta["dropped"].get("teacher_disagree", 0) > 0
+    trained = meta["probes"]["trained"]
+    assert trained > 0
+    # The challenge check read the probes whose variants did not train, on both sides.
+    left = len(WRONG_PROBES) - trained
+    before, after = result.event.metrics_before, result.event.metrics_after
+    assert before["challenge_count"] == after["challenge_count"] == left
+    # The probes the parent failed are the ones synthesis counted: it passes the others.
+    assert before["challenge_score"] == pytest.approx((len(WRONG_PROBES) - failed) / left)
