@@ -45,6 +45,8 @@ class TrainConfig:
     4
     >>> TrainConfig(batch_size=8, epochs=2).steps_for(20)
     6
+    >>> TrainConfig(batch_size=8, min_steps=32).steps_for(64)  # four passes over 64
+    32
     >>> TrainConfig(learning_rate=0)
     Traceback (most recent call last):
     ...
@@ -56,6 +58,9 @@ class TrainConfig:
     batch_size: int = 8
     epochs: int = 1
     max_steps: int = 200
+    min_steps: int = 0
+    """Fewest steps of an update (more passes over a small request; ``max_steps`` still
+    caps it); early stop neither ends training nor keeps weights before them."""
     eval_every: int = 4
     patience: int = 3
     l2_to_parent: float = 0.0
@@ -78,7 +83,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "max_steps", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("weight_decay", "l2_to_parent", "max_grad_norm", "warmup_steps"):
+        for name in ("weight_decay", "l2_to_parent", "max_grad_norm", "warmup_steps",
+                     "min_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.interpolation <= 1:
@@ -87,8 +93,10 @@ class TrainConfig:
             raise ValueError(f"averaging must be in [0, 1), got {self.averaging}")
 
     def steps_for(self, n_examples: int) -> int:
-        """Optimizer steps for ``n_examples``: the epochs, capped by the step budget."""
-        return min(self.max_steps, self.epochs * math.ceil(n_examples / self.batch_size))
+        """Optimizer steps for ``n_examples``: the epochs, at least ``min_steps``, capped by
+        the step budget."""
+        epochs = self.epochs * math.ceil(n_examples / self.batch_size)
+        return min(self.max_steps, max(epochs, self.min_steps))
 
 
 @dataclass(slots=True)
@@ -256,6 +264,8 @@ class _EarlyStop:
         """Check after a step (when due); True once ``patience`` checks did not improve."""
         steps = self.report.steps
         if not self.validation or (steps % self.config.eval_every and steps != total_steps):
+            return False
+        if steps < self.config.min_steps:  # neither a stop nor a candidate before the floor
             return False
         current, averaged = self._measured()
         self.report.history.append((steps, current))

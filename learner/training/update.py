@@ -193,7 +193,8 @@ class IncrementalUpdater:
         self.train_config = TrainConfig(
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
-            eval_every=cfg.eval_every, patience=cfg.patience, l2_to_parent=cfg.l2_to_parent,
+            min_steps=cfg.min_steps, eval_every=cfg.eval_every, patience=cfg.patience,
+            l2_to_parent=cfg.l2_to_parent,
             interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
             averaging=cfg.averaging, curriculum=cfg.curriculum, seed=cfg.seed)
         self.trust = Trust(settings)

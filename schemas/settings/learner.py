@@ -40,6 +40,12 @@ class LearnerSettings(Section):
     batch_size: int = Field(8, gt=0)
     epochs: int = Field(1, gt=0)
     max_steps: int = Field(200, gt=0, description="step budget of one update")
+    min_steps: int = Field(
+        0, ge=0,
+        description="fewest optimizer steps of one update: a small request is passed over "
+                    "again until they are taken (max_steps still caps them); early stop "
+                    "neither ends an update nor keeps its weights before them (0: epochs "
+                    "alone)")
     eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
     patience: int = Field(3, gt=0, description="early-stop checks without improvement")
     l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")

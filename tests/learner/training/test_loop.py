@@ -77,6 +77,28 @@ def test_early_stop_keeps_the_best_trained_weights_never_the_start() -> None:
     assert not all(a.equal(b) for a, b in zip(weights(m), start, strict=True))
 
 
+def test_a_step_floor_passes_over_a_small_request_again_and_holds_off_early_stop() -> None:
+    floor = train_adapter(LinearTask(), model(), examples(16), [],
+                          TrainConfig(batch_size=8, learning_rate=0.1, min_steps=10))
+    assert floor.steps == 10 and floor.examples_seen == 80  # five passes over 16
+    capped = train_adapter(LinearTask(), model(), examples(16), [],
+                           TrainConfig(batch_size=8, min_steps=10, max_steps=6))
+    assert capped.steps == 6
+    # Validation that every step makes worse: early stop ends after two bad checks, but
+    # not before the floor, and keeps the weights of the first check at or after it.
+    m = model()
+    config = TrainConfig(batch_size=4, eval_every=1, patience=2, learning_rate=0.5,
+                         min_steps=5)
+    report = train_adapter(LinearTask(), m, examples(64), examples(8, flip=True, start=3),
+                           config)
+    assert report.stopped == "early_stop" and report.steps == 7
+    assert [step for step, _ in report.history] == [0, 5, 6, 7]
+    five = model()
+    train_adapter(LinearTask(), five, examples(64), [], TrainConfig(
+        batch_size=4, learning_rate=0.5, max_steps=5))
+    assert all(a.equal(b) for a, b in zip(weights(m), weights(five), strict=True))
+
+
 def test_l2_pull_keeps_weights_near_the_parent() -> None:
     moved = []
     for pull in (0.0, 10.0):
