@@ -6,6 +6,8 @@ histograms, and labels are bounded (task, outcome, phase; never a version or req
 * ``driftloop_learner_updates_total{task, outcome}``: requests handled, by how they ended
   (``promoted``, ``rejected``, ``candidate``, ``skipped`` (already published),
   ``dead_letter``, ``moved`` (trained, but a rebalance gave the request to another learner));
+* ``driftloop_learner_second_looks_total{task, outcome}``: earlier candidates judged again
+  by a later update (``learner.gate_second_look``), ``promoted`` or ``rejected``;
 * ``driftloop_learner_failed_attempts_total``: training attempts that raised and were retried;
 * ``driftloop_learner_update_seconds{phase}``: where an update's time goes (fetching the
   parent, scoring it, training, scoring the candidate, storing; ``update`` is the whole);
@@ -50,6 +52,9 @@ class LearnerMetrics:
         self.superseded = Counter("driftloop_learner_requests_superseded", "Queued training "
                                   "requests merged into a newer one of the same task and "
                                   "domain (coalesced backlog).", ["task"], registry=r)
+        self.second_looks = Counter("driftloop_learner_second_looks", "Earlier candidates "
+                                    "judged again by a later update, by how it ended.",
+                                    ["task", "outcome"], registry=r)
         self.failed_attempts = Counter("driftloop_learner_failed_attempts", "Training "
                                        "attempts that raised and were retried.", registry=r)
         self.phase_seconds = Histogram("driftloop_learner_update_seconds", "Time of an "
@@ -72,6 +77,20 @@ class LearnerMetrics:
                 self.phase_seconds.labels(phase=key.removesuffix("_seconds")).observe(seconds)
         if published_in is not None:
             self.publish_seconds.observe(published_in)
+
+    def second_look_ended(self, task: str, looked: Any) -> None:
+        """Count the second look an update's ``metadata.second_look`` records (None: none).
+
+        >>> metrics = LearnerMetrics()
+        >>> metrics.second_look_ended("sentiment", {"of": "v3", "promoted": True})
+        >>> metrics.second_look_ended("sentiment", None)
+        >>> sample = 'second_looks_total{outcome="promoted",task="sentiment"} 1.0'
+        >>> sample in metrics.render().decode()
+        True
+        """
+        if isinstance(looked, dict):
+            outcome = "promoted" if looked.get("promoted") else "rejected"
+            self.second_looks.labels(task=task, outcome=outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -304,6 +304,7 @@ class LearnerService:
                                   published_in=latency)
         log.info("published %s (%s) %.2f s after consuming %s: %s", result.event.version_id,
                  result.event.status, latency, where, result.event.reason)
+        self.metrics.second_look_ended(request.task, result.event.metadata.get("second_look"))
         for event in result.also:
             log.info("published %s (%s) on its second look: %s", event.version_id,
                      event.status, event.reason)
