@@ -113,8 +113,7 @@ class FederatedAggregator:
         self.settings = settings
         self.min_sites = min_sites
         self.device = device or select_device(cfg.device, cfg.torch_threads)
-        self.models = models or ResidentModels(capacity=cfg.resident_models,
-                                               paths=cfg.base_model_paths)
+        self.models = models or ResidentModels.for_learner(cfg)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance)
 

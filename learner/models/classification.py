@@ -54,6 +54,8 @@ class MeanPoolClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 **_: Any) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # Pooled in the head's dtype (float32): an encoder held in bf16 or fp16 feeds it too.
+        hidden = hidden.to(self.head.weight.dtype)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return self.head(self.dropout(pooled))

@@ -30,6 +30,7 @@ from typing import Any
 from ...schemas.enums import TaskKind
 from ..errors import ModelLoadError
 from .packaged import minilm_dir, smollm2_gguf
+from .precision import BasePrecision
 
 __all__ = [
     "DEFAULT_BASE_MODELS",
@@ -168,27 +169,38 @@ def strip_adapters(model: Any) -> int:
     return len(outermost)
 
 
-def load_base_model(model_id: str, kind: TaskKind, source: str | None = None) -> BaseModel:
+def load_base_model(model_id: str, kind: TaskKind, source: str | None = None, *,
+                    precision: BasePrecision | None = None, cuda: bool = False
+                    ) -> BaseModel:
     """Load tokenizer and weights for ``kind`` (an encoder, or a causal LM) for ``model_id``,
-    from ``source`` when given (a local copy of that model: ``learner.base_model_paths``)."""
+    from ``source`` when given (a local copy of that model: ``learner.base_model_paths``),
+    in the dtype and quantization of ``precision`` (``cuda``: the process computes on
+    CUDA)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     name, gguf_file = resolve_base_model(source or model_id)
     loader = AutoModelForCausalLM if TaskKind(kind) is TaskKind.GENERATION else AutoModel
+    precision = precision or BasePrecision()
+    weights = precision.loading_kwargs(cuda=cuda)
     started = time.perf_counter()
     converted = _converted_dir(Path(name) / gguf_file) if gguf_file else None
     try:
         if converted is not None and converted.is_dir():
             tokenizer = AutoTokenizer.from_pretrained(converted)
-            model = loader.from_pretrained(converted)
+            model = loader.from_pretrained(converted, **weights)
+        elif converted is not None:
+            # Dequantized once in float32 and kept; this load then reads the kept copy.
+            tokenizer = AutoTokenizer.from_pretrained(name, gguf_file=gguf_file)
+            model = loader.from_pretrained(name, gguf_file=gguf_file)
+            _keep_converted(tokenizer, model, converted)
+            if not precision.is_float32(cuda=cuda):
+                model = loader.from_pretrained(converted, **weights)
         else:
-            extra = {"gguf_file": gguf_file} if gguf_file else {}
-            tokenizer = AutoTokenizer.from_pretrained(name, **extra)
-            model = loader.from_pretrained(name, **extra)
-            if converted is not None:
-                _keep_converted(tokenizer, model, converted)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            model = loader.from_pretrained(name, **weights)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load base model {model_id!r}: {exc}") from exc
+    model = precision.prepare(model)
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
@@ -329,6 +341,19 @@ class ResidentModels:
         self._loader = loader
         self.paths = dict(paths or {})
         self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    @classmethod
+    def for_learner(cls, learner: Any) -> ResidentModels:
+        """The resident models of a process with these ``[learner]`` settings: its capacity,
+        local copies, and base weights in its dtype and quantization."""
+        from functools import partial
+
+        from .precision import cuda_in_use
+
+        precision = BasePrecision(learner.base_dtype, learner.base_quantization)
+        return cls(capacity=learner.resident_models, paths=learner.base_model_paths,
+                   loader=partial(load_base_model, precision=precision,
+                                  cuda=cuda_in_use(learner.device)))
 
     def get(self, model_id: str, kind: TaskKind | str) -> Any:
         """The resident model, loading it (and evicting the oldest) on a miss."""

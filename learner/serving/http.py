@@ -74,8 +74,7 @@ class ServingService:
         self.replica = settings.serving.replica_id or default_replica_id()
         self.subscribe = subscribe
         self.metrics = ServingMetrics()
-        models = models or ResidentModels(capacity=settings.learner.resident_models,
-                                          paths=settings.learner.base_model_paths)
+        models = models or ResidentModels.for_learner(settings.learner)
         self.host = ModelHost(models, max_length=settings.learner.max_length,
                               max_batch=settings.serving.max_batch,
                               max_new_tokens=settings.learner.max_new_tokens)

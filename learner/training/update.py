@@ -179,8 +179,7 @@ class IncrementalUpdater:
         cfg = settings.learner
         self.settings = settings
         self.device = device or select_device(cfg.device, cfg.torch_threads)
-        self.models = models or ResidentModels(capacity=cfg.resident_models,
-                                               paths=cfg.base_model_paths)
+        self.models = models or ResidentModels.for_learner(cfg)
         self.store = store or store_from_settings(settings)
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
                              min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha,

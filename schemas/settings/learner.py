@@ -27,6 +27,13 @@ class LearnerSettings(Section):
     torch_threads: int | None = Field(None, gt=0)
     cache_dir: Path = Field(default_factory=lambda: data_home() / "learner")
     resident_models: int = Field(2, gt=0, description="base models kept in memory (LRU)")
+    base_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="dtype of a base model's weights: auto = bf16 on a CUDA device "
+                            "that has it (fp16 on one without), float32 on the CPU")
+    base_quantization: Literal["4bit", "8bit"] | None = Field(
+        None, description="load base models quantized by bitsandbytes (CUDA only; 4bit: "
+                          "NF4 with double quantization, QLoRA's recipe); adapters stay "
+                          "float32")
     base_model_paths: dict[str, str] = Field(
         default_factory=dict,
         description="a local folder (or GGUF file) to load for a base model id, for offline "
