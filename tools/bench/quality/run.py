@@ -242,6 +242,14 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
                            ("robust_static_shifted",
                             "perturbed held-out, shifted: static"),
                            ("robust_final_shifted", "                            driftloop"),
+                           ("as_written_static_shifted",
+                            "paraphrased held-out: static, as written"),
+                           ("robust_paraphrase_static_shifted",
+                            "                      static, paraphrased"),
+                           ("as_written_final_shifted",
+                            "                      driftloop, as written"),
+                           ("robust_paraphrase_final_shifted",
+                            "                      driftloop, paraphrased"),
                            ("forgetting_first", "forgetting of the first domain"),
                            ("static_live_shifted", "served live, shifted domains: static"),
                            ("live_shifted", "                              driftloop"),
@@ -281,9 +289,11 @@ def _synthetic_table(section: dict[str, Any]) -> list[str]:
         f"version of {section['known']} labels, without and with model-written variants of "
         f"those labels; mean [min, max] over seeds", section,
         lambda s: (f", {s['variants_kept']} variants kept, {100 * s['kept_share']:.0f}% of "
-                   f"those asked, {s['writing_seconds']:.0f} s writing"),
+                   f"those asked, {s['writing_seconds']:.0f} s writing; the teacher "
+                   f"({s['teacher_accuracy']['mean']:.3f} held-out) agreed with "
+                   f"{100 * s['teacher_kept_share']:.0f}% of those kept"),
         lambda s: [*((arm, row, False) for arm, row in s["arms"].items()),
-                   ("gain", s["gain"], True)])
+                   ("gain", s["gain"], True), ("teacher-gain", s["teacher_gain"], True)])
 
 
 def _prompt_arm_table(section: dict[str, Any]) -> list[str]:
@@ -318,7 +328,7 @@ def _few_shot_table(title: str, section: dict[str, Any], about: Callable[[Any], 
                      + "".join(f" {k:>19}" for k in shots))
         for name, row, signed in rows(s):
             sign = "+" if signed else ""
-            lines.append(f"  {name:10}" + "".join(
+            lines.append(f"  {name:12}" + "".join(
                 f" {row[str(k)]['mean']:{sign}.3f} [{row[str(k)]['min']:{sign}.2f},"
                 f"{row[str(k)]['max']:{sign}.2f}]" for k in shots))
     return lines

@@ -9,9 +9,14 @@ updates start from that version, with the learner's trainer at its defaults:
   :func:`~driftloop.learner.training.synthesis.synthesize` keeps of them (written by the
   default generation base model, SmolLM2-135M-Instruct; each kept only when the first
   version gives it the label asked for), at most ``share`` of the training part, as an
-  update with ``learner.synthetic_share`` does.
+  update with ``learner.synthetic_share`` does;
+* ``teacher``: the labels and those of the same variants that a teacher also labels as
+  asked (a task's ``synthetic_teacher``). The stand-in for a stronger model a team has: an
+  adapter trained from the first version on ``teacher_labels`` (256) of the domain's labels,
+  its held-out accuracy reported beside. (The teacher filters the variants the share kept;
+  in an update it reads them before the share's cut, which rarely binds here.)
 
-Both are scored on the domain's held-out texts: the gain is at the same number of human
+All are scored on the domain's held-out texts: the gain is at the same number of human
 labels. The runs also count the variants asked, kept and dropped by reason, and the
 seconds writing them took.
 """
@@ -30,18 +35,21 @@ from .meta_start import META_STREAMS, FewShotTrainer
 __all__ = ["ARMS", "SHOTS", "summarise_synthetic", "synthetic_gain"]
 
 SHOTS = (16, 32, 64)
-ARMS = ("real", "synthetic")
+ARMS = ("real", "synthetic", "teacher")
 
 
 def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: int = 200,
                    shots: Sequence[int] = SHOTS, share: float = 0.3,
+                   teacher_labels: int = 256,
                    torch_threads: int | None = None) -> dict[str, Any]:
     """One stream, one seed: held-out accuracy on each later domain per arm and labels."""
-    stream = META_STREAMS[stream_name](seed, pool=max(known, *shots), heldout=heldout)
+    stream = META_STREAMS[stream_name](seed, pool=max(known, *shots, teacher_labels),
+                                       heldout=heldout)
     first, *later = list(stream.pools)
     plan = SynthesisPlan(share=share, below=max(shots) + 1)
     results: dict[str, dict[str, dict[int, float]]] = {}
-    counts = {"asked": 0, "kept": 0, "dropped": {}, "seconds": 0.0}
+    teachers: dict[str, float] = {}
+    counts = {"asked": 0, "kept": 0, "dropped": {}, "seconds": 0.0, "teacher_kept": 0}
     with FewShotTrainer(stream.labels, torch_threads=torch_threads) as trainer:
         start = trainer.folder / "first"
         static = trainer.train(None, stream.pools[first][:known], start)
@@ -50,6 +58,8 @@ def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: in
         writer = TextWriter(writer_base.model, writer_base.tokenizer,
                             trainer.learner.device.device)
         for domain in later:
+            teacher = trainer.train(start, stream.pools[domain][:teacher_labels])
+            teachers[domain] = trainer.accuracy(teacher, stream.heldout[domain])
             curves: dict[str, dict[int, float]] = {arm: {} for arm in ARMS}
             for seen in shots:
                 few = stream.pools[domain][:seen]
@@ -63,24 +73,35 @@ def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: in
                 counts["seconds"] += written.seconds
                 for reason, n in written.dropped.items():
                     counts["dropped"][reason] = counts["dropped"].get(reason, 0) + n
-                for arm, examples in (("real", few), ("synthetic", few + written.examples)):
+                said = (trainer.task_model.predict(teacher, [e.input for e in written.examples])
+                        if written.examples else [])
+                checked = [e for e, label in zip(written.examples, said, strict=True)
+                           if label == e.target]
+                counts["teacher_kept"] += len(checked)
+                for arm, examples in (("real", few), ("synthetic", few + written.examples),
+                                      ("teacher", few + checked)):
                     model = trainer.train(start, examples)
                     curves[arm][seen] = trainer.accuracy(model, stream.heldout[domain])
             results[domain] = curves
     counts["seconds"] = round(counts["seconds"], 2)
     return {"stream": stream_name, "seed": seed, "known": known, "shots": list(shots),
-            "share": share, "domains": results, "variants": counts}
+            "share": share, "teacher_labels": teacher_labels, "teachers": teachers,
+            "domains": results, "variants": counts}
 
 
 def summarise_synthetic(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per stream, arm and labels: mean accuracy over seeds and later domains with its
     spread (the lowest and highest seed mean), the gain, and the variants kept.
 
-    >>> run = {"stream": "s", "shots": [16], "variants": {"asked": 10, "kept": 4},
-    ...        "domains": {"b": {"real": {16: 0.6}, "synthetic": {16: 0.65}}}}
+    >>> run = {"stream": "s", "shots": [16], "teachers": {"b": 0.8},
+    ...        "variants": {"asked": 10, "kept": 4, "teacher_kept": 2},
+    ...        "domains": {"b": {"real": {16: 0.6}, "synthetic": {16: 0.65},
+    ...                          "teacher": {16: 0.7}}}}
     >>> summary = summarise_synthetic([run])["s"]
-    >>> summary["gain"]["16"], summary["kept_share"]
-    ({'mean': 0.05, 'min': 0.05, 'max': 0.05}, 0.4)
+    >>> summary["gain"]["16"], summary["kept_share"], summary["teacher_kept_share"]
+    ({'mean': 0.05, 'min': 0.05, 'max': 0.05}, 0.4, 0.5)
+    >>> summary["teacher_gain"]["16"]["mean"], summary["teacher_accuracy"]["mean"]
+    (0.1, 0.8)
     """
     out: dict[str, Any] = {}
     for stream in sorted({r["stream"] for r in runs}):
@@ -97,12 +118,18 @@ def summarise_synthetic(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
         table = {arm: {str(k): spread([per_seed(r, arm, k) for r in mine])
                        for k in mine[0]["shots"]} for arm in ARMS}
-        gain = {str(k): spread([per_seed(r, "synthetic", k) - per_seed(r, "real", k)
-                                for r in mine]) for k in mine[0]["shots"]}
+        gain, teacher_gain = ({str(k): spread([per_seed(r, arm, k) - per_seed(r, "real", k)
+                                               for r in mine]) for k in mine[0]["shots"]}
+                              for arm in ("synthetic", "teacher"))
         asked = sum(r["variants"]["asked"] for r in mine)
         kept = sum(r["variants"]["kept"] for r in mine)
+        checked = sum(r["variants"]["teacher_kept"] for r in mine)
         out[stream] = {"seeds": len(mine), "shots": mine[0]["shots"], "arms": table,
-                       "gain": gain, "kept_share": round(kept / asked, 4) if asked else 0.0,
+                       "gain": gain, "teacher_gain": teacher_gain,
+                       "teacher_accuracy": spread([statistics.fmean(r["teachers"].values())
+                                                   for r in mine]),
+                       "kept_share": round(kept / asked, 4) if asked else 0.0,
+                       "teacher_kept_share": round(checked / kept, 4) if kept else 0.0,
                        "variants_kept": kept,
                        "writing_seconds": round(sum(r["variants"].get("seconds", 0.0)
                                                     for r in mine), 2)}

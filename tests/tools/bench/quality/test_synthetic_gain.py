@@ -13,7 +13,8 @@ from driftloop.tools.bench.quality.synthetic_gain import (
 
 
 def test_both_arms_are_scored_on_every_later_domain_and_the_variants_are_counted() -> None:
-    run = synthetic_gain("questions", seed=0, known=8, heldout=8, shots=(8,), torch_threads=1)
+    run = synthetic_gain("questions", seed=0, known=8, heldout=8, shots=(8,),
+                         teacher_labels=16, torch_threads=1)
     assert sorted(run["domains"]) == ["group-1", "group-2"]  # the first one is learnt first
     for curves in run["domains"].values():
         assert sorted(curves) == sorted(ARMS)
@@ -22,8 +23,11 @@ def test_both_arms_are_scored_on_every_later_domain_and_the_variants_are_counted
     # 8 labels, at most 0.3 of the training part: 3 variants, 2 sources asked twice each.
     assert variants["asked"] == 2 * 4
     assert variants["kept"] + sum(variants["dropped"].values()) == variants["asked"]
+    assert 0 <= variants["teacher_kept"] <= variants["kept"]
+    assert sorted(run["teachers"]) == sorted(run["domains"])
     back = json.loads(json.dumps(run))
     assert summarise_synthetic([back]) == summarise_synthetic([run])
     table = _synthetic_table({"known": 8, "summary": summarise_synthetic([run])})
     assert table[1].startswith("questions (1 seeds, ")
-    assert [line.split()[0] for line in table[2:]] == ["real", "synthetic", "gain"]
+    assert [line.split()[0] for line in table[2:]] == ["real", "synthetic", "teacher", "gain",
+                                                       "teacher-gain"]
