@@ -36,6 +36,8 @@ def coalesce_key(request: TrainingRequest) -> tuple[object, ...] | None:
     # of a base install without the learner extra must come from torch's absence.
     from .training.transfer import request_domain
 
+    if request.examples_ref is not None:  # examples in the store: trained as it is
+        return None
     try:
         domain = request_domain(request)
     except TrainingRequestError:  # new examples of several domains: trained as it is

@@ -129,12 +129,14 @@ class ArtifactStore:
         self.root = root.rstrip("/")
         self.cache_dir = cache_dir
 
-    def uri_for(self, sha256: str) -> str:
-        path = f"{self.root}/{sha256}"
+    def uri_for(self, name: str) -> str:
+        """The URI of ``name`` (an adapter's sha256, or a path under the root)."""
+        path = f"{self.root}/{name}"
         return f"file://{path}" if self.scheme == "file" else f"{self.scheme}://{path}"
 
-    def _path_of(self, uri: str) -> str:
-        """The store path a URI names, refusing other schemes and anything outside the root."""
+    def checked_path(self, uri: str, *, folder: str = "", suffix: str = "") -> str:
+        """The store path a URI names, refusing other schemes and anything outside the root
+        (or its ``folder``); the name must be a sha256 (with ``suffix``)."""
         parts = urlsplit(uri)
         scheme = parts.scheme or "file"
         if scheme not in self.allowed_schemes or scheme != self.scheme:
@@ -151,8 +153,14 @@ class ArtifactStore:
         path = parts.path if scheme == "file" else f"{parts.netloc}{parts.path}"
         path = posixpath.normpath(path)
         parent, name = posixpath.split(path)
-        if parent.rstrip("/") != self.root or len(name) != 64 or not set(name) <= _HEX:
-            raise ArtifactLocationError(f"{uri} is not an adapter of the store at {self.root}")
+        digest = name.removesuffix(suffix) if suffix and name.endswith(suffix) else None
+        if suffix == "":
+            digest = name
+        expected = f"{self.root}/{folder}" if folder else self.root
+        if (parent.rstrip("/") != expected or digest is None or len(digest) != 64
+                or not set(digest) <= _HEX):
+            what = "an adapter" if not folder else f"an object of the {folder}/ folder"
+            raise ArtifactLocationError(f"{uri} is not {what} of the store at {self.root}")
         if scheme == "file" and os.path.realpath(path) != path:
             raise ArtifactLocationError(f"{uri} is a symbolic link (out of the store)")
         return path
@@ -186,7 +194,7 @@ class ArtifactStore:
         Raises :class:`ArtifactIntegrityError` when the bytes do not hash to ``sha256`` (the
         copy is deleted) and :class:`ArtifactLocationError` for URIs outside the store.
         """
-        path = self._path_of(uri)
+        path = self.checked_path(uri)
         if posixpath.basename(path) != sha256:
             raise ArtifactIntegrityError(f"{uri} is not named by the expected sha256 {sha256}")
         if not self.fs.isdir(path):

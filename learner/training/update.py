@@ -49,6 +49,7 @@ from ..models.prompts import normalize_answer
 from ..models.resident import BaseModel, ResidentModels, default_base_model, strip_adapters
 from ..models.retrieval import RetrievalBank, RetrievalClassifier
 from ..models.task_model import Evaluation, TaskModel, task_model_for
+from ..registry.examples import with_referenced_examples
 from ..registry.store import ArtifactStore, StoredArtifact
 from ..registry.version_log import VersionLog
 from ..trust import Trust
@@ -224,6 +225,9 @@ class IncrementalUpdater:
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        referenced = request.examples_ref  # examples kept in the store: read and checked
+        request = with_referenced_examples(
+            request, self.store, max_bytes=self.settings.learner.examples_ref_max_bytes)
         plan = plan_update(request, versions, self.settings, self.pools.pool(request.task))
         # The parent's (and a registry teacher's) base model is what an event on
         # model-versions says: checked before anything reaches from_pretrained.
@@ -388,7 +392,10 @@ class IncrementalUpdater:
                       | pool_metadata(plan.pooled) | arm
                       | ({"synthetic": synthetic.metadata()} if synthetic else {})
                       | distillation.lineage | lineage
-                      | ({"second_look": looked} if looked else {})))
+                      | ({"second_look": looked} if looked else {})
+                      | ({"examples_ref": {"sha256": referenced.sha256,
+                                           "count": referenced.count}}
+                         if referenced is not None else {})))
         self.pools.after_update(request.task, trained=(*plan.split.train,
                                                        *plan.split.validation),
                                 holdout=plan.split.holdout_new)

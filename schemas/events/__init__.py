@@ -20,7 +20,7 @@ from .catalog import EVENT_TYPES
 from .dead_letter import DeadLetter
 from .monitoring import DriftAlert, LabelRequest
 from .observations import Feedback, Interaction, Scores
-from .training import TrainingExample, TrainingRequest
+from .training import ExamplesRef, TrainingExample, TrainingRequest
 from .versions import ModelVersion, ServingAck, SiteAdapter
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "DeadLetter",
     "DriftAlert",
     "Event",
+    "ExamplesRef",
     "Feedback",
     "Interaction",
     "LabelRequest",

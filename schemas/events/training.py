@@ -1,4 +1,5 @@
-"""What the learner is asked: a training request with its examples inline.
+"""What the learner is asked: a training request with its examples inline, by reference, or
+both.
 
 Examples
 --------
@@ -11,13 +12,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ..enums import ExampleOrigin, FeedbackKind, TaskKind, TriggerKind
-from ..fields import Count, Name, Number, Probability, SliceValue, Slug, Text, Timestamp
+from ..fields import (
+    Count,
+    Name,
+    Number,
+    Probability,
+    Sha256,
+    SliceValue,
+    Slug,
+    Text,
+    Timestamp,
+    Uri,
+)
 from .base import EVENT_CONFIG, Event, Metadata
 
-__all__ = ["TrainingExample", "TrainingRequest", "easy_first"]
+__all__ = ["ExamplesRef", "TrainingExample", "TrainingRequest", "easy_first"]
 
 
 class TrainingExample(BaseModel):
@@ -57,10 +69,30 @@ def easy_first(examples: Sequence[TrainingExample]) -> list[int]:
                   key=lambda i: 0.5 if examples[i].difficulty is None else examples[i].difficulty)
 
 
-class TrainingRequest(Event):
-    """Ask the learner for a new adapter version, with the examples inline.
+class ExamplesRef(BaseModel):
+    """Examples of a large request kept in the artifact store rather than on the topic.
 
-    Replaying a request reproduces its training: everything the learner needs is in it.
+    A JSON Lines object (one :class:`TrainingExample` a line, UTF-8) named by the SHA-256 of
+    its bytes, ``<store root>/examples/<sha256>.jsonl``; the learner verifies the digest,
+    the size and the count before it reads one example
+    (:mod:`driftloop.learner.registry.examples`).
+    """
+
+    model_config = EVENT_CONFIG
+
+    uri: Uri
+    sha256: Sha256
+    count: Annotated[Count, Field(ge=1)]
+    size_bytes: Annotated[Count, Field(ge=1)]
+
+
+class TrainingRequest(Event):
+    """Ask the learner for a new adapter version, with the examples inline (``examples``),
+    in the artifact store (``examples_ref``, for a request larger than a Kafka message may
+    be), or both (the inline ones first).
+
+    Replaying a request reproduces its training: everything the learner needs is in it or in
+    the content-addressed object it names.
 
     Examples
     --------
@@ -81,5 +113,12 @@ class TrainingRequest(Event):
     parent_version: Name | None = None
     prompt_template_id: Name | None = None
     labels: list[Text] | None = None
-    examples: Annotated[list[TrainingExample], Field(min_length=1)]
+    examples: list[TrainingExample]
+    examples_ref: ExamplesRef | None = None
     metadata: Metadata = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _some_examples(self) -> TrainingRequest:
+        if not self.examples and self.examples_ref is None:
+            raise ValueError("a training request needs examples: inline or by examples_ref")
+        return self

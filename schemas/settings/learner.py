@@ -143,6 +143,10 @@ class LearnerSettings(Section):
         description="most bytes of text in one task's gate pool (the oldest leave first)")
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0,
                                        description="share of the rest kept for early stop")
+    examples_ref_max_bytes: int = Field(
+        256 * 1024 * 1024, gt=0,
+        description="largest examples object a request may name by examples_ref (a request "
+                    "naming a larger one is refused)")
     max_length: int = Field(128, gt=8, description="token budget of one example")
     max_new_tokens: int = Field(8, gt=0, description="answer length when scoring generation")
     min_improvement: float = Field(0.0, ge=0.0, le=1.0,

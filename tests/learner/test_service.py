@@ -176,6 +176,29 @@ async def test_tampered_adapter_is_refused_at_load(
     assert (await read_version_log(settings)).events_seen == 1
 
 
+async def test_a_request_by_reference_trains_and_a_broken_reference_is_a_dead_letter(
+        kafka_settings, session_settings, updater, sentiment_v1, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.registry.examples import put_examples
+
+    store_dir = tmp_path / "store"
+    shutil.copytree(session_settings.artifacts.store_url, store_dir)
+    settings = with_learner(kafka_settings, session_settings, store=str(store_dir))
+    await publish_with_new_producer(settings, [sentiment_v1.event.model_copy(update={
+        "adapter_uri": store_from_settings(settings).uri_for(sentiment_v1.event.sha256)})])
+    request = sentiment_request("r-by-ref", domain="movies", n=24, seed=9)
+    ref = put_examples(store_from_settings(settings), request.examples)
+    by_ref = request.model_copy(update={"examples": [], "examples_ref": ref})
+    broken = by_ref.model_copy(update={"id": "r-broken", "examples_ref": ref.model_copy(
+        update={"count": ref.count + 1})})
+    versions = await run_service(settings, session_updater(settings, updater),
+                                 [encode(broken), encode(by_ref)], 2)
+    assert versions[-1].version_id == version_id_for("sentiment", "r-by-ref",
+                                                     deployment=settings.deployment_id)
+    assert versions[-1].metadata["examples_ref"]["sha256"] == ref.sha256
+    dead = decode((await consume_until(settings, Topic.DEAD_LETTERS, 1))[0].value, DeadLetter)
+    assert dead.reason == "untrainable_request" and "the reference says 25" in dead.error
+
+
 def _never_loaded(model_id, kind):  # type: ignore[no-untyped-def]
     raise AssertionError("a refused parent must stop the update before any model is loaded")
 

@@ -49,6 +49,8 @@ FULL: list[Event] = [
                    "model_answer": "positive", "feedback_kind": "label", "regime": 2,
                    "slices": {"language": "en", "tier": "gold"}},
                   {"input": "fine film", "target": "positive"}],
+        examples_ref={"uri": "file:///srv/artifacts/examples/" + "ef" * 32 + ".jsonl",
+                      "sha256": "ef" * 32, "count": 4096, "size_bytes": 1_048_576},
         budget_s=60),
     ModelVersion(
         version_id="v4", ts=1_700_000_005.0, task="sentiment", base_model="minilm",

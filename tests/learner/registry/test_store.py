@@ -224,7 +224,7 @@ def test_fuzzed_uris_resolve_inside_the_store_or_are_refused(
     for tail in ("/".join(parts), "/".join([*parts, "f" * 64])):
         uri = f"{scheme}{host}{store.root}/{tail}" if scheme else f"{store.root}/{tail}"
         try:
-            path = store._path_of(uri)
+            path = store.checked_path(uri)
         except ArtifactLocationError:
             continue
         parent, name = path.rsplit("/", 1)
