@@ -7,7 +7,9 @@ label requests; domains the producers do not name), then measures it
 (:func:`~.live_metrics.live_metrics`) against the bootstrap version served throughout
 (static) and against full retraining on every label the run received. Robust accuracy: the
 static and the final version on the shifted domains' held-out texts under the gate's
-label-keeping perturbations (:mod:`driftloop.learner.gate.perturb`).
+label-keeping perturbations (:mod:`driftloop.learner.gate.perturb`), and on paraphrases of
+``LiveSizes.paraphrased`` of them written once per run by the default generation base model
+(the gate's ``paraphrase`` kind), beside the same versions on those texts as written.
 """
 
 from __future__ import annotations
@@ -41,10 +43,14 @@ class LiveSizes:
     per_domain: int = 400
     heldout: int = 200
     bootstrap: int = 128
+    paraphrased: int = 32
+    """Held-out texts of the shifted domains rewritten for the paraphrase robustness figure
+    (0: none)."""
 
     @classmethod
     def named(cls, *, quick: bool) -> LiveSizes:
-        return cls(per_domain=160, heldout=80, bootstrap=64) if quick else cls()
+        return (cls(per_domain=160, heldout=80, bootstrap=64, paraphrased=8) if quick
+                else cls())
 
 
 def live_settings(labels: Sequence[str], store: Path, *, torch_threads: int | None,
@@ -82,6 +88,11 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
         held = [item for d in shifted for item in loop.data.heldout[d]]
         figures |= {"robust_static_shifted": _robust(static_host, "static", static, held),
                     "robust_final_shifted": _robust(loop.host, TASK, final, held)}
+        if sizes.paraphrased:
+            figures |= _paraphrased(loop, held[::max(1, len(held) // sizes.paraphrased)]
+                                    [:sizes.paraphrased], seed,
+                                    {"static": (static_host, "static", static),
+                                     "final": (loop.host, TASK, final)})
         if retrain:
             figures |= _full_retraining(loop, stream.labels, record)
     return {"stream": stream_name, "seed": seed, "seconds": round(time.perf_counter() - started),
@@ -131,6 +142,33 @@ def _robust(host: Any, task: str, version: str, items: Sequence[Any]) -> float:
     return round(sum(hits) / len(hits), 4) if hits else 0.0
 
 
+def _paraphrased(loop: LiveLoop, items: Sequence[Any], seed: int,
+                 versions: dict[str, tuple[Any, str, str]]) -> dict[str, Any]:
+    """Each version's accuracy on ``items`` as written and on their paraphrases by the
+    default generation base model (the items it left unusable or copied are left out of
+    both), and how many were scored."""
+    from ....learner.models.prompts import variant_key
+    from ....learner.models.resident import default_base_model
+    from ....learner.training.synthesis import TextWriter, paraphraser
+    from ....schemas.enums import TaskKind
+
+    base = loop.updater.models.get(default_base_model(TaskKind.GENERATION), TaskKind.GENERATION)
+    with base.lent() as weights:
+        rewrite = paraphraser(TextWriter(weights, base.tokenizer, loop.updater.device.device),
+                              seed=seed)
+        written = rewrite([item.text for item in items])
+    pairs = [(item, StreamItem(f"paraphrase-{i}", "perturbed", text, item.label))
+             for i, (item, text) in enumerate(zip(items, written, strict=True))
+             if text is not None and variant_key(text) != variant_key(item.text)]
+    figures: dict[str, Any] = {"paraphrased": len(pairs)}
+    for name, (host, task, version) in versions.items():
+        for key, chosen in ((f"as_written_{name}_shifted", [a for a, _ in pairs]),
+                            (f"robust_paraphrase_{name}_shifted", [b for _, b in pairs])):
+            hits = _answers(host, task, version, chosen)
+            figures[key] = round(sum(hits) / len(hits), 4) if hits else 0.0
+    return figures
+
+
 def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict[str, Any]:
     """A fresh adapter on the bootstrap and every label the run received (one pass per
     example, the learner's other settings), scored on the shifted domains' held-out texts;
@@ -173,7 +211,9 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                    "shifts_better_within_240_labels": len(served),
                                    "shifts_better_within_the_domain": len(answered)}
         for key in ("static_shifted", "final_shifted", "retrain_shifted", "forgetting_first",
-                    "robust_static_shifted", "robust_final_shifted",
+                    "robust_static_shifted", "robust_final_shifted", "paraphrased",
+                    "as_written_static_shifted", "robust_paraphrase_static_shifted",
+                    "as_written_final_shifted", "robust_paraphrase_final_shifted",
                     "live_shifted", "static_live_shifted", "promotions", "false_promotions",
                     "requests", "alerts", "alerts_far_from_shifts", "examples_trained",
                     "retrain_examples_at_requests", "examples_trained_on",

@@ -78,6 +78,11 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         # Perturbed held-out texts: harder than clean ones for the same version, not 0.
         assert 0.0 < run["robust_static_shifted"] <= run["static_shifted"] + 0.05
         assert 0.0 < run["robust_final_shifted"] <= 1.0
+        # Paraphrases of a few held-out texts, both versions scored on the same ones.
+        assert 0 < run["paraphrased"] <= 8
+        for version in ("static", "final"):
+            assert 0.0 <= run[f"robust_paraphrase_{version}_shifted"] <= 1.0
+            assert 0.0 <= run[f"as_written_{version}_shifted"] <= 1.0
     questions = next(r for r in continual["runs"] if r["stream"] == "questions")
     # The loop learns the shifted question topics: beyond the static bootstrap version.
     assert questions["final_shifted"] > questions["static_shifted"]
@@ -94,5 +99,6 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         assert curve["labels"] and curve["labels"] == sorted(curve["labels"])
         assert all(0.0 <= a <= 1.0 for a in curve["accuracy"])
     for heading in ("drift detection", "continual learning under live conditions",
-                    "active learning", "full retraining", "uncertainty", "perturbed held-out"):
+                    "active learning", "full retraining", "uncertainty", "perturbed held-out",
+                    "paraphrased held-out"):
         assert heading in out.output
