@@ -52,7 +52,10 @@ class LearnerSettings(Section):
         description="fewest optimizer steps of one update: a small request is passed over "
                     "again until they are taken (max_steps still caps them); early stop "
                     "neither ends an update nor keeps its weights before them (0: epochs "
-                    "alone)")
+                    "alone). Live loop, seeds 0, 1, 5, 6, 2026-12-06, 32 steps: served "
+                    "accuracy on shifted domains VADER 0.748 (0.700 without), questions "
+                    "0.624 (0.525), a far stronger first version, VADER shifts answered "
+                    "within 240 labels 1 of 12 (5), updates 3-4x longer: off until ten seeds")
     eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
     patience: int = Field(3, gt=0, description="early-stop checks without improvement")
     l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")
