@@ -153,9 +153,7 @@ class ArtifactStore:
         path = parts.path if scheme == "file" else f"{parts.netloc}{parts.path}"
         path = posixpath.normpath(path)
         parent, name = posixpath.split(path)
-        digest = name.removesuffix(suffix) if suffix and name.endswith(suffix) else None
-        if suffix == "":
-            digest = name
+        digest = name.removesuffix(suffix) if name.endswith(suffix) else None
         expected = f"{self.root}/{folder}" if folder else self.root
         if (parent.rstrip("/") != expected or digest is None or len(digest) != 64
                 or not set(digest) <= _HEX):
