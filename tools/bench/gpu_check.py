@@ -63,7 +63,8 @@ class AutocastAgreement:
 
 def autocast_agreement(settings: Settings, *, n: int = 96) -> AutocastAgreement:
     """Train a first version in full precision, then one continued update from it twice: in
-    full precision and under autocast; compare the two gate decisions."""
+    full precision and as the learner runs (under autocast; on CUDA with base weights in
+    ``learner.base_dtype``, bf16 by default); compare the two gate decisions."""
     import torch
 
     from ...learner.models.device import ComputeDevice, select_device
@@ -86,8 +87,9 @@ def autocast_agreement(settings: Settings, *, n: int = 96) -> AutocastAgreement:
                                    device=ComputeDevice(device, None))
         parent = first.update(bench_request(n, request_id="gpu-check-first"), VersionLog()).event
         versions = VersionLog().extend([parent])
-        for name, autocast in (("full", None), ("autocast", dtype)):
-            updater = IncrementalUpdater(first_store, models=models, store=first.store,
+        own = ResidentModels.for_learner(settings.learner) if device.type == "cuda" else models
+        for name, autocast, resident in (("full", None, models), ("autocast", dtype, own)):
+            updater = IncrementalUpdater(first_store, models=resident, store=first.store,
                                          device=ComputeDevice(device, autocast))
             request = bench_request(n, domain="movies", request_id=f"gpu-check-{name}", seed=1)
             result = updater.update(request, versions)
