@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 
 from ..errors import LearnerError
+from .precision import cuda_half_dtype, cuda_in_use
 
 __all__ = ["ComputeDevice", "select_device"]
 
@@ -60,7 +61,6 @@ def select_device(preference: Literal["auto", "cpu", "cuda"] = "auto",
         torch.set_num_threads(torch_threads)
     if preference == "cuda" and not torch.cuda.is_available():
         raise LearnerError("device=cuda was asked for but torch sees no CUDA device")
-    if preference == "cpu" or not torch.cuda.is_available():
+    if not cuda_in_use(preference):
         return ComputeDevice(torch.device("cpu"))
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return ComputeDevice(torch.device("cuda"), dtype)
+    return ComputeDevice(torch.device("cuda"), cuda_half_dtype())

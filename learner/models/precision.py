@@ -34,7 +34,7 @@ from ..errors import ModelLoadError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BaseDtype", "BasePrecision", "Quantization", "cuda_in_use"]
+__all__ = ["BaseDtype", "BasePrecision", "Quantization", "cuda_half_dtype", "cuda_in_use"]
 
 BaseDtype = Literal["auto", "float32", "bfloat16", "float16"]
 Quantization = Literal["4bit", "8bit"]
@@ -45,6 +45,14 @@ def cuda_in_use(device: str = "auto") -> bool:
     import torch
 
     return device != "cpu" and torch.cuda.is_available()
+
+
+def cuda_half_dtype() -> torch.dtype:
+    """The 16-bit dtype of this CUDA device: bf16 where it has it, else fp16 (autocast's,
+    and the base weights' under ``base_dtype = "auto"``)."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,7 @@ class BasePrecision:
             return getattr(torch, self.dtype)
         if not cuda:
             return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cuda_half_dtype()
 
     def loading_kwargs(self, *, cuda: bool) -> dict[str, Any]:
         """What ``from_pretrained`` is given. Raises :class:`ModelLoadError` for a
@@ -98,7 +106,9 @@ class BasePrecision:
         >>> BasePrecision().is_float32(cuda=False), BasePrecision("float16").is_float32(cuda=False)
         (True, False)
         """
-        return self.quantization is None and str(self.torch_dtype(cuda=cuda)) == "torch.float32"
+        import torch
+
+        return self.quantization is None and self.torch_dtype(cuda=cuda) == torch.float32
 
     def prepare(self, model: Any) -> Any:
         """A quantized model made ready for adapter training (PEFT's
