@@ -68,14 +68,14 @@ def autocast_agreement(settings: Settings, *, n: int = 96) -> AutocastAgreement:
     import torch
 
     from ...learner.models.device import ComputeDevice, select_device
+    from ...learner.models.precision import cuda_half_dtype
     from ...learner.models.resident import ResidentModels
     from ...learner.registry.version_log import VersionLog
     from ...learner.training.update import IncrementalUpdater
     from .trainer_baseline import bench_request
 
     device = select_device(settings.learner.device, settings.learner.torch_threads).device
-    dtype = (torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported()
-             else torch.float16)
+    dtype = torch.bfloat16 if device.type == "cpu" else cuda_half_dtype()
     models = ResidentModels(capacity=1)
     outcomes = {}
     with tempfile.TemporaryDirectory(prefix="driftloop-gpu-check-") as tmp:
