@@ -307,8 +307,11 @@ class IncrementalUpdater:
             if batch_size is not None:
                 config = replace(config, batch_size=batch_size)
             if start.adapter_dir is None:  # an untrained start is nothing to stay near,
-                # nor to protect from a fresh optimizer's first steps
-                config = replace(config, interpolation=1.0, warmup_steps=0)
+                # nor to protect from a fresh optimizer's first steps; a first version
+                # may have a step floor of its own
+                config = replace(config, interpolation=1.0, warmup_steps=0,
+                                 min_steps=max(config.min_steps,
+                                               self.settings.learner.first_min_steps))
             cross_fit = None
             if fold_parent is not None:
                 with _phase(timings, "cross_fit_seconds"):

@@ -56,6 +56,13 @@ class LearnerSettings(Section):
                     "accuracy on shifted domains VADER 0.748 (0.700 without), questions "
                     "0.624 (0.525), a far stronger first version, VADER shifts answered "
                     "within 240 labels 1 of 12 (5), updates 3-4x longer: off until ten seeds")
+    first_min_steps: int = Field(
+        0, ge=0,
+        description="fewest optimizer steps of a task's first version (an update from no "
+                    "trained adapter: a bootstrap, a new task, a new domain's own head), as "
+                    "min_steps does for every update; the larger of the two applies (0: "
+                    "min_steps alone). Continued updates, the ones freshness is about, keep "
+                    "their own budget")
     eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
     patience: int = Field(3, gt=0, description="early-stop checks without improvement")
     l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")

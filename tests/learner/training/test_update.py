@@ -95,6 +95,32 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
+@pytest.mark.parametrize(("every", "first", "expected"), [(0, 32, [32, 0]), (40, 32, [40, 40]),
+                                                          (8, 32, [32, 8])])
+def test_a_first_version_takes_its_own_step_floor_and_a_continued_update_does_not(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, monkeypatch, every, first, expected) -> None:
+    from driftloop.learner.training import update as update_module
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    configs = []
+
+    def recording(task, model, train, validation, config):  # type: ignore[no-untyped-def]
+        configs.append(config)
+        raise _Recorded
+
+    monkeypatch.setattr(update_module, "train_adapter", recording)
+    learner = updater.settings.learner.model_copy(update={"min_steps": every,
+                                                          "first_min_steps": first})
+    floored = IncrementalUpdater(updater.settings.model_copy(update={"learner": learner}),
+                                 models=updater.models, device=updater.device)
+    with pytest.raises(_Recorded):
+        floored.update(sentiment_request("floor-first", n=24), VersionLog())
+    with pytest.raises(_Recorded):
+        floored.update(sentiment_request("floor-child", domain="movies", n=24),
+                       VersionLog().apply(sentiment_v1.event))
+    assert [c.min_steps for c in configs] == expected
+
+
 def test_cross_fitting_adds_every_trained_new_text_to_the_recent_slice_and_changes_no_byte(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, tmp_path: Path) -> None:
     from driftloop.schemas.enums import ExampleOrigin
