@@ -40,6 +40,7 @@ from .gate.challenges import ChallengeCase, ChallengeSuite
 from .gate.error_probes import grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
+from .registry.examples import ExamplesRefError, with_referenced_examples
 from .registry.version_log import (
     RECEIVED_METADATA_KEY,
     SUPERSEDED_METADATA_KEY,
@@ -259,6 +260,20 @@ class LearnerService:
             return True
         return await self._handle_request(record, request, consumed, where)
 
+    def _grow_from_errors(self, request: TrainingRequest) -> None:
+        """Grow the task's challenge suite from the request's real errors, those of the
+        examples it names by reference too (read again: the update had them checked)."""
+        if (request.examples_ref is not None
+                and self.settings.task(request.task).challenge_suite is not None):
+            try:
+                request = with_referenced_examples(
+                    request, self.updater.store,
+                    max_bytes=self.settings.learner.examples_ref_max_bytes)
+            except ExamplesRefError:  # gone since it trained: the inline examples still grow it
+                log.exception("the examples %s names by reference are unreadable now: its "
+                              "challenge suite grows from the inline ones alone", request.id)
+        grow_from_request(self.settings, request)
+
     async def _handle_request(self, record: ConsumerRecord, request: TrainingRequest,
                               consumed: float, where: str, *,
                               superseded: tuple[str, ...] = (),
@@ -270,7 +285,7 @@ class LearnerService:
                 versions.versions()):
             log.info("request %s (%s) already published as %s: skipping", request.id, where,
                      version_id)
-            grow_from_request(self.settings, request)  # in case a crash came before it
+            self._grow_from_errors(request)  # in case a crash came before it
             self.stats.skipped.append(version_id)
             self.metrics.update_ended(request.task, "skipped", {})
             return True
@@ -297,7 +312,7 @@ class LearnerService:
         await publish_versions(self._producer, self.settings, result.events)
         latency = time.perf_counter() - consumed
         self._grow_challenges(request.task, result.challenge_additions)
-        grow_from_request(self.settings, request)  # real errors become probes, any status
+        self._grow_from_errors(request)  # real errors become probes, any status
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)
         self.metrics.update_ended(request.task, result.event.status.value, result.timings,

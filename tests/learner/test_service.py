@@ -20,6 +20,7 @@ from waiting import wait_until
 
 from driftloop.learner.errors import ArtifactIntegrityError
 from driftloop.learner.gate.challenges import ChallengeSuite
+from driftloop.learner.gate.error_probes import ERROR_TAG
 from driftloop.learner.heartbeat import HEARTBEAT_FILE, read_heartbeat
 from driftloop.learner.models.resident import ResidentModels
 from driftloop.learner.registry.version_log import version_id_for
@@ -183,9 +184,18 @@ async def test_a_request_by_reference_trains_and_a_broken_reference_is_a_dead_le
     store_dir = tmp_path / "store"
     shutil.copytree(session_settings.artifacts.store_url, store_dir)
     settings = with_learner(kafka_settings, session_settings, store=str(store_dir))
+    suite = tmp_path / "suite.jsonl"  # real errors named by reference grow it too
+    shutil.copy(session_settings.task("sentiment").challenge_suite, suite)
+    task = settings.task("sentiment").model_copy(update={"challenge_suite": suite})
+    settings = settings.model_copy(update={"tasks": {**settings.tasks, "sentiment": task}})
     await publish_with_new_producer(settings, [sentiment_v1.event.model_copy(update={
         "adapter_uri": store_from_settings(settings).uri_for(sentiment_v1.event.sha256)})])
     request = sentiment_request("r-by-ref", domain="movies", n=24, seed=9)
+    wrong = {0, 1}  # the served model answered these two the other way
+    examples = [e.model_copy(update={"model_answer": next(
+        label for label in ("negative", "positive") if label != e.target)}) if i in wrong else e
+        for i, e in enumerate(request.examples)]
+    request = request.model_copy(update={"examples": examples})
     ref = put_examples(store_from_settings(settings), request.examples)
     by_ref = request.model_copy(update={"examples": [], "examples_ref": ref})
     broken = by_ref.model_copy(update={"id": "r-broken", "examples_ref": ref.model_copy(
@@ -195,6 +205,9 @@ async def test_a_request_by_reference_trains_and_a_broken_reference_is_a_dead_le
     assert versions[-1].version_id == version_id_for("sentiment", "r-by-ref",
                                                      deployment=settings.deployment_id)
     assert versions[-1].metadata["examples_ref"]["sha256"] == ref.sha256
+    probes = [case for case in ChallengeSuite.load(suite) if ERROR_TAG in case.tags]
+    assert sorted(p.input for p in probes) == sorted(examples[i].input for i in wrong)
+    assert {p.source["training_request_id"] for p in probes} == {"r-by-ref"}
     dead = decode((await consume_until(settings, Topic.DEAD_LETTERS, 1))[0].value, DeadLetter)
     assert dead.reason == "untrainable_request" and "the reference says 25" in dead.error
 
