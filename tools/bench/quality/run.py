@@ -291,9 +291,13 @@ def _synthetic_table(section: dict[str, Any]) -> list[str]:
         lambda s: (f", {s['variants_kept']} variants kept, {100 * s['kept_share']:.0f}% of "
                    f"those asked, {s['writing_seconds']:.0f} s writing; the teacher "
                    f"({s['teacher_accuracy']['mean']:.3f} held-out) agreed with "
-                   f"{100 * s['teacher_kept_share']:.0f}% of those kept"),
+                   f"{100 * s['teacher_kept_share']:.0f}% of those kept"
+                   + (f"; {s['probes_trained']} of {s['probes']} labels the first version "
+                      "answered wrong had a variant kept (probes)" if "probes" in s else "")),
         lambda s: [*((arm, row, False) for arm, row in s["arms"].items()),
-                   ("gain", s["gain"], True), ("teacher-gain", s["teacher_gain"], True)])
+                   ("gain", s["gain"], True), ("teacher-gain", s["teacher_gain"], True),
+                   *((("probes-gain", s["probes_gain"], True),) if "probes_gain" in s
+                     else ())])
 
 
 def _prompt_arm_table(section: dict[str, Any]) -> list[str]:

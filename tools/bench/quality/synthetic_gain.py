@@ -15,6 +15,10 @@ updates start from that version, with the learner's trainer at its defaults:
   adapter trained from the first version on ``teacher_labels`` (256) of the domain's labels,
   its held-out accuracy reported beside. (The teacher filters the variants the share kept;
   in an update it reads them before the share's cut, which rarely binds here.)
+* ``probes``: as ``teacher``, with the labels the first version answers wrong put first as
+  sources and their variants checked by the teacher alone (the first version fails their
+  source): what a task's ``synthetic_probes`` does with the challenge probes grown from
+  real errors, which are exactly such labels (interactions people corrected).
 
 All are scored on the domain's held-out texts: the gain is at the same number of human
 labels. The runs also count the variants asked, kept and dropped by reason, and the
@@ -35,7 +39,7 @@ from .meta_start import META_STREAMS, FewShotTrainer
 __all__ = ["ARMS", "SHOTS", "summarise_synthetic", "synthetic_gain"]
 
 SHOTS = (16, 32, 64)
-ARMS = ("real", "synthetic", "teacher")
+ARMS = ("real", "synthetic", "teacher", "probes")
 
 
 def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: int = 200,
@@ -49,7 +53,8 @@ def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: in
     plan = SynthesisPlan(share=share, below=max(shots) + 1)
     results: dict[str, dict[str, dict[int, float]]] = {}
     teachers: dict[str, float] = {}
-    counts = {"asked": 0, "kept": 0, "dropped": {}, "seconds": 0.0, "teacher_kept": 0}
+    counts = {"asked": 0, "kept": 0, "dropped": {}, "seconds": 0.0, "teacher_kept": 0,
+              "probes": 0, "probes_trained": 0}
     with FewShotTrainer(stream.labels, torch_threads=torch_threads) as trainer:
         start = trainer.folder / "first"
         static = trainer.train(None, stream.pools[first][:known], start)
@@ -78,8 +83,21 @@ def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: in
                 checked = [e for e, label in zip(written.examples, said, strict=True)
                            if label == e.target]
                 counts["teacher_kept"] += len(checked)
+                said_first = trainer.task_model.predict(static, [e.input for e in few])
+                failed = [e for e, label in zip(few, said_first, strict=True)
+                          if label != e.target]
+                from_probes = synthesize(
+                    few, plan=plan, writer=writer, labels=stream.labels,
+                    answer=lambda texts: trainer.task_model.predict(static, texts),
+                    known=[e.input for e in stream.heldout[domain]], seed=seed,
+                    teacher=lambda texts, t=teacher: trainer.task_model.predict(t, texts),
+                    probes=failed)
+                counts["probes"] += len(failed)
+                counts["probes_trained"] += len(from_probes.trained_probes)
+                counts["seconds"] += from_probes.seconds
                 for arm, examples in (("real", few), ("synthetic", few + written.examples),
-                                      ("teacher", few + checked)):
+                                      ("teacher", few + checked),
+                                      ("probes", few + from_probes.examples)):
                     model = trainer.train(start, examples)
                     curves[arm][seen] = trainer.accuracy(model, stream.heldout[domain])
             results[domain] = curves
@@ -96,12 +114,16 @@ def summarise_synthetic(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     >>> run = {"stream": "s", "shots": [16], "teachers": {"b": 0.8},
     ...        "variants": {"asked": 10, "kept": 4, "teacher_kept": 2},
     ...        "domains": {"b": {"real": {16: 0.6}, "synthetic": {16: 0.65},
-    ...                          "teacher": {16: 0.7}}}}
+    ...                          "teacher": {16: 0.7}, "probes": {16: 0.75}}}}
     >>> summary = summarise_synthetic([run])["s"]
     >>> summary["gain"]["16"], summary["kept_share"], summary["teacher_kept_share"]
     ({'mean': 0.05, 'min': 0.05, 'max': 0.05}, 0.4, 0.5)
     >>> summary["teacher_gain"]["16"]["mean"], summary["teacher_accuracy"]["mean"]
     (0.1, 0.8)
+    >>> summary["probes_gain"]["16"]["mean"]
+    0.15
+
+    Runs written before an arm existed are summarised on the arms they have.
     """
     out: dict[str, Any] = {}
     for stream in sorted({r["stream"] for r in runs}):
@@ -116,16 +138,18 @@ def summarise_synthetic(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             return {"mean": round(statistics.fmean(values), 4),
                     "min": round(min(values), 4), "max": round(max(values), 4)}
 
+        arms = [arm for arm in ARMS
+                if all(arm in c for r in mine for c in r["domains"].values())]
         table = {arm: {str(k): spread([per_seed(r, arm, k) for r in mine])
-                       for k in mine[0]["shots"]} for arm in ARMS}
-        gain, teacher_gain = ({str(k): spread([per_seed(r, arm, k) - per_seed(r, "real", k)
-                                               for r in mine]) for k in mine[0]["shots"]}
-                              for arm in ("synthetic", "teacher"))
+                       for k in mine[0]["shots"]} for arm in arms}
+        gains = {arm: {str(k): spread([per_seed(r, arm, k) - per_seed(r, "real", k)
+                                       for r in mine]) for k in mine[0]["shots"]}
+                 for arm in arms if arm != "real"}
         asked = sum(r["variants"]["asked"] for r in mine)
         kept = sum(r["variants"]["kept"] for r in mine)
         checked = sum(r["variants"]["teacher_kept"] for r in mine)
         out[stream] = {"seeds": len(mine), "shots": mine[0]["shots"], "arms": table,
-                       "gain": gain, "teacher_gain": teacher_gain,
+                       "gain": gains["synthetic"], "teacher_gain": gains["teacher"],
                        "teacher_accuracy": spread([statistics.fmean(r["teachers"].values())
                                                    for r in mine]),
                        "kept_share": round(kept / asked, 4) if asked else 0.0,
@@ -133,5 +157,10 @@ def summarise_synthetic(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                        "variants_kept": kept,
                        "writing_seconds": round(sum(r["variants"].get("seconds", 0.0)
                                                     for r in mine), 2)}
+        if "probes" in gains:
+            out[stream] |= {"probes_gain": gains["probes"],
+                            "probes": sum(r["variants"].get("probes", 0) for r in mine),
+                            "probes_trained": sum(r["variants"].get("probes_trained", 0)
+                                                  for r in mine)}
     return out
 

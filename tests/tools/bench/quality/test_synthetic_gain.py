@@ -29,5 +29,8 @@ def test_both_arms_are_scored_on_every_later_domain_and_the_variants_are_counted
     assert summarise_synthetic([back]) == summarise_synthetic([run])
     table = _synthetic_table({"known": 8, "summary": summarise_synthetic([run])})
     assert table[1].startswith("questions (1 seeds, ")
-    assert [line.split()[0] for line in table[2:]] == ["real", "synthetic", "teacher", "gain",
-                                                       "teacher-gain"]
+    assert [line.split()[0] for line in table[2:]] == ["real", "synthetic", "teacher", "probes",
+                                                       "gain", "teacher-gain", "probes-gain"]
+    # the first version (8 labels of another domain) answers some of each domain's 8 wrong:
+    # those went first as sources of the probes arm
+    assert 0 < variants["probes"] <= 2 * 8 and variants["probes_trained"] <= variants["probes"]
