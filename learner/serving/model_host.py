@@ -243,17 +243,16 @@ class ModelHost:
         """
         started = time.perf_counter()
         current = self._tasks.get(task)
-        if current is not None and version_id in current.versions:
-            return 0.0
-        ready = prepared if prepared is not None else self.prepare(version_id, folder)
         if filled is not None and filled.hosted is not current:  # the task's model changed
             filled = None
+        if current is not None and version_id in current.versions:
+            _unfill(filled)  # loaded by another call meanwhile
+            return 0.0
+        ready = prepared if prepared is not None else self.prepare(version_id, folder)
         kind, labels = ready.kind, ready.labels
         if current is not None and (current.kind, current.labels, current.base_model_id) != (
                 kind, labels, base_model_id):
-            if filled is not None:  # a spare again: its weights are overwritten by the next
-                with current.layout_lock:
-                    current.spare.append(filled.slot)
+            _unfill(filled)
             raise UnservableAdapterError(
                 f"{version_id}: a {kind} adapter with labels {list(labels)} on {base_model_id} "
                 f"differs from the served versions' ({current.kind}, {list(current.labels)}, "
@@ -482,6 +481,13 @@ class ModelHost:
         """Stop the host thread (idempotent); loaded models are released with the host."""
         self._thread.shutdown(wait=True)
         self._tasks.clear()
+
+
+def _unfill(filled: _Filled | None) -> None:
+    """A filled slot no version takes is a spare again (its weights are overwritten)."""
+    if filled is not None:
+        with filled.hosted.layout_lock:
+            filled.hosted.spare.append(filled.slot)
 
 
 def _load_into_slot(hosted: _TaskModel, adapter: PreparedAdapter) -> str:

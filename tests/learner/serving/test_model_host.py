@@ -284,3 +284,10 @@ def test_a_spare_slot_taken_for_a_version_the_host_refuses_is_a_spare_again(  # 
         host.load(TASK, "x", three, BASE, prepared=prepared, filled=filled)
     assert host._tasks[TASK].spare == [filled.slot] and host.versions(TASK) == ["b"]
     assert host.fill(TASK, "b", prepared) is None  # loaded already: nothing to copy
+    # Filled for a version another call loaded meanwhile: a spare again too.
+    again = host.fill(TASK, "c", host.prepare("c", probes["neg2"]))
+    assert again is not None
+    host.load(TASK, "c", probes["neg2"], BASE)
+    assert host._tasks[TASK].spare == []
+    host.load(TASK, "c", probes["neg2"], BASE, filled=again)
+    assert host._tasks[TASK].spare == [again.slot] and host.versions(TASK) == ["b", "c"]
