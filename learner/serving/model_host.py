@@ -4,12 +4,9 @@ PEFT keeps named adapters side by side in one model (``load_adapter``) and switc
 them with ``set_adapter``; only the active one runs. An evicted version's adapter is kept as
 a spare slot, and the next version with the same LoRA layout is copied into its tensors
 instead of being injected anew (about 10 ms with the file reads, against 25 ms for PEFT's
-``load_adapter`` of a MiniLM adapter). Switching, evicting, injecting new adapters and every
-forward pass happen on one dedicated thread, so a version change can only fall *between* two
-requests: a request never sees half an adapter, and the event loop never blocks on torch.
-Reading a new version's files and copying its weights into a spare slot happen off that
-thread (:meth:`ModelHost.aload`), while passes go on: no pass reads a spare slot, and a lock
-per task keeps the copy and the host's changes to the adapters' layout apart.
+``load_adapter`` of a MiniLM adapter). Loading, switching, evicting and every forward pass
+happen on one dedicated thread, so a version change can only fall *between* two requests: a
+request never sees half an adapter, and the event loop never blocks on torch.
 
 Requests that arrive while a forward pass runs wait together and go through the next one as
 a single batch (per task and version, :mod:`.forward_passes`): on a CPU, one pass over 16
@@ -21,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,14 +82,6 @@ class PreparedAdapter:
     """A generation version's prompt policy (:mod:`driftloop.learner.models.prompt_policy`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Filled:
-    """A spare slot of ``hosted`` that holds a new version's weights, not yet served."""
-
-    hosted: _TaskModel
-    slot: str
-
-
 def zero_shot_version(task: str) -> str:
     """The ``model_version`` of answers a task's base model gives before any version exists.
 
@@ -131,9 +119,6 @@ class _TaskModel:
     """Version id -> the worked examples its prompts show (a generation version's policy)."""
     special_ids: Any = None
     """The tokenizer's special token ids as a tensor (made on the first forward pass)."""
-    layout_lock: threading.Lock = field(default_factory=threading.Lock)
-    """Held to take a spare slot, to copy weights into one (off the host thread) and to add
-    or delete adapters (on it): a copy never meets a change of the modules it walks."""
 
     def new_slot(self) -> str:
         self.made += 1
@@ -219,20 +204,8 @@ class ModelHost:
         return PreparedAdapter(folder, kind, labels, metadata.prompt_template_id, bank, config,
                                state, policy)
 
-    def fill(self, task: str, version_id: str, prepared: PreparedAdapter) -> _Filled | None:
-        """Copy a prepared adapter's weights into a spare slot of ``task`` of the same layout,
-        off the host thread (no pass reads a spare slot); None when there is no such slot, or
-        the version is loaded already, or the copy did not fit (:meth:`load` then loads it
-        on the host thread). Only :meth:`load` makes the slot a served version."""
-        hosted = self._tasks.get(task)
-        if hosted is None or version_id in hosted.versions:
-            return None
-        with hosted.layout_lock:
-            slot = _fill_spare(hosted, prepared, keep_on_failure=True)
-        return None if slot is None else _Filled(hosted, slot)
-
     def load(self, task: str, version_id: str, folder: Path, base_model_id: str, *,
-             prepared: PreparedAdapter | None = None, filled: _Filled | None = None) -> float:
+             prepared: PreparedAdapter | None = None) -> float:
         """Load a verified adapter folder as ``version_id`` of ``task``; return the seconds.
 
         Classification adapters answer with a label, generation adapters (a causal LM under
@@ -243,16 +216,12 @@ class ModelHost:
         """
         started = time.perf_counter()
         current = self._tasks.get(task)
-        if filled is not None and filled.hosted is not current:  # the task's model changed
-            filled = None
         if current is not None and version_id in current.versions:
-            _unfill(filled)  # loaded by another call meanwhile
             return 0.0
         ready = prepared if prepared is not None else self.prepare(version_id, folder)
         kind, labels = ready.kind, ready.labels
         if current is not None and (current.kind, current.labels, current.base_model_id) != (
                 kind, labels, base_model_id):
-            _unfill(filled)
             raise UnservableAdapterError(
                 f"{version_id}: a {kind} adapter with labels {list(labels)} on {base_model_id} "
                 f"differs from the served versions' ({current.kind}, {list(current.labels)}, "
@@ -263,12 +232,8 @@ class ModelHost:
                     current = self._first_model(version_id, inside, base_model_id, kind,
                                                 labels)
                 self._tasks[task] = current
-            elif filled is not None:  # its weights are in the slot already
-                current.slots[version_id] = filled.slot
-                current.versions.append(version_id)
             else:
-                with current.layout_lock:
-                    current.slots[version_id] = _load_into_slot(current, ready)
+                current.slots[version_id] = _load_into_slot(current, ready)
                 current.versions.append(version_id)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
@@ -409,11 +374,10 @@ class ModelHost:
             if hosted.peft_model.active_adapter == slot:
                 kept = next(v for v in hosted.versions if v in keep)
                 hosted.peft_model.set_adapter(hosted.slots[kept])
-            with hosted.layout_lock:
-                if len(hosted.spare) < SPARE_SLOTS:
-                    hosted.spare.append(slot)  # its weights are overwritten by the next version
-                else:
-                    hosted.peft_model.delete_adapter(slot)
+            if len(hosted.spare) < SPARE_SLOTS:
+                hosted.spare.append(slot)  # its weights are overwritten by the next version
+            else:
+                hosted.peft_model.delete_adapter(slot)
             hosted.versions.remove(version_id)
             hosted.templates.pop(version_id, None)
             hosted.banks.pop(version_id, None)
@@ -438,23 +402,15 @@ class ModelHost:
         succeeded, before any forward pass queued behind it (the subscriber's swap).
 
         The files are read and checked first (:meth:`prepare`, on another thread, unless
-        ``prepared`` is given) and the weights copied into a spare slot (:meth:`fill`, there
-        too) while forward passes go on; the host thread then only names the slot a version
-        and swaps (or loads the adapter itself when no spare slot took it). The seconds
-        returned include both."""
+        ``prepared`` is given) while forward passes go on; the host thread then only copies
+        the weights into a slot and swaps. The seconds returned include both."""
         started = time.perf_counter()
-        filled = None
-        if version_id not in self.versions(task):  # else nothing to read
-            if prepared is None:
-                prepared = await asyncio.to_thread(self.prepare, version_id, folder)
-            hosted = self._tasks.get(task)
-            if hosted is not None and hosted.spare:  # (read unlocked: fill looks again)
-                filled = await asyncio.to_thread(self.fill, task, version_id, prepared)
+        if prepared is None and version_id not in self.versions(task):  # else nothing to read
+            prepared = await asyncio.to_thread(self.prepare, version_id, folder)
         read = time.perf_counter() - started
 
         def load_then() -> float:
-            seconds = self.load(task, version_id, folder, base_model_id, prepared=prepared,
-                                filled=filled)
+            seconds = self.load(task, version_id, folder, base_model_id, prepared=prepared)
             if then is not None:
                 then()
             return read + seconds
@@ -483,40 +439,15 @@ class ModelHost:
         self._tasks.clear()
 
 
-def _unfill(filled: _Filled | None) -> None:
-    """A filled slot no version takes is a spare again (its weights are overwritten)."""
-    if filled is not None:
-        with filled.hosted.layout_lock:
-            filled.hosted.spare.append(filled.slot)
-
-
 def _load_into_slot(hosted: _TaskModel, adapter: PreparedAdapter) -> str:
-    """Load a prepared adapter into a slot of ``hosted`` (on the host thread, its layout lock
-    held); the slot's name.
+    """Load a prepared adapter into a slot of ``hosted``; its name.
 
     A spare slot whose LoRA config matches takes the new weights by a copy into its tensors
-    (:func:`_fill_spare`), where PEFT's ``load_adapter`` builds and injects new LoRA layers
-    into every target module (a host load of a MiniLM adapter: 25 ms before, 10-12 ms with the
-    file reads, which :meth:`ModelHost.prepare` now does off the host thread). Otherwise the
-    adapter is loaded fresh into a new slot.
+    (``set_peft_model_state_dict``), where PEFT's ``load_adapter`` builds and injects new LoRA
+    layers into every target module (a host load of a MiniLM adapter: 25 ms before, 10-12 ms
+    with the file reads, which :meth:`ModelHost.prepare` now does off the host thread).
+    Otherwise the adapter is loaded fresh into a new slot.
     """
-    slot = _fill_spare(hosted, adapter, keep_on_failure=False)
-    if slot is not None:
-        return slot
-    slot = hosted.new_slot()
-    with internal_layout(adapter.folder) as inside:
-        hosted.peft_model.load_adapter(str(inside), adapter_name=slot)
-    return slot
-
-
-def _fill_spare(hosted: _TaskModel, adapter: PreparedAdapter, *,
-                keep_on_failure: bool) -> str | None:
-    """Copy ``adapter``'s weights into a spare slot of the same LoRA layout
-    (``set_peft_model_state_dict``: a copy into the slot's own tensors, no module changes)
-    and take it out of the spares; None when no spare fits or the weights do not fill one.
-    A slot they did not fill is deleted on the host thread (``keep_on_failure=False``), or
-    left a spare for it to do so (off it: deleting an adapter changes modules a pass walks).
-    The caller holds the layout lock."""
     from peft import set_peft_model_state_dict
 
     model = hosted.peft_model
@@ -527,15 +458,16 @@ def _fill_spare(hosted: _TaskModel, adapter: PreparedAdapter, *,
             if not missing and not result.unexpected_keys:
                 hosted.spare.remove(slot)
                 return slot
-            if keep_on_failure:
-                return None
             log.warning("adapter at %s did not fill %s (%d missing, %d unexpected keys): "
                         "loading it fresh", adapter.folder, slot, len(missing),
                         len(result.unexpected_keys))
             hosted.spare.remove(slot)
             model.delete_adapter(slot)
-            return None
-    return None
+            break
+    slot = hosted.new_slot()
+    with internal_layout(adapter.folder) as inside:
+        model.load_adapter(str(inside), adapter_name=slot)
+    return slot
 
 
 def _same_layout(a: Any, b: Any) -> bool:

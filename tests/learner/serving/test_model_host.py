@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 from serving_helpers import TASK
-from waiting import wait_until_async
 
 from driftloop.learner.errors import (
     AdapterFormatError,
@@ -240,54 +238,3 @@ async def test_a_pass_queued_behind_a_load_follows_the_swap_made_right_after_it(
     assert [(a.version_id, a.label) for a in following] == [("b", "positive")] * 2
     pinned = await host.apredict(TASK, "a", TEXTS)  # routed to a, not following: stays
     assert [(a.version_id, a.label) for a in pinned] == [("a", "negative")] * 2
-
-
-async def test_a_spare_slot_takes_the_new_weights_while_a_pass_holds_the_host_thread(  # type: ignore[no-untyped-def]
-        host: ModelHost, probes) -> None:
-    host.load(TASK, "a", probes["neg"], BASE)
-    host.load(TASK, "b", probes["pos"], BASE)
-    host.evict(TASK, {"b"})  # a's slot is spare now
-    hosted = host._tasks[TASK]
-    in_flight, done = threading.Event(), threading.Event()
-
-    def long_pass() -> None:  # stands for a forward pass that holds the host thread
-        in_flight.set()
-        done.wait(60)
-
-    holding = asyncio.ensure_future(host._run(long_pass))
-    await asyncio.to_thread(in_flight.wait, 60)
-    loading = asyncio.ensure_future(host.aload(TASK, "c", probes["neg2"], BASE))
-    try:
-        # The copy into the spare slot happens off the host thread, which is still busy...
-        await wait_until_async(lambda: not hosted.spare, 60,
-                               "the spare slot taken while the host thread is busy")
-        assert host.versions(TASK) == ["b"]  # ...and serving it waits for the host thread
-    finally:
-        done.set()
-    await holding
-    await loading
-    assert hosted.slots == {"b": "slot-1", "c": "slot-0"} and hosted.spare == []
-    assert [a.label for a in host.predict(TASK, "c", TEXTS)] == ["negative"] * 2
-    assert [a.label for a in host.predict(TASK, "b", TEXTS)] == ["positive"] * 2
-
-
-def test_a_spare_slot_taken_for_a_version_the_host_refuses_is_a_spare_again(  # type: ignore[no-untyped-def]
-        host: ModelHost, probes, tmp_path: Path) -> None:
-    host.load(TASK, "a", probes["neg"], BASE)
-    host.load(TASK, "b", probes["pos"], BASE)
-    host.evict(TASK, {"b"})
-    three = _edited_copy(probes["pos"], tmp_path / "three", labels=["neg", "neu", "pos"])
-    prepared = host.prepare("x", three)
-    filled = host.fill(TASK, "x", prepared)
-    assert filled is not None and host._tasks[TASK].spare == []
-    with pytest.raises(UnservableAdapterError, match="differs from the served versions"):
-        host.load(TASK, "x", three, BASE, prepared=prepared, filled=filled)
-    assert host._tasks[TASK].spare == [filled.slot] and host.versions(TASK) == ["b"]
-    assert host.fill(TASK, "b", prepared) is None  # loaded already: nothing to copy
-    # Filled for a version another call loaded meanwhile: a spare again too.
-    again = host.fill(TASK, "c", host.prepare("c", probes["neg2"]))
-    assert again is not None
-    host.load(TASK, "c", probes["neg2"], BASE)
-    assert host._tasks[TASK].spare == []
-    host.load(TASK, "c", probes["neg2"], BASE, filled=again)
-    assert host._tasks[TASK].spare == [again.slot] and host.versions(TASK) == ["b", "c"]
