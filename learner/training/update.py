@@ -193,7 +193,7 @@ class IncrementalUpdater:
         self.train_config = TrainConfig(
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
-            eval_every=cfg.eval_every, patience=cfg.patience,
+            min_steps=cfg.min_steps, eval_every=cfg.eval_every, patience=cfg.patience,
             l2_to_parent=cfg.l2_to_parent,
             interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
             averaging=cfg.averaging, curriculum=cfg.curriculum, seed=cfg.seed)
@@ -207,14 +207,6 @@ class IncrementalUpdater:
             capacity=cfg.gate_pool_size,
             max_bytes=cfg.gate_pool_max_bytes, holdout_fraction=cfg.holdout_fraction,
             seed=cfg.seed)
-
-    def train_config_for(self, kind: TaskKind, *, first: bool) -> TrainConfig:
-        """The optimizer's rules for an update of ``kind``: its step floor, and for a first
-        version (``first``: an untrained start, nothing to stay near nor to protect from a
-        fresh optimizer's first steps) no interpolation and no warm-up."""
-        config = replace(self.train_config,
-                         min_steps=self.settings.learner.min_steps_for(kind, first=first))
-        return replace(config, interpolation=1.0, warmup_steps=0) if first else config
 
     def gate_pool(self, task: str) -> GatePool:
         """The task's pool of earlier held-out examples (read from the store on first use)."""
@@ -311,9 +303,15 @@ class IncrementalUpdater:
             if isinstance(parent_model, RetrievalClassifier):
                 parent_model.close()
             del served, parent_model
-            config = self.train_config_for(plan.kind, first=start.adapter_dir is None)
+            config = self.train_config
             if batch_size is not None:
                 config = replace(config, batch_size=batch_size)
+            if start.adapter_dir is None:  # an untrained start is nothing to stay near,
+                # nor to protect from a fresh optimizer's first steps; a first version
+                # may have a step floor of its own
+                config = replace(config, interpolation=1.0, warmup_steps=0,
+                                 min_steps=max(config.min_steps,
+                                               self.settings.learner.first_min_steps))
             cross_fit = None
             if fold_parent is not None:
                 with _phase(timings, "cross_fit_seconds"):

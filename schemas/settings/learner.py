@@ -14,13 +14,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..enums import TaskKind
 from .section import Section, data_home
 
-__all__ = ["CLASSIFICATION_MIN_STEPS", "LearnerSettings"]
-
-CLASSIFICATION_MIN_STEPS = 32
-"""The step floor of a classification update when ``learner.min_steps`` is not set."""
+__all__ = ["LearnerSettings"]
 
 
 class LearnerSettings(Section):
@@ -51,16 +47,16 @@ class LearnerSettings(Section):
     batch_size: int = Field(8, gt=0)
     epochs: int = Field(1, gt=0)
     max_steps: int = Field(200, gt=0, description="step budget of one update")
-    min_steps: int | None = Field(
-        None, ge=0,
+    min_steps: int = Field(
+        0, ge=0,
         description="fewest optimizer steps of one update: a small request is passed over "
                     "again until they are taken (max_steps still caps them); early stop "
-                    "neither ends an update nor keeps its weights before them. None: "
-                    "CLASSIFICATION_MIN_STEPS (32) for classification updates, 0 (epochs "
-                    "alone) for generation ones, where it is not measured; a number applies "
-                    "to both. Live loop, ten seeds, 2026-12-06, 32 against 0 (docs/"
-                    "benchmarks.md): served accuracy on shifted domains VADER 0.745 (0.694), "
-                    "questions 0.635 (0.540), updates about 3x longer")
+                    "neither ends an update nor keeps its weights before them (0: epochs "
+                    "alone). Live loop, ten seeds, 2026-12-06, 32 against 0: served accuracy "
+                    "on shifted domains VADER 0.750 (0.701), questions 0.637 (0.541), a far "
+                    "stronger first version, updates 2-4x longer; not the default: at short "
+                    "horizons (the quick bench, the default demo) no continued update beat "
+                    "that first version (docs/benchmarks.md)")
     first_min_steps: int = Field(
         0, ge=0,
         description="fewest optimizer steps of a task's first version (an update from no "
@@ -68,8 +64,7 @@ class LearnerSettings(Section):
                     "min_steps does for every update; the larger of the two applies (0: "
                     "min_steps alone). Live loop, seeds 0, 1, 5, 6, 2026-12-06, 32 with "
                     "min_steps 0: served accuracy on shifted domains VADER 0.730, questions "
-                    "0.581, against 0.748 and 0.624 with min_steps 32 for every update: not "
-                    "the default")
+                    "0.581, against 0.748 and 0.624 with min_steps 32 for every update")
     eval_every: int = Field(4, gt=0, description="steps between early-stop checks")
     patience: int = Field(3, gt=0, description="early-stop checks without improvement")
     l2_to_parent: float = Field(0.0, ge=0.0, description="L2 pull toward the parent's weights")
@@ -294,19 +289,3 @@ class LearnerSettings(Section):
         None, pattern=r"^[A-Za-z0-9._\-]*$",
         description="topic prefix of the federation's shared site-adapters topic "
                     "(None: this deployment's kafka.topic_prefix)")
-
-    def min_steps_for(self, kind: TaskKind | str, *, first: bool = False) -> int:
-        """The step floor of an update of ``kind`` (``first``: a first version, from no
-        trained adapter, which ``first_min_steps`` may raise).
-
-        >>> LearnerSettings().min_steps_for("classification"), LearnerSettings().min_steps_for(
-        ...     "generation")
-        (32, 0)
-        >>> LearnerSettings(min_steps=8, first_min_steps=16).min_steps_for("generation",
-        ...                                                                  first=True)
-        16
-        """
-        floor = self.min_steps
-        if floor is None:
-            floor = CLASSIFICATION_MIN_STEPS if TaskKind(kind) is TaskKind.CLASSIFICATION else 0
-        return max(floor, self.first_min_steps) if first else floor

@@ -18,11 +18,9 @@ TORCH_THREADS = 1
 # Small and fast on a shared 2-core machine, yet enough data for a clear held-out gain.
 # No gate pool: the tests share a session store, and a pool would carry one test's held-out
 # examples into another's gate; test_update_gate_pool.py turns it on.
-# min_steps 0: the learner's tests train small requests in one pass, as they were written;
-# the default step floor is checked in test_update.py and runs in the demo and bench tests.
 LEARNER_TEST_SETTINGS = {"torch_threads": TORCH_THREADS, "max_length": 64, "batch_size": 8,
                          "eval_every": 4, "patience": 3, "max_new_tokens": 4,
-                         "gate_pool_size": 0, "min_steps": 0}
+                         "gate_pool_size": 0}
 
 
 def sentiment_request(request_id: str, domain: str = "tweets", n: int = 64, *, seed: int = 0,

@@ -170,7 +170,7 @@ def time_trainer_cold_start(settings: Settings, request: TrainingRequest) -> Tim
 
     cfg = settings.learner
     steps = TrainConfig(batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
-                        min_steps=cfg.min_steps_for(request.task_kind))
+                        min_steps=cfg.min_steps)
     split = split_request(request, holdout_fraction=cfg.holdout_fraction,
                           validation_fraction=cfg.validation_fraction, seed=cfg.seed)
     job = job_for(settings, request)

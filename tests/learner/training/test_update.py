@@ -11,7 +11,6 @@ from driftloop.learner.registry.version_log import VersionLog, version_id_for
 from driftloop.schemas.enums import VersionStatus
 from driftloop.schemas.events import TrainingRequest
 from driftloop.schemas.settings import Settings
-from driftloop.schemas.settings.learner import CLASSIFICATION_MIN_STEPS
 
 pytestmark = pytest.mark.slow
 
@@ -96,9 +95,8 @@ def test_a_continued_update_warms_up_and_a_first_version_does_not(  # type: igno
     assert Settings().learner.warmup_steps > 0
 
 
-@pytest.mark.parametrize(("every", "first", "expected"), [
-    (None, 0, [CLASSIFICATION_MIN_STEPS] * 2),  # the default floor of a classification task
-    (0, 32, [32, 0]), (40, 32, [40, 40]), (8, 32, [32, 8])])
+@pytest.mark.parametrize(("every", "first", "expected"), [(0, 32, [32, 0]), (40, 32, [40, 40]),
+                                                          (8, 32, [32, 8])])
 def test_a_first_version_takes_its_own_step_floor_and_a_continued_update_does_not(  # type: ignore[no-untyped-def]
         updater, sentiment_v1, monkeypatch, every, first, expected) -> None:
     from driftloop.learner.training import update as update_module
