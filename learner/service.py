@@ -261,8 +261,9 @@ class LearnerService:
         return await self._handle_request(record, request, consumed, where)
 
     def _grow_from_errors(self, request: TrainingRequest) -> None:
-        """Grow the task's challenge suite from the request's real errors, those of the
-        examples it names by reference too (read again: the update had them checked)."""
+        """Grow the task's challenge suite from the real errors of a request published
+        before, those of the examples it names by reference too (read again: an update
+        checked them then)."""
         if (request.examples_ref is not None
                 and self.settings.task(request.task).challenge_suite is not None):
             try:
@@ -312,7 +313,8 @@ class LearnerService:
         await publish_versions(self._producer, self.settings, result.events)
         latency = time.perf_counter() - consumed
         self._grow_challenges(request.task, result.challenge_additions)
-        self._grow_from_errors(request)  # real errors become probes, any status
+        # real errors become probes, any status; the referenced examples as the update read them
+        grow_from_request(self.settings, result.request or request)
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)
         self.metrics.update_ended(request.task, result.event.status.value, result.timings,

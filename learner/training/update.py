@@ -105,6 +105,8 @@ class UpdateResult:
     also: list[ModelVersion] = field(default_factory=list)
     """Events to publish after :attr:`event`: an earlier candidate of the same parent that
     its second look promoted (:mod:`driftloop.learner.gate.second_look`)."""
+    request: TrainingRequest | None = None
+    """The request as trained: the examples it named by reference read in (checked)."""
 
     @property
     def events(self) -> list[ModelVersion]:
@@ -406,7 +408,7 @@ class IncrementalUpdater:
                  event.status, decision.summary, len(plan.gate_split.holdout_new),
                  len(plan.pooled))
         return UpdateResult(event, decision, report, plan.split, timings,
-                            misses if decision.promote else [], also)
+                            misses if decision.promote else [], also, request)
 
     # -- the steps ----------------------------------------------------------------------------
 
