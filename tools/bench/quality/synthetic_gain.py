@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from ....learner.models.resident import default_base_model
@@ -62,36 +63,32 @@ def synthetic_gain(stream_name: str, *, seed: int, known: int = 128, heldout: in
                                                  TaskKind.GENERATION)
         writer = TextWriter(writer_base.model, writer_base.tokenizer,
                             trainer.learner.device.device)
+        first_answers = partial(trainer.task_model.predict, static)
         for domain in later:
             teacher = trainer.train(start, stream.pools[domain][:teacher_labels])
             teachers[domain] = trainer.accuracy(teacher, stream.heldout[domain])
+            teacher_answers = partial(trainer.task_model.predict, teacher)
+            heldout_texts = [e.input for e in stream.heldout[domain]]
             curves: dict[str, dict[int, float]] = {arm: {} for arm in ARMS}
             for seen in shots:
                 few = stream.pools[domain][:seen]
                 written = synthesize(few, plan=plan, writer=writer, labels=stream.labels,
-                                     answer=lambda texts: trainer.task_model.predict(static,
-                                                                                     texts),
-                                     known=[e.input for e in stream.heldout[domain]],
-                                     seed=seed)
+                                     answer=first_answers, known=heldout_texts, seed=seed)
                 counts["asked"] += written.asked
                 counts["kept"] += len(written.examples)
                 counts["seconds"] += written.seconds
                 for reason, n in written.dropped.items():
                     counts["dropped"][reason] = counts["dropped"].get(reason, 0) + n
-                said = (trainer.task_model.predict(teacher, [e.input for e in written.examples])
+                said = (teacher_answers([e.input for e in written.examples])
                         if written.examples else [])
                 checked = [e for e, label in zip(written.examples, said, strict=True)
                            if label == e.target]
                 counts["teacher_kept"] += len(checked)
-                said_first = trainer.task_model.predict(static, [e.input for e in few])
-                failed = [e for e, label in zip(few, said_first, strict=True)
-                          if label != e.target]
-                from_probes = synthesize(
-                    few, plan=plan, writer=writer, labels=stream.labels,
-                    answer=lambda texts: trainer.task_model.predict(static, texts),
-                    known=[e.input for e in stream.heldout[domain]], seed=seed,
-                    teacher=lambda texts, t=teacher: trainer.task_model.predict(t, texts),
-                    probes=failed)
+                failed = [e for e, label in zip(few, first_answers([e.input for e in few]),
+                                                strict=True) if label != e.target]
+                from_probes = synthesize(few, plan=plan, writer=writer, labels=stream.labels,
+                                         answer=first_answers, known=heldout_texts, seed=seed,
+                                         teacher=teacher_answers, probes=failed)
                 counts["probes"] += len(failed)
                 counts["probes_trained"] += len(from_probes.trained_probes)
                 counts["seconds"] += from_probes.seconds
