@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,6 +83,7 @@ class Settings(BaseSettings):
                     "version's metadata and the gate pool's path (None = derived from "
                     "kafka.bootstrap_servers and kafka.topic_prefix; set it when processes "
                     "reach the broker under different addresses)")
+    _config_file: Path | None = PrivateAttr(None)
 
     def __init__(self, /, **values: Any) -> None:
         try:
@@ -110,6 +111,16 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were read from (absolute), None without one: a
+        parent hands it to the processes it starts, so they read the same file.
+
+        >>> Settings().config_file is None
+        True
+        """
+        return self._config_file
 
     @property
     def deployment_id(self) -> str:
@@ -162,6 +173,8 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
         raise SettingsError(f"config file {path} does not exist")
     _CONFIG_FILE["path"] = path
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        settings._config_file = None if path is None else path.resolve()
+        return settings
     finally:
         _CONFIG_FILE["path"] = None

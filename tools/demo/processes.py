@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from ...schemas.settings import Settings
+from ...schemas.settings import CONFIG_ENV, Settings
 from ..errors import ToolsError
 
 __all__ = ["ChildProcess", "ChildProcesses", "DemoChildError", "DemoWaitTimeout", "driftloop_env",
@@ -54,6 +54,9 @@ def driftloop_env(settings: Settings, tasks: Mapping[str, Mapping[str, object]]
         f"{d}TASKS": json.dumps(tasks),
         # the parent's deployment id, derived or set: children must mint the same version ids
         f"{d}DEPLOYMENT": settings.deployment_id,
+        # the parent's settings file, so a child reads every section the parent read (the
+        # variables above still win over the file)
+        **({CONFIG_ENV: str(settings.config_file)} if settings.config_file else {}),
     }
 
 

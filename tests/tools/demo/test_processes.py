@@ -117,3 +117,26 @@ async def test_wait_until_fails_at_its_deadline_and_passes_child_errors_on() -> 
         return True
 
     await wait_until(ready, timeout=1, what="an async condition")
+
+
+def test_a_child_reads_the_settings_file_its_parent_read(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``driftloop --config F demo`` (or a bench that starts processes): every child reads F,
+    named by an absolute path, and the parent's run-specific variables still win over it."""
+    from driftloop.schemas.settings import load_settings
+    from driftloop.tools.demo.processes import driftloop_env
+
+    (tmp_path / "mine.toml").write_text('[learner]\nmin_steps = 7\n[kafka]\ntopic_prefix = "f."\n')
+    monkeypatch.chdir(tmp_path)
+    parent = load_settings("mine.toml")
+    assert parent.config_file == tmp_path / "mine.toml"
+    run = parent.model_copy(update={"kafka": parent.kafka.model_copy(
+        update={"topic_prefix": "run1."})})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env |= driftloop_env(run, {"t": {"kind": "classification"}})
+    child = subprocess.run(
+        [sys.executable, "-c", "from driftloop.schemas.settings import load_settings as l; "
+                               "s = l(); print(s.learner.min_steps, s.kafka.topic_prefix)"],
+        env=env, cwd=Path(sys.prefix), capture_output=True, text=True, timeout=120, check=True)
+    assert child.stdout.split() == ["7", "run1."]
+    assert "DRIFTLOOP_CONFIG" not in driftloop_env(load_settings(None), {})
