@@ -26,7 +26,7 @@ from ....schemas.events import TrainingExample, TrainingRequest
 from ....schemas.settings import Settings
 from ...demo.traffic import StreamItem
 from .live_loop import TASK, LiveConditions, LiveLoop
-from .live_metrics import labels_by, live_metrics
+from .live_metrics import SHIFT_LABELS, labels_by, live_metrics, serving_at
 from .live_streams import STREAMS
 
 __all__ = ["LiveSizes", "run_live", "summarise"]
@@ -66,8 +66,10 @@ def live_settings(labels: Sequence[str], store: Path, *, torch_threads: int | No
 
 def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
              conditions: LiveConditions | None = None, torch_threads: int | None = None,
-             overrides: dict[str, Any] | None = None, retrain: bool = True) -> dict[str, Any]:
-    """One stream, one seed: the run's figures (see :func:`live_metrics`)."""
+             overrides: dict[str, Any] | None = None, retrain: bool = True,
+             reachable: bool = True) -> dict[str, Any]:
+    """One stream, one seed: the run's figures (see :func:`live_metrics`; with ``reachable``,
+    :func:`_reachable`'s too)."""
     started = time.perf_counter()
     stream = STREAMS[stream_name](per_domain=sizes.per_domain, heldout=sizes.heldout,
                                   bootstrap=sizes.bootstrap, seed=seed)
@@ -95,6 +97,8 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
                                      "final": (loop.host, TASK, final)})
         if retrain:
             figures |= _full_retraining(loop, stream.labels, record)
+        if reachable:
+            figures |= _reachable(loop, stream.labels, record)
     return {"stream": stream_name, "seed": seed, "seconds": round(time.perf_counter() - started),
             **figures}
 
@@ -199,6 +203,52 @@ def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict
             "retrain_trained_on_at_requests": round(cumulative * share)}
 
 
+def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
+               budget: int = SHIFT_LABELS) -> dict[str, Any]:
+    """Whether a better version was within reach after each shift: the version served at
+    the shift, updated once on the first ``budget`` labels the run received after it (its
+    own noisy labels, all at once, the learner's settings, whatever the gate decides), and
+    both scored on the new domain's held-out texts. A shift this update does not improve is
+    one no version could have answered with those labels; one it improves and the loop did
+    not answer is the loop's to answer.
+    """
+    from ....learner.registry.version_log import VersionLog
+    from ....learner.training.update import IncrementalUpdater
+
+    learner = loop.settings.learner.model_copy(update={"gate_pool_size": 0})
+    updater = IncrementalUpdater(loop.settings.model_copy(update={"learner": learner}),
+                                 models=loop.updater.models, store=loop.updater.store,
+                                 device=loop.updater.device)
+    outcomes = []
+    for i, (domain, start, _) in enumerate(loop.data.boundaries()[1:]):
+        served = serving_at(record.versions, start)
+        first = labels_by(record.label_marks, start)
+        examples = [(text, label, loop.conditions.domain_of(true_domain))
+                    for text, label, true_domain in record.labelled[first:first + budget]]
+        heldout = loop.data.heldout[domain]
+        before = _answers_of(loop, served.event, heldout, f"served-{i}")
+        after = before
+        if examples:
+            event = updater.update(_request(f"reachable-{i}", labels, examples),
+                                   VersionLog().apply(served.event)).event
+            after = _answers_of(loop, event, heldout, f"reachable-{i}")
+        outcomes.append({"to": domain, "labels": len(examples),
+                         "served": round(sum(before) / len(before), 4),
+                         "updated": round(sum(after) / len(after), 4)})
+    return {"reachable": outcomes}
+
+
+def _answers_of(loop: LiveLoop, event: Any, items: Sequence[Any], folder: str) -> list[bool]:
+    """:func:`_answers` of any stored version: loaded beside the loop's head, then evicted."""
+    if event.version_id not in loop.host.versions(TASK):
+        path = loop.updater.store.fetch(event.adapter_uri, event.sha256, loop.workdir / folder)
+        loop.host.load(TASK, event.version_id, path, event.base_model)
+    try:
+        return _answers(loop.host, TASK, event.version_id, items)
+    finally:
+        loop.host.evict(TASK, {loop.head} if loop.head else set())
+
+
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean and spread (min, max) of each figure over seeds, per stream; shift counts."""
     out: dict[str, Any] = {}
@@ -206,10 +256,19 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         mine = [r for r in runs if r["stream"] == stream]
         shifts = [s for r in mine for s in r["shifts"]]
         answered = [s for s in shifts if s["labels_until_better"] is not None]
-        served = [s for s in answered if s["labels_until_better"] <= 240]
+        served = [s for s in answered if s["labels_until_better"] <= SHIFT_LABELS]
         figures: dict[str, Any] = {"seeds": len(mine), "shifts": len(shifts),
                                    "shifts_better_within_240_labels": len(served),
                                    "shifts_better_within_the_domain": len(answered)}
+        reach = [(s, r) for run in mine if "reachable" in run
+                 for s, r in zip(run["shifts"], run["reachable"], strict=True)]
+        if reach:
+            reachable = [(s, r) for s, r in reach if r["updated"] > r["served"]]
+            figures |= {"shifts_reachable_within_240_labels": len(reachable),
+                        "reachable_shifts_answered": sum(
+                            s["labels_until_better"] is not None
+                            and s["labels_until_better"] <= SHIFT_LABELS
+                            for s, _ in reachable)}
         for key in ("static_shifted", "final_shifted", "retrain_shifted", "forgetting_first",
                     "robust_static_shifted", "robust_final_shifted", "paraphrased",
                     "as_written_static_shifted", "robust_paraphrase_static_shifted",

@@ -18,8 +18,11 @@ from typing import Any
 
 from .live_loop import LiveRecord, VersionRecord
 
-__all__ = ["ShiftOutcome", "arm_counts", "false_promotions", "labels_by", "live_metrics",
-           "shift_outcomes", "trained_on", "worst_slice_change"]
+__all__ = ["SHIFT_LABELS", "ShiftOutcome", "arm_counts", "false_promotions", "labels_by",
+           "live_metrics", "serving_at", "shift_outcomes", "trained_on", "worst_slice_change"]
+
+# Labels after a shift within which a better version must serve (issue 20's goal).
+SHIFT_LABELS = 240
 
 # Events after a shift within which an alert is the shift's; later ones are false alarms.
 ALERT_WINDOW = 400
@@ -42,7 +45,8 @@ class ShiftOutcome:
                 "best": round(self.best_within_segment, 4)}
 
 
-def _serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
+def serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
+    """The version serving at stream position ``event`` (the last promoted by then)."""
     promoted = [v for v in versions if v.promoted and v.at_event <= event]
     return promoted[-1]
 
@@ -55,7 +59,7 @@ def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]
     """
     outcomes = []
     for domain, start, end in boundaries[1:]:
-        serving = _serving_at(record.versions, start)
+        serving = serving_at(record.versions, start)
         before = serving.heldout.get(domain, 0.0)
         during = [v for v in record.versions if v.promoted and start <= v.at_event < end]
         better = next((v for v in during if v.heldout.get(domain, 0.0) > before), None)
@@ -104,7 +108,7 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
     shifted = [d for d, _, _ in boundaries[1:]]
     promoted = [v for v in record.versions if v.promoted]
     static, final = promoted[0], promoted[-1]
-    after_first = _serving_at(record.versions, first_end - 1)
+    after_first = serving_at(record.versions, first_end - 1)
     domains_seen = {v.at_event: [d for d, s, _ in boundaries if s <= max(v.at_event - 1, 0)]
                     for v in record.versions}
     promotions, worse = false_promotions(record.versions, domains_seen)

@@ -236,6 +236,11 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
                      f"served within 240 labels after {s['shifts_better_within_240_labels']}, "
                      f"before the next shift (or the end) after "
                      f"{s.get('shifts_better_within_the_domain', '?')}")
+        if "shifts_reachable_within_240_labels" in s:
+            lines.append(f"  within reach: an update of the served version on the shift's "
+                         f"first 240 labels beat it after "
+                         f"{s['shifts_reachable_within_240_labels']} of {s['shifts']} shifts; "
+                         f"the loop answered {s['reachable_shifts_answered']} of those")
         for key, label in (("static_shifted", "held-out, shifted domains: static"),
                            ("final_shifted", "                          driftloop"),
                            ("retrain_shifted", "                          full retraining"),

@@ -83,6 +83,12 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         for version in ("static", "final"):
             assert 0.0 <= run[f"robust_paraphrase_{version}_shifted"] <= 1.0
             assert 0.0 <= run[f"as_written_{version}_shifted"] <= 1.0
+        # Within reach: the version served at each shift, scored again beside its update on
+        # the shift's first labels; the same version's score as the shift's own figure.
+        assert [r["to"] for r in run["reachable"]] == [s["to"] for s in run["shifts"]]
+        for shift, reach in zip(run["shifts"], run["reachable"], strict=True):
+            assert reach["served"] == shift["before"]
+            assert 0 < reach["labels"] <= 240 and 0.0 <= reach["updated"] <= 1.0
     questions = next(r for r in continual["runs"] if r["stream"] == "questions")
     # The loop learns the shifted question topics: beyond the static bootstrap version.
     assert questions["final_shifted"] > questions["static_shifted"]
@@ -92,6 +98,13 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
                        if r["stream"] == stream for s in r["shifts"])
         assert figures["shifts_better_within_the_domain"] == answered
         assert figures["shifts_better_within_240_labels"] <= answered <= figures["shifts"]
+        reachable = [(s, r) for run in continual["runs"] if run["stream"] == stream
+                     for s, r in zip(run["shifts"], run["reachable"], strict=True)
+                     if r["updated"] > r["served"]]
+        assert figures["shifts_reachable_within_240_labels"] == len(reachable)
+        assert figures["reachable_shifts_answered"] == sum(
+            s["labels_until_better"] is not None and s["labels_until_better"] <= 240
+            for s, _ in reachable)
 
     curves = {c["sampler"]: c for c in report["active"]["curves"]}
     assert set(curves) == {"uncertainty", "random"}
@@ -100,5 +113,5 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         assert all(0.0 <= a <= 1.0 for a in curve["accuracy"])
     for heading in ("drift detection", "continual learning under live conditions",
                     "active learning", "full retraining", "uncertainty", "perturbed held-out",
-                    "paraphrased held-out"):
+                    "paraphrased held-out", "within reach"):
         assert heading in out.output
