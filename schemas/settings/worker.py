@@ -88,7 +88,10 @@ class BufferSettings(Section):
                     "join the reservoir): a candidate "
                     "rejected for want of evidence does not take its labels with it, and the "
                     "next one trains on every label its parent never learnt (bounded by "
-                    "batch_size); triggers count only examples never sent")
+                    "batch_size); triggers count only examples never sent. Off: ten seeds "
+                    "gave VADER 13 of 30 shifts (12) but questions final 0.718 (0.679) with 6 "
+                    "of 10 shifts (8); beside learner.min_steps 32 questions lost (final "
+                    "0.706 against 0.805, 4 seeds; docs/benchmarks.md)")
     seed: int = 0
 
 
