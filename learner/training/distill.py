@@ -47,8 +47,8 @@ from ..models.device import ComputeDevice
 from ..models.task_model import TaskModel
 from ..registry.version_log import VersionLog
 
-__all__ = ["DistillSpec", "Distillation", "DistillingTask", "Teacher", "distillation_for",
-           "distillation_loss", "load_teacher"]
+__all__ = ["DistillSpec", "Distillation", "DistillingTask", "KeptTeacher", "Teacher",
+           "distillation_for", "distillation_loss", "load_teacher"]
 
 log = logging.getLogger(__name__)
 Metrics = dict[str, float]
@@ -203,6 +203,41 @@ def load_teacher(ref: str, versions: VersionLog, *, models: Any, store: Any,
     return _model_teacher(ref, device, max_length)
 
 
+class KeptTeacher:
+    """One update's teachers, loaded once: the task's ``synthetic_teacher`` checks the
+    variants, then its ``teacher`` gives soft targets, and when both name the same model
+    the second use takes the first's (a registry teacher is a fetch, a check and a copy of
+    its base model). At most one is kept: another ref lets the previous one go first.
+
+    >>> kept = KeptTeacher(None, models=None, store=None, workdir=Path("."))
+    >>> kept.ref is None
+    True
+    """
+
+    def __init__(self, versions: VersionLog | None, *, models: Any, store: Any,
+                 workdir: Path) -> None:
+        self.versions, self.models, self.store, self.workdir = versions, models, store, workdir
+        self.ref: str | None = None
+        self._teacher: Teacher | None = None
+        self._max_length: int | None = None
+
+    def load(self, ref: str, *, device: ComputeDevice, max_length: int) -> Teacher:
+        """The teacher ``ref`` names (:func:`load_teacher`), the kept one when it is that."""
+        if self._teacher is not None and (self.ref, self._max_length) == (ref, max_length):
+            return self._teacher
+        self.release()
+        assert self.versions is not None
+        self._teacher = load_teacher(ref, self.versions, models=self.models, store=self.store,
+                                     device=device, workdir=self.workdir,
+                                     max_length=max_length)
+        self.ref, self._max_length = ref, max_length
+        return self._teacher
+
+    def release(self) -> None:
+        """Let the kept teacher go (its memory is freed once no one else holds it)."""
+        self._teacher, self.ref, self._max_length = None, None, None
+
+
 def _version_teacher(ref: str, versions: VersionLog, models: Any, store: Any,
                      device: ComputeDevice, workdir: Path, max_length: int) -> Teacher:
     from ..models.classification import ClassificationTask
@@ -355,11 +390,12 @@ class Distillation:
 
 def distillation_for(task: TaskSettings, kind: TaskKind, split: RequestSplit, student: TaskModel,
                      versions: VersionLog, *, models: Any, store: Any,
-                     workdir: Path) -> Distillation:
+                     workdir: Path, kept: KeptTeacher | None = None) -> Distillation:
     """Load the task's teacher, take its soft targets and holdout scores, let it go.
 
     ``student`` is the update's task model (its labels, device and token budget are the
     teacher's too). Without a teacher this returns ``Distillation()``, which changes nothing.
+    ``kept``: the update's teacher already loaded (by synthesis), used when it is this one.
     """
     spec = DistillSpec.from_task(task)
     if spec is None:
@@ -369,9 +405,9 @@ def distillation_for(task: TaskSettings, kind: TaskKind, split: RequestSplit, st
                            f"classification tasks only, not {kind} (token-level distillation "
                            "is not)")
     started = time.perf_counter()
-    teacher = load_teacher(spec.teacher, versions, models=models, store=store,
-                           device=student.device, workdir=workdir,
-                           max_length=student.max_length)
+    kept = kept or KeptTeacher(versions, models=models, store=store, workdir=workdir)
+    teacher = kept.load(spec.teacher, device=student.device, max_length=student.max_length)
+    kept.release()
     labels = tuple(student.labels)
     texts = list(dict.fromkeys(e.input for e in (*split.train, *split.validation)))
     logits = teacher.logits(texts, labels)

@@ -62,7 +62,7 @@ from .arms import (
     save_retrieval_candidate,
 )
 from .challenger import challenger_for
-from .distill import Distillation, distillation_for, load_teacher
+from .distill import Distillation, KeptTeacher, distillation_for
 from .domain_merge import merge_adapter_folders
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
@@ -250,11 +250,15 @@ class IncrementalUpdater:
             # Before the base is lent: a paraphrase check's writer may be that very base.
             robust = self._robustness(plan)
             model = self._trainable(start, task_model, lending)
+            kept = KeptTeacher(versions, models=self.models, store=self.store,
+                               workdir=workdir / "teacher")
             with _phase(timings, "synthesis_seconds"):
                 plan, synthetic = self._synthesize(plan, task_model,
                                                    model if served is None else served,
                                                    start.adapter_dir is not None, suite=suite,
-                                                   versions=versions, workdir=workdir)
+                                                   kept=kept)
+            if kept.ref != plan.task.teacher:
+                kept.release()
             if synthetic is None:  # a phase only when variants were written
                 timings.pop("synthesis_seconds")
             elif synthetic.trained_probes:  # a regression check on the probes not trained
@@ -263,7 +267,7 @@ class IncrementalUpdater:
             # numbers. The teacher reads the variants too.
             distillation = distillation_for(plan.task, plan.kind, plan.gate_split, task_model,
                                             versions, models=self.models, store=self.store,
-                                            workdir=workdir)
+                                            workdir=workdir, kept=kept)
             parent_hits: Outcomes = {}
             folds = self._folds(plan)
             look = self._look_due(plan, versions)
@@ -578,8 +582,8 @@ class IncrementalUpdater:
         return task_model.build(weights, self._lora_spec(), start.adapter_dir)
 
     def _synthesize(self, plan: UpdatePlan, task_model: TaskModel, current: Any,
-                    trained: bool, *, suite: ChallengeSuite, versions: VersionLog,
-                    workdir: Path) -> tuple[UpdatePlan, SynthesisReport | None]:
+                    trained: bool, *, suite: ChallengeSuite,
+                    kept: KeptTeacher) -> tuple[UpdatePlan, SynthesisReport | None]:
         """The plan with model-written variants of its short domains' training examples
         (and, with the task's ``synthetic_probes``, of the challenge probes ``current``
         fails) in its training part (``learner.synthetic_share``; :mod:`.synthesis`).
@@ -611,11 +615,9 @@ class IncrementalUpdater:
         known = [e.input for part in (gate.holdout_new, gate.holdout_replay, gate.validation)
                  for e in part] + [case.input for case in suite]  # no variant is a probe
         teacher = None
-        if plan.task.synthetic_teacher is not None:
-            teacher = load_teacher(plan.task.synthetic_teacher, versions, models=self.models,
-                                   store=self.store, device=task_model.device,
-                                   workdir=workdir / "synthesis",
-                                   max_length=task_model.max_length)
+        if plan.task.synthetic_teacher is not None:  # kept for distillation if it is its too
+            teacher = kept.load(plan.task.synthetic_teacher, device=task_model.device,
+                                max_length=task_model.max_length)
         base = self.models.get(generator, TaskKind.GENERATION)
         with base.lent() as weights:  # a private copy when the task trains this very base
             writer = TextWriter(weights, base.tokenizer, self.device.device)

@@ -310,3 +310,28 @@ def test_an_update_trains_on_variants_of_failed_probes_checked_by_a_teacher(  # 
     assert before["challenge_count"] == after["challenge_count"] == left
     # The probes the parent failed are the ones synthesis counted: it passes the others.
     assert before["challenge_score"] == pytest.approx((len(WRONG_PROBES) - failed) / left)
+
+
+def test_a_teacher_that_checks_variants_and_distils_is_loaded_once(  # type: ignore[no-untyped-def]
+        updater, sentiment_v1, negative_teacher, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same model as ``synthetic_teacher`` and ``teacher``: one load serves both uses."""
+    from driftloop.learner.training import distill, update
+
+    loads: list[str] = []
+    real = distill.load_teacher
+
+    def counted(ref: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        loads.append(ref)
+        return real(ref, *args, **kwargs)
+
+    for module in (distill, update):  # wherever a load may be called from
+        monkeypatch.setattr(module, "load_teacher", counted, raising=False)
+    request = sentiment_request("r-both", domain="movies", n=40, seed=11)
+    learner, log = own_learner(
+        updater, sentiment_v1, tmp_path / "both", synthetic_share=0.25, synthetic_below=64,
+        task={"synthetic_teacher": str(negative_teacher), "teacher": str(negative_teacher)})
+    result = learner.update(request, log)
+    assert result.event.metadata["synthetic"]["teacher"] == str(negative_teacher)
+    assert result.event.metadata["distillation"]["teacher"] == str(negative_teacher)
+    assert loads == [str(negative_teacher)]
