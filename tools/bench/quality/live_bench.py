@@ -209,8 +209,8 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
     the shift, updated once on the first ``budget`` labels the run received after it (its
     own noisy labels, all at once, the learner's settings, whatever the gate decides), and
     both scored on the new domain's held-out texts. A shift this update does not improve is
-    one no version could have answered with those labels; one it improves and the loop did
-    not answer is the loop's to answer.
+    one this learner's update could not answer with those labels (a stronger update might);
+    one it improves and the loop did not answer is the loop's to answer.
     """
     from ....learner.registry.version_log import VersionLog
     from ....learner.training.update import IncrementalUpdater
