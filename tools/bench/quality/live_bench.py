@@ -208,7 +208,8 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
     """Whether a better version was within reach after each shift: the version served at
     the shift, updated once on the first ``budget`` labels the run received after it (its
     own noisy labels, all at once, the learner's settings, whatever the gate decides), and
-    both scored on the new domain's held-out texts. A shift this update does not improve is
+    both scored on the new domain's held-out texts (``gate``: what the gate made of that
+    update, on its own held-out share). A shift this update does not improve is
     one this learner's update could not answer with those labels (a stronger update might);
     one it improves and the loop did not answer is the loop's to answer.
     """
@@ -227,14 +228,14 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
                     for text, label, true_domain in record.labelled[first:first + budget]]
         heldout = loop.data.heldout[domain]
         before = _answers_of(loop, served.event, heldout, f"served-{i}")
-        after = before
+        after, gate = before, None
         if examples:
             event = updater.update(_request(f"reachable-{i}", labels, examples),
                                    VersionLog().apply(served.event)).event
-            after = _answers_of(loop, event, heldout, f"reachable-{i}")
+            after, gate = _answers_of(loop, event, heldout, f"reachable-{i}"), event.status.value
         outcomes.append({"to": domain, "labels": len(examples),
                          "served": round(sum(before) / len(before), 4),
-                         "updated": round(sum(after) / len(after), 4)})
+                         "updated": round(sum(after) / len(after), 4), "gate": gate})
     return {"reachable": outcomes}
 
 

@@ -89,6 +89,7 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         for shift, reach in zip(run["shifts"], run["reachable"], strict=True):
             assert reach["served"] == shift["before"]
             assert 0 < reach["labels"] <= 240 and 0.0 <= reach["updated"] <= 1.0
+            assert reach["gate"] in {"promoted", "rejected"}
     questions = next(r for r in continual["runs"] if r["stream"] == "questions")
     # The loop learns the shifted question topics: beyond the static bootstrap version.
     assert questions["final_shifted"] > questions["static_shifted"]
