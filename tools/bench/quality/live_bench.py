@@ -177,13 +177,8 @@ def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict
     """A fresh adapter on the bootstrap and every label the run received (one pass per
     example, the learner's other settings), scored on the shifted domains' held-out texts;
     and what full retraining at each of the run's request points would have trained on."""
-    from ....learner.training.update import IncrementalUpdater
-
-    learner = loop.settings.learner.model_copy(update={
-        "max_steps": 100_000, "holdout_fraction": 0.05, "gate_pool_size": 0})
-    retrainer = IncrementalUpdater(loop.settings.model_copy(update={"learner": learner}),
-                                   models=loop.updater.models, store=loop.updater.store,
-                                   device=loop.updater.device)
+    retrainer = _updater_beside(loop, max_steps=100_000, holdout_fraction=0.05,
+                                gate_pool_size=0)
     examples = [(i.text, i.label, i.domain) for i in loop.data.bootstrap] + record.labelled
     from ....learner.registry.version_log import VersionLog
 
@@ -214,36 +209,41 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
     one it improves and the loop did not answer is the loop's to answer.
     """
     from ....learner.registry.version_log import VersionLog
-    from ....learner.training.update import IncrementalUpdater
 
-    learner = loop.settings.learner.model_copy(update={"gate_pool_size": 0})
-    updater = IncrementalUpdater(loop.settings.model_copy(update={"learner": learner}),
-                                 models=loop.updater.models, store=loop.updater.store,
-                                 device=loop.updater.device)
+    updater = _updater_beside(loop, gate_pool_size=0)
     outcomes = []
     for i, (domain, start, _) in enumerate(loop.data.boundaries()[1:]):
         served = serving_at(record.versions, start)
         first = labels_by(record.label_marks, start)
         examples = [(text, label, loop.conditions.domain_of(true_domain))
                     for text, label, true_domain in record.labelled[first:first + budget]]
-        heldout = loop.data.heldout[domain]
-        before = _answers_of(loop, served.event, heldout, f"served-{i}")
+        before = served.heldout[domain]  # scored on every domain when it was promoted
         after, gate = before, None
         if examples:
             event = updater.update(_request(f"reachable-{i}", labels, examples),
                                    VersionLog().apply(served.event)).event
-            after, gate = _answers_of(loop, event, heldout, f"reachable-{i}"), event.status.value
-        outcomes.append({"to": domain, "labels": len(examples),
-                         "served": round(sum(before) / len(before), 4),
-                         "updated": round(sum(after) / len(after), 4), "gate": gate})
+            hits = _answers_of(loop, event, loop.data.heldout[domain], f"reachable-{i}")
+            after, gate = sum(hits) / len(hits), event.status.value
+        outcomes.append({"to": domain, "labels": len(examples), "served": round(before, 4),
+                         "updated": round(after, 4), "gate": gate})
     return {"reachable": outcomes}
 
 
+def _updater_beside(loop: LiveLoop, **learner: Any) -> Any:
+    """An updater of the run's settings with ``learner`` changed, on the loop's resident
+    models, store and device (its own parent caches and gate pools)."""
+    from ....learner.training.update import IncrementalUpdater
+
+    settings = loop.settings.model_copy(update={
+        "learner": loop.settings.learner.model_copy(update=learner)})
+    return IncrementalUpdater(settings, models=loop.updater.models, store=loop.updater.store,
+                              device=loop.updater.device)
+
+
 def _answers_of(loop: LiveLoop, event: Any, items: Sequence[Any], folder: str) -> list[bool]:
-    """:func:`_answers` of any stored version: loaded beside the loop's head, then evicted."""
-    if event.version_id not in loop.host.versions(TASK):
-        path = loop.updater.store.fetch(event.adapter_uri, event.sha256, loop.workdir / folder)
-        loop.host.load(TASK, event.version_id, path, event.base_model)
+    """:func:`_answers` of a stored version: loaded beside the loop's head, then evicted."""
+    path = loop.updater.store.fetch(event.adapter_uri, event.sha256, loop.workdir / folder)
+    loop.host.load(TASK, event.version_id, path, event.base_model)
     try:
         return _answers(loop.host, TASK, event.version_id, items)
     finally:
