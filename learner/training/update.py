@@ -210,6 +210,16 @@ class IncrementalUpdater:
             max_bytes=cfg.gate_pool_max_bytes, holdout_fraction=cfg.holdout_fraction,
             seed=cfg.seed)
 
+    def train_config_for(self, *, first: bool) -> TrainConfig:
+        """The optimizer's rules for an update; ``first``: from an untrained start, which is
+        nothing to stay near nor to protect from a fresh optimizer's first steps (no
+        interpolation, no warm-up) and may have a step floor of its own."""
+        if not first:
+            return self.train_config
+        return replace(self.train_config, interpolation=1.0, warmup_steps=0,
+                       min_steps=max(self.train_config.min_steps,
+                                     self.settings.learner.first_min_steps))
+
     def gate_pool(self, task: str) -> GatePool:
         """The task's pool of earlier held-out examples (read from the store on first use)."""
         return self.pools.pool(task)
@@ -309,15 +319,9 @@ class IncrementalUpdater:
             if isinstance(parent_model, RetrievalClassifier):
                 parent_model.close()
             del served, parent_model
-            config = self.train_config
+            config = self.train_config_for(first=start.adapter_dir is None)
             if batch_size is not None:
                 config = replace(config, batch_size=batch_size)
-            if start.adapter_dir is None:  # an untrained start is nothing to stay near,
-                # nor to protect from a fresh optimizer's first steps; a first version
-                # may have a step floor of its own
-                config = replace(config, interpolation=1.0, warmup_steps=0,
-                                 min_steps=max(config.min_steps,
-                                               self.settings.learner.first_min_steps))
             cross_fit = None
             if fold_parent is not None:
                 with _phase(timings, "cross_fit_seconds"):

@@ -27,7 +27,7 @@ import random
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +125,7 @@ class FewShotTrainer:
         ``folder`` when given."""
         seed_everything(self.settings.learner.seed)  # the untrained head's and LoRA's init
         model = self.task_model.build(self.base.fresh_copy(), self.spec, start)
-        config = self.learner.train_config
-        if start is None:  # as the learner trains from an untrained start
-            config = replace(config, interpolation=1.0, warmup_steps=0)
+        config = self.learner.train_config_for(first=start is None)
         if examples:
             train_adapter(self.task_model, model, list(examples), [], config)
         if folder is not None:
