@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
         static_host = _static_host(loop, static)
         static_served = _answers(static_host, "static", static, loop.data.stream)
         figures = live_metrics(record, stream.data.boundaries(), record.label_marks,
-                               static_served)
+                               static_served, alpha=settings.learner.gate_alpha)
         final = [v for v in record.versions if v.promoted][-1].event.version_id
         shifted = [d for d, _, _ in stream.data.boundaries()[1:]]
         held = [item for d in shifted for item in loop.data.heldout[d]]
@@ -270,6 +271,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                             s["labels_until_better"] is not None
                             and s["labels_until_better"] <= SHIFT_LABELS
                             for s, _ in reachable)}
+        verdicts = Counter(c["verdict"] for s in shifts for c in s.get("candidates", ()))
+        figures["candidates_within_240_labels"] = dict(sorted(verdicts.items()))
         for key in ("static_shifted", "final_shifted", "retrain_shifted", "forgetting_first",
                     "robust_static_shifted", "robust_final_shifted", "paraphrased",
                     "as_written_static_shifted", "robust_paraphrase_static_shifted",

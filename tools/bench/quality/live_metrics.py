@@ -19,7 +19,8 @@ from typing import Any
 from .live_loop import LiveRecord, VersionRecord
 
 __all__ = ["SHIFT_LABELS", "ShiftOutcome", "arm_counts", "false_promotions", "labels_by",
-           "live_metrics", "serving_at", "shift_outcomes", "trained_on", "worst_slice_change"]
+           "live_metrics", "serving_at", "shift_outcomes", "trained_on", "verdict",
+           "worst_slice_change"]
 
 # Labels after a shift within which a better version must serve (issue 20's goal).
 SHIFT_LABELS = 240
@@ -38,11 +39,40 @@ class ShiftOutcome:
     """Held-out accuracy on the new domain of the version serving at the shift."""
     labels_until_better: int | None
     best_within_segment: float
+    candidates: tuple[dict[str, Any], ...] = ()
+    """The candidates decided within ``SHIFT_LABELS`` labels of the shift: labels since it,
+    the gate's verdict (:func:`verdict`) and its recent slice's size and effect."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"to": self.to_domain, "at_event": self.at_event, "before": round(self.before, 4),
                 "labels_until_better": self.labels_until_better,
-                "best": round(self.best_within_segment, 4)}
+                "best": round(self.best_within_segment, 4), "candidates": list(self.candidates)}
+
+
+def verdict(version: VersionRecord, alpha: float) -> str:
+    """What the gate made of one candidate, from the figures its event carries:
+    ``promoted``; ``forgetting`` (significantly worse on older traffic at ``alpha``);
+    ``better, refused`` (better on recent traffic by McNemar's test at ``alpha``, refused by
+    another check: a slice, the challenges, robustness); else ``not shown better``.
+
+    >>> from driftloop.schemas.events import ModelVersion
+    >>> event = ModelVersion(version_id="v1", ts=0.0, task="t", base_model="m",
+    ...                      adapter_uri="file:///s/" + "0" * 64, sha256="0" * 64,
+    ...                      size_bytes=1, status="rejected",
+    ...                      metrics_after={"holdout_p_better": 0.04, "replay_p_worse": 0.3})
+    >>> verdict(VersionRecord(event, 10, 5), alpha=0.1)
+    'better, refused'
+    >>> verdict(VersionRecord(event, 10, 5), alpha=0.01)
+    'not shown better'
+    """
+    after = version.event.metrics_after
+    if version.promoted:
+        return "promoted"
+    if after.get("replay_p_worse", 1.0) < alpha:
+        return "forgetting"
+    if after.get("holdout_p_better", 1.0) < alpha:
+        return "better, refused"
+    return "not shown better"
 
 
 def serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
@@ -52,8 +82,10 @@ def serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
 
 
 def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
-                   label_marks: Sequence[tuple[int, int]]) -> list[ShiftOutcome]:
-    """Each shift after the first domain, with the labels until a better version served.
+                   label_marks: Sequence[tuple[int, int]], *,
+                   alpha: float) -> list[ShiftOutcome]:
+    """Each shift after the first domain, with the labels until a better version served and
+    the candidates decided within ``SHIFT_LABELS`` labels of it (``alpha``: the gate's level).
 
     ``label_marks`` are ``(event index, labels received so far)`` pairs in stream order.
     """
@@ -64,10 +96,17 @@ def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]
         during = [v for v in record.versions if v.promoted and start <= v.at_event < end]
         better = next((v for v in during if v.heldout.get(domain, 0.0) > before), None)
         best = max([before] + [v.heldout.get(domain, 0.0) for v in during])
+        at = labels_by(label_marks, start)
+        decided = [v for v in record.versions[1:]
+                   if start <= v.at_event < end and v.labels_seen - at <= SHIFT_LABELS]
+        candidates = tuple(
+            {"labels": v.labels_seen - at, "verdict": verdict(v, alpha),
+             "recent": int(v.event.metrics_after.get("holdout_count", 0)),
+             "effect": round(v.event.metrics_after.get("holdout_effect", 0.0), 4)}
+            for v in decided)
         outcomes.append(ShiftOutcome(
-            domain, start, before,
-            None if better is None else better.labels_seen - labels_by(label_marks, start),
-            best))
+            domain, start, before, None if better is None else better.labels_seen - at,
+            best, candidates))
     return outcomes
 
 
@@ -100,10 +139,10 @@ def false_promotions(versions: Sequence[VersionRecord], domains_seen: dict[int, 
 
 
 def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
-                 label_marks: Sequence[tuple[int, int]], static_served: Sequence[bool]
-                 ) -> dict[str, Any]:
+                 label_marks: Sequence[tuple[int, int]], static_served: Sequence[bool], *,
+                 alpha: float) -> dict[str, Any]:
     """Every goal's figure for one run (``static_served``: the bootstrap version's answers
-    on the same stream, correct or not)."""
+    on the same stream, correct or not; ``alpha``: the gate's level, to tell its verdicts)."""
     first, first_end = boundaries[0][0], boundaries[0][2]
     shifted = [d for d, _, _ in boundaries[1:]]
     promoted = [v for v in record.versions if v.promoted]
@@ -115,7 +154,7 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
     live = [ok for (domain, _, ok) in record.served if domain in shifted]
     static_live = [ok for (domain, _, _), ok in zip(record.served, static_served, strict=True)
                    if domain in shifted]
-    shifts = shift_outcomes(record, boundaries, label_marks)
+    shifts = shift_outcomes(record, boundaries, label_marks, alpha=alpha)
     starts = [s for _, s, _ in boundaries[1:]]
     far = [a for a in record.alerts if not any(s <= a[0] < s + ALERT_WINDOW for s in starts)]
     return {

@@ -241,6 +241,9 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
                          f"first 240 labels beat it after "
                          f"{s['shifts_reachable_within_240_labels']} of {s['shifts']} shifts; "
                          f"the loop answered {s['reachable_shifts_answered']} of those")
+        if s.get("candidates_within_240_labels"):
+            lines.append("  candidates decided within 240 labels of a shift: " + ", ".join(
+                f"{n} {why}" for why, n in s["candidates_within_240_labels"].items()))
         for key, label in (("static_shifted", "held-out, shifted domains: static"),
                            ("final_shifted", "                          driftloop"),
                            ("retrain_shifted", "                          full retraining"),

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from driftloop.tools.commands.bench import BENCHES, bench
 
+VERDICTS = {"promoted", "forgetting", "better, refused", "not shown better"}
+
 DRIFTLOOP = "driftloop (worker set-up)"
 ADWIN = "River ADWIN on confidence"
 
@@ -90,6 +92,13 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
             assert reach["served"] == shift["before"]
             assert 0 < reach["labels"] <= 240 and 0.0 <= reach["updated"] <= 1.0
             assert reach["gate"] in {"promoted", "rejected"}
+        # Each candidate decided within 240 labels of a shift, with the gate's verdict; a
+        # shift answered within 240 labels has a promoted one among them.
+        for shift in run["shifts"]:
+            assert all(0 <= c["labels"] <= 240 and c["verdict"] in VERDICTS
+                       for c in shift["candidates"])
+            if shift["labels_until_better"] is not None and shift["labels_until_better"] <= 240:
+                assert any(c["verdict"] == "promoted" for c in shift["candidates"])
     questions = next(r for r in continual["runs"] if r["stream"] == "questions")
     # The loop learns the shifted question topics: beyond the static bootstrap version.
     assert questions["final_shifted"] > questions["static_shifted"]
@@ -106,6 +115,9 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         assert figures["reachable_shifts_answered"] == sum(
             s["labels_until_better"] is not None and s["labels_until_better"] <= 240
             for s, _ in reachable)
+        assert sum(figures["candidates_within_240_labels"].values()) == sum(
+            len(s["candidates"]) for r in continual["runs"] if r["stream"] == stream
+            for s in r["shifts"])
 
     curves = {c["sampler"]: c for c in report["active"]["curves"]}
     assert set(curves) == {"uncertainty", "random"}

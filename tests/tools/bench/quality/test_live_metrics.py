@@ -42,11 +42,18 @@ def test_a_shift_is_answered_when_a_better_version_serves_and_labels_are_counted
     for v, train in zip(rec.versions, (48, 22, 0), strict=True):
         if train:  # the last says nothing of its split: it counts 0
             v.event = v.event.model_copy(update={"metadata": {"examples": {"train": train}}})
+    rec.versions[1].event.metrics_after.update(
+        {"holdout_count": 30.0, "holdout_effect": 0.1, "holdout_p_better": 0.2,
+         "replay_p_worse": 0.05})  # v1: forgot at 0.1, not shown better
     figures = live_metrics(rec, BOUNDARIES, rec.label_marks,
-                           static_served=[True] * 100 + [False] * 100)
+                           static_served=[True] * 100 + [False] * 100, alpha=0.1)
     [shift] = figures["shifts"]
     assert shift["to"] == "b" and shift["before"] == 0.5
     assert shift["labels_until_better"] == 120 - 80  # v2 came with 120 labels, shift at 80
+    # what the gate made of each candidate decided within 240 labels of the shift
+    assert shift["candidates"] == [
+        {"labels": 10, "verdict": "forgetting", "recent": 30, "effect": 0.1},
+        {"labels": 40, "verdict": "promoted", "recent": 0, "effect": 0.0}]
     assert figures["final_shifted"] == 0.7 and figures["static_shifted"] == 0.5
     assert figures["forgetting_first"] == 0.8 - 0.79
     assert figures["live_shifted"] == 0.4 and figures["static_live_shifted"] == 0.0
@@ -60,7 +67,7 @@ def test_a_shift_is_answered_when_a_better_version_serves_and_labels_are_counted
 def test_a_promotion_worse_than_its_parent_on_seen_domains_is_false() -> None:
     rec = record()
     rec.versions[2] = version("v2", "promoted", 160, 120, 0.6, 0.6)  # mean 0.6 < 0.65 - 0.01
-    figures = live_metrics(rec, BOUNDARIES, rec.label_marks, [True] * 200)
+    figures = live_metrics(rec, BOUNDARIES, rec.label_marks, [True] * 200, alpha=0.1)
     assert figures["false_promotions"] == 1
 
 
