@@ -85,7 +85,8 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
         static_host = _static_host(loop, static)
         static_served = _answers(static_host, "static", static, loop.data.stream)
         figures = live_metrics(record, stream.data.boundaries(), record.label_marks,
-                               static_served, alpha=settings.learner.gate_alpha)
+                               static_served, alpha=settings.learner.gate_alpha,
+                               evidence=settings.learner.gate_evidence)
         final = [v for v in record.versions if v.promoted][-1].event.version_id
         shifted = [d for d, _, _ in stream.data.boundaries()[1:]]
         held = [item for d in shifted for item in loop.data.heldout[d]]

@@ -49,11 +49,12 @@ class ShiftOutcome:
                 "best": round(self.best_within_segment, 4), "candidates": list(self.candidates)}
 
 
-def verdict(version: VersionRecord, alpha: float) -> str:
+def verdict(version: VersionRecord, alpha: float, evidence: str = "answers") -> str:
     """What the gate made of one candidate, from the figures its event carries:
     ``promoted``; ``forgetting`` (significantly worse on older traffic at ``alpha``);
-    ``better, refused`` (better on recent traffic by McNemar's test at ``alpha``, refused by
-    another check: a slice, the challenges, robustness); else ``not shown better``.
+    ``better, refused`` (better on recent traffic at ``alpha`` by the gate's test, McNemar's
+    or with ``evidence="scores"`` the proper scores' sign flips, refused by another check: a
+    slice, the challenges, robustness); else ``not shown better``.
 
     >>> from driftloop.schemas.events import ModelVersion
     >>> event = ModelVersion(version_id="v1", ts=0.0, task="t", base_model="m",
@@ -64,13 +65,17 @@ def verdict(version: VersionRecord, alpha: float) -> str:
     'better, refused'
     >>> verdict(VersionRecord(event, 10, 5), alpha=0.01)
     'not shown better'
+    >>> verdict(VersionRecord(event, 10, 5), alpha=0.1, evidence="scores")  # not measured
+    'not shown better'
     """
     after = version.event.metrics_after
     if version.promoted:
         return "promoted"
     if after.get("replay_p_worse", 1.0) < alpha:
         return "forgetting"
-    if after.get("holdout_p_better", 1.0) < alpha:
+    p_better = (after.get("holdout_p_better_scores", 1.0) if evidence == "scores"
+                else after.get("holdout_p_better", 1.0))
+    if p_better < alpha:
         return "better, refused"
     return "not shown better"
 
@@ -82,10 +87,11 @@ def serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
 
 
 def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
-                   label_marks: Sequence[tuple[int, int]], *,
-                   alpha: float) -> list[ShiftOutcome]:
+                   label_marks: Sequence[tuple[int, int]], *, alpha: float,
+                   evidence: str = "answers") -> list[ShiftOutcome]:
     """Each shift after the first domain, with the labels until a better version served and
-    the candidates decided within ``SHIFT_LABELS`` labels of it (``alpha``: the gate's level).
+    the candidates decided within ``SHIFT_LABELS`` labels of it (``alpha``, ``evidence``: the
+    gate's level and test).
 
     ``label_marks`` are ``(event index, labels received so far)`` pairs in stream order.
     """
@@ -100,7 +106,7 @@ def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]
         decided = [v for v in record.versions[1:]
                    if start <= v.at_event < end and v.labels_seen - at <= SHIFT_LABELS]
         candidates = tuple(
-            {"labels": v.labels_seen - at, "verdict": verdict(v, alpha),
+            {"labels": v.labels_seen - at, "verdict": verdict(v, alpha, evidence),
              "recent": int(v.event.metrics_after.get("holdout_count", 0)),
              "effect": round(v.event.metrics_after.get("holdout_effect", 0.0), 4)}
             for v in decided)
@@ -140,9 +146,10 @@ def false_promotions(versions: Sequence[VersionRecord], domains_seen: dict[int, 
 
 def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
                  label_marks: Sequence[tuple[int, int]], static_served: Sequence[bool], *,
-                 alpha: float) -> dict[str, Any]:
+                 alpha: float, evidence: str = "answers") -> dict[str, Any]:
     """Every goal's figure for one run (``static_served``: the bootstrap version's answers
-    on the same stream, correct or not; ``alpha``: the gate's level, to tell its verdicts)."""
+    on the same stream, correct or not; ``alpha``, ``evidence``: the gate's level and test,
+    to tell its verdicts)."""
     first, first_end = boundaries[0][0], boundaries[0][2]
     shifted = [d for d, _, _ in boundaries[1:]]
     promoted = [v for v in record.versions if v.promoted]
@@ -154,7 +161,8 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
     live = [ok for (domain, _, ok) in record.served if domain in shifted]
     static_live = [ok for (domain, _, _), ok in zip(record.served, static_served, strict=True)
                    if domain in shifted]
-    shifts = shift_outcomes(record, boundaries, label_marks, alpha=alpha)
+    shifts = shift_outcomes(record, boundaries, label_marks, alpha=alpha,
+                            evidence=evidence)
     starts = [s for _, s, _ in boundaries[1:]]
     far = [a for a in record.alerts if not any(s <= a[0] < s + ALERT_WINDOW for s in starts)]
     return {
