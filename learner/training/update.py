@@ -64,6 +64,7 @@ from .arms import (
 from .challenger import challenger_for
 from .distill import Distillation, KeptTeacher, distillation_for
 from .domain_merge import merge_adapter_folders
+from .keep_parent import KeepingParent, parent_logits
 from .loop import TrainConfig, TrainReport, seed_everything, train_adapter
 from .plan import UpdatePlan, labels_for, plan_update
 from .prompt_arm import (
@@ -322,13 +323,14 @@ class IncrementalUpdater:
             config = self.train_config_for(first=start.adapter_dir is None)
             if batch_size is not None:
                 config = replace(config, batch_size=batch_size)
+            trainable = self._keeping_parent(plan, start, task_model, distillation, model)
             cross_fit = None
             if fold_parent is not None:
                 with _phase(timings, "cross_fit_seconds"):
-                    cross_fit = self._cross_fit(folds, fold_parent, distillation.wrap(task_model),
-                                                task_model, model, config)
-            report = train_adapter(distillation.wrap(task_model), model,
-                                   list(plan.split.train), list(plan.split.validation), config)
+                    cross_fit = self._cross_fit(folds, fold_parent, trainable, task_model, model,
+                                                config)
+            report = train_adapter(trainable, model, list(plan.split.train),
+                                   list(plan.split.validation), config)
             timings["train_seconds"] = report.seconds
             candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):
@@ -403,6 +405,9 @@ class IncrementalUpdater:
                          "deployment": self.settings.deployment_id}
                       | ({"base_weights_sha256": base_digest} if base_digest else {})
                       | pool_metadata(plan.pooled) | arm
+                      | ({"keep_parent": {"weight": trainable.keep,
+                                          "replayed": len(trainable.parent)}}
+                         if isinstance(trainable, KeepingParent) else {})
                       | ({"synthetic": synthetic.metadata()} if synthetic else {})
                       | distillation.lineage | lineage
                       | ({"second_look": looked} if looked else {})
@@ -584,6 +589,20 @@ class IncrementalUpdater:
             weights.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
         return task_model.build(weights, self._lora_spec(), start.adapter_dir)
+
+    def _keeping_parent(self, plan: UpdatePlan, start: _Start, task_model: TaskModel,
+                        distillation: Distillation, model: Any) -> Any:
+        """The task the candidate trains under: with ``learner.keep_parent``, one whose
+        replayed examples also learn the parent's soft answers (:mod:`.keep_parent`, taken
+        from ``model`` before it trains); else the task (a teacher's, when distilling). A
+        first version, a generation task and a task with a teacher keep the labels alone."""
+        keep = self.settings.learner.keep_parent
+        replay = [e for e in (*plan.split.train, *plan.split.validation)
+                  if e.origin == ExampleOrigin.REPLAY]
+        if (not keep or not replay or start.adapter_dir is None
+                or plan.kind is not TaskKind.CLASSIFICATION or distillation.spec is not None):
+            return distillation.wrap(task_model)
+        return KeepingParent(task_model, parent_logits(task_model, model, replay), keep=keep)
 
     def _synthesize(self, plan: UpdatePlan, task_model: TaskModel, current: Any,
                     trained: bool, *, suite: ChallengeSuite,

@@ -92,6 +92,12 @@ class LearnerSettings(Section):
         1.0, gt=0.0, le=1.0,
         description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "
                     "parent + interpolation * (trained - parent); 1 = the trained adapter)")
+    keep_parent: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="weight of the parent's own soft answers in the loss of each replayed "
+                    "training example of a continued classification update (Learning without "
+                    "Forgetting on the replay; the rest is the label; new examples learn from "
+                    "their labels alone; 0: labels only; learner/training/keep_parent.py)")
     continue_rejected: bool = Field(
         False,
         description="an update continues from the last candidate rejected for want of "
