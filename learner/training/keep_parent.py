@@ -12,9 +12,10 @@ to the replay here: the new examples learn from their labels alone)::
     new:      cross_entropy(candidate, label)
 
 The parent's logits are taken once, before training, from the trainable model itself (a
-continued update starts from the parent's weights), in eval mode. Classification tasks
-only; a first version has no parent, and a task with a distillation teacher learns from
-the teacher instead (:mod:`.distill`).
+continued update starts from the parent's weights; under ``learner.continue_rejected``, from
+the rejected candidate it continues, whose answers it then keeps), in eval mode.
+Classification tasks only; a first version has no parent, and a task with a distillation
+teacher learns from the teacher instead (:mod:`.distill`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .live_loop import LiveRecord, VersionRecord
 
@@ -49,7 +49,8 @@ class ShiftOutcome:
                 "best": round(self.best_within_segment, 4), "candidates": list(self.candidates)}
 
 
-def verdict(version: VersionRecord, alpha: float, evidence: str = "answers") -> str:
+def verdict(version: VersionRecord, alpha: float,
+            evidence: Literal["answers", "scores"] = "answers") -> str:
     """What the gate made of one candidate, from the figures its event carries:
     ``promoted``; ``forgetting`` (significantly worse on older traffic at ``alpha``);
     ``better, refused`` (better on recent traffic at ``alpha`` by the gate's test, McNemar's
@@ -88,7 +89,7 @@ def serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
 
 def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
                    label_marks: Sequence[tuple[int, int]], *, alpha: float,
-                   evidence: str = "answers") -> list[ShiftOutcome]:
+                   evidence: Literal["answers", "scores"] = "answers") -> list[ShiftOutcome]:
     """Each shift after the first domain, with the labels until a better version served and
     the candidates decided within ``SHIFT_LABELS`` labels of it (``alpha``, ``evidence``: the
     gate's level and test).
@@ -146,7 +147,8 @@ def false_promotions(versions: Sequence[VersionRecord], domains_seen: dict[int, 
 
 def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
                  label_marks: Sequence[tuple[int, int]], static_served: Sequence[bool], *,
-                 alpha: float, evidence: str = "answers") -> dict[str, Any]:
+                 alpha: float, evidence: Literal["answers", "scores"] = "answers"
+                 ) -> dict[str, Any]:
     """Every goal's figure for one run (``static_served``: the bootstrap version's answers
     on the same stream, correct or not; ``alpha``, ``evidence``: the gate's level and test,
     to tell its verdicts)."""
