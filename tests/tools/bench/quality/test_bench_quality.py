@@ -126,5 +126,6 @@ def test_the_quick_bench_reports_every_section(tmp_path: Path) -> None:
         assert all(0.0 <= a <= 1.0 for a in curve["accuracy"])
     for heading in ("drift detection", "continual learning under live conditions",
                     "active learning", "full retraining", "uncertainty", "perturbed held-out",
-                    "paraphrased held-out", "within reach"):
+                    "paraphrased held-out", "within reach",
+                    "candidates decided within 240 labels of a shift"):
         assert heading in out.output
