@@ -118,19 +118,25 @@ class ClassificationTask:
         return nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="none")
 
     @torch.no_grad()
-    def predict(self, model: Any, texts: Sequence[str]) -> list[str]:
-        """The predicted label of each text."""
+    def logits(self, model: Any, texts: Sequence[str]) -> torch.Tensor:
+        """Float32 logits of each text, one row per text in order, columns in label order
+        (eval mode, no gradients, on the task's device)."""
         model.eval()
-        predictions: list[str] = []
+        chunks = []
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start:start + self.batch_size])
             encoded = self.tokenizer(chunk, padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")
             with self.device.autocast():
-                logits = model(input_ids=encoded["input_ids"].to(self.device.device),
-                               attention_mask=encoded["attention_mask"].to(self.device.device))
-            predictions.extend(self.labels[i] for i in logits.argmax(dim=-1).tolist())
-        return predictions
+                out = model(input_ids=encoded["input_ids"].to(self.device.device),
+                            attention_mask=encoded["attention_mask"].to(self.device.device))
+            chunks.append(out.float())
+        return (torch.cat(chunks) if chunks
+                else torch.empty(0, len(self.labels), device=self.device.device))
+
+    def predict(self, model: Any, texts: Sequence[str]) -> list[str]:
+        """The predicted label of each text."""
+        return [self.labels[i] for i in self.logits(model, texts).argmax(dim=-1).tolist()]
 
     @torch.no_grad()
     def evaluate_each(self, model: Any, examples: Sequence[TrainingExample]) -> Evaluation:

@@ -28,6 +28,7 @@ from torch import nn
 
 from ...schemas.enums import ExampleOrigin
 from ...schemas.events import TrainingExample
+from ..models.classification import ClassificationTask
 from ..models.task_model import TaskModel
 from .distill import DistillingTask, distillation_loss
 
@@ -38,22 +39,14 @@ __all__ = ["KEEP_TEMPERATURE", "KeepingParent", "parent_logits"]
 KEEP_TEMPERATURE = 2.0
 
 
-@torch.no_grad()
-def parent_logits(task: TaskModel, model: Any,
+def parent_logits(task: ClassificationTask, model: Any,
                   examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
-    """The model's float32 logits of each replayed example's input (eval mode, no gradients),
-    by input text; taken before training, while the model still is the parent."""
+    """The model's float32 logits of each replayed example's input
+    (:meth:`ClassificationTask.logits`), by input text; taken before training, while the
+    model still is the parent."""
     texts = list(dict.fromkeys(e.input for e in examples
                                if e.origin == ExampleOrigin.REPLAY))
-    model.eval()
-    out: dict[str, torch.Tensor] = {}
-    for start in range(0, len(texts), task.batch_size):
-        chunk = texts[start:start + task.batch_size]
-        batch = task.batch([TrainingExample(input=t, target=task.labels[0]) for t in chunk])
-        with task.device.autocast():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        out.update(zip(chunk, logits.float(), strict=True))
-    return out
+    return dict(zip(texts, task.logits(model, texts), strict=True))
 
 
 class KeepingParent(DistillingTask):
@@ -99,9 +92,9 @@ class KeepingParent(DistillingTask):
         width = len(self.student.labels)
         kept = [e.origin == ExampleOrigin.REPLAY and e.input in self.parent for e in examples]
         device = batch["labels"].device
-        batch["teacher_logits"] = torch.stack(
-            [self.parent[e.input] if k else torch.zeros(width)
-             for e, k in zip(examples, kept, strict=True)]).to(device)
+        batch["teacher_logits"] = torch.stack(  # rows of the parent's device: the model's
+            [self.parent[e.input].to(device) if k else torch.zeros(width, device=device)
+             for e, k in zip(examples, kept, strict=True)])
         batch["keep"] = torch.tensor([self.keep if k else 0.0 for k in kept], device=device)
         return batch
 

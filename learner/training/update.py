@@ -41,6 +41,7 @@ from ..gate.slices import slice_metrics
 from ..gate.split import RequestSplit
 from ..gate.stability import stability_metrics
 from ..models.adapters import AdapterMetadata, LoraSpec, read_metadata, save_adapter
+from ..models.classification import ClassificationTask
 from ..models.device import ComputeDevice, select_device
 from ..models.generation import GenerationTask
 from ..models.memory import release_free_memory
@@ -597,11 +598,13 @@ class IncrementalUpdater:
         from ``model`` before it trains); else the task (a teacher's, when distilling). A
         first version, a generation task and a task with a teacher keep the labels alone."""
         keep = self.settings.learner.keep_parent
+        if (not keep or start.adapter_dir is None or distillation.spec is not None
+                or not isinstance(task_model, ClassificationTask)):
+            return distillation.wrap(task_model)
         replay = [e for e in (*plan.split.train, *plan.split.validation)
                   if e.origin == ExampleOrigin.REPLAY]
-        if (not keep or not replay or start.adapter_dir is None
-                or plan.kind is not TaskKind.CLASSIFICATION or distillation.spec is not None):
-            return distillation.wrap(task_model)
+        if not replay:
+            return task_model
         return KeepingParent(task_model, parent_logits(task_model, model, replay), keep=keep)
 
     def _synthesize(self, plan: UpdatePlan, task_model: TaskModel, current: Any,
