@@ -165,13 +165,13 @@ class ServingService:
         request = PredictRequest.parse(body, max_inputs=self.settings.serving.max_inputs)
         version, predictions = await self._answer(request)
         answered = self.publish_answers(request, version, predictions)
-        canary = version != self.subscriber.serving(request.task)
+        canary = version != self.subscriber.serving(request.task, request.domain)
         return 200, request.response(answered, version=version, canary=canary)
 
     def publish_answers(self, request: PredictRequest, version: str,
                         predictions: list[Prediction]) -> list[tuple[str, Prediction]]:
         """Count the answers and publish each as an Interaction; ``(id, answer)`` pairs."""
-        canary = version != self.subscriber.serving(request.task)
+        canary = version != self.subscriber.serving(request.task, request.domain)
         self.metrics.predictions.labels(task=request.task, version=version,
                                         canary=str(canary).lower()).inc(len(request.texts))
         now = time.time()
@@ -189,7 +189,7 @@ class ServingService:
         task = request.task
         if self.settings.serving.tasks and task not in self.settings.serving.tasks:
             raise VersionNotServedError(f"task {task!r} is not served by this replica")
-        version = self.subscriber.route(task, request.ids[0])
+        version = self.subscriber.route(task, request.ids[0], request.domain)
         if version is None and self._zero_shot_ready(task):
             spec = self.settings.tasks[task]
             base = spec.base_model or default_base_model(TaskKind.GENERATION)
@@ -204,15 +204,15 @@ class ServingService:
                         "base model until then" if self.settings.serving.zero_shot else ""))
         # Routed to the serving version: the pass runs with the one serving when it runs,
         # so a request that waited through a swap is answered by the new version.
-        follow = ((lambda: self.subscriber.serving(task))
-                  if version == self.subscriber.serving(task) else None)
+        follow = ((lambda: self.subscriber.serving(task, request.domain))
+                  if version == self.subscriber.serving(task, request.domain) else None)
         try:
             predictions = await self.host.apredict(task, version, request.texts, follow=follow)
             return (predictions[0].version_id if predictions else version), predictions
         except VersionNotServedError:
             # Unloaded while this request waited (a swap evicted it): answer with what the
             # task is routed to now rather than fail the request.
-            rerouted = self.subscriber.route(task, request.ids[0])
+            rerouted = self.subscriber.route(task, request.ids[0], request.domain)
             if rerouted is None or rerouted == version:
                 raise
             return rerouted, await self.host.apredict(task, rerouted, request.texts)
@@ -240,6 +240,8 @@ class ServingService:
         body = {"status": "ok" if not problems else "failing", "problems": problems,
                 "replica": self.replica, "caught_up": self.subscriber.caught_up,
                 "serving": self.subscriber.served(),
+                "domains": {task: domains for task in self.subscriber.served()
+                            if (domains := self.subscriber.domains(task))},
                 "candidates": self.subscriber.candidates(),
                 "refused": sorted(self.subscriber.refused)}
         return web.json_response(body, status=200 if not problems else 503)

@@ -62,7 +62,9 @@ class PredictRequest:
     task: str
     texts: list[str]
     ids: list[str]
-    domain: Any
+    domain: str
+    """The producer's name for the request's domain: it picks the domain's own version
+    under the task's ``adapter_per_domain``."""
     metadata: dict[str, Any]
     single: bool
     probe: bool = False
@@ -94,7 +96,10 @@ class PredictRequest:
         probe = body.get("probe", False)
         if not isinstance(probe, bool):
             raise BadRequest("'probe' must be true or false")
-        return cls(task, texts, ids, body.get("domain", "default"), metadata, single, probe)
+        domain = body.get("domain", "default")
+        if not isinstance(domain, str):  # it chooses the version: checked before routing
+            raise BadRequest("'domain' must be a string (letters, digits, '.', '_', '-')")
+        return cls(task, texts, ids, domain, metadata, single, probe)
 
     def interaction(self, event_id: str, text: str, prediction: Prediction, *, version: str,
                     replica: str, canary: bool, now: float) -> Interaction:

@@ -5,7 +5,9 @@ assignment, so the next request uses the new version and no request sees a mix. 
 previous ``keep_versions`` versions stay in a per-task history and loaded, so a rollback
 is a pointer move, not a load. With a canary fraction, a share of requests (chosen by a
 hash of the request id, so a retried request lands on the same version) goes to the
-task's canary candidate.
+task's canary candidate. A task with one adapter per domain (``adapter_per_domain``) also
+has one pointer per domain that has a head: a request naming that domain is answered by it,
+any other by the task's.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class ServingChange:
     """Fetch, check and load of the adapter (0 when it was loaded already)."""
     fetch_seconds: float = 0.0
     """Of :attr:`load_seconds`, the fetch from the store and the sha256 check."""
+    domain: str | None = None
+    """The domain whose requests moved (a task with one adapter per domain); None: the
+    task's own version, which answers every other domain."""
 
     def ack(self, replica: str) -> ServingAck:
         """``replica``'s acknowledgement: it serves :attr:`version_id` now. Its metadata says
@@ -57,7 +62,8 @@ class ServingChange:
                           metadata={"load_seconds": round(self.load_seconds, 4),
                                     "fetch_seconds": round(self.fetch_seconds, 4),
                                     # unrounded, as ``ts``: rounded, it could come after it
-                                    "read_ts": wall - (now - self.event_read_at)})
+                                    "read_ts": wall - (now - self.event_read_at)}
+                          | ({"domain": self.domain} if self.domain is not None else {}))
 
 
 class ServedVersions:
@@ -83,6 +89,11 @@ class ServedVersions:
     ('v2', ['v2', 'v3'])
     >>> served.route("t", "request-1"), served.route("other", "request-1") is None
     ('v2', True)
+    >>> served.promote_domain("t", "movies", "v4")  # movies' own lineage has a head
+    >>> served.route("t", "request-1", "movies"), served.route("t", "request-1", "news")
+    ('v4', 'v2')
+    >>> sorted(served.kept("t"))
+    ['v2', 'v3', 'v4']
     """
 
     def __init__(self, *, keep_versions: int = 3, canary_fraction: float = 0.0) -> None:
@@ -95,10 +106,18 @@ class ServedVersions:
         self._serving: dict[str, str] = {}
         self._candidate: dict[str, str] = {}
         self._history: dict[str, deque[str]] = {}
+        self._domains: dict[str, dict[str, str]] = {}
 
-    def serving(self, task: str) -> str | None:
-        """The version ``task`` is served with now (None before its first version)."""
+    def serving(self, task: str, domain: str | None = None) -> str | None:
+        """The version ``task`` is served with now (None before its first version); with
+        ``domain``, the version serving that domain's requests."""
+        if domain is not None and domain in self._domains.get(task, {}):
+            return self._domains[task][domain]
         return self._serving.get(task)
+
+    def domains(self, task: str) -> dict[str, str]:
+        """The domains of ``task`` served by their own lineage's head, and that head."""
+        return dict(self._domains.get(task, {}))
 
     def candidate(self, task: str) -> str | None:
         """The canary candidate of ``task``, when one is loaded."""
@@ -112,14 +131,15 @@ class ServedVersions:
         """Every task with a canary candidate, and that candidate."""
         return dict(self._candidate)
 
-    def route(self, task: str, request_id: str) -> str | None:
-        """The version answering one request: the served one, or the candidate for the
-        canary share (decided by a hash of the request id, so a retried request is stable).
+    def route(self, task: str, request_id: str, domain: str | None = None) -> str | None:
+        """The version answering one request: the served one (its ``domain``'s own head when
+        it has one), or the candidate for the canary share (decided by a hash of the request
+        id, so a retried request is stable).
         """
         candidate = self._candidate.get(task)
         if candidate is not None and canary_bucket(request_id) < self.canary_fraction:
             return candidate
-        return self._serving.get(task)
+        return self.serving(task, domain)
 
     def promote(self, task: str, version_id: str) -> None:
         """Serve ``version_id`` for ``task`` from the next request on; keep it in the history.
@@ -136,6 +156,16 @@ class ServedVersions:
             history.popleft()
         self._history[task] = history
 
+    def promote_domain(self, task: str, domain: str, version_id: str) -> None:
+        """Serve ``domain``'s requests of ``task`` with ``version_id`` from the next on (one
+        assignment of a new mapping: readers see the old or the new, never half)."""
+        self._domains[task] = {**self._domains.get(task, {}), domain: version_id}
+
+    def drop_domain(self, task: str, domain: str) -> None:
+        """Serve ``domain``'s requests of ``task`` with the task's version again."""
+        self._domains[task] = {d: v for d, v in self._domains.get(task, {}).items()
+                               if d != domain}
+
     def set_candidate(self, task: str, version_id: str | None) -> bool:
         """Make ``version_id`` the canary candidate of ``task`` (None: no candidate);
         return whether that changed anything."""
@@ -147,9 +177,11 @@ class ServedVersions:
         return before != version_id
 
     def kept(self, task: str) -> set[str]:
-        """The versions of ``task`` that must stay loaded: history, served and candidate."""
+        """The versions of ``task`` that must stay loaded: history, served (the task's and
+        each domain's) and candidate."""
         keep = set(self._history.get(task, ()))
         keep.update(v for v in (self._serving.get(task), self._candidate.get(task)) if v)
+        keep.update(self._domains.get(task, {}).values())
         return keep
 
 

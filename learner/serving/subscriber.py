@@ -12,7 +12,8 @@
   remembers it: the current version stays);
 - :class:`~.served.ServedVersions` moves the served-version pointer in one assignment (the
   next request uses it, no request sees a mix) and keeps the previous ``keep_versions``
-  loaded, so a rollback is a pointer move.
+  loaded, so a rollback is a pointer move. A task with one adapter per domain has one more
+  pointer per domain with a head; a request naming that domain follows it.
 
 After catching up, each task's served version follows the log's head. Callbacks are told
 "now serving version V" (and of refusals); each replica acknowledges on ``serving-acks``.
@@ -34,7 +35,7 @@ from ..errors import ServingError
 from ..trust import Trust
 from .acks import AckPublisher
 from .adapter_host import AdapterHost
-from .choice import newest_candidate, served_target
+from .choice import domain_targets, newest_candidate, served_target
 from .feed import VersionFeed
 from .loader import AdapterLoader, serving_store
 from .refusals import RefusedVersions
@@ -108,9 +109,14 @@ class AdapterSubscriber:
 
     # -- what a request reads ----------------------------------------------------------
 
-    def serving(self, task: str) -> str | None:
-        """The version ``task`` is served with now (None before its first version)."""
-        return self.slots.serving(task)
+    def serving(self, task: str, domain: str | None = None) -> str | None:
+        """The version ``task`` is served with now (None before its first version); with
+        ``domain``, the version answering that domain's requests."""
+        return self.slots.serving(task, domain)
+
+    def domains(self, task: str) -> dict[str, str]:
+        """The domains of ``task`` answered by their own lineage's head, and that head."""
+        return self.slots.domains(task)
 
     def candidate(self, task: str) -> str | None:
         """The canary candidate of ``task``, when canarying is on and one is loaded."""
@@ -124,9 +130,9 @@ class AdapterSubscriber:
         """Every task with a canary candidate loaded, and that candidate."""
         return self.slots.candidates()
 
-    def route(self, task: str, request_id: str) -> str | None:
+    def route(self, task: str, request_id: str, domain: str | None = None) -> str | None:
         """The version answering one request (see :meth:`ServedVersions.route`)."""
-        return self.slots.route(task, request_id)
+        return self.slots.route(task, request_id, domain)
 
     @property
     def running(self) -> bool:
@@ -209,6 +215,9 @@ class AdapterSubscriber:
         target = served_target(self.versions, task, current, self.refusals)
         if target is not None and target.version_id != current:
             await self._switch(task, target, current, read_at)
+        for domain, head in domain_targets(self.versions, task, self.slots.domains(task),
+                                           self.refusals).items():
+            await self._switch_domain(task, domain, head, read_at)
         if self.slots.canary_fraction > 0:
             await self._follow_candidate(task)
 
@@ -227,6 +236,31 @@ class AdapterSubscriber:
                                event.reason or event.status.value, read_at, loaded.seconds,
                                loaded.fetch_seconds)
         log.info("%s: serving %s (was %s): %s", task, event.version_id, current, change.reason)
+        await self._ack(change.ack(self.replica))
+        await _notify(self.on_serving, change)
+
+    async def _switch_domain(self, task: str, domain: str, event: ModelVersion | None,
+                             read_at: float) -> None:
+        """Answer ``domain``'s requests with its lineage's head ``event`` (None: with the
+        task's version again), loaded first; a refused head leaves the domain as it is."""
+        current = self.slots.serving(task, domain)
+        if event is None:
+            self.slots.drop_domain(task, domain)
+            await self.loader.keep_only(task, self.slots.kept(task))
+            log.info("%s: domain %s has no head any more, served by %s", task, domain,
+                     self.slots.serving(task))
+            return
+        loaded = await self.loader.load(event)
+        if loaded.refused is not None:
+            await self._refuse(event, loaded.refused, current)
+            return
+        self.slots.promote_domain(task, domain, event.version_id)
+        await self.loader.keep_only(task, self.slots.kept(task))
+        change = ServingChange(task, event.version_id, current,
+                               event.reason or event.status.value, read_at, loaded.seconds,
+                               loaded.fetch_seconds, domain=domain)
+        log.info("%s: domain %s served by %s (was %s): %s", task, domain, event.version_id,
+                 current, change.reason)
         await self._ack(change.ack(self.replica))
         await _notify(self.on_serving, change)
 

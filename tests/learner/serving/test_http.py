@@ -255,3 +255,43 @@ async def test_a_generation_task_without_a_version_answers_zero_shot_and_feeds_t
             await refusing.close()
     finally:
         await client.close()
+
+
+async def test_each_domain_is_answered_by_its_own_lineage_head(  # type: ignore[no-untyped-def]
+        kafka_settings, resident_models, probes, tmp_path: Path) -> None:
+    """A task with one adapter per domain: a request naming a domain with a head is answered
+    by that head, any other by the task's latest; a rolled-back domain falls back."""
+    settings = serving_settings(kafka_settings, tmp_path, "replica-domains")
+    neg, pos = store(settings, probes["neg"]), store(settings, probes["pos"])
+    movies = version_event("v2", pos, metadata={"domain": "movies"})
+    await publish(settings, version_event("v1", neg, metadata={"domain": "tweets"}), movies)
+    client = await running(settings, resident_models)
+
+    async def by_domain(domain: str) -> tuple[str, str, bool]:
+        response = await client.post("/predict", json={"task": TASK, "input": "so-so",
+                                                       "domain": domain,
+                                                       "id": f"{domain}-{time.time_ns()}"})
+        body = await response.json()
+        return body["model_version"], body["output"], body["canary"]
+    try:
+        async def both_served() -> bool:
+            health = await (await client.get("/healthz")).json()
+            return health["domains"] == {TASK: {"tweets": "v1", "movies": "v2"}}
+        await poll(both_served, 60.0, "a head per domain served")
+        assert await by_domain("tweets") == ("v1", "negative", False)
+        assert await by_domain("movies") == ("v2", "positive", False)
+        assert await by_domain("news") == ("v2", "positive", False)  # the task's latest head
+        records = await consume_until(settings, Topic.INTERACTIONS, lambda rs: sum(
+            len(_events(r.value)) for r in rs) >= 3)
+        events = [e for r in records for e in _events(r.value)]
+        assert {(e.domain, e.model_version) for e in events} == {
+            ("tweets", "v1"), ("movies", "v2"), ("news", "v2")}
+        await publish(settings, movies.model_copy(update={"status": "rolled_back"}))
+
+        async def movies_fell_back() -> bool:
+            return (await by_domain("movies"))[0] == "v1"
+        await poll(movies_fell_back, 10.0, "movies answered by the task's version again")
+        assert (await (await client.get("/healthz")).json())["domains"] == {
+            TASK: {"tweets": "v1"}}
+    finally:
+        await client.close()

@@ -64,7 +64,10 @@ def test_the_interaction_carries_the_answer_scores_and_where_it_came_from() -> N
 
 
 def test_a_domain_the_contract_refuses_is_a_bad_request() -> None:
-    request = PredictRequest.parse({"task": "t", "input": "x", "domain": 9 ** 99},
+    for domain in (9 ** 99, {"a": 1}, ["news"]):  # it picks a version: checked at parsing
+        with pytest.raises(BadRequest, match="'domain' must be a string"):
+            PredictRequest.parse({"task": "t", "input": "x", "domain": domain}, max_inputs=1)
+    request = PredictRequest.parse({"task": "t", "input": "x", "domain": "two words"},
                                    max_inputs=1)
     with pytest.raises(BadRequest, match="domain"):
         request.interaction("r1", "x", POSITIVE, version="v1", replica="p", canary=False,
