@@ -135,10 +135,11 @@ class GatePool:
                 if domain in wanted and (regime is None or low <= r <= regime)
                 for digest, example in kept.items() if digest not in skip]
 
-    def older(self, regime: int, *, exclude: Iterable[str] = (),
-              limit: int | None = None) -> list[TrainingExample]:
-        """The pooled examples of every domain from regimes before ``regime``: the traffic
-        a candidate must not forget. With ``limit``, the newest of each bucket in turn.
+    def older(self, regime: int, *, exclude: Iterable[str] = (), limit: int | None = None,
+              domains: Iterable[str] | None = None) -> list[TrainingExample]:
+        """The pooled examples of every domain (or of ``domains``) from regimes before
+        ``regime``: the traffic a candidate must not forget. With ``limit``, the newest of
+        each bucket in turn.
 
         >>> pool = GatePool(capacity=9, max_bytes=10_000, holdout_fraction=0.999)
         >>> pool.admit([TrainingExample(input=f"t{i}", target="a", regime=i % 3)
@@ -146,12 +147,14 @@ class GatePool:
         9
         >>> sorted(e.input for e in pool.older(2))
         ['t0', 't1', 't3', 't4', 't6', 't7']
-        >>> len(pool.older(2, limit=4))
-        4
+        >>> len(pool.older(2, limit=4)), pool.older(2, domains={"movies"})
+        (4, [])
         """
         skip = {text_digest(text) for text in exclude}
+        wanted = None if domains is None else set(domains)
         buckets = [[e for digest, e in reversed(kept.items()) if digest not in skip]
-                   for (_, r), kept in sorted(self._buckets.items()) if r < regime]
+                   for (d, r), kept in sorted(self._buckets.items())
+                   if r < regime and (wanted is None or d in wanted)]
         picked: list[TrainingExample] = []
         for row in itertools.zip_longest(*buckets):  # round robin: every regime has its say
             picked += [e for e in row if e is not None]

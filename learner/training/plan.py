@@ -170,7 +170,14 @@ def plan_update(request: TrainingRequest, versions: VersionLog, settings: Settin
     room = max(cfg.gate_recent_examples - len(split.holdout_new), 0)
     recent = pool.examples({e.domain for e in new}, exclude=inputs, regime=regime, since=first)
     pooled = tuple(recent[len(recent) - room:]) if room else ()
-    older = tuple(pool.older(first, exclude=inputs, limit=cfg.gate_old_examples))
+    # With an adapter per domain the candidate serves its domain alone: the older traffic
+    # it must not forget is that domain's. Other domains' replayed examples still train it;
+    # held out, they judge nothing (each domain's own head answers them).
+    older = tuple(pool.older(first, exclude=inputs, limit=cfg.gate_old_examples,
+                             domains=None if domain is None else {domain}))
+    if domain is not None:
+        split = replace(split, holdout_replay=tuple(
+            e for e in split.holdout_replay if e.domain == domain))
     return UpdatePlan(request=request, task=task, kind=task_kind(request, settings),
                       version_id=version_id_for(request.task, request.id,
                                                 deployment=settings.deployment_id),

@@ -69,6 +69,29 @@ def test_recent_traffic_is_every_regime_since_the_one_the_parent_trained_on() ->
         assert {e.regime for e in plan.older} == {0, 1, 2}
 
 
+def test_with_an_adapter_per_domain_older_traffic_is_the_lineages_own_domain() -> None:
+    pool = GatePool(capacity=100, max_bytes=1_000_000, holdout_fraction=0.25)
+    pool.admit([TrainingExample(input=t, target="a", domain=d, regime=0)
+                for d in ("tweets", "movies") for t in held(20, f"old {d}")])
+    examples = [TrainingExample(input=f"new {i}", target="a", domain="movies", regime=1)
+                for i in range(40)]
+    examples += [TrainingExample(input=f"{d} replayed {i}", target="a", domain=d,
+                                 origin="replay", regime=0)
+                 for d in ("tweets", "movies") for i in range(40)]
+    given = TrainingRequest(id="r", ts=0.0, task="t", trigger="drift", examples=examples)
+    plan = plan_update(given, VersionLog(), SETTINGS, pool)  # one lineage: every domain
+    assert {e.domain for e in plan.older} == {e.domain for e in plan.split.holdout_replay} \
+        == {"tweets", "movies"}
+    per_domain = Settings(learner=SETTINGS.learner.model_dump(),
+                          tasks={"t": {"adapter_per_domain": True}})
+    plan = plan_update(given, VersionLog(), per_domain, pool)
+    assert plan.domain == "movies" and len(plan.older) == 20
+    assert {e.domain for e in plan.older} == {e.domain for e in plan.split.holdout_replay} \
+        == {"movies"}
+    # the other domain's replayed examples still train the candidate
+    assert {e.domain for e in plan.split.train if e.origin == "replay"} == {"tweets", "movies"}
+
+
 def test_a_request_without_two_new_examples_is_refused_before_any_model_loads() -> None:
     pool = GatePool(capacity=10, max_bytes=10_000, holdout_fraction=0.25)
     with pytest.raises(TrainingRequestError, match="at least two new examples"):
