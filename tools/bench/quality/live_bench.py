@@ -9,7 +9,9 @@ label requests; domains the producers do not name), then measures it
 static and the final version on the shifted domains' held-out texts under the gate's
 label-keeping perturbations (:mod:`driftloop.learner.gate.perturb`), and on paraphrases of
 ``LiveSizes.paraphrased`` of them written once per run by the default generation base model
-(the gate's ``paraphrase`` kind), beside the same versions on those texts as written.
+(the gate's ``paraphrase`` kind), beside the same versions on those texts as written. Under
+the task's ``adapter_per_domain`` the final version of each shifted domain is the head that
+serves it (the paraphrase figure takes the latest promoted head for all).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ....schemas.events import TrainingExample, TrainingRequest
 from ....schemas.settings import Settings
 from ...demo.traffic import StreamItem
 from .live_loop import TASK, LiveConditions, LiveLoop
-from .live_metrics import SHIFT_LABELS, labels_by, live_metrics, serving_at
+from .live_metrics import SHIFT_LABELS, labels_by, live_metrics, server, serving_at
 from .live_streams import STREAMS
 
 __all__ = ["LiveSizes", "run_live", "summarise"]
@@ -61,6 +63,9 @@ def live_settings(labels: Sequence[str], store: Path, *, torch_threads: int | No
                               "tasks": {TASK: {"labels": list(labels)}},
                               "learner": {"torch_threads": torch_threads}}
     for section, values in (overrides or {}).items():
+        if section == "tasks":  # a task's settings beside its labels, not instead of them
+            values = {task: {**fields["tasks"].get(task, {}), **given}
+                      for task, given in values.items()}
         fields[section] = {**fields.get(section, {}), **values}
     return Settings(**fields)
 
@@ -90,8 +95,14 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
         final = [v for v in record.versions if v.promoted][-1].event.version_id
         shifted = [d for d, _, _ in stream.data.boundaries()[1:]]
         held = [item for d in shifted for item in loop.data.heldout[d]]
+        finals: dict[str, list[Any]] = {}  # each shifted domain's final server, its texts
+        for d in shifted:
+            version = server(record.versions, record.domain_names.get(d, d)).event.version_id
+            finals.setdefault(version, []).extend(loop.data.heldout[d])
+        robust = [(_robust(loop.host, TASK, v, items), len(items)) for v, items in finals.items()]
         figures |= {"robust_static_shifted": _robust(static_host, "static", static, held),
-                    "robust_final_shifted": _robust(loop.host, TASK, final, held)}
+                    "robust_final_shifted": round(sum(a * n for a, n in robust)
+                                                  / sum(n for _, n in robust), 4)}
         if sizes.paraphrased:
             figures |= _paraphrased(loop, held[::max(1, len(held) // sizes.paraphrased)]
                                     [:sizes.paraphrased], seed,
@@ -215,7 +226,7 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
     updater = _updater_beside(loop, gate_pool_size=0)
     outcomes = []
     for i, (domain, start, _) in enumerate(loop.data.boundaries()[1:]):
-        served = serving_at(record.versions, start)
+        served = serving_at(record.versions, start, loop.conditions.domain_of(domain))
         first = labels_by(record.label_marks, start)
         examples = [(text, label, loop.conditions.domain_of(true_domain))
                     for text, label, true_domain in record.labelled[first:first + budget]]
@@ -249,7 +260,7 @@ def _answers_of(loop: LiveLoop, event: Any, items: Sequence[Any], folder: str) -
     try:
         return _answers(loop.host, TASK, event.version_id, items)
     finally:
-        loop.host.evict(TASK, {loop.head} if loop.head else set())
+        loop.host.evict(TASK, loop.served_versions())
 
 
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

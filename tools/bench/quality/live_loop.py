@@ -10,7 +10,8 @@ simulated reviewer answers the worker's label requests; each training request go
 learner's :class:`~driftloop.learner.training.update.IncrementalUpdater`, and its
 ``model-versions`` event comes back to the worker as the commands the real relay sends
 (:func:`~driftloop.streams.commands.commands_from_version`). A promoted version serves the
-next batch.
+next batch: under the task's ``adapter_per_domain``, the batch's events of each domain
+name are served by that domain's head (:meth:`LiveLoop.serving`).
 
 The clock is the stream's (``events_per_second``); an update takes no stream time, as if
 the learner were fast. Everything is seeded. The record (:class:`LiveRecord`) keeps what the
@@ -98,6 +99,8 @@ class LiveRecord:
     """(event index, labels received so far) after each batch."""
     labelled: list[tuple[str, str, str]] = field(default_factory=list)
     """(text, label given, true domain) of every label received, for full retraining."""
+    domain_names: dict[str, str] = field(default_factory=dict)
+    """The domain name producers gave each true domain's events (``live`` unless named)."""
     label_requests: int = 0
     update_seconds: float = 0.0
 
@@ -148,15 +151,37 @@ class LiveLoop:
             self.record.label_marks.append((self.position, self.record.labels))
         return self.record
 
-    def _serve(self, items: Sequence[StreamItem]) -> None:
+    def serving(self, domain: str) -> str:
+        """The version serving events named ``domain``: the head of its lineage under the
+        task's ``adapter_per_domain``, else (or before it has one) the task's head."""
+        head = self.versions.domain_head(TASK, domain)
+        if head is not None:
+            return head.version_id
         assert self.head is not None, "no version serves yet"
-        answers = self.host.predict(TASK, self.head, [item.text for item in items])
+        return self.head
+
+    def served_versions(self) -> set[str]:
+        """Every version some domain's traffic is served by (kept loaded)."""
+        heads = {v.version_id for v in self.versions.domain_heads(TASK).values()}
+        return heads | ({self.head} if self.head else set())
+
+    def _serve(self, items: Sequence[StreamItem]) -> None:
+        names = [self.conditions.domain_of(item.domain) for item in items]
+        chosen = [self.serving(name) for name in names]
+        answers: dict[str, Any] = {}
+        for version in dict.fromkeys(chosen):
+            mine = [item for item, v in zip(items, chosen, strict=True) if v == version]
+            answers |= zip((item.id for item in mine),
+                           self.host.predict(TASK, version, [item.text for item in mine]),
+                           strict=True)
         events = []
-        for item, answer in zip(items, answers, strict=True):
-            self.record.served.append((item.domain, self.head, answer.label == item.label))
+        for item, name, version in zip(items, names, chosen, strict=True):
+            answer = answers[item.id]
+            self.record.domain_names[item.domain] = name
+            self.record.served.append((item.domain, version, answer.label == item.label))
             events.append(Interaction(
-                id=item.id, ts=self.now, task=TASK, domain=self.conditions.domain_of(item.domain),
-                model_version=self.head, input=item.text, prediction=answer.label,
+                id=item.id, ts=self.now, task=TASK, domain=name,
+                model_version=version, input=item.text, prediction=answer.label,
                 scores={"confidence": answer.confidence,
                         "probabilities": answer.probabilities},
                 embedding=answer.embedding, input_embedding=answer.input_embedding,
@@ -217,8 +242,8 @@ class LiveLoop:
         if version.promoted:
             folder = self.updater.store.fetch(event.adapter_uri, event.sha256, self.workdir)
             self.host.load(TASK, event.version_id, folder, event.base_model)
-            self.host.evict(TASK, {event.version_id})
             self.head = event.version_id
+            self.host.evict(TASK, self.served_versions())
         version.heldout = self.score(event.version_id) if version.promoted else {}
         worker = self.settings.worker
         for command in commands_from_version(

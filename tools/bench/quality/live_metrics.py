@@ -4,23 +4,29 @@ From a :class:`~driftloop.tools.bench.quality.live_loop.LiveRecord` and the stre
 boundaries: for each shift, how many labels it took until a version better than the one
 serving at the shift (on the new domain's held-out texts) was served; the final held-out
 accuracy on the shifted domains; forgetting of the first domain; live served accuracy;
-false promotions (a promoted version worse than its parent by more than a point on every
-held-out text of the domains seen so far); and alerts far from any shift.
+false promotions (a promoted version worse than the version it replaced by more than a point
+on the held-out texts of the domains seen so far that it serves); and alerts far from any
+shift.
+
+Under a task's ``adapter_per_domain`` each domain the producers name is served by its own
+lineage's head (the task's latest promotion until it has one): every figure reads the
+version serving the domain it scores (:func:`serving_at`), through the names the run's
+producers gave each true domain (:attr:`LiveRecord.domain_names`).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ....learner.registry.version_log import DOMAIN_METADATA_KEY
 from .live_loop import LiveRecord, VersionRecord
 
 __all__ = ["SHIFT_LABELS", "ShiftOutcome", "arm_counts", "false_promotions", "labels_by",
-           "live_metrics", "serving_at", "shift_outcomes", "trained_on", "verdict",
-           "worst_slice_change"]
+           "lineage_of", "live_metrics", "server", "serving_at", "shift_outcomes",
+           "trained_on", "verdict", "worst_slice_change"]
 
 # Labels after a shift within which a better version must serve (issue 20's goal).
 SHIFT_LABELS = 240
@@ -81,10 +87,36 @@ def verdict(version: VersionRecord, alpha: float,
     return "not shown better"
 
 
-def serving_at(versions: Sequence[VersionRecord], event: int) -> VersionRecord:
-    """The version serving at stream position ``event`` (the last promoted by then)."""
-    promoted = [v for v in versions if v.promoted and v.at_event <= event]
-    return promoted[-1]
+def serving_at(versions: Sequence[VersionRecord], event: int,
+               domain: str | None = None) -> VersionRecord:
+    """The version serving ``domain`` (a name the producers give) at stream position
+    ``event``: the last promoted by then of the domain's lineage, else the last promoted of
+    any (one lineage per task, or a domain without a head yet).
+
+    >>> from driftloop.schemas.events import ModelVersion
+    >>> def v(vid, at, domain):
+    ...     return VersionRecord(ModelVersion(
+    ...         version_id=vid, ts=0.0, task="t", base_model="m", adapter_uri="file:///s/x",
+    ...         sha256="0" * 64, size_bytes=1, status="promoted",
+    ...         metadata={"domain": domain}), at, 0)
+    >>> versions = [v("v0", 0, "a"), v("v1", 50, "b"), v("v2", 90, "a")]
+    >>> [serving_at(versions, 60, d).event.version_id for d in ("a", "b", "c", None)]
+    ['v0', 'v1', 'v1', 'v1']
+    """
+    return server([v for v in versions if v.at_event <= event], domain)
+
+
+def server(versions: Sequence[VersionRecord], domain: str | None) -> VersionRecord:
+    """Of ``versions`` (in decision order), the one serving ``domain`` after the last."""
+    promoted = [v for v in versions if v.promoted]
+    own = [v for v in promoted if domain is not None and lineage_of(v) == domain]
+    return (own or promoted)[-1]
+
+
+def lineage_of(version: VersionRecord) -> str | None:
+    """The domain whose lineage ``version`` belongs to (None: one lineage per task)."""
+    domain = version.event.metadata.get(DOMAIN_METADATA_KEY)
+    return domain if isinstance(domain, str) else None
 
 
 def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
@@ -98,9 +130,12 @@ def shift_outcomes(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]
     """
     outcomes = []
     for domain, start, end in boundaries[1:]:
-        serving = serving_at(record.versions, start)
+        name = record.domain_names.get(domain, domain)
+        serving = serving_at(record.versions, start, name)
         before = serving.heldout.get(domain, 0.0)
-        during = [v for v in record.versions if v.promoted and start <= v.at_event < end]
+        during = [v for i, v in enumerate(record.versions)
+                  if v.promoted and start <= v.at_event < end
+                  and server(record.versions[:i + 1], name) is v]  # it serves the domain
         better = next((v for v in during if v.heldout.get(domain, 0.0) > before), None)
         best = max([before] + [v.heldout.get(domain, 0.0) for v in during])
         at = labels_by(label_marks, start)
@@ -132,17 +167,25 @@ def labels_by(marks: Sequence[tuple[int, int]], event: int) -> int:
 
 
 def false_promotions(versions: Sequence[VersionRecord], domains_seen: dict[int, list[str]],
-                     margin: float = 0.01) -> tuple[int, int]:
-    """``(promotions after the first, those worse than their parent by > margin)`` on the
-    held-out texts of every domain seen when they were promoted."""
-    promoted = [v for v in versions if v.promoted]
-    worse = 0
-    for parent, child in itertools.pairwise(promoted):
-        domains = domains_seen[child.at_event]
-        old = sum(parent.heldout[d] for d in domains) / len(domains)
-        new = sum(child.heldout[d] for d in domains) / len(domains)
-        worse += new < old - margin
-    return max(len(promoted) - 1, 0), worse
+                     margin: float = 0.01,
+                     names: dict[str, str] | None = None) -> tuple[int, int]:
+    """``(promotions after the first, those worse than the version they replaced by >
+    margin)`` on the held-out texts of the domains seen when they were promoted that they
+    serve (``names``: the name producers give each domain; a domain is its own name)."""
+    names = names or {}
+    promotions = worse = 0
+    for i, child in enumerate(versions):
+        if not child.promoted or not any(v.promoted for v in versions[:i]):
+            continue
+        promotions += 1
+        served = [(d, server(versions[:i], names.get(d, d)))
+                  for d in domains_seen[child.at_event]
+                  if server(versions[:i + 1], names.get(d, d)) is child]
+        if served:
+            old = sum(before.heldout[d] for d, before in served) / len(served)
+            new = sum(child.heldout[d] for d, _ in served) / len(served)
+            worse += new < old - margin
+    return promotions, worse
 
 
 def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
@@ -154,12 +197,13 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
     to tell its verdicts)."""
     first, first_end = boundaries[0][0], boundaries[0][2]
     shifted = [d for d, _, _ in boundaries[1:]]
-    promoted = [v for v in record.versions if v.promoted]
-    static, final = promoted[0], promoted[-1]
-    after_first = serving_at(record.versions, first_end - 1)
+    names = record.domain_names
+    static = next(v for v in record.versions if v.promoted)
+    final = {d: server(record.versions, names.get(d, d)) for d, _, _ in boundaries}
+    after_first = serving_at(record.versions, first_end - 1, names.get(first, first))
     domains_seen = {v.at_event: [d for d, s, _ in boundaries if s <= max(v.at_event - 1, 0)]
                     for v in record.versions}
-    promotions, worse = false_promotions(record.versions, domains_seen)
+    promotions, worse = false_promotions(record.versions, domains_seen, names=names)
     live = [ok for (domain, _, ok) in record.served if domain in shifted]
     static_live = [ok for (domain, _, _), ok in zip(record.served, static_served, strict=True)
                    if domain in shifted]
@@ -170,8 +214,8 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
     return {
         "shifts": [s.to_dict() for s in shifts],
         "static_shifted": _mean(static.heldout[d] for d in shifted),
-        "final_shifted": _mean(final.heldout[d] for d in shifted),
-        "forgetting_first": after_first.heldout[first] - final.heldout[first],
+        "final_shifted": _mean(final[d].heldout[d] for d in shifted),
+        "forgetting_first": after_first.heldout[first] - final[first].heldout[first],
         "live_shifted": _mean(live), "static_live_shifted": _mean(static_live),
         "promotions": promotions, "false_promotions": worse,
         "requests": len(record.requests),
@@ -180,7 +224,7 @@ def live_metrics(record: LiveRecord, boundaries: Sequence[tuple[str, int, int]],
         "examples_trained": sum(r[3] for r in record.requests),
         "examples_trained_on": sum(trained_on(v) for v in record.versions),
         "labels": record.labels, "update_seconds": round(record.update_seconds, 1),
-        "final_heldout": {d: round(v, 4) for d, v in final.heldout.items()},
+        "final_heldout": {d: round(final[d].heldout[d], 4) for d in final},
     } | arm_counts(record.versions) | worst_slice_change(record.versions)
 
 

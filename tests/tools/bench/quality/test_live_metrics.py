@@ -71,6 +71,29 @@ def test_a_promotion_worse_than_its_parent_on_seen_domains_is_false() -> None:
     assert figures["false_promotions"] == 1
 
 
+def test_under_an_adapter_per_domain_each_domain_is_scored_on_the_head_that_serves_it() -> None:
+    rec = record()
+    rec.domain_names = {"a": "a", "b": "b"}
+    rec.versions = [version("v0", "promoted", 0, 0, 0.8, 0.5),
+                    version("v1", "promoted", 150, 110, 0.3, 0.7),
+                    version("v2", "promoted", 180, 140, 0.85, 0.4)]
+    for v, domain in zip(rec.versions, "aba", strict=True):
+        v.event.metadata["domain"] = domain
+    figures = live_metrics(rec, BOUNDARIES, rec.label_marks, [True] * 200, alpha=0.1)
+    # b is served by its own head v1, not by the later head of a's lineage
+    assert figures["final_shifted"] == 0.7 and figures["final_heldout"] == {"a": 0.85, "b": 0.7}
+    assert figures["shifts"][0]["labels_until_better"] == 110 - 80
+    assert figures["forgetting_first"] == 0.8 - 0.85
+    # each promotion is held against what served its own domain before it (v0 for both)
+    assert figures["promotions"] == 2 and figures["false_promotions"] == 0
+    rec.domain_names = {"a": "live", "b": "live"}  # unnamed: the latest head serves both
+    for v in rec.versions:
+        v.event.metadata["domain"] = "live"
+    figures = live_metrics(rec, BOUNDARIES, rec.label_marks, [True] * 200, alpha=0.1)
+    assert figures["final_shifted"] == 0.4  # and v1, serving a too, forgot it: 0.5 < 0.65
+    assert figures["false_promotions"] == 1
+
+
 def test_labels_by_reads_the_marks_up_to_an_event() -> None:
     assert labels_by([(16, 5), (32, 12)], 0) == 0 and labels_by([(16, 5), (32, 12)], 99) == 12
 
