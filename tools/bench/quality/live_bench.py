@@ -191,7 +191,7 @@ def _full_retraining(loop: LiveLoop, labels: Sequence[str], record: Any) -> dict
     example, the learner's other settings), scored on the shifted domains' held-out texts;
     and what full retraining at each of the run's request points would have trained on."""
     retrainer = _updater_beside(loop, max_steps=100_000, holdout_fraction=0.05,
-                                gate_pool_size=0)
+                                gate_pool_size=0, one_lineage=True)
     examples = [(i.text, i.label, i.domain) for i in loop.data.bootstrap] + record.labelled
     from ....learner.registry.version_log import VersionLog
 
@@ -223,7 +223,7 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
     """
     from ....learner.registry.version_log import VersionLog
 
-    updater = _updater_beside(loop, gate_pool_size=0)
+    updater = _updater_beside(loop, gate_pool_size=0, one_lineage=True)  # one update of it
     outcomes = []
     for i, (domain, start, _) in enumerate(loop.data.boundaries()[1:]):
         served = serving_at(record.versions, start, loop.conditions.domain_of(domain))
@@ -242,13 +242,17 @@ def _reachable(loop: LiveLoop, labels: Sequence[str], record: Any, *,
     return {"reachable": outcomes}
 
 
-def _updater_beside(loop: LiveLoop, **learner: Any) -> Any:
+def _updater_beside(loop: LiveLoop, *, one_lineage: bool = False, **learner: Any) -> Any:
     """An updater of the run's settings with ``learner`` changed, on the loop's resident
-    models, store and device (its own parent caches and gate pools)."""
+    models, store and device (its own parent caches and gate pools); ``one_lineage``: one
+    adapter for every domain, whatever the task's ``adapter_per_domain`` (full retraining)."""
     from ....learner.training.update import IncrementalUpdater
 
-    settings = loop.settings.model_copy(update={
-        "learner": loop.settings.learner.model_copy(update=learner)})
+    update: dict[str, Any] = {"learner": loop.settings.learner.model_copy(update=learner)}
+    if one_lineage:
+        task = loop.settings.task(TASK).model_copy(update={"adapter_per_domain": False})
+        update["tasks"] = {**loop.settings.tasks, TASK: task}
+    settings = loop.settings.model_copy(update=update)
     return IncrementalUpdater(settings, models=loop.updater.models, store=loop.updater.store,
                               device=loop.updater.device)
 

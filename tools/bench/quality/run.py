@@ -21,7 +21,12 @@ Three parts, each driving driftloop's own code directly and printing it beside a
    variants a generation model writes of them (data from prompts);
 6. only when asked (``--only prompt-arm``; :mod:`driftloop.tools.bench.quality.prompt_arms`):
    a generation task's updates after a shift with and without a prompt candidate beside the
-   trained one: how often the prompt was the version, its cost, the served accuracy.
+   trained one: how often the prompt was the version, its cost, the served accuracy;
+7. only when asked (``--only named-domains``): the continual part again with producers that
+   name each event's domain and the task's ``adapter_per_domain`` on, each domain served by
+   its own lineage's head (the bound that routing unnamed traffic by regime could reach);
+8. only when asked (``--only routing``; :mod:`driftloop.tools.bench.quality.routing`): how
+   often one text's vector picks its own domain by the nearest domain centroid.
 
 ``--json`` prints every figure (curves and per-stream delays included) as one JSON document
 on stdout, the tables going to stderr; ``-o FILE`` writes it to a file after every part.
@@ -45,7 +50,8 @@ from ...options import json_option, output_option, print_json, text_to_stderr
 
 __all__ = ["SECTIONS", "quality"]
 
-SECTIONS = ("drift", "continual", "active", "meta-start", "synthetic", "prompt-arm")
+SECTIONS = ("drift", "continual", "active", "meta-start", "synthetic", "prompt-arm",
+            "named-domains", "routing")
 DEFAULT_SECTIONS = SECTIONS[:3]
 
 
@@ -156,18 +162,54 @@ def _each_run(seeds: range, streams: tuple[str, ...], what: str,
 
 
 def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
-               threads: int | None) -> dict[str, Any]:
+               threads: int | None, *, named: bool = False) -> dict[str, Any]:
+    """The live loop at the defaults; ``named``: producers name each event's domain and the
+    task keeps an adapter per domain (the one setting changed)."""
     _offline()
     from .live_bench import LiveSizes, run_live, summarise
+    from .live_loop import TASK, LiveConditions
 
     sizes = LiveSizes.named(quick=quick)
+    conditions = LiveConditions(named_domains=named)
+    overrides = {"tasks": {TASK: {"adapter_per_domain": True}}} if named else None
     started = time.perf_counter()
     runs = _each_run(seeds, streams, "live-loop runs", lambda stream, seed: run_live(
-        stream, seed=seed, sizes=sizes, torch_threads=threads))
+        stream, seed=seed, sizes=sizes, torch_threads=threads, conditions=conditions,
+        overrides=overrides))
     return {"sizes": {"per_domain": sizes.per_domain, "heldout": sizes.heldout,
                       "bootstrap": sizes.bootstrap},
-            "settings": "driftloop's defaults", "runs": runs, "summary": summarise(runs),
+            "settings": ("driftloop's defaults, adapter_per_domain = true, domains named"
+                         if named else "driftloop's defaults"),
+            "runs": runs, "summary": summarise(runs),
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _routing(quick: bool, seeds: range, streams: tuple[str, ...]) -> dict[str, Any]:
+    """Nearest-centroid routing of single texts, each stream and seed."""
+    _offline()
+    from ....learner.models.resident import ResidentModels
+    from .routing import routing_accuracy, summarise_routing
+
+    models = ResidentModels()
+    heldout = 80 if quick else 200
+    started = time.perf_counter()
+    runs = _each_run(seeds, streams, "routing runs", lambda stream, seed: routing_accuracy(
+        stream, seed=seed, heldout=heldout, models=models))
+    return {"heldout": heldout, "runs": runs, "summary": summarise_routing(runs),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _routing_table(section: dict[str, Any]) -> list[str]:
+    lines = [f"routing one text to its domain by the nearest domain centroid (64 texts each), "
+             f"{section['heldout']} held-out texts per domain; mean [min, max] over seeds"]
+    for stream, kinds in section["summary"].items():
+        for kind, s in kinds.items():
+            a = s["accuracy"]
+            lines.append(f"{stream:10} {kind:12} accuracy {a['mean']:.3f} [{a['min']:.3f}, "
+                         f"{a['max']:.3f}]; distance to own centroid p90 "
+                         f"{s['own_distance_p90']:.3f}, to the nearest other p10 "
+                         f"{s['other_distance_p10']:.3f}")
+    return lines
 
 
 def _few_shot(part: str, quick: bool, seeds: range, streams: tuple[str, ...],
@@ -228,7 +270,7 @@ def _drift_table(section: dict[str, Any]) -> list[str]:
 
 def _continual_table(section: dict[str, Any]) -> list[str]:
     sizes = section["sizes"]
-    lines = [f"continual learning under live conditions, driftloop's default settings: "
+    lines = [f"continual learning under live conditions, {section['settings']}: "
              f"{sizes['per_domain']} events per domain, {sizes['heldout']} held-out texts per "
              f"domain, a {sizes['bootstrap']}-example bootstrap; mean [min, max] over seeds"]
     for stream, s in section["summary"].items():
@@ -414,6 +456,13 @@ def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
         count = seeds or (1 if quick else 5)
         section = _continual(quick, range(seed, seed + count), both, threads)
         part("continual", section, _continual_table(section))
+    if "named-domains" in chosen:
+        count = seeds or (1 if quick else 5)
+        section = _continual(quick, range(seed, seed + count), both, threads, named=True)
+        part("named_domains", section, _continual_table(section))
+    if "routing" in chosen:
+        section = _routing(quick, range(seed, seed + (seeds or (1 if quick else 3))), both)
+        part("routing", section, _routing_table(section))
     if "active" in chosen:
         with _embedder(seed, threads) as embedder:
             section = _active(embedder, quick, seed)

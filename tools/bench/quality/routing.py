@@ -1,0 +1,111 @@
+"""``bench quality --only routing``: can one text's vector tell which domain it comes from?
+
+A task with one adapter per domain serves a request that names its domain with that domain's
+head. Traffic that does not name it could be routed per text to the head whose domain
+centroid is nearest. This measures the best case of that routing: every domain's centroid
+known (the mean of its first 64 stream texts, as the learner's ``domain_centroid``), each
+held-out text sent to the nearest centroid by cosine, for the two version-free vectors a
+replica has of a text:
+
+- ``encoder``: the base encoder's mask-averaged, L2-normalised last hidden state (what the
+  learner's centroids are made of; a forward pass);
+- ``token_means``: the mean of the base model's input-token embeddings (what an
+  interaction's ``input_embedding`` carries; a table lookup).
+
+Beside the accuracy, how far texts lie from their own domain's centroid (90th percentile)
+against the nearest other domain's (10th percentile): a new domain could be told apart
+by a distance threshold only where the first is below the second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ....learner.models.resident import ResidentModels, default_base_model
+from ....schemas.enums import TaskKind
+from .live_streams import STREAMS
+
+__all__ = ["CENTROID_TEXTS", "routing_accuracy", "summarise_routing"]
+
+CENTROID_TEXTS = 64  # the learner's CENTROID_EXAMPLES
+VECTORS = ("encoder", "token_means")
+
+
+def routing_accuracy(stream_name: str, *, seed: int, heldout: int = 200,
+                     models: ResidentModels | None = None) -> dict[str, Any]:
+    """Per vector kind: the share of each domain's held-out texts whose nearest centroid is
+    their own domain's, and the two distance percentiles."""
+    import numpy as np
+
+    stream = STREAMS[stream_name](per_domain=400, heldout=heldout, bootstrap=128, seed=seed)
+    base = (models or ResidentModels()).get(default_base_model(TaskKind.CLASSIFICATION),
+                                            TaskKind.CLASSIFICATION)
+    domains = [d for d, _, _ in stream.data.boundaries()]
+    out: dict[str, Any] = {"stream": stream_name, "seed": seed}
+    for kind in VECTORS:
+        centroids = []
+        for domain in domains:
+            texts = [i.text for i in stream.data.stream if i.domain == domain]
+            mean = _vectors(base, texts[:CENTROID_TEXTS], kind).mean(axis=0)
+            centroids.append(mean / np.linalg.norm(mean))
+        table = np.stack(centroids)
+        accuracy, own, other = {}, [], []
+        for j, domain in enumerate(domains):
+            similarity = _vectors(base, [i.text for i in stream.data.heldout[domain]],
+                                  kind) @ table.T
+            accuracy[domain] = round(float((similarity.argmax(axis=1) == j).mean()), 4)
+            own += list(1 - similarity[:, j])
+            other += list(1 - np.delete(similarity, j, axis=1).max(axis=1))
+        out[kind] = {"accuracy": accuracy,
+                     "mean_accuracy": round(sum(accuracy.values()) / len(accuracy), 4),
+                     "own_distance_p90": round(float(np.percentile(own, 90)), 4),
+                     "other_distance_p10": round(float(np.percentile(other, 10)), 4)}
+    return out
+
+
+def _vectors(base: Any, texts: Sequence[str], kind: str, *, batch: int = 64) -> Any:
+    """An (n, dim) array of the texts' unit vectors of ``kind``."""
+    import numpy as np
+    import torch
+
+    rows = []
+    backbone = getattr(base.model, "base_model", base.model)
+    for start in range(0, len(texts), batch):
+        chunk = list(texts[start:start + batch])
+        with torch.inference_mode():
+            if kind == "encoder":
+                encoded = base.tokenizer(chunk, padding=True, truncation=True, max_length=128,
+                                         return_tensors="pt")
+                hidden = backbone(**encoded).last_hidden_state.float()
+                mask = encoded["attention_mask"].unsqueeze(-1).float()
+                vectors = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            else:
+                encoded = base.tokenizer(chunk, padding=True, truncation=True, max_length=128,
+                                         add_special_tokens=False, return_tensors="pt")
+                table = base.model.get_input_embeddings()
+                mask = encoded["attention_mask"].unsqueeze(-1).float()
+                vectors = ((table(encoded["input_ids"]).float() * mask).sum(dim=1)
+                           / mask.sum(dim=1).clamp(min=1.0))
+        rows.append(torch.nn.functional.normalize(vectors, dim=-1).numpy())
+    return np.concatenate(rows)
+
+
+def summarise_routing(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per stream and vector kind: mean [min, max] over seeds of the mean accuracy, and the
+    mean distance percentiles."""
+    out: dict[str, Any] = {}
+    for stream in sorted({r["stream"] for r in runs}):
+        mine = [r for r in runs if r["stream"] == stream]
+        out[stream] = {}
+        for kind in VECTORS:
+            accuracy = [r[kind]["mean_accuracy"] for r in mine]
+            out[stream][kind] = {
+                "seeds": len(mine),
+                "accuracy": {"mean": round(sum(accuracy) / len(accuracy), 4),
+                             "min": min(accuracy), "max": max(accuracy)},
+                "own_distance_p90": round(sum(r[kind]["own_distance_p90"] for r in mine)
+                                          / len(mine), 4),
+                "other_distance_p10": round(sum(r[kind]["other_distance_p10"] for r in mine)
+                                            / len(mine), 4)}
+    return out
