@@ -2,7 +2,9 @@
 
 Each replica publishes a :class:`~driftloop.schemas.ServingAck` when it starts serving a
 version or refuses one, keyed ``<replica>/<task>`` on a compacted topic: the latest ack per
-key is what an operator reads to see whether every replica converged.
+key is what an operator reads to see whether every replica converged. A task with one adapter
+per domain also acks each domain's head (``metadata.domain``), keyed
+``<replica>/<task>/<domain>``: those never stand in for the task's own ack.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ __all__ = ["AckPublisher", "ack_key", "converged", "latest_acks", "read_acks"]
 log = logging.getLogger(__name__)
 
 
-def ack_key(replica: str, task: str) -> bytes:
-    """The compaction key: one latest ack per replica and task.
+def ack_key(replica: str, task: str, domain: str | None = None) -> bytes:
+    """The compaction key: one latest ack per replica and task (and domain, for a domain's
+    own head).
 
-    >>> ack_key("pod-1", "sentiment")
-    b'pod-1/sentiment'
+    >>> ack_key("pod-1", "sentiment"), ack_key("pod-1", "sentiment", "movies")
+    (b'pod-1/sentiment', b'pod-1/sentiment/movies')
     """
-    return f"{replica}/{task}".encode()
+    return f"{replica}/{task}".encode() + (f"/{domain}".encode() if domain else b"")
 
 
 class AckPublisher:
@@ -57,15 +60,24 @@ class AckPublisher:
         if self.producer is None:
             raise RuntimeError("AckPublisher has no producer")
         await self.producer.send_and_wait(self.topic, encode(ack),
-                                          key=ack_key(ack.replica, ack.task))
+                                          key=ack_key(ack.replica, ack.task, ack.domain))
 
 
 def latest_acks(acks: Iterable[ServingAck]) -> dict[tuple[str, str], ServingAck]:
-    """The latest ack of each ``(replica, task)``, in the order given (log order)."""
+    """The latest ack of each ``(replica, task)`` for the task's own version, in the order
+    given (log order); a domain's head's ack says nothing of it.
+
+    >>> task = ServingAck(ts=1.0, replica="a", task="t", version_id="v2", status="serving")
+    >>> movies = task.model_copy(update={"version_id": "v3", "metadata": {"domain": "movies"}})
+    >>> latest_acks([task, movies])[("a", "t")].version_id
+    'v2'
+    """
     latest: dict[tuple[str, str], ServingAck] = {}
     for ack in acks:
-        latest[(ack.replica, ack.task)] = ack
+        if ack.domain is None:
+            latest[(ack.replica, ack.task)] = ack
     return latest
+
 
 
 async def read_acks(settings: Settings, *, timeout: float = 30.0,

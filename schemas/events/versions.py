@@ -90,7 +90,9 @@ class ServingAck(Event):
     """A serving replica's acknowledgement: it now serves a version, or it refused one.
 
     Keyed by replica and task on the compacted ``serving-acks`` topic, so the latest ack of
-    every replica shows whether all of them converged on the promoted version.
+    every replica shows whether all of them converged on the promoted version. An ack of a
+    domain's own head (a task with an adapter per domain) names the domain in
+    ``metadata.domain`` (:attr:`domain`) and is keyed by replica, task and domain.
 
     Examples
     --------
@@ -109,6 +111,19 @@ class ServingAck(Event):
     reason: Text = ""
     previous_version: Name | None = None
     metadata: Metadata = Field(default_factory=dict)
+
+    @property
+    def domain(self) -> str | None:
+        """The domain whose own head this ack is about; None: the task's version.
+
+        >>> from driftloop.schemas import ServingAck
+        >>> ack = ServingAck(ts=7.0, replica="pod-1", task="t", version_id="v4",
+        ...                  status="serving", metadata={"domain": "movies"})
+        >>> ack.domain, ack.model_copy(update={"metadata": {}}).domain
+        ('movies', None)
+        """
+        domain = self.metadata.get("domain")
+        return domain if isinstance(domain, str) else None
 
 
 class SiteAdapter(Event):

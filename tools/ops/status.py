@@ -188,7 +188,8 @@ async def _members(admin: AIOKafkaAdminClient, group: str) -> int | None:
 
 
 def latest_acks(acks: Iterable[ServingAck]) -> dict[str, list[ReplicaState]]:
-    """The latest ack of every (replica, task), per task, replicas sorted by name.
+    """The latest ack of every (replica, task), per task, replicas sorted by name (a
+    domain's own head's ack, under ``adapter_per_domain``, is not the task's).
 
     >>> acks = [ServingAck(ts=ts, replica="pod-1", task="t", version_id=v, status="serving")
     ...         for ts, v in ((2.0, "v2"), (1.0, "v1"))]
@@ -198,6 +199,8 @@ def latest_acks(acks: Iterable[ServingAck]) -> dict[str, list[ReplicaState]]:
     latest: dict[tuple[str, str], ServingAck] = {}
     for ack in acks:
         key = (ack.replica, ack.task)
+        if ack.domain is not None:
+            continue
         if key not in latest or ack.ts >= latest[key].ts:
             latest[key] = ack
     replicas: dict[str, list[ReplicaState]] = {}

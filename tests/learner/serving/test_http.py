@@ -286,6 +286,14 @@ async def test_each_domain_is_answered_by_its_own_lineage_head(  # type: ignore[
         events = [e for r in records for e in _events(r.value)]
         assert {(e.domain, e.model_version) for e in events} == {
             ("tweets", "v1"), ("movies", "v2"), ("news", "v2")}
+        # Each domain's head is acked under its own key: it never stands in for the task's.
+        acked = await consume_until(settings, Topic.SERVING_ACKS, lambda rs: {
+            r.key for r in rs} >= {b"replica-domains/sentiment/tweets",
+                                   b"replica-domains/sentiment/movies"})
+        by_key = {r.key: decode(r.value, ServingAck) for r in acked}
+        assert by_key[b"replica-domains/sentiment/tweets"].version_id == "v1"
+        assert by_key[b"replica-domains/sentiment/tweets"].metadata["domain"] == "tweets"
+        assert by_key[b"replica-domains/sentiment"].version_id == "v2"
         await publish(settings, movies.model_copy(update={"status": "rolled_back"}))
 
         async def movies_fell_back() -> bool:
