@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "embedding_centroid",
     "plan_domain_start",
     "request_domain",
+    "unit_embeddings",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def request_domain(request: TrainingRequest) -> str:
 
 def embedding_centroid(model: Any, tokenizer: Any, texts: Sequence[str], *, device: Any = "cpu",
                        max_length: int = 128, batch_size: int = 32) -> list[float]:
-    """Mean of the L2-normalised, mask-averaged last hidden states of ``texts``.
+    """Mean of the L2-normalised, mask-averaged last hidden states of ``texts``
+    (:func:`unit_embeddings`).
 
     ``model`` is the frozen base model (an encoder, or a causal LM whose backbone is read
     without its LM head); nothing is trained or changed. Rounded through float16.
@@ -118,26 +120,34 @@ def embedding_centroid(model: Any, tokenizer: Any, texts: Sequence[str], *, devi
     >>> len(centroid), round(cosine_distance(centroid, centroid), 6)
     (8, 0.0)
     """
-    import torch
-
     if not texts:
         raise CentroidError("no texts to take a centroid of")
+    total: Any = None
+    for unit in unit_embeddings(model, tokenizer, texts, device=device,
+                                max_length=max_length, batch_size=batch_size):
+        total = unit.sum(dim=0) if total is None else total + unit.sum(dim=0)
+    mean = (total / len(texts)).cpu().numpy().astype(np.float16)
+    return [float(x) for x in mean]
+
+
+def unit_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], *, device: Any = "cpu",
+                    max_length: int = 128, batch_size: int = 32) -> Iterator[Any]:
+    """Each batch's L2-normalised, mask-averaged last hidden states of ``texts``: a
+    (batch, hidden) float32 tensor per ``batch_size`` texts, in order, without gradients
+    (what a domain centroid is the mean of)."""
+    import torch
+
     backbone = getattr(model, "base_model", model)
-    total: torch.Tensor | None = None
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            encoded = tokenizer(list(texts[start:start + batch_size]), padding=True,
-                                truncation=True, max_length=max_length, return_tensors="pt")
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(list(texts[start:start + batch_size]), padding=True,
+                            truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.no_grad():
             mask = encoded["attention_mask"].to(device)
             hidden = backbone(input_ids=encoded["input_ids"].to(device),
                               attention_mask=mask).last_hidden_state.float()
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-            unit = torch.nn.functional.normalize(pooled, dim=-1).sum(dim=0)
-            total = unit if total is None else total + unit
-    assert total is not None
-    mean = (total / len(texts)).cpu().numpy().astype(np.float16)
-    return [float(x) for x in mean]
+            yield torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def cosine_distance(a: Sequence[float], b: Sequence[float]) -> float:

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ....learner.models.resident import ResidentModels, default_base_model
+from ....learner.models.token_means import input_embeddings
+from ....learner.training.transfer import unit_embeddings
 from ....schemas.enums import TaskKind
 from .live_streams import STREAMS
 
@@ -30,6 +32,7 @@ __all__ = ["CENTROID_TEXTS", "routing_accuracy", "summarise_routing"]
 
 CENTROID_TEXTS = 64  # the learner's CENTROID_EXAMPLES
 VECTORS = ("encoder", "token_means")
+MAX_LENGTH = 128  # the learner's default max_length
 
 
 def routing_accuracy(stream_name: str, *, seed: int, heldout: int = 200,
@@ -65,29 +68,21 @@ def routing_accuracy(stream_name: str, *, seed: int, heldout: int = 200,
 
 
 def _vectors(base: Any, texts: Sequence[str], kind: str, *, batch: int = 64) -> Any:
-    """An (n, dim) array of the texts' unit vectors of ``kind``."""
+    """An (n, dim) array of the texts' unit vectors of ``kind``: the learner's centroid
+    pooling (:func:`~driftloop.learner.training.transfer.unit_embeddings`) or an
+    interaction's input embedding (:func:`~driftloop.learner.models.token_means.input_embeddings`)
+    normalised."""
     import numpy as np
     import torch
 
+    if kind == "encoder":
+        return torch.cat(list(unit_embeddings(base.model, base.tokenizer, texts,
+                                              max_length=MAX_LENGTH, batch_size=batch))).numpy()
     rows = []
-    backbone = getattr(base.model, "base_model", base.model)
     for start in range(0, len(texts), batch):
-        chunk = list(texts[start:start + batch])
-        with torch.inference_mode():
-            if kind == "encoder":
-                encoded = base.tokenizer(chunk, padding=True, truncation=True, max_length=128,
-                                         return_tensors="pt")
-                hidden = backbone(**encoded).last_hidden_state.float()
-                mask = encoded["attention_mask"].unsqueeze(-1).float()
-                vectors = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-            else:
-                encoded = base.tokenizer(chunk, padding=True, truncation=True, max_length=128,
-                                         add_special_tokens=False, return_tensors="pt")
-                table = base.model.get_input_embeddings()
-                mask = encoded["attention_mask"].unsqueeze(-1).float()
-                vectors = ((table(encoded["input_ids"]).float() * mask).sum(dim=1)
-                           / mask.sum(dim=1).clamp(min=1.0))
-        rows.append(torch.nn.functional.normalize(vectors, dim=-1).numpy())
+        means = torch.tensor(input_embeddings(base.model, base.tokenizer,
+                                              texts[start:start + batch], max_length=MAX_LENGTH))
+        rows.append(torch.nn.functional.normalize(means.float(), dim=-1).numpy())
     return np.concatenate(rows)
 
 
