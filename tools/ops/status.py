@@ -24,6 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from ...client.kafka import admin_client, new_consumer, topic_partitions
 from ...learner.errors import RegistryError
 from ...learner.group import consumer_group
+from ...learner.serving.acks import latest_acks as task_acks
 from ...learner.topics.versions import read_version_log
 from ...schemas import ServingAck, Topic, ValidationError, decode
 from ...schemas.enums import ServingStatus
@@ -188,23 +189,18 @@ async def _members(admin: AIOKafkaAdminClient, group: str) -> int | None:
 
 
 def latest_acks(acks: Iterable[ServingAck]) -> dict[str, list[ReplicaState]]:
-    """The latest ack of every (replica, task), per task, replicas sorted by name (a
-    domain's own head's ack, under ``adapter_per_domain``, is not the task's).
+    """The latest ack of every (replica, task), per task, replicas sorted by name: the
+    serving fold's (:func:`driftloop.learner.serving.latest_acks`, log order, which is what
+    the compacted topic keeps; a domain's own head's ack, under ``adapter_per_domain``, is
+    not the task's).
 
     >>> acks = [ServingAck(ts=ts, replica="pod-1", task="t", version_id=v, status="serving")
-    ...         for ts, v in ((2.0, "v2"), (1.0, "v1"))]
+    ...         for ts, v in ((1.0, "v1"), (2.0, "v2"))]
     >>> [(s.replica, s.version_id) for s in latest_acks(acks)["t"]]
     [('pod-1', 'v2')]
     """
-    latest: dict[tuple[str, str], ServingAck] = {}
-    for ack in acks:
-        key = (ack.replica, ack.task)
-        if ack.domain is not None:
-            continue
-        if key not in latest or ack.ts >= latest[key].ts:
-            latest[key] = ack
     replicas: dict[str, list[ReplicaState]] = {}
-    for (replica, task), ack in sorted(latest.items()):
+    for (replica, task), ack in sorted(task_acks(acks).items()):
         replicas.setdefault(task, []).append(ReplicaState(
             replica=replica, version_id=ack.version_id, ts=ack.ts, reason=ack.reason,
             serving=ack.status is ServingStatus.SERVING))
