@@ -37,7 +37,7 @@ from .acks import AckPublisher
 from .adapter_host import AdapterHost
 from .choice import domain_targets, newest_candidate, served_target
 from .feed import VersionFeed
-from .loader import AdapterLoader, serving_store
+from .loader import AdapterLoader, LoadResult, serving_store
 from .refusals import RefusedVersions
 from .served import ServedVersions, ServingChange
 
@@ -231,13 +231,7 @@ class AdapterSubscriber:
             await self._refuse(event, loaded.refused, current)
             return
         self.slots.promote(task, event.version_id)  # the atomic swap: next request uses it
-        await self.loader.keep_only(task, self.slots.kept(task))
-        change = ServingChange(task, event.version_id, current,
-                               event.reason or event.status.value, read_at, loaded.seconds,
-                               loaded.fetch_seconds)
-        log.info("%s: serving %s (was %s): %s", task, event.version_id, current, change.reason)
-        await self._ack(change.ack(self.replica))
-        await _notify(self.on_serving, change)
+        await self._served(event, current, loaded, read_at, domain=None)
 
     async def _switch_domain(self, task: str, domain: str, event: ModelVersion | None,
                              read_at: float) -> None:
@@ -255,12 +249,19 @@ class AdapterSubscriber:
             await self._refuse(event, loaded.refused, current)
             return
         self.slots.promote_domain(task, domain, event.version_id)
+        await self._served(event, current, loaded, read_at, domain=domain)
+
+    async def _served(self, event: ModelVersion, current: str | None, loaded: LoadResult,
+                      read_at: float, *, domain: str | None) -> None:
+        """After a swap to ``event`` (the task's version, or ``domain``'s head): drop what
+        is no longer kept, then acknowledge and tell the listeners."""
+        task = event.task
         await self.loader.keep_only(task, self.slots.kept(task))
         change = ServingChange(task, event.version_id, current,
                                event.reason or event.status.value, read_at, loaded.seconds,
                                loaded.fetch_seconds, domain=domain)
-        log.info("%s: domain %s served by %s (was %s): %s", task, domain, event.version_id,
-                 current, change.reason)
+        serves = task if domain is None else f"{task} domain {domain}"
+        log.info("%s: serving %s (was %s): %s", serves, event.version_id, current, change.reason)
         await self._ack(change.ack(self.replica))
         await _notify(self.on_serving, change)
 
