@@ -281,7 +281,8 @@ class IncrementalUpdater:
                                             versions, models=self.models, store=self.store,
                                             workdir=workdir, kept=kept)
             parent_hits: Outcomes = {}
-            folds = self._folds(plan)
+            judged = self._paired_gate(plan, start)
+            folds = self._folds(plan, judged)
             look = self._look_due(plan, versions)
             with _phase(timings, "score_parent_seconds"):
                 parent_folder = start.parent_dir if served is not None else start.adapter_dir
@@ -346,16 +347,18 @@ class IncrementalUpdater:
                      else ("prompt", prompt) if prompt is not None else None)
             if other is None:
                 decision, after = self._judge(plan, self.gate, before, after, parent_hits,
-                                              candidate_hits, distillation, cross_fit, len(folds))
+                                              candidate_hits, distillation, cross_fit, len(folds),
+                                              paired_gate=judged)
             else:
                 # Two candidates, two shots at the gate: each at half the level (a union
                 # bound keeps the update's false-promotion rate at gate_alpha).
                 name, rival = other
                 half = replace(self.gate, alpha=self.gate.alpha / 2)
                 trained = self._judge(plan, half, before, after, parent_hits, candidate_hits,
-                                      distillation, cross_fit, len(folds))
+                                      distillation, cross_fit, len(folds), paired_gate=judged)
                 cheap = self._judge(plan, half, before, rival.metrics | distillation.metrics,
-                                    parent_hits, rival.outcomes, distillation, None, 0)
+                                    parent_hits, rival.outcomes, distillation, None, 0,
+                                    paired_gate=judged)
                 choice = choose_arm(candidate_hits, rival.outcomes, self.gate.alpha,
                                     passed=(trained[0].promote, cheap[0].promote), cheap=name)
                 arm = choice.metadata(rival.metrics, after)
@@ -663,14 +666,28 @@ class IncrementalUpdater:
         split = replace(plan.split, train=plan.split.train + tuple(report.examples))
         return replace(plan, split=split), report
 
-    def _folds(self, plan: UpdatePlan) -> list[Fold]:
-        """The fold candidates' data under ``learner.gate_cross_fit``: only for a paired gate
-        (a served parent) whose recent slice is short of ``gate_recent_examples`` texts."""
+    def _paired_gate(self, plan: UpdatePlan, start: _Start) -> bool:
+        """Whether the paired rule judges the candidate: against a served parent always;
+        a domain's first version (``adapter_per_domain``, started from other domains'
+        heads) under ``learner.gate_domain_start = "paired"``, against that start. Else the
+        start is untrained and the scores decide."""
+        if plan.parent is not None:
+            return True
+        return (self.settings.learner.gate_domain_start in ("paired", "cross-fit")
+                and plan.domain is not None and start.adapter_dir is not None)
+
+    def _folds(self, plan: UpdatePlan, paired_gate: bool) -> list[Fold]:
+        """The fold candidates' data under ``learner.gate_cross_fit`` (and for a domain's
+        first version under ``gate_domain_start = "cross-fit"``, two folds at least): only
+        for a paired gate whose recent slice is short of ``gate_recent_examples`` texts."""
         cfg = self.settings.learner
-        if (cfg.gate_cross_fit < 2 or plan.parent is None
+        k = cfg.gate_cross_fit
+        if plan.parent is None and cfg.gate_domain_start == "cross-fit":
+            k = max(k, 2)
+        if (k < 2 or not paired_gate
                 or len(plan.gate_split.holdout_new) >= cfg.gate_recent_examples):
             return []
-        return folds_for(plan.split, cfg.gate_cross_fit, seed=cfg.seed)
+        return folds_for(plan.split, k, seed=cfg.seed)
 
     def _slices(self, plan: UpdatePlan, outcomes: Outcomes) -> Metrics:
         """One version's accuracy per slice of the gate's held-out texts, recent and older
@@ -685,7 +702,8 @@ class IncrementalUpdater:
 
     def _judge(self, plan: UpdatePlan, rule: GateRule, before: Metrics, after: Metrics,
                parent_hits: Outcomes, candidate_hits: Outcomes, distillation: Distillation,
-               cross_fit: PairedComparison | None, folds: int) -> tuple[GateDecision, Metrics]:
+               cross_fit: PairedComparison | None, folds: int, *,
+               paired_gate: bool) -> tuple[GateDecision, Metrics]:
         """The gate's decision on one candidate, and its metrics with the tests' figures."""
         after = after | self._slices(plan, candidate_hits)
         weights = self._stratified(plan)
@@ -699,7 +717,7 @@ class IncrementalUpdater:
         # A first version has no served parent to beat with evidence, only an untrained
         # start: the scores decide (better held-out score, or the same and a lower loss).
         decision = distillation.gate(rule.decide(
-            before, after, paired if plan.parent is not None else None), after)
+            before, after, paired if paired_gate else None), after)
         if cross_fit is not None:
             decision = replace(decision, reasons=(
                 f"cross-fit: {folds} fold candidates on the {cross_fit.n} new texts "

@@ -151,6 +151,14 @@ class LearnerSettings(Section):
                     "candidate (classification tasks; learner/gate/second_look.py). Live "
                     "loop, 10 seeds, 2026-12-06: VADER 12 of 30 shifts within 240 labels "
                     "(12), 2 false promotions (1); questions unchanged: off")
+    gate_domain_start: Literal["score", "paired", "cross-fit"] = Field(
+        "score",
+        description="how a domain's first version is judged under a task's "
+                    "adapter_per_domain, when it starts from other domains' heads: 'score' "
+                    "= a higher held-out score than its start; 'paired' = the paired rule "
+                    "against that start, as a served parent (with cross-fitting when "
+                    "gate_cross_fit >= 2); 'cross-fit' = the same, with at least two folds "
+                    "of cross-fitting for that first version (its new labels are few)")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(

@@ -273,6 +273,42 @@ def test_a_new_domain_trains_from_the_average_of_the_other_domains_heads(  # typ
     assert "cannot be averaged" in caplog.text
 
 
+@pytest.mark.parametrize("judged", ["score", "paired", "cross-fit"])
+def test_a_domains_first_version_is_judged_as_the_setting_says(  # type: ignore[no-untyped-def]
+        minilm, resident_models, tmp_path, judged) -> None:
+    """``learner.gate_domain_start``: the scores against the transferred start, or the
+    paired rule against it, as against a served parent, with or without cross-fitting (the
+    reason names the test)."""
+    from driftloop.learner.serving.probe import write_probe_adapter
+
+    settings = Settings(artifacts={"store_url": str(tmp_path / "store")},
+                        learner={**LEARNER_TEST_SETTINGS, "gate_domain_start": judged},
+                        tasks={"t": {"labels": LABELS, "adapter_per_domain": True,
+                                     "domain_start": "nearest"}})
+    updater = IncrementalUpdater(settings, models=resident_models)
+    stored = updater.store.put(write_probe_adapter(
+        minilm, tmp_path / "nyt", version_id="nyt", labels=LABELS, favour=LABELS[0], seed=0))
+    head = ModelVersion(
+        version_id="t-nyt", ts=1.0, task="t", base_model=minilm.model_id,
+        adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
+        status=VersionStatus.PROMOTED,
+        metadata={"domain": "nyt", "domain_centroid": [1.0] + [0.0] * 383})
+    examples = [{"input": e.text, "target": e.label, "domain": "movies"}
+                for e in balanced_sample(read_domain("movies"), 24, seed=3)]
+    result = updater.update(TrainingRequest(id="r-movies", ts=1.0, task="t", trigger="manual",
+                                            examples=examples), VersionLog().extend([head]))
+    assert result.event.metadata["initialised_from"]["version_id"] == "t-nyt"
+    assert result.event.parent_version is None
+    if judged == "score":
+        assert result.event.reason.startswith("holdout: ")
+        assert "holdout_p_better" in result.event.metrics_after  # computed, not used
+    elif judged == "paired":
+        assert result.event.reason.startswith("recent: ") and "p(better)=" in result.event.reason
+    else:  # the fold candidates' pairs join the recent slice's
+        assert result.event.reason.startswith("cross-fit: 2 fold candidates on the ")
+        assert result.event.metrics_after["holdout_cross_fit_count"] >= 12
+
+
 # -- the effect, on a real broker -------------------------------------------------------------
 
 TASKS = {"reviews": {"labels": LABELS, "adapter_per_domain": True, "domain_start": "nearest"},
