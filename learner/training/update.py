@@ -715,7 +715,8 @@ class IncrementalUpdater:
         if cross_fit is not None:
             paired["holdout"] = pool(paired["holdout"], cross_fit)
         # A first version has no served parent to beat with evidence, only an untrained
-        # start: the scores decide (better held-out score, or the same and a lower loss).
+        # start (or, for a domain's, other domains' heads under gate_domain_start "score"):
+        # the scores decide (better held-out score, or the same and a lower loss).
         decision = distillation.gate(rule.decide(
             before, after, paired if paired_gate else None), after)
         if cross_fit is not None:

@@ -194,8 +194,10 @@ def latest_acks(acks: Iterable[ServingAck]) -> dict[str, list[ReplicaState]]:
     the compacted topic keeps; a domain's own head's ack, under ``adapter_per_domain``, is
     not the task's).
 
+    The later record wins, even when the replica's clock stepped back in between:
+
     >>> acks = [ServingAck(ts=ts, replica="pod-1", task="t", version_id=v, status="serving")
-    ...         for ts, v in ((1.0, "v1"), (2.0, "v2"))]
+    ...         for ts, v in ((2.0, "v1"), (1.0, "v2"))]
     >>> [(s.replica, s.version_id) for s in latest_acks(acks)["t"]]
     [('pod-1', 'v2')]
     """
