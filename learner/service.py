@@ -36,8 +36,7 @@ from ..schemas.topics import TRAINING_REQUEST_MAX_BYTES, Topic
 from .attempts import AttemptLedger, commit_owned, ensure_owned
 from .coalesce import Coalesced, coalesce, coalesce_key, covered_requests
 from .errors import LearnerError, ModelLoadError, PartitionMovedError, UntrustedModelError
-from .gate.challenges import ChallengeCase, ChallengeSuite
-from .gate.error_probes import grow_from_request
+from .gate.error_probes import grow_after_publish, grow_from_request
 from .group import consumer_group
 from .heartbeat import HEARTBEAT_FILE, Heartbeat
 from .registry.examples import ExamplesRefError, with_referenced_examples
@@ -312,9 +311,8 @@ class LearnerService:
         await self._offer_to_federation(result.event)
         await publish_versions(self._producer, self.settings, result.events)
         latency = time.perf_counter() - consumed
-        self._grow_challenges(request.task, result.challenge_additions)
         # real errors become probes, any status; the referenced examples as the update read them
-        grow_from_request(self.settings, result.request or request)
+        grow_after_publish(self.settings, result.request or request, result.challenge_additions)
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)
         self.metrics.update_ended(request.task, result.event.status.value, result.timings,
@@ -402,17 +400,6 @@ class LearnerService:
         except TimeoutError:
             return True
         return False
-
-    def _grow_challenges(self, task: str, cases: list[ChallengeCase]) -> None:
-        """Add the promoted version's parent errors to the suite, after publishing.
-
-        After, not before: a crash in between must not change what a replay is gated on.
-        A replay adds nothing twice (cases are keyed by content).
-        """
-        path = self.settings.task(task).challenge_suite
-        if cases and path is not None:
-            added = ChallengeSuite.append(path, cases)
-            log.info("challenge suite %s grew by %d case(s) from real errors", path, added)
 
     async def _offer_to_federation(self, event: ModelVersion) -> None:
         """A site's promoted adapter goes to ``site-adapters`` (reference and count only).

@@ -26,7 +26,8 @@ from ...schemas.settings import Settings
 from ..models.prompts import normalize_answer
 from .challenges import ChallengeCase, ChallengeSuite, ChallengeSuiteError
 
-__all__ = ["ERROR_TAG", "SuiteGrowth", "grow_from_request", "grow_suite", "normalize_input",
+__all__ = ["ERROR_TAG", "SuiteGrowth", "grow_after_publish", "grow_from_request", "grow_suite",
+           "normalize_input",
            "probes_from_request", "was_wrong"]
 
 log = logging.getLogger(__name__)
@@ -164,3 +165,33 @@ def grow_from_request(settings: Settings, request: TrainingRequest) -> SuiteGrow
              growth.duplicates, growth.over_cap, task.challenge_error_cap)
     return growth
 
+
+
+def grow_after_publish(settings: Settings, request: TrainingRequest,
+                       additions: Iterable[ChallengeCase] = ()) -> SuiteGrowth | None:
+    """Everything a published update adds to its task's suite: ``additions`` (the held-out
+    examples a promoted version's parent got wrong, ``challenge_growth``), then the
+    request's real errors (:func:`grow_from_request`, any status).
+
+    After publishing, not before: a crash in between must not change what a replay is gated
+    on. A replay adds nothing twice (cases are keyed by content).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from driftloop.schemas.settings import Settings
+    >>> suite = Path(tempfile.mkdtemp()) / "suite.jsonl"
+    >>> settings = Settings(tasks={"t": {"challenge_suite": suite}})
+    >>> request = TrainingRequest(id="tr-1", ts=1.0, task="t", trigger="manual", examples=[
+    ...     {"input": "not good", "target": "negative", "model_answer": "positive"}])
+    >>> growth = grow_after_publish(settings, request,
+    ...                             [ChallengeCase("dull", "negative", ("held-out",))])
+    >>> [case.input for case in ChallengeSuite.load(suite)], len(growth.added)
+    (['dull', 'not good'], 1)
+    """
+    path = settings.task(request.task).challenge_suite
+    cases = list(additions)
+    if cases and path is not None:
+        added = ChallengeSuite.append(path, cases)
+        log.info("challenge suite %s grew by %d case(s) from real errors", path, added)
+    return grow_from_request(settings, request)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ....learner.gate.challenges import ChallengeSuite
 from ....schemas.enums import TriggerKind
 from ....schemas.events import TrainingExample, TrainingRequest
 from ....schemas.settings import Settings
@@ -57,10 +58,16 @@ class LiveSizes:
 
 
 def live_settings(labels: Sequence[str], store: Path, *, torch_threads: int | None,
-                  overrides: dict[str, Any] | None = None) -> Settings:
-    """driftloop's defaults, with the bench task's labels and a store of the run's own."""
+                  overrides: dict[str, Any] | None = None,
+                  challenge_suite: Path | None = None) -> Settings:
+    """driftloop's defaults, with the bench task's labels and a store of the run's own
+    (``challenge_suite``: an empty suite there, grown from the run's real errors)."""
+    task: dict[str, Any] = {"labels": list(labels)}
+    if challenge_suite is not None:
+        challenge_suite.write_text("", encoding="utf-8")
+        task["challenge_suite"] = str(challenge_suite)
     fields: dict[str, Any] = {"artifacts": {"store_url": str(store)},
-                              "tasks": {TASK: {"labels": list(labels)}},
+                              "tasks": {TASK: task},
                               "learner": {"torch_threads": torch_threads}}
     for section, values in (overrides or {}).items():
         if section == "tasks":  # a task's settings beside its labels, not instead of them
@@ -73,15 +80,17 @@ def live_settings(labels: Sequence[str], store: Path, *, torch_threads: int | No
 def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
              conditions: LiveConditions | None = None, torch_threads: int | None = None,
              overrides: dict[str, Any] | None = None, retrain: bool = True,
-             reachable: bool = True) -> dict[str, Any]:
+             reachable: bool = True, challenge_suite: bool = False) -> dict[str, Any]:
     """One stream, one seed: the run's figures (see :func:`live_metrics`; with ``reachable``,
-    :func:`_reachable`'s too)."""
+    :func:`_reachable`'s too; with ``challenge_suite``, the task keeps a suite grown from
+    the run's real errors and the figures say how large it grew)."""
     started = time.perf_counter()
     stream = STREAMS[stream_name](per_domain=sizes.per_domain, heldout=sizes.heldout,
                                   bootstrap=sizes.bootstrap, seed=seed)
     with tempfile.TemporaryDirectory(prefix="driftloop-live-") as tmp:
+        suite = Path(tmp) / "challenge-suite.jsonl" if challenge_suite else None
         settings = live_settings(stream.labels, Path(tmp), torch_threads=torch_threads,
-                                 overrides=overrides)
+                                 overrides=overrides, challenge_suite=suite)
         loop = LiveLoop(stream.data, stream.labels, settings, conditions or LiveConditions(),
                         seed=seed)
         record = loop.run(_request("bootstrap", stream.labels,
@@ -108,6 +117,8 @@ def run_live(stream_name: str, *, seed: int, sizes: LiveSizes,
                                     [:sizes.paraphrased], seed,
                                     {"static": (static_host, "static", static),
                                      "final": (loop.host, TASK, final)})
+        if suite is not None:
+            figures["challenge_suite_size"] = len(ChallengeSuite.load(suite))
         if retrain:
             figures |= _full_retraining(loop, stream.labels, record)
         if reachable:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ....learner.gate.error_probes import grow_after_publish
 from ....schemas.enums import FeedbackKind, FeedbackSource, TriggerKind, VersionStatus
 from ....schemas.events import Feedback, Interaction, ModelVersion, TrainingRequest
 from ....schemas.settings import Settings
@@ -234,6 +235,9 @@ class LiveLoop:
             self.record.update_seconds += result.timings.get("update_seconds", 0.0)
             for event in result.events:
                 self._publish(event)
+            # As the learner does once published: a task with a suite keeps its real errors.
+            grow_after_publish(self.settings, result.request or request,
+                               result.challenge_additions)
 
     def _publish(self, event: ModelVersion) -> None:
         self.versions.apply(event)

@@ -87,3 +87,42 @@ def test_full_retraining_and_the_within_reach_update_train_one_lineage(tmp_path:
     assert list(beside.settings.task(TASK).labels) == ["negative", "positive"]
     assert beside.settings.learner.max_steps == 7
     assert _updater_beside(live).settings.task(TASK).adapter_per_domain is True
+
+
+class _Published:
+    """What an update returns, as far as the loop reads it: no event, one held-out case."""
+
+    events: list[ModelVersion] = []
+    request = None
+    timings: dict[str, float] = {}
+
+    def __init__(self) -> None:
+        from driftloop.learner.gate.challenges import ChallengeCase
+
+        self.challenge_additions = [ChallengeCase("a dull plot", "negative", ("held-out",))]
+
+
+class _SuiteUpdater:
+    models: Any = None
+
+    def update(self, request: Any, versions: Any) -> _Published:
+        return _Published()
+
+
+def test_a_task_with_a_suite_keeps_the_runs_real_errors(tmp_path: Path) -> None:
+    """As the learner does once it publishes: the update's held-out cases, then the request's
+    real errors (what the served version answered wrong) join the task's suite."""
+    from driftloop.learner.gate.challenges import ChallengeSuite
+    from driftloop.schemas.events import TrainingRequest
+    from driftloop.tools.bench.quality.live_bench import live_settings
+
+    suite = tmp_path / "suite.jsonl"
+    settings = live_settings(["negative", "positive"], tmp_path / "store", torch_threads=None,
+                             challenge_suite=suite)
+    assert ChallengeSuite.load(suite).cases == ()  # empty until the run's errors come
+    live = LiveLoop(DemoData(stream=[], heldout={}, bootstrap=[]), ["negative", "positive"],
+                    settings, LiveConditions(), updater=_SuiteUpdater(), host=AnsweringHost())
+    live._decide([TrainingRequest(id="tr-1", ts=0.0, task=TASK, trigger="manual", examples=[
+        {"input": "what a bore", "target": "negative", "model_answer": "positive"},
+        {"input": "lovely", "target": "positive", "model_answer": "positive"}])])
+    assert [case.input for case in ChallengeSuite.load(suite)] == ["a dull plot", "what a bore"]
