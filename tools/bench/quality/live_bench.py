@@ -309,7 +309,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     "retrain_examples_at_requests", "examples_trained_on",
                     "retrain_trained_on_at_requests", "update_seconds", "arm_retrieval",
                     "arm_retrieval_promoted", "arm_lora", "arm_lora_promoted",
-                    "worst_slice_change"):
+                    "worst_slice_change", "challenge_suite_size"):
             values = [r[key] for r in mine if key in r]
             if values:
                 figures[key] = {"mean": round(sum(values) / len(values), 4),

@@ -26,7 +26,10 @@ Three parts, each driving driftloop's own code directly and printing it beside a
    name each event's domain and the task's ``adapter_per_domain`` on, each domain served by
    its own lineage's head (the bound that routing unnamed traffic by regime could reach);
 8. only when asked (``--only routing``; :mod:`driftloop.tools.bench.quality.routing`): how
-   often one text's vector picks its own domain by the nearest domain centroid.
+   often one text's vector picks its own domain by the nearest domain centroid;
+9. only when asked (``--only errors-suite``): the continual part again with the task keeping
+   a challenge suite grown from the run's real errors (the interactions its users labelled
+   against the served answer), which every later candidate is gated on.
 
 ``--json`` prints every figure (curves and per-stream delays included) as one JSON document
 on stdout, the tables going to stderr; ``-o FILE`` writes it to a file after every part.
@@ -51,7 +54,7 @@ from ...options import json_option, output_option, print_json, text_to_stderr
 __all__ = ["SECTIONS", "quality"]
 
 SECTIONS = ("drift", "continual", "active", "meta-start", "synthetic", "prompt-arm",
-            "named-domains", "routing")
+            "named-domains", "routing", "errors-suite")
 DEFAULT_SECTIONS = SECTIONS[:3]
 
 
@@ -162,9 +165,11 @@ def _each_run(seeds: range, streams: tuple[str, ...], what: str,
 
 
 def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
-               threads: int | None, *, named: bool = False) -> dict[str, Any]:
+               threads: int | None, *, named: bool = False,
+               suite: bool = False) -> dict[str, Any]:
     """The live loop at the defaults; ``named``: producers name each event's domain and the
-    task keeps an adapter per domain (the one setting changed)."""
+    task keeps an adapter per domain (the one setting changed); ``suite``: the task keeps a
+    challenge suite grown from the run's real errors."""
     _offline()
     from .live_bench import LiveSizes, run_live, summarise
     from .live_loop import TASK, LiveConditions
@@ -175,11 +180,13 @@ def _continual(quick: bool, seeds: range, streams: tuple[str, ...],
     started = time.perf_counter()
     runs = _each_run(seeds, streams, "live-loop runs", lambda stream, seed: run_live(
         stream, seed=seed, sizes=sizes, torch_threads=threads, conditions=conditions,
-        overrides=overrides))
+        overrides=overrides, challenge_suite=suite))
+    settings = ("driftloop's defaults, adapter_per_domain = true, domains named"
+                if named else "driftloop's defaults")
     return {"sizes": {"per_domain": sizes.per_domain, "heldout": sizes.heldout,
                       "bootstrap": sizes.bootstrap},
-            "settings": ("driftloop's defaults, adapter_per_domain = true, domains named"
-                         if named else "driftloop's defaults"),
+            "settings": settings + (", a challenge suite grown from real errors"
+                                    if suite else ""),
             "runs": runs, "summary": summarise(runs),
             "seconds": round(time.perf_counter() - started, 2)}
 
@@ -312,6 +319,7 @@ def _continual_table(section: dict[str, Any]) -> list[str]:
                            ("arm_retrieval_promoted", "            promoted"),
                            ("arm_lora", "            LoRA arm"),
                            ("arm_lora_promoted", "            promoted"),
+                           ("challenge_suite_size", "challenge suite from real errors"),
                            ("alerts_far_from_shifts", "alerts far from any shift"),
                            ("examples_trained", "examples trained: driftloop"),
                            ("retrain_examples_at_requests",
@@ -460,6 +468,10 @@ def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
         count = seeds or (1 if quick else 5)
         section = _continual(quick, range(seed, seed + count), both, threads, named=True)
         part("named_domains", section, _continual_table(section))
+    if "errors-suite" in chosen:
+        count = seeds or (1 if quick else 5)
+        section = _continual(quick, range(seed, seed + count), both, threads, suite=True)
+        part("errors_suite", section, _continual_table(section))
     if "routing" in chosen:
         section = _routing(quick, range(seed, seed + (seeds or (1 if quick else 3))), both)
         part("routing", section, _routing_table(section))
