@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
@@ -125,32 +124,6 @@ class PairedComparison:
             return _sign_flip_p(tuple(-v for v in self.weighted))
         return binomial_tail(self.losses, self.wins + self.losses)
 
-    def p_worse_by(self, margin: float) -> float:
-        """One-sided p-value of "the candidate is at most ``margin`` worse than the parent"
-        (:attr:`p_worse` when ``margin`` is 0): a normal approximation on the paired
-        difference, with the variance of :meth:`interval`.
-
-        >>> lost = compare([True] * 380 + [False] * 20, [True] * 392 + [False] * 8)
-        >>> round(lost.effect, 3), lost.p_worse < 0.01, round(lost.p_worse_by(0.02), 2)
-        (-0.03, True, 0.12)
-        """
-        if margin <= 0.0:
-            return self.p_worse
-        if not self.n:
-            return 1.0
-        deviation = math.sqrt(max(self._variance(), 0.0))
-        if deviation == 0.0:
-            return 0.0 if self.effect < -margin else 1.0
-        return NormalDist().cdf((self.effect + margin) / deviation)
-
-    def _variance(self) -> float:
-        """The variance of :attr:`effect` (weighted when post-stratified)."""
-        d = self.effect
-        if self.weights:  # the Wald form, each example with its weight
-            w = np.asarray(self.weights)
-            return float(np.sum((w * (np.asarray(self.diffs) - d)) ** 2)) / w.sum() ** 2
-        return ((self.wins + self.losses) / self.n - d * d) / self.n
-
     def weighted_pairs(self) -> tuple[tuple[float, ...], tuple[int, ...]]:
         """``(weights, diffs)`` of every example (weight 1 each when not post-stratified;
         then in the order wins, losses, ties)."""
@@ -167,7 +140,12 @@ class PairedComparison:
         if z is None:
             raise ValueError(f"level must be one of {sorted(_Z)}, got {level}")
         d = self.effect
-        half = z * math.sqrt(max(self._variance(), 0.0))
+        if self.weights:  # the same Wald form, each example with its weight
+            w = np.asarray(self.weights)
+            variance = float(np.sum((w * (np.asarray(self.diffs) - d)) ** 2)) / w.sum() ** 2
+        else:
+            variance = ((self.wins + self.losses) / self.n - d * d) / self.n
+        half = z * math.sqrt(max(variance, 0.0))
         return (max(-1.0, d - half), min(1.0, d + half))
 
     def describe(self) -> str:

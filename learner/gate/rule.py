@@ -76,9 +76,6 @@ class GateRule:
     evidence
         What "better" reads: ``"answers"`` (McNemar) or ``"scores"`` (per-example proper
         scores, when measured).
-    forgetting_margin
-        With paired tests: older traffic counts as forgotten when the candidate is
-        significantly worse there by more than this (0: significantly worse at all).
     min_stability
         Least ``prompt_stability`` of the candidate (share of probes answered the same under
         every paraphrase of its prompt; :mod:`driftloop.learner.gate.stability`). None: not
@@ -106,7 +103,6 @@ class GateRule:
     evidence: str = "answers"
     robust_tolerance: float = 0.02
     slice_tolerance: float | None = None
-    forgetting_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 0.5:
@@ -114,8 +110,7 @@ class GateRule:
         if self.evidence not in ("answers", "scores"):
             raise ValueError(f"evidence must be 'answers' or 'scores', got {self.evidence!r}")
         for name in ("min_improvement", "replay_tolerance", "challenge_tolerance",
-                     "robust_tolerance", "slice_tolerance", "min_stability",
-                     "forgetting_margin"):
+                     "robust_tolerance", "slice_tolerance", "min_stability"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -188,11 +183,8 @@ class GateRule:
         reasons.append(f"recent: {recent.describe()} {verdict}")
         if old is None or not old.n:
             return better
-        p_worse = old.p_worse_by(self.forgetting_margin)
-        worse = p_worse < self.alpha
-        reasons.append(f"older: {old.describe()}, p(worse)={p_worse:.2g}"
-                       + (f" by more than {self.forgetting_margin:g}"
-                          if self.forgetting_margin else "")
+        worse = old.p_worse < self.alpha
+        reasons.append(f"older: {old.describe()}, p(worse)={old.p_worse:.2g}"
                        + (" (forgetting)" if worse else ""))
         if better or worse:
             return better and not worse

@@ -189,8 +189,7 @@ class IncrementalUpdater:
         self.gate = GateRule(cfg.min_improvement, cfg.replay_tolerance, cfg.challenge_tolerance,
                              min_stability=cfg.min_prompt_stability, alpha=cfg.gate_alpha,
                              evidence=cfg.gate_evidence, robust_tolerance=cfg.robust_tolerance,
-                             slice_tolerance=cfg.slice_tolerance,
-                             forgetting_margin=cfg.gate_forgetting_margin)
+                             slice_tolerance=cfg.slice_tolerance)
         # learner.promotion = "canary": a gate-passing version is a candidate that serving
         # canaries and the worker's A/B test promotes or rejects on live feedback.
         self.passed_status = (VersionStatus.CANDIDATE if cfg.promotion == "canary"

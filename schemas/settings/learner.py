@@ -159,11 +159,6 @@ class LearnerSettings(Section):
                     "against that start, as a served parent (with cross-fitting when "
                     "gate_cross_fit >= 2); 'cross-fit' = the same, with at least two folds "
                     "of cross-fitting for that first version (its new labels are few)")
-    gate_forgetting_margin: float = Field(
-        0.0, ge=0.0, lt=1.0,
-        description="with the paired gate: older traffic counts as forgotten when the "
-                    "candidate is significantly worse there by more than this accuracy "
-                    "(0: significantly worse at all)")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(

@@ -60,8 +60,7 @@ def test_missing_parts_are_not_judged() -> None:
     assert GateRule().decide({"holdout_score": 0.5}, {"holdout_score": 0.6}).promote
 
 
-@pytest.mark.parametrize("field", ["min_improvement", "replay_tolerance", "challenge_tolerance",
-                                   "forgetting_margin"])
+@pytest.mark.parametrize("field", ["min_improvement", "replay_tolerance", "challenge_tolerance"])
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_bad_tolerances_fail_at_construction(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
@@ -98,20 +97,6 @@ def test_a_paired_gate_refuses_forgetting_shown_on_older_traffic() -> None:
     forgot = rule.decide(BEFORE, after(), {"holdout": paired_run(12, 2),
                                            "replay": paired_run(3, 20, same=400)})
     assert not forgot.promote and "(forgetting)" in forgot.summary
-
-
-def test_a_forgetting_margin_refuses_only_losses_shown_larger_than_it() -> None:
-    """``forgetting_margin``: a small loss shown on older traffic is accepted, a loss shown
-    to exceed the margin is not, and the reason names the margin."""
-    recent = {"holdout": paired_run(12, 2)}
-    small = {**recent, "replay": paired_run(0, 12, same=388)}  # 3 points on 400, shown
-    large = {**recent, "replay": paired_run(0, 32, same=368)}  # 8 points
-    assert not GateRule(alpha=0.05).decide(BEFORE, after(), small).promote
-    margin = GateRule(alpha=0.05, forgetting_margin=0.02)
-    kept = margin.decide(BEFORE, after(), small)
-    assert kept.promote and "by more than 0.02" in kept.summary, kept.summary
-    forgot = margin.decide(BEFORE, after(), large)
-    assert not forgot.promote and "by more than 0.02 (forgetting)" in forgot.summary
 
 
 def test_a_gain_too_small_to_show_on_recent_texts_alone_is_shown_on_both_slices() -> None:
