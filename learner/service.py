@@ -311,7 +311,8 @@ class LearnerService:
         await self._offer_to_federation(result.event)
         await publish_versions(self._producer, self.settings, result.events)
         latency = time.perf_counter() - consumed
-        # real errors become probes, any status; the referenced examples as the update read them
+        # The suite grows once published: a promotion's held-out parent errors, then the
+        # request's real errors (any status), its referenced examples as the update read them.
         grow_after_publish(self.settings, result.request or request, result.challenge_additions)
         self.stats.published.append(result.event)
         self.stats.latencies.append(latency)

@@ -27,8 +27,7 @@ from ..models.prompts import normalize_answer
 from .challenges import ChallengeCase, ChallengeSuite, ChallengeSuiteError
 
 __all__ = ["ERROR_TAG", "SuiteGrowth", "grow_after_publish", "grow_from_request", "grow_suite",
-           "normalize_input",
-           "probes_from_request", "was_wrong"]
+           "normalize_input", "probes_from_request", "was_wrong"]
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +165,6 @@ def grow_from_request(settings: Settings, request: TrainingRequest) -> SuiteGrow
     return growth
 
 
-
 def grow_after_publish(settings: Settings, request: TrainingRequest,
                        additions: Iterable[ChallengeCase] = ()) -> SuiteGrowth | None:
     """Everything a published update adds to its task's suite: ``additions`` (the held-out
@@ -193,5 +191,6 @@ def grow_after_publish(settings: Settings, request: TrainingRequest,
     cases = list(additions)
     if cases and path is not None:
         added = ChallengeSuite.append(path, cases)
-        log.info("challenge suite %s grew by %d case(s) from real errors", path, added)
+        log.info("challenge suite %s grew by %d held-out case(s) the parent got wrong", path,
+                 added)
     return grow_from_request(settings, request)
