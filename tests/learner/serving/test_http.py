@@ -24,6 +24,7 @@ from driftloop.schemas import (
     decode,
     decode_batch,
 )
+from driftloop.schemas.enums import VersionStatus
 from driftloop.schemas.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -294,7 +295,7 @@ async def test_each_domain_is_answered_by_its_own_lineage_head(  # type: ignore[
         assert by_key[b"replica-domains/sentiment/tweets"].version_id == "v1"
         assert by_key[b"replica-domains/sentiment/tweets"].metadata["domain"] == "tweets"
         assert by_key[b"replica-domains/sentiment"].version_id == "v2"
-        await publish(settings, movies.model_copy(update={"status": "rolled_back"}))
+        await publish(settings, movies.model_copy(update={"status": VersionStatus.ROLLED_BACK}))
 
         async def movies_fell_back() -> bool:
             return (await by_domain("movies"))[0] == "v1"
