@@ -457,20 +457,18 @@ def _run(quick: bool, json_path: Path | None, seed: int, seeds: int | None,
         click.echo("\n" + "\n".join(table))
 
     both = streams or ("vader", "questions")
+    live_seeds = range(seed, seed + (seeds or (1 if quick else 5)))  # the live loop's parts
     if "drift" in chosen:
         section = _drift(quick, seed)
         part("drift", section, _drift_table(section))
     if "continual" in chosen:
-        count = seeds or (1 if quick else 5)
-        section = _continual(quick, range(seed, seed + count), both, threads)
+        section = _continual(quick, live_seeds, both, threads)
         part("continual", section, _continual_table(section))
     if "named-domains" in chosen:
-        count = seeds or (1 if quick else 5)
-        section = _continual(quick, range(seed, seed + count), both, threads, named=True)
+        section = _continual(quick, live_seeds, both, threads, named=True)
         part("named_domains", section, _continual_table(section))
     if "errors-suite" in chosen:
-        count = seeds or (1 if quick else 5)
-        section = _continual(quick, range(seed, seed + count), both, threads, suite=True)
+        section = _continual(quick, live_seeds, both, threads, suite=True)
         part("errors_suite", section, _continual_table(section))
     if "routing" in chosen:
         section = _routing(quick, range(seed, seed + (seeds or (1 if quick else 3))), both)
