@@ -58,8 +58,8 @@ from typing import Any
 from ...schemas.enums import TaskKind
 from ..errors import AdapterFormatError
 
-__all__ = ["HEAD_CONFIG_FILE", "HEAD_WEIGHTS_FILE", "POOLING_CONFIG_FILE", "internal_layout",
-           "is_portable_classifier", "to_internal", "to_portable"]
+__all__ = ["HEAD_CONFIG_FILE", "HEAD_WEIGHTS_FILE", "POOLING_CONFIG_FILE", "internal_adapter",
+           "internal_layout", "is_portable_classifier", "to_internal", "to_portable"]
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -128,7 +128,21 @@ def to_internal(folder: Path) -> Path:
     any other folder); return ``folder``. For a private copy, such as a store fetch."""
     if not is_portable_classifier(folder):
         return folder
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
+
+    state, config = internal_adapter(folder)
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    _write_json(folder / CONFIG_FILE, config)
+    for name in (HEAD_WEIGHTS_FILE, HEAD_CONFIG_FILE, POOLING_CONFIG_FILE):
+        (folder / name).unlink()
+    return folder
+
+
+def internal_adapter(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A portable classifier's weights and ``adapter_config.json`` in driftloop's in-memory
+    form (the head a module to save beside the LoRA weights), read without writing a file:
+    what :func:`to_internal` writes, for a reader that only needs them in memory."""
+    from safetensors.torch import load_file
 
     pooling = _read_json(folder / POOLING_CONFIG_FILE)
     if not pooling.get("pooling_mode_mean_tokens") or any(
@@ -145,11 +159,7 @@ def to_internal(folder: Path) -> Path:
         state[PEFT_PREFIX + HEAD + key.removeprefix(ST_WEIGHT_PREFIX)] = tensor
     config = _read_config(folder)
     config.update(task_type=None, modules_to_save=[HEAD.rstrip(".")])
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
-    _write_json(folder / CONFIG_FILE, config)
-    for name in (HEAD_WEIGHTS_FILE, HEAD_CONFIG_FILE, POOLING_CONFIG_FILE):
-        (folder / name).unlink()
-    return folder
+    return state, config
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from ...schemas.enums import TaskKind
 from ..errors import UnservableAdapterError, VersionNotServedError
 from ..models.adapters import check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
-from ..models.portable import internal_layout
+from ..models.portable import internal_adapter, internal_layout, is_portable_classifier
 from ..models.prompt_policy import PromptPolicy, ShotIndex
 from ..models.resident import BaseModel, ResidentModels
 from ..models.retrieval import RetrievalBank
@@ -195,10 +195,13 @@ class ModelHost:
         bank = (RetrievalBank.load(folder, metadata.extra.get("retrieval"), len(labels))
                 if kind is TaskKind.CLASSIFICATION else None)
         try:
-            with internal_layout(folder) as inside:  # a classifier's head joins the adapter
-                config = LoraConfig.from_pretrained(str(inside))
-                state = load_file(str(inside / ADAPTER_WEIGHTS_FILE))
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            if is_portable_classifier(folder):  # its head joins the adapter, in memory
+                state, fields = internal_adapter(folder)
+                config = LoraConfig.from_peft_type(**LoraConfig.check_kwargs(**fields))
+            else:
+                config = LoraConfig.from_pretrained(str(folder))
+                state = load_file(str(folder / ADAPTER_WEIGHTS_FILE))
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise UnservableAdapterError(f"{version_id}: PEFT could not load it: {exc}") from exc
         policy = PromptPolicy.load(folder) if kind is TaskKind.GENERATION else None
         return PreparedAdapter(folder, kind, labels, metadata.prompt_template_id, bank, config,

@@ -238,3 +238,23 @@ async def test_a_pass_queued_behind_a_load_follows_the_swap_made_right_after_it(
     assert [(a.version_id, a.label) for a in following] == [("b", "positive")] * 2
     pinned = await host.apredict(TASK, "a", TEXTS)  # routed to a, not following: stays
     assert [(a.version_id, a.label) for a in pinned] == [("a", "negative")] * 2
+
+
+def test_a_portable_classifier_is_read_in_memory_as_its_converted_copy_loads(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes) -> None:
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+
+    from driftloop.learner.models.portable import internal_layout, is_portable_classifier
+
+    folder = probes["neg"]
+    assert is_portable_classifier(folder)
+    files = sorted(p.name for p in folder.iterdir())
+    ready = host.prepare("neg", folder)  # no converted copy written and read back
+    with internal_layout(folder) as inside:
+        config = LoraConfig.from_pretrained(str(inside))
+        state = load_file(str(inside / "adapter_model.safetensors"))
+    assert ready.config.to_dict() == config.to_dict()
+    assert ready.state.keys() == state.keys()
+    assert all(torch.equal(ready.state[key], state[key]) for key in state)
+    assert sorted(p.name for p in folder.iterdir()) == files
