@@ -240,6 +240,24 @@ async def test_a_pass_queued_behind_a_load_follows_the_swap_made_right_after_it(
     assert [(a.version_id, a.label) for a in pinned] == [("a", "negative")] * 2
 
 
+def test_a_replica_keeps_a_spare_slot_so_every_swap_is_a_copy(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes) -> None:
+    host.load(TASK, "v0", probes["neg"], BASE)
+    hosted = host._tasks[TASK]
+    assert len(hosted.spare) == 1  # made with the first version, before any swap needs it
+    names = ["neg", "pos", "neg2"]
+    for i in range(1, 6):  # what a replica does: load, swap, keep the last two
+        made = hosted.made
+        host.load(TASK, f"v{i}", probes[names[i % 3]], BASE)
+        assert hosted.made == made, f"v{i} built a new slot instead of filling the spare"
+        host.evict(TASK, {f"v{i - 1}", f"v{i}"})
+        assert len(hosted.spare) == 1
+    assert hosted.made == 3  # two served versions and a spare, whatever the number of swaps
+    assert [a.label for a in host.predict(TASK, "v5", TEXTS)] == ["negative"] * 2  # neg2
+    assert [a.label for a in host.predict(TASK, "v4", TEXTS)] == ["positive"] * 2
+
+
+
 def test_a_portable_classifier_is_read_in_memory_as_its_converted_copy_loads(  # type: ignore[no-untyped-def]
         host: ModelHost, probes) -> None:
     from peft import LoraConfig
