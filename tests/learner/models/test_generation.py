@@ -128,6 +128,42 @@ def test_losses_from_the_target_positions_alone_equal_the_full_logits(smollm) ->
     assert torch.allclose(losses, expected, atol=1e-4), (losses, expected)
 
 
+def test_held_out_losses_after_the_shared_beginning_equal_those_of_whole_prompts(smollm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from driftloop.learner.models.adapters import LoraSpec
+    from driftloop.learner.models.device import select_device
+    from driftloop.learner.models.generation import GenerationTask
+    from driftloop.learner.models.prompts import get_template
+    from driftloop.learner.models.shared_prefix import MIN_SHARED, common_prefix
+    from driftloop.schemas.events import TrainingExample
+
+    task = GenerationTask(smollm.tokenizer, get_template("sentiment"), select_device("cpu"))
+    task.batch_size = 2  # several batches, each padded to its own width
+    examples = [TrainingExample(input=text, target=target) for text, target in (
+        ("I loved this film, wonderful", "positive"), ("awful", "negative"),
+        ("bad, boring and long, and the acting was awful too", "negative"),
+        ("meh", "a longer answer of several tokens"), ("great value", "positive"))]
+    rows = [task.template.encode(smollm.tokenizer, e.input, e.target, task.max_length)[0]
+            for e in examples]
+    assert common_prefix(rows) >= MIN_SHARED  # the cache path is the one taken
+    _ = torch.manual_seed(0)
+    with smollm.lent() as weights:
+        model = task.build(weights, LoraSpec(), None)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.data.normal_(0, 0.02)
+        model.eval()
+        task.share_prefix = False
+        whole = task.heldout_losses(model, examples)
+        task.share_prefix = True
+        shared = task.heldout_losses(model, examples)
+        with torch.no_grad():  # and the training path's losses, example by example
+            alone = [task.example_losses(model, task.batch([e])).item() for e in examples]
+    assert shared == pytest.approx(whole, abs=1e-4) and whole == pytest.approx(alone, abs=1e-4)
+    assert len({round(loss, 3) for loss in shared}) == len(examples)  # in the examples' order
+
+
 @pytest.mark.kafka
 async def test_generation_request_publishes_a_version_no_worse_than_its_parent(
         kafka_settings, session_settings, updater, smollm) -> None:  # type: ignore[no-untyped-def]
