@@ -1,7 +1,11 @@
 """``driftloop bench worker``: the worker's full path beside a raw aiokafka loop, same topic.
 
-Both read the same batch envelopes of interactions (16-dim embeddings, confidences) from
-one fresh topic prefix on the configured broker:
+Both read the same batch envelopes of interactions (16-dim embeddings, confidences, inputs of
+a few words) from one fresh topic prefix on the configured broker. The traffic is steady: its
+embeddings, confidences and texts are drawn from one distribution throughout, so the worker
+meets the steady state (each round prints the drift alerts it raised; an input signal that
+moved with every event once made it alert on almost every message, each alert a send the
+step waits for):
 
 * raw: an ``AIOKafkaConsumer.getmany`` loop that decodes every message with
   ``decode_batch`` (what any consumer of the contract must do, and nothing more);
@@ -43,13 +47,24 @@ from ..options import bootstrap_servers_option, json_option, print_json, text_to
 __all__ = ["worker"]
 
 
+_WORDS = ("the", "service", "was", "slow", "quick", "food", "great", "cold", "staff", "price",
+          "not", "worth", "it", "again", "would", "order", "never", "very", "good", "bad")
+
+
 def _events(n: int, dim: int, seed: int = 0) -> list[Interaction]:
+    """Steady traffic: every field drawn from the same distribution for the whole run.
+
+    >>> [e.input for e in _events(2, 4)]
+    ['service very the not service food', 'price staff staff the the was']
+    """
     rng = np.random.default_rng(seed)
     vectors = (rng.normal(size=(n, dim)) * 0.5 + 1.0).round(5)
     conf = rng.beta(8, 2, n)
+    words = rng.integers(len(_WORDS), size=(n, 6))
     return [Interaction(id=f"b-{i}", ts=1_700_000_000.0 + i, task="bench", domain="d",
-                        model_version="v1", input=f"bench input {i}", prediction="pos",
-                        scores={"confidence": float(conf[i])}, embedding=vectors[i].tolist())
+                        model_version="v1", input=" ".join(_WORDS[w] for w in words[i]),
+                        prediction="pos", scores={"confidence": float(conf[i])},
+                        embedding=vectors[i].tolist())
             for i in range(n)]
 
 
@@ -78,20 +93,21 @@ async def _raw(settings: Settings, total: int) -> float:
         return total / (time.perf_counter() - started)
 
 
-def _metric(port: int, name: str, kind: str) -> float:
+def _metric(port: int, name: str, kind: str | None = None) -> float:
+    """A counter of the worker's ``/metrics`` page (summed over its lines, or the line of
+    ``kind``); -1 when the page does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
         return -1.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and f'kind="{kind}"' in line:
-            return float(line.rpartition(" ")[2])
-    return 0.0
+    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+               if line.startswith(name + "{") and (kind is None or f'kind="{kind}"' in line))
 
 
 def _worker(settings: Settings, total: int, data_dir: Path, timeout: float,
-            app_id: str) -> float:
+            app_id: str) -> tuple[float, int]:
+    """The worker's events/s over ``total`` events, and the drift alerts it raised."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -113,7 +129,8 @@ def _worker(settings: Settings, total: int, data_dir: Path, timeout: float,
             if done >= total:
                 assert started is not None
                 # The first scrape saw ``first`` events already handled: count from there.
-                return (total - first) / max(time.perf_counter() - started, 1e-9)
+                rate = (total - first) / max(time.perf_counter() - started, 1e-9)
+                return rate, int(_metric(port, "driftloop_drift_alerts_total"))
             time.sleep(0.05)
         raise click.ClickException(f"the worker did not handle {total} events in {timeout} s")
     finally:
@@ -159,15 +176,18 @@ def _run(ctx: click.Context, events: int, batch: int, dim: int, timeout: float,
     interactions = _events(events, dim)
     messages = [encode_batch(interactions[i:i + batch]) for i in range(0, events, batch)]
     asyncio.run(_produce(settings, messages))
-    raws, fulls = [], []
+    raws, fulls, alerts = [], [], []
     run_id = uuid.uuid4().hex[:8]
     for round_no in range(1, rounds + 1):
         raws.append(asyncio.run(_raw(settings, events)))
         with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as tmp:
-            fulls.append(_worker(settings, events, Path(tmp), timeout,
-                                 f"driftloop-bench-{run_id}-{round_no}"))
+            rate, raised = _worker(settings, events, Path(tmp), timeout,
+                                   f"driftloop-bench-{run_id}-{round_no}")
+        fulls.append(rate)
+        alerts.append(raised)
         click.echo(f"round {round_no}/{rounds}: raw {raws[-1]:,.0f} events/s, "
-                   f"worker {fulls[-1]:,.0f} events/s ({fulls[-1] / raws[-1]:.2f})")
+                   f"worker {fulls[-1]:,.0f} events/s ({fulls[-1] / raws[-1]:.2f}), "
+                   f"{raised} drift alerts")
     ratios = [full / raw for raw, full in zip(raws, fulls, strict=True)]
     raw, full = statistics.median(raws), statistics.median(fulls)
     ratio = statistics.median(ratios)
@@ -177,4 +197,5 @@ def _run(ctx: click.Context, events: int, batch: int, dim: int, timeout: float,
                f"spread {min(ratios):.2f}-{max(ratios):.2f}")
     return {"events": events, "batch": batch, "dim": dim, "rounds": rounds,
             "raw_events_per_s": raws, "worker_events_per_s": fulls, "ratios": ratios,
+            "worker_drift_alerts": alerts,
             "median_ratio": ratio, "min_ratio": min(ratios), "max_ratio": max(ratios)}

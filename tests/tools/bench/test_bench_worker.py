@@ -36,6 +36,9 @@ def test_bench_worker_prints_both_rates_per_round_and_the_median_ratio(
     document = json.loads(run.stdout)
     assert document["median_ratio"] == pytest.approx(statistics.median(ratios), rel=0.01)
     assert document["min_ratio"] <= document["median_ratio"] <= document["max_ratio"]
+    # Each round says how many drift alerts the worker raised (read from its /metrics).
+    alerts = [int(n) for n in re.findall(r"events/s \([\d.]+\), (\d+) drift alerts", run.stderr)]
+    assert alerts == document["worker_drift_alerts"] and len(alerts) == 3
 
 
 def test_bench_worker_refuses_zero_rounds(kafka_broker) -> None:
