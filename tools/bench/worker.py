@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,9 @@ from ...schemas.settings import Settings
 from ...schemas.topics import Topic
 from ..cli import settings_from
 from ..kafka.topic_admin import create_topics
+from ..ops.accounting import metric
 from ..options import bootstrap_servers_option, json_option, print_json, text_to_stderr
+from .faults.rig import metrics_text
 
 __all__ = ["worker"]
 
@@ -93,16 +94,11 @@ async def _raw(settings: Settings, total: int) -> float:
         return total / (time.perf_counter() - started)
 
 
-def _metric(port: int, name: str, kind: str | None = None) -> float:
-    """A counter of the worker's ``/metrics`` page (summed over its lines, or the line of
-    ``kind``); -1 when the page does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return -1.0
-    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
-               if line.startswith(name + "{") and (kind is None or f'kind="{kind}"' in line))
+def _metric(port: int, name: str, **labels: str) -> float:
+    """A counter of the worker's ``/metrics`` page, summed over the samples with ``labels``;
+    -1 when the page does not answer."""
+    text = metrics_text(port)
+    return -1.0 if text is None else metric(text, name, **labels)
 
 
 def _worker(settings: Settings, total: int, data_dir: Path, timeout: float,
@@ -123,7 +119,7 @@ def _worker(settings: Settings, total: int, data_dir: Path, timeout: float,
         deadline = time.monotonic() + timeout
         started = None
         while time.monotonic() < deadline:
-            done = _metric(port, "driftloop_worker_events_total", "interactions")
+            done = _metric(port, "driftloop_worker_events_total", kind="interactions")
             if done > 0 and started is None:
                 started, first = time.perf_counter(), done
             if done >= total:
