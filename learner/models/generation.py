@@ -20,7 +20,7 @@ from .adapters import LoraSpec, trainable_peft_model
 from .device import ComputeDevice
 from .prompt_policy import ShotIndex
 from .prompts import IGNORE_INDEX, PromptTemplate, normalize_answer
-from .shared_prefix import MIN_SHARED, common_prefix, generate_after, prefix_cache
+from .shared_prefix import MIN_SHARED, common_prefix, generate_after, prefix_cache, repeated
 from .task_model import Evaluation, length_batches
 from .token_means import input_embeddings
 
@@ -159,10 +159,9 @@ class GenerationTask:
                                        for _, labs in own], device=target)
                 mask = torch.tensor([[1] * (shared + len(ids)) + [0] * (width - len(ids))
                                      for ids, _ in own], device=target)
-                batch_cache = copy.deepcopy(cache)
-                batch_cache.batch_repeat_interleave(len(chunk))
                 hidden = decoder(input_ids=input_ids, attention_mask=mask,
-                                 past_key_values=batch_cache, use_cache=True).last_hidden_state
+                                 past_key_values=repeated(cache, len(chunk)),
+                                 use_cache=True).last_hidden_state
                 picked = labels[:, 1:] != IGNORE_INDEX
                 means = _row_means(head(hidden[:, :-1][picked]), labels[:, 1:], picked)
                 for i, loss in zip(chunk, means.tolist(), strict=True):

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MIN_SHARED", "common_prefix", "generate_after", "prefix_cache"]
+__all__ = ["MIN_SHARED", "common_prefix", "generate_after", "prefix_cache", "repeated"]
 
 MIN_SHARED = 8
 """Fewer shared tokens than this are not worth a cache."""
@@ -54,6 +54,14 @@ def prefix_cache(model: Any, prefix: Sequence[int], device: Any) -> Any:
     return cache
 
 
+def repeated(cache: Any, count: int) -> Any:
+    """A copy of the prefix's ``cache`` for a batch of ``count`` rows (the original serves
+    the next batch too)."""
+    batch_cache = copy.deepcopy(cache)
+    batch_cache.batch_repeat_interleave(count)
+    return batch_cache
+
+
 def generate_after(model: Any, cache: Any, prefix: Sequence[int],
                    rows: Sequence[Sequence[int]], *, pad_token_id: int, max_new_tokens: int,
                    device: Any) -> torch.Tensor:
@@ -69,9 +77,8 @@ def generate_after(model: Any, cache: Any, prefix: Sequence[int],
     input_ids = torch.cat([torch.tensor([list(prefix)] * count, device=device), own], dim=1)
     attention_mask = torch.cat(
         [torch.ones(count, shared, dtype=own_mask.dtype, device=device), own_mask], dim=1)
-    batch_cache = copy.deepcopy(cache)
-    batch_cache.batch_repeat_interleave(count)
     output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                            past_key_values=batch_cache, max_new_tokens=max_new_tokens,
+                            past_key_values=repeated(cache, count),
+                            max_new_tokens=max_new_tokens,
                             do_sample=False, pad_token_id=pad_token_id)
     return output[:, input_ids.shape[1]:]
