@@ -257,7 +257,6 @@ def test_a_replica_keeps_a_spare_slot_so_every_swap_is_a_copy(  # type: ignore[n
     assert [a.label for a in host.predict(TASK, "v4", TEXTS)] == ["positive"] * 2
 
 
-
 def test_a_portable_classifier_is_read_in_memory_as_its_converted_copy_loads(  # type: ignore[no-untyped-def]
         host: ModelHost, probes) -> None:
     from peft import LoraConfig
