@@ -11,6 +11,8 @@ The tabular CUSUM of Page (1954) with a known target does not: it accumulates ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = ["StandardCUSUM"]
 
 
@@ -60,3 +62,32 @@ class StandardCUSUM:
         self.drift_detected = (self._n >= self.min_instances
                                and max(self._high, self._low) > self.threshold)
         return self
+
+    def update_quiet(self, values: Sequence[float]) -> int:
+        """Take ``values`` in order while none of them alerts; return how many it took.
+
+        The value that would alert is not taken: :meth:`update` it to see the alert. The same
+        arithmetic as :meth:`update`, without a call per value (a worker's steady state).
+
+        >>> cusum = StandardCUSUM(threshold=5.0, delta=0.5)
+        >>> cusum.update_quiet([0.1] * 50 + [3.0, 3.0, 3.0, 0.0])
+        52
+        >>> cusum.update(3.0).drift_detected
+        True
+        """
+        if self.drift_detected:
+            return 0
+        high, low, n = self._high, self._low, self._n
+        delta, threshold, least = self.delta, self.threshold, self.min_instances
+        taken = 0
+        for x in values:
+            up = high + x - delta
+            down = low - x - delta
+            up = up if up > 0.0 else 0.0  # max(0.0, .) as update has it, nan included
+            down = down if down > 0.0 else 0.0
+            if n + 1 >= least and (up if up >= down else down) > threshold:
+                break
+            high, low, n = up, down, n + 1
+            taken += 1
+        self._high, self._low, self._n = high, low, n
+        return taken

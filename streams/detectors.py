@@ -39,6 +39,8 @@ from .errors import ConfigurationError
 
 __all__ = ["DETECTORS", "Detection", "DriftMonitor", "Reference", "block_means"]
 
+_QUIET_STRETCH = 256  # blocks judged at once by the quiet path (see _quiet_blocks)
+
 # name -> River class. Only detectors of real-valued inputs: the monitor feeds standardised
 # block means (the error-rate signal included), never single bits.
 DETECTORS: dict[str, type] = {
@@ -229,11 +231,35 @@ class DriftMonitor:
         self._events += int(arr.size)
         done, self._partial_sum, self._partial_count = block_means(
             arr, self.block_size, self._partial_sum, self._partial_count)
-        for mean, after in done:
+        index = 0
+        while index < len(done):
+            index += self._quiet_blocks(done, index)
+            if index == len(done):
+                break
+            mean, after = done[index]
             detection = self._block(mean, self._events - after)
             if detection is not None:
                 self._last.append(detection)
+            index += 1
         return self._last
+
+    def _quiet_blocks(self, done: list[tuple[float, int]], start: int) -> int:
+        """Judge the blocks of ``done`` from ``start`` on at once while nothing can change
+        but the detector's sums: the reference is full (it learns nothing more) and the
+        CUSUM takes them without alerting. Returns how many it judged; :meth:`_block` judges
+        the next one (one that alerts, or any block of another detector). The arithmetic is
+        :meth:`_block`'s, so the monitor ends in the same state either way."""
+        river, ref = self._river, self._ref
+        if (not isinstance(river, StandardCUSUM) or river.drift_detected
+                or ref.n < ref.most or ref.warming_up):
+            return 0
+        mean, spread = ref.mean, ref.std()
+        # A bounded stretch: a stream that alerts every few blocks costs no more than now.
+        z = [(block - mean) / spread for block, _ in done[start:start + _QUIET_STRETCH]]
+        taken = river.update_quiet(z)
+        self._recent.extend(z[:taken])
+        self._blocks += taken
+        return taken
 
     def _block(self, mean: float, events_at: int) -> Detection | None:
         self._blocks += 1

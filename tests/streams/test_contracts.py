@@ -220,3 +220,31 @@ def test_the_standard_cusum_alerts_on_a_jump_a_short_reference_page_hinkley_miss
         found[detector] = [h.blocks_seen for h in monitor.update_many(after)]
     assert found["cusum"] and found["cusum"][0] <= 20 and found["page_hinkley"] == []
     assert StandardCUSUM(threshold=5.0).update(6.0).drift_detected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quiet_blocks_judge_as_block_by_block_does(seed: int) -> None:
+    # The steady-state path (a full reference, a CUSUM that does not alert) judges many
+    # blocks at once; driven over shifts up and down in chunks of every size, it must raise
+    # the same alerts and end in the same state as judging one block at a time.
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(0.0, 1.0, 6_000), rng.normal(0.6, 1.0, 3_000),
+                             rng.normal(-0.4, 2.0, 3_000), np.zeros(500),
+                             rng.normal(0.0, 1.0, 4_000)])
+    sizes = np.r_[rng.integers(1, 700, size=25), 5_000, rng.integers(1, 700, size=20)]
+    chunks = np.array_split(values, np.cumsum(sizes))  # one of them past a quiet stretch
+    batched = DriftMonitor(reference_blocks=40, seed=seed)
+    single = DriftMonitor(reference_blocks=40, seed=seed)
+    single._quiet_blocks = lambda done, start: 0  # type: ignore[method-assign]
+    quiet, taken = batched._quiet_blocks, []
+    batched._quiet_blocks = (  # type: ignore[method-assign]
+        lambda done, start: taken.append(quiet(done, start)) or taken[-1])
+    seen = {"batched": [], "single": []}
+    for chunk in chunks:
+        for name, monitor in (("batched", batched), ("single", single)):
+            seen[name] += [(d.events_seen, d.blocks_seen, d.effect, d.reference_mean)
+                           for d in monitor.update_many(chunk)]
+    assert seen["batched"] == seen["single"] and len(seen["single"]) >= 2
+    assert sum(taken) > values.size // 16 // 2  # most blocks took the quiet path
+    del single._quiet_blocks, batched._quiet_blocks
+    assert dumps(batched) == dumps(single)
