@@ -378,9 +378,10 @@ def block_means(values: np.ndarray, size: int, partial_sum: float, partial_count
     first = (partial_sum + float(values[:need].sum())) / size
     rest = values[need:]
     full = rest.size // size
-    means = rest[: full * size].reshape(full, size).mean(axis=1) if full else rest[:0]
+    # sum / size is what ndarray.mean computes, without its Python wrapper (a call per
+    # monitor and batch on the worker's hot path).
+    means = (rest[: full * size].reshape(full, size).sum(axis=1) / size).tolist()
     tail = rest[full * size:]
     # Values that belong to blocks not yet consumed, for the alert's position.
-    after = [(full - i) * size + int(tail.size) for i in range(full + 1)]
-    return list(zip([first, *means.tolist()], after, strict=True)), float(tail.sum()), \
-        int(tail.size)
+    after = range(full * size + tail.size, -1, -size)
+    return list(zip([first, *means], after, strict=True)), float(tail.sum()), int(tail.size)
