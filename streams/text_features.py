@@ -6,6 +6,13 @@ These features come from the input text alone: a version never changes them, and
 vocabulary, language, length or style moves them. Each text becomes the square roots of its
 byte-bigram counts hashed into ``dim`` buckets (a batch at once, with numpy), which the drift
 monitors reduce like an embedding: a distance to a centroid and a few random projections.
+
+Every digit counts as ``0``. Inputs often carry a number that moves with every event (a
+ticket number, an order id, a timestamp): its digits' bigrams follow the counter, so the
+features drifted with it and the monitors alerted every few hundred events on steady
+traffic (44 alerts in 40,000 events of ``ticket #<n>: <text>``, 56 with a timestamp in
+front). Folded, a number is its length, which changes a handful of times in a counter's
+life.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ __all__ = ["text_features"]
 
 # Knuth's multiplicative hash: spreads the 65,536 bigram codes over the buckets.
 _MULTIPLIER = np.uint64(2654435761)
+_ZERO, _NINE = np.uint64(ord("0")), np.uint64(ord("9"))
 
 
 def text_features(texts: Sequence[str], dim: int = 64) -> np.ndarray:
@@ -30,6 +38,9 @@ def text_features(texts: Sequence[str], dim: int = 64) -> np.ndarray:
     ((3, 16), True, False)
     >>> float(text_features(["a"], dim=8).sum()), text_features([], dim=8).shape
     (0.0, (0, 8))
+    >>> ticket = text_features(["ticket 1207", "ticket 9315", "ticket 12"], dim=16)
+    >>> bool((ticket[0] == ticket[1]).all()), bool((ticket[0] == ticket[2]).all())
+    (True, False)
     """
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
@@ -39,6 +50,7 @@ def text_features(texts: Sequence[str], dim: int = 64) -> np.ndarray:
     if n == 0 or int(lengths.sum()) < 2:
         return np.zeros((n, dim))
     data = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint64)
+    data[(data >= _ZERO) & (data <= _NINE)] = _ZERO  # every digit is one symbol
     owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
     same = owner[:-1] == owner[1:]  # bigrams inside one text, not across two
     codes = data[:-1][same] * np.uint64(256) + data[1:][same]
