@@ -18,6 +18,7 @@ life.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,7 +26,18 @@ __all__ = ["text_features"]
 
 # Knuth's multiplicative hash: spreads the 65,536 bigram codes over the buckets.
 _MULTIPLIER = np.uint64(2654435761)
-_ZERO, _NINE = np.uint64(ord("0")), np.uint64(ord("9"))
+
+
+@lru_cache(maxsize=8)
+def _bucket_table(dim: int) -> np.ndarray:
+    """The bucket of every byte bigram ``256 * first + second``, digits read as ``0``: one
+    lookup per bigram instead of the hash's arithmetic on each."""
+    symbol = np.arange(256, dtype=np.uint64)
+    symbol[ord("0"):ord("9") + 1] = ord("0")  # every digit is one symbol
+    codes = (symbol[:, None] * np.uint64(256) + symbol[None, :]).ravel()
+    table = (((codes * _MULTIPLIER) >> np.uint64(16)) % np.uint64(dim)).astype(np.int64)
+    table.setflags(write=False)
+    return table
 
 
 def text_features(texts: Sequence[str], dim: int = 64) -> np.ndarray:
@@ -49,12 +61,10 @@ def text_features(texts: Sequence[str], dim: int = 64) -> np.ndarray:
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
     if n == 0 or int(lengths.sum()) < 2:
         return np.zeros((n, dim))
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint64)
-    data[(data >= _ZERO) & (data <= _NINE)] = _ZERO  # every digit is one symbol
+    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.int64)
     owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
     same = owner[:-1] == owner[1:]  # bigrams inside one text, not across two
-    codes = data[:-1][same] * np.uint64(256) + data[1:][same]
-    buckets = ((codes * _MULTIPLIER) >> np.uint64(16)) % np.uint64(dim)
-    flat = owner[:-1][same] * dim + buckets.astype(np.int64)
+    codes = (data[:-1] << 8 | data[1:])[same]
+    flat = owner[:-1][same] * dim + _bucket_table(dim)[codes]
     counts = np.bincount(flat, minlength=n * dim).reshape(n, dim)
     return np.sqrt(counts)
