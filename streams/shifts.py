@@ -39,6 +39,8 @@ def _rows(vectors: list[list[float]]) -> np.ndarray | None:
 
     >>> _rows([[1.0, 2.0], [3.0, 4.0]]).tolist(), _rows([[1.0], [2.0, 3.0]]), _rows([])
     ([[1.0, 2.0], [3.0, 4.0]], None, None)
+    >>> _rows([["a", "b"]]) is None
+    True
     """
     if not vectors:
         return None
@@ -49,8 +51,11 @@ def _rows(vectors: list[list[float]]) -> np.ndarray | None:
     if size == 0:
         return None
     # A third faster than np.asarray on a list of lists (once per batch on the hot path).
-    flat = np.fromiter(chain.from_iterable(vectors), dtype=np.float64,
-                       count=len(vectors) * size)
+    try:
+        flat = np.fromiter(chain.from_iterable(vectors), dtype=np.float64,
+                           count=len(vectors) * size)
+    except (TypeError, ValueError):  # not numbers (the decoder lets none through): not drift
+        return None
     return flat.reshape(len(vectors), size)
 
 
