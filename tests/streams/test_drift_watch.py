@@ -99,14 +99,12 @@ def _input_alerts(texts: list[str]) -> list[int]:
     return found
 
 
-_WORDS = ("the", "service", "was", "slow", "quick", "food", "great", "cold", "staff", "price",
-          "not", "worth", "it", "again", "would", "order", "never", "very", "good", "bad")
-
-
 def test_a_number_that_moves_with_every_event_is_not_input_drift() -> None:
     # A ticket number or a timestamp in every input: before digits were folded, their
     # bigrams followed the counter and the defaults alerted 44 and 56 times in 40,000
     # events. A counter's length changes once here (at 10,000), which may alert once.
+    from driftloop.tools.bench.worker import _WORDS  # the worker bench's steady vocabulary
+
     rng = np.random.default_rng(0)
     steady = _texts(rng, 40_000, _WORDS)
     ticket = [f"ticket #{i}: {text}" for i, text in enumerate(steady)]
