@@ -17,6 +17,7 @@ requests is :func:`~driftloop.streams.active.label_requests`.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ STATE_VERSION = 3  # 2: the training side moved into TaskState.training; 3: regi
 _SOURCE_WEIGHT = {FeedbackSource.USER: 1.0, FeedbackSource.REVIEWER: 1.0,
                   FeedbackSource.AUTO: 0.5}
 _COMMANDS_REMEMBERED = 1000
+_MANY_DOMAINS = 64  # domains of one task before the worker warns (see _warn_many_domains)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -117,6 +121,15 @@ def _revision(feedback: Feedback) -> int:
     if "revises" not in feedback.metadata or type(revision) is not int or revision < 0:
         return 0
     return revision
+
+
+def _warn_many_domains(task: str, count: int) -> None:
+    """Say so when a task reaches 64, 128, 256... domains: each has drift monitors in the
+    task state, which every step writes (about 4 KB a domain)."""
+    if count >= _MANY_DOMAINS and count & (count - 1) == 0:
+        log.warning("task %r has seen %d domains: each keeps drift monitors in the task's "
+                    "state, which every step writes (about %d KB now); name domains that "
+                    "shift together, not one per customer", task, count, count * 4)
 
 
 def _by_domain(domains: list[str]) -> dict[str, list[int]]:
@@ -232,6 +245,7 @@ class TaskState:
                 self._alert([self.shifts.new_domain(
                     domain, events[indices[0]].model_version, known=len(self.domain_counts),
                     now=now)], effects, buffer)
+                _warn_many_domains(self.task, len(self.domain_counts) + 1)
             self.domain_counts[domain] += len(indices)
             self._alert(self.shifts.on_interactions(
                 domain, [events[i] for i in indices], conf_array[indices],

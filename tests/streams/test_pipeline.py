@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from task_helpers import fresh, items, labels
 
-from driftloop.schemas import Feedback
+from driftloop.schemas import Feedback, Interaction
 from driftloop.schemas.commands import Command
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
@@ -222,3 +222,20 @@ def test_a_rollback_makes_the_restored_version_the_parent_of_the_next_request():
     state.on_command(Command(id="c", task="t", kind="trigger"), now=5.0)
     [request] = state.check_triggers(buffer, now=5.0)
     assert request.parent_version == "v7"
+
+
+def test_a_task_that_names_many_domains_is_warned_about_once_per_doubling(caplog):
+    # Every domain keeps drift monitors in the task state, written by every step.
+    import logging
+
+    worker = WorkerSettings()
+    state = TaskState("t", worker, TaskSettings())
+    join, buffer = new_join_window(worker), new_buffer(worker)
+    caplog.set_level(logging.WARNING, logger="driftloop.streams.pipeline")
+    for d in range(130):
+        event = Interaction(id=f"i{d}", ts=float(d), task="t", domain=f"tenant-{d}",
+                            model_version="v1", input="hello", prediction="pos")
+        state.on_interactions([event], join=join, buffer=buffer, bucket=f"b{d}", now=1.0)
+    warned = [r.getMessage() for r in caplog.records if "domains" in r.getMessage()]
+    assert len(warned) == 2 and "has seen 64 domains" in warned[0]
+    assert "has seen 128 domains" in warned[1]
