@@ -19,6 +19,7 @@ __all__ = [
     "RegistryError",
     "ServingError",
     "TeacherError",
+    "TrainingProcessError",
     "TrainingRequestError",
     "UnservableAdapterError",
     "UntrustedModelError",
@@ -73,6 +74,24 @@ class MixedDomainError(TrainingRequestError):
 
 class CentroidError(TrainingRequestError):
     """Domain embedding centroids that cannot be compared (other dimensions, zero length)."""
+
+
+class TrainingProcessError(DriftloopError, RuntimeError):
+    """A process of a data-parallel update (``learner.data_parallel``) failed or died.
+
+    The machine's fault more than the request's (a GPU out of memory, a killed process, a
+    process group that could not form), so on purpose not a :class:`LearnerError` the
+    learner dead-letters at once: it is retried like any other failure, with half the batch
+    first when ``out_of_memory``, until ``learner.max_attempts``.
+
+    >>> err = TrainingProcessError("rank 1: CUDA out of memory", out_of_memory=True)
+    >>> err.out_of_memory, isinstance(err, DriftloopError)
+    (True, True)
+    """
+
+    def __init__(self, message: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_memory = out_of_memory
 
 
 class UntrustedModelError(TrainingRequestError):

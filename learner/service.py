@@ -455,7 +455,9 @@ def install_signal_handlers(service: LearnerService) -> None:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """CUDA's out-of-memory error (a RuntimeError subclass), or the host's MemoryError."""
+    """CUDA's out-of-memory error (a RuntimeError subclass), the host's MemoryError, or a
+    data-parallel training process that ran out of memory."""
     import torch
 
-    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+    return (isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+            or getattr(exc, "out_of_memory", False) is True)

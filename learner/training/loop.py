@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -22,7 +22,11 @@ from ...schemas.events.training import easy_first
 from ..errors import TrainingRequestError
 from ..models.device import ComputeDevice
 
-__all__ = ["TrainConfig", "TrainReport", "TrainableTask", "seed_everything", "train_adapter"]
+if TYPE_CHECKING:
+    from .data_parallel import Shard
+
+__all__ = ["TrainConfig", "TrainReport", "TrainableTask", "seed_everything", "train_adapter",
+           "trainable_parameters"]
 
 
 class TrainableTask(Protocol):
@@ -110,6 +114,8 @@ class TrainReport:
     train_loss: float | None = None
     seconds: float = 0.0
     history: list[tuple[int, float]] = field(default_factory=list)
+    processes: int = 1
+    """Processes the update was spread over (``learner.data_parallel``)."""
 
     @property
     def examples_per_second(self) -> float:
@@ -124,18 +130,25 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
-def _trainable(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
+def trainable_parameters(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
+    """The weights an update trains (LoRA layers, saved modules such as a head), by name."""
     return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
 @torch.no_grad()
-def _validation_loss(task: TrainableTask, model: Any,
-                     examples: Sequence[TrainingExample], batch_size: int) -> float:
+def _validation_loss(task: TrainableTask, model: Any, examples: Sequence[TrainingExample],
+                     batch_size: int, shard: Shard | None = None) -> float:
+    """Mean loss over ``examples``; with a shard, this process scores its slice and the
+    sums of all processes are added."""
     model.eval()
+    mine = shard.part(examples) if shard is not None else examples
     total = 0.0
-    for start in range(0, len(examples), batch_size):
-        batch = task.batch(examples[start:start + batch_size])
+    for start in range(0, len(mine), batch_size):
+        batch = task.batch(mine[start:start + batch_size])
         total += task.example_losses(model, batch).sum().item()
+    if shard is not None:
+        total = shard.sum(torch.tensor([total], dtype=torch.float64,
+                                       device=task.device.device)).item()
     return total / len(examples)
 
 
@@ -159,8 +172,8 @@ class _Optimizer:
     """One optimizer step: weighted loss, the L2 pull to the parent, clipping, loss scaling."""
 
     def __init__(self, task: TrainableTask, params: list[tuple[str, torch.nn.Parameter]],
-                 config: TrainConfig) -> None:
-        self.task, self.params, self.config = task, params, config
+                 config: TrainConfig, shard: Shard | None = None) -> None:
+        self.task, self.params, self.config, self.shard = task, params, config, shard
         self.anchors = ({name: p.detach().clone() for name, p in params}
                         if config.l2_to_parent > 0 else {})
         self.optimizer = torch.optim.AdamW([p for _, p in params], lr=config.learning_rate,
@@ -177,18 +190,15 @@ class _Optimizer:
 
     def step(self, model: Any, examples: Sequence[TrainingExample]) -> float:
         model.train()
-        batch = self.task.batch(examples)
-        losses = self.task.example_losses(model, batch)
-        weights = batch["weights"]
-        loss = (losses * weights).sum() / weights.sum()
-        if self.anchors:
-            pull = sum(((p - self.anchors[name]) ** 2).sum() for name, p in self.params)
-            loss = loss + self.config.l2_to_parent * pull
+        loss, value = self._loss(model, examples)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         else:
             loss.backward()
+        if self.shard is not None:  # every process takes the step of the whole batch
+            self.shard.sum_gradients([p for _, p in self.params])
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         if self.config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for _, p in self.params], self.config.max_grad_norm)
         if self.scaler is not None:
@@ -198,7 +208,34 @@ class _Optimizer:
             self.optimizer.step()
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return value
+
+    def _loss(self, model: Any, examples: Sequence[TrainingExample]) -> tuple[Any, float]:
+        """The step's loss to differentiate (this process's share of it under a shard) and
+        the whole batch's loss as a number."""
+        shard = self.shard
+        mine = shard.part(examples) if shard is not None else examples
+        if mine:
+            batch = self.task.batch(mine)
+            losses = self.task.example_losses(model, batch)
+            weights = batch["weights"]
+            weighted, weight = (losses * weights).sum(), weights.sum()
+        else:  # a batch smaller than the processes: this one adds nothing
+            weighted = torch.zeros((), device=self.task.device.device, requires_grad=True)
+            weight = torch.zeros((), device=self.task.device.device)
+        if shard is None:
+            loss = whole = weighted / weight
+        else:  # sum(w * l) / sum(w) over the whole batch, split over the processes
+            totals = shard.sum(torch.stack([weighted.detach(), weight.detach()]).double())
+            loss, whole = weighted / totals[1].to(weighted.dtype), totals[0] / totals[1]
+        value = float(whole.detach())
+        if self.anchors:
+            pull = self.config.l2_to_parent * sum(
+                ((p - self.anchors[name]) ** 2).sum() for name, p in self.params)
+            value += float(pull.detach())
+            if shard is None or shard.rank == 0:  # counted once when the gradients are summed
+                loss = loss + pull
+        return loss, value
 
 
 class _EarlyStop:
@@ -215,8 +252,8 @@ class _EarlyStop:
     def __init__(self, task: TrainableTask, model: Any,
                  params: list[tuple[str, torch.nn.Parameter]],
                  validation: Sequence[TrainingExample], config: TrainConfig,
-                 report: TrainReport) -> None:
-        self.task, self.model, self.params = task, model, params
+                 report: TrainReport, shard: Shard | None = None) -> None:
+        self.task, self.model, self.params, self.shard = task, model, params, shard
         self.validation, self.config, self.report = validation, config, report
         self.best: dict[str, torch.Tensor] | None = None
         self.mean: dict[str, torch.Tensor] | None = None
@@ -226,7 +263,8 @@ class _EarlyStop:
             report.best_validation_loss = math.inf
 
     def _loss(self) -> float:
-        return _validation_loss(self.task, self.model, self.validation, self.config.batch_size)
+        return _validation_loss(self.task, self.model, self.validation, self.config.batch_size,
+                                self.shard)
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {name: p.detach().clone() for name, p in self.params}
@@ -288,27 +326,31 @@ class _EarlyStop:
 
 
 def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExample],
-                  validation: Sequence[TrainingExample], config: TrainConfig) -> TrainReport:
+                  validation: Sequence[TrainingExample], config: TrainConfig, *,
+                  shard: Shard | None = None) -> TrainReport:
     """Train ``model``'s trainable weights in place on ``train``; return what happened.
 
     Per-example weights scale each example's loss. With ``validation`` examples, the loss on
     them is checked every ``eval_every`` steps; after ``patience`` checks without
     improvement training stops, and the best weights seen are restored. With
     ``interpolation`` below 1 the result keeps only that share of the change (WiSE-FT).
+    With a ``shard`` this is one process of a data-parallel update
+    (:mod:`.data_parallel`): it trains on its slice of every batch and takes the step of
+    the whole batch.
     """
     if not train:
         raise TrainingRequestError("no training examples left after the held-out split")
-    params = _trainable(model)
+    params = trainable_parameters(model)
     if not params:
         raise TrainingRequestError("the model has no trainable parameters")
     generator = seed_everything(config.seed)
     start = ({name: p.detach().clone() for name, p in params}
              if config.interpolation < 1 else {})
-    optimizer = _Optimizer(task, params, config)
+    optimizer = _Optimizer(task, params, config, shard)
     report = TrainReport()
     started = time.perf_counter()
     total_steps = config.steps_for(len(train))
-    early_stop = _EarlyStop(task, model, params, validation, config, report)
+    early_stop = _EarlyStop(task, model, params, validation, config, report, shard)
     running = 0.0
     for picked in _picks(len(train), config, generator,
                          easy_first(train) if config.curriculum else None):

@@ -35,6 +35,7 @@ def update_metadata(task_model: TaskModel, plan: UpdatePlan, report: TrainReport
         "labels": list(task_model.labels),
         "examples": split_counts(plan.split),
         "steps": report.steps,
+        "train_processes": report.processes,
         "stopped": report.stopped,
         "examples_per_second": round(report.examples_per_second, 3),
         "device": device_type,

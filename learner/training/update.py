@@ -63,6 +63,7 @@ from .arms import (
     save_retrieval_candidate,
 )
 from .challenger import challenger_for
+from .data_parallel import data_parallel_processes, train_data_parallel
 from .distill import Distillation, KeptTeacher, distillation_for
 from .domain_merge import merge_adapter_folders
 from .keep_parent import KeepingParent, parent_logits
@@ -206,11 +207,34 @@ class IncrementalUpdater:
         """The gate's results of recent parents, per example (scored once per parent)."""
         self.second_looks = SecondLooks()
         """Rejected candidates' evidence, for their second look (``gate_second_look``)."""
+        self._said_one_process = False
         self.pools = TaskGatePools(
             GatePoolFile(self.store.fs, self.store.root, deployment=settings.deployment_id),
             capacity=cfg.gate_pool_size,
             max_bytes=cfg.gate_pool_max_bytes, holdout_fraction=cfg.holdout_fraction,
             seed=cfg.seed)
+
+    def _train(self, trainable: Any, model: Any, plan: UpdatePlan,
+               config: TrainConfig) -> TrainReport:
+        """Train the candidate in place: in this process, or spread over
+        ``learner.data_parallel`` processes (:mod:`.data_parallel`) when the trainable is
+        a plain task model on an unquantized base. A teacher's or the parent's soft answers
+        (distillation, ``keep_parent``) train in this process, said once per process."""
+        cfg = self.settings.learner
+        train, validation = list(plan.split.train), list(plan.split.validation)
+        processes = data_parallel_processes(cfg.data_parallel)
+        if processes > 1:
+            if (isinstance(trainable, (ClassificationTask, GenerationTask))
+                    and cfg.base_quantization is None):
+                return train_data_parallel(trainable, model, train, validation, config,
+                                           processes=processes,
+                                           torch_threads=cfg.torch_threads)
+            if not self._said_one_process:
+                self._said_one_process = True
+                log.warning("learner.data_parallel = %d: %s trains in this process (data "
+                            "parallel takes a plain task model on an unquantized base)",
+                            cfg.data_parallel, plan.request.id)
+        return train_adapter(trainable, model, train, validation, config)
 
     def train_config_for(self, *, first: bool) -> TrainConfig:
         """The optimizer's rules for an update; ``first``: from an untrained start, which is
@@ -331,8 +355,7 @@ class IncrementalUpdater:
                 with _phase(timings, "cross_fit_seconds"):
                     cross_fit = self._cross_fit(folds, fold_parent, trainable, task_model, model,
                                                 config)
-            report = train_adapter(trainable, model, list(plan.split.train),
-                                   list(plan.split.validation), config)
+            report = self._train(trainable, model, plan, config)
             timings["train_seconds"] = report.seconds
             candidate_hits: Outcomes = {}
             with _phase(timings, "score_candidate_seconds"):

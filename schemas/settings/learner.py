@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .section import Section, data_home
 
@@ -280,6 +280,15 @@ class LearnerSettings(Section):
         description="recompute the base model's activations in the backward pass instead of "
                     "keeping them: less memory per update for more compute (SmolLM2-135M, 32 "
                     "examples, CPU: peak about 0.9 GB lower); for large base models")
+    data_parallel: int = Field(
+        1, ge=0, le=64,
+        description="processes one update's training is spread over, data parallel through "
+                    "accelerate: one per GPU of the box (0: every visible CUDA device; 1: "
+                    "in the learner's own process). Each process trains on a slice of every "
+                    "batch and the gradients are summed, so the update is the one process's "
+                    "(to rounding); starting the processes costs seconds per update (about "
+                    "9 s for MiniLM on 2 CPU cores), so it pays for large models on GPUs. "
+                    "Not with base_quantization")
     coalesce_max: int = Field(
         8, ge=1, le=64,
         description="most queued training requests of one task and domain, one after another "
@@ -303,3 +312,11 @@ class LearnerSettings(Section):
         None, pattern=r"^[A-Za-z0-9._\-]*$",
         description="topic prefix of the federation's shared site-adapters topic "
                     "(None: this deployment's kafka.topic_prefix)")
+
+    @model_validator(mode="after")
+    def _one_process_when_quantized(self) -> LearnerSettings:
+        if self.base_quantization is not None and self.data_parallel > 1:
+            raise ValueError("data_parallel > 1 cannot train a base model loaded with "
+                             "base_quantization (its quantized weights are not handed to "
+                             "other processes); use one or the other")
+        return self

@@ -41,3 +41,12 @@ def test_an_adapter_trained_on_cuda_serves_alike_on_a_cpu(tmp_path) -> None:  # 
     accuracy = sum(a.label == e.target for a, e in zip(answers, held_out, strict=True)) \
         / len(held_out)
     assert accuracy == pytest.approx(event.metrics_after["holdout_score"], abs=0.05)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_an_update_spreads_over_every_gpu_of_the_box(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = learner_settings(str(tmp_path / "store"), data_parallel=0)
+    result = IncrementalUpdater(settings).update(sentiment_request("cuda-dp", n=128),
+                                                 VersionLog())
+    assert result.event.metadata["device"] == "cuda"
+    assert result.event.metadata["train_processes"] == torch.cuda.device_count()

@@ -1,0 +1,108 @@
+"""One update spread over processes (``learner.data_parallel``): real processes, a real
+process group (gloo on the CPU, as NCCL would join GPUs), the real MiniLM task model."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from learner_helpers import learner_settings, sentiment_request
+from pydantic import ValidationError
+
+from driftloop.learner.errors import TrainingProcessError
+from driftloop.learner.models.adapters import LoraSpec
+from driftloop.learner.models.device import ComputeDevice
+from driftloop.learner.models.task_model import task_model_for
+from driftloop.learner.registry.version_log import VersionLog
+from driftloop.learner.service import _out_of_memory
+from driftloop.learner.training.data_parallel import train_data_parallel
+from driftloop.learner.training.loop import (
+    TrainConfig,
+    seed_everything,
+    train_adapter,
+    trainable_parameters,
+)
+from driftloop.schemas.enums import TaskKind
+from driftloop.schemas.events import TrainingExample
+from driftloop.schemas.settings import LearnerSettings
+
+pytestmark = pytest.mark.slow
+
+WORDS = ("good", "bad", "great", "awful", "fine", "terrible", "nice", "poor")
+
+
+def reviews(n: int) -> list[TrainingExample]:
+    return [TrainingExample(input=f"this one is {WORDS[i % 8]}, number {i}",
+                            target="pos" if i % 2 == 0 else "neg", weight=1.0 + (i % 3))
+            for i in range(n)]
+
+
+def fresh(minilm):  # type: ignore[no-untyped-def]
+    """A LoRA classifier on MiniLM with every dropout off (each process draws its own
+    masks, so only a model without dropout trains to the same weights)."""
+    task = task_model_for(TaskKind.CLASSIFICATION, minilm.tokenizer,
+                          ComputeDevice(torch.device("cpu")), labels=("neg", "pos"),
+                          template_ref=None, max_length=32, max_new_tokens=8)
+    seed_everything(0)
+    model = task.build(minilm.fresh_copy(), LoraSpec(8, 16, 0.0), None, dropout=0.0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return task, model
+
+
+def test_two_processes_train_what_one_process_trains(minilm) -> None:  # type: ignore[no-untyped-def]
+    # 33 training examples in batches of 8: the fifth step has one example, so one process
+    # takes a step with nothing of its own. Weighted examples and an L2 pull (added once).
+    data = reviews(40)
+    train, validation = data[:33], data[33:]
+    config = TrainConfig(max_steps=6, eval_every=2, l2_to_parent=0.01)
+    task, alone = fresh(minilm)
+    one = train_adapter(task, alone, train, validation, config)
+    task, spread = fresh(minilm)
+    two = train_data_parallel(task, spread, train, validation, config, processes=2,
+                              torch_threads=2)
+    assert two.steps == one.steps == 5 and two.examples_seen == 33
+    assert [step for step, _ in two.history] == [step for step, _ in one.history]
+    for (_, a), (_, b) in zip(one.history, two.history, strict=True):
+        assert a == pytest.approx(b, rel=1e-5)
+    assert two.train_loss == pytest.approx(one.train_loss, rel=1e-5)
+    trained = dict(trainable_parameters(alone))
+    moved = 0.0
+    for name, p in trainable_parameters(spread):
+        assert torch.allclose(p, trained[name], atol=2e-4), name
+        moved = max(moved, (p - fresh(minilm)[1].get_parameter(name)).abs().max().item())
+    assert moved > 1e-3  # the weights did train (the comparison is not of two starts)
+
+
+def test_a_failing_process_fails_the_update_with_its_error(minilm) -> None:  # type: ignore[no-untyped-def]
+    task, model = fresh(minilm)
+    bad = [*reviews(7), TrainingExample(input="who knows", target="maybe")]  # not a label
+    with pytest.raises(TrainingProcessError, match="KeyError: 'maybe'") as caught:
+        train_data_parallel(task, model, bad, [], TrainConfig(max_steps=1), processes=2)
+    assert not caught.value.out_of_memory and not _out_of_memory(caught.value)
+    with pytest.raises(ValueError, match="at least 2 processes"):
+        train_data_parallel(task, model, bad, [], TrainConfig(), processes=1)
+
+
+def test_the_learner_spreads_an_update_and_publishes_it(
+        tmp_path, resident_models, caplog) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    settings = learner_settings(str(tmp_path / "store"), data_parallel=2, torch_threads=2)
+    updater = IncrementalUpdater(settings, models=resident_models)
+    with caplog.at_level(logging.INFO, logger="driftloop.learner.training.data_parallel"):
+        result = updater.update(sentiment_request("dp-1", n=64), VersionLog())
+    assert "in 2 processes" in caplog.text
+    event = result.event
+    assert event.metadata["steps"] > 0 and event.metadata["train_processes"] == 2
+    folder = updater.store.fetch(event.adapter_uri, event.sha256, tmp_path / "fetched")
+    assert (folder / "adapter_config.json").is_file()
+
+
+def test_settings_refuse_processes_for_a_quantized_base() -> None:
+    assert LearnerSettings(data_parallel=0).data_parallel == 0
+    with pytest.raises(ValidationError, match="base_quantization"):
+        LearnerSettings(data_parallel=2, base_quantization="4bit")
+    assert _out_of_memory(TrainingProcessError("rank 1 killed", out_of_memory=True))
