@@ -46,16 +46,25 @@ __all__ = ["learner"]
                    "and show its lag.")
 @click.option("--burst-rate", "burst_rates", type=click.FloatRange(min=0.01), multiple=True,
               default=(0.5, 2.0), show_default=True, help="Requests per second of a burst.")
+@click.option("--processes", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Instead: time the update's training in the learner's process and spread "
+                   "over this many processes (learner.data_parallel), alternating, --rounds "
+                   "times each.")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Rounds of each arm with --processes.")
 @json_option
 @bootstrap_servers_option()
 @click.pass_context
 def learner(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
             kafka: bool, probes: int, burst: int, burst_rates: tuple[float, ...],
-            as_json: bool) -> None:
+            processes: int, rounds: int, as_json: bool) -> None:
     """Wall time and examples/s of one update against a cold-start Trainer run."""
+    if processes == 1:
+        raise click.BadParameter("compare with at least 2 processes", param_hint="--processes")
     with text_to_stderr(as_json):
         document = (_run_burst(ctx, n, threads, burst, burst_rates) if burst
-                    else _run(ctx, n, kind, domain, threads, kafka, probes))
+                    else _run_processes(ctx, n, kind, domain, threads, processes, rounds)
+                    if processes else _run(ctx, n, kind, domain, threads, kafka, probes))
     if as_json:
         print_json(document)
 
@@ -119,6 +128,49 @@ def _run_burst(ctx: click.Context, n: int, threads: int | None, burst: int,
                    f"{row['superseded']:10d} {row['max_lag']:8d} {row['drain_s']:8.2f} "
                    f"{row['staleness_p50_s']:12.2f} {row['staleness_max_s']:12.2f}")
     return {"burst": burst, "examples": n, "warm_up_update_s": warm.seconds, "runs": rows}
+
+
+def _run_processes(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
+                   processes: int, rounds: int) -> dict[str, Any]:
+    """The same request trained in one process and spread over ``processes``, alternating:
+    the training phase's wall time (the processes' start included), median and range."""
+    from statistics import median
+
+    with _bench_settings(ctx, threads, kind=kind, domain=domain) as settings:
+        from ...learner.registry.version_log import VersionLog
+        from ...learner.training.update import IncrementalUpdater
+        from .trainer_baseline import bench_request
+
+        alone = IncrementalUpdater(settings.model_copy(update={
+            "learner": settings.learner.model_copy(update={"data_parallel": 1})}))
+        spread = IncrementalUpdater(settings.model_copy(update={
+            "learner": settings.learner.model_copy(update={"data_parallel": processes})}),
+            models=alone.models, device=alone.device)
+        alone.update(bench_request(n, domain=domain, kind=kind, request_id="bench-warm-up"),
+                     VersionLog())
+        seconds: dict[str, list[float]] = {"one": [], "spread": []}
+        steps = 0
+        for round_ in range(rounds):
+            for arm, updater in (("one", alone), ("spread", spread)):
+                request = bench_request(n, domain=domain, kind=kind,
+                                        request_id=f"bench-{arm}-{round_}")
+                result = updater.update(request, VersionLog())
+                seconds[arm].append(result.train_report.seconds)
+                steps = result.train_report.steps
+    ratios = [a / b for a, b in zip(seconds["one"], seconds["spread"], strict=True)]
+    click.echo(f"training of one {kind} update ({n} examples, {steps} steps), {rounds} rounds, "
+               f"device {alone.device.type}")
+    for arm, label in (("one", "in the learner's process"),
+                       ("spread", f"over {processes} processes (start included)")):
+        values = seconds[arm]
+        click.echo(f"  {label:42} median {median(values):6.2f} s "
+                   f"[{min(values):.2f}, {max(values):.2f}]")
+    click.echo(f"ratio one process / spread: median {median(ratios):.2f} "
+               f"[{min(ratios):.2f}, {max(ratios):.2f}]")
+    return {"kind": kind, "examples": n, "steps": steps, "processes": processes,
+            "device": alone.device.type, "rounds": rounds, "seconds": seconds,
+            "ratio_one_to_spread": {"median": median(ratios), "min": min(ratios),
+                                    "max": max(ratios)}}
 
 
 def _run(ctx: click.Context, n: int, kind: str, domain: str, threads: int | None,
