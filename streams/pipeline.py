@@ -172,6 +172,8 @@ class TaskState:
     """What the last step wrote besides this state (:mod:`~driftloop.streams.redo`)."""
     slice_keys: tuple[str, ...] = ()
     """The task's ``slice_keys`` (set from the settings whenever the state is read)."""
+    reviewer_weight: float = 1.0
+    """``worker.buffer.reviewer_weight`` (set from the settings whenever the state is read)."""
 
     def __init__(self, task: str, worker: WorkerSettings, task_settings: TaskSettings) -> None:
         self.version = STATE_VERSION
@@ -184,6 +186,7 @@ class TaskState:
                                      budget=a.budget, window_seconds=a.window_s)
         self.training = TrainingRequests(task, worker, task_settings)
         self.slice_keys = tuple(task_settings.slice_keys)
+        self.reviewer_weight = worker.buffer.reviewer_weight
         self.counters: Counter[str] = Counter()
         self.domain_counts: Counter[str] = Counter()
         self.applied: dict[str, int] = {}
@@ -340,7 +343,8 @@ class TaskState:
             confidence = ix["confidence"]
             example = LabeledExample(
                 input=ix["input"], target=str(fb["value"]), domain=domain,
-                weight=_SOURCE_WEIGHT.get(fb["source"], 1.0),
+                weight=(self.reviewer_weight if fb["source"] == FeedbackSource.REVIEWER
+                        else _SOURCE_WEIGHT.get(fb["source"], 1.0)),
                 difficulty=None if confidence is None else round(1.0 - confidence, 6),
                 interaction_id=ix["id"], model_answer=said, feedback_kind=fb["kind"],
                 regime=ix.get("regime", 0), revision=revision,

@@ -176,6 +176,7 @@ class WorkerTables:
         # persisted before the setting changed (or before it existed) follows them too.
         state.training.adapter_per_domain = self._per_domain.get(task, False)
         state.slice_keys = self._slice_keys.get(task, ())  # the settings' keys, as they are now
+        state.reviewer_weight = self.settings.worker.buffer.reviewer_weight
         return state
 
     def _finish_last_step(self, task: str) -> None:

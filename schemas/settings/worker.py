@@ -81,6 +81,11 @@ class BufferSettings(Section):
     balance: bool = True
     curriculum: bool = True
     batch_max_bytes: int = Field(1024 * 1024, gt=0, description="bound of one request's examples")
+    reviewer_weight: float = Field(
+        1.0, gt=0, le=100,
+        description="weight in training of a reviewer's label (an answer to a label "
+                    "request) against a user's 1.0: reviewers answer what the model was "
+                    "least sure of, and users' labels are noisier")
     resend_until_promoted: bool = Field(
         False,
         description="a request's new examples stay new, and later requests send them again, "
