@@ -138,6 +138,7 @@ class LearnerService:
                                              consumer_group(self.settings))
                 await self._loop()
         finally:
+            self.updater.close()  # data-parallel processes, if any
             if server is not None:
                 server.shutdown()
                 server.server_close()

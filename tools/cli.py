@@ -147,7 +147,8 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 # Top-level modules of each extra (pyproject.toml); the base install is the client.
 _EXTRAS = {"torch": "learner", "transformers": "learner", "peft": "learner", "gguf": "learner",
-           "accelerate": "learner", "fsspec": "learner", "faust": "worker", "mode": "worker", "river": "worker",
+           "accelerate": "learner", "fsspec": "learner", "faust": "worker", "mode": "worker",
+           "river": "worker",
            "aiohttp": "serve", "prometheus_client": "serve", "matplotlib": "ops",
            "tqdm": "ops"}
 

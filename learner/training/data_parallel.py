@@ -1,23 +1,26 @@
 """One update spread over several processes (the GPUs of a box), data parallel, with accelerate.
 
 With ``learner.data_parallel`` above 1 (or 0: one process per visible CUDA device) the
-optimizer loop of an update runs in that many processes started for it, each on its own
-device (``cuda:<rank>``; the CPU when there is no GPU, which is how the tests run it). Every
-process takes the same seeded example order (:func:`~.loop._picks`), trains on its slice of
-each step's batch (:class:`Shard`), and the gradients are summed over the processes before
-clipping and the optimizer step, so every process takes the same step and the update is
-the one a single process would have trained (to float rounding; the LoRA dropout masks are
-drawn per process, so with dropout it is a different draw of the same update).
-Validation losses are summed the same way, so early stop decides the same in every process.
+optimizer loop of an update runs in that many processes (a :class:`RankPool`), each on its
+own device (``cuda:<rank>``; the CPU when there is no GPU, which is how the tests run it).
+Every process takes the same seeded example order (:func:`~.loop._picks`), trains on its
+slice of each step's batch (:class:`Shard`), and the gradients are summed over the
+processes before clipping and the optimizer step, so every process takes the same step and
+the update is the one a single process would have trained (to float rounding; the LoRA
+dropout masks are drawn per process, so with dropout it is a different draw of the same
+update). Validation losses are summed the same way, so early stop decides the same in every
+process.
 
-The processes are started with ``spawn`` (CUDA cannot be forked once the learner has used
-it); accelerate's :class:`~accelerate.Accelerator` joins them in a process group (NCCL on
-GPUs, gloo on the CPU) and gives each its device. The task model and the model to train are
-handed over, not loaded again: their tensors travel as CUDA IPC handles or shared memory, so
-the frozen base weights are not copied per process on the same device; each process clones
-only the trainable weights. Rank 0 writes the trained weights and its report to a file the
-learner loads back into its own model; the gate, the store and the version event are the
-learner's as before.
+The processes are started once, at the first such update, with ``spawn`` (CUDA cannot be
+forked once the learner has used it), and kept for the next updates: starting one costs
+seconds of imports. accelerate's :class:`~accelerate.Accelerator` joins them in a process
+group (NCCL on GPUs, gloo on the CPU) and gives each its device. Each update hands them the
+task model and the model to train, not loaded again: their tensors travel as CUDA IPC
+handles or shared memory, so the frozen base weights are not copied per process on the same
+device; each process clones only the weights it trains. Rank 0 sends the trained weights
+back, the learner loads them into its own model, and the gate, the store and the version
+event are the learner's as before. A process that fails or dies ends the pool (the others
+may be waiting on it in a collective); the next update starts a new one.
 
 Examples
 --------
@@ -31,14 +34,16 @@ Examples
 
 from __future__ import annotations
 
+import gc
+import io
 import logging
 import os
+import queue
 import socket
-import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,11 +52,12 @@ from ...schemas.events import TrainingExample
 from ..errors import TrainingProcessError
 from ..models.device import ComputeDevice
 
-__all__ = ["Shard", "data_parallel_processes", "train_data_parallel"]
+__all__ = ["RankPool", "Shard", "data_parallel_processes"]
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "rank0.pt"
+POLL_SECONDS = 0.5
+"""How often the learner looks at its processes while they train (are they alive?)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,101 +103,207 @@ def data_parallel_processes(setting: int, *, cuda_devices: int | None = None) ->
     return max(cuda_devices, 1)
 
 
-def train_data_parallel(task: Any, model: Any, train: Sequence[TrainingExample],
-                        validation: Sequence[TrainingExample], config: Any, *,
-                        processes: int, torch_threads: int | None = None) -> Any:
-    """Train ``model``'s trainable weights in place on ``train``, spread over ``processes``
-    processes; return rank 0's :class:`~.loop.TrainReport`.
+class RankPool:
+    """The processes data-parallel updates train in, started at the first and kept.
 
-    ``torch_threads`` is the learner's thread budget, shared among processes on the CPU.
-    A process that fails (an exception, a signal, the out-of-memory killer) fails the update
-    with :class:`~driftloop.learner.errors.TrainingProcessError`, which carries its
-    traceback's tail and whether it ran out of memory.
+    >>> pool = RankPool(2, ComputeDevice(torch.device("cpu")), torch_threads=2)
+    >>> pool.processes, pool.started  # nothing runs before the first update
+    (2, False)
+    >>> RankPool(1, ComputeDevice(torch.device("cpu")))
+    Traceback (most recent call last):
+    ...
+    ValueError: a data-parallel update needs at least 2 processes, got 1
     """
-    from torch.multiprocessing import start_processes
-    from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedException
 
-    from .loop import TrainReport, trainable_parameters
+    def __init__(self, processes: int, device: ComputeDevice, *,
+                 torch_threads: int | None = None) -> None:
+        if processes < 2:
+            raise ValueError(f"a data-parallel update needs at least 2 processes, got {processes}")
+        self.processes = processes
+        self.device = device
+        self.threads = max(1, (torch_threads or torch.get_num_threads()) // processes)
+        self._workers: list[Any] = []
+        self._jobs: list[Any] = []
+        self._results: Any = None
 
-    if processes < 2:
-        raise ValueError(f"a data-parallel update needs at least 2 processes, got {processes}")
-    cuda = task.device.type == "cuda"
-    if cuda and processes > torch.cuda.device_count():
-        raise TrainingProcessError(
-            f"learner.data_parallel asks for {processes} processes, one per GPU, and this "
-            f"machine shows {torch.cuda.device_count()} CUDA devices")
-    threads = max(1, (torch_threads or torch.get_num_threads()) // processes)
-    params = trainable_parameters(model)
-    with tempfile.TemporaryDirectory(prefix="driftloop-dp-") as folder:
-        result = Path(folder) / RESULT_FILE
-        job = _Job(task, model, list(train), list(validation), config, str(result),
-                   _free_port(), threads)
-        log.info("training on %d examples in %d processes (%s)", len(train), processes,
-                 "one per GPU" if cuda else f"CPU, {threads} threads each")
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
+    def train(self, task: Any, model: Any, train: Sequence[TrainingExample],
+              validation: Sequence[TrainingExample], config: Any) -> Any:
+        """Train ``model``'s trainable weights in place on ``train``, spread over the
+        processes (started when none run); return rank 0's :class:`~.loop.TrainReport`,
+        timed from the hand-over to the weights loaded back.
+
+        A process that fails (an exception, a signal, the out-of-memory killer) ends the
+        pool and the update with :class:`~driftloop.learner.errors.TrainingProcessError`,
+        which carries its traceback's tail and whether it ran out of memory.
+        """
+        from .loop import TrainReport, trainable_parameters
+
         started = time.perf_counter()
+        self._start()
+        log.info("training on %d examples in %d processes (%s)", len(train), self.processes,
+                 "one per GPU" if self.device.type == "cuda"
+                 else f"CPU, {self.threads} threads each")
+        job = _Job(task, model, list(train), list(validation), config)
         try:
-            start_processes(_rank_main, args=(processes, job), nprocs=processes, join=True,
-                            start_method="spawn")
-        except ProcessRaisedException as exc:
-            text = str(exc)
+            for jobs in self._jobs:
+                jobs.put(job)
+        except OSError:  # a broken pipe: the process that reads it is gone
+            self._check_alive()
+            raise
+        done: dict[int, bytes | None] = {}
+        while len(done) < self.processes:
+            try:
+                kind, rank, payload = self._results.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                self._check_alive()
+                continue
+            if kind == "error":  # the cause may be a peer that died without a word
+                died = self._ended(besides=rank)
+                self.close()
+                if died is not None:
+                    raise died from _failed(rank, payload)
+                raise _failed(rank, payload)
+            done[rank] = payload
+        saved = torch.load(io.BytesIO(done[0] or b""), map_location="cpu", weights_only=False)
+        weights: dict[str, torch.Tensor] = saved["weights"]
+        with torch.no_grad():
+            for name, p in trainable_parameters(model):
+                p.copy_(weights[name].to(p.device))
+        model.eval()
+        return TrainReport(**{**saved["report"], "processes": self.processes,
+                              "seconds": time.perf_counter() - started})
+
+    def close(self) -> None:
+        """Stop the processes (at once: one may wait on another that failed)."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        self._jobs, self._results = [], None
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        cuda = self.device.type == "cuda"
+        if cuda and self.processes > torch.cuda.device_count():
             raise TrainingProcessError(
-                f"a data-parallel training process failed: {_tail(text)}",
-                out_of_memory="OutOfMemoryError" in text or "out of memory" in text) from None
-        except ProcessExitedException as exc:
-            raise TrainingProcessError(
-                f"a data-parallel training process ended with exit code {exc.exit_code}"
-                + (f" (signal {exc.signal_name})" if exc.signal_name else ""),
-                out_of_memory=exc.signal_name == "SIGKILL") from None
-        saved = torch.load(result, map_location="cpu", weights_only=False)
-    weights: dict[str, torch.Tensor] = saved["weights"]
-    with torch.no_grad():
-        for name, p in params:
-            p.copy_(weights[name].to(p.device))
-    # The update's training time is the wall time with the processes' start and hand-over.
-    report = TrainReport(**{**saved["report"], "processes": processes,
-                            "seconds": time.perf_counter() - started})
-    model.eval()
-    return report
+                f"learner.data_parallel asks for {self.processes} processes, one per GPU, and "
+                f"this machine shows {torch.cuda.device_count()} CUDA devices")
+        context = torch.multiprocessing.get_context("spawn")
+        self._jobs = [context.SimpleQueue() for _ in range(self.processes)]
+        self._results = context.Queue()
+        group = _Group(self.processes, _free_port(), self.threads, cpu=not cuda)
+        for rank in range(self.processes):
+            worker = context.Process(target=_serve_rank, name=f"driftloop-rank-{rank}",
+                                     args=(rank, group, self._jobs[rank], self._results),
+                                     daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        for jobs in self._jobs:  # only the process reads: a write to a dead one fails at once
+            jobs._reader.close()
+
+    def _check_alive(self) -> None:
+        """Raise when a process has ended: with its error when it sent one last."""
+        died = self._ended()
+        if died is None:
+            return
+        try:
+            kind, rank, payload = self._results.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            kind = None
+        if kind == "error":  # its last word; still, a peer that died first is the cause
+            cause = self._ended(besides=rank)
+            self.close()
+            if cause is not None:
+                raise cause from _failed(rank, payload)
+            raise _failed(rank, payload)
+        self.close()
+        raise died
+
+    def _ended(self, *, besides: int | None = None) -> TrainingProcessError | None:
+        """The error of the first process (but ``besides``) that has ended, if any."""
+        for rank, worker in enumerate(self._workers):
+            if rank != besides and not worker.is_alive():
+                code = worker.exitcode
+                signal = -code if code is not None and code < 0 else None
+                return TrainingProcessError(
+                    f"data-parallel training process {rank} ended with exit code {code}"
+                    + (f" (signal {signal})" if signal else ""), out_of_memory=signal == 9)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """What every process needs to join the group, once."""
+
+    world: int
+    port: int
+    threads: int
+    cpu: bool
 
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """What every process of one update receives (pickled by ``spawn``)."""
+    """One update, as every process receives it (pickled: tensors shared, not copied)."""
 
     task: Any
     model: Any
     train: list[TrainingExample]
     validation: list[TrainingExample]
     config: Any
-    result: str
-    port: int
-    threads: int
 
 
-def _rank_main(rank: int, world: int, job: _Job) -> None:
-    """One process of the update: join the group, train its slices, rank 0 saves the result."""
-    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
-                       "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(job.port), "OMP_NUM_THREADS": str(job.threads)})
-    from accelerate import Accelerator
+def _serve_rank(rank: int, group: _Group, jobs: Any, results: Any) -> None:
+    """One process of the pool: join the group, then train each job's slices until told to
+    stop (``None``); rank 0 sends the trained weights back. An error is reported and ends
+    the process (the others may be stuck waiting on it)."""
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "WORLD_SIZE": str(group.world), "LOCAL_WORLD_SIZE": str(group.world),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(group.port),
+                       "OMP_NUM_THREADS": str(group.threads)})
+    try:
+        from accelerate import Accelerator
 
-    from .loop import train_adapter, trainable_parameters
+        from .loop import train_adapter, trainable_parameters
 
-    accelerator = Accelerator(cpu=job.task.device.type == "cpu")
-    torch.set_num_threads(job.threads)
-    device = accelerator.device
-    task = _on_device(job.task, device)
-    model = job.model.to(device)
-    for _, p in trainable_parameters(model):  # private weights; the frozen base is shared
-        p.data = p.data.clone()
-    report = train_adapter(task, model, job.train, job.validation, job.config,
-                           shard=Shard(rank, world))
-    if rank == 0:
-        weights = {name: p.detach().cpu() for name, p in trainable_parameters(model)}
-        fields = {name: getattr(report, name) for name in report.__dataclass_fields__}
-        torch.save({"weights": weights, "report": fields}, job.result)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+        accelerator = Accelerator(cpu=group.cpu)
+        torch.set_num_threads(group.threads)
+    except BaseException:
+        results.put(("error", rank, traceback.format_exc()))
+        return
+    while (job := jobs.get()) is not None:
+        try:
+            task = _on_device(job.task, accelerator.device)
+            model = job.model.to(accelerator.device)
+            for _, p in trainable_parameters(model):  # private weights; the base is shared
+                p.data = p.data.clone()
+            report = train_adapter(task, model, job.train, job.validation, job.config,
+                                   shard=Shard(rank, group.world))
+            payload = None
+            if rank == 0:
+                buffer = io.BytesIO()
+                torch.save({"weights": {name: p.detach().cpu()
+                                        for name, p in trainable_parameters(model)},
+                            "report": {name: getattr(report, name)
+                                       for name in report.__dataclass_fields__}}, buffer)
+                payload = buffer.getvalue()
+            del job, task, model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            results.put(("done", rank, payload))
+        except BaseException:
+            results.put(("error", rank, traceback.format_exc()))
+            return
 
 
 def _on_device(task: Any, device: torch.device) -> Any:
@@ -207,6 +319,12 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _failed(rank: int, text: str) -> TrainingProcessError:
+    return TrainingProcessError(
+        f"data-parallel training process {rank} failed: {_tail(text)}",
+        out_of_memory="OutOfMemoryError" in text or "out of memory" in text)
 
 
 def _tail(text: str, lines: int = 6) -> str:

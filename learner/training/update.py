@@ -63,7 +63,7 @@ from .arms import (
     save_retrieval_candidate,
 )
 from .challenger import challenger_for
-from .data_parallel import data_parallel_processes, train_data_parallel
+from .data_parallel import RankPool, data_parallel_processes
 from .distill import Distillation, KeptTeacher, distillation_for
 from .domain_merge import merge_adapter_folders
 from .keep_parent import KeepingParent, parent_logits
@@ -208,11 +208,20 @@ class IncrementalUpdater:
         self.second_looks = SecondLooks()
         """Rejected candidates' evidence, for their second look (``gate_second_look``)."""
         self._said_one_process = False
+        self._ranks: RankPool | None = None
+        """The processes of data-parallel updates (``learner.data_parallel``), once started."""
         self.pools = TaskGatePools(
             GatePoolFile(self.store.fs, self.store.root, deployment=settings.deployment_id),
             capacity=cfg.gate_pool_size,
             max_bytes=cfg.gate_pool_max_bytes, holdout_fraction=cfg.holdout_fraction,
             seed=cfg.seed)
+
+    def close(self) -> None:
+        """Stop the processes of data-parallel updates, if any run (a later update starts
+        them again)."""
+        if self._ranks is not None:
+            self._ranks.close()
+            self._ranks = None
 
     def _train(self, trainable: Any, model: Any, plan: UpdatePlan,
                config: TrainConfig) -> TrainReport:
@@ -226,9 +235,10 @@ class IncrementalUpdater:
         if processes > 1:
             if (isinstance(trainable, (ClassificationTask, GenerationTask))
                     and cfg.base_quantization is None):
-                return train_data_parallel(trainable, model, train, validation, config,
-                                           processes=processes,
+                if self._ranks is None or not self._ranks.started:
+                    self._ranks = RankPool(processes, self.device,
                                            torch_threads=cfg.torch_threads)
+                return self._ranks.train(trainable, model, train, validation, config)
             if not self._said_one_process:
                 self._said_one_process = True
                 log.warning("learner.data_parallel = %d: %s trains in this process (data "

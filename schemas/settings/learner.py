@@ -286,9 +286,9 @@ class LearnerSettings(Section):
                     "accelerate: one per GPU of the box (0: every visible CUDA device; 1: "
                     "in the learner's own process). Each process trains on a slice of every "
                     "batch and the gradients are summed, so the update is the one process's "
-                    "(to rounding); starting the processes costs seconds per update (about "
-                    "9 s for MiniLM on 2 CPU cores), so it pays for large models on GPUs. "
-                    "Not with base_quantization")
+                    "(to rounding); the processes start at the first such update and are "
+                    "kept. It pays for large models on GPUs, not for MiniLM on a CPU. Not "
+                    "with base_quantization")
     coalesce_max: int = Field(
         8, ge=1, le=64,
         description="most queued training requests of one task and domain, one after another "

@@ -16,7 +16,7 @@ from driftloop.learner.models.device import ComputeDevice
 from driftloop.learner.models.task_model import task_model_for
 from driftloop.learner.registry.version_log import VersionLog
 from driftloop.learner.service import _out_of_memory
-from driftloop.learner.training.data_parallel import train_data_parallel
+from driftloop.learner.training.data_parallel import RankPool
 from driftloop.learner.training.loop import (
     TrainConfig,
     seed_everything,
@@ -52,7 +52,17 @@ def fresh(minilm):  # type: ignore[no-untyped-def]
     return task, model
 
 
-def test_two_processes_train_what_one_process_trains(minilm) -> None:  # type: ignore[no-untyped-def]
+CPU = ComputeDevice(torch.device("cpu"))
+
+
+@pytest.fixture
+def pool():  # type: ignore[no-untyped-def]
+    ranks = RankPool(2, CPU, torch_threads=2)
+    yield ranks
+    ranks.close()
+
+
+def test_two_processes_train_what_one_process_trains(minilm, pool) -> None:  # type: ignore[no-untyped-def]
     # 33 training examples in batches of 8: the fifth step has one example, so one process
     # takes a step with nothing of its own. Weighted examples and an L2 pull (added once).
     data = reviews(40)
@@ -61,29 +71,46 @@ def test_two_processes_train_what_one_process_trains(minilm) -> None:  # type: i
     task, alone = fresh(minilm)
     one = train_adapter(task, alone, train, validation, config)
     task, spread = fresh(minilm)
-    two = train_data_parallel(task, spread, train, validation, config, processes=2,
-                              torch_threads=2)
-    assert two.steps == one.steps == 5 and two.examples_seen == 33
+    two = pool.train(task, spread, train, validation, config)
+    assert two.steps == one.steps == 5 and two.examples_seen == 33 and two.processes == 2
     assert [step for step, _ in two.history] == [step for step, _ in one.history]
     for (_, a), (_, b) in zip(one.history, two.history, strict=True):
         assert a == pytest.approx(b, rel=1e-5)
     assert two.train_loss == pytest.approx(one.train_loss, rel=1e-5)
     trained = dict(trainable_parameters(alone))
+    start = dict(trainable_parameters(fresh(minilm)[1]))
     moved = 0.0
     for name, p in trainable_parameters(spread):
         assert torch.allclose(p, trained[name], atol=2e-4), name
-        moved = max(moved, (p - fresh(minilm)[1].get_parameter(name)).abs().max().item())
+        moved = max(moved, (p - start[name]).abs().max().item())
     assert moved > 1e-3  # the weights did train (the comparison is not of two starts)
+    # The processes stay for the next update, which trains on its own start.
+    workers = list(pool._workers)
+    task, again = fresh(minilm)
+    assert pool.train(task, again, train, validation, config).steps == 5
+    assert pool._workers == workers and all(w.is_alive() for w in workers)
+    assert all(torch.allclose(p, trained[name], atol=2e-4)
+               for name, p in trainable_parameters(again))
 
 
-def test_a_failing_process_fails_the_update_with_its_error(minilm) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_process_ends_the_pool_with_its_error_and_the_next_update_starts_another(
+        minilm, pool) -> None:  # type: ignore[no-untyped-def]
     task, model = fresh(minilm)
     bad = [*reviews(7), TrainingExample(input="who knows", target="maybe")]  # not a label
     with pytest.raises(TrainingProcessError, match="KeyError: 'maybe'") as caught:
-        train_data_parallel(task, model, bad, [], TrainConfig(max_steps=1), processes=2)
+        pool.train(task, model, bad, [], TrainConfig(max_steps=1))
     assert not caught.value.out_of_memory and not _out_of_memory(caught.value)
-    with pytest.raises(ValueError, match="at least 2 processes"):
-        train_data_parallel(task, model, bad, [], TrainConfig(), processes=1)
+    assert not pool.started  # every process stopped: one may have waited on the other
+    assert pool.train(task, model, reviews(8), [], TrainConfig(max_steps=1)).steps == 1
+
+
+def test_a_killed_process_fails_the_update_as_out_of_memory(minilm, pool) -> None:  # type: ignore[no-untyped-def]
+    task, model = fresh(minilm)
+    pool.train(task, model, reviews(8), [], TrainConfig(max_steps=1))  # started, idle
+    pool._workers[1].kill()  # what the kernel's out-of-memory killer does
+    with pytest.raises(TrainingProcessError, match=r"process 1 ended .*signal 9") as caught:
+        pool.train(task, model, reviews(8), [], TrainConfig(max_steps=1))
+    assert _out_of_memory(caught.value) and not pool.started
 
 
 def test_the_learner_spreads_an_update_and_publishes_it(
@@ -92,8 +119,11 @@ def test_the_learner_spreads_an_update_and_publishes_it(
 
     settings = learner_settings(str(tmp_path / "store"), data_parallel=2, torch_threads=2)
     updater = IncrementalUpdater(settings, models=resident_models)
-    with caplog.at_level(logging.INFO, logger="driftloop.learner.training.data_parallel"):
-        result = updater.update(sentiment_request("dp-1", n=64), VersionLog())
+    try:
+        with caplog.at_level(logging.INFO, logger="driftloop.learner.training.data_parallel"):
+            result = updater.update(sentiment_request("dp-1", n=64), VersionLog())
+    finally:
+        updater.close()
     assert "in 2 processes" in caplog.text
     event = result.event
     assert event.metadata["steps"] > 0 and event.metadata["train_processes"] == 2
