@@ -7,6 +7,7 @@ from task_helpers import fresh, items, labels
 
 from driftloop.schemas import Feedback, Interaction
 from driftloop.schemas.commands import Command
+from driftloop.schemas.enums import FeedbackSource
 from driftloop.schemas.settings import TaskSettings, WorkerSettings
 from driftloop.streams.pipeline import TaskState, new_buffer, new_join_window
 from driftloop.streams.state_codec import dumps, loads
@@ -239,3 +240,17 @@ def test_a_task_that_names_many_domains_is_warned_about_once_per_doubling(caplog
     warned = [r.getMessage() for r in caplog.records if "domains" in r.getMessage()]
     assert len(warned) == 2 and "has seen 64 domains" in warned[0]
     assert "has seen 128 domains" in warned[1]
+
+
+def test_a_reviewers_label_weighs_what_the_settings_say_and_a_users_one():
+    worker = WorkerSettings(buffer={"reviewer_weight": 3.0})
+    state = TaskState("t", worker, TaskSettings())
+    join, buffer = new_join_window(worker), new_buffer(worker)
+    xs = items(4)
+    state.on_interactions(xs, join=join, buffer=buffer, bucket="b0", now=0.0)
+    answers = labels(xs[:2]) + [f.model_copy(update={"source": FeedbackSource.REVIEWER})
+                                for f in labels(xs[2:])]
+    state.on_feedback(answers, join=join, buffer=buffer, bucket="b1", now=1.0)
+    weights = {e.interaction_id: e.weight for e in buffer.new_examples}
+    assert weights == {"i0": 1.0, "i1": 1.0, "i2": 3.0, "i3": 3.0}
+    assert loads(dumps(state)).reviewer_weight == 3.0
