@@ -71,6 +71,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     interpolation: float = 1.0
     """Share of the trained change kept: ``start + interpolation * (trained - start)``."""
+    interpolation_choices: tuple[float, ...] = ()
+    """Shares of the trained change to choose from on the validation slice (the one with
+    the lowest validation loss; the whole change on a tie); ``interpolation`` is then
+    unused."""
     warmup_steps: int = 0
     """Steps over which the learning rate rises linearly to ``learning_rate``."""
     averaging: float = 0.0
@@ -93,6 +97,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.interpolation <= 1:
             raise ValueError(f"interpolation must be in (0, 1], got {self.interpolation}")
+        if any(not 0 < share <= 1 for share in self.interpolation_choices):
+            raise ValueError(f"interpolation_choices must be in (0, 1], got "
+                             f"{self.interpolation_choices}")
         if not 0 <= self.averaging < 1:
             raise ValueError(f"averaging must be in [0, 1), got {self.averaging}")
 
@@ -116,6 +123,8 @@ class TrainReport:
     history: list[tuple[int, float]] = field(default_factory=list)
     processes: int = 1
     """Processes the update was spread over (``learner.data_parallel``)."""
+    interpolation: float = 1.0
+    """Share of the trained change the update kept."""
 
     @property
     def examples_per_second(self) -> float:
@@ -325,6 +334,25 @@ class _EarlyStop:
             self._load(self.mean)
 
 
+def _chosen_share(early_stop: _EarlyStop, start: dict[str, torch.Tensor],
+                  config: TrainConfig) -> float:
+    """The share of the trained change (among ``config.interpolation_choices`` and the
+    whole) with the lowest validation loss; the whole change without a validation slice.
+    The weights are the trained ones again on return."""
+    if not early_stop.validation:
+        return 1.0
+    trained = early_stop._snapshot()
+    best_share, best_loss = 1.0, early_stop._loss()
+    for share in sorted(set(config.interpolation_choices) - {1.0}, reverse=True):
+        early_stop._load({name: start[name] + share * (trained[name] - start[name])
+                          for name in trained})
+        loss = early_stop._loss()
+        if loss < best_loss:
+            best_share, best_loss = share, loss
+    early_stop._load(trained)
+    return best_share
+
+
 def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExample],
                   validation: Sequence[TrainingExample], config: TrainConfig, *,
                   shard: Shard | None = None) -> TrainReport:
@@ -345,7 +373,7 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
         raise TrainingRequestError("the model has no trainable parameters")
     generator = seed_everything(config.seed)
     start = ({name: p.detach().clone() for name, p in params}
-             if config.interpolation < 1 else {})
+             if config.interpolation < 1 or config.interpolation_choices else {})
     optimizer = _Optimizer(task, params, config, shard)
     report = TrainReport()
     started = time.perf_counter()
@@ -364,9 +392,12 @@ def train_adapter(task: TrainableTask, model: Any, train: Sequence[TrainingExamp
             break
     early_stop.restore_best()
     if start:  # WiSE-FT: part of the way from where the update started
+        share = (_chosen_share(early_stop, start, config) if config.interpolation_choices
+                 else config.interpolation)
+        report.interpolation = share
         with torch.no_grad():
             for name, p in params:
-                p.copy_(start[name] + config.interpolation * (p - start[name]))
+                p.copy_(start[name] + share * (p - start[name]))
     report.train_loss = running
     report.seconds = time.perf_counter() - started
     model.eval()

@@ -37,6 +37,7 @@ def update_metadata(task_model: TaskModel, plan: UpdatePlan, report: TrainReport
         "steps": report.steps,
         "train_processes": report.processes,
         "stopped": report.stopped,
+        "interpolation": report.interpolation,
         "examples_per_second": round(report.examples_per_second, 3),
         "device": device_type,
         "timings": {k: round(v, 4) for k, v in timings.items()},

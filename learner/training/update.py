@@ -200,7 +200,9 @@ class IncrementalUpdater:
             batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
             min_steps=cfg.min_steps, eval_every=cfg.eval_every, patience=cfg.patience,
             l2_to_parent=cfg.l2_to_parent,
-            interpolation=cfg.interpolation, warmup_steps=cfg.warmup_steps,
+            interpolation=cfg.interpolation,
+            interpolation_choices=tuple(cfg.interpolation_choices),
+            warmup_steps=cfg.warmup_steps,
             averaging=cfg.averaging, curriculum=cfg.curriculum, seed=cfg.seed)
         self.trust = Trust(settings)
         self.parent_scores = ParentScores()
@@ -252,7 +254,8 @@ class IncrementalUpdater:
         interpolation, no warm-up) and may have a step floor of its own."""
         if not first:
             return self.train_config
-        return replace(self.train_config, interpolation=1.0, warmup_steps=0,
+        return replace(self.train_config, interpolation=1.0, interpolation_choices=(),
+                       warmup_steps=0,
                        min_steps=max(self.train_config.min_steps,
                                      self.settings.learner.first_min_steps))
 

@@ -10,7 +10,7 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -92,6 +92,12 @@ class LearnerSettings(Section):
         1.0, gt=0.0, le=1.0,
         description="share of the trained change a candidate keeps (WiSE-FT: the candidate is "
                     "parent + interpolation * (trained - parent); 1 = the trained adapter)")
+    interpolation_choices: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        default_factory=list,
+        description="shares of the trained change a continued update chooses from on its "
+                    "early-stop slice (the lowest validation loss; the whole change on a "
+                    "tie), e.g. [0.25, 0.5, 0.75]: WiSE-FT with the share picked per "
+                    "update; empty: interpolation as set")
     keep_parent: float = Field(
         0.0, ge=0.0, le=1.0,
         description="weight of the parent's own soft answers in the loss of each replayed "

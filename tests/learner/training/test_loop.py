@@ -222,3 +222,31 @@ def test_nothing_to_train() -> None:
 def test_bad_config(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_a_chosen_share_of_the_change_is_the_one_the_validation_slice_prefers() -> None:
+    parent = model()
+    train_adapter(LinearTask(), parent, examples(64), [], TrainConfig(learning_rate=0.1))
+    start = weights(parent)
+    # Training on flipped labels moves away from what the validation slice says is right:
+    # the smallest share offered is kept, and the weights are that share of the change.
+    config = TrainConfig(batch_size=8, max_steps=8, learning_rate=0.1, eval_every=8,
+                         interpolation_choices=(0.25, 0.5))  # one check: the last step
+    whole = model()
+    whole.load_state_dict(parent.state_dict())
+    train_adapter(LinearTask(), whole, examples(64, flip=True), [],
+                  TrainConfig(batch_size=8, max_steps=8, learning_rate=0.1))
+    chosen = model()
+    chosen.load_state_dict(parent.state_dict())
+    report = train_adapter(LinearTask(), chosen, examples(64, flip=True),
+                           examples(16, start=3), config)
+    assert report.interpolation == 0.25
+    for s, w, c in zip(start, weights(whole), weights(chosen), strict=True):
+        assert torch.allclose(c, s + 0.25 * (w - s), atol=1e-6)
+    # Training on the right labels again: the whole change is kept.
+    again = model()
+    again.load_state_dict(parent.state_dict())
+    assert train_adapter(LinearTask(), again, examples(64), examples(16, start=3),
+                         config).interpolation == 1.0
+    with pytest.raises(ValueError, match="interpolation_choices"):
+        TrainConfig(interpolation_choices=(0.0,))
