@@ -153,6 +153,7 @@ class RankPool:
                 jobs.put(job)
         except OSError:  # a broken pipe: the process that reads it is gone
             self._check_alive()
+            self.close()
             raise
         done: dict[int, bytes | None] = {}
         while len(done) < self.processes:
