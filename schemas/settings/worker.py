@@ -85,7 +85,9 @@ class BufferSettings(Section):
         1.0, gt=0, le=100,
         description="weight in training of a reviewer's label (an answer to a label "
                     "request) against a user's 1.0: reviewers answer what the model was "
-                    "least sure of, and users' labels are noisier")
+                    "least sure of, and users' labels are noisier. 2 was measured on the live "
+                    "loop, 5 seeds, 2026-12-07: questions answered 2 of 5 shifts (5), VADER "
+                    "live 0.694 (0.716): 1")
     resend_until_promoted: bool = Field(
         False,
         description="a request's new examples stay new, and later requests send them again, "
