@@ -38,6 +38,7 @@ import gc
 import io
 import logging
 import os
+import pickle
 import queue
 import socket
 import time
@@ -49,7 +50,7 @@ from typing import Any
 import torch
 
 from ...schemas.events import TrainingExample
-from ..errors import TrainingProcessError
+from ..errors import LearnerError, TrainingProcessError
 from ..models.device import ComputeDevice
 
 __all__ = ["RankPool", "Shard", "data_parallel_processes"]
@@ -155,6 +156,11 @@ class RankPool:
             self._check_alive()
             self.close()
             raise
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            self.close()  # a process that got the job waits for its peers: stop them all
+            raise LearnerError(
+                f"the update cannot be handed to data-parallel processes: {exc} (set "
+                "learner.data_parallel = 1 to train in the learner's process)") from exc
         done: dict[int, bytes | None] = {}
         while len(done) < self.processes:
             try:

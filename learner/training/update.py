@@ -229,14 +229,15 @@ class IncrementalUpdater:
                config: TrainConfig) -> TrainReport:
         """Train the candidate in place: in this process, or spread over
         ``learner.data_parallel`` processes (:mod:`.data_parallel`) when the trainable is
-        a plain task model on an unquantized base. A teacher's or the parent's soft answers
-        (distillation, ``keep_parent``) train in this process, said once per process."""
+        a plain task model on an unquantized base without gradient checkpointing (its hooks
+        do not cross to another process). A teacher's or the parent's soft answers
+        (distillation, ``keep_parent``) train in this process too, said once per process."""
         cfg = self.settings.learner
         train, validation = list(plan.split.train), list(plan.split.validation)
         processes = data_parallel_processes(cfg.data_parallel)
         if processes > 1:
             if (isinstance(trainable, (ClassificationTask, GenerationTask))
-                    and cfg.base_quantization is None):
+                    and cfg.base_quantization is None and not cfg.gradient_checkpointing):
                 if self._ranks is None or not self._ranks.started:
                     self._ranks = RankPool(processes, self.device,
                                            torch_threads=cfg.torch_threads)
@@ -244,7 +245,8 @@ class IncrementalUpdater:
             if not self._said_one_process:
                 self._said_one_process = True
                 log.warning("learner.data_parallel = %d: %s trains in this process (data "
-                            "parallel takes a plain task model on an unquantized base)",
+                            "parallel takes a plain task model on an unquantized base, "
+                            "without gradient checkpointing)",
                             cfg.data_parallel, plan.request.id)
         return train_adapter(trainable, model, train, validation, config)
 

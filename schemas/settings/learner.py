@@ -296,7 +296,8 @@ class LearnerSettings(Section):
                     "batch and the gradients are summed, so the update is the one process's "
                     "(to rounding); the processes start at the first such update and are "
                     "kept. It pays for large models on GPUs, not for MiniLM on a CPU. Not "
-                    "with base_quantization")
+                    "with base_quantization; with gradient_checkpointing, keep_parent or a "
+                    "teacher the update trains in the learner's process")
     coalesce_max: int = Field(
         8, ge=1, le=64,
         description="most queued training requests of one task and domain, one after another "

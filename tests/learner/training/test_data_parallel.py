@@ -10,7 +10,7 @@ import torch
 from learner_helpers import learner_settings, sentiment_request
 from pydantic import ValidationError
 
-from driftloop.learner.errors import TrainingProcessError
+from driftloop.learner.errors import LearnerError, TrainingProcessError
 from driftloop.learner.models.adapters import LoraSpec
 from driftloop.learner.models.device import ComputeDevice
 from driftloop.learner.models.task_model import task_model_for
@@ -113,6 +113,16 @@ def test_a_killed_process_fails_the_update_as_out_of_memory(minilm, pool) -> Non
     assert _out_of_memory(caught.value) and not pool.started
 
 
+def test_a_model_that_cannot_cross_to_the_processes_stops_the_pool_with_a_clear_error(
+        minilm, pool) -> None:  # type: ignore[no-untyped-def]
+    task, model = fresh(minilm)
+    pool.train(task, model, reviews(8), [], TrainConfig(max_steps=1))  # started, idle
+    model.register_forward_hook(lambda *args: None)  # a local hook, as checkpointing adds
+    with pytest.raises(LearnerError, match=r"learner\.data_parallel = 1"):
+        pool.train(task, model, reviews(8), [], TrainConfig(max_steps=1))
+    assert not pool.started
+
+
 def test_the_learner_spreads_an_update_and_publishes_it(
         tmp_path, resident_models, caplog) -> None:  # type: ignore[no-untyped-def]
     from driftloop.learner.training.update import IncrementalUpdater
@@ -129,6 +139,23 @@ def test_the_learner_spreads_an_update_and_publishes_it(
     assert event.metadata["steps"] > 0 and event.metadata["train_processes"] == 2
     folder = updater.store.fetch(event.adapter_uri, event.sha256, tmp_path / "fetched")
     assert (folder / "adapter_config.json").is_file()
+
+
+def test_gradient_checkpointing_trains_in_the_learners_process_and_says_so(
+        tmp_path, resident_models, caplog) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    settings = learner_settings(str(tmp_path / "store"), data_parallel=2,
+                                gradient_checkpointing=True)
+    updater = IncrementalUpdater(settings, models=resident_models)
+    try:
+        with caplog.at_level(logging.WARNING, logger="driftloop.learner.training.update"):
+            result = updater.update(sentiment_request("dp-gc", n=32), VersionLog())
+        assert updater._ranks is None  # no process was started
+    finally:
+        updater.close()
+    assert "without gradient checkpointing" in caplog.text
+    assert result.event.metadata["train_processes"] == 1
 
 
 def test_settings_refuse_processes_for_a_quantized_base() -> None:
