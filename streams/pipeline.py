@@ -44,9 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["Effects", "TaskState", "new_buffer", "new_drift_watch", "new_join_window"]
 
 STATE_VERSION = 3  # 2: the training side moved into TaskState.training; 3: regimes, shifts
-# Automatic labels are cheaper and noisier than a person's.
-_SOURCE_WEIGHT = {FeedbackSource.USER: 1.0, FeedbackSource.REVIEWER: 1.0,
-                  FeedbackSource.AUTO: 0.5}
+# Automatic labels are cheaper and noisier than a person's (a reviewer's weighs
+# worker.buffer.reviewer_weight, see TaskState.reviewer_weight).
+_SOURCE_WEIGHT = {FeedbackSource.USER: 1.0, FeedbackSource.AUTO: 0.5}
 _COMMANDS_REMEMBERED = 1000
 _MANY_DOMAINS = 64  # domains of one task before the worker warns (see _warn_many_domains)
 
