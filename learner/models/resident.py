@@ -117,8 +117,8 @@ class BaseModel:
 
         Every PEFT layer injected into them while lent is replaced by the module it wraps
         (whose frozen weights nothing trained), PEFT's config mark is removed, gradient
-        checkpointing is off and the model is back in eval mode, so the next update starts
-        from the same base. While lent, a
+        checkpointing and its input hook are off and the model is back in eval mode, so the
+        next update starts from the same base. While lent, a
         second borrower (another thread) gets a private copy instead of waiting.
         """
         if not self._lending.acquire(blocking=False):
@@ -132,6 +132,11 @@ class BaseModel:
                 strip_adapters(self.model)
                 if getattr(self.model, "is_gradient_checkpointing", False):
                     self.model.gradient_checkpointing_disable()  # serving speed, not memory
+                if hasattr(self.model, "disable_input_require_grads"):
+                    # Checkpointing's hook on the input embeddings, which transformers
+                    # removes only from a model it knows has PEFT layers: a local closure
+                    # that would also keep the model from being pickled (data_parallel).
+                    self.model.disable_input_require_grads()
             finally:
                 self._lending.release()
 

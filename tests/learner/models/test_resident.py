@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,5 @@ def test_gradient_checkpointing_gives_the_same_gradients_and_ends_with_the_lendi
     assert plain.keys() == checkpointed.keys() and plain
     assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
     assert not minilm.model.is_gradient_checkpointing  # the lending turned it off again
+    assert not getattr(minilm.model, "_require_grads_hooks", None)  # and took its hook away
+    pickle.dumps(minilm.model)  # as a data-parallel update hands it over
