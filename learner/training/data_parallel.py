@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 """How often the learner looks at its processes while they train (are they alive?)."""
+EXIT_SECONDS = 10.0
+"""Longest wait for a process whose pipe broke to be seen to have ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +154,15 @@ class RankPool:
         try:
             for jobs in self._jobs:
                 jobs.put(job)
-        except OSError:  # a broken pipe: the process that reads it is gone
+        except OSError as exc:  # a broken pipe: the process that reads it is gone or going
+            # Its pipe closes as it dies, a moment before it can be reaped as ended.
+            deadline = time.monotonic() + EXIT_SECONDS
+            while self._ended() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
             self._check_alive()
             self.close()
-            raise
+            raise TrainingProcessError(
+                f"a data-parallel training process cannot be reached: {exc}") from exc
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             self.close()  # a process that got the job waits for its peers: stop them all
             raise LearnerError(
@@ -271,8 +278,9 @@ class _Job:
 
 def _serve_rank(rank: int, group: _Group, jobs: Any, results: Any) -> None:
     """One process of the pool: join the group, then train each job's slices until told to
-    stop (``None``); rank 0 sends the trained weights back. An error is reported and ends
-    the process (the others may be stuck waiting on it)."""
+    stop (``None``) or the learner is gone; rank 0 sends the trained weights back. An error
+    is reported and ends the process (the others may be stuck waiting on it)."""
+    jobs._writer.close()  # the learner writes alone: its death ends the queue (EOFError)
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank),
                        "WORLD_SIZE": str(group.world), "LOCAL_WORLD_SIZE": str(group.world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(group.port),
@@ -287,7 +295,7 @@ def _serve_rank(rank: int, group: _Group, jobs: Any, results: Any) -> None:
     except BaseException:
         results.put(("error", rank, traceback.format_exc()))
         return
-    while (job := jobs.get()) is not None:
+    while (job := _next_job(jobs)) is not None:
         try:
             task = _on_device(job.task, accelerator.device)
             model = job.model.to(accelerator.device)
@@ -311,6 +319,16 @@ def _serve_rank(rank: int, group: _Group, jobs: Any, results: Any) -> None:
         except BaseException:
             results.put(("error", rank, traceback.format_exc()))
             return
+
+
+def _next_job(jobs: Any) -> _Job | None:
+    """The next update, or None when told to stop or when the learner that started this
+    process has died (a process it cannot reach would hold its device for ever)."""
+    try:
+        job: _Job | None = jobs.get()
+    except EOFError:
+        return None
+    return job
 
 
 def _on_device(task: Any, device: torch.device) -> Any:

@@ -4,11 +4,15 @@ process group (gloo on the CPU, as NCCL would join GPUs), the real MiniLM task m
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from learner_helpers import learner_settings, sentiment_request
 from pydantic import ValidationError
+from waiting import wait_until
 
 from driftloop.learner.errors import LearnerError, TrainingProcessError
 from driftloop.learner.models.adapters import LoraSpec
@@ -121,6 +125,45 @@ def test_a_model_that_cannot_cross_to_the_processes_stops_the_pool_with_a_clear_
     with pytest.raises(LearnerError, match=r"learner\.data_parallel = 1"):
         pool.train(task, model, reviews(8), [], TrainConfig(max_steps=1))
     assert not pool.started
+
+
+POOL_SCRIPT = """
+import sys
+import torch
+from driftloop.learner.models.device import ComputeDevice
+from driftloop.learner.training.data_parallel import RankPool
+
+if __name__ == "__main__":
+    pool = RankPool(2, ComputeDevice(torch.device("cpu")), torch_threads=2)
+    pool._start()
+    print(*[worker.pid for worker in pool._workers], flush=True)
+    sys.stdin.read()
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_the_processes_end_when_the_learner_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    learner = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(pid) for pid in learner.stdout.readline().split()]  # type: ignore[union-attr]
+        assert len(pids) == 2 and all(map(running, pids))
+    finally:
+        learner.kill()  # SIGKILL: no atexit, no daemon clean-up
+        learner.wait()
+    wait_until(lambda: not any(map(running, pids)), 60,
+               "the data-parallel processes gone after their learner was killed",
+               seen=lambda: f"running: {[pid for pid in pids if running(pid)]}")
 
 
 def test_the_learner_spreads_an_update_and_publishes_it(
