@@ -147,17 +147,20 @@ def _run_processes(ctx: click.Context, n: int, kind: str, domain: str, threads: 
         spread = IncrementalUpdater(settings.model_copy(update={
             "learner": settings.learner.model_copy(update={"data_parallel": processes})}),
             models=alone.models, device=alone.device)
-        alone.update(bench_request(n, domain=domain, kind=kind, request_id="bench-warm-up"),
-                     VersionLog())
         seconds: dict[str, list[float]] = {"one": [], "spread": []}
         steps = 0
-        for round_ in range(rounds):
-            for arm, updater in (("one", alone), ("spread", spread)):
-                request = bench_request(n, domain=domain, kind=kind,
-                                        request_id=f"bench-{arm}-{round_}")
-                result = updater.update(request, VersionLog())
-                seconds[arm].append(result.train_report.seconds)
-                steps = result.train_report.steps
+        try:
+            alone.update(bench_request(n, domain=domain, kind=kind,
+                                       request_id="bench-warm-up"), VersionLog())
+            for round_ in range(rounds):
+                for arm, updater in (("one", alone), ("spread", spread)):
+                    request = bench_request(n, domain=domain, kind=kind,
+                                            request_id=f"bench-{arm}-{round_}")
+                    result = updater.update(request, VersionLog())
+                    seconds[arm].append(result.train_report.seconds)
+                    steps = result.train_report.steps
+        finally:
+            spread.close()
     ratios = [a / b for a, b in zip(seconds["one"], seconds["spread"], strict=True)]
     click.echo(f"training of one {kind} update ({n} examples, {steps} steps), {rounds} rounds, "
                f"device {alone.device.type}")
@@ -168,7 +171,6 @@ def _run_processes(ctx: click.Context, n: int, kind: str, domain: str, threads: 
                    f"[{min(values):.2f}, {max(values):.2f}]")
     click.echo(f"ratio one process / spread: median {median(ratios):.2f} "
                f"[{min(ratios):.2f}, {max(ratios):.2f}]")
-    spread.close()
     return {"kind": kind, "examples": n, "steps": steps, "processes": processes,
             "device": alone.device.type, "rounds": rounds, "seconds": seconds,
             "ratio_one_to_spread": {"median": median(ratios), "min": min(ratios),

@@ -49,3 +49,20 @@ def test_probes_give_the_bench_task_a_suite_of_real_texts_from_another_domain(
     assert all(nyt[case.input] == case.expected for case in suite)
     assert sorted({case.expected for case in suite}) == ["negative", "positive"]
     assert _probe_task(tmp_path, 4, "classification", "nyt").prompt_template_id is None
+
+
+def test_processes_time_one_process_against_the_spread_and_print_the_ratio() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    run = subprocess.run([str(DRIFTLOOP), "bench", "learner", "--processes", "2", "--rounds",
+                          "2", "--examples", "16", "--threads", "2", "--json"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads(run.stdout)
+    assert (document["processes"], document["rounds"], document["device"]) == (2, 2, "cpu")
+    assert [len(document["seconds"][arm]) for arm in ("one", "spread")] == [2, 2]
+    ratio = document["ratio_one_to_spread"]
+    assert 0 < ratio["min"] <= ratio["median"] <= ratio["max"]
+    assert "ratio one process / spread" in run.stderr  # the table goes beside the JSON
+    refused = subprocess.run([str(DRIFTLOOP), "bench", "learner", "--processes", "1"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2 and "at least 2 processes" in refused.stderr
