@@ -53,7 +53,7 @@ from ...schemas.events import TrainingExample
 from ..errors import LearnerError, TrainingProcessError
 from ..models.device import ComputeDevice
 
-__all__ = ["RankPool", "Shard", "data_parallel_processes"]
+__all__ = ["RankPool", "Shard", "check_devices", "data_parallel_processes"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,28 @@ def data_parallel_processes(setting: int, *, cuda_devices: int | None = None) ->
     if cuda_devices is None:
         cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return max(cuda_devices, 1)
+
+
+def check_devices(processes: int, device: ComputeDevice, *,
+                  cuda_devices: int | None = None) -> None:
+    """Refuse more processes than GPUs when training on CUDA (one process per GPU; on the
+    CPU any number may share the cores).
+
+    >>> check_devices(2, ComputeDevice(torch.device("cpu")))
+    >>> try:
+    ...     check_devices(2, ComputeDevice(torch.device("cuda")), cuda_devices=1)
+    ... except TrainingProcessError as err:
+    ...     print(str(err).split(", and ")[1])
+    this machine shows 1 CUDA devices (0 asks for one per device)
+    """
+    if device.type != "cuda" or processes < 2:
+        return
+    if cuda_devices is None:
+        cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if processes > cuda_devices:
+        raise TrainingProcessError(
+            f"learner.data_parallel asks for {processes} processes, one per GPU, and this "
+            f"machine shows {cuda_devices} CUDA devices (0 asks for one per device)")
 
 
 class RankPool:
@@ -208,10 +230,7 @@ class RankPool:
         if self._workers:
             return
         cuda = self.device.type == "cuda"
-        if cuda and self.processes > torch.cuda.device_count():
-            raise TrainingProcessError(
-                f"learner.data_parallel asks for {self.processes} processes, one per GPU, and "
-                f"this machine shows {torch.cuda.device_count()} CUDA devices")
+        check_devices(self.processes, self.device)
         context = torch.multiprocessing.get_context("spawn")
         self._jobs = [context.SimpleQueue() for _ in range(self.processes)]
         self._results = context.Queue()

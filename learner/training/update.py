@@ -63,7 +63,7 @@ from .arms import (
     save_retrieval_candidate,
 )
 from .challenger import challenger_for
-from .data_parallel import RankPool, data_parallel_processes
+from .data_parallel import RankPool, check_devices, data_parallel_processes
 from .distill import Distillation, KeptTeacher, distillation_for
 from .domain_merge import merge_adapter_folders
 from .keep_parent import KeepingParent, parent_logits
@@ -209,6 +209,8 @@ class IncrementalUpdater:
         """The gate's results of recent parents, per example (scored once per parent)."""
         self.second_looks = SecondLooks()
         """Rejected candidates' evidence, for their second look (``gate_second_look``)."""
+        # More processes than GPUs fails every update: say so at start, not per request.
+        check_devices(data_parallel_processes(cfg.data_parallel), self.device)
         self._said_one_process = False
         self._ranks: RankPool | None = None
         """The processes of data-parallel updates (``learner.data_parallel``), once started."""

@@ -201,6 +201,16 @@ def test_gradient_checkpointing_trains_in_the_learners_process_and_says_so(
     assert result.event.metadata["train_processes"] == 1
 
 
+def test_more_processes_than_gpus_stop_the_learner_at_start(tmp_path, resident_models) -> None:  # type: ignore[no-untyped-def]
+    from driftloop.learner.training.update import IncrementalUpdater
+
+    settings = learner_settings(str(tmp_path / "store"), data_parallel=2)
+    gpu = ComputeDevice(torch.device("cuda"))  # a GPU learner on a box showing fewer GPUs
+    with pytest.raises(TrainingProcessError, match="2 processes, one per GPU"):
+        IncrementalUpdater(settings, models=resident_models, device=gpu)
+    IncrementalUpdater(settings, models=resident_models, device=CPU).close()  # CPU: any number
+
+
 def test_settings_refuse_processes_for_a_quantized_base() -> None:
     assert LearnerSettings(data_parallel=0).data_parallel == 0
     with pytest.raises(ValidationError, match="base_quantization"):
