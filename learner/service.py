@@ -132,6 +132,9 @@ class LearnerService:
         server = (self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
                   if cfg.metrics_port is not None else None)
         try:
+            if self.updater.start_processes():  # their imports overlap the group join
+                log.info("data-parallel training processes starting (learner.data_parallel "
+                         "= %d)", cfg.data_parallel)
             async with (self._producer, self._consumer, heartbeat,
                         admin_client(self.settings) as admin):
                 self._ledger = AttemptLedger(self._consumer, admin,

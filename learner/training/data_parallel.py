@@ -168,7 +168,7 @@ class RankPool:
         from .loop import TrainReport, trainable_parameters
 
         started = time.perf_counter()
-        self._start()
+        self.start()
         log.info("training on %d examples in %d processes (%s)", len(train), self.processes,
                  "one per GPU" if self.device.type == "cuda"
                  else f"CPU, {self.threads} threads each")
@@ -226,7 +226,9 @@ class RankPool:
                 worker.join()
         self._jobs, self._results = [], None
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the processes when none run (each imports torch and joins the group in the
+        background; the first job waits for them). A learner calls it at boot."""
         if self._workers:
             return
         cuda = self.device.type == "cuda"

@@ -227,6 +227,28 @@ class IncrementalUpdater:
             self._ranks.close()
             self._ranks = None
 
+    def start_processes(self) -> bool:
+        """Start the processes of data-parallel updates now instead of at the first update,
+        which would wait seconds for their imports (the learner calls it at boot); True when
+        the settings spread updates over processes."""
+        ranks = self._rank_pool()
+        if ranks is None:
+            return False
+        ranks.start()
+        return True
+
+    def _rank_pool(self) -> RankPool | None:
+        """The kept processes of data-parallel updates (made, not started, when missing), or
+        None when the settings train in this process: ``data_parallel`` 1, or gradient
+        checkpointing, whose hooks on the base do not cross to another process."""
+        cfg = self.settings.learner
+        processes = data_parallel_processes(cfg.data_parallel)
+        if processes < 2 or cfg.base_quantization is not None or cfg.gradient_checkpointing:
+            return None
+        if self._ranks is None or not self._ranks.started:
+            self._ranks = RankPool(processes, self.device, torch_threads=cfg.torch_threads)
+        return self._ranks
+
     def _train(self, trainable: Any, model: Any, plan: UpdatePlan,
                config: TrainConfig) -> TrainReport:
         """Train the candidate in place: in this process, or spread over
@@ -236,14 +258,10 @@ class IncrementalUpdater:
         (distillation, ``keep_parent``) train in this process too, said once per process."""
         cfg = self.settings.learner
         train, validation = list(plan.split.train), list(plan.split.validation)
-        processes = data_parallel_processes(cfg.data_parallel)
-        if processes > 1:
-            if (isinstance(trainable, (ClassificationTask, GenerationTask))
-                    and cfg.base_quantization is None and not cfg.gradient_checkpointing):
-                if self._ranks is None or not self._ranks.started:
-                    self._ranks = RankPool(processes, self.device,
-                                           torch_threads=cfg.torch_threads)
-                return self._ranks.train(trainable, model, train, validation, config)
+        if data_parallel_processes(cfg.data_parallel) > 1:
+            ranks = self._rank_pool()
+            if ranks is not None and isinstance(trainable, (ClassificationTask, GenerationTask)):
+                return ranks.train(trainable, model, train, validation, config)
             if not self._said_one_process:
                 self._said_one_process = True
                 log.warning("learner.data_parallel = %d: %s trains in this process (data "

@@ -294,7 +294,7 @@ class LearnerSettings(Section):
                     "accelerate: one per GPU of the box (0: every visible CUDA device; 1: "
                     "in the learner's own process). Each process trains on a slice of every "
                     "batch and the gradients are summed, so the update is the one process's "
-                    "(to rounding); the processes start at the first such update and are "
+                    "(to rounding); the processes start with the learner and are "
                     "kept. It pays for large models on GPUs, not for MiniLM on a CPU. Not "
                     "with base_quantization; with gradient_checkpointing, keep_parent or a "
                     "teacher the update trains in the learner's process")

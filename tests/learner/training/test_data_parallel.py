@@ -135,7 +135,7 @@ from driftloop.learner.training.data_parallel import RankPool
 
 if __name__ == "__main__":
     pool = RankPool(2, ComputeDevice(torch.device("cpu")), torch_threads=2)
-    pool._start()
+    pool.start()
     print(*[worker.pid for worker in pool._workers], flush=True)
     sys.stdin.read()
 """
@@ -173,8 +173,12 @@ def test_the_learner_spreads_an_update_and_publishes_it(
     settings = learner_settings(str(tmp_path / "store"), data_parallel=2, torch_threads=2)
     updater = IncrementalUpdater(settings, models=resident_models)
     try:
+        assert updater.start_processes()  # at boot, as the learner does
+        booted = list(updater._ranks._workers)  # type: ignore[union-attr]
+        assert len(booted) == 2
         with caplog.at_level(logging.INFO, logger="driftloop.learner.training.data_parallel"):
             result = updater.update(sentiment_request("dp-1", n=64), VersionLog())
+        assert updater._ranks._workers == booted  # type: ignore[union-attr]  # no second start
     finally:
         updater.close()
     assert "in 2 processes" in caplog.text
@@ -192,6 +196,7 @@ def test_gradient_checkpointing_trains_in_the_learners_process_and_says_so(
                                 gradient_checkpointing=True)
     updater = IncrementalUpdater(settings, models=resident_models)
     try:
+        assert not updater.start_processes()
         with caplog.at_level(logging.WARNING, logger="driftloop.learner.training.update"):
             result = updater.update(sentiment_request("dp-gc", n=32), VersionLog())
         assert updater._ranks is None  # no process was started
