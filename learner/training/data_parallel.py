@@ -11,16 +11,17 @@ dropout masks are drawn per process, so with dropout it is a different draw of t
 update). Validation losses are summed the same way, so early stop decides the same in every
 process.
 
-The processes are started once, at the first such update, with ``spawn`` (CUDA cannot be
-forked once the learner has used it), and kept for the next updates: starting one costs
-seconds of imports. accelerate's :class:`~accelerate.Accelerator` joins them in a process
-group (NCCL on GPUs, gloo on the CPU) and gives each its device. Each update hands them the
-task model and the model to train, not loaded again: their tensors travel as CUDA IPC
-handles or shared memory, so the frozen base weights are not copied per process on the same
-device; each process clones only the weights it trains. Rank 0 sends the trained weights
-back, the learner loads them into its own model, and the gate, the store and the version
-event are the learner's as before. A process that fails or dies ends the pool (the others
-may be waiting on it in a collective); the next update starts a new one.
+The processes are started once, with ``spawn`` (CUDA cannot be forked once the learner has
+used it), when the learner boots (:meth:`RankPool.start`) or else at the first such update,
+and kept for the next updates: starting one costs seconds of imports. accelerate's
+:class:`~accelerate.Accelerator` joins them in a process group (NCCL on GPUs, gloo on the
+CPU) and gives each its device. Each update hands them the task model and the model to
+train, not loaded again: their tensors travel as CUDA IPC handles or shared memory, so the
+frozen base weights are not copied per process on the same device; each process clones only
+the weights it trains. Rank 0 sends the trained weights back, the learner loads them into
+its own model, and the gate, the store and the version event are the learner's as before. A
+process that fails or dies ends the pool (the others may be waiting on it in a collective);
+the next update starts it again.
 
 Examples
 --------
@@ -45,7 +46,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -129,7 +130,7 @@ def check_devices(processes: int, device: ComputeDevice, *,
 
 
 class RankPool:
-    """The processes data-parallel updates train in, started at the first and kept.
+    """The processes data-parallel updates train in, started once and kept.
 
     >>> pool = RankPool(2, ComputeDevice(torch.device("cpu")), torch_threads=2)
     >>> pool.processes, pool.started  # nothing runs before the first update
@@ -197,12 +198,8 @@ class RankPool:
             except queue.Empty:
                 self._check_alive()
                 continue
-            if kind == "error":  # the cause may be a peer that died without a word
-                died = self._ended(besides=rank)
-                self.close()
-                if died is not None:
-                    raise died from _failed(rank, payload)
-                raise _failed(rank, payload)
+            if kind == "error":
+                self._fail(rank, payload)
             done[rank] = payload
         saved = torch.load(io.BytesIO(done[0] or b""), map_location="cpu", weights_only=False)
         weights: dict[str, torch.Tensor] = saved["weights"]
@@ -255,14 +252,19 @@ class RankPool:
             kind, rank, payload = self._results.get(timeout=POLL_SECONDS)
         except queue.Empty:
             kind = None
-        if kind == "error":  # its last word; still, a peer that died first is the cause
-            cause = self._ended(besides=rank)
-            self.close()
-            if cause is not None:
-                raise cause from _failed(rank, payload)
-            raise _failed(rank, payload)
+        if kind == "error":  # its last word
+            self._fail(rank, payload)
         self.close()
         raise died
+
+    def _fail(self, rank: int, traceback_text: str) -> NoReturn:
+        """Stop every process and raise process ``rank``'s error; a peer that died without a
+        word is named first, as the likelier cause."""
+        died = self._ended(besides=rank)
+        self.close()
+        if died is not None:
+            raise died from _failed(rank, traceback_text)
+        raise _failed(rank, traceback_text)
 
     def _ended(self, *, besides: int | None = None) -> TrainingProcessError | None:
         """The error of the first process (but ``besides``) that has ended, if any."""

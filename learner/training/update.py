@@ -238,14 +238,15 @@ class IncrementalUpdater:
         return True
 
     def _rank_pool(self) -> RankPool | None:
-        """The kept processes of data-parallel updates (made, not started, when missing), or
-        None when the settings train in this process: ``data_parallel`` 1, or gradient
-        checkpointing, whose hooks on the base do not cross to another process."""
+        """The kept processes of data-parallel updates (made, not started, when missing; a
+        pool that failed starts again at its next job), or None when the settings train in
+        this process: ``data_parallel`` 1, or gradient checkpointing, whose hooks on the
+        base do not cross to another process."""
         cfg = self.settings.learner
         processes = data_parallel_processes(cfg.data_parallel)
         if processes < 2 or cfg.base_quantization is not None or cfg.gradient_checkpointing:
             return None
-        if self._ranks is None or not self._ranks.started:
+        if self._ranks is None:
             self._ranks = RankPool(processes, self.device, torch_threads=cfg.torch_threads)
         return self._ranks
 
