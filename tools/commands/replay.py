@@ -104,6 +104,9 @@ def replay(ctx: click.Context, source: str, target: str, partitions: tuple[int, 
         click.echo(f"{verb} {result.copied} records from {spec.source} to {spec.target}"
                    f"{resumed}, {result.skipped} out of range, in {result.seconds:.1f} s "
                    f"[job {result.job_id}]")
+        if result.expired:
+            click.echo(f"{result.expired} offsets in range were deleted by the retention of "
+                       f"{spec.source} before they could be copied", err=True)
         if stop.is_set():
             click.echo("stopped early: run the same command again to continue", err=True)
             ctx.exit(130)

@@ -8,6 +8,10 @@ position lives as the committed offsets of a consumer group named after the job,
 killed at any moment and started again continues where its last transaction ended, and a
 ``read_committed`` reader of the target sees every record exactly once.
 
+Records the source's retention deletes before the replay reaches them cannot be copied; they
+are counted (``expired``, per partition the offsets lost) and the replay goes on from the
+partition's new beginning, so nothing disappears without being reported.
+
 The job id is derived from what is replayed (source, target, partitions, range), so running
 the same command again resumes; ``restart=True`` forgets the position.
 """
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 from aiokafka.structs import ConsumerRecord
 
 from ...client.kafka import new_consumer, new_producer, topic_partitions
@@ -94,11 +99,13 @@ class ReplaySpec:
 
 @dataclass(slots=True)
 class PartitionPlan:
-    """The offsets one partition is read over: ``[start, end)``, ``resumed_from`` if resumed."""
+    """The offsets one partition is read over: ``[start, end)``, ``resumed_from`` if resumed,
+    ``expired`` the offsets after that position that retention deleted while it was stopped."""
 
     start: int
     end: int
     resumed_from: int | None = None
+    expired: int = 0
 
     @property
     def remaining(self) -> int:
@@ -107,12 +114,14 @@ class PartitionPlan:
 
 @dataclass(slots=True)
 class ReplayResult:
-    """What a replay did: records copied (or counted, for a dry run) and skipped."""
+    """What a replay did: records copied (or counted, for a dry run), skipped as out of range,
+    and ``expired``: offsets the source's retention deleted before the replay read them."""
 
     job_id: str
     dry_run: bool
     copied: int = 0
     skipped: int = 0
+    expired: int = 0
     per_partition: dict[int, int] = field(default_factory=dict)
     resumed: bool = False
     seconds: float = 0.0
@@ -154,8 +163,12 @@ async def plan_replay(consumer: AIOKafkaConsumer, spec: ReplaySpec,
     if resume:
         for tp, plan in plans.items():
             committed = await consumer.committed(tp)
-            if committed is not None and committed > plan.start:
-                plan.resumed_from = committed
+            if committed is None:
+                continue
+            plan.resumed_from = committed
+            if committed < plan.start:  # the log now begins after the recorded position
+                plan.expired = plan.start - committed
+            else:
                 plan.start = min(committed, plan.end)
     return plans
 
@@ -202,6 +215,7 @@ async def run_replay(
         plans = await plan_replay(consumer, spec, partitions.get(spec.source),
                                   resume=not restart and not dry_run)
         result.resumed = any(plan.resumed_from is not None for plan in plans.values())
+        result.expired = sum(plan.expired for plan in plans.values())
         writer = None
         if not dry_run:
             producer = await clients.enter_async_context(_replay_producer(settings, group))
@@ -227,8 +241,10 @@ async def _source_and_target(settings: Settings, spec: ReplaySpec, *,
 
 def _replay_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
     """Reads the source under the job's group, whose committed offsets are the position."""
+    # No automatic reset: a position that retention deleted raises, and _read_chunk counts
+    # what was lost before moving on (a reset would skip it without a word).
     return new_consumer(settings, group_id=group, isolation_level="read_committed",
-                        auto_offset_reset="earliest",
+                        auto_offset_reset="none",
                         max_partition_fetch_bytes=32 * 1024 * 1024,
                         fetch_max_bytes=64 * 1024 * 1024)
 
@@ -246,6 +262,7 @@ class _Chunk:
     records: list[tuple[TopicPartition, ConsumerRecord]] = field(default_factory=list)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     skipped: int = 0
+    expired: int = 0
 
 
 class _ChunkWriter:
@@ -281,6 +298,11 @@ async def _copy(consumer: AIOKafkaConsumer, spec: ReplaySpec,
     for tp, plan in plans.items():
         consumer.seek(tp, plan.start)
     reached = {tp: plan.start for tp, plan in plans.items()}
+    fresh = {tp: plan.start for tp, plan in plans.items() if plan.resumed_from is None}
+    if writer is not None and fresh:
+        # Record where a new job starts, so offsets that retention deletes before a resumed
+        # run reaches them are counted as expired rather than silently left out.
+        await writer.write(_Chunk(positions=fresh))
     while pending and not (stop is not None and stop.is_set()):
         chunk = await _read_chunk(consumer, spec, plans, pending)
         if writer is not None and chunk.positions:
@@ -296,8 +318,12 @@ async def _read_chunk(consumer: AIOKafkaConsumer, spec: ReplaySpec,
                       plans: dict[TopicPartition, PartitionPlan],
                       pending: set[TopicPartition]) -> _Chunk:
     """One fetch of the pending partitions; a partition whose end is reached leaves them."""
-    batches = await consumer.getmany(*pending, timeout_ms=500, max_records=CHUNK_RECORDS)
     chunk = _Chunk()
+    try:
+        batches = await consumer.getmany(*pending, timeout_ms=500, max_records=CHUNK_RECORDS)
+    except OffsetOutOfRangeError as exc:
+        await _skip_expired(consumer, exc.args[0], plans, chunk)
+        batches = {}
     for tp, records in batches.items():
         end = plans[tp].end
         for record in records:
@@ -317,6 +343,23 @@ async def _read_chunk(consumer: AIOKafkaConsumer, spec: ReplaySpec,
     return chunk
 
 
+async def _skip_expired(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, int],
+                        plans: dict[TopicPartition, PartitionPlan], chunk: _Chunk) -> None:
+    """Move partitions whose position retention deleted to their new beginning, counting
+    the offsets lost in range (the chunk's positions record the move, so a resumed replay does
+    not count them twice)."""
+    beginnings = await consumer.beginning_offsets(list(fetched))
+    for tp, offset in fetched.items():
+        first = beginnings[tp]
+        if offset >= first:
+            raise ReplayError(f"offset {offset} of {tp.topic} partition {tp.partition} is past "
+                              "the end of its log: was the topic deleted and created again?")
+        end = plans[tp].end
+        chunk.expired += max(0, min(first, end) - offset)
+        chunk.positions[tp] = max(chunk.positions.get(tp, 0), min(first, end))
+        consumer.seek(tp, min(first, end))
+
+
 def _count(result: ReplayResult, chunk: _Chunk) -> None:
     """Add a chunk to the result's counts.
 
@@ -330,3 +373,4 @@ def _count(result: ReplayResult, chunk: _Chunk) -> None:
         result.per_partition[tp.partition] = result.per_partition.get(tp.partition, 0) + 1
     result.copied += len(chunk.records)
     result.skipped += chunk.skipped
+    result.expired += chunk.expired

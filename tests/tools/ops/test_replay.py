@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import NewTopic
+from aiokafka.admin import NewTopic, RecordsToDelete
 from waiting import WaitTimeout, wait_until_async
 
 from driftloop.client.kafka import admin_client, new_consumer, new_producer, topic_partitions
 from driftloop.schemas.settings import Settings
+from driftloop.tools.ops import replay as replay_module
 from driftloop.tools.ops.replay import ReplayError, ReplaySpec, run_replay
 
 pytestmark = pytest.mark.kafka
 
-BASE_MS = 1_700_000_000_000
+# An hour ago, whole seconds: records far older than the topics' retention would be deleted
+# by the broker's next retention check, in the middle of a test.
+BASE_MS = (int(time.time()) - 3600) * 1000
 
 
 async def make_topic(settings: Settings, name: str, partitions: int = 3) -> str:
@@ -68,6 +74,17 @@ async def read_all(settings: Settings, topic: str, *, expect: int | None = None,
             await wait_until_async(read_to_the_end, timeout, f"the records of {topic}",
                                    interval=0)
         return records
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ,
+            "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "DRIFTLOOP_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix}
+
+
+def replay_argv(settings: Settings, source: str, target: str) -> list[str]:
+    return [sys.executable, "-m", "driftloop.tools", "replay", "--source", source,
+            "--target", target]
 
 
 async def test_time_range_copies_exactly_the_records_in_range(kafka_settings: Settings) -> None:
@@ -133,11 +150,8 @@ async def test_killed_replay_resumes_and_copies_every_record_exactly_once(
     source = await make_topic(kafka_settings, "replay-src4")
     target = await make_topic(kafka_settings, "replay-dst4")
     await fill(kafka_settings, source, count, step_ms=1)
-    env = {**os.environ,
-           "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers,
-           "DRIFTLOOP_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix}
-    argv = [sys.executable, "-m", "driftloop.tools", "replay", "--source", source,
-            "--target", target, "--rate", "1500"]
+    env = cli_env(kafka_settings)
+    argv = [*replay_argv(kafka_settings, source, target), "--rate", "1500"]
     first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         copied = 0
@@ -166,3 +180,65 @@ async def test_killed_replay_resumes_and_copies_every_record_exactly_once(
     values = Counter(r.value for r in records)
     assert len(values) == count
     assert max(values.values()) == 1, [v for v, n in values.items() if n > 1][:5]
+
+
+async def delete_up_to(settings: Settings, topic: str, offset: int) -> dict[int, int]:
+    """Move every partition's log start to ``offset`` (or its end), as retention does."""
+    consumer = new_consumer(settings)
+    async with consumer:
+        partitions = (await topic_partitions(settings, topic))[topic]
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(tps)
+    cut = {tp: min(offset, ends[tp]) for tp in tps}
+    async with admin_client(settings) as admin:
+        await admin.delete_records({tp: RecordsToDelete(at) for tp, at in cut.items()})
+    return {tp.partition: at for tp, at in cut.items()}
+
+
+async def test_records_retention_deletes_mid_replay_are_counted_not_dropped(
+        kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = await make_topic(kafka_settings, "replay-src5")
+    target = await make_topic(kafka_settings, "replay-dst5")
+    await fill(kafka_settings, source, 300)
+    real_plan = replay_module.plan_replay
+    cut: dict[int, int] = {}
+
+    async def plan_then_expire(*args, **kwargs):
+        plans = await real_plan(*args, **kwargs)
+        cut.update(await delete_up_to(kafka_settings, source, 40))  # after planning, before reading
+        return plans
+
+    monkeypatch.setattr(replay_module, "plan_replay", plan_then_expire)
+    result = await run_replay(kafka_settings, ReplaySpec(source=source, target=target))
+    survivors = await read_all(kafka_settings, source)
+    assert result.expired == sum(cut.values()) > 0
+    assert result.copied == len(survivors) == 300 - result.expired
+    copied = await read_all(kafka_settings, target)
+    assert sorted(r.value for r in copied) == sorted(r.value for r in survivors)
+
+
+async def test_a_stopped_replay_counts_what_retention_deleted_meanwhile(
+        kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = await make_topic(kafka_settings, "replay-src6")
+    target = await make_topic(kafka_settings, "replay-dst6")
+    await fill(kafka_settings, source, 300)
+    monkeypatch.setattr(replay_module, "CHUNK_RECORDS", 20)
+    stop = asyncio.Event()
+    first = await run_replay(kafka_settings, ReplaySpec(source=source, target=target), stop=stop,
+                             progress=lambda done, total: stop.set())
+    assert 0 < first.copied < 300
+    await delete_up_to(kafka_settings, source, 60)
+    survivors = await read_all(kafka_settings, source)
+    second = subprocess.run(replay_argv(kafka_settings, source, target),
+                            env=cli_env(kafka_settings), capture_output=True, text=True,
+                            timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "(resumed)" in second.stdout
+    copied = int(re.search(r"copied (\d+) records", second.stdout).group(1))
+    expired = 300 - first.copied - copied
+    assert expired > 0
+    assert f"{expired} offsets in range were deleted by the retention" in second.stderr
+    values = Counter(r.value for r in await read_all(kafka_settings, target))
+    assert max(values.values()) == 1
+    assert {r.value for r in survivors} <= set(values)
+    assert len(values) == first.copied + copied
