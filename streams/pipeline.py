@@ -174,6 +174,10 @@ class TaskState:
     """The task's ``slice_keys`` (set from the settings whenever the state is read)."""
     reviewer_weight: float = 1.0
     """``worker.buffer.reviewer_weight`` (set from the settings whenever the state is read)."""
+    max_domains: int = 128
+    """``worker.max_domains`` (set from the settings whenever the state is read)."""
+    overflow_domain: str = "other"
+    """``worker.overflow_domain`` (set from the settings whenever the state is read)."""
 
     def __init__(self, task: str, worker: WorkerSettings, task_settings: TaskSettings) -> None:
         self.version = STATE_VERSION
@@ -187,6 +191,7 @@ class TaskState:
         self.training = TrainingRequests(task, worker, task_settings)
         self.slice_keys = tuple(task_settings.slice_keys)
         self.reviewer_weight = worker.buffer.reviewer_weight
+        self.max_domains, self.overflow_domain = worker.max_domains, worker.overflow_domain
         self.counters: Counter[str] = Counter()
         self.domain_counts: Counter[str] = Counter()
         self.applied: dict[str, int] = {}
@@ -243,7 +248,7 @@ class TaskState:
         self.last_event_ts = last_ts
         self.counters["interactions"] += len(events)
         conf_array = np.asarray(confidences, dtype=np.float64)
-        for domain, indices in _by_domain(domains).items():
+        for domain, indices in self._within_domain_cap(_by_domain(domains), entries).items():
             if not self.domain_counts[domain] and self.domain_counts:
                 self._alert([self.shifts.new_domain(
                     domain, events[indices[0]].model_version, known=len(self.domain_counts),
@@ -263,6 +268,34 @@ class TaskState:
         self._on_pairs(pairs, buffer, effects, now)
         effects.training_requests += self.check_triggers(buffer, now=now)
         return effects
+
+    def _within_domain_cap(self, groups: dict[str, list[int]],
+                           entries: list[dict[str, Any]]) -> dict[str, list[int]]:
+        """The batch's domain groups with every domain beyond ``max_domains`` (new ones, in
+        the order they first appear) folded into ``overflow_domain``, their entries too, so
+        drift, quality and examples see one domain for them; counted, never dropped."""
+        known = self.domain_counts
+        new = [domain for domain in groups if domain not in known]
+        room = self.max_domains - len(known)
+        if len(new) <= room:
+            return groups
+        overflow = self.overflow_domain
+        kept = {domain: groups[domain] for domain in groups}
+        folded = 0
+        for domain in new[max(room, 0):]:
+            if domain == overflow:
+                continue
+            indices = kept.pop(domain)
+            for index in indices:
+                entries[index]["domain"] = overflow
+            kept[overflow] = sorted(kept.get(overflow, []) + indices)
+            folded += len(indices)
+        if folded and not self.counters["domains_overflowed"]:
+            log.warning("task %r: more than %d domains; events of further domains are "
+                        "tracked as %r (worker.max_domains)", self.task, self.max_domains,
+                        overflow)
+        self.counters["domains_overflowed"] += folded
+        return kept
 
     def _slices(self, metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         """The (key, value) slices an interaction's metadata names under the task's keys.

@@ -177,6 +177,8 @@ class WorkerTables:
         state.training.adapter_per_domain = self._per_domain.get(task, False)
         state.slice_keys = self._slice_keys.get(task, ())  # the settings' keys, as they are now
         state.reviewer_weight = self.settings.worker.buffer.reviewer_weight
+        state.max_domains = self.settings.worker.max_domains
+        state.overflow_domain = self.settings.worker.overflow_domain
         return state
 
     def _finish_last_step(self, task: str) -> None:

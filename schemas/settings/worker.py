@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from ..fields import Slug
 from .section import Section, data_home
 
 __all__ = [
@@ -191,6 +192,14 @@ class WorkerSettings(Section):
         description="allocations between young-generation garbage collections (Python's "
                     "default is 700; 0 keeps it): the hot path allocates many short-lived "
                     "objects that reference counting frees anyway (`driftloop bench worker`)")
+    max_domains: int = Field(
+        128, ge=1, le=100_000,
+        description="most domains of one task the worker watches and counts apart (each "
+                    "keeps drift monitors, about 7 KB, in the task's state, which every step "
+                    "writes); events naming a further domain are watched, counted and learnt "
+                    "from as overflow_domain, and counted in domains_overflowed")
+    overflow_domain: Slug = Field(
+        "other", description="the domain events beyond max_domains are tracked as")
     join: JoinSettings = Field(default_factory=JoinSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     active: ActiveSettings = Field(default_factory=ActiveSettings)

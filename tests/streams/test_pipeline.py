@@ -237,9 +237,39 @@ def test_a_task_that_names_many_domains_is_warned_about_once_per_doubling(caplog
         event = Interaction(id=f"i{d}", ts=float(d), task="t", domain=f"tenant-{d}",
                             model_version="v1", input="hello", prediction="pos")
         state.on_interactions([event], join=join, buffer=buffer, bucket=f"b{d}", now=1.0)
-    warned = [r.getMessage() for r in caplog.records if "domains" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if "has seen" in r.getMessage()]
     assert len(warned) == 2 and "has seen 64 domains" in warned[0]
     assert "has seen 128 domains" in warned[1]
+
+
+def test_domains_beyond_the_cap_are_tracked_as_one_overflow_domain_and_counted(caplog):
+    # A producer naming one domain per customer must not grow the task state without bound:
+    # events of domains past max_domains are watched, counted and learnt as "other".
+    import logging
+
+    worker = WorkerSettings(max_domains=3, triggers={"min_examples": 1000})
+    state = TaskState("t", worker, TaskSettings())
+    join, buffer = new_join_window(worker), new_buffer(worker)
+    caplog.set_level(logging.WARNING, logger="driftloop.streams.pipeline")
+    first = items(2, domain="a") + items(2, start=10, domain="b")
+    state.on_interactions(first, join=join, buffer=buffer, bucket="b0", now=0.0)
+    # One batch: a known domain, one that still fits, then three past the cap.
+    batch = [x for k, d in enumerate(("a", "c", "d", "e", "f"))
+             for x in items(2, start=100 + 10 * k, domain=d)]
+    state.on_interactions(batch, join=join, buffer=buffer, bucket="b1", now=1.0)
+    state.on_interactions(items(3, start=200, domain="g"), join=join, buffer=buffer,
+                          bucket="b2", now=2.0)
+    state.on_interactions(items(1, start=300, domain="b"), join=join, buffer=buffer,
+                          bucket="b3", now=3.0)
+    assert dict(state.domain_counts) == {"a": 4, "b": 3, "c": 2, "other": 9}
+    assert state.counters["domains_overflowed"] == 9
+    assert sorted(state.drift.domains) == ["a", "b", "c", "other"]
+    state.on_feedback(labels(batch + first), join=join, buffer=buffer, bucket="f0", now=4.0)
+    by_input = {e.input: e.domain for e in buffer.new_examples}
+    assert by_input["in 130"] == "other" and by_input["in 110"] == "c"
+    assert by_input["in 0"] == "a" and len(by_input) == 14
+    overflow = [r.getMessage() for r in caplog.records if "worker.max_domains" in r.getMessage()]
+    assert len(overflow) == 1 and "more than 3 domains" in overflow[0]
 
 
 def test_a_reviewers_label_weighs_what_the_settings_say_and_a_users_one():
