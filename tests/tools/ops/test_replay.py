@@ -242,3 +242,29 @@ async def test_a_stopped_replay_counts_what_retention_deleted_meanwhile(
     assert max(values.values()) == 1
     assert {r.value for r in survivors} <= set(values)
     assert len(values) == first.copied + copied
+
+
+async def test_a_position_past_the_end_of_the_log_is_a_clear_error() -> None:
+    # Only a truncated or re-created log puts a position past its end (the plan never
+    # does): a stand-in consumer whose log begins below the position it was refused.
+    tp = TopicPartition("t", 0)
+    plans = {tp: replay_module.PartitionPlan(start=0, end=100)}
+    with pytest.raises(ReplayError, match="past the end of its log"):
+        await replay_module._skip_expired(_Seekable(), {tp: 50}, plans, replay_module._Chunk())
+    # Below the beginning: counted, and the partition moves on to the beginning.
+    chunk, consumer = replay_module._Chunk(), _Seekable()
+    await replay_module._skip_expired(consumer, {tp: 4}, plans, chunk)
+    assert (chunk.expired, chunk.positions, consumer.seeks) == (6, {tp: 10}, [(tp, 10)])
+
+
+class _Seekable:
+    """Stand-in consumer: the log begins at 10; seeks are recorded."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    async def beginning_offsets(self, tps):
+        return {tp: 10 for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
