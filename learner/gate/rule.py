@@ -174,12 +174,15 @@ class GateRule:
         old = paired.get("replay")
         better = self._shown_better(recent)
         p = self._p_better(recent)
+        # Which p-value decided, when the per-example proper scores did (the last one named).
+        by = " (proper scores)" if self.evidence == "scores" and recent.score_diffs else ""
         if better:
-            verdict = f"< {self.alpha:g}: better"
+            verdict = f"< {self.alpha:g}{by}: better"
         elif p >= self.alpha:
-            verdict = f">= {self.alpha:g}: not shown better"
+            verdict = f">= {self.alpha:g}{by}: not shown better"
         else:
-            verdict = f"< {self.alpha:g}, but the effect is not above {self.min_improvement:g}"
+            verdict = (f"< {self.alpha:g}{by}, but the effect is not above "
+                       f"{self.min_improvement:g}")
         reasons.append(f"recent: {recent.describe()} {verdict}")
         if old is None or not old.n:
             return better

@@ -128,8 +128,13 @@ class _Start:
     """The version whose adapter :attr:`adapter_dir` holds (None: an untrained start)."""
     domain_start: DomainStart | None = None
     parent_dir: Path | None = None
-    """The served parent's adapter, when the start is a challenger (:mod:`.challenger`)."""
+    """The served parent's adapter, when the start is a challenger (:mod:`.challenger`), or
+    the incumbent's."""
     challenger: ModelVersion | None = None
+    incumbent: ModelVersion | None = None
+    """What serves a new domain's traffic now (the task's latest promotion), when a domain's
+    first version is judged against it rather than its start
+    (``learner.gate_domain_incumbent``)."""
 
 
 @dataclass(slots=True)
@@ -313,12 +318,14 @@ class IncrementalUpdater:
         lending = ExitStack()  # the resident base weights the candidate is built on
         try:
             start = self._start(plan, versions, workdir, timings)
+            self._domain_incumbent(plan, versions, start, workdir)
             task_model = self._task_model(plan, start)
             suite = ChallengeSuite.load(plan.task.challenge_suite)
             # Built before the seeded trainable copy: loading draws random numbers.
             served = (task_model.build(start.base.fresh_copy(), self._lora_spec(),
                                        start.parent_dir)
-                      if start.challenger is not None else None)
+                      if start.challenger is not None or start.incumbent is not None
+                      else None)
             # Before the base is lent: a paraphrase check's writer may be that very base.
             robust = self._robustness(plan)
             model = self._trainable(start, task_model, lending)
@@ -350,6 +357,7 @@ class IncrementalUpdater:
                                                             served if served is not None
                                                             else model)
                 scored_as = (plan.parent.version_id if served is not None and plan.parent
+                             else start.incumbent.version_id if start.incumbent is not None
                              else start.adapter_version)
                 # A version served under a prompt policy answers under it (prompt_arm.py).
                 parent_policy = (PromptPolicy.load(parent_folder)
@@ -459,6 +467,8 @@ class IncrementalUpdater:
         lineage = start.domain_start.metadata() if start.domain_start is not None else {}
         if start.challenger is not None:
             lineage = {**lineage, "continued_from": start.challenger.version_id}
+        if start.incumbent is not None:
+            lineage = {**lineage, "judged_against": start.incumbent.version_id}
         event = version_event(
             plan, stored, before=before, after=after, decision=decision,
             passed=self.passed_status, prompt_template_id=template_ref,
@@ -527,6 +537,21 @@ class IncrementalUpdater:
                                                                         workdir)
             start.adapter_version = donor.version_id
         return start
+
+    def _domain_incumbent(self, plan: UpdatePlan, versions: VersionLog, start: _Start,
+                          workdir: Path) -> None:
+        """Under ``learner.gate_domain_incumbent``, a domain's first version (no head of its
+        own yet) is scored against the version serving that domain's traffic now, the task's
+        latest promotion, when it is not the start itself: a head that beats only its start
+        could serve the domain worse than before."""
+        if (not self.settings.learner.gate_domain_incumbent or plan.parent is not None
+                or plan.domain is None or start.adapter_dir is None):
+            return
+        current = versions.head(plan.request.task)
+        if current is None or current.version_id == start.adapter_version:
+            return
+        start.parent_dir, _ = self._fetch_adapter(current, plan.kind, workdir / "incumbent")
+        start.incumbent = current
 
     def _continue_challenger(self, plan: UpdatePlan, versions: VersionLog, start: _Start,
                              workdir: Path) -> None:
@@ -732,7 +757,7 @@ class IncrementalUpdater:
         start is untrained and the scores decide."""
         if plan.parent is not None:
             return True
-        return (self.settings.learner.gate_domain_start in ("paired", "cross-fit")
+        return (self.settings.learner.gate_domain_start in ("paired", "paired-scores", "cross-fit")
                 and plan.domain is not None and start.adapter_dir is not None)
 
     def _folds(self, plan: UpdatePlan, paired_gate: bool) -> list[Fold]:
@@ -765,6 +790,12 @@ class IncrementalUpdater:
                paired_gate: bool) -> tuple[GateDecision, Metrics]:
         """The gate's decision on one candidate, and its metrics with the tests' figures."""
         after = after | self._slices(plan, candidate_hits)
+        first_alpha = self.settings.learner.gate_domain_start_alpha
+        if paired_gate and plan.parent is None and first_alpha is not None:
+            rule = replace(rule, alpha=first_alpha * rule.alpha / self.gate.alpha)
+        if (paired_gate and plan.parent is None
+                and self.settings.learner.gate_domain_start == "paired-scores"):
+            rule = replace(rule, evidence="scores")
         weights = self._stratified(plan)
         paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
                                 candidate_scores=candidate_hits[part].scores,

@@ -159,7 +159,7 @@ class LearnerSettings(Section):
                     "candidate (classification tasks; learner/gate/second_look.py). Live "
                     "loop, 10 seeds, 2026-12-06: VADER 12 of 30 shifts within 240 labels "
                     "(12), 2 false promotions (1); questions unchanged: off")
-    gate_domain_start: Literal["score", "paired", "cross-fit"] = Field(
+    gate_domain_start: Literal["score", "paired", "paired-scores", "cross-fit"] = Field(
         "score",
         description="how a domain's first version is judged under a task's "
                     "adapter_per_domain, when it starts from other domains' heads: 'score' "
@@ -167,6 +167,16 @@ class LearnerSettings(Section):
                     "against that start, as a served parent (with cross-fitting when "
                     "gate_cross_fit >= 2); 'cross-fit' = the same, with at least two folds "
                     "of cross-fitting for that first version (its new labels are few)")
+    gate_domain_incumbent: bool = Field(
+        False,
+        description="judge a domain's first version (adapter_per_domain) against the version "
+                    "serving that domain's traffic now, the task's latest promotion, rather "
+                    "than against its start (another domain's head or their average)")
+    gate_domain_start_alpha: float | None = Field(
+        None, gt=0.0, lt=0.5,
+        description="level of the paired rule for a domain's first version under "
+                    "gate_domain_start 'paired' or 'cross-fit' (None: gate_alpha); its start "
+                    "is other domains' heads, not a version serving that domain's users")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(

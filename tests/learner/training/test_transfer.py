@@ -273,16 +273,20 @@ def test_a_new_domain_trains_from_the_average_of_the_other_domains_heads(  # typ
     assert "cannot be averaged" in caplog.text
 
 
-@pytest.mark.parametrize("judged", ["score", "paired", "cross-fit"])
+@pytest.mark.parametrize(("judged", "alpha"), [("score", None), ("paired", None),
+                                                ("paired", 0.3), ("paired-scores", None),
+                                                ("cross-fit", None)])
 def test_a_domains_first_version_is_judged_as_the_setting_says(  # type: ignore[no-untyped-def]
-        minilm, resident_models, tmp_path, judged) -> None:
+        minilm, resident_models, tmp_path, judged, alpha) -> None:
     """``learner.gate_domain_start``: the scores against the transferred start, or the
-    paired rule against it, as against a served parent, with or without cross-fitting (the
-    reason names the test)."""
+    paired rule against it, as against a served parent (at ``gate_domain_start_alpha`` when
+    set; on per-example proper scores under "paired-scores"), with or without cross-fitting
+    (the reason names the test)."""
     from driftloop.learner.serving.probe import write_probe_adapter
 
     settings = Settings(artifacts={"store_url": str(tmp_path / "store")},
-                        learner={**LEARNER_TEST_SETTINGS, "gate_domain_start": judged},
+                        learner={**LEARNER_TEST_SETTINGS, "gate_domain_start": judged,
+                                 "gate_domain_start_alpha": alpha},
                         tasks={"t": {"labels": LABELS, "adapter_per_domain": True,
                                      "domain_start": "nearest"}})
     updater = IncrementalUpdater(settings, models=resident_models)
@@ -302,11 +306,57 @@ def test_a_domains_first_version_is_judged_as_the_setting_says(  # type: ignore[
     if judged == "score":
         assert result.event.reason.startswith("holdout: ")
         assert "holdout_p_better" in result.event.metrics_after  # computed, not used
-    elif judged == "paired":
-        assert result.event.reason.startswith("recent: ") and "p(better)=" in result.event.reason
+    elif judged.startswith("paired"):
+        reason = result.event.reason
+        assert reason.startswith("recent: ") and "p(better)=" in reason
+        level = f"{alpha or settings.learner.gate_alpha:g}"
+        by = " (proper scores)" if judged == "paired-scores" else ""
+        assert f"< {level}{by}" in reason or f">= {level}{by}" in reason, reason
     else:  # the fold candidates' pairs join the recent slice's
         assert result.event.reason.startswith("cross-fit: 2 fold candidates on the ")
         assert result.event.metrics_after["holdout_cross_fit_count"] >= 12
+
+
+def test_a_domains_first_version_can_be_judged_against_what_serves_the_domain_now(  # type: ignore[no-untyped-def]
+        minilm, resident_models, tmp_path) -> None:
+    """``learner.gate_domain_incumbent``: a new domain's traffic is served by the task's
+    latest promotion (here the tweets head, answering "positive") until the domain has a
+    head; its first version starts from the NYT head (answering "negative", the only head
+    with a centroid) and is scored against the tweets head, so the parent's figures are
+    that head's: on two labels, one minus the start's."""
+    from driftloop.learner.serving.probe import write_probe_adapter
+
+    def head(domain: str, favour: str, ts: float, centroid: bool) -> ModelVersion:
+        stored = updater.store.put(write_probe_adapter(
+            minilm, tmp_path / domain, version_id=domain, labels=LABELS, favour=favour,
+            seed=0, margin=12.0))
+        return ModelVersion(
+            version_id=f"t-{domain}", ts=ts, task="t", base_model=minilm.model_id,
+            adapter_uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes,
+            status=VersionStatus.PROMOTED,
+            metadata={"domain": domain} | (
+                {"domain_centroid": [1.0] + [0.0] * 383} if centroid else {}))
+
+    examples = [{"input": e.text, "target": e.label, "domain": "movies"}
+                for e in balanced_sample(read_domain("movies"), 24, seed=3)]
+    before = {}
+    for judged_against_incumbent in (False, True):
+        settings = Settings(artifacts={"store_url": str(tmp_path / "store")},
+                            learner={**LEARNER_TEST_SETTINGS,
+                                     "gate_domain_incumbent": judged_against_incumbent},
+                            tasks={"t": {"labels": LABELS, "adapter_per_domain": True,
+                                         "domain_start": "nearest"}})
+        updater = IncrementalUpdater(settings, models=resident_models)
+        heads = [head("nyt", "negative", 1.0, True), head("tweets", "positive", 2.0, False)]
+        result = updater.update(TrainingRequest(id="r-movies", ts=3.0, task="t",
+                                                trigger="manual", examples=examples),
+                                VersionLog().extend(heads))
+        metadata = result.event.metadata
+        assert metadata["initialised_from"]["version_id"] == "t-nyt"
+        assert metadata.get("judged_against") == ("t-tweets" if judged_against_incumbent
+                                                  else None)
+        before[judged_against_incumbent] = result.event.metrics_before["holdout_score"]
+    assert before[False] + before[True] == pytest.approx(1.0)
 
 
 # -- the effect, on a real broker -------------------------------------------------------------
