@@ -165,7 +165,8 @@ class LearnerSettings(Section):
                     "adapter_per_domain, when it starts from other domains' heads: 'score' "
                     "= a higher held-out score than its start; 'paired' = the paired rule "
                     "against that start, as a served parent (with cross-fitting when "
-                    "gate_cross_fit >= 2); 'cross-fit' = the same, with at least two folds "
+                    "gate_cross_fit >= 2); 'paired-scores' = the paired rule on per-example "
+                    "proper scores; 'cross-fit' = the same as 'paired', with at least two folds "
                     "of cross-fitting for that first version (its new labels are few)")
     gate_domain_incumbent: bool = Field(
         False,
