@@ -280,7 +280,7 @@ class TaskState:
         if len(new) <= room:
             return groups
         overflow = self.overflow_domain
-        kept = {domain: groups[domain] for domain in groups}
+        kept = dict(groups)
         folded = 0
         for domain in new[max(room, 0):]:
             if domain == overflow:

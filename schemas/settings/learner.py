@@ -172,12 +172,15 @@ class LearnerSettings(Section):
         False,
         description="judge a domain's first version (adapter_per_domain) against the version "
                     "serving that domain's traffic now, the task's latest promotion, rather "
-                    "than against its start (another domain's head or their average)")
+                    "than against its start (another domain's head or their average). Live "
+                    "loop, named domains, 10 seeds, 2026-12-07: VADER 19 of 30 shifts within "
+                    "240 labels, 7 false promotions in 39 (20, 6 in 40 without): off")
     gate_domain_start_alpha: float | None = Field(
         None, gt=0.0, lt=0.5,
         description="level of the paired rule for a domain's first version under "
-                    "gate_domain_start 'paired' or 'cross-fit' (None: gate_alpha); its start "
-                    "is other domains' heads, not a version serving that domain's users")
+                    "gate_domain_start 'paired', 'paired-scores' or 'cross-fit' (None: "
+                    "gate_alpha). Live loop, named domains, 5 seeds, 2026-12-07: at 0.3, "
+                    "VADER 5 of 15 shifts within 240 labels against 11 under 'score'")
     gate_recent_examples: int = Field(
         400, gt=0, description="most held-out texts of the current regime a gate scores")
     gate_old_examples: int = Field(
