@@ -162,8 +162,10 @@ class PairedComparison:
         if self.weights:
             text += " (post-stratified by label)"
         if self.score_diffs:
-            text += (f"; proper score {self.score_effect:+.3f}, "
-                     f"p(better)={self.p_better_scores:.2g}")
+            # An aside, not a clause of its own: a gate reason's verdict follows the whole
+            # comparison, and its clauses are split at semicolons (the report groups them).
+            text += (f" (proper score {self.score_effect:+.3f}, "
+                     f"p(better)={self.p_better_scores:.2g})")
         return text
 
 

@@ -195,8 +195,8 @@ class GateRule:
         # older one shows too. Better on both together, and not behind on the recent one.
         both = pool(recent, old)
         overall = self._shown_better(both) and recent.effect >= 0.0
-        reasons.append(f"both: {both.describe()} "
-                       + (f"< {self.alpha:g}: better" if overall else "not shown better"))
+        reasons.append(f"both: {both.describe()}"
+                       + (f" < {self.alpha:g}: better" if overall else ": not shown better"))
         return overall
 
     def _p_better(self, comparison: PairedComparison) -> float:
