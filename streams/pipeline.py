@@ -281,15 +281,15 @@ class TaskState:
             return groups
         overflow = self.overflow_domain
         kept = dict(groups)
-        folded = 0
+        moved: list[int] = []
         for domain in new[max(room, 0):]:
-            if domain == overflow:
-                continue
-            indices = kept.pop(domain)
-            for index in indices:
-                entries[index]["domain"] = overflow
-            kept[overflow] = sorted(kept.get(overflow, []) + indices)
-            folded += len(indices)
+            if domain != overflow:
+                moved += kept.pop(domain)
+        for index in moved:
+            entries[index]["domain"] = overflow
+        if moved:
+            kept[overflow] = sorted(kept.get(overflow, []) + moved)
+        folded = len(moved)
         if folded and not self.counters["domains_overflowed"]:
             log.warning("task %r: more than %d domains; events of further domains are "
                         "tracked as %r (worker.max_domains)", self.task, self.max_domains,

@@ -757,7 +757,7 @@ class IncrementalUpdater:
         start is untrained and the scores decide."""
         if plan.parent is not None:
             return True
-        return (self.settings.learner.gate_domain_start in ("paired", "paired-scores", "cross-fit")
+        return (self.settings.learner.gate_domain_start != "score"
                 and plan.domain is not None and start.adapter_dir is not None)
 
     def _folds(self, plan: UpdatePlan, paired_gate: bool) -> list[Fold]:
@@ -790,12 +790,13 @@ class IncrementalUpdater:
                paired_gate: bool) -> tuple[GateDecision, Metrics]:
         """The gate's decision on one candidate, and its metrics with the tests' figures."""
         after = after | self._slices(plan, candidate_hits)
-        first_alpha = self.settings.learner.gate_domain_start_alpha
-        if paired_gate and plan.parent is None and first_alpha is not None:
-            rule = replace(rule, alpha=first_alpha * rule.alpha / self.gate.alpha)
-        if (paired_gate and plan.parent is None
-                and self.settings.learner.gate_domain_start == "paired-scores"):
-            rule = replace(rule, evidence="scores")
+        cfg = self.settings.learner
+        if paired_gate and plan.parent is None:  # a domain's first version, against its start
+            if cfg.gate_domain_start_alpha is not None:
+                rule = replace(rule, alpha=cfg.gate_domain_start_alpha * rule.alpha
+                               / self.gate.alpha)
+            if cfg.gate_domain_start == "paired-scores":
+                rule = replace(rule, evidence="scores")
         weights = self._stratified(plan)
         paired = {part: compare(candidate_hits[part].hits, parent_hits[part].hits,
                                 candidate_scores=candidate_hits[part].scores,

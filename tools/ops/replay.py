@@ -356,7 +356,7 @@ async def _skip_expired(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition
                               "the end of its log: was the topic deleted and created again?")
         end = plans[tp].end
         chunk.expired += max(0, min(first, end) - offset)
-        chunk.positions[tp] = max(chunk.positions.get(tp, 0), min(first, end))
+        chunk.positions[tp] = min(first, end)
         consumer.seek(tp, min(first, end))
 
 
