@@ -13,7 +13,9 @@ are counted (``expired``, per partition the offsets lost) and the replay goes on
 partition's new beginning, so nothing disappears without being reported.
 
 The job id is derived from what is replayed (source, target, partitions, range), so running
-the same command again resumes; ``restart=True`` forgets the position.
+the same command again resumes; ``restart=True`` forgets the position. Each committed position
+carries its partition's planned end (the offset metadata ``end=<offset>``), so a resumed job
+stops where the first run planned to: records produced to the source since are not part of it.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 from aiokafka.structs import ConsumerRecord
 
-from ...client.kafka import new_consumer, new_producer, topic_partitions
+from ...client.kafka import admin_client, new_consumer, new_producer, topic_partitions
 from ...schemas.settings import Settings
 from ..errors import ToolsError
 
-__all__ = ["ReplayError", "ReplayResult", "ReplaySpec", "plan_replay", "run_replay"]
+__all__ = ["ReplayError", "ReplayResult", "ReplaySpec", "keep_recorded_ends", "plan_replay",
+           "run_replay"]
 
 CHUNK_RECORDS = 500
 
@@ -49,7 +52,8 @@ class ReplaySpec:
     Offsets are a half-open range ``[from_offset, to_offset)`` applied to every selected
     partition; times are milliseconds since the epoch, ``[since_ms, until_ms)``, compared with
     each record's timestamp. Both may be combined; ``None`` leaves that side open (a missing
-    upper bound means the end of the partition when the replay starts).
+    upper bound means the end of the partition when the job first starts; a resumed run
+    keeps that end).
 
     Examples
     --------
@@ -145,7 +149,8 @@ def _selected(spec: ReplaySpec, available: set[int] | None) -> list[TopicPartiti
 async def plan_replay(consumer: AIOKafkaConsumer, spec: ReplaySpec,
                       source_partitions: set[int] | None, *,
                       resume: bool = True) -> dict[TopicPartition, PartitionPlan]:
-    """Resolve the spec to an offset range per partition (end offsets as of now)."""
+    """Resolve the spec to an offset range per partition (end offsets as of now; a resumed
+    job's recorded ends replace them, see :func:`keep_recorded_ends`)."""
     tps = _selected(spec, source_partitions)
     beginnings = await consumer.beginning_offsets(tps)
     ends = await consumer.end_offsets(tps)
@@ -171,6 +176,25 @@ async def plan_replay(consumer: AIOKafkaConsumer, spec: ReplaySpec,
             else:
                 plan.start = min(committed, plan.end)
     return plans
+
+
+def keep_recorded_ends(plans: dict[TopicPartition, PartitionPlan],
+                       recorded: dict[TopicPartition, int]) -> None:
+    """End each resumed partition where the job's first run planned to (``recorded``, from
+    its committed positions), so records produced since are not copied.
+
+    >>> tp = TopicPartition("t", 0)
+    >>> plans = {tp: PartitionPlan(start=250, end=400, resumed_from=250)}
+    >>> keep_recorded_ends(plans, {tp: 300})
+    >>> plans[tp].end, plans[tp].remaining
+    (300, 50)
+    """
+    for tp, plan in plans.items():
+        if plan.resumed_from is None or tp not in recorded:
+            continue
+        plan.end = max(plan.start, min(plan.end, recorded[tp]))
+        if plan.expired:  # what retention deleted counts only up to the job's own end
+            plan.expired = max(0, min(plan.start, plan.end) - plan.resumed_from)
 
 
 class _RateLimit:
@@ -215,6 +239,8 @@ async def run_replay(
         plans = await plan_replay(consumer, spec, partitions.get(spec.source),
                                   resume=not restart and not dry_run)
         result.resumed = any(plan.resumed_from is not None for plan in plans.values())
+        if result.resumed:  # the group has positions, so its coordinator exists
+            keep_recorded_ends(plans, await _recorded_ends(settings, group))
         result.expired = sum(plan.expired for plan in plans.values())
         writer = None
         if not dry_run:
@@ -223,7 +249,8 @@ async def run_replay(
             # order and the partition a consumer reads it from do not change. Otherwise the
             # key decides.
             writer = _ChunkWriter(producer, spec.target, group, _RateLimit(rate),
-                                  keep_partition=partitions[spec.target] == partitions[spec.source])
+                                  keep_partition=partitions[spec.target] == partitions[spec.source],
+                                  ends={tp: plan.end for tp, plan in plans.items()})
         await _copy(consumer, spec, plans, writer, result, progress=progress, stop=stop)
     result.seconds = time.monotonic() - started
     return result
@@ -237,6 +264,36 @@ async def _source_and_target(settings: Settings, spec: ReplaySpec, *,
         raise ReplayError(f"target topic {spec.target!r} does not exist "
                           "(create it first: driftloop topics create, or your own tooling)")
     return partitions
+
+
+END_NOTE = "end="
+
+
+def _end_note(end: int) -> str:
+    """The offset metadata a committed position carries: its partition's planned end.
+
+    >>> _end_note(1200), _noted_end(_end_note(1200)), _noted_end(""), _noted_end("end=x")
+    ('end=1200', 1200, None, None)
+    """
+    return f"{END_NOTE}{end}"
+
+
+def _noted_end(metadata: str) -> int | None:
+    """The end a position's metadata records; None for a position committed without one."""
+    if not metadata.startswith(END_NOTE):
+        return None
+    try:
+        return int(metadata.removeprefix(END_NOTE))
+    except ValueError:
+        return None
+
+
+async def _recorded_ends(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    """The planned ends the job's committed positions carry (none for a new job)."""
+    async with admin_client(settings) as admin:
+        committed = await admin.list_consumer_group_offsets(group)
+    ends = {tp: _noted_end(position.metadata or "") for tp, position in committed.items()}
+    return {tp: end for tp, end in ends.items() if end is not None}
 
 
 def _replay_consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
@@ -269,8 +326,10 @@ class _ChunkWriter:
     """Writes chunks to the target, one transaction each, with the source position."""
 
     def __init__(self, producer: AIOKafkaProducer, target: str, group: str,
-                 limiter: _RateLimit, *, keep_partition: bool) -> None:
+                 limiter: _RateLimit, *, keep_partition: bool,
+                 ends: dict[TopicPartition, int]) -> None:
         self.producer = producer
+        self.ends = ends
         self.target = target
         self.group = group
         self.limiter = limiter
@@ -284,7 +343,9 @@ class _ChunkWriter:
                     self.target, value=record.value, key=record.key,
                     headers=list(record.headers or ()), timestamp_ms=record.timestamp,
                     partition=tp.partition if self.keep_partition else None)
-            await self.producer.send_offsets_to_transaction(chunk.positions, self.group)
+            await self.producer.send_offsets_to_transaction(
+                {tp: (offset, _end_note(self.ends[tp])) for tp, offset in chunk.positions.items()},
+                self.group)
 
 
 async def _copy(consumer: AIOKafkaConsumer, spec: ReplaySpec,

@@ -20,7 +20,7 @@ from waiting import WaitTimeout, wait_until_async
 from driftloop.client.kafka import admin_client, new_consumer, new_producer, topic_partitions
 from driftloop.schemas.settings import Settings
 from driftloop.tools.ops import replay as replay_module
-from driftloop.tools.ops.replay import ReplayError, ReplaySpec, run_replay
+from driftloop.tools.ops.replay import ReplayError, ReplayResult, ReplaySpec, run_replay
 
 pytestmark = pytest.mark.kafka
 
@@ -182,6 +182,39 @@ async def test_killed_replay_resumes_and_copies_every_record_exactly_once(
     assert max(values.values()) == 1, [v for v, n in values.items() if n > 1][:5]
 
 
+async def stopped_after_a_chunk(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                suffix: str) -> tuple[str, str, ReplayResult]:
+    """A source of 300 records and a replay of it stopped after its first chunk of 20."""
+    source = await make_topic(settings, f"replay-src{suffix}")
+    target = await make_topic(settings, f"replay-dst{suffix}")
+    await fill(settings, source, 300)
+    monkeypatch.setattr(replay_module, "CHUNK_RECORDS", 20)
+    stop = asyncio.Event()
+    first = await run_replay(settings, ReplaySpec(source=source, target=target), stop=stop,
+                             progress=lambda done, total: stop.set())
+    assert 0 < first.copied < 300
+    return source, target, first
+
+
+async def test_a_resumed_replay_stops_at_the_end_its_first_run_planned(
+        kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "The end of the partition when the job starts": records produced to the source while a
+    # replay was stopped are not part of the job, and the resumed run must not copy them.
+    source, target, first = await stopped_after_a_chunk(kafka_settings, monkeypatch, "7")
+    async with new_producer(kafka_settings) as producer:  # produced after the job started
+        for i in range(60):
+            await producer.send(source, value=f"late{i}".encode(), key=b"k0")
+    second = await run_replay(kafka_settings, ReplaySpec(source=source, target=target))
+    assert second.resumed
+    assert first.copied + second.copied == 300
+    copied = await read_all(kafka_settings, target, expect=300)
+    assert sorted(r.value for r in copied) == sorted(f"r{i}".encode() for i in range(300))
+    # A new job over the same source (--restart) plans afresh and copies the late records.
+    third = await run_replay(kafka_settings, ReplaySpec(source=source, target=target),
+                             restart=True, dry_run=True)
+    assert third.copied == 360
+
+
 async def delete_up_to(settings: Settings, topic: str, offset: int) -> dict[int, int]:
     """Move every partition's log start to ``offset`` (or its end), as retention does."""
     consumer = new_consumer(settings)
@@ -219,14 +252,7 @@ async def test_records_retention_deletes_mid_replay_are_counted_not_dropped(
 
 async def test_a_stopped_replay_counts_what_retention_deleted_meanwhile(
         kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = await make_topic(kafka_settings, "replay-src6")
-    target = await make_topic(kafka_settings, "replay-dst6")
-    await fill(kafka_settings, source, 300)
-    monkeypatch.setattr(replay_module, "CHUNK_RECORDS", 20)
-    stop = asyncio.Event()
-    first = await run_replay(kafka_settings, ReplaySpec(source=source, target=target), stop=stop,
-                             progress=lambda done, total: stop.set())
-    assert 0 < first.copied < 300
+    source, target, first = await stopped_after_a_chunk(kafka_settings, monkeypatch, "6")
     await delete_up_to(kafka_settings, source, 60)
     survivors = await read_all(kafka_settings, source)
     second = subprocess.run(replay_argv(kafka_settings, source, target),
