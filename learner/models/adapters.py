@@ -20,9 +20,9 @@ from ...schemas.enums import TaskKind
 from ..errors import AdapterFormatError
 
 __all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES",
-           "PROMPT_TEMPLATE_FILE", "AdapterMetadata", "LoraSpec", "check_safetensors_only",
-           "read_metadata", "save_adapter", "save_on_parent_weights", "trainable_peft_model",
-           "write_prompt_template"]
+           "PROMPT_TEMPLATE_FILE", "AdapterMetadata", "LoraSpec", "check_filled",
+           "check_safetensors_only", "read_metadata", "save_adapter", "save_on_parent_weights",
+           "trainable_peft_model", "write_prompt_template"]
 
 ADAPTER_METADATA_FILE = "driftloop.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -215,6 +215,29 @@ def read_metadata(folder: Path) -> AdapterMetadata:
         raise AdapterFormatError(f"{path} is malformed: {exc}") from None
 
 
+def check_filled(model: Any, folder: Path, adapter_name: str = "default") -> None:
+    """Refuse an adapter that PEFT loaded into ``model`` without filling every weight.
+
+    PEFT only warns when a folder's keys do not match the model (and says nothing about a
+    head kept in ``modules_to_save``): a stored classifier loaded onto the in-memory class
+    keeps a random head and answers at chance. This compares the weights file's keys with
+    those ``adapter_name`` holds, reading only the file's header.
+    """
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    with safe_open(str(folder / ADAPTER_WEIGHTS_FILE), framework="pt") as handle:
+        stored = set(handle.keys())
+    held = set(get_peft_model_state_dict(model, adapter_name=adapter_name))
+    if stored == held:
+        return
+    missing, unused = sorted(held - stored), sorted(stored - held)
+    raise AdapterFormatError(
+        f"{folder} does not fit the model it was loaded into: {len(missing)} of its "
+        f"{len(held)} adapter weights missing (first: {missing[:1]}), {len(unused)} stored "
+        f"weights unused (first: {unused[:1]}); is it another base model's or layout's adapter?")
+
+
 def trainable_peft_model(model: Any, config: Any, parent_dir: Path | None) -> Any:
     """``model`` with a trainable adapter: a fresh one from PEFT ``config``, or the parent's
     adapter (at ``parent_dir``, stored form or in-memory form) loaded to continue training."""
@@ -225,4 +248,6 @@ def trainable_peft_model(model: Any, config: Any, parent_dir: Path | None) -> An
     if parent_dir is None:
         return get_peft_model(model, config)
     with internal_layout(parent_dir) as folder:
-        return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+        check_filled(peft_model, folder)
+        return peft_model

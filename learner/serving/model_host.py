@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ...schemas.enums import TaskKind
-from ..errors import UnservableAdapterError, VersionNotServedError
-from ..models.adapters import check_safetensors_only, read_metadata
+from ..errors import AdapterFormatError, UnservableAdapterError, VersionNotServedError
+from ..models.adapters import check_filled, check_safetensors_only, read_metadata
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.portable import internal_adapter, internal_layout, is_portable_classifier
 from ..models.prompt_policy import PromptPolicy, ShotIndex
@@ -268,11 +268,13 @@ class ModelHost:
         if kind is TaskKind.GENERATION:
             peft_model = PeftModel.from_pretrained(base.fresh_copy(), str(folder),
                                                    adapter_name=slot)
+            check_filled(peft_model, folder, slot)
             peft_model.eval()
             return _TaskModel(base_model_id, (), base.tokenizer, peft_model, [version_id],
                               kind=kind, slots={version_id: slot})
         classifier = MeanPoolClassifier(base.fresh_copy(), len(labels))
         peft_model = PeftModel.from_pretrained(classifier, str(folder), adapter_name=slot)
+        check_filled(peft_model, folder, slot)
         peft_model.eval()
         hosted = _TaskModel(base_model_id, labels, base.tokenizer, peft_model, [version_id],
                             slots={version_id: slot})
@@ -530,6 +532,11 @@ def _load_into_slot(hosted: _TaskModel, adapter: PreparedAdapter) -> str:
     slot = hosted.new_slot()
     with internal_layout(adapter.folder) as inside:
         model.load_adapter(str(inside), adapter_name=slot)
+        try:
+            check_filled(model, inside, slot)
+        except AdapterFormatError:
+            model.delete_adapter(slot)
+            raise
     return slot
 
 

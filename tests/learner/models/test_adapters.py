@@ -74,3 +74,28 @@ def test_the_model_host_refuses_a_pickle_before_peft_sees_it(tmp_path: Path) -> 
             host.load("t", "v1", tmp_path, "base")
     finally:
         host.close()
+
+
+def test_a_parent_whose_weights_do_not_fit_is_refused_before_training(  # type: ignore[no-untyped-def]
+        minilm, tmp_path: Path) -> None:
+    import shutil
+
+    from peft import LoraConfig
+    from safetensors.torch import load_file, save_file
+
+    from driftloop.learner.models.adapters import trainable_peft_model
+    from driftloop.learner.models.classification import MeanPoolClassifier
+    from driftloop.learner.serving import write_probe_adapter
+
+    good = write_probe_adapter(minilm, tmp_path / "good", version_id="good",
+                               labels=("negative", "positive"), favour="negative", seed=1)
+    config = LoraConfig(r=8, target_modules=["query", "value"], modules_to_save=["head"])
+    loaded = trainable_peft_model(MeanPoolClassifier(minilm.fresh_copy(), 2), config, good)
+    assert any(p.requires_grad for p in loaded.parameters())
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    weights = bad / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    save_file({k: v for k, v in state.items() if "layer.0." not in k}, str(weights))
+    with pytest.raises(AdapterFormatError, match="does not fit the model"):
+        trainable_peft_model(MeanPoolClassifier(minilm.fresh_copy(), 2), config, bad)

@@ -275,3 +275,35 @@ def test_a_portable_classifier_is_read_in_memory_as_its_converted_copy_loads(  #
     assert ready.state.keys() == state.keys()
     assert all(torch.equal(ready.state[key], state[key]) for key in state)
     assert sorted(p.name for p in folder.iterdir()) == files
+
+
+def _weights_edited(source: Path, dest: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of an adapter folder whose weights file went through ``edit`` (a dict -> dict)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, dest)
+    weights = dest / "adapter_model.safetensors"
+    save_file(edit(load_file(str(weights))), str(weights))
+    return dest
+
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda state: dict(list(state.items())[1:]), id="a weight missing"),
+    pytest.param(lambda state: {f"other.{k}": v for k, v in state.items()},
+                 id="keys of another model"),
+])
+@pytest.mark.parametrize("first", [True, False], ids=["first load", "later load"])
+def test_an_adapter_whose_weights_do_not_fit_the_model_is_refused(  # type: ignore[no-untyped-def]
+        host: ModelHost, probes, tmp_path: Path, edit, first: bool) -> None:
+    # PEFT loads such a folder with a warning at most, leaving those weights as they were
+    # initialised (a random head answers at chance): the host must say so instead.
+    if not first:
+        host.load(TASK, "a", probes["neg"], BASE)
+    folder = _weights_edited(probes["pos"], tmp_path / "edited", edit)
+    with pytest.raises(AdapterFormatError, match="does not fit the model"):
+        host.load(TASK, "x", folder, BASE)
+    assert host.versions(TASK) == ([] if first else ["a"])
+    if not first:
+        assert host.predict(TASK, "a", TEXTS[:1])[0].label == "negative"
+        host.load(TASK, "b", probes["pos"], BASE)  # the host still loads good versions
+        assert host.predict(TASK, "b", TEXTS[:1])[0].label == "positive"
