@@ -188,13 +188,21 @@ def keep_recorded_ends(plans: dict[TopicPartition, PartitionPlan],
     >>> keep_recorded_ends(plans, {tp: 300})
     >>> plans[tp].end, plans[tp].remaining
     (300, 50)
+
+    Offsets that retention deleted while the job was stopped count up to that end only:
+
+    >>> plans = {tp: PartitionPlan(start=500, end=600, resumed_from=250, expired=250)}
+    >>> keep_recorded_ends(plans, {tp: 300})
+    >>> plans[tp].expired, plans[tp].remaining
+    (50, 0)
     """
     for tp, plan in plans.items():
         if plan.resumed_from is None or tp not in recorded:
             continue
-        plan.end = max(plan.start, min(plan.end, recorded[tp]))
-        if plan.expired:  # what retention deleted counts only up to the job's own end
-            plan.expired = max(0, min(plan.start, plan.end) - plan.resumed_from)
+        end = min(plan.end, recorded[tp])
+        if plan.expired:
+            plan.expired = max(0, min(plan.start, end) - plan.resumed_from)
+        plan.end = max(plan.start, end)
 
 
 class _RateLimit:
