@@ -21,8 +21,8 @@ from ..errors import AdapterFormatError
 
 __all__ = ["ADAPTER_METADATA_FILE", "ADAPTER_WEIGHTS_FILE", "PICKLE_SUFFIXES",
            "PROMPT_TEMPLATE_FILE", "AdapterMetadata", "LoraSpec", "check_filled",
-           "check_safetensors_only", "read_metadata", "save_adapter", "save_on_parent_weights",
-           "trainable_peft_model", "write_prompt_template"]
+           "check_safetensors_only", "load_peft_model", "read_metadata", "save_adapter",
+           "save_on_parent_weights", "trainable_peft_model", "write_prompt_template"]
 
 ADAPTER_METADATA_FILE = "driftloop.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -238,16 +238,26 @@ def check_filled(model: Any, folder: Path, adapter_name: str = "default") -> Non
         f"weights unused (first: {unused[:1]}); is it another base model's or layout's adapter?")
 
 
+def load_peft_model(model: Any, folder: Path, *, adapter_name: str = "default",
+                    is_trainable: bool = False) -> Any:
+    """PEFT's ``PeftModel.from_pretrained`` of the adapter in ``folder`` (in-memory form),
+    refusing one that does not fill the model (:func:`check_filled`)."""
+    from peft import PeftModel
+
+    peft_model = PeftModel.from_pretrained(model, str(folder), adapter_name=adapter_name,
+                                           is_trainable=is_trainable)
+    check_filled(peft_model, folder, adapter_name)
+    return peft_model
+
+
 def trainable_peft_model(model: Any, config: Any, parent_dir: Path | None) -> Any:
     """``model`` with a trainable adapter: a fresh one from PEFT ``config``, or the parent's
     adapter (at ``parent_dir``, stored form or in-memory form) loaded to continue training."""
-    from peft import PeftModel, get_peft_model
+    from peft import get_peft_model
 
     from .portable import internal_layout
 
     if parent_dir is None:
         return get_peft_model(model, config)
     with internal_layout(parent_dir) as folder:
-        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=True)
-        check_filled(peft_model, folder)
-        return peft_model
+        return load_peft_model(model, folder, is_trainable=True)

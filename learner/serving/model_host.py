@@ -29,7 +29,12 @@ from typing import Any
 
 from ...schemas.enums import TaskKind
 from ..errors import AdapterFormatError, UnservableAdapterError, VersionNotServedError
-from ..models.adapters import check_filled, check_safetensors_only, read_metadata
+from ..models.adapters import (
+    check_filled,
+    check_safetensors_only,
+    load_peft_model,
+    read_metadata,
+)
 from ..models.classification import HEAD_MODULE, MeanPoolClassifier
 from ..models.portable import internal_adapter, internal_layout, is_portable_classifier
 from ..models.prompt_policy import PromptPolicy, ShotIndex
@@ -261,20 +266,15 @@ class ModelHost:
 
     def _first_model(self, version_id: str, folder: Path, base_model_id: str, kind: TaskKind,
                      labels: tuple[str, ...]) -> _TaskModel:
-        from peft import PeftModel
-
         base: BaseModel = self.models.get(base_model_id, kind)
         slot = "slot-0"
         if kind is TaskKind.GENERATION:
-            peft_model = PeftModel.from_pretrained(base.fresh_copy(), str(folder),
-                                                   adapter_name=slot)
-            check_filled(peft_model, folder, slot)
+            peft_model = load_peft_model(base.fresh_copy(), folder, adapter_name=slot)
             peft_model.eval()
             return _TaskModel(base_model_id, (), base.tokenizer, peft_model, [version_id],
                               kind=kind, slots={version_id: slot})
         classifier = MeanPoolClassifier(base.fresh_copy(), len(labels))
-        peft_model = PeftModel.from_pretrained(classifier, str(folder), adapter_name=slot)
-        check_filled(peft_model, folder, slot)
+        peft_model = load_peft_model(classifier, folder, adapter_name=slot)
         peft_model.eval()
         hosted = _TaskModel(base_model_id, labels, base.tokenizer, peft_model, [version_id],
                             slots={version_id: slot})
